@@ -1,0 +1,157 @@
+"""Cross-field checks: rules that involve more than one field or the world outside the file.
+
+Each check is a small named function yielding Problems; CHECKS lists them in
+the order their messages are most useful. They run only on a spec whose types
+are already valid, so they can read fields without defensive code.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.backbones import known_backbones
+from compiler.spec import ProjectSpec
+from compiler.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, VideoSource
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: tuple[str | int, ...]
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    spec_stem: str
+    """File name of the spec without extension."""
+    repo_root: Path
+
+
+Check = Callable[[ProjectSpec, CheckContext], Iterator[Problem]]
+
+
+def name_matches_file(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    if spec.name != ctx.spec_stem:
+        yield Problem(("name",), f"'{spec.name}' differs from the file name '{ctx.spec_stem}'",
+                      f"rename the file to {spec.name}.yaml or set name: {ctx.spec_stem}")
+
+
+def classes_unique(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    first_seen: dict[str, int] = {}
+    for index, name in enumerate(spec.classes):
+        if name in first_seen:
+            yield Problem(("classes", index), f"class '{name}' repeats classes[{first_seen[name]}]",
+                          "class names must be unique")
+        first_seen.setdefault(name, index)
+
+
+def split_sums_to_one(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    split = spec.data.split
+    total = split.train + split.val + split.test
+    if abs(total - 1.0) > 1e-6:
+        yield Problem(("data", "split"), f"train + val + test must sum to 1 (got {total:g})",
+                      f"for example train: {1 - split.val - split.test:g} keeps val and test as they are")
+
+
+def backbones_known(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    for path, name in ((("model", "backbone"), spec.model.backbone), (("compress", "student"), spec.compress.student)):
+        if name is not None and name not in known_backbones():
+            close = difflib.get_close_matches(name, sorted(known_backbones()), n=3, cutoff=0.7)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see timm.list_models()"
+            yield Problem(path, f"'{name}' is not a timm model", hint)
+
+
+def pretrained_matches_backbone(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    weights = spec.model.pretrained
+    if weights is not None:
+        expected = "tf_" + weights.removesuffix("_imagenet")  # efficientnet_lite0_imagenet -> tf_efficientnet_lite0
+        if spec.model.backbone != expected:
+            yield Problem(("model", "pretrained"), f"{weights} weights fit backbone '{expected}', "
+                          f"not '{spec.model.backbone}'", f"set model.backbone: {expected} or pretrained: null")
+
+
+def hpo_space_well_formed(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    hpo = spec.train.hpo
+    if hpo is None:
+        return
+    for name, dim in hpo.space.items():
+        path = ("train", "hpo", "space", name)
+        has_range = dim.low is not None or dim.high is not None
+        if has_range == (dim.choices is not None):
+            yield Problem(path, "give either low and high, or choices",
+                          "for example {low: 1.0e-4, high: 1.0e-2, log: true}")
+        elif has_range and (dim.low is None or dim.high is None or dim.low >= dim.high):
+            yield Problem(path, f"needs low < high (got low={dim.low}, high={dim.high})")
+        elif has_range and dim.log and dim.low <= 0:
+            yield Problem(path, f"a log-scaled range needs low > 0 (got {dim.low})")
+        elif dim.choices is not None and not dim.choices:
+            yield Problem(path, "choices must not be empty")
+        if hpo.sampler == "grid" and dim.choices is None:
+            yield Problem(path, "the grid sampler needs choices for every parameter", "list the values under 'choices'")
+
+
+def video_labels_defined(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    for index, source in enumerate(spec.data.sources):
+        if isinstance(source, VideoSource) and (source.label_from == "manifest") != (source.manifest is not None):
+            yield Problem(("data", "sources", index, "manifest"),
+                          "a manifest is required exactly when label_from is 'manifest'",
+                          "set label_from: manifest together with manifest: <csv>, or neither")
+
+
+def digits_source_has_classes(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    for index, source in enumerate(spec.data.sources):
+        if isinstance(source, SklearnDigitsSource) and not set(spec.classes) & {str(d) for d in range(10)}:
+            yield Problem(("data", "sources", index), "sklearn_digits provides classes '0'..'9', none of which "
+                          "is in classes", "add the digits you want, e.g. classes: ['0', '1']")
+
+
+def source_paths_stay_in_repo(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    """The lexical check runs in the schema; this one follows symbolic links that already exist."""
+    root = ctx.repo_root.resolve()
+    for index, source in enumerate(spec.data.sources):
+        if isinstance(source, ImageFolderSource | ManifestSource | VideoSource):
+            target = (ctx.repo_root / source.path)
+            if target.exists() and not target.resolve().is_relative_to(root):
+                yield Problem(("data", "sources", index, "path"), f"'{source.path}' resolves outside the "
+                              "repository (through a symbolic link)", "copy or DVC-import the data into the repo")
+
+
+def lists_unique(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    lists = {("compress", "methods"): spec.compress.methods,
+             ("dependability", "robustness", "corruptions"): spec.dependability.robustness.corruptions,
+             ("dependability", "robustness", "severities"): spec.dependability.robustness.severities,
+             ("data", "cleaning", "remove_flagged"): spec.data.cleaning.remove_flagged}
+    for path, values in lists.items():
+        for index, value in enumerate(values):
+            if value in values[:index]:
+                yield Problem((*path, index), f"{value!r} is listed twice")
+
+
+def replicas_ordered(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    serving = spec.serving
+    if serving.min_replicas > serving.max_replicas:
+        yield Problem(("serving", "min_replicas"), f"min_replicas ({serving.min_replicas}) exceeds "
+                      f"max_replicas ({serving.max_replicas})")
+
+
+CHECKS: tuple[Check, ...] = (
+    name_matches_file,
+    classes_unique,
+    split_sums_to_one,
+    backbones_known,
+    pretrained_matches_backbone,
+    hpo_space_well_formed,
+    video_labels_defined,
+    digits_source_has_classes,
+    source_paths_stay_in_repo,
+    lists_unique,
+    replicas_ordered,
+)
+
+
+def run_checks(spec: ProjectSpec, ctx: CheckContext) -> list[Problem]:
+    return [problem for check in CHECKS for problem in check(spec, ctx)]

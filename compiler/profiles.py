@@ -1,0 +1,64 @@
+"""Target hardware profiles: what a `target.hardware` name means for compression and serving.
+
+Kept as plain data so the compiler, the compression stage and the Kubernetes
+emitter read one definition of each device class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    name: str
+    description: str
+    precision: str
+    """Numeric format the deployable model is quantized to."""
+    execution_provider: str
+    """ONNX Runtime execution provider used to measure and serve the model."""
+    resources: dict[str, str]
+    """Kubernetes container requests (limits are set equal) for one predictor replica."""
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+
+
+PROFILES: dict[str, HardwareProfile] = {
+    p.name: p
+    for p in (
+        HardwareProfile(
+            name="cpu-x86",
+            description="x86-64 CPU nodes (AVX2/AVX-512, VNNI where present)",
+            precision="int8",
+            execution_provider="CPUExecutionProvider",
+            resources={"cpu": "1", "memory": "1Gi"},
+            node_selector={"kubernetes.io/arch": "amd64"},
+        ),
+        HardwareProfile(
+            name="cpu-arm",
+            description="64-bit Arm CPU nodes (Graviton, Ampere)",
+            precision="int8",
+            execution_provider="CPUExecutionProvider",
+            resources={"cpu": "1", "memory": "1Gi"},
+            node_selector={"kubernetes.io/arch": "arm64"},
+        ),
+        HardwareProfile(
+            name="nvidia-t4",
+            description="NVIDIA T4 GPU nodes",
+            precision="fp16",
+            execution_provider="CUDAExecutionProvider",
+            resources={"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"},
+            node_selector={"nvidia.com/gpu.product": "Tesla-T4"},
+            tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        ),
+        HardwareProfile(
+            name="jetson-orin",
+            description="NVIDIA Jetson Orin edge devices (arm64 + integrated GPU)",
+            precision="fp16",
+            execution_provider="TensorrtExecutionProvider",
+            resources={"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "1"},
+            node_selector={"kubernetes.io/arch": "arm64", "nvidia.com/gpu.family": "orin"},
+            tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        ),
+    )
+}

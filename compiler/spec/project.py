@@ -1,0 +1,36 @@
+"""The root of a project spec: one file in `specs/` describes one model end to end."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from compiler.spec._base import NonNegativeInt, SpecModel
+from compiler.spec.data import DataSection
+from compiler.spec.deployment import CompressSection, DependabilitySection, ServingSection, TargetSection
+from compiler.spec.training import AugmentSection, ModelSection, TrainSection
+
+ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class ProjectSpec(SpecModel):
+    """A computer-vision project: data, training, compression, dependability and serving in one file."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
+    """Lower-case DNS label starting with a letter, at most 40 characters; it names stages, paths
+    and Kubernetes objects (KServe derives longer names from it). Must equal the spec's file name."""
+    task: Literal["classification"] = "classification"
+    """Only classification today; the field exists so detection can be added without breaking specs."""
+    seed: NonNegativeInt = 0
+    """Seeds every random choice in every stage."""
+    classes: Annotated[list[ClassName], Field(min_length=2)]
+    """Class names in the order of the model's outputs; they double as folder names."""
+    data: DataSection
+    augment: AugmentSection = AugmentSection()
+    model: ModelSection = ModelSection()
+    train: TrainSection = TrainSection()
+    compress: CompressSection = CompressSection()
+    target: TargetSection = TargetSection()
+    dependability: DependabilitySection = DependabilitySection()
+    serving: ServingSection = ServingSection()

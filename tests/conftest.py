@@ -1,0 +1,64 @@
+"""Shared fixtures: a throw-away repository with the project's code and a spec or two."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main as autodl
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+
+MINIMAL_SPEC = """\
+name: {name}
+classes: ["0", "1", "2"]
+data:
+  sources:
+    - kind: sklearn_digits
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """An empty project repository: just a specs/ folder."""
+    (tmp_path / "specs").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def write_spec(repo: Path) -> Callable[[str, str], Path]:
+    def write(name: str, text: str) -> Path:
+        path = repo / "specs" / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_autodl(repo: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run the real CLI in-process against `repo`; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = autodl(["--root", str(repo), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.email=ci@autodl.test", "-c", "user.name=autodl-ci", *args],
+                          cwd=cwd, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def copy_project_code(target: Path) -> None:
+    """What a clone of this repository holds besides specs and generated files."""
+    for folder in ("compiler", "stages"):
+        shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))

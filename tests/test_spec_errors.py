@@ -1,0 +1,220 @@
+"""Error snapshots: every malformed spec is reported like a compiler, exits 2 and writes nothing.
+
+Each case gives the spec text and the exact first line expected on stderr
+(`file:line:column: field.path: message`), plus a fragment of the hint where one matters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+GOOD = """\
+name: good
+classes: ["0", "1"]
+data:
+  sources:
+    - kind: sklearn_digits
+"""
+
+BASE = GOOD.replace("name: good", "name: bad")
+
+
+def with_lines(*extra: str) -> str:
+    return BASE + "\n".join(extra) + "\n"
+
+
+CASES: list[tuple[str, str, str, str | None]] = [
+    ("unknown-top-level-key", with_lines("modle: {}"),
+     "6:1: modle: unknown field 'modle'", "did you mean 'model'?"),
+    ("budget-out-of-range", with_lines("  pruning: {budget: 1.5}"),
+     "6:21: data.pruning.budget: must be > 0 and <= 1 (got 1.5)", None),
+    ("budget-zero", with_lines("  pruning: {budget: 0}"),
+     "6:21: data.pruning.budget: must be > 0 and <= 1 (got 0.0)", None),
+    ("missing-classes", "name: bad\ndata:\n  sources:\n    - kind: sklearn_digits\n",
+     "1:1: classes: required field is missing", "add 'classes:'"),
+    ("missing-data", "name: bad\nclasses: ['0', '1']\n",
+     "1:1: data: required field is missing", "add 'data:'"),
+    ("duplicate-class", BASE.replace('["0", "1"]', '["0", "1", "0"]'),
+     "2:21: classes[2]: class '0' repeats classes[0]", "unique"),
+    ("single-class", BASE.replace('["0", "1"]', '["0"]'),
+     "2:10: classes: needs at least 2 items (got 1)", None),
+    ("class-with-slash", BASE.replace('["0", "1"]', '["0", "a/b"]'),
+     "2:16: classes[1]: invalid value 'a/b'", "folder names"),
+    ("name-not-dns", BASE.replace("name: bad", "name: Bad_Name"),
+     "1:7: name: invalid value 'Bad_Name'", "DNS label"),
+    ("name-differs-from-file", BASE.replace("name: bad", "name: other"),
+     "1:7: name: 'other' differs from the file name 'bad'", "rename the file to other.yaml"),
+    ("split-does-not-sum", with_lines("  split: {train: 0.8, val: 0.15, test: 0.15}"),
+     "6:10: data.split: train + val + test must sum to 1 (got 1.1)", "train: 0.7"),
+    ("seed-quoted", with_lines('seed: "7"'),
+     "6:7: seed: must be an integer (got '7')", "remove the quotes"),
+    ("seed-negative", with_lines("seed: -1"),
+     "6:7: seed: must be >= 0 (got -1)", None),
+    ("epochs-fractional", with_lines("train: {epochs: 2.5}"),
+     "6:17: train.epochs: must be an integer (got 2.5)", None),
+    ("augment-not-a-number", with_lines("augment: {fog: high}"),
+     "6:16: augment.fog: must be a number (got 'high')", None),
+    ("source-kind-typo", BASE.replace("kind: sklearn_digits", "kind: sklearn_digit"),
+     "5:13: data.sources[0].kind: unknown kind 'sklearn_digit'; expected one of sklearn_digits, image_folder,"
+     " manifest, video", "did you mean 'sklearn_digits'?"),
+    ("source-without-kind", BASE.replace("- kind: sklearn_digits", "- path: data/raw"),
+     "5:7: data.sources[0]: needs a 'kind' field", "kind: image_folder"),
+    ("no-sources", BASE.replace("    - kind: sklearn_digits\n", "").replace("sources:", "sources: []"),
+     "4:12: data.sources: needs at least 1 item (got 0)", None),
+    ("absolute-path", with_lines("    - {kind: image_folder, path: /etc}"),
+     "6:34: data.sources[1].path: must be a path relative to the repository root (got '/etc')", None),
+    ("path-escapes-repo", with_lines("    - {kind: manifest, path: data/../../outside.csv}"),
+     "6:30: data.sources[1].path: path leaves the repository (got data/../../outside.csv)", None),
+    ("video-manifest-missing", with_lines("    - {kind: video, path: data/drive.mp4, label_from: manifest}"),
+     "6:7: data.sources[1].manifest: a manifest is required exactly when label_from is 'manifest'", None),
+    ("unknown-backbone", with_lines("model: {backbone: resnet10}"),
+     "6:19: model.backbone: 'resnet10' is not a timm model", "resnet10t"),
+    ("pretrained-wrong-backbone", with_lines("model: {pretrained: efficientnet_lite0_imagenet}"),
+     "6:21: model.pretrained: efficientnet_lite0_imagenet weights fit backbone 'tf_efficientnet_lite0', not "
+     "'resnet10t'", "set model.backbone: tf_efficientnet_lite0"),
+    ("input-size-too-small", with_lines("model: {input_size_px: 4}"),
+     "6:24: model.input_size_px: must be >= 8 and <= 1024 (got 4)", None),
+    ("unknown-optimizer-field", with_lines("train:", "  optimizer: {name: adamw, learning_rate: 0.1}"),
+     "7:28: train.optimizer.learning_rate: unknown field 'learning_rate'", "allowed: lr, momentum, name, weight_decay"),
+    ("unknown-optimizer", with_lines("train:", "  optimizer: {name: adamx}"),
+     "7:21: train.optimizer.name: must be one of 'adamw', 'adam', 'sgd' (got 'adamx')",
+     "did you mean 'adam' or 'adamw'?"),
+    ("hpo-low-above-high", with_lines("train:", "  hpo:", "    space:", "      lr: {low: 0.1, high: 0.01}"),
+     "9:11: train.hpo.space.lr: needs low < high (got low=0.1, high=0.01)", None),
+    ("hpo-grid-needs-choices", with_lines("train:", "  hpo: {sampler: grid}"),
+     "7:8: train.hpo.space.lr: the grid sampler needs choices for every parameter", None),
+    ("hpo-unknown-tunable", with_lines("train:", "  hpo:", "    space:", "      momentm: {low: 0.1, high: 0.9}"),
+     "9:7: train.hpo.space.momentm: unknown key 'momentm'; allowed: lr, weight_decay, batch_size, "
+     "label_smoothing, drop_rate", None),
+    ("compress-method-twice", with_lines("compress: {methods: [quantize, quantize]}"),
+     "6:32: compress.methods[1]: 'quantize' is listed twice", None),
+    ("unknown-hardware", with_lines("target: {hardware: cpu-x68}"),
+     "6:20: target.hardware: must be one of 'cpu-x86', 'cpu-arm', 'nvidia-t4', 'jetson-orin' (got 'cpu-x68')",
+     "did you mean 'cpu-x86'?"),
+    ("accuracy-threshold-above-one", with_lines("dependability: {min_accuracy: 1.2}"),
+     "6:31: dependability.min_accuracy: must be >= 0 and <= 1 (got 1.2)", None),
+    ("auroc-negative", with_lines("dependability:", "  ood: {min_auroc: -0.1}"),
+     "7:20: dependability.ood.min_auroc: must be >= 0 and <= 1 (got -0.1)", None),
+    ("severity-zero", with_lines("dependability:", "  robustness: {severities: [0, 2]}"),
+     "7:29: dependability.robustness.severities[0]: must be >= 1 and <= 5 (got 0)", None),
+    ("canary-over-100", with_lines("serving: {canary_percent: 150}"),
+     "6:27: serving.canary_percent: must be >= 0 and <= 100 (got 150)", None),
+    ("replicas-reversed", with_lines("serving: {min_replicas: 5, max_replicas: 2}"),
+     "6:25: serving.min_replicas: min_replicas (5) exceeds max_replicas (2)", None),
+    ("storage-uri-scheme", with_lines("serving: {storage_uri: 'ftp://models'}"),
+     "6:24: serving.storage_uri: invalid value 'ftp://models'", "s3://"),
+    ("digits-without-digit-classes", BASE.replace('["0", "1"]', "[cat, dog]"),
+     "5:7: data.sources[0]: sklearn_digits provides classes '0'..'9', none of which is in classes", None),
+    ("duplicate-key", with_lines("seed: 1", "seed: 2"),
+     '7:1: invalid YAML: while constructing a mapping found duplicate key "seed"', "each field may appear once"),
+    ("two-documents", BASE + "---\n" + GOOD,
+     "6:1: file holds several YAML documents ('---'); put one project in each file", None),
+    ("top-level-list", "- name: bad\n",
+     "1:1: top level must be a mapping of fields (got a list)", None),
+    ("empty-file", "# nothing here\n",
+     "1:1: file is empty; a spec is a YAML mapping with at least name, classes and data", None),
+    ("syntax-error", with_lines("train: {epochs: 3"),
+     "7:1: invalid YAML: while parsing a flow mapping", None),
+    ("explicit-str-tag-is-fine-but-seed-is-not-a-string", with_lines("seed: !!str 7"),
+     "6:7: seed: must be an integer (got '7')", None),
+    ("custom-tag", with_lines("seed: !!python/object:os.system 1"),
+     "6:7: seed: YAML tag tag:yaml.org,2002:python/object:os.system is not supported", None),
+    ("non-string-key", with_lines("train:", "  1: x"),
+     "7:3: train: keys must be strings (got 1)", "quote the key"),
+    ("alias-bomb", with_lines(
+        "x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+        *(f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 6))),
+     "too many values after expanding YAML aliases", "remove the anchors"),
+]
+
+
+@pytest.fixture
+def repo_with_outputs(repo: Path, write_spec) -> Path:
+    """A repo whose generated files already exist, plus a valid spec beside the broken one."""
+    write_spec("good", GOOD)
+    for name in ("params.yaml", "dvc.yaml"):
+        (repo / name).write_text(f"# previous {name}\n", encoding="utf-8")
+    return repo
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_there_are_at_least_30_cases() -> None:
+    assert len(CASES) >= 30
+    assert len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(("case", "text", "expected", "hint"), CASES, ids=[c[0] for c in CASES])
+def test_malformed_spec_is_reported_and_nothing_is_written(
+    case: str, text: str, expected: str, hint: str | None, repo_with_outputs: Path, write_spec, run_autodl
+) -> None:
+    write_spec("bad", text)
+    before = _snapshot(repo_with_outputs)
+    code, _out, err = run_autodl("compile")
+    assert code == 2
+    lines = err.splitlines()
+    assert any(expected in line for line in lines), f"expected '{expected}' in:\n{err}"
+    first = next(line for line in lines if expected in line)
+    assert first.startswith("specs/bad.yaml:"), first
+    if ":" in expected.split(" ")[0]:  # the case pins line and column
+        assert first.startswith(f"specs/bad.yaml:{expected}"), first
+    if hint is not None:
+        assert hint in err
+    assert "Traceback" not in err
+    assert err.rstrip().endswith("no file was written")
+    assert _snapshot(repo_with_outputs) == before
+
+
+def test_every_error_of_a_file_is_reported_at_once(write_spec, run_autodl) -> None:
+    write_spec("bad", with_lines("seed: x", "train: {epochs: 0}", "serving: {canary_percent: 101}"))
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert [line.split(": ")[1] for line in err.splitlines() if line.startswith("specs/")] == [
+        "seed", "train.epochs", "serving.canary_percent"]
+    assert "3 errors" in err
+
+
+def test_errors_of_several_files_are_reported_together(write_spec, run_autodl) -> None:
+    write_spec("one", with_lines("seed: x").replace("name: bad", "name: one"))
+    write_spec("two", with_lines("seed: y").replace("name: bad", "name: two"))
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "specs/one.yaml:6:7: seed" in err
+    assert "specs/two.yaml:6:7: seed" in err
+
+
+def test_oversized_file_is_rejected_before_parsing(write_spec, run_autodl) -> None:
+    write_spec("bad", BASE + "# " + "x" * (1024 * 1024) + "\n")
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "specs/bad.yaml:1:1: file is" in err
+    assert "limited to 1048576 bytes" in err
+
+
+def test_non_utf8_file_is_rejected(repo: Path, run_autodl) -> None:
+    (repo / "specs" / "bad.yaml").write_bytes(BASE.encode() + b"# caf\xe9\n")
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "specs/bad.yaml:1:1: file is not UTF-8 text" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_symlink_out_of_the_repository_is_rejected(repo: Path, tmp_path_factory, write_spec, run_autodl) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (repo / "data").mkdir()
+    (repo / "data" / "raw").symlink_to(outside, target_is_directory=True)
+    write_spec("bad", with_lines("    - {kind: image_folder, path: data/raw}"))
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "specs/bad.yaml:6:34: data.sources[1].path: 'data/raw' resolves outside the repository" in err
+
+
+def test_no_specs_is_an_error(run_autodl) -> None:
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "specs:1:1: no spec files (*.yaml) found" in err
