@@ -1,0 +1,94 @@
+"""`autodl`: the command line. Parses arguments, calls the compiler, prints, sets the exit code.
+
+Exit codes: 0 success, 1 generated files out of date (`compile --check`),
+2 a spec is wrong (every problem printed like a compiler diagnostic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from compiler.compile import compile_repo, drift
+from compiler.errors import SpecError
+from compiler.impact import MISSING, impact, load_baseline
+from compiler.load import load_spec
+
+EXIT_DRIFT, EXIT_SPEC_ERROR = 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpecError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic.format(), file=sys.stderr)
+        count = len(exc.diagnostics)
+        print(f"autodl: {count} error{'s' if count != 1 else ''}; no file was written", file=sys.stderr)
+        return EXIT_SPEC_ERROR
+
+
+def _compile(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    if args.check:
+        diffs = drift(root)
+        for text in diffs.values():
+            sys.stdout.write(text)
+        if diffs:
+            print(f"autodl: {len(diffs)} generated file(s) out of date: {', '.join(sorted(diffs))}; "
+                  "run `autodl compile` and commit the result", file=sys.stderr)
+            return EXIT_DRIFT
+        print("autodl: generated files are up to date")
+        return 0
+    changed = compile_repo(root)
+    print(f"autodl: wrote {', '.join(changed)}" if changed else "autodl: generated files are up to date")
+    return 0
+
+
+def _impact(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    loaded = load_spec(Path(args.spec), root)
+    baseline = load_baseline(root, None if args.working_tree else args.rev)
+    results = impact(loaded, baseline)
+    if args.json:
+        payload = [{**asdict(r), "reasons": r.reasons()} for r in results]
+        print(json.dumps(payload, indent=2, default=lambda v: None if v is MISSING else str(v)))
+        return 0
+    reruns = [r for r in results if r.reruns]
+    print(f"{loaded.spec.name}: {len(reruns)} of {len(results)} stages re-run "
+          f"({loaded.path} against params.yaml/dvc.yaml from {baseline.source})")
+    width = max(len(r.stage) for r in results)
+    for result in results:
+        reasons = result.reasons()
+        print(f"  {result.stage:<{width}}  {'re-run' if result.reruns else 'up to date'}")
+        for reason in reasons:
+            print(f"  {'':<{width}}    - {reason}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autodl", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=".", help="repository root (default: current directory)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compile_cmd = commands.add_parser("compile", help="regenerate params.yaml, dvc.yaml and schemas/ from specs/")
+    compile_cmd.add_argument("--check", action="store_true",
+                             help="write nothing; show a diff and exit 1 if any generated file is out of date")
+    compile_cmd.set_defaults(run=_compile)
+
+    impact_cmd = commands.add_parser("impact", help="list the stages `dvc repro` would re-run after a spec edit")
+    impact_cmd.add_argument("spec", help="the edited spec, e.g. specs/digits.yaml")
+    impact_cmd.add_argument("--rev", default="HEAD", help="git revision of the baseline params.yaml (default HEAD)")
+    impact_cmd.add_argument("--working-tree", action="store_true",
+                            help="compare against params.yaml/dvc.yaml on disk instead of a git revision")
+    impact_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    impact_cmd.set_defaults(run=_impact)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

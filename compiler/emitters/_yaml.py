@@ -1,0 +1,28 @@
+"""Deterministic YAML text: the caller decides key order, we never reorder or wrap lines."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from ruamel.yaml import YAML
+
+
+def dump_yaml(data: Any) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
+
+
+def sort_keys(data: Any) -> Any:
+    """Recursively sort mapping keys (list order is meaning, so lists keep theirs)."""
+    if isinstance(data, dict):
+        return {key: sort_keys(data[key]) for key in sorted(data)}
+    if isinstance(data, list):
+        return [sort_keys(item) for item in data]
+    return data

@@ -1,0 +1,49 @@
+"""`params.yaml` and `dvc.yaml`: the local pipeline DVC runs with `dvc repro`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.emitters import EmitContext, header
+from compiler.emitters._yaml import dump_yaml, sort_keys
+from compiler.ir import Stage
+
+
+class ParamsEmitter:
+    """Every spec, defaults filled in, namespaced by project: the keys stages declare and read."""
+
+    name = "params"
+
+    def emit(self, ctx: EmitContext) -> dict[str, str]:
+        params = {item.spec.name: item.spec.model_dump(mode="json") for item in ctx.specs}
+        return {"params.yaml": header("#", [s.path for s in ctx.specs]) + dump_yaml(sort_keys(params))}
+
+
+class DvcPipelineEmitter:
+    """All projects' stages in one `dvc.yaml`, in pipeline order, with DVC's own key order."""
+
+    name = "dvc"
+
+    def emit(self, ctx: EmitContext) -> dict[str, str]:
+        stages = {stage.id: stage_entry(stage) for pipeline in ctx.pipelines for stage in pipeline.stages}
+        sources = [s.path for s in ctx.specs] + ["stages/registry.py"]
+        return {"dvc.yaml": header("#", sources) + dump_yaml({"stages": stages})}
+
+
+def stage_entry(stage: Stage) -> dict[str, Any]:
+    """The `dvc.yaml` entry of one stage; also what impact analysis compares against the baseline."""
+    fields: dict[str, Any] = {
+        "desc": stage.description,
+        "cmd": stage.cmd,
+        "deps": list(stage.deps),
+        "params": list(stage.params),
+        "outs": list(stage.outs),
+        "metrics": [{path: {"cache": False}} for path in stage.metrics],
+        "plots": [{plot.path: _plot_props(plot)} for plot in stage.plots],
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+def _plot_props(plot: Any) -> dict[str, Any]:
+    props = {"cache": False, "template": plot.template, "x": plot.x, "y": plot.y}
+    return props | ({"title": plot.title} if plot.title else {})

@@ -1,0 +1,70 @@
+"""Atomic writes of generated files: readers see the old text or the new, never half of one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def write_atomically(files: dict[str, str], root: Path) -> list[str]:
+    """Write every changed file; stage all temp files first so a failure leaves no file half-written.
+
+    Returns the paths whose content changed.
+    """
+    changed = {path: text for path, text in files.items() if read_text_or_none(root / path) != text}
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in changed.items():
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            staged.append((path, Path(tmp)))
+        for path, tmp in staged:
+            os.replace(tmp, root / path)
+    finally:
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
+    return sorted(changed)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write one file through a temp file in the same folder and a rename."""
+    write_atomically({path.name: text}, path.parent)
+
+
+def read_text_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a scratch directory that replaces `target` only if the block finishes without error.
+
+    Stage outputs are whole directories; a crash half-way must leave the previous
+    output (or nothing), never a mix that DVC would then cache.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield scratch
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(scratch, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(scratch, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

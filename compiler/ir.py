@@ -1,0 +1,62 @@
+"""The pipeline IR: what the planner produces and every emitter renders.
+
+Small and explicit on purpose: a stage is its command, the exact param keys it
+reads, the files it reads and writes. Emitters never look at the spec for
+anything the IR already says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plot:
+    path: str
+    x: str
+    y: str
+    template: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    project: str
+    name: str
+    description: str
+    cmd: str
+    params: tuple[str, ...]
+    """Fully qualified param keys (`digits.train.optimizer.lr`), sorted."""
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]
+    metrics: tuple[str, ...]
+    plots: tuple[Plot, ...]
+
+    @property
+    def id(self) -> str:
+        """The DVC stage name; project names cannot hold '-' at the end, stage names hold none."""
+        return f"{self.project}-{self.name}"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    project: str
+    spec_path: str
+    stages: tuple[Stage, ...]
+
+    def upstream_of(self, stage: Stage) -> tuple[Stage, ...]:
+        """Stages that write something `stage` reads."""
+        return tuple(s for s in self.stages if s is not stage and any(
+            _within(dep, out) for dep in stage.deps for out in (*s.outs, *s.metrics, *(p.path for p in s.plots))))
+
+    def downstream_closure(self, names: set[str]) -> set[str]:
+        """`names` plus every stage that transitively reads their outputs."""
+        closed = set(names)
+        for stage in self.stages:  # stages are in topological order
+            if any(up.name in closed for up in self.upstream_of(stage)):
+                closed.add(stage.name)
+        return closed
+
+
+def _within(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")

@@ -1,0 +1,44 @@
+"""Plan: ProjectSpec -> Pipeline. Pure; reads the stage registry, touches no file."""
+
+from __future__ import annotations
+
+from compiler.ir import Pipeline, Plot, Stage
+from compiler.spec import ProjectSpec
+from compiler.spec.data import SklearnDigitsSource, VideoSource
+from stages.registry import STAGES, StageInfo
+
+
+def plan(spec: ProjectSpec, spec_path: str) -> Pipeline:
+    return Pipeline(spec.name, spec_path, tuple(_stage(info, spec) for info in STAGES))
+
+
+def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
+    project = spec.name
+
+    def fill(template: str) -> str:
+        return template.format(project=project)
+
+    deps = [*info.code, *(fill(d) for d in info.deps)]
+    if info.reads_sources:
+        deps.extend(_source_paths(spec))
+    return Stage(
+        project=project,
+        name=info.name,
+        description=info.summary,
+        cmd=f"python -m {info.module} --project {project}",
+        params=tuple(sorted(f"{project}.{key}" for key in info.params)),
+        deps=tuple(sorted(set(deps))),
+        outs=tuple(fill(o) for o in info.outs),
+        metrics=tuple(fill(m) for m in info.metrics),
+        plots=tuple(Plot(fill(p.path), p.x, p.y, p.template, p.title) for p in info.plots),
+    )
+
+
+def _source_paths(spec: ProjectSpec) -> list[str]:
+    paths = []
+    for source in spec.data.sources:
+        if not isinstance(source, SklearnDigitsSource):
+            paths.append(source.path)
+        if isinstance(source, VideoSource) and source.manifest:
+            paths.append(source.manifest)
+    return paths

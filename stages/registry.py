@@ -1,0 +1,86 @@
+"""The explicit list of stages and the contract each one keeps with the pipeline.
+
+This is the single place that says which params a stage reads, which files it
+needs and which it writes. The compiler turns it into `dvc.yaml`; each stage's
+CLI receives exactly the params declared here and nothing else, so a declared
+key list can never silently fall behind the code that reads it.
+Paths are templates: `{project}` is replaced by the spec's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PlotInfo:
+    path: str
+    x: str
+    y: str
+    template: str = "linear"
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    name: str
+    summary: str
+    params: tuple[str, ...]
+    """Spec keys the stage reads, relative to the project (`train.optimizer.lr`, or a whole `train`)."""
+    code: tuple[str, ...]
+    """Source files whose change must re-run the stage."""
+    deps: tuple[str, ...] = ()
+    """Files the stage reads: outputs of earlier stages."""
+    outs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    plots: tuple[PlotInfo, ...] = ()
+    reads_sources: bool = False
+    """The stage also reads the data source paths named in the spec."""
+
+    @property
+    def module(self) -> str:
+        return f"stages.{self.name}"
+
+
+STAGES: tuple[StageInfo, ...] = (
+    StageInfo(
+        name="ingest",
+        summary="Collect images from the spec's sources into one canonical image set and manifest",
+        params=("classes", "data.sources", "data.quality.min_size_px"),
+        code=("stages/ingest.py", "stages/_sources.py", "stages/_imageio.py"),
+        outs=("data/{project}/ingest",),
+        metrics=("reports/{project}/ingest/summary.json",),
+        reads_sources=True,
+    ),
+    StageInfo(
+        name="split",
+        summary="Split the image set into train, validation and test, stratified and seeded",
+        params=("seed", "data.split"),
+        code=("stages/split.py",),
+        deps=("data/{project}/ingest",),
+        outs=("data/{project}/split",),
+    ),
+    StageInfo(
+        name="train",
+        summary="Train the spec's timm backbone with Lightning on the training split",
+        params=("seed", "classes", "model", "train"),
+        code=("stages/train.py", "stages/_model.py", "stages/_dataset.py"),
+        deps=("data/{project}/ingest", "data/{project}/split"),
+        outs=("models/{project}/train",),
+        metrics=("reports/{project}/train/metrics.json",),
+        plots=(PlotInfo("reports/{project}/train/history.csv", x="epoch", y="val_accuracy",
+                        title="Validation accuracy per epoch"),),
+    ),
+    StageInfo(
+        name="evaluate",
+        summary="Measure the trained model on the test split: accuracy, macro-F1, per-class figures",
+        params=(),
+        code=("stages/evaluate.py", "stages/_model.py", "stages/_dataset.py", "stages/_metrics.py"),
+        deps=("data/{project}/ingest", "data/{project}/split", "models/{project}/train"),
+        metrics=("reports/{project}/evaluate/metrics.json",),
+        plots=(PlotInfo("reports/{project}/evaluate/confusion.csv", x="actual", y="predicted",
+                        template="confusion", title="Confusion matrix (test split)"),),
+    ),
+)
+
+STAGES_BY_NAME: dict[str, StageInfo] = {stage.name: stage for stage in STAGES}
