@@ -1,0 +1,51 @@
+"""Load one split of the canonical image set into memory as the tensors the model consumes.
+
+Data sets here are small enough to hold in memory; loading once keeps every
+epoch free of decoding work and makes batches identical run to run.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from stages._imageio import load_rgb
+
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class SplitData:
+    images: np.ndarray
+    """uint8, N x H x W x 3."""
+    labels: np.ndarray
+    """int64 class indices into `classes`."""
+    paths: list[str]
+
+
+def load_split(ingest_dir: Path, split_csv: Path, split: str, classes: list[str], size_px: int) -> SplitData:
+    index = {name: i for i, name in enumerate(classes)}
+    with split_csv.open(newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == split]
+    images = np.stack([load_rgb(ingest_dir / row["path"], size_px) for row in rows]) if rows else (
+        np.zeros((0, size_px, size_px, 3), dtype=np.uint8))
+    labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
+    return SplitData(images, labels, [row["path"] for row in rows])
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> normalised float NCHW, exactly as the deployed model is fed."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def tensor_dataset(data: SplitData) -> TensorDataset:
+    return TensorDataset(to_tensor(data.images), torch.from_numpy(data.labels))

@@ -1,0 +1,141 @@
+"""ingest: every source in the spec -> one canonical image set plus a manifest.
+
+Images land in `images/<label>/<sha256[:16]>.png`; `manifest.csv` lists
+path, label, source, origin, sha256, width, height, mode. Unreadable files,
+labels outside `classes` and images below `min_size_px` are quarantined with a
+reason in `quarantine.csv` and never stop the run (the data-quality gate decides).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pydantic import TypeAdapter
+from tqdm import tqdm
+
+from compiler.fsutil import atomic_directory
+from compiler.spec.data import Source
+from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._imageio import UnreadableImage, canonicalize
+from stages._sources import RawItem, UnsupportedSource, iter_source
+
+MANIFEST_FIELDS = ("path", "label", "source", "origin", "sha256", "width", "height", "mode")
+
+
+@dataclass(frozen=True)
+class Record:
+    path: str
+    label: str
+    source: str
+    origin: str
+    sha256: str
+    width: int
+    height: int
+    mode: str
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    origin: str
+    source: str
+    reason: str
+
+
+@dataclass
+class IngestResult:
+    records: list[Record] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    duplicates_skipped: int = 0
+
+    def summary(self) -> dict[str, object]:
+        seen = len(self.records) + len(self.quarantined) + self.duplicates_skipped
+        return {
+            "images": len(self.records),
+            "quarantined": len(self.quarantined),
+            "exact_duplicates_skipped": self.duplicates_skipped,
+            "corrupt_fraction": round(len(self.quarantined) / seen, 6) if seen else 0.0,
+            "per_class": dict(sorted(Counter(r.label for r in self.records).items())),
+        }
+
+
+def ingest(
+    items: Iterable[RawItem], classes: list[str], min_size_px: tuple[int, int], out_dir: Path
+) -> IngestResult:
+    """Decode, check and store every item under `out_dir/images/`; the first copy of identical pixels wins."""
+    result = IngestResult()
+    by_sha: dict[str, Record] = {}
+    for item in items:
+        reason = _label_problem(item.label, classes)
+        if reason is None:
+            try:
+                image = canonicalize(item.read())
+            except UnreadableImage as exc:
+                reason = f"unreadable image ({exc})"
+            else:
+                reason = _size_problem(image.width, image.height, min_size_px)
+        if reason is not None:
+            result.quarantined.append(Quarantined(item.origin, item.source, reason))
+            continue
+        if image.sha256 in by_sha:
+            first = by_sha[image.sha256]
+            if first.label == item.label:
+                result.duplicates_skipped += 1
+            else:
+                result.quarantined.append(Quarantined(item.origin, item.source, f"same pixels as {first.origin}, "
+                                                      f"which is labelled '{first.label}' not '{item.label}'"))
+            continue
+        relative = f"images/{item.label}/{image.sha256[:16]}.png"
+        (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (out_dir / relative).write_bytes(image.png)
+        record = Record(relative, item.label, item.source, item.origin, image.sha256, image.width, image.height,
+                        image.mode)
+        by_sha[image.sha256] = record
+        result.records.append(record)
+    return result
+
+
+def _label_problem(label: str, classes: list[str]) -> str | None:
+    if label in classes:
+        return None
+    close = difflib.get_close_matches(label, classes, n=1, cutoff=0.6)
+    return f"unknown label '{label}'" + (f"; did you mean '{close[0]}'?" if close else f"; classes are {classes}")
+
+
+def _size_problem(width: int, height: int, min_size_px: tuple[int, int]) -> str | None:
+    if width < min_size_px[0] or height < min_size_px[1]:
+        return f"image is {width}x{height}, smaller than min_size_px {min_size_px[0]}x{min_size_px[1]}"
+    return None
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]], fields: tuple[str, ...]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(ctx: StageContext) -> None:
+    params = ctx.params
+    sources = TypeAdapter(list[Source]).validate_python(params["data"]["sources"], strict=False)
+    with atomic_directory(ctx.out()) as out:
+        try:
+            items = (item for source in sources for item in iter_source(source, ctx.root))
+            result = ingest(tqdm(items, desc="ingest", unit="img"), params["classes"],
+                            tuple(params["data"]["quality"]["min_size_px"]), out)
+        except UnsupportedSource as exc:
+            raise StageFailure(str(exc)) from None
+        _write_csv(out / "manifest.csv", [asdict(r) for r in result.records], MANIFEST_FIELDS)
+        _write_csv(out / "quarantine.csv", [asdict(q) for q in result.quarantined], ("origin", "source", "reason"))
+    summary = result.summary()
+    write_json(ctx.metric(), summary)
+    print(f"ingest: {summary['images']} images, {summary['quarantined']} quarantined "
+          f"(see {ctx.out() / 'quarantine.csv'})")
+
+
+if __name__ == "__main__":
+    run_stage("ingest", main)
