@@ -51,7 +51,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _impact(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    loaded = load_spec(Path(args.spec), root)
+    loaded = load_spec(root / args.spec, root)  # an absolute spec path stays absolute
     baseline = load_baseline(root, None if args.working_tree else args.rev)
     results = impact(loaded, baseline)
     if args.json:
@@ -72,7 +72,7 @@ def _impact(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodl", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=".", help="repository root (default: current directory)")
+    parser.add_argument("--root", default=".", help="repository root; other paths are relative to it (default: .)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     compile_cmd = commands.add_parser("compile", help="regenerate params.yaml, dvc.yaml and schemas/ from specs/")

@@ -27,12 +27,12 @@ def test_declared_params_hold_exactly_the_declared_keys() -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
-def test_every_declared_key_exists_in_the_spec(stage) -> None:  # noqa: ANN001
+def test_every_declared_key_exists_in_the_spec(stage) -> None:
     declared_params(PARAMS, "p", stage.params)  # raises KeyError on a key the spec does not have
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
-def test_every_stage_has_a_module_with_a_main_and_existing_code_deps(stage) -> None:  # noqa: ANN001
+def test_every_stage_has_a_module_with_a_main_and_existing_code_deps(stage) -> None:
     for path in stage.code:
         assert (REPO_ROOT / path).is_file(), path
     assert f"stages/{stage.name}.py" in stage.code

@@ -46,7 +46,7 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def _run(folder: Path, out: Path):  # noqa: ANN202
+def _run(folder: Path, out: Path):
     items = iter_source(ImageFolderSource(kind="image_folder", path=folder.name), folder.parent)
     return ingest(items, CLASSES, (8, 8), out)
 

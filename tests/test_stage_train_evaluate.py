@@ -45,7 +45,7 @@ def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _train(root: Path, seed: int = 0):  # noqa: ANN202
+def _train(root: Path, seed: int = 0):
     config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
     cfg = TrainSection(epochs=6, batch_size=16)
     train = load_split(root / "ingest", root / "split.csv", "train", CLASSES, 16)

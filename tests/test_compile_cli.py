@@ -1,0 +1,85 @@
+"""`autodl compile` and `autodl compile --check` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+from ruamel.yaml import YAML
+
+from tests.conftest import MINIMAL_SPEC, REPO_ROOT
+
+
+def test_compile_writes_every_generated_file_and_is_idempotent(repo: Path, write_spec, run_autodl) -> None:
+    write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
+    code, out, _ = run_autodl("compile")
+    assert code == 0
+    assert out.strip() == "autodl: wrote dvc.yaml, params.yaml, schemas/project-spec.schema.json"
+    first = {p: (repo / p).read_bytes() for p in ("dvc.yaml", "params.yaml", "schemas/project-spec.schema.json")}
+    code, out, _ = run_autodl("compile")
+    assert code == 0
+    assert out.strip() == "autodl: generated files are up to date"
+    assert {p: (repo / p).read_bytes() for p in first} == first
+    assert not list(repo.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_check_fails_with_a_diff_on_drift_and_passes_when_current(repo: Path, write_spec, run_autodl) -> None:
+    spec = write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
+    code, out, err = run_autodl("compile", "--check")
+    assert code == 1
+    assert "--- /dev/null" in out
+    assert "+++ params.yaml (from specs)" in out
+    assert "out of date" in err
+    assert not (repo / "params.yaml").exists(), "--check must not write"
+
+    run_autodl("compile")
+    assert run_autodl("compile", "--check")[0] == 0
+
+    spec.write_text(spec.read_text() + "train: {epochs: 3}\n")
+    code, out, err = run_autodl("compile", "--check")
+    assert code == 1
+    assert "-    epochs: 15" in out
+    assert "+    epochs: 3" in out
+    assert "params.yaml" in err
+    assert "dvc.yaml" not in err  # only the file that really changed is reported
+
+
+def test_hand_edit_of_a_generated_file_is_caught(repo: Path, write_spec, run_autodl) -> None:
+    write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
+    run_autodl("compile")
+    dvc_yaml = repo / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("python -m stages.train", "python -m stages.train --fast"))
+    code, out, _ = run_autodl("compile", "--check")
+    assert code == 1
+    assert "+    cmd: python -m stages.train --project alpha" in out
+
+
+def test_repository_generated_files_are_current() -> None:
+    """The committed params.yaml/dvc.yaml/schema match specs/ (what the PR workflow enforces)."""
+    done = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--check"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_validates_the_default_spec_and_rejects_unknown_keys() -> None:
+    schema = json.loads((REPO_ROOT / "schemas/project-spec.schema.json").read_text())
+    spec = YAML(typ="safe").load((REPO_ROOT / "specs/digits.yaml").read_text())
+    jsonschema.Draft202012Validator(schema).validate(spec)
+    spec["train"]["epocs"] = 3
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(spec))
+    assert any("epocs" in e.message for e in errors)
+
+
+def test_compiler_imports_no_ml_framework(repo: Path, write_spec) -> None:
+    """Compiling must stay fast enough for every pull request: no torch, lightning, timm or DVC."""
+    write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
+    probe = ("import sys; from compiler.cli import main; code = main(['--root', sys.argv[1], 'compile']); "
+             "heavy = {'torch', 'lightning', 'timm', 'dvc', 'sklearn', 'numpy'} & set(sys.modules); "
+             "print(sorted(heavy)); raise SystemExit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, str(repo)], capture_output=True, text=True, check=False,
+                          cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,168 @@
+"""End to end with the real tools: compile, `dvc repro`, then edit the spec and ask DVC what changed.
+
+Fine-grained invalidation is a core promise: a spec edit must invalidate exactly
+the stages that read the edited key (as reported by real `dvc status`), and
+`autodl impact` must predict the same stages plus their downstream, which a
+real `dvc repro` then re-runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stages.registry import STAGES
+from tests.conftest import copy_project_code, git
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: e2e
+seed: 1
+classes: ["0", "1", "2"]
+data:
+  sources:
+    - {kind: sklearn_digits, max_images_per_class: 30}
+  split: {train: 0.6, val: 0.2, test: 0.2}
+  quality: {min_images_per_class: 10}
+model: {backbone: resnet10t, input_size_px: 16}
+train: {epochs: 6, batch_size: 16}
+"""
+
+# (spec edit as `old -> new` text, stages whose params it changes). Written out by hand on purpose:
+# the expectation must not be derived from the registry it is testing.
+EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
+    "serving.max_replicas": (("train: {", "serving: {max_replicas: 9}\ntrain: {"), set()),
+    "compress.budget.max_params": (("train: {", "compress: {budget: {max_params: 1000}}\ntrain: {"), set()),
+    "dependability.min_accuracy": (("train: {", "dependability: {min_accuracy: 0.5}\ntrain: {"), set()),
+    # No stage prunes data yet; when one does, this expectation must name it and its downstream.
+    "data.pruning.budget": (("  quality:", "  pruning: {budget: 0.5}\n  quality:"), set()),
+    "data.quality.min_size_px": (("min_images_per_class: 10}", "min_images_per_class: 10, min_size_px: [4, 4]}"),
+                                 {"ingest"}),
+    "data.sources": (("max_images_per_class: 30", "max_images_per_class: 29"), {"ingest"}),
+    "classes": (('["0", "1", "2"]', '["0", "1", "2", "3"]'), {"ingest", "train"}),
+    "data.split": (("val: 0.2, test: 0.2", "val: 0.25, test: 0.15"), {"split"}),
+    "seed": (("seed: 1", "seed: 2"), {"split", "train"}),
+    "model.input_size_px": (("input_size_px: 16", "input_size_px: 24"), {"train"}),
+    "train.epochs": (("epochs: 6", "epochs: 5"), {"train"}),
+}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # stage cmds call `python`
+    return env
+
+
+def _run(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(cmd, cwd=repo, env=_env(), capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def _autodl(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run(repo, sys.executable, "-m", "compiler.cli", *args, check=check)
+
+
+def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run(repo, sys.executable, "-m", "dvc", *args)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh repository after `autodl compile` and a full `dvc repro`, everything committed."""
+    repo = tmp_path_factory.mktemp("e2e")
+    copy_project_code(repo)
+    (repo / "specs").mkdir()
+    (repo / "specs" / "e2e.yaml").write_text(SPEC)
+    git(repo, "init", "-q")
+    _dvc(repo, "init", "-q")
+    _autodl(repo, "compile")
+    repro = _dvc(repo, "repro")
+    (repo / "repro.log").write_text(repro.stdout + repro.stderr)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first run")
+    return repo
+
+
+def _changed_stages(repo: Path) -> set[str]:
+    status = json.loads(_dvc(repo, "status", "--json").stdout or "{}")
+    return {name.removeprefix("e2e-") for name in status}
+
+
+def _with_edit(repo: Path, old: str, new: str) -> None:
+    spec = repo / "specs" / "e2e.yaml"
+    assert old in SPEC, old
+    spec.write_text(SPEC.replace(old, new, 1))
+    _autodl(repo, "compile")
+
+
+def _restore(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--", "specs", "params.yaml", "dvc.yaml")
+
+
+def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
+    log = (pipeline / "repro.log").read_text()
+    assert re.findall(r"Running stage 'e2e-(\w+)'", log) == [s.name for s in STAGES]
+    metrics = json.loads((pipeline / "reports/e2e/evaluate/metrics.json").read_text())
+    assert metrics["images"] == 18
+    assert metrics["accuracy"] > 0.6, metrics  # three digits: chance is 0.33
+    confusion = (pipeline / "reports/e2e/evaluate/confusion.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted"
+    assert len(confusion) == 1 + metrics["images"]
+    assert (pipeline / "models/e2e/train/model.safetensors").is_file()
+    assert "evaluate: e2e test accuracy" in log
+
+
+def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:
+    assert _changed_stages(pipeline) == set()
+    assert "Data and pipelines are up to date" in _dvc(pipeline, "status").stdout
+
+
+def test_edit_table_covers_every_declared_param() -> None:
+    declared = {key for stage in STAGES for key in stage.params}
+    covered = {key for key in EDITS if any(key == d or key.startswith(d + ".") for d in declared)}
+    missing = {d for d in declared if not any(k == d or k.startswith(d + ".") for k in EDITS)}
+    assert not missing, f"add an edit to EDITS for {sorted(missing)}"
+    assert covered
+
+
+@pytest.mark.parametrize("key", sorted(EDITS))
+def test_spec_edit_invalidates_exactly_the_stages_that_read_it(pipeline: Path, key: str) -> None:
+    (old, new), expected = EDITS[key]
+    _with_edit(pipeline, old, new)
+    try:
+        assert _changed_stages(pipeline) == expected
+        impact = json.loads(_autodl(pipeline, "impact", "specs/e2e.yaml", "--json").stdout)
+        directly = {row["stage"].removeprefix("e2e-") for row in impact if row["changed_params"]}
+        assert directly == expected, "autodl impact disagrees with dvc status"
+    finally:
+        _restore(pipeline)
+
+
+def test_impact_predicts_what_repro_reruns(pipeline: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    _with_edit(clone, "val: 0.2, test: 0.2", "val: 0.25, test: 0.15")
+    impact = json.loads(_autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)
+    predicted = [row["stage"] for row in impact if row["reruns"]]
+    ran = re.findall(r"Running stage '([\w-]+)'", _dvc(clone, "repro").stdout)
+    assert predicted == ran == ["e2e-split", "e2e-train", "e2e-evaluate"]
+    assert _changed_stages(clone) == set()
+
+
+def test_rerun_with_same_inputs_gives_same_outputs(pipeline: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "again"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    before = {p: (clone / p).read_bytes() for p in ("models/e2e/train/model.safetensors",
+                                                   "reports/e2e/evaluate/metrics.json", "data/e2e/split/split.csv")}
+    _dvc(clone, "repro", "--force", "--no-run-cache")
+    assert {p: (clone / p).read_bytes() for p in before} == before

@@ -1,0 +1,86 @@
+"""`autodl impact`: which stages re-run after a spec edit, and why, against a git baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MINIMAL_SPEC, git
+
+SPEC = MINIMAL_SPEC.format(name="alpha")
+
+
+@pytest.fixture
+def committed(repo: Path, write_spec, run_autodl) -> Path:
+    write_spec("alpha", SPEC)
+    run_autodl("compile")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    return repo
+
+
+def _impact(run_autodl, *extra: str) -> dict[str, dict]:
+    code, out, err = run_autodl("impact", "specs/alpha.yaml", "--json", *extra)
+    assert code == 0, err
+    return {row["stage"]: row for row in json.loads(out)}
+
+
+def _edit(repo: Path, text: str) -> None:
+    (repo / "specs" / "alpha.yaml").write_text(SPEC + text)
+
+
+def _rerun(result: dict[str, dict]) -> list[str]:
+    return [name for name, row in result.items() if row["reruns"]]
+
+
+def test_unchanged_spec_reruns_nothing(committed: Path, run_autodl) -> None:
+    assert _rerun(_impact(run_autodl)) == []
+
+
+def test_serving_edit_reruns_nothing(committed: Path, run_autodl) -> None:
+    _edit(committed, "serving: {max_replicas: 9}\n")
+    assert _rerun(_impact(run_autodl)) == []
+
+
+def test_training_edit_reruns_train_and_downstream_with_reasons(committed: Path, run_autodl) -> None:
+    _edit(committed, "train: {epochs: 3}\n")
+    result = _impact(run_autodl)
+    assert _rerun(result) == ["alpha-train", "alpha-evaluate"]
+    assert result["alpha-train"]["reasons"] == ["param alpha.train.epochs: 15 -> 3"]
+    assert result["alpha-evaluate"]["reasons"] == ["reads outputs of alpha-train, which re-runs"]
+
+
+def test_split_edit_reruns_split_and_everything_after_it(committed: Path, run_autodl) -> None:
+    _edit(committed, "  split: {train: 0.8, val: 0.1, test: 0.1}\n")
+    result = _impact(run_autodl)
+    assert _rerun(result) == ["alpha-split", "alpha-train", "alpha-evaluate"]
+    assert result["alpha-split"]["reasons"] == ["param alpha.data.split.test: 0.15 -> 0.1",
+                                                "param alpha.data.split.train: 0.7 -> 0.8",
+                                                "param alpha.data.split.val: 0.15 -> 0.1"]
+    assert result["alpha-train"]["reasons"] == ["reads outputs of alpha-split, which re-runs"]
+
+
+def test_baseline_is_the_git_revision_not_the_working_tree(committed: Path, run_autodl) -> None:
+    _edit(committed, "seed: 5\n")
+    run_autodl("compile")  # the working tree now matches the spec, HEAD does not
+    assert "alpha-split" in _rerun(_impact(run_autodl))
+    assert _rerun(_impact(run_autodl, "--working-tree")) == []
+
+
+def test_human_readable_report(committed: Path, run_autodl) -> None:
+    _edit(committed, "train: {epochs: 3}\n")
+    code, out, _ = run_autodl("impact", "specs/alpha.yaml")
+    assert code == 0
+    assert out.splitlines()[0] == ("alpha: 2 of 4 stages re-run (specs/alpha.yaml against params.yaml/dvc.yaml "
+                                   "from git HEAD)")
+    assert "    - param alpha.train.epochs: 15 -> 3" in out
+
+
+def test_invalid_spec_is_reported_not_analysed(committed: Path, run_autodl) -> None:
+    _edit(committed, "train: {epochs: 0}\n")
+    code, _, err = run_autodl("impact", "specs/alpha.yaml")
+    assert code == 2
+    assert "specs/alpha.yaml:6:17: train.epochs: must be >= 1 (got 0)" in err
