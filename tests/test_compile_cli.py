@@ -17,8 +17,9 @@ def test_compile_writes_every_generated_file_and_is_idempotent(repo: Path, write
     write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
     code, out, _ = run_autodl("compile")
     assert code == 0
-    assert out.strip() == "autodl: wrote dvc.yaml, params.yaml, schemas/project-spec.schema.json"
-    first = {p: (repo / p).read_bytes() for p in ("dvc.yaml", "params.yaml", "schemas/project-spec.schema.json")}
+    generated = ("docs/spec-reference.md", "dvc.yaml", "params.yaml", "schemas/project-spec.schema.json")
+    assert out.strip() == f"autodl: wrote {', '.join(generated)}"
+    first = {p: (repo / p).read_bytes() for p in generated}
     code, out, _ = run_autodl("compile")
     assert code == 0
     assert out.strip() == "autodl: generated files are up to date"

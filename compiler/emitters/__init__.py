@@ -35,6 +35,7 @@ def header(comment: str, sources: list[str]) -> str:
 
 def registered_emitters() -> tuple[Emitter, ...]:
     from compiler.emitters.dvc import DvcPipelineEmitter, ParamsEmitter
+    from compiler.emitters.reference import SpecReferenceEmitter
     from compiler.emitters.schema import JsonSchemaEmitter
 
-    return (ParamsEmitter(), DvcPipelineEmitter(), JsonSchemaEmitter())
+    return (ParamsEmitter(), DvcPipelineEmitter(), JsonSchemaEmitter(), SpecReferenceEmitter())

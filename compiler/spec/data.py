@@ -21,6 +21,7 @@ class SklearnDigitsSource(SpecModel):
     """The 1,797 real 8x8 handwritten digits that ship with scikit-learn (labels '0'..'9')."""
 
     kind: Literal["sklearn_digits"]
+    """Source type."""
     max_images_per_class: PositiveInt | None = None
     """Keep at most this many images of each digit (first ones in the data set); null keeps all."""
 
@@ -29,6 +30,7 @@ class ImageFolderSource(SpecModel):
     """A folder with one sub-folder per class, named exactly as in `classes`."""
 
     kind: Literal["image_folder"]
+    """Source type."""
     path: RepoPath
     """Folder relative to the repository root."""
 
@@ -37,6 +39,7 @@ class ManifestSource(SpecModel):
     """A CSV file with columns `path,label`; image paths are relative to the CSV's folder."""
 
     kind: Literal["manifest"]
+    """Source type."""
     path: RepoPath
     """CSV file relative to the repository root."""
 
@@ -45,6 +48,7 @@ class VideoSource(SpecModel):
     """Frames sampled from video files; static stretches are dropped during ingest."""
 
     kind: Literal["video"]
+    """Source type."""
     path: RepoPath
     """A video file, or a folder with one sub-folder of videos per class when `label_from` is `folder`."""
     fps: PositiveFloat = 2.0
@@ -65,8 +69,11 @@ class Split(SpecModel):
     """Shares of the cleaned data for training, validation and test; they must sum to 1."""
 
     train: PositiveFraction = 0.7
+    """Share of images used for training."""
     val: PositiveFraction = 0.15
+    """Share used for validation (early stopping, model selection, calibration)."""
     test: PositiveFraction = 0.15
+    """Share held out for the final evaluation."""
     stratify: bool = True
     """Keep class proportions equal across the three splits."""
 
@@ -75,6 +82,7 @@ class Quality(SpecModel):
     """Data-quality thresholds; a breach stops the pipeline before any training time is spent."""
 
     min_images_per_class: PositiveInt = 50
+    """Fewest images any class may have after ingest."""
     max_class_imbalance: Annotated[float, Interval(1.0)] = 4.0
     """Largest allowed ratio between the biggest and the smallest class."""
     max_corrupt_fraction: Fraction = 0.02
@@ -100,6 +108,7 @@ class Pruning(SpecModel):
     budget: PositiveFraction = 1.0
     """Share of the training split kept; 1 keeps everything."""
     method: Literal["random", "cluster_balanced", "kcenter", "semdedup"] = "cluster_balanced"
+    """How the kept share is chosen from the embeddings."""
     embedder: Literal[
         "efficientnet_lite0_imagenet", "efficientnet_lite1_imagenet", "efficientnet_lite2_imagenet"
     ] = "efficientnet_lite0_imagenet"
@@ -110,6 +119,7 @@ class DataSection(SpecModel):
     """Where images come from and how they are checked, cleaned, split and pruned."""
 
     sources: Annotated[list[Source], Field(min_length=1)]
+    """One or more sources; their images are pooled."""
     split: Split = Split()
     quality: Quality = Quality()
     cleaning: Cleaning = Cleaning()

@@ -22,6 +22,7 @@ class CompressionBudget(SpecModel):
     """Limits the deployable model must meet; null leaves a limit unset."""
 
     max_params: PositiveInt | None = None
+    """Largest allowed number of parameters."""
     max_macs: PositiveInt | None = None
     """Multiply-accumulate operations for one image."""
     max_latency_ms: PositiveFloat | None = None
@@ -33,6 +34,7 @@ class CompressionBudget(SpecModel):
 class CompressSection(SpecModel):
     budget: CompressionBudget = CompressionBudget()
     methods: list[Literal["structured_prune", "distill", "quantize"]] = ["structured_prune", "distill", "quantize"]
+    """Compression methods to try, in order."""
     importance: Literal["group_magnitude", "group_taylor", "lamp", "random"] = "group_magnitude"
     """Channel-importance criterion for structured pruning."""
     student: str | None = None
@@ -52,14 +54,18 @@ Corruption = Literal[
 
 class Ood(SpecModel):
     detector: Literal["msp", "energy", "max_logit", "mahalanobis", "knn", "vim"] = "energy"
+    """Post-hoc out-of-distribution score used for abstaining."""
     min_auroc: Fraction = 0.9
+    """Smallest allowed AUROC separating test images from out-of-distribution images."""
     ood_sources: list[RepoPath] = []
     """Extra folders of images that must be recognised as out-of-distribution."""
 
 
 class Robustness(SpecModel):
     corruptions: list[Corruption] = ["fog", "low_light", "motion_blur", "pixelate", "occlusion", "gaussian_noise"]
+    """Corruption families the model is tested against."""
     severities: Annotated[list[Annotated[int, Interval(1, 5)]], Field(min_length=1)] = [1, 2, 3]
+    """Severities (1-5) each corruption is applied at."""
     max_accuracy_drop: Fraction = 0.15
     """Largest allowed mean accuracy loss on corrupted test images."""
 
@@ -71,24 +77,33 @@ class Calibration(SpecModel):
 
 class Explain(SpecModel):
     gradcam_samples: NonNegativeInt = 16
+    """Test images explained with Grad-CAM overlays in the report."""
 
 
 class DependabilitySection(SpecModel):
     """Thresholds the deployable model must meet before the gate lets it reach serving."""
 
     min_accuracy: Fraction = 0.9
+    """Smallest allowed test accuracy of the deployable model."""
     ood: Ood = Ood()
+    """Out-of-distribution detection."""
     robustness: Robustness = Robustness()
+    """Accuracy under corruptions."""
     calibration: Calibration = Calibration()
+    """Confidence calibration."""
     explain: Explain = Explain()
+    """Visual explanations."""
 
 
 class ServingSection(SpecModel):
     """How the promoted model is served by KServe."""
 
     namespace: DnsLabel = "vision"
+    """Kubernetes namespace of the InferenceService."""
     min_replicas: NonNegativeInt = 1
+    """Fewest predictor replicas (0 allows scale to zero)."""
     max_replicas: PositiveInt = 4
+    """Most predictor replicas under load."""
     canary_percent: Annotated[int, Interval(0, 100)] = 10
     """Share of traffic the new revision gets before it is rolled out fully; 0 disables canarying."""
     abstain_on_ood: bool = True

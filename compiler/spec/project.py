@@ -27,10 +27,18 @@ class ProjectSpec(SpecModel):
     classes: Annotated[list[ClassName], Field(min_length=2)]
     """Class names in the order of the model's outputs; they double as folder names."""
     data: DataSection
+    """Where images come from and how they are checked, cleaned, split and pruned."""
     augment: AugmentSection = AugmentSection()
+    """Training-time augmentations (weather, night, blur, pixelation, occlusion)."""
     model: ModelSection = ModelSection()
+    """The network to train."""
     train: TrainSection = TrainSection()
+    """How the model is trained."""
     compress: CompressSection = CompressSection()
+    """Shrink the trained model to the budget the target hardware allows."""
     target: TargetSection = TargetSection()
+    """The hardware the model is served on."""
     dependability: DependabilitySection = DependabilitySection()
+    """Thresholds the deployable model must meet before it may be promoted."""
     serving: ServingSection = ServingSection()
+    """How the promoted model is served by KServe."""
