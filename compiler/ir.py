@@ -29,8 +29,14 @@ class Stage:
     """Fully qualified param keys (`digits.train.optimizer.lr`), sorted."""
     deps: tuple[str, ...]
     outs: tuple[str, ...]
+    reports: tuple[str, ...]
+    """Outputs tracked by git rather than the DVC cache (`cache: false`)."""
     metrics: tuple[str, ...]
     plots: tuple[Plot, ...]
+
+    def written(self) -> tuple[str, ...]:
+        """Every path the stage writes."""
+        return (*self.outs, *self.reports, *self.metrics, *(plot.path for plot in self.plots))
 
     @property
     def id(self) -> str:
@@ -47,7 +53,7 @@ class Pipeline:
     def upstream_of(self, stage: Stage) -> tuple[Stage, ...]:
         """Stages that write something `stage` reads."""
         return tuple(s for s in self.stages if s is not stage and any(
-            _within(dep, out) for dep in stage.deps for out in (*s.outs, *s.metrics, *(p.path for p in s.plots))))
+            _within(dep, out) for dep in stage.deps for out in s.written()))
 
     def downstream_closure(self, names: set[str]) -> set[str]:
         """`names` plus every stage that transitively reads their outputs."""

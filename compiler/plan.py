@@ -29,6 +29,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         params=tuple(sorted(f"{project}.{key}" for key in info.params)),
         deps=tuple(sorted(set(deps))),
         outs=tuple(fill(o) for o in info.outs),
+        reports=tuple(fill(r) for r in info.reports),
         metrics=tuple(fill(m) for m in info.metrics),
         plots=tuple(Plot(fill(p.path), p.x, p.y, p.template, p.title) for p in info.plots),
     )

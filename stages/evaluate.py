@@ -25,6 +25,7 @@ def evaluate(model_dir: Path, ingest_dir: Path, split_csv: Path) -> tuple[dict[s
 
 def main(ctx: StageContext) -> None:
     metrics, pairs = evaluate(ctx.dep(2), ctx.dep(0), ctx.dep(1) / "split.csv")
+    write_json(ctx.path(ctx.info.reports[0]), metrics.pop("per_class"))
     write_json(ctx.metric(), metrics)
     plot = ctx.plot()
     plot.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,9 @@ class StageInfo:
     deps: tuple[str, ...] = ()
     """Files the stage reads: outputs of earlier stages."""
     outs: tuple[str, ...] = ()
+    """Outputs kept in the DVC cache."""
+    reports: tuple[str, ...] = ()
+    """Small outputs kept in git instead of the DVC cache, so pull requests show their diffs."""
     metrics: tuple[str, ...] = ()
     plots: tuple[PlotInfo, ...] = ()
     reads_sources: bool = False
@@ -77,6 +80,7 @@ STAGES: tuple[StageInfo, ...] = (
         params=(),
         code=("stages/evaluate.py", "stages/_model.py", "stages/_dataset.py", "stages/_metrics.py"),
         deps=("data/{project}/ingest", "data/{project}/split", "models/{project}/train"),
+        reports=("reports/{project}/evaluate/per_class.json",),
         metrics=("reports/{project}/evaluate/metrics.json",),
         plots=(PlotInfo("reports/{project}/evaluate/confusion.csv", x="actual", y="predicted",
                         template="confusion", title="Confusion matrix (test split)"),),

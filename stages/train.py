@@ -7,6 +7,7 @@ loading from memory): the same inputs give the same weights, byte for byte.
 from __future__ import annotations
 
 import csv
+import logging
 import tempfile
 import time
 import warnings
@@ -110,9 +111,15 @@ class TrainResult:
     best_val_accuracy: float
 
 
+def _quiet_lightning() -> None:
+    """Drop Lightning's start-up chatter (accelerator inventory, adverts); warnings still show."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
 def train_model(train: SplitData, val: SplitData, config: ModelConfig, cfg: TrainSection, seed: int) -> TrainResult:
     """Train from scratch and return the weights of the epoch with the best validation accuracy."""
     L.seed_everything(seed, workers=True, verbose=False)
+    _quiet_lightning()
     module = Classifier(build_model(config), cfg)
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(tensor_dataset(train), batch_size=cfg.batch_size, shuffle=True, generator=generator)
@@ -130,6 +137,8 @@ def train_model(train: SplitData, val: SplitData, config: ModelConfig, cfg: Trai
         with warnings.catch_warnings():
             # Data is already in memory as tensors: extra loader workers would only add start-up cost.
             warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
+            # Raised inside lightning's own pytree helper under torch >= 2.14; nothing a user can act on.
+            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
             trainer.fit(module, train_loader, val_loader)
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)

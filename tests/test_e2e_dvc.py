@@ -119,6 +119,9 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
     assert confusion[0] == "actual,predicted"
     assert len(confusion) == 1 + metrics["images"]
     assert (pipeline / "models/e2e/train/model.safetensors").is_file()
+    per_class = json.loads((pipeline / "reports/e2e/evaluate/per_class.json").read_text())
+    assert set(per_class) == {"0", "1", "2"}
+    assert sum(row["support"] for row in per_class.values()) == metrics["images"]
     assert "evaluate: e2e test accuracy" in log
 
 

@@ -45,12 +45,12 @@ def test_every_dependency_is_produced_by_an_earlier_stage() -> None:
     for stage in STAGES:
         for dep in stage.deps:
             assert any(dep == out or dep.startswith(out + "/") for out in produced), f"{stage.name} reads {dep}"
-        produced.extend(stage.outs)
+        produced.extend((*stage.outs, *stage.reports))
 
 
 def test_outputs_live_under_the_conventional_folders() -> None:
     for stage in STAGES:
-        for path in (*stage.outs, *stage.metrics, *(p.path for p in stage.plots)):
+        for path in (*stage.outs, *stage.reports, *stage.metrics, *(p.path for p in stage.plots)):
             top, project = Path(path).parts[:2]
             assert top in {"data", "models", "reports"}, path
             assert project == "{project}", path

@@ -37,7 +37,7 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
         "cmd": stage.cmd,
         "deps": list(stage.deps),
         "params": list(stage.params),
-        "outs": list(stage.outs),
+        "outs": [*stage.outs, *({path: {"cache": False}} for path in stage.reports)],
         "metrics": [{path: {"cache": False}} for path in stage.metrics],
         "plots": [{plot.path: _plot_props(plot)} for plot in stage.plots],
     }

@@ -1,0 +1,40 @@
+# autodl: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# Stage commands in dvc.yaml call `python`: make it the project's interpreter.
+export PATH := $(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test lint compile check clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,dev]'
+	touch $@
+
+## demo: compile every spec and run the whole pipeline of the default spec (specs/digits.yaml)
+demo: install
+	autodl compile
+	dvc repro
+	@dvc metrics show reports/digits/evaluate/metrics.json
+
+## test: lint, then the whole test suite (what CI runs)
+test: install lint
+	python -m pytest
+
+lint: install
+	ruff check .
+
+compile: install
+	autodl compile
+
+check: install
+	autodl compile --check
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
