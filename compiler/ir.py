@@ -55,14 +55,6 @@ class Pipeline:
         return tuple(s for s in self.stages if s is not stage and any(
             _within(dep, out) for dep in stage.deps for out in s.written()))
 
-    def downstream_closure(self, names: set[str]) -> set[str]:
-        """`names` plus every stage that transitively reads their outputs."""
-        closed = set(names)
-        for stage in self.stages:  # stages are in topological order
-            if any(up.name in closed for up in self.upstream_of(stage)):
-                closed.add(stage.name)
-        return closed
-
 
 def _within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")

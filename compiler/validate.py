@@ -81,8 +81,7 @@ def data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     return tuple(path)
 
 
-def fields_at(path: tuple[str | int, ...], model: type[BaseModel] = ProjectSpec,
-              data: Any = None) -> list[str]:
+def fields_at(path: tuple[str | int, ...], model: type[BaseModel] = ProjectSpec) -> list[str]:
     """Field names allowed at `path` (used for did-you-mean on unknown keys)."""
     annotation: Any = model
     for part in path:
