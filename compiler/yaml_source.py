@@ -63,6 +63,8 @@ def load_yaml(path: Path, display_name: str) -> tuple[dict[str, Any], SourceMap]
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise _file_error(display_name, f"file is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise _file_error(display_name, f"cannot read file ({exc.strerror})") from None
     yaml = YAML(typ="safe")  # libyaml's parser (ruamel.yaml.clib); nodes keep line and column
     try:
         documents = [node for node in yaml.compose_all(text) if not _is_null(node)]

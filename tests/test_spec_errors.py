@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from compiler.errors import SpecError
+from compiler.load import load_spec
+
 GOOD = """\
 name: good
 classes: ["0", "1"]
@@ -222,3 +225,11 @@ def test_no_specs_is_an_error(run_autodl) -> None:
     code, _, err = run_autodl("compile")
     assert code == 2
     assert "specs:1:1: no spec files (*.yaml) found" in err
+
+
+
+def test_unreadable_spec_is_a_diagnostic_not_a_traceback(repo: Path) -> None:
+    (repo / "specs" / "dir.yaml").mkdir()  # reading it fails for every user, root included
+    with pytest.raises(SpecError) as caught:
+        load_spec(repo / "specs" / "dir.yaml", repo)
+    assert caught.value.diagnostics[0].format() == "specs/dir.yaml:1:1: cannot read file (Is a directory)"
