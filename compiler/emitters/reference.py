@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from compiler.emitters import EmitContext
-from compiler.spec import ProjectSpec
+from compiler.spec import project_json_schema
 
 REFERENCE_PATH = "docs/spec-reference.md"
 
@@ -19,7 +19,7 @@ class SpecReferenceEmitter:
     name = "spec-reference"
 
     def emit(self, ctx: EmitContext) -> dict[str, str]:
-        return {REFERENCE_PATH: render_reference(ProjectSpec.model_json_schema())}
+        return {REFERENCE_PATH: render_reference(project_json_schema())}
 
 
 def render_reference(schema: dict[str, Any]) -> str:
