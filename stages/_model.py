@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stages._dataset import MEAN, STD
+from stages._pretrained import load_pretrained
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "model.json"
 
@@ -25,11 +26,19 @@ class ModelConfig:
     classes: list[str]
     input_size_px: int
     drop_rate: float = 0.0
+    pretrained: str | None = None
+    """Offline ImageNet weights the training started from (see stages/_pretrained.py); informational
+    once trained, since the saved weights replace them."""
     mean: tuple[float, float, float] = MEAN
     std: tuple[float, float, float] = STD
 
 
-def build_model(config: ModelConfig) -> torch.nn.Module:
+def build_model(config: ModelConfig, *, with_pretrained_weights: bool = True) -> torch.nn.Module:
+    """The architecture for `config`; starts from the offline ImageNet weights when it names them."""
+    if config.pretrained and with_pretrained_weights:
+        model = load_pretrained(config.pretrained, num_classes=len(config.classes))
+        model.drop_rate = config.drop_rate
+        return model.train()
     return timm.create_model(config.backbone, pretrained=False, num_classes=len(config.classes),
                              in_chans=3, drop_rate=config.drop_rate)
 
@@ -44,7 +53,7 @@ def save_model(model: torch.nn.Module, config: ModelConfig, folder: Path) -> Non
 def load_model(folder: Path) -> tuple[torch.nn.Module, ModelConfig]:
     raw = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     config = ModelConfig(**{**raw, "mean": tuple(raw["mean"]), "std": tuple(raw["std"])})
-    model = build_model(config)
+    model = build_model(config, with_pretrained_weights=False)  # the saved weights replace them anyway
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     return model.eval(), config
 

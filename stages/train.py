@@ -150,7 +150,8 @@ def main(ctx: StageContext) -> None:
     params = ctx.params
     model_cfg = ModelSection.model_validate(params["model"])
     train_cfg = TrainSection.model_validate(params["train"])
-    config = ModelConfig(model_cfg.backbone, list(params["classes"]), model_cfg.input_size_px, model_cfg.drop_rate)
+    config = ModelConfig(model_cfg.backbone, list(params["classes"]), model_cfg.input_size_px, model_cfg.drop_rate,
+                         model_cfg.pretrained)
     ingest_dir, split_csv = ctx.dep(0), ctx.dep(1) / "split.csv"
     train = load_split(ingest_dir, split_csv, "train", config.classes, config.input_size_px)
     val = load_split(ingest_dir, split_csv, "val", config.classes, config.input_size_px)
