@@ -11,6 +11,7 @@ from PIL import Image
 
 from compiler.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, Source, VideoSource
 from stages._imageio import UnreadableImage, decode_file, from_array
+from stages._video import LabelledSpan, label_at, read_spans, sample_frames, videos_by_class
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -24,29 +25,43 @@ class RawItem:
     """The file (or data-set index) it came from, shown in reports."""
     read: Callable[[], Image.Image]
     """Decodes the image; raises UnreadableImage with the reason."""
+    group: str = ""
+    """Images of one group (frames of one video) always land in the same split; empty = the image alone."""
 
 
 class UnsupportedSource(Exception):
     pass
 
 
-def iter_source(source: Source, root: Path) -> Iterator[RawItem]:
+@dataclass
+class SourceStats:
+    """What sources skip on purpose (not quarantined: nothing is wrong with it)."""
+
+    static_frames_dropped: int = 0
+
+
+def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: SourceStats | None = None,
+                classes: list[str] | None = None) -> Iterator[RawItem]:
+    """Labelled items of one source. A built-in data set yields only the spec's `classes` (a project may
+    use some of the ten digits); files on disk yield everything, so stray labels are reported."""
     if isinstance(source, SklearnDigitsSource):
-        yield from _sklearn_digits(source)
+        yield from _sklearn_digits(source, classes)
     elif isinstance(source, ImageFolderSource):
         yield from _image_folder(root / source.path, f"image_folder:{source.path}")
     elif isinstance(source, ManifestSource):
         yield from _manifest(root / source.path, f"manifest:{source.path}")
     elif isinstance(source, VideoSource):
-        raise UnsupportedSource(f"video source {source.path}: this version of the ingest stage cannot read video")
+        yield from _video(source, root, static_flow_px, stats if stats is not None else SourceStats())
 
 
-def _sklearn_digits(source: SklearnDigitsSource) -> Iterator[RawItem]:
+def _sklearn_digits(source: SklearnDigitsSource, classes: list[str] | None) -> Iterator[RawItem]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     taken: dict[int, int] = {}
     for index, (pixels, target) in enumerate(zip(digits.images, digits.target, strict=True)):
+        if classes is not None and str(target) not in classes:
+            continue
         taken[target] = taken.get(target, 0) + 1
         if source.max_images_per_class is not None and taken[target] > source.max_images_per_class:
             continue
@@ -79,3 +94,43 @@ def _decode_or_missing(file: Path) -> Image.Image:
     if not file.is_file():
         raise UnreadableImage("file listed in the manifest does not exist")
     return decode_file(file)
+
+
+def _video(source: VideoSource, root: Path, static_flow_px: float, stats: SourceStats) -> Iterator[RawItem]:
+    path = root / source.path
+    if not path.exists():
+        raise UnsupportedSource(f"video:{source.path}: {path} does not exist")
+    if source.label_from == "manifest":
+        spans = _spans(root / (source.manifest or ""))
+        videos = sorted({span.video for span in spans})
+        jobs = [(None, video) for video in videos]
+    else:
+        jobs = list(videos_by_class(path)) if path.is_dir() else [(path.parent.name, path)]
+    for folder_label, video in jobs:
+        origin = video.as_posix()
+        try:
+            frames, dropped = sample_frames(video, source.fps, static_flow_px)
+        except ValueError as exc:
+            yield RawItem(folder_label or "", f"video:{source.path}", origin, _raiser(str(exc)), origin)
+            continue
+        stats.static_frames_dropped += dropped
+        for frame in frames:
+            label = folder_label if folder_label is not None else label_at(spans, video, frame.time_s)
+            yield RawItem(label or "", f"video:{source.path}", f"{origin}#t={frame.time_s:.3f}s",
+                          lambda f=frame: from_array(f.rgb), origin)
+
+
+def _spans(manifest: Path) -> list[LabelledSpan]:
+    if not manifest.is_file():
+        raise UnsupportedSource(f"video manifest {manifest} does not exist")
+    try:
+        return read_spans(manifest)
+    except ValueError as exc:
+        raise UnsupportedSource(str(exc)) from None
+
+
+def _raiser(reason: str) -> Callable[[], Image.Image]:
+    def read() -> Image.Image:
+        raise UnreadableImage(f"unreadable video ({reason})")
+
+    return read

@@ -22,9 +22,9 @@ from compiler.fsutil import atomic_directory
 from compiler.spec.data import Source
 from stages._cli import StageContext, StageFailure, run_stage, write_json
 from stages._imageio import UnreadableImage, canonicalize
-from stages._sources import RawItem, UnsupportedSource, iter_source
+from stages._sources import RawItem, SourceStats, UnsupportedSource, iter_source
 
-MANIFEST_FIELDS = ("path", "label", "source", "origin", "sha256", "width", "height", "mode")
+MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Record:
     label: str
     source: str
     origin: str
+    group: str
     sha256: str
     width: int
     height: int
@@ -51,6 +52,7 @@ class IngestResult:
     records: list[Record] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     duplicates_skipped: int = 0
+    static_frames_dropped: int = 0
 
     def summary(self) -> dict[str, object]:
         seen = len(self.records) + len(self.quarantined) + self.duplicates_skipped
@@ -58,6 +60,7 @@ class IngestResult:
             "images": len(self.records),
             "quarantined": len(self.quarantined),
             "exact_duplicates_skipped": self.duplicates_skipped,
+            "static_frames_dropped": self.static_frames_dropped,
             "corrupt_fraction": round(len(self.quarantined) / seen, 6) if seen else 0.0,
             "per_class": dict(sorted(Counter(r.label for r in self.records).items())),
         }
@@ -70,14 +73,12 @@ def ingest(
     result = IngestResult()
     by_sha: dict[str, Record] = {}
     for item in items:
-        reason = _label_problem(item.label, classes)
-        if reason is None:
-            try:
-                image = canonicalize(item.read())
-            except UnreadableImage as exc:
-                reason = f"unreadable image ({exc})"
-            else:
-                reason = _size_problem(image.width, image.height, min_size_px)
+        try:
+            image = canonicalize(item.read())
+        except UnreadableImage as exc:
+            reason: str | None = f"unreadable image ({exc})"
+        else:
+            reason = _label_problem(item.label, classes) or _size_problem(image.width, image.height, min_size_px)
         if reason is not None:
             result.quarantined.append(Quarantined(item.origin, item.source, reason))
             continue
@@ -92,8 +93,8 @@ def ingest(
         relative = f"images/{item.label}/{image.sha256[:16]}.png"
         (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / relative).write_bytes(image.png)
-        record = Record(relative, item.label, item.source, item.origin, image.sha256, image.width, image.height,
-                        image.mode)
+        record = Record(relative, item.label, item.source, item.origin, item.group or item.origin, image.sha256,
+                        image.width, image.height, image.mode)
         by_sha[image.sha256] = record
         result.records.append(record)
     return result
@@ -102,6 +103,8 @@ def ingest(
 def _label_problem(label: str, classes: list[str]) -> str | None:
     if label in classes:
         return None
+    if not label:
+        return "no label (for video frames: no span of the manifest covers this time)"
     close = difflib.get_close_matches(label, classes, n=1, cutoff=0.6)
     return f"unknown label '{label}'" + (f"; did you mean '{close[0]}'?" if close else f"; classes are {classes}")
 
@@ -122,15 +125,20 @@ def _write_csv(path: Path, rows: list[dict[str, object]], fields: tuple[str, ...
 def main(ctx: StageContext) -> None:
     params = ctx.params
     sources = TypeAdapter(list[Source]).validate_python(params["data"]["sources"], strict=False)
+    flow_px = params["data"]["cleaning"]["static_frame_flow_px"]
+    stats = SourceStats()
     with atomic_directory(ctx.out()) as out:
         try:
-            items = (item for source in sources for item in iter_source(source, ctx.root))
+            items = (item for source in sources
+                     for item in iter_source(source, ctx.root, flow_px, stats, params["classes"]))
             result = ingest(tqdm(items, desc="ingest", unit="img"), params["classes"],
                             tuple(params["data"]["quality"]["min_size_px"]), out)
         except UnsupportedSource as exc:
             raise StageFailure(str(exc)) from None
+        result.static_frames_dropped = stats.static_frames_dropped
         _write_csv(out / "manifest.csv", [asdict(r) for r in result.records], MANIFEST_FIELDS)
-        _write_csv(out / "quarantine.csv", [asdict(q) for q in result.quarantined], ("origin", "source", "reason"))
+        _write_csv(out / "quarantine.csv", [asdict(q) for q in result.quarantined],
+                   ("origin", "source", "reason"))
     summary = result.summary()
     write_json(ctx.metric(), summary)
     print(f"ingest: {summary['images']} images, {summary['quarantined']} quarantined "

@@ -1,7 +1,8 @@
-"""split: assign every ingested image to train, val or test, stratified by class and seeded.
+"""split: assign every cleaned image to train, val or test: stratified, group-aware, seeded.
 
-Writes `split.csv` (path, label, split). Later stages read splits from here
-only, so the test set can never leak into training by a second random draw.
+Images of one group (the frames of one video) always share a split. After the
+split a leakage check looks for validation or test images whose embedding is a
+near-duplicate of a training image; there must be none (cleaning removed them).
 """
 
 from __future__ import annotations
@@ -9,48 +10,67 @@ from __future__ import annotations
 import csv
 from collections import Counter
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Split
-from stages._cli import StageContext, StageFailure, run_stage
+from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._neighbours import max_similarity_to
+from stages.embed import load_embeddings
 
 SPLITS = ("train", "val", "test")
 
 
-def assign_splits(labels: list[str], split: Split, seed: int) -> list[str]:
-    """One of 'train'/'val'/'test' per label, in input order; same input and seed, same answer."""
-    indices = list(range(len(labels)))
+def assign_splits(labels: list[str], split: Split, seed: int, groups: list[str] | None = None) -> list[str]:
+    """One of 'train'/'val'/'test' per image, in input order; same input and seed, same answer."""
+    groups = groups or [str(i) for i in range(len(labels))]
+    per_group: dict[str, Counter[str]] = {}  # insertion order = first-seen order, independent of hashing
+    for label, group in zip(labels, groups, strict=True):
+        per_group.setdefault(group, Counter())[label] += 1
+    units = list(per_group)
+    unit_label = {g: counts.most_common(1)[0][0] for g, counts in per_group.items()}
+    strata = [unit_label[g] for g in units] if split.stratify else None
     holdout = split.val + split.test
     try:
-        train_idx, rest_idx = train_test_split(
-            indices, test_size=holdout, random_state=seed, stratify=labels if split.stratify else None)
-        rest_labels = [labels[i] for i in rest_idx]
-        val_idx, test_idx = train_test_split(
-            rest_idx, test_size=split.test / holdout, random_state=seed,
-            stratify=rest_labels if split.stratify else None)
+        train_units, rest_units = train_test_split(units, test_size=holdout, random_state=seed, stratify=strata)
+        rest_strata = [unit_label[g] for g in rest_units] if split.stratify else None
+        val_units, test_units = train_test_split(rest_units, test_size=split.test / holdout, random_state=seed,
+                                                 stratify=rest_strata)
     except ValueError as exc:
-        smallest = min(Counter(labels).values()) if labels else 0
-        raise StageFailure(f"cannot split {len(labels)} images (smallest class has {smallest}): {exc}. "
+        smallest = min(Counter(unit_label.values()).values()) if units else 0
+        raise StageFailure(f"cannot split {len(units)} images/groups (smallest class has {smallest}): {exc}. "
                            "Add data, or set data.split.stratify: false") from None
-    assignment = [""] * len(labels)
-    for name, chosen in zip(SPLITS, (train_idx, val_idx, test_idx), strict=True):
-        for i in chosen:
-            assignment[i] = name
-    return assignment
+    where = {g: name for name, chosen in zip(SPLITS, (train_units, val_units, test_units), strict=True)
+             for g in chosen}
+    return [where[g] for g in groups]
+
+
+def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], threshold: float) -> int:
+    """How many val/test images have a training image at cosine >= threshold (leakage)."""
+    split = np.array(assignment)
+    held_out = vectors[split != "train"]
+    return int(np.sum(max_similarity_to(held_out, vectors[split == "train"]) >= threshold))
 
 
 def main(ctx: StageContext) -> None:
     with (ctx.dep(0) / "manifest.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     split = Split.model_validate(ctx.params["data"]["split"])
-    assignment = assign_splits([row["label"] for row in rows], split, ctx.params["seed"])
+    assignment = assign_splits([r["label"] for r in rows], split, ctx.params["seed"], [r["group"] for r in rows])
+    vectors, paths = load_embeddings(ctx.dep(1))
+    row_of = {path: i for i, path in enumerate(paths)}
+    leaks = cross_split_near_duplicates(vectors[[row_of[r["path"]] for r in rows]], assignment,
+                                        ctx.params["data"]["cleaning"]["near_duplicate_cosine"])
+    counts = Counter(assignment)
+    write_json(ctx.metric(), {**{name: counts[name] for name in SPLITS}, "cross_split_near_duplicates": leaks})
+    if leaks:
+        raise StageFailure(f"{leaks} validation/test images are near-duplicates of training images")
     with atomic_directory(ctx.out()) as out, (out / "split.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(("path", "label", "split"))
-        writer.writerows((row["path"], row["label"], name) for row, name in zip(rows, assignment, strict=True))
-    counts = Counter(assignment)
-    print("split: " + ", ".join(f"{name} {counts[name]}" for name in SPLITS))
+        writer.writerow(("path", "label", "group", "split"))
+        writer.writerows((r["path"], r["label"], r["group"], name) for r, name in zip(rows, assignment, strict=True))
+    print("split: " + ", ".join(f"{name} {counts[name]}" for name in SPLITS) + ", no cross-split near-duplicates")
 
 
 if __name__ == "__main__":

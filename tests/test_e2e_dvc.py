@@ -32,6 +32,7 @@ data:
     - {kind: sklearn_digits, max_images_per_class: 30}
   split: {train: 0.6, val: 0.2, test: 0.2}
   quality: {min_images_per_class: 10}
+  embedding: {input_size_px: 64}
 model: {backbone: resnet10t, input_size_px: 16}
 train: {epochs: 6, batch_size: 16}
 """
@@ -42,14 +43,20 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "serving.max_replicas": (("train: {", "serving: {max_replicas: 9}\ntrain: {"), set()),
     "compress.budget.max_params": (("train: {", "compress: {budget: {max_params: 1000}}\ntrain: {"), set()),
     "dependability.min_accuracy": (("train: {", "dependability: {min_accuracy: 0.5}\ntrain: {"), set()),
-    # No stage prunes data yet; when one does, this expectation must name it and its downstream.
-    "data.pruning.budget": (("  quality:", "  pruning: {budget: 0.5}\n  quality:"), set()),
-    "data.quality.min_size_px": (("min_images_per_class: 10}", "min_images_per_class: 10, min_size_px: [4, 4]}"),
-                                 {"ingest"}),
     "data.sources": (("max_images_per_class: 30", "max_images_per_class: 29"), {"ingest"}),
-    "classes": (('["0", "1", "2"]', '["0", "1", "2", "3"]'), {"ingest", "train"}),
+    "data.cleaning.static_frame_flow_px": (("  quality:", "  cleaning: {static_frame_flow_px: 1.0}\n  quality:"),
+                                           {"ingest"}),
+    "data.quality.min_size_px": (("min_images_per_class: 10}", "min_images_per_class: 10, min_size_px: [4, 4]}"),
+                                 {"ingest", "validate"}),
+    "data.quality.min_images_per_class": (("min_images_per_class: 10}", "min_images_per_class: 9}"), {"validate"}),
+    "classes": (('["0", "1", "2"]', '["0", "1", "2", "3"]'), {"ingest", "validate", "train"}),
+    "data.embedding": (("input_size_px: 64}", "input_size_px: 48}"), {"embed"}),
+    "data.cleaning.near_duplicate_cosine": (("  quality:", "  cleaning: {near_duplicate_cosine: 0.99}\n  quality:"),
+                                            {"clean", "split"}),
+    "data.cleaning.remove_flagged": (("  quality:", "  cleaning: {remove_flagged: [dark]}\n  quality:"), {"clean"}),
     "data.split": (("val: 0.2, test: 0.2", "val: 0.25, test: 0.15"), {"split"}),
-    "seed": (("seed: 1", "seed: 2"), {"split", "train"}),
+    "data.pruning.budget": (("  quality:", "  pruning: {budget: 0.5}\n  quality:"), {"prune"}),
+    "seed": (("seed: 1", "seed: 2"), {"split", "prune", "train"}),
     "model.input_size_px": (("input_size_px: 16", "input_size_px: 24"), {"train"}),
     "train.epochs": (("epochs: 6", "epochs: 5"), {"train"}),
 }
@@ -113,7 +120,12 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
     log = (pipeline / "repro.log").read_text()
     assert re.findall(r"Running stage 'e2e-(\w+)'", log) == [s.name for s in STAGES]
     metrics = json.loads((pipeline / "reports/e2e/evaluate/metrics.json").read_text())
-    assert metrics["images"] == 18
+    split = json.loads((pipeline / "reports/e2e/split/summary.json").read_text())
+    assert split["cross_split_near_duplicates"] == 0
+    assert metrics["images"] == split["test"]
+    assert json.loads((pipeline / "reports/e2e/validate/summary.json").read_text())["success"] is True
+    assert (pipeline / "reports/e2e/validate/data_docs/index.html").is_file()
+    assert (pipeline / "reports/e2e/prune/projection.png").is_file()
     assert metrics["accuracy"] > 0.6, metrics  # three digits: chance is 0.33
     confusion = (pipeline / "reports/e2e/evaluate/confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted"
@@ -158,14 +170,16 @@ def test_impact_predicts_what_repro_reruns(pipeline: Path, tmp_path: Path) -> No
     impact = json.loads(_autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)
     predicted = [row["stage"] for row in impact if row["reruns"]]
     ran = re.findall(r"Running stage '([\w-]+)'", _dvc(clone, "repro").stdout)
-    assert predicted == ran == ["e2e-split", "e2e-train", "e2e-evaluate"]
+    assert predicted == ran == ["e2e-split", "e2e-prune", "e2e-train", "e2e-evaluate"]
     assert _changed_stages(clone) == set()
 
 
 def test_rerun_with_same_inputs_gives_same_outputs(pipeline: Path, tmp_path: Path) -> None:
     clone = tmp_path / "again"
     shutil.copytree(pipeline, clone, symlinks=True)
-    before = {p: (clone / p).read_bytes() for p in ("models/e2e/train/model.safetensors",
-                                                   "reports/e2e/evaluate/metrics.json", "data/e2e/split/split.csv")}
+    before = {p: (clone / p).read_bytes() for p in (
+        "models/e2e/train/model.safetensors", "reports/e2e/evaluate/metrics.json", "data/e2e/split/split.csv",
+        "data/e2e/embed/embeddings.npy", "data/e2e/prune/split.csv", "reports/e2e/validate/result.json",
+        "reports/e2e/clean/report.json", "reports/e2e/prune/projection.png")}
     _dvc(clone, "repro", "--force", "--no-run-cache")
     assert {p: (clone / p).read_bytes() for p in before} == before

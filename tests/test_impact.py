@@ -56,11 +56,12 @@ def test_training_edit_reruns_train_and_downstream_with_reasons(committed: Path,
 def test_split_edit_reruns_split_and_everything_after_it(committed: Path, run_autodl) -> None:
     _edit(committed, "  split: {train: 0.8, val: 0.1, test: 0.1}\n")
     result = _impact(run_autodl)
-    assert _rerun(result) == ["alpha-split", "alpha-train", "alpha-evaluate"]
+    assert _rerun(result) == ["alpha-split", "alpha-prune", "alpha-train", "alpha-evaluate"]
     assert result["alpha-split"]["reasons"] == ["param alpha.data.split.test: 0.15 -> 0.1",
                                                 "param alpha.data.split.train: 0.7 -> 0.8",
                                                 "param alpha.data.split.val: 0.15 -> 0.1"]
-    assert result["alpha-train"]["reasons"] == ["reads outputs of alpha-split, which re-runs"]
+    assert result["alpha-prune"]["reasons"] == ["reads outputs of alpha-split, which re-runs"]
+    assert result["alpha-train"]["reasons"] == ["reads outputs of alpha-prune, which re-runs"]
 
 
 def test_baseline_is_the_git_revision_not_the_working_tree(committed: Path, run_autodl) -> None:
@@ -74,7 +75,7 @@ def test_human_readable_report(committed: Path, run_autodl) -> None:
     _edit(committed, "train: {epochs: 3}\n")
     code, out, _ = run_autodl("impact", "specs/alpha.yaml")
     assert code == 0
-    assert out.splitlines()[0] == ("alpha: 2 of 4 stages re-run (specs/alpha.yaml against params.yaml/dvc.yaml "
+    assert out.splitlines()[0] == ("alpha: 2 of 8 stages re-run (specs/alpha.yaml against params.yaml/dvc.yaml "
                                    "from git HEAD)")
     assert "    - param alpha.train.epochs: 15 -> 3" in out
 

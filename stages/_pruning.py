@@ -1,0 +1,125 @@
+"""Data-pruning selectors: choose exactly k of n embedding rows of one class.
+
+Each selector is small and deterministic for a seed; `SELECTORS` is the
+registry the prune stage and the benchmark use. Clustering is faiss k-means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import faiss
+import numpy as np
+
+PROTOTYPICAL_BELOW = 100
+"""cluster_balanced keeps the images nearest their cluster centre when fewer than this many are kept per
+class, and the farthest ones otherwise: with little data easy (prototypical) examples teach more, with
+plenty the hard ones do (Sorscher et al. 2022, 'Beyond neural scaling laws')."""
+
+Selector = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+def random_selection(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(len(vectors), size=k, replace=False))
+
+
+def _kmeans(vectors: np.ndarray, clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster of each row, squared L2 distance to its centre)."""
+    # One class of a few hundred images is a normal input here, so allow small clusters without warnings.
+    kmeans = faiss.Kmeans(vectors.shape[1], clusters, niter=20, seed=seed, verbose=False, min_points_per_centroid=1)
+    kmeans.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    distance, assignment = kmeans.index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
+    return assignment[:, 0], distance[:, 0]
+
+
+def _cluster_count(n: int, k: int) -> int:
+    return max(1, min(k, round(np.sqrt(n))))
+
+
+def _balanced_quotas(sizes: np.ndarray, k: int) -> np.ndarray:
+    """Spread k picks as evenly as possible over clusters, never more than a cluster holds."""
+    quotas = np.zeros_like(sizes)
+    while quotas.sum() < k:
+        open_clusters = np.flatnonzero(quotas < sizes)
+        share = max(1, (k - int(quotas.sum())) // len(open_clusters))
+        for c in open_clusters:
+            if quotas.sum() == k:
+                break
+            quotas[c] = min(sizes[c], quotas[c] + share)
+    return quotas
+
+
+def cluster_balanced(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    assignment, distance = _kmeans(vectors, _cluster_count(len(vectors), k), seed)
+    clusters = np.unique(assignment)
+    quotas = _balanced_quotas(np.array([np.sum(assignment == c) for c in clusters]), k)
+    nearest_first = k < PROTOTYPICAL_BELOW
+    chosen = []
+    for cluster, quota in zip(clusters, quotas, strict=True):
+        members = np.flatnonzero(assignment == cluster)
+        order = np.argsort(distance[members] if nearest_first else -distance[members], kind="stable")
+        chosen.extend(members[order[:quota]])
+    return np.sort(np.array(chosen, dtype=np.int64))
+
+
+def kcenter_greedy(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Greedy k-center coreset: start at the most central image, then keep adding the least covered one."""
+    centre = vectors.mean(axis=0)
+    chosen = [int(np.argmax(vectors @ centre))]
+    nearest = 1.0 - vectors @ vectors[chosen[0]]
+    for _ in range(k - 1):
+        pick = int(np.argmax(nearest))
+        chosen.append(pick)
+        nearest = np.minimum(nearest, 1.0 - vectors @ vectors[pick])
+    return np.sort(np.array(chosen, dtype=np.int64))
+
+
+def semdedup(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """SemDeDup: within each k-means cluster, drop the most redundant image (highest similarity to another
+    kept one) until k remain; the threshold-free form hits the budget exactly."""
+    assignment, _ = _kmeans(vectors, _cluster_count(len(vectors), k), seed)
+    redundancy = np.full(len(vectors), -np.inf)
+    similarity_of: dict[int, np.ndarray] = {}
+    for cluster in np.unique(assignment):
+        members = np.flatnonzero(assignment == cluster)
+        similarity = vectors[members] @ vectors[members].T
+        np.fill_diagonal(similarity, -np.inf)
+        similarity_of[int(cluster)] = similarity
+        if len(members) > 1:
+            redundancy[members] = similarity.max(axis=1)
+    alive = np.ones(len(vectors), dtype=bool)
+    for _ in range(len(vectors) - k):
+        victim = int(np.argmax(np.where(alive, redundancy, -np.inf)))
+        alive[victim] = False
+        cluster = int(assignment[victim])
+        members = np.flatnonzero(assignment == cluster)
+        similarity = similarity_of[cluster]
+        similarity[:, np.searchsorted(members, victim)] = -np.inf
+        live = alive[members]
+        redundancy[members[live]] = similarity[live].max(axis=1) if live.sum() > 1 else -np.inf
+    return np.flatnonzero(alive)
+
+
+SELECTORS: dict[str, Selector] = {
+    "random": random_selection,
+    "cluster_balanced": cluster_balanced,
+    "kcenter": kcenter_greedy,
+    "semdedup": semdedup,
+}
+
+
+def budget_count(n: int, budget: float) -> int:
+    """Images kept of a class of n: round(budget * n), at least one, at most n."""
+    return min(n, max(1, round(budget * n))) if n else 0
+
+
+def select_per_class(vectors: np.ndarray, labels: list[str], budget: float, method: str, seed: int) -> np.ndarray:
+    """Boolean mask of kept rows: exactly budget_count(n_c) rows of every class c."""
+    keep = np.zeros(len(labels), dtype=bool)
+    label_array = np.array(labels)
+    for label in sorted(set(labels)):
+        rows = np.flatnonzero(label_array == label)
+        k = budget_count(len(rows), budget)
+        picked = rows if k == len(rows) else rows[SELECTORS[method](vectors[rows], k, seed)]
+        keep[picked] = True
+    return keep

@@ -1,0 +1,90 @@
+"""prune: keep the most useful `data.pruning.budget` share of every class of the training split.
+
+Selection works on the cached embeddings (stages/_pruning.py holds the
+methods). Validation and test rows are never touched. Writes `split.csv` with
+dropped training rows marked `pruned`, per-class counts as metrics, and a 2-D
+projection of the training embeddings (kept vs dropped) as a DVC plot and PNG.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from compiler.fsutil import atomic_directory
+from compiler.spec.data import Pruning
+from stages._cli import StageContext, run_stage, write_json
+from stages._pruning import select_per_class
+from stages.embed import load_embeddings
+
+
+def projection_rows(vectors: np.ndarray, labels: list[str], keep: np.ndarray, seed: int) -> list[dict[str, object]]:
+    points = PCA(n_components=2, random_state=seed).fit_transform(vectors) if len(vectors) > 2 else (
+        np.zeros((len(vectors), 2)))
+    return [{"x": round(float(x), 5), "y": round(float(y), 5), "label": label, "kept": "kept" if k else "dropped"}
+            for (x, y), label, k in zip(points, labels, keep, strict=True)]
+
+
+def save_projection_png(rows: list[dict[str, object]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 5), dpi=100)
+    for state, style in (("dropped", {"c": "#bbbbbb", "s": 8}), ("kept", {"c": "#1f77b4", "s": 10})):
+        chosen = [r for r in rows if r["kept"] == state]
+        axis.scatter([r["x"] for r in chosen], [r["y"] for r in chosen], label=f"{state} ({len(chosen)})", **style)
+    axis.set_title(title)
+    axis.set_xlabel("PC 1")
+    axis.set_ylabel("PC 2")
+    axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, metadata={"Software": None})  # no version stamp: same data, same bytes
+    plt.close(figure)
+
+
+def main(ctx: StageContext) -> None:
+    settings = Pruning.model_validate(ctx.params["data"]["pruning"])
+    with (ctx.dep(0) / "split.csv").open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames or [], list(reader)
+    vectors, paths = load_embeddings(ctx.dep(1))
+    row_of = {path: i for i, path in enumerate(paths)}
+    train = [r for r in rows if r["split"] == "train"]
+    train_vectors = vectors[[row_of[r["path"]] for r in train]]
+    labels = [r["label"] for r in train]
+    keep = select_per_class(train_vectors, labels, settings.budget, settings.method, ctx.params["seed"])
+    kept_paths = {r["path"] for r, k in zip(train, keep, strict=True) if k}
+    with atomic_directory(ctx.out()) as out, (out / "split.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "split": "pruned"} if r["split"] == "train" and r["path"] not in kept_paths else r
+                         for r in rows)
+    before, after = Counter(labels), Counter(label for label, k in zip(labels, keep, strict=True) if k)
+    write_json(ctx.metric(), {"method": settings.method, "budget": settings.budget,
+                              "train_before": len(labels), "train_after": int(keep.sum()),
+                              "per_class_after": {label: after[label] for label in sorted(before)}})
+    projection = projection_rows(train_vectors, labels, keep, ctx.params["seed"])
+    _write_csv(ctx.plot(), projection)
+    save_projection_png(projection, ctx.path(ctx.info.reports[0]),
+                        f"{ctx.project}: {settings.method} keeps {int(keep.sum())} of {len(labels)} training images")
+    print(f"prune: {settings.method} kept {int(keep.sum())} of {len(labels)} training images "
+          f"(budget {settings.budget:g})")
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["x", "y", "label", "kept"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    run_stage("prune", main)

@@ -1,0 +1,95 @@
+"""The data-quality gate runs a real GX checkpoint; embeddings and image flags on real pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+from skimage import data as skimage_data
+
+from compiler.spec.data import Quality
+from stages._gx import run_checkpoint
+from stages.clean import image_flags
+from stages.embed import embed_images, embedding_model
+from stages.validate import expectations, explain, quality_table
+
+CLASSES = ["cat", "dog"]
+
+
+def _rows(counts: dict[str, int], width: int = 16) -> list[dict[str, str]]:
+    return [{"path": f"{label}/{width}-{i}.png", "label": label, "sha256": f"{label}{width}-{i}", "width": str(width),
+             "height": str(width)} for label, n in counts.items() for i in range(n)]
+
+
+def _run(rows: list[dict[str, str]], quality: Quality, tmp_path: Path, quarantined: int = 0):
+    table = quality_table(rows, quarantined)
+    checks, raw = run_checkpoint(table, expectations(quality, CLASSES), tmp_path / "docs", run_name="test")
+    return table, checks, raw
+
+
+def test_good_data_passes_every_check_and_writes_data_docs(tmp_path: Path) -> None:
+    _, checks, raw = _run(_rows({"cat": 20, "dog": 20}), Quality(min_images_per_class=10), tmp_path)
+    assert len(checks) == 9
+    assert all(c.success for c in checks)
+    assert raw["success"] is True
+    assert (tmp_path / "docs" / "index.html").is_file()
+    assert list((tmp_path / "docs" / "validations").rglob("*.html"))
+
+
+def test_failures_are_explained_with_the_spec_key_to_change(tmp_path: Path) -> None:
+    rows = _rows({"cat": 30, "dog": 5}) + _rows({"bird": 1}) + _rows({"dog": 1}, width=4)
+    quality = Quality(min_images_per_class=10, max_class_imbalance=3.0, max_corrupt_fraction=0.05)
+    table, checks, _ = _run(rows, quality, tmp_path, quarantined=4)
+    failed = {c.expectation + ":" + c.kwargs.get("column", ""): explain(c, table) for c in checks if not c.success}
+    assert failed["expect_column_values_to_be_in_set:label"].startswith("labels outside classes: ['bird']")
+    assert failed["expect_column_min_to_be_between:class_images"] == (
+        "classes below 10 images: {'bird': 1, 'dog': 6} (short by up to 9); "
+        "add images or lower data.quality.min_images_per_class")
+    assert failed["expect_column_max_to_be_between:imbalance_ratio"].startswith(
+        "class imbalance 30.00 exceeds 3 (largest/smallest class)")
+    assert failed["expect_column_values_to_be_between:width"].startswith("1 images narrower/lower than 8 px (width)")
+    assert failed["expect_column_max_to_be_between:corrupt_fraction"].startswith("9.8% of files were quarantined")
+    assert "expect_column_values_to_be_unique:sha256" not in failed
+
+
+def test_same_data_gives_the_same_result_file(tmp_path: Path) -> None:
+    _, _, first = _run(_rows({"cat": 12, "dog": 12}), Quality(min_images_per_class=10), tmp_path / "a")
+    _, _, second = _run(_rows({"cat": 12, "dog": 12}), Quality(min_images_per_class=10), tmp_path / "b")
+    assert first == second
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    coffee = Image.fromarray(skimage_data.coffee()).resize((160, 120))
+    images = {
+        "coffee": coffee,
+        "coffee_copy": coffee.copy().rotate(1),
+        "cat": Image.fromarray(skimage_data.chelsea()).resize((160, 120)),
+        "dark": Image.fromarray(np.full((120, 160, 3), 6, np.uint8)),
+        "blurred": Image.fromarray(skimage_data.astronaut()).resize((160, 160)).filter(ImageFilter.GaussianBlur(6)),
+    }
+    paths = {}
+    for name, image in images.items():
+        paths[name] = folder / f"{name}.png"
+        image.save(paths[name])
+    return paths
+
+
+def test_embeddings_are_unit_length_deterministic_and_meaningful(photos: dict[str, Path]) -> None:
+    model = embedding_model("efficientnet_lite0_imagenet")
+    files = [photos["coffee"], photos["coffee_copy"], photos["cat"]]
+    vectors = embed_images(files, model, 128)
+    assert vectors.shape == (3, 1280)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(vectors, embed_images(files, model, 128))
+    assert vectors[0] @ vectors[1] > 0.97 > vectors[0] @ vectors[2]  # near-copy vs a different photo
+
+
+def test_image_flags_find_the_dark_image(photos: dict[str, Path]) -> None:
+    names = list(photos)
+    flags = image_flags([photos[n] for n in names])
+    assert [names[i] for i in flags["dark"]] == ["dark"]
+    assert "coffee" not in [names[i] for i in flags["low_information"]]
