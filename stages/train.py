@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.nn import functional as F
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
 from compiler.fsutil import atomic_directory
@@ -51,6 +52,18 @@ class Classifier(L.LightningModule):
         logits = self(x)
         self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(y))
         self.log("val_accuracy", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y))
+
+    def on_validation_epoch_start(self) -> None:
+        """Recompute BatchNorm statistics over the whole training split before validating.
+
+        The running statistics are an exponential average over recent steps; on a small (or pruned)
+        training set an epoch has only a few steps, so they lag the weights and the model in eval mode
+        scores near chance while its training loss is near zero. One forward pass over the training data
+        (torch's own `update_bn`, as used for SWA) makes validation, model selection and the saved model
+        use statistics that match the weights.
+        """
+        if not self.trainer.sanity_checking:
+            update_bn(self.trainer.train_dataloader, self.model)
 
     def configure_optimizers(self):
         optimizer = _optimizer(self.model.parameters(), self.cfg)

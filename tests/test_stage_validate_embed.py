@@ -93,3 +93,36 @@ def test_image_flags_find_the_dark_image(photos: dict[str, Path]) -> None:
     flags = image_flags([photos[n] for n in names])
     assert [names[i] for i in flags["dark"]] == ["dark"]
     assert "coffee" not in [names[i] for i in flags["low_information"]]
+
+
+def test_validate_stage_fails_the_run_with_a_readable_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import csv
+
+    from ruamel.yaml import YAML
+
+    from compiler.spec import ProjectSpec
+    from stages._cli import run_stage
+    from stages.validate import main
+
+    ingest_dir = tmp_path / "data" / "p" / "ingest"
+    ingest_dir.mkdir(parents=True)
+    fields = ["path", "label", "sha256", "width", "height"]
+    with (ingest_dir / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(_rows({"cat": 12, "dog": 3}))
+    (ingest_dir / "quarantine.csv").write_text("origin,source,reason\n")
+    spec = ProjectSpec.model_validate({"name": "p", "classes": CLASSES, "data": {
+        "sources": [{"kind": "image_folder", "path": "raw"}], "quality": {"min_images_per_class": 10}}},
+        strict=False)
+    with (tmp_path / "params.yaml").open("w") as handle:
+        YAML(typ="safe").dump({"p": spec.model_dump(mode="json")}, handle)
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage("validate", main, ["--project", "p", "--root", str(tmp_path)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("stages.validate: 2 of 9 data-quality checks failed:\n")  # imbalance 4.0 == limit passes
+    assert "  - classes below 10 images: {'dog': 3} (short by up to 7)" in err
+    assert "Traceback" not in err
+    assert (tmp_path / "reports/p/validate/summary.json").is_file()
+    assert (tmp_path / "reports/p/validate/data_docs/index.html").is_file()
