@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def run_checkpoint(table: pd.DataFrame, expectations: list[Any], docs_dir: Path,
         result_format={"result_format": "SUMMARY"}))
     run = checkpoint.run(batch_parameters={"dataframe": table},
                          run_id=RunIdentifier(run_name=run_name, run_time=FIXED_RUN_TIME))
+    normalise_data_docs(docs_dir)
     validation = next(iter(run.run_results.values()))
     checks = [CheckResult(r.expectation_config.type,
                           {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
@@ -67,6 +69,29 @@ def run_checkpoint(table: pd.DataFrame, expectations: list[Any], docs_dir: Path,
 VOLATILE_KEYS = frozenset({"id", "validation_id", "checkpoint_id", "ge_load_time"})
 """GX stamps random UUIDs and the load time into every result; blanking them lets the same data give the
 same result file (the checks, kwargs and observed values are untouched)."""
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_GX_TIMESTAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
+
+
+def normalise_data_docs(docs_dir: Path) -> None:
+    """Make the Data Docs HTML a pure function of the data.
+
+    GX's renderer stamps the wall-clock time (load time, a logo cache-buster) and
+    uuid4 element ids into every page and offers no switch for it; without this a
+    rerun of the stage gives a new DVC hash for identical data. Ids are renumbered
+    in order of appearance, so links inside a page keep working.
+    """
+    fixed_time = FIXED_RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ")
+    for page in sorted(docs_dir.rglob("*.html")):
+        text = _renumber_uuids(page.read_text(encoding="utf-8"))
+        page.write_text(_GX_TIMESTAMP.sub(fixed_time, text), encoding="utf-8")
+
+
+def _renumber_uuids(text: str) -> str:
+    numbering: dict[str, str] = {}
+    return _UUID.sub(lambda m: numbering.setdefault(m.group(), f"00000000-0000-4000-8000-{len(numbering):012d}"), text)
 
 
 def without_run_identity(value: Any) -> Any:

@@ -54,10 +54,14 @@ def test_failures_are_explained_with_the_spec_key_to_change(tmp_path: Path) -> N
     assert "expect_column_values_to_be_unique:sha256" not in failed
 
 
-def test_same_data_gives_the_same_result_file(tmp_path: Path) -> None:
+def test_same_data_gives_the_same_result_file_and_data_docs(tmp_path: Path) -> None:
     _, _, first = _run(_rows({"cat": 12, "dog": 12}), Quality(min_images_per_class=10), tmp_path / "a")
     _, _, second = _run(_rows({"cat": 12, "dog": 12}), Quality(min_images_per_class=10), tmp_path / "b")
     assert first == second
+    pages = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.html"))
+    assert len(pages) == 3
+    for page in pages:
+        assert (tmp_path / "a" / page).read_bytes() == (tmp_path / "b" / page).read_bytes(), page
 
 
 @pytest.fixture(scope="module")
