@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Plot:
+    """A `dvc plots` view: fields of one CSV the stage writes."""
+
+    name: str
     path: str
     x: str
-    y: str
+    y: tuple[str, ...]
     template: str
     title: str
 
@@ -29,6 +32,8 @@ class Stage:
     """Fully qualified param keys (`digits.train.optimizer.lr`), sorted."""
     deps: tuple[str, ...]
     outs: tuple[str, ...]
+    persist: tuple[str, ...]
+    """Outputs DVC leaves in place when the stage re-runs (resumable state)."""
     reports: tuple[str, ...]
     """Outputs tracked by git rather than the DVC cache (`cache: false`)."""
     metrics: tuple[str, ...]
@@ -36,7 +41,10 @@ class Stage:
 
     def written(self) -> tuple[str, ...]:
         """Every path the stage writes."""
-        return (*self.outs, *self.reports, *self.metrics, *(plot.path for plot in self.plots))
+        return (*self.outs, *self.persist, *self.reports, *self.metrics, *self.plot_files())
+
+    def plot_files(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(plot.path for plot in self.plots))
 
     @property
     def id(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from compiler.ir import Pipeline, Plot, Stage
 from compiler.spec import ProjectSpec
 from compiler.spec.data import SklearnDigitsSource, VideoSource
-from stages.registry import STAGES, StageInfo
+from stages.registry import STAGES, StageInfo, WhenSet
 
 
 def plan(spec: ProjectSpec, spec_path: str) -> Pipeline:
@@ -21,6 +21,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     deps = [*info.code, *(fill(d) for d in info.deps)]
     if info.reads_sources:
         deps.extend(_source_paths(spec))
+    enabled = [when for when in info.optional if _is_set(spec, when)]
     return Stage(
         project=project,
         name=info.name,
@@ -29,10 +30,18 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         params=tuple(sorted(f"{project}.{key}" for key in info.params)),
         deps=tuple(sorted(set(deps))),
         outs=tuple(fill(o) for o in info.outs),
-        reports=tuple(fill(r) for r in info.reports),
+        persist=tuple(fill(o) for when in enabled for o in when.persist),
+        reports=tuple(fill(r) for r in (*info.reports, *(r for when in enabled for r in when.reports))),
         metrics=tuple(fill(m) for m in info.metrics),
-        plots=tuple(Plot(fill(p.path), p.x, p.y, p.template, p.title) for p in info.plots),
+        plots=tuple(Plot(p.name, fill(p.path), p.x, p.y, p.template, p.title) for p in info.plots),
     )
+
+
+def _is_set(spec: ProjectSpec, when: WhenSet) -> bool:
+    value: object = spec
+    for part in when.key.split("."):
+        value = getattr(value, part)
+    return value is not None
 
 
 def _source_paths(spec: ProjectSpec) -> list[str]:

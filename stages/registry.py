@@ -14,11 +14,26 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PlotInfo:
+    """One `dvc plots` view of a CSV the stage writes; a file may back several views."""
+
+    name: str
+    """Short view name; the plot id in `dvc.yaml` is `<stage id>-<name>`."""
     path: str
     x: str
-    y: str
+    y: tuple[str, ...]
     template: str = "linear"
     title: str = ""
+
+
+@dataclass(frozen=True)
+class WhenSet:
+    """Outputs a stage writes only when a spec key is set (not null), such as a search study."""
+
+    key: str
+    """Spec key relative to the project (`train.hpo`)."""
+    persist: tuple[str, ...] = ()
+    """DVC outputs kept in place between runs (`persist: true`): state a rerun resumes from."""
+    reports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,7 @@ class StageInfo:
     """Small outputs kept in git instead of the DVC cache, so pull requests show their diffs."""
     metrics: tuple[str, ...] = ()
     plots: tuple[PlotInfo, ...] = ()
+    optional: tuple[WhenSet, ...] = ()
     reads_sources: bool = False
     """The stage also reads the data source paths named in the spec."""
 
@@ -101,7 +117,7 @@ STAGES: tuple[StageInfo, ...] = (
         outs=("data/{project}/prune",),
         reports=("reports/{project}/prune/projection.png",),
         metrics=("reports/{project}/prune/summary.json",),
-        plots=(PlotInfo("reports/{project}/prune/projection.csv", x="x", y="y", template="scatter",
+        plots=(PlotInfo("projection", "reports/{project}/prune/projection.csv", x="x", y=("y",), template="scatter",
                         title="Training embeddings (PCA): kept vs dropped"),),
     ),
     StageInfo(
@@ -112,8 +128,10 @@ STAGES: tuple[StageInfo, ...] = (
         deps=("data/{project}/ingest", "data/{project}/prune"),
         outs=("models/{project}/train",),
         metrics=("reports/{project}/train/metrics.json",),
-        plots=(PlotInfo("reports/{project}/train/history.csv", x="epoch", y="val_accuracy",
-                        title="Validation accuracy per epoch"),),
+        plots=(PlotInfo("accuracy", "reports/{project}/train/history.csv", x="epoch", y=("val_accuracy",),
+                        title="Validation accuracy per epoch"),
+               PlotInfo("loss", "reports/{project}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
+                        title="Training and validation loss per epoch")),
     ),
     StageInfo(
         name="evaluate",
@@ -124,7 +142,7 @@ STAGES: tuple[StageInfo, ...] = (
         deps=("data/{project}/ingest", "data/{project}/split", "models/{project}/train"),
         reports=("reports/{project}/evaluate/per_class.json",),
         metrics=("reports/{project}/evaluate/metrics.json",),
-        plots=(PlotInfo("reports/{project}/evaluate/confusion.csv", x="actual", y="predicted",
+        plots=(PlotInfo("confusion", "reports/{project}/evaluate/confusion.csv", x="actual", y=("predicted",),
                         template="confusion", title="Confusion matrix (test split)"),),
     ),
 )

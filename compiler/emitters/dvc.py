@@ -6,7 +6,7 @@ from typing import Any
 
 from compiler.emitters import EmitContext, header
 from compiler.emitters._yaml import dump_yaml, sort_keys
-from compiler.ir import Stage
+from compiler.ir import Plot, Stage
 
 
 class ParamsEmitter:
@@ -25,9 +25,11 @@ class DvcPipelineEmitter:
     name = "dvc"
 
     def emit(self, ctx: EmitContext) -> dict[str, str]:
-        stages = {stage.id: stage_entry(stage) for pipeline in ctx.pipelines for stage in pipeline.stages}
+        all_stages = [stage for pipeline in ctx.pipelines for stage in pipeline.stages]
+        stages = {stage.id: stage_entry(stage) for stage in all_stages}
+        plots = [{f"{stage.id}-{plot.name}": _plot_view(plot)} for stage in all_stages for plot in stage.plots]
         sources = [s.path for s in ctx.specs] + ["stages/registry.py"]
-        return {"dvc.yaml": header("#", sources) + dump_yaml({"stages": stages})}
+        return {"dvc.yaml": header("#", sources) + dump_yaml({"stages": stages} | ({"plots": plots} if plots else {}))}
 
 
 def stage_entry(stage: Stage) -> dict[str, Any]:
@@ -37,13 +39,15 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
         "cmd": stage.cmd,
         "deps": list(stage.deps),
         "params": list(stage.params),
-        "outs": [*stage.outs, *({path: {"cache": False}} for path in stage.reports)],
+        "outs": [*stage.outs, *({path: {"persist": True}} for path in stage.persist),
+                 *({path: {"cache": False}} for path in stage.reports)],
         "metrics": [{path: {"cache": False}} for path in stage.metrics],
-        "plots": [{plot.path: _plot_props(plot)} for plot in stage.plots],
+        "plots": [{path: {"cache": False}} for path in stage.plot_files()],
     }
     return {key: value for key, value in fields.items() if value}
 
 
-def _plot_props(plot: Any) -> dict[str, Any]:
-    props = {"cache": False, "template": plot.template, "x": plot.x, "y": plot.y}
-    return props | ({"title": plot.title} if plot.title else {})
+def _plot_view(plot: Plot) -> dict[str, Any]:
+    """A top-level `plots:` definition: several y fields of a file can share one chart there."""
+    view = {"template": plot.template, "x": plot.x, "y": {plot.path: list(plot.y)}}
+    return view | ({"title": plot.title} if plot.title else {})
