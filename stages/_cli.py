@@ -7,6 +7,8 @@ for it (reading any other key fails), and reports failures as one clear line.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -48,6 +50,25 @@ class StageContext:
 def write_json(path: Path, data: Any) -> None:
     """Metrics and reports: stable formatting so `git diff` and `dvc metrics diff` stay readable."""
     write_text_atomically(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...] | None = None) -> None:
+    """Manifests, tables and plot data: one header, `\n` line ends, written atomically.
+
+    `fields` picks and orders the columns (other keys are left out); by default every key of the rows in
+    first-seen order (rows may differ, as trials with different searched params do). Missing values are empty.
+    """
+    columns = list(fields) if fields else list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomically(path, buffer.getvalue())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def declared_params(all_params: dict[str, Any], project: str, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -10,9 +10,10 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from stages._imageio import load_rgb
 
@@ -49,3 +50,21 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def tensor_dataset(data: SplitData) -> TensorDataset:
     return TensorDataset(to_tensor(data.images), torch.from_numpy(data.labels))
+
+
+class AugmentedImages(Dataset):
+    """Training images through the spec's augmentations, drawn afresh each time an image is served.
+
+    Albumentations works on uint8 HWC arrays, so images are kept in that form and normalised after
+    augmenting; the pipeline's own seeded generator makes every epoch's draws repeatable.
+    """
+
+    def __init__(self, data: SplitData, pipeline: A.Compose):
+        self.data, self.pipeline = data, pipeline
+
+    def __len__(self) -> int:
+        return len(self.data.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.pipeline(image=self.data.images[index])["image"]
+        return to_tensor(image[None])[0], torch.tensor(self.data.labels[index])

@@ -8,7 +8,6 @@ so the same data gives the same result files.
 from __future__ import annotations
 
 import datetime
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,6 @@ class CheckResult:
 def run_checkpoint(table: pd.DataFrame, expectations: list[Any], docs_dir: Path, run_name: str
                    ) -> tuple[list[CheckResult], dict[str, Any]]:
     """Validate `table`; returns one CheckResult per expectation and GX's own result as JSON."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig

@@ -10,7 +10,6 @@ set free of near-copies of training images.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Cleaning
-from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._cli import StageContext, StageFailure, read_csv, run_stage, write_csv, write_json
 from stages._neighbours import pairs_above
 from stages.embed import load_embeddings
 
@@ -92,17 +91,14 @@ def clean(rows: list[dict[str, str]], vectors: np.ndarray, ingest_dir: Path, set
 def main(ctx: StageContext) -> None:
     settings = Cleaning.model_validate(ctx.params["data"]["cleaning"])
     ingest_dir, embed_dir = ctx.dep(0), ctx.dep(1)
-    with (ingest_dir / "manifest.csv").open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields, rows = reader.fieldnames or [], list(reader)
+    rows = read_csv(ingest_dir / "manifest.csv")
     vectors, embedded_paths = load_embeddings(embed_dir)
     if embedded_paths != [r["path"] for r in rows]:
         raise StageFailure("embeddings are out of step with the manifest; run `dvc repro` for the embed stage")
     result = clean(rows, vectors, ingest_dir, settings)
-    with atomic_directory(ctx.out()) as out, (out / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(row for row, kept in zip(rows, result.keep, strict=True) if kept)
+    with atomic_directory(ctx.out()) as out:
+        write_csv(out / "manifest.csv", [row for row, kept in zip(rows, result.keep, strict=True) if kept],
+                  tuple(rows[0]) if rows else None)
     write_json(ctx.path(ctx.info.reports[0]), {"near_duplicates": [asdict(d) for d in result.near_duplicates],
                                                "flagged": result.flagged, "removed_flagged": result.removed_flagged})
     summary = result.summary()

@@ -7,7 +7,6 @@ per manifest row, same order) and `index.csv` (path, sha256) to join on.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from tqdm import tqdm
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Embedding
-from stages._cli import StageContext, run_stage
+from stages._cli import StageContext, read_csv, run_stage, write_csv
 from stages._dataset import to_tensor
 from stages._imageio import load_rgb
 from stages._pretrained import WEIGHTS, load_pretrained
@@ -47,23 +46,18 @@ def main(ctx: StageContext) -> None:
     settings = Embedding.model_validate(ctx.params["data"]["embedding"])
     size = settings.input_size_px or WEIGHTS[settings.embedder].input_size_px
     ingest_dir = ctx.dep(0)
-    with (ingest_dir / "manifest.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv(ingest_dir / "manifest.csv")
     vectors = embed_images([ingest_dir / row["path"] for row in rows], embedding_model(settings.embedder), size,
                            progress=True)
     with atomic_directory(ctx.out()) as out:
         np.save(out / "embeddings.npy", vectors, allow_pickle=False)
-        with (out / "index.csv").open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(("path", "sha256"))
-            writer.writerows((row["path"], row["sha256"]) for row in rows)
+        write_csv(out / "index.csv", rows, ("path", "sha256"))
     print(f"embed: {len(rows)} images -> {vectors.shape[1]}-d vectors ({settings.embedder} at {size} px)")
 
 
 def load_embeddings(embed_dir: Path) -> tuple[np.ndarray, list[str]]:
     """The vectors and the image path of each row."""
-    with (embed_dir / "index.csv").open(newline="", encoding="utf-8") as handle:
-        paths = [row["path"] for row in csv.DictReader(handle)]
+    paths = [row["path"] for row in read_csv(embed_dir / "index.csv")]
     return np.load(embed_dir / "embeddings.npy", allow_pickle=False), paths
 
 

@@ -1,41 +1,81 @@
-"""evaluate: the trained model on the test split -> metrics (DVC metrics) and a confusion plot."""
+"""evaluate: the trained model on the test split -> metrics (DVC metrics), confusions and a gallery of mistakes."""
 
 from __future__ import annotations
 
-import csv
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from stages._cli import StageContext, run_stage, write_json
-from stages._dataset import load_split, to_tensor
+from stages._cli import StageContext, run_stage, write_csv, write_json
+from stages._dataset import SplitData, load_split, to_tensor
 from stages._metrics import classification_metrics
 from stages._model import load_model, predict_logits
+from stages._plots import image_grid
+
+GALLERY_SIZE = 24
+TOP_CONFUSIONS = 10
 
 
-def evaluate(model_dir: Path, ingest_dir: Path, split_csv: Path) -> tuple[dict[str, object], list[tuple[str, str]]]:
-    """Metrics on the test split and (actual, predicted) class-name pairs, one per test image."""
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, object]
+    actual: list[str]
+    predicted: list[str]
+    confidence: np.ndarray
+    """Softmax probability of the predicted class, per test image."""
+    test: SplitData
+
+
+def evaluate(model_dir: Path, ingest_dir: Path, split_csv: Path) -> Evaluation:
+    """Metrics on the test split plus each image's actual and predicted class names."""
     model, config = load_model(model_dir)
     test = load_split(ingest_dir, split_csv, "test", config.classes, config.input_size_px)
-    predicted = predict_logits(model, to_tensor(test.images)).argmax(1).numpy()
+    probabilities = torch.softmax(predict_logits(model, to_tensor(test.images)), dim=1).numpy()
+    predicted = probabilities.argmax(1)
     metrics = classification_metrics(test.labels, predicted, config.classes)
-    pairs = [(config.classes[a], config.classes[p]) for a, p in zip(test.labels, predicted, strict=True)]
-    return metrics, pairs
+    return Evaluation(metrics, [config.classes[a] for a in test.labels], [config.classes[p] for p in predicted],
+                      probabilities.max(1), test)
+
+
+def top_confusions(actual: list[str], predicted: list[str], limit: int = TOP_CONFUSIONS) -> list[dict[str, object]]:
+    """The most frequent (actual, predicted) mistakes, most frequent first, ties by name."""
+    counts = Counter((a, p) for a, p in zip(actual, predicted, strict=True) if a != p)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [{"actual": a, "predicted": p, "count": n} for (a, p), n in ranked[:limit]]
+
+
+def mistakes_gallery(result: Evaluation, path: Path, title: str) -> int:
+    """The most confident mistakes first, captioned `true -> predicted (confidence)`; returns how many shown."""
+    wrong = [i for i, (a, p) in enumerate(zip(result.actual, result.predicted, strict=True)) if a != p]
+    wrong.sort(key=lambda i: (-result.confidence[i], result.test.paths[i]))
+    shown = wrong[:GALLERY_SIZE]
+    rows = []
+    for start in range(0, len(shown), 8):
+        chunk = shown[start:start + 8]
+        rows.append(("", [result.test.images[i] for i in chunk],
+                     [f"{result.actual[i]} -> {result.predicted[i]} ({result.confidence[i]:.2f})" for i in chunk]))
+    image_grid(rows or [("", [np.full((8, 8, 3), 255, np.uint8)], ["no mistakes"])], path,
+               f"{title}: {len(wrong)} misclassified test images" + (f", {len(shown)} most confident shown"
+                                                                       if len(wrong) > len(shown) else ""))
+    return len(shown)
 
 
 def main(ctx: StageContext) -> None:
-    metrics, pairs = evaluate(ctx.dep(2), ctx.dep(0), ctx.dep(1) / "split.csv")
-    write_json(ctx.path(ctx.info.reports[0]), metrics.pop("per_class"))
+    result = evaluate(ctx.dep(2), ctx.dep(0), ctx.dep(1) / "split.csv")
+    metrics = dict(result.metrics)
+    per_class_json, confusions_json, gallery_png = (ctx.path(p) for p in ctx.info.reports)
+    write_json(per_class_json, metrics.pop("per_class"))
+    write_json(confusions_json, top_confusions(result.actual, result.predicted))
+    mistakes_gallery(result, gallery_png, ctx.project)
     write_json(ctx.metric(), metrics)
-    plot = ctx.plot()
-    plot.parent.mkdir(parents=True, exist_ok=True)
-    with plot.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(("actual", "predicted"))
-        writer.writerows(pairs)
-    wrong = int(np.sum([a != p for a, p in pairs]))
+    write_csv(ctx.plot(), [{"actual": a, "predicted": p} for a, p in zip(result.actual, result.predicted,
+                                                                         strict=True)])
+    wrong = sum(a != p for a, p in zip(result.actual, result.predicted, strict=True))
     print(f"evaluate: {ctx.project} test accuracy {metrics['accuracy']:.4f} on {metrics['images']} images "
-          f"({wrong} wrong), macro-F1 {metrics['macro_f1']:.4f}")
+          f"({wrong} wrong), macro-F1 {metrics['macro_f1']:.4f}; mistakes: {gallery_png}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ reason in `quarantine.csv` and never stop the run (the data-quality gate decides
 
 from __future__ import annotations
 
-import csv
 import difflib
 from collections import Counter
 from collections.abc import Iterable
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Source
-from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
 from stages._imageio import UnreadableImage, canonicalize
 from stages._sources import RawItem, SourceStats, UnsupportedSource, iter_source
 
@@ -115,13 +114,6 @@ def _size_problem(width: int, height: int, min_size_px: tuple[int, int]) -> str 
     return None
 
 
-def _write_csv(path: Path, rows: list[dict[str, object]], fields: tuple[str, ...]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main(ctx: StageContext) -> None:
     params = ctx.params
     sources = TypeAdapter(list[Source]).validate_python(params["data"]["sources"], strict=False)
@@ -136,9 +128,8 @@ def main(ctx: StageContext) -> None:
         except UnsupportedSource as exc:
             raise StageFailure(str(exc)) from None
         result.static_frames_dropped = stats.static_frames_dropped
-        _write_csv(out / "manifest.csv", [asdict(r) for r in result.records], MANIFEST_FIELDS)
-        _write_csv(out / "quarantine.csv", [asdict(q) for q in result.quarantined],
-                   ("origin", "source", "reason"))
+        write_csv(out / "manifest.csv", [asdict(r) for r in result.records], MANIFEST_FIELDS)
+        write_csv(out / "quarantine.csv", [asdict(q) for q in result.quarantined], ("origin", "source", "reason"))
     summary = result.summary()
     write_json(ctx.metric(), summary)
     print(f"ingest: {summary['images']} images, {summary['quarantined']} quarantined "

@@ -8,7 +8,6 @@ projection of the training embeddings (kept vs dropped) as a DVC plot and PNG.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from sklearn.decomposition import PCA
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Pruning
-from stages._cli import StageContext, run_stage, write_json
+from stages._cli import StageContext, read_csv, run_stage, write_csv, write_json
+from stages._plots import pyplot, save_figure
 from stages._pruning import select_per_class
 from stages.embed import load_embeddings
 
@@ -30,12 +30,7 @@ def projection_rows(vectors: np.ndarray, labels: list[str], keep: np.ndarray, se
 
 
 def save_projection_png(rows: list[dict[str, object]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 5), dpi=100)
+    figure, axis = pyplot().subplots(figsize=(6, 5), dpi=100)
     for state, style in (("dropped", {"c": "#bbbbbb", "s": 8}), ("kept", {"c": "#1f77b4", "s": 10})):
         chosen = [r for r in rows if r["kept"] == state]
         axis.scatter([r["x"] for r in chosen], [r["y"] for r in chosen], label=f"{state} ({len(chosen)})", **style)
@@ -44,16 +39,12 @@ def save_projection_png(rows: list[dict[str, object]], path: Path, title: str) -
     axis.set_ylabel("PC 2")
     axis.legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, metadata={"Software": None})  # no version stamp: same data, same bytes
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(ctx: StageContext) -> None:
     settings = Pruning.model_validate(ctx.params["data"]["pruning"])
-    with (ctx.dep(0) / "split.csv").open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields, rows = reader.fieldnames or [], list(reader)
+    rows = read_csv(ctx.dep(0) / "split.csv")
     vectors, paths = load_embeddings(ctx.dep(1))
     row_of = {path: i for i, path in enumerate(paths)}
     train = [r for r in rows if r["split"] == "train"]
@@ -61,29 +52,19 @@ def main(ctx: StageContext) -> None:
     labels = [r["label"] for r in train]
     keep = select_per_class(train_vectors, labels, settings.budget, settings.method, ctx.params["seed"])
     kept_paths = {r["path"] for r, k in zip(train, keep, strict=True) if k}
-    with atomic_directory(ctx.out()) as out, (out / "split.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({**r, "split": "pruned"} if r["split"] == "train" and r["path"] not in kept_paths else r
-                         for r in rows)
+    with atomic_directory(ctx.out()) as out:
+        write_csv(out / "split.csv", [{**r, "split": "pruned"} if r["split"] == "train" and r["path"] not in
+                                      kept_paths else r for r in rows])
     before, after = Counter(labels), Counter(label for label, k in zip(labels, keep, strict=True) if k)
     write_json(ctx.metric(), {"method": settings.method, "budget": settings.budget,
                               "train_before": len(labels), "train_after": int(keep.sum()),
                               "per_class_after": {label: after[label] for label in sorted(before)}})
     projection = projection_rows(train_vectors, labels, keep, ctx.params["seed"])
-    _write_csv(ctx.plot(), projection)
+    write_csv(ctx.plot(), projection, ("x", "y", "label", "kept"))
     save_projection_png(projection, ctx.path(ctx.info.reports[0]),
                         f"{ctx.project}: {settings.method} keeps {int(keep.sum())} of {len(labels)} training images")
     print(f"prune: {settings.method} kept {int(keep.sum())} of {len(labels)} training images "
           f"(budget {settings.budget:g})")
-
-
-def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["x", "y", "label", "kept"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 if __name__ == "__main__":

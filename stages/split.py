@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Split
-from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._cli import StageContext, StageFailure, read_csv, run_stage, write_json
 from stages._neighbours import max_similarity_to
 from stages.embed import load_embeddings
 
@@ -54,8 +54,7 @@ def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], thre
 
 
 def main(ctx: StageContext) -> None:
-    with (ctx.dep(0) / "manifest.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv(ctx.dep(0) / "manifest.csv")
     split = Split.model_validate(ctx.params["data"]["split"])
     assignment = assign_splits([r["label"] for r in rows], split, ctx.params["seed"], [r["group"] for r in rows])
     vectors, paths = load_embeddings(ctx.dep(1))

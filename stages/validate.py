@@ -10,17 +10,15 @@ it exits non-zero with one line per failed check saying what to change.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
-from pathlib import Path
 
 import great_expectations.expectations as gxe
 import pandas as pd
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Quality
-from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._cli import StageContext, StageFailure, read_csv, run_stage, write_json
 from stages._gx import CheckResult, run_checkpoint
 
 
@@ -84,8 +82,8 @@ def main(ctx: StageContext) -> None:
     quality = Quality.model_validate(ctx.params["data"]["quality"])
     classes = list(ctx.params["classes"])
     ingest_dir = ctx.dep(0)
-    rows = _read_csv(ingest_dir / "manifest.csv")
-    quarantined = len(_read_csv(ingest_dir / "quarantine.csv"))
+    rows = read_csv(ingest_dir / "manifest.csv")
+    quarantined = len(read_csv(ingest_dir / "quarantine.csv"))
     if not rows:
         raise StageFailure(f"no images were ingested ({quarantined} quarantined); see {ingest_dir / 'quarantine.csv'}")
     table = quality_table(rows, quarantined)
@@ -101,11 +99,6 @@ def main(ctx: StageContext) -> None:
                            f"  Data Docs: {ctx.out() / 'index.html'}")
     print(f"validate: all {len(checks)} data-quality checks passed ({len(table)} images); "
           f"Data Docs: {ctx.out() / 'index.html'}")
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 if __name__ == "__main__":

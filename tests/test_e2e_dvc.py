@@ -33,8 +33,10 @@ data:
   split: {train: 0.6, val: 0.2, test: 0.2}
   quality: {min_images_per_class: 10}
   embedding: {input_size_px: 64}
+augment: {occlusion: 0.3, low_light: 0.2}
 model: {backbone: resnet10t, input_size_px: 16}
-train: {epochs: 6, batch_size: 16}
+train: {epochs: 6, batch_size: 16,
+        hpo: {trials: 2, sampler: random, epochs_per_trial: 2, space: {lr: {low: 1.0e-3, high: 1.0e-2, log: true}}}}
 """
 
 # (spec edit as `old -> new` text, stages whose params it changes). Written out by hand on purpose:
@@ -59,6 +61,8 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "seed": (("seed: 1", "seed: 2"), {"split", "prune", "train"}),
     "model.input_size_px": (("input_size_px: 16", "input_size_px: 24"), {"train"}),
     "train.epochs": (("epochs: 6", "epochs: 5"), {"train"}),
+    "train.hpo.trials": (("trials: 2", "trials: 3"), {"train"}),
+    "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train"}),
 }
 
 
@@ -135,6 +139,16 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
     assert set(per_class) == {"0", "1", "2"}
     assert sum(row["support"] for row in per_class.values()) == metrics["images"]
     assert "evaluate: e2e test accuracy" in log
+    assert "train: hyperparameter search ran 2 new trial(s)" in log
+    trials = (pipeline / "reports/e2e/train/hpo/trials.csv").read_text().splitlines()
+    assert trials[0] == "number,state,val_accuracy,epochs,lr"
+    assert len(trials) == 3
+    for report in ("train/augmentations.png", "train/hpo/optimization_history.png", "train/hpo/param_importances.png",
+                   "evaluate/misclassified.png"):
+        assert (pipeline / "reports/e2e" / report).read_bytes()[:4] == b"\x89PNG", report
+    assert isinstance(json.loads((pipeline / "reports/e2e/evaluate/top_confusions.json").read_text()), list)
+    plots = json.loads(_dvc(pipeline, "plots", "show", "--json").stdout)["data"]
+    assert {"e2e-train-accuracy", "e2e-train-loss", "e2e-evaluate-confusion", "e2e-prune-projection"} <= set(plots)
 
 
 def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:
@@ -180,6 +194,22 @@ def test_rerun_with_same_inputs_gives_same_outputs(pipeline: Path, tmp_path: Pat
     before = {p: (clone / p).read_bytes() for p in (
         "models/e2e/train/model.safetensors", "reports/e2e/evaluate/metrics.json", "data/e2e/split/split.csv",
         "data/e2e/embed/embeddings.npy", "data/e2e/prune/split.csv", "reports/e2e/validate/result.json",
-        "reports/e2e/clean/report.json", "reports/e2e/prune/projection.png")}
+        "reports/e2e/clean/report.json", "reports/e2e/prune/projection.png", "reports/e2e/train/hpo/trials.csv",
+        "models/e2e/hpo/study.db", "reports/e2e/train/augmentations.png", "reports/e2e/evaluate/misclassified.png",
+        "reports/e2e/validate/data_docs/index.html")}
     _dvc(clone, "repro", "--force", "--no-run-cache")
     assert {p: (clone / p).read_bytes() for p in before} == before
+
+
+def test_dvc_exp_run_sets_a_param_and_reruns_only_what_reads_it(pipeline: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "exp"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    ran = _dvc(clone, "exp", "run", "-S", "e2e.train.optimizer.weight_decay=0.005").stdout
+    assert re.findall(r"Running stage '([\w-]+)'", ran) == ["e2e-train", "e2e-evaluate"]
+    experiments = json.loads(_dvc(clone, "exp", "show", "--json").stdout)
+    runs = [exp for row in experiments for exp in (row.get("experiments") or [])]
+    assert len(runs) == 1
+    params = runs[0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["e2e"]["train"]
+    assert params["optimizer"]["weight_decay"] == 0.005
+    metrics = runs[0]["revs"][0]["data"]["metrics"]["reports/e2e/evaluate/metrics.json"]["data"]
+    assert 0 < metrics["accuracy"] <= 1

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from compiler.spec.data import SklearnDigitsSource, Split
-from compiler.spec.training import TrainSection
+from compiler.spec.training import Hpo, SearchDimension, TrainSection
 from stages._dataset import load_split
 from stages._metrics import classification_metrics
 from stages._model import ModelConfig, load_model, save_model
 from stages._sources import iter_source
+from stages.evaluate import evaluate, mistakes_gallery, top_confusions
 from stages.ingest import ingest
 from stages.split import assign_splits
-from stages.train import train_model
+from stages.train import search_hyperparameters, train_model
 
 CLASSES = ["0", "1", "7"]
 
@@ -66,3 +67,56 @@ def test_training_learns_and_is_deterministic(tiny_digits: Path, tmp_path: Path)
     reloaded, reloaded_config = load_model(tmp_path / "a")
     assert reloaded_config == config
     assert sum(p.numel() for p in reloaded.parameters()) == sum(p.numel() for p in first.model.parameters())
+
+
+def test_top_confusions_count_and_rank_the_mistakes() -> None:
+    actual = ["a", "a", "a", "b", "b", "c", "c", "c"]
+    predicted = ["a", "b", "b", "c", "a", "a", "b", "b"]
+    assert top_confusions(actual, predicted) == [
+        {"actual": "a", "predicted": "b", "count": 2}, {"actual": "c", "predicted": "b", "count": 2},
+        {"actual": "b", "predicted": "a", "count": 1}, {"actual": "b", "predicted": "c", "count": 1},
+        {"actual": "c", "predicted": "a", "count": 1}]
+    assert top_confusions(actual, predicted, limit=1) == [{"actual": "a", "predicted": "b", "count": 2}]
+    assert top_confusions(["a"], ["a"]) == []
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_and_a_gallery_of_the_most_confident_mistakes(tiny_digits: Path,
+                                                                              tmp_path: Path) -> None:
+    config, result = _train(tiny_digits)
+    save_model(result.model, config, tmp_path / "model")
+    evaluation = evaluate(tmp_path / "model", tiny_digits / "ingest", tiny_digits / "split.csv")
+    wrong = sum(a != p for a, p in zip(evaluation.actual, evaluation.predicted, strict=True))
+    assert evaluation.metrics["accuracy"] == round(1 - wrong / len(evaluation.actual), 6)
+    assert mistakes_gallery(evaluation, tmp_path / "gallery.png", "tiny") == min(wrong, 24)
+    assert (tmp_path / "gallery.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_hpo_of_two_tiny_trials_resumes_after_an_interruption(tiny_digits: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import stages.train as train_stage
+
+    config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
+    cfg = TrainSection(epochs=2, batch_size=16, hpo=Hpo(trials=2, sampler="random", pruner="median",
+                                                        space={"lr": SearchDimension(low=1e-3, high=1e-2)}))
+    train = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "train", CLASSES, 16)
+    val = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "val", CLASSES, 16)
+    real_train_model, trained_lrs = train_stage.train_model, []
+
+    def interrupt_second_trial(*args, **kwargs):
+        trained_lrs.append(args[3].optimizer.lr)
+        if len(trained_lrs) == 2:
+            raise KeyboardInterrupt
+        return real_train_model(*args, **kwargs)
+
+    monkeypatch.setattr(train_stage, "train_model", interrupt_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        search_hyperparameters(train, val, config, cfg, None, 0, tmp_path / "hpo")
+    monkeypatch.setattr(train_stage, "train_model", real_train_model)
+    resumed = search_hyperparameters(train, val, config, cfg, None, 0, tmp_path / "hpo")
+    assert resumed.new_trials == 1  # only the interrupted trial runs again
+    assert resumed.best_params["lr"] in {trial.params["lr"] for trial in resumed.study.trials}
+    completed = [t for t in resumed.study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["lr"] for t in completed) == sorted(trained_lrs)
+    assert all(len(t.intermediate_values) == 2 for t in completed)  # per-epoch values reported for pruning

@@ -116,6 +116,6 @@ class TrainSection(SpecModel):
     label_smoothing: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
     """Share of probability mass spread over the other classes in the training loss."""
     early_stopping_patience: NonNegativeInt = 0
-    """Stop after this many epochs without a better validation accuracy; 0 never stops early."""
+    """Stop after this many epochs without a lower validation loss; 0 never stops early."""
     hpo: Hpo | None = None
     """Hyperparameter search; null trains once with the values above."""

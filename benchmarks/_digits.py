@@ -1,0 +1,53 @@
+"""Shared set-up for the benchmarks: the default digits spec's data, prepared once by the real stage cores."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from compiler.load import load_spec  # noqa: E402
+from compiler.spec import ProjectSpec  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Prepared:
+    spec: ProjectSpec
+    records: list
+    """Ingested, cleaned records (path, label, group...)."""
+    vectors: np.ndarray
+    """Their embeddings, row for row."""
+    split: list[str]
+    """train / val / test per record."""
+    split_csv: Path
+    """The same split as the file the training stages read."""
+
+
+def prepare(work: Path, spec_path: Path = REPO / "specs" / "digits.yaml") -> Prepared:
+    """ingest -> embed -> clean -> split with the spec's settings, into `work`."""
+    from stages._pretrained import WEIGHTS
+    from stages._sources import iter_source
+    from stages.clean import find_near_duplicates
+    from stages.embed import embed_images, embedding_model
+    from stages.ingest import ingest
+    from stages.split import assign_splits
+
+    spec = load_spec(spec_path, REPO).spec
+    items = (i for s in spec.data.sources for i in iter_source(s, REPO, classes=spec.classes))
+    records = ingest(items, spec.classes, tuple(spec.data.quality.min_size_px), work).records
+    size = spec.data.embedding.input_size_px or WEIGHTS[spec.data.embedding.embedder].input_size_px
+    vectors = embed_images([work / r.path for r in records], embedding_model(spec.data.embedding.embedder), size)
+    keep, _ = find_near_duplicates(vectors, [r.path for r in records], [r.label for r in records],
+                                   spec.data.cleaning.near_duplicate_cosine)
+    records = [r for r, k in zip(records, keep, strict=True) if k]
+    vectors = vectors[np.array(keep)]
+    split = assign_splits([r.label for r in records], spec.data.split, spec.seed, [r.group for r in records])
+    rows = ["path,label,split"] + [f"{r.path},{r.label},{s}" for r, s in zip(records, split, strict=True)]
+    (work / "split.csv").write_text("\n".join(rows) + "\n")
+    return Prepared(spec, records, vectors, list(split), work / "split.csv")
