@@ -79,8 +79,8 @@ def throughput_table(prep: Prepared, work: Path, epochs: int = 3) -> None:
     from torch.utils.data import DataLoader
 
     from stages._dataset import tensor_dataset
+    from stages._fit import Classifier, _optimizer
     from stages._model import ModelConfig, build_model
-    from stages.train import Classifier, _optimizer
 
     spec = prep.spec
     config = ModelConfig(spec.model.backbone, list(spec.classes), spec.model.input_size_px)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ FIXED_TIME = "2000-01-01 00:00:00.000000"
 
 
 def settle_study_file(folder: Path) -> None:
-    """Blank the trials' wall-clock times and compact the file, once the search is over.
+    """Blank the trials' wall-clock times and rewrite the file compactly, once the search is over.
 
     The study file is a DVC output: with clock times in it, every run of the same search would record a new
     hash in dvc.lock, and a fresh clone could never reproduce the lock. Trial order, states, params and
@@ -144,11 +145,18 @@ def settle_study_file(folder: Path) -> None:
                    "datetime_complete = CASE WHEN datetime_complete IS NULL THEN NULL ELSE ? END",
                    (FIXED_TIME, FIXED_TIME))
     db.close()
-    db = sqlite3.connect(folder / STUDY_FILE, isolation_level=None)
+    # Rebuilt from its SQL dump, not VACUUMed in place: the file header counts the writes and schema changes
+    # the file has seen, so only a file rebuilt from the same content is the same bytes whatever history
+    # (resumes, reruns) the study had.
+    fresh = folder / (STUDY_FILE + ".fresh")
+    fresh.unlink(missing_ok=True)
+    source, target = sqlite3.connect(folder / STUDY_FILE), sqlite3.connect(fresh)
     try:
-        db.execute("VACUUM")
+        target.executescript("\n".join(source.iterdump()))
     finally:
-        db.close()
+        source.close()
+        target.close()
+    os.replace(fresh, folder / STUDY_FILE)
 
 
 def trials_table(study: optuna.Study) -> list[dict[str, Any]]:

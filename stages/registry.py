@@ -125,7 +125,7 @@ STAGES: tuple[StageInfo, ...] = (
         summary="Train the spec's timm backbone with Lightning on the pruned training split (optuna search first "
                 "when train.hpo is set)",
         params=("seed", "classes", "augment", "model", "train"),
-        code=("stages/train.py", "stages/_model.py", "stages/_dataset.py", "stages/_pretrained.py",
+        code=("stages/train.py", "stages/_fit.py", "stages/_model.py", "stages/_dataset.py", "stages/_pretrained.py",
               "stages/_augment.py", "stages/_hpo.py", "stages/_train_reports.py", "stages/_plots.py"),
         deps=("data/{project}/ingest", "data/{project}/prune"),
         outs=("models/{project}/train",),

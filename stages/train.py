@@ -8,174 +8,31 @@ loading from memory): the same inputs give the same weights, byte for byte.
 
 from __future__ import annotations
 
-import logging
-import tempfile
 import time
-import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
-from torch.nn import functional as F
-from torch.optim.swa_utils import update_bn
-from torch.utils.data import DataLoader
+from lightning.pytorch.callbacks import Callback
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.training import AugmentSection, ModelSection, TrainSection
 from stages import _hpo
-from stages._augment import training_pipeline
 from stages._cli import StageContext, run_stage, write_csv, write_json
-from stages._dataset import AugmentedImages, SplitData, load_split, tensor_dataset
+from stages._dataset import SplitData, load_split
+from stages._fit import HISTORY_FIELDS, TrainResult, fit
 from stages._model import ModelConfig, build_model, save_model
 from stages._train_reports import augmentation_preview, hpo_plots
 from stages.registry import STAGES_BY_NAME
-
-HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr")
-
-
-class Classifier(L.LightningModule):
-    """Cross-entropy training of any timm classifier with the spec's optimizer and schedule."""
-
-    def __init__(self, model: torch.nn.Module, train_cfg: TrainSection, bn_loader: DataLoader):
-        super().__init__()
-        self.model, self.cfg, self.bn_loader = model, train_cfg, bn_loader
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = F.cross_entropy(self(x), y, label_smoothing=self.cfg.label_smoothing)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = self(x)
-        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(y))
-        self.log("val_accuracy", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y))
-
-    def on_validation_epoch_start(self) -> None:
-        """Recompute BatchNorm statistics over the whole training split before validating.
-
-        The running statistics are an exponential average over recent steps; on a small (or pruned)
-        training set an epoch has only a few steps, so they lag the weights and the model in eval mode
-        scores near chance while its training loss is near zero. One forward pass over the training data
-        (torch's own `update_bn`, as used for SWA) makes validation, model selection and the saved model
-        use statistics that match the weights. The pass sees the images without augmentation: those are
-        what the model meets in evaluation and serving.
-        """
-        if not self.trainer.sanity_checking:
-            update_bn(self.bn_loader, self.model)
-
-    def configure_optimizers(self):
-        optimizer = _optimizer(self.model.parameters(), self.cfg)
-        return {"optimizer": optimizer, "lr_scheduler": _scheduler(optimizer, self.cfg)}
-
-
-def _optimizer(parameters, cfg: TrainSection) -> torch.optim.Optimizer:
-    opt = cfg.optimizer
-    if opt.name == "sgd":
-        return torch.optim.SGD(parameters, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
-    return cls(parameters, lr=opt.lr, weight_decay=opt.weight_decay)
-
-
-def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainSection) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: optional linear warm-up, then cosine to zero, step decay, or constant."""
-    warmup = min(cfg.scheduler.warmup_epochs, cfg.epochs - 1)
-    rest = cfg.epochs - warmup
-    sched = torch.optim.lr_scheduler
-    if cfg.scheduler.name == "cosine":
-        main = sched.CosineAnnealingLR(optimizer, T_max=max(rest, 1))
-    elif cfg.scheduler.name == "step":
-        main = sched.MultiStepLR(optimizer, milestones=[max(rest // 2, 1), max(3 * rest // 4, 1)], gamma=0.1)
-    else:
-        main = sched.ConstantLR(optimizer, factor=1.0)
-    if warmup == 0:
-        return main
-    ramp = sched.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup)
-    return sched.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
-
-
-class _History(Callback):
-    """One row per epoch with the figures people plot (Lightning's CSV logger splits them over rows)."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-        self._lr = 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])  # the rate this epoch trains with
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        self.rows.append({
-            "epoch": trainer.current_epoch + 1,
-            "train_loss": round(float(metrics["train_loss"]), 6),
-            "val_loss": round(float(metrics["val_loss"]), 6),
-            "val_accuracy": round(float(metrics["val_accuracy"]), 6),
-            "lr": float(f"{self._lr:.6g}"),
-        })
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    model: torch.nn.Module
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_val_accuracy: float
-
-
-def _quiet_lightning() -> None:
-    """Drop Lightning's start-up chatter (accelerator inventory, adverts); warnings still show."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
 def train_model(train: SplitData, val: SplitData, config: ModelConfig, cfg: TrainSection, seed: int,
                 augment: AugmentSection | None = None, *, callbacks: tuple[Callback, ...] = (),
                 progress: bool = True) -> TrainResult:
-    """Train and return the weights of the epoch with the lowest validation loss.
-
-    Loss, not accuracy, picks the epoch: on a validation split of a few hundred images accuracy moves in
-    steps of one image and often peaks early by chance, while the loss keeps ranking epochs.
-
-    `callbacks` are extra Lightning callbacks (the HPO pruning hook); `augment` None trains on the images as
-    they are.
-    """
+    """A fresh model for `config` (from scratch or the offline ImageNet weights), fitted (see `_fit.fit`)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    _quiet_lightning()
-    clean = tensor_dataset(train)
-    pipeline = training_pipeline(augment, config.input_size_px, seed) if augment else None
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(AugmentedImages(train, pipeline) if pipeline else clean, batch_size=cfg.batch_size,
-                              shuffle=True, generator=generator)
-    module = Classifier(build_model(config), cfg, bn_loader=DataLoader(clean, batch_size=256))
-    val_loader = DataLoader(tensor_dataset(val), batch_size=256)
-    history = _History()
-    with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
-        best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1,
-                               save_weights_only=True, filename="best")
-        all_callbacks: list[Callback] = [history, best, *callbacks]
-        if cfg.early_stopping_patience:
-            all_callbacks.append(EarlyStopping("val_loss", mode="min", patience=cfg.early_stopping_patience))
-        trainer = L.Trainer(max_epochs=cfg.epochs, accelerator="cpu", devices=1, deterministic=True,
-                            logger=False, callbacks=all_callbacks, enable_model_summary=False,
-                            enable_progress_bar=progress, num_sanity_val_steps=0, default_root_dir=ckpt_dir)
-        with warnings.catch_warnings():
-            # Data is already in memory as tensors: extra loader workers would only add start-up cost.
-            warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
-            # Raised inside lightning's own pytree helper under torch >= 2.14; nothing a user can act on.
-            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
-            trainer.fit(module, train_loader, val_loader)
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
-    best_row = min(history.rows, key=lambda row: row["val_loss"])
-    return TrainResult(module.model.eval(), history.rows, int(best_row["epoch"]), best_row["val_accuracy"])
+    return fit(build_model(config), train, val, cfg, seed, augment, callbacks=callbacks, progress=progress)
 
 
 def with_params(cfg: TrainSection, config: ModelConfig, params: dict[str, Any]) -> tuple[TrainSection, ModelConfig]:

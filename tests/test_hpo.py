@@ -87,6 +87,9 @@ def test_a_settled_study_file_is_the_same_bytes_for_the_same_search(tmp_path: Pa
         study = _hpo.open_study(tmp_path / folder, "s", HPO, epochs=1, seed=0)
         _hpo.search(study, HPO, lambda trial, params: _score(params))
         _hpo.settle_study_file(tmp_path / folder)
+    # a rerun that finds the search complete writes to the file again: still the same bytes afterwards
+    _hpo.search(_hpo.open_study(tmp_path / "b", "s", HPO, epochs=1, seed=0), HPO, lambda t, p: _score(p))
+    _hpo.settle_study_file(tmp_path / "b")
     assert (tmp_path / "a" / _hpo.STUDY_FILE).read_bytes() == (tmp_path / "b" / _hpo.STUDY_FILE).read_bytes()
     reopened = _hpo.open_study(tmp_path / "a", "s", HPO, epochs=1, seed=0)
     assert [t.state for t in reopened.trials] == [TrialState.COMPLETE] * 3
