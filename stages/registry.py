@@ -154,6 +154,35 @@ STAGES: tuple[StageInfo, ...] = (
         plots=(PlotInfo("confusion", "reports/{project}/evaluate/confusion.csv", x="actual", y=("predicted",),
                         template="confusion", title="Confusion matrix (test split)"),),
     ),
+    StageInfo(
+        name="compress",
+        summary="Prune (torch-pruning) and distill the trained model toward compress.budget; export every "
+                "candidate to ONNX and check it against torch",
+        params=("seed", "augment", "train.optimizer", "train.scheduler", "train.batch_size", "train.epochs",
+                "train.label_smoothing", "compress.budget", "compress.methods", "compress.importance",
+                "compress.prune_steps", "compress.max_prune_ratio", "compress.finetune_epochs",
+                "compress.distillation", "compress.student"),
+        code=("stages/compress.py", "stages/_compress.py", "stages/_fit.py", "stages/_onnx.py", "stages/_model.py",
+              "stages/_dataset.py", "stages/_augment.py", "stages/_pretrained.py"),
+        deps=("data/{project}/ingest", "data/{project}/prune", "models/{project}/train"),
+        outs=("models/{project}/compress",),
+        metrics=("reports/{project}/compress/summary.json",),
+        plots=(PlotInfo("rounds", "reports/{project}/compress/rounds.csv", x="params", y=("val_accuracy",),
+                        template="scatter", title="Pruning rounds: parameters vs validation accuracy"),),
+    ),
+    StageInfo(
+        name="export",
+        summary="Quantize the candidates for target.hardware, measure every variant with ONNX Runtime and keep "
+                "the fastest within compress.budget as the deployable model",
+        params=("compress.budget", "compress.methods", "compress.calibration_images", "target"),
+        code=("stages/export.py", "stages/_onnx.py", "stages/_dataset.py", "stages/_plots.py", "compiler/profiles.py"),
+        deps=("data/{project}/ingest", "data/{project}/prune", "models/{project}/compress"),
+        outs=("models/{project}/export",),
+        reports=("reports/{project}/export/choice.json", "reports/{project}/export/pareto.png"),
+        metrics=("reports/{project}/export/summary.json",),
+        plots=(PlotInfo("variants", "reports/{project}/export/variants.csv", x="latency_ms_1_thread",
+                        y=("val_accuracy",), template="scatter", title="Variants: latency vs validation accuracy"),),
+    ),
 )
 
 STAGES_BY_NAME: dict[str, StageInfo] = {stage.name: stage for stage in STAGES}

@@ -62,3 +62,25 @@ def copy_project_code(target: Path) -> None:
     """What a clone of this repository holds besides specs and generated files."""
     for folder in ("compiler", "stages"):
         shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+TINY_CLASSES = ["0", "1", "7"]
+
+
+@pytest.fixture(scope="session")
+def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 real digits of three classes, ingested and split: `ingest/` and `split.csv` under the returned root."""
+    from compiler.spec.data import SklearnDigitsSource, Split
+    from stages._sources import iter_source
+    from stages.ingest import ingest
+    from stages.split import assign_splits
+
+    root = tmp_path_factory.mktemp("digits")
+    items = [i for i in iter_source(SklearnDigitsSource(kind="sklearn_digits", max_images_per_class=40), root)
+             if i.label in TINY_CLASSES]
+    result = ingest(items, TINY_CLASSES, (8, 8), root / "ingest")
+    assignment = assign_splits([r.label for r in result.records], Split(), seed=0)
+    lines = ["path,label,split"] + [f"{r.path},{r.label},{s}" for r, s in zip(result.records, assignment,
+                                                                               strict=True)]
+    (root / "split.csv").write_text("\n".join(lines) + "\n")
+    return root

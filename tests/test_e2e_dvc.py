@@ -34,6 +34,7 @@ data:
   quality: {min_images_per_class: 10}
   embedding: {input_size_px: 64}
 augment: {occlusion: 0.3, low_light: 0.2}
+compress: {budget: {max_params: 600000, max_accuracy_drop: 0.3}, prune_steps: 2, finetune_epochs: 1}
 model: {backbone: resnet10t, input_size_px: 16}
 train: {epochs: 6, batch_size: 16,
         hpo: {trials: 2, sampler: random, epochs_per_trial: 2, space: {lr: {low: 1.0e-3, high: 1.0e-2, log: true}}}}
@@ -43,7 +44,19 @@ train: {epochs: 6, batch_size: 16,
 # the expectation must not be derived from the registry it is testing.
 EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "serving.max_replicas": (("train: {", "serving: {max_replicas: 9}\ntrain: {"), set()),
-    "compress.budget.max_params": (("train: {", "compress: {budget: {max_params: 1000}}\ntrain: {"), set()),
+    "compress.budget.max_params": (("max_params: 600000", "max_params: 500000"), {"compress", "export"}),
+    "compress.methods": (("prune_steps: 2", "prune_steps: 2, methods: [structured_prune, quantize]"),
+                         {"compress", "export"}),
+    "compress.importance": (("prune_steps: 2", "prune_steps: 2, importance: lamp"), {"compress"}),
+    "compress.prune_steps": (("prune_steps: 2", "prune_steps: 3"), {"compress"}),
+    "compress.max_prune_ratio": (("prune_steps: 2", "prune_steps: 2, max_prune_ratio: 0.8"), {"compress"}),
+    "compress.finetune_epochs": (("finetune_epochs: 1", "finetune_epochs: 2"), {"compress"}),
+    "compress.distillation": (("finetune_epochs: 1", "finetune_epochs: 1, distillation: {alpha: 0.5}"),
+                              {"compress"}),
+    "compress.student": (("finetune_epochs: 1", "finetune_epochs: 1, student: resnet10t"), {"compress"}),
+    "compress.calibration_images": (("finetune_epochs: 1", "finetune_epochs: 1, calibration_images: 150"),
+                                    {"export"}),
+    "target.hardware": (("train: {", "target: {hardware: nvidia-t4}\ntrain: {"), {"export"}),
     "dependability.min_accuracy": (("train: {", "dependability: {min_accuracy: 0.5}\ntrain: {"), set()),
     "data.sources": (("max_images_per_class: 30", "max_images_per_class: 29"), {"ingest"}),
     "data.cleaning.static_frame_flow_px": (("  quality:", "  cleaning: {static_frame_flow_px: 1.0}\n  quality:"),
@@ -58,11 +71,11 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "data.cleaning.remove_flagged": (("  quality:", "  cleaning: {remove_flagged: [dark]}\n  quality:"), {"clean"}),
     "data.split": (("val: 0.2, test: 0.2", "val: 0.25, test: 0.15"), {"split"}),
     "data.pruning.budget": (("  quality:", "  pruning: {budget: 0.5}\n  quality:"), {"prune"}),
-    "seed": (("seed: 1", "seed: 2"), {"split", "prune", "train"}),
+    "seed": (("seed: 1", "seed: 2"), {"split", "prune", "train", "compress"}),
     "model.input_size_px": (("input_size_px: 16", "input_size_px: 24"), {"train"}),
-    "train.epochs": (("epochs: 6", "epochs: 5"), {"train"}),
+    "train.epochs": (("epochs: 6", "epochs: 5"), {"train", "compress"}),
     "train.hpo.trials": (("trials: 2", "trials: 3"), {"train"}),
-    "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train"}),
+    "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train", "compress"}),
 }
 
 
@@ -147,6 +160,14 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
                    "evaluate/misclassified.png"):
         assert (pipeline / "reports/e2e" / report).read_bytes()[:4] == b"\x89PNG", report
     assert isinstance(json.loads((pipeline / "reports/e2e/evaluate/top_confusions.json").read_text()), list)
+    deployable = json.loads((pipeline / "models/e2e/export/preprocess.json").read_text())
+    assert deployable["classes"] == ["0", "1", "2"]
+    assert deployable["input_size_px"] == 16
+    assert (pipeline / "models/e2e/export/model.onnx").is_file()
+    choice = json.loads((pipeline / "reports/e2e/export/choice.json").read_text())
+    assert choice["chosen"] == deployable["variant"]
+    exported = json.loads((pipeline / "reports/e2e/export/summary.json").read_text())
+    assert exported["params"] <= 600000
     plots = json.loads(_dvc(pipeline, "plots", "show", "--json").stdout)["data"]
     assert {"e2e-train-accuracy", "e2e-train-loss", "e2e-evaluate-confusion", "e2e-prune-projection"} <= set(plots)
 
@@ -184,7 +205,7 @@ def test_impact_predicts_what_repro_reruns(pipeline: Path, tmp_path: Path) -> No
     impact = json.loads(_autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)
     predicted = [row["stage"] for row in impact if row["reruns"]]
     ran = re.findall(r"Running stage '([\w-]+)'", _dvc(clone, "repro").stdout)
-    assert predicted == ran == ["e2e-split", "e2e-prune", "e2e-train", "e2e-evaluate"]
+    assert predicted == ran == ["e2e-split", "e2e-prune", "e2e-train", "e2e-evaluate", "e2e-compress", "e2e-export"]
     assert _changed_stages(clone) == set()
 
 
@@ -196,7 +217,8 @@ def test_rerun_with_same_inputs_gives_same_outputs(pipeline: Path, tmp_path: Pat
         "data/e2e/embed/embeddings.npy", "data/e2e/prune/split.csv", "reports/e2e/validate/result.json",
         "reports/e2e/clean/report.json", "reports/e2e/prune/projection.png", "reports/e2e/train/hpo/trials.csv",
         "models/e2e/hpo/study.db", "reports/e2e/train/augmentations.png", "reports/e2e/evaluate/misclassified.png",
-        "reports/e2e/validate/data_docs/index.html")}
+        "reports/e2e/validate/data_docs/index.html", "models/e2e/compress/pruned_distilled.onnx",
+        "reports/e2e/compress/rounds.csv")}
     _dvc(clone, "repro", "--force", "--no-run-cache")
     assert {p: (clone / p).read_bytes() for p in before} == before
 

@@ -7,18 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.spec.data import SklearnDigitsSource, Split
 from compiler.spec.training import Hpo, SearchDimension, TrainSection
 from stages._dataset import load_split
 from stages._metrics import classification_metrics
 from stages._model import ModelConfig, load_model, save_model
-from stages._sources import iter_source
 from stages.evaluate import evaluate, mistakes_gallery, top_confusions
-from stages.ingest import ingest
-from stages.split import assign_splits
 from stages.train import search_hyperparameters, train_model
+from tests.conftest import TINY_CLASSES
 
-CLASSES = ["0", "1", "7"]
+CLASSES = TINY_CLASSES
 
 
 def test_metrics_on_a_hand_made_case_are_exact() -> None:
@@ -31,19 +28,6 @@ def test_metrics_on_a_hand_made_case_are_exact() -> None:
     assert metrics["per_class"]["b"] == {"precision": round(2 / 3, 6), "recall": 1.0, "f1": 0.8, "support": 2}
     assert metrics["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert metrics["macro_f1"] == round((2 / 3 + 0.8 + 0.0) / 3, 6)
-
-
-@pytest.fixture(scope="module")
-def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("digits")
-    items = [i for i in iter_source(SklearnDigitsSource(kind="sklearn_digits", max_images_per_class=40), root)
-             if i.label in CLASSES]
-    result = ingest(items, CLASSES, (8, 8), root / "ingest")
-    assignment = assign_splits([r.label for r in result.records], Split(), seed=0)
-    lines = ["path,label,split"] + [f"{r.path},{r.label},{s}" for r, s in zip(result.records, assignment,
-                                                                               strict=True)]
-    (root / "split.csv").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def _train(root: Path, seed: int = 0):

@@ -31,14 +31,38 @@ class CompressionBudget(SpecModel):
     """Largest allowed validation-accuracy loss against the trained model (0.01 = one point)."""
 
 
+class Distillation(SpecModel):
+    """Knowledge distillation from the trained model (Hinton et al. 2015)."""
+
+    temperature: Annotated[float, Interval(1.0, 20.0)] = 4.0
+    """Softens teacher and student logits before the KL term."""
+    alpha: Annotated[float, Interval(0.0, 1.0)] = 0.7
+    """Weight of the KL term; the cross-entropy on labels gets 1 - alpha."""
+
+
 class CompressSection(SpecModel):
+    """Shrink the trained model to the budget, export it to ONNX and quantize it for the target."""
+
     budget: CompressionBudget = CompressionBudget()
+    """Limits the deployable model must meet."""
     methods: list[Literal["structured_prune", "distill", "quantize"]] = ["structured_prune", "distill", "quantize"]
-    """Compression methods to try, in order."""
+    """Compression methods to try: structured channel pruning, distillation during its fine-tuning, and
+    quantization to the target's precision."""
     importance: Literal["group_magnitude", "group_taylor", "lamp", "random"] = "group_magnitude"
     """Channel-importance criterion for structured pruning."""
+    prune_steps: Annotated[int, Interval(1, 50)] = 6
+    """Prune -> fine-tune rounds on the way to `max_prune_ratio`; pruning stops at the first round that meets
+    the budget."""
+    max_prune_ratio: Annotated[float, Interval(0.0, 1.0, lo_open=True, hi_open=True)] = 0.9
+    """Share of each layer's channels removed after the last round."""
+    finetune_epochs: PositiveInt = 3
+    """Fine-tuning epochs after each pruning round."""
+    distillation: Distillation = Distillation()
+    """Teacher settings, used when `methods` lists `distill`."""
     student: str | None = None
-    """Optional smaller timm backbone distilled from the trained model."""
+    """Optional smaller timm backbone distilled from the trained model for `train.epochs` epochs."""
+    calibration_images: Annotated[int, Interval(100, 100_000)] = 200
+    """Training images that calibrate int8 quantization."""
 
 
 class TargetSection(SpecModel):

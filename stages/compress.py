@@ -1,0 +1,142 @@
+"""compress: shrink the trained model toward the spec's budget and export every candidate to ONNX.
+
+Candidates: the trained model itself; `pruned` (torch-pruning rounds, each
+fine-tuned on labels); `pruned_distilled` (the same rounds fine-tuned with the
+trained model as teacher); `student` (a smaller timm backbone distilled from
+scratch, when the spec names one). Each is exported to fp32 ONNX and checked
+against its torch self on the test split. Quantization, latency and the choice
+of the deployable model are the export stage's job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import timm
+import torch
+from safetensors.torch import save_file
+
+from compiler.fsutil import atomic_directory
+from compiler.spec.deployment import CompressSection
+from compiler.spec.training import AugmentSection, TrainSection
+from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
+from stages._compress import PruneResult, PruneRound, Size, accuracy, measure_size, prune_to_budget
+from stages._dataset import SplitData, load_split
+from stages._fit import Teacher, fit
+from stages._model import ModelConfig, load_model
+from stages._onnx import export_onnx, latency_ms, parity, torch_latency_ms
+
+VARIANTS_FILE = "variants.json"
+
+
+def budget_check(settings: CompressSection, size_px: int, work: Path):
+    """What 'within budget' means while pruning: params and MACs; fp32 latency only when nothing quantizes
+    afterwards (int8 is faster, so the export stage judges latency on the final file)."""
+    budget = settings.budget
+    measure_latency = budget.max_latency_ms is not None and "quantize" not in settings.methods
+
+    def within(model: torch.nn.Module, size: Size) -> bool:
+        if budget.max_params is not None and size.params > budget.max_params:
+            return False
+        if budget.max_macs is not None and size.macs > budget.max_macs:
+            return False
+        if measure_latency:
+            export_onnx(model, size_px, work / "probe.onnx")
+            return latency_ms(work / "probe.onnx", size_px, threads=1, runs=50) <= budget.max_latency_ms
+        return True
+
+    return within
+
+
+def _log_round(track: str):
+    def log(r: PruneRound) -> None:
+        print(f"compress: {track} step {r.step}: {r.params:,} params, {r.macs:,} MACs, val accuracy "
+              f"{r.val_accuracy:.4f}{'' if r.above_floor else ' (below the floor: step undone)'}"
+              f"{' -> within budget' if r.within_budget and r.above_floor else ''}", flush=True)
+    return log
+
+
+def compress(trained: torch.nn.Module, config: ModelConfig, train: SplitData, val: SplitData,
+             settings: CompressSection, train_cfg: TrainSection, augment: AugmentSection | None, seed: int,
+             work: Path) -> tuple[dict[str, torch.nn.Module], dict[str, PruneResult]]:
+    """The candidate torch models by name, and the pruning history of each pruned track."""
+    finetune = train_cfg.model_copy(update={"epochs": settings.finetune_epochs, "hpo": None,
+                                            "early_stopping_patience": 0})
+    floor = accuracy(trained, val) - settings.budget.max_accuracy_drop
+    within = budget_check(settings, config.input_size_px, work)
+    teacher = Teacher(trained.eval(), settings.distillation.temperature, settings.distillation.alpha)
+    models: dict[str, torch.nn.Module] = {"trained": trained}
+    tracks: dict[str, PruneResult] = {}
+    if "structured_prune" in settings.methods:
+        plans = [("pruned", None)] + ([("pruned_distilled", teacher)] if "distill" in settings.methods else [])
+        for name, guide in plans:
+            tracks[name] = prune_to_budget(trained, train, val, settings, finetune, seed, within, floor,
+                                           teacher=guide, augment=augment, progress=_log_round(name))
+            models[name] = tracks[name].model
+    if settings.student:
+        L.seed_everything(seed, verbose=False)
+        student = timm.create_model(settings.student, pretrained=False, num_classes=len(config.classes))
+        student_cfg = train_cfg.model_copy(update={"hpo": None})
+        guide = teacher if "distill" in settings.methods else None
+        models["student"] = fit(student, train, val, student_cfg, seed, augment, teacher=guide,
+                                progress=False).model
+    return models, tracks
+
+
+def describe(models: dict[str, torch.nn.Module], config: ModelConfig, val: SplitData, test: SplitData,
+             out: Path) -> dict[str, dict[str, Any]]:
+    """Export each candidate to `<name>.onnx` in `out` and record its size, accuracy and ONNX parity."""
+    size_px = config.input_size_px
+    described: dict[str, dict[str, Any]] = {}
+    for name, model in models.items():
+        path = out / f"{name}.onnx"
+        export_onnx(model, size_px, path)
+        check = parity(model, path, test.images)
+        if check.top1_agreement < 1.0 or check.max_abs_logit_diff > 1e-3:
+            raise StageFailure(f"ONNX export of {name} disagrees with torch: top-1 agreement "
+                               f"{check.top1_agreement:.4f}, max logit difference {check.max_abs_logit_diff:.2e}")
+        size = measure_size(model, size_px)
+        described[name] = {"params": size.params, "macs": size.macs,
+                           "torch_val_accuracy": round(accuracy(model, val), 6), "onnx_parity": asdict(check)}
+    trained_path = out / "trained.safetensors"
+    save_file({k: v.contiguous() for k, v in models["trained"].state_dict().items()}, str(trained_path))
+    described["trained"]["torch_fp32"] = {
+        "size_bytes": trained_path.stat().st_size,
+        "latency_ms_1_thread": round(torch_latency_ms(models["trained"], size_px, 1), 4),
+        "latency_ms_2_threads": round(torch_latency_ms(models["trained"], size_px, 2), 4),
+    }
+    trained_path.unlink()
+    return described
+
+
+def main(ctx: StageContext) -> None:
+    params, seed = ctx.params, ctx.params["seed"]
+    settings = CompressSection.model_validate(params["compress"])
+    train_cfg = TrainSection.model_validate(params["train"])
+    augment = AugmentSection.model_validate(params["augment"])
+    trained, config = load_model(ctx.dep(2))
+    ingest_dir, split_csv = ctx.dep(0), ctx.dep(1) / "split.csv"
+    train, val, test = (load_split(ingest_dir, split_csv, s, config.classes, config.input_size_px)
+                        for s in ("train", "val", "test"))
+    started = time.perf_counter()
+    with atomic_directory(ctx.out()) as out:
+        models, tracks = compress(trained, config, train, val, settings, train_cfg, augment, seed, out)
+        (out / "probe.onnx").unlink(missing_ok=True)
+        described = describe(models, config, val, test, out)
+        for name, result in tracks.items():
+            described[name]["budget_met"] = result.budget_met
+        write_json(out / VARIANTS_FILE, {"model": asdict(config), "variants": described})
+    write_csv(ctx.plot(), [{"track": name, **asdict(r)} for name, result in tracks.items() for r in result.rounds])
+    write_json(ctx.metric(), {name: {k: v for k, v in row.items() if k in ("params", "macs", "torch_val_accuracy")}
+                              for name, row in described.items()})
+    summary = ", ".join(f"{name} {row['params']:,} params (val {row['torch_val_accuracy']:.4f})"
+                        for name, row in described.items())
+    print(f"compress: {summary} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    run_stage("compress", main)

@@ -1,0 +1,225 @@
+"""export: quantize the candidates for the target, measure every variant with ONNX Runtime, pick the deployable.
+
+Every variant (torch fp32 as the baseline, each candidate as fp32 ONNX and at
+the target's precision) gets accuracy, parameters, MACs, size on disk and
+batch-1 latency with 1 and 2 threads. The deployable model is the fastest
+variant within every limit of `compress.budget` (latency judged with 1 thread,
+what one serving replica gets); when none is, the stage fails and says which
+limit to relax and by how much.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.fsutil import atomic_directory
+from compiler.profiles import PROFILES
+from compiler.spec.deployment import CompressionBudget
+from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
+from stages._dataset import SplitData, load_split
+from stages._onnx import convert_fp16, cpu_description, latency_ms, predict, quantize_int8, session
+from stages._plots import pyplot, save_figure
+
+DEPLOYABLE, PREPROCESS = "model.onnx", "preprocess.json"
+ROW_FIELDS = ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
+              "val_accuracy", "test_accuracy", "latency_ms_1_thread", "latency_ms_2_threads")
+
+
+@dataclass(frozen=True)
+class Variant:
+    variant: str
+    candidate: str
+    precision: str
+    runtime: str
+    deployable: bool
+    params: int
+    macs: int
+    size_bytes: int
+    val_accuracy: float
+    test_accuracy: float | None
+    latency_ms_1_thread: float
+    latency_ms_2_threads: float
+    path: Path | None = field(default=None, compare=False)
+
+
+def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, val: SplitData, test: SplitData,
+            size_px: int) -> Variant:
+    sess = session(path)
+    val_acc = float((predict(sess, val.images).argmax(1) == val.labels).mean())
+    test_acc = float((predict(sess, test.images).argmax(1) == test.labels).mean())
+    return Variant(name, name.split("-")[0], precision, "onnxruntime", True, candidate["params"], candidate["macs"],
+                   path.stat().st_size, round(val_acc, 6), round(test_acc, 6),
+                   round(latency_ms(path, size_px, 1), 4), round(latency_ms(path, size_px, 2), 4), path)
+
+
+def build_variants(compress_dir: Path, work: Path, precision: str, quantize: bool, calibration: SplitData,
+                   val: SplitData, test: SplitData) -> list[Variant]:
+    """The torch baseline row, then each candidate as fp32 ONNX and at the target precision."""
+    described = json.loads((compress_dir / "variants.json").read_text(encoding="utf-8"))
+    size_px = int(described["model"]["input_size_px"])
+    trained = described["variants"]["trained"]
+    torch_row = trained["torch_fp32"]
+    rows = [Variant("trained-torch", "trained", "fp32", "torch eager", False, trained["params"], trained["macs"],
+                    torch_row["size_bytes"], trained["torch_val_accuracy"], None,
+                    torch_row["latency_ms_1_thread"], torch_row["latency_ms_2_threads"])]
+    for name, candidate in described["variants"].items():
+        fp32 = work / f"{name}-fp32.onnx"
+        shutil.copyfile(compress_dir / f"{name}.onnx", fp32)
+        rows.append(measure(fp32, f"{name}-fp32", candidate, "fp32", val, test, size_px))
+        if quantize and precision != "fp32":
+            low = work / f"{name}-{precision}.onnx"
+            if precision == "int8":
+                quantize_int8(fp32, low, calibration.images)
+            else:
+                convert_fp16(fp32, low)
+            rows.append(measure(low, f"{name}-{precision}", candidate, precision, val, test, size_px))
+    return rows
+
+
+def violations(row: Variant, budget: CompressionBudget, baseline: float) -> dict[str, tuple[float, float]]:
+    """Limit name -> (value the row needs, limit set) for each limit the row breaks."""
+    found: dict[str, tuple[float, float]] = {}
+    if budget.max_params is not None and row.params > budget.max_params:
+        found["max_params"] = (row.params, budget.max_params)
+    if budget.max_macs is not None and row.macs > budget.max_macs:
+        found["max_macs"] = (row.macs, budget.max_macs)
+    if budget.max_latency_ms is not None and row.latency_ms_1_thread > budget.max_latency_ms:
+        found["max_latency_ms"] = (row.latency_ms_1_thread, budget.max_latency_ms)
+    drop = round(baseline - row.val_accuracy, 6)
+    if drop > budget.max_accuracy_drop:
+        found["max_accuracy_drop"] = (drop, budget.max_accuracy_drop)
+    return found
+
+
+def choose(rows: list[Variant], budget: CompressionBudget, baseline: float) -> tuple[Variant, str]:
+    """The fastest deployable row within the budget (then the smallest), and why; StageFailure when none is."""
+    deployable = [r for r in rows if r.deployable]
+    passing = sorted((r for r in deployable if not violations(r, budget, baseline)),
+                     key=lambda r: (r.latency_ms_1_thread, r.size_bytes, r.variant))
+    if passing:
+        best = passing[0]
+        reason = (f"{best.variant}: fastest of {len(passing)} of {len(deployable)} variants within the budget "
+                  f"({best.latency_ms_1_thread:.3f} ms at batch 1 on 1 thread, {best.params:,} params, "
+                  f"{best.size_bytes / 1e6:.2f} MB, val accuracy {best.val_accuracy:.4f} vs {baseline:.4f} trained)")
+        return best, reason
+    raise StageFailure(relax_message(deployable, budget, baseline))
+
+
+def relax_message(rows: list[Variant], budget: CompressionBudget, baseline: float) -> str:
+    """Which limits to relax, and by how much, for the variant closest to the budget."""
+    def distance(row: Variant) -> tuple[int, float]:
+        broken = violations(row, budget, baseline)
+        return len(broken), sum((need - limit) / max(abs(limit), 1e-9) for need, limit in broken.values())
+
+    closest = min(rows, key=lambda r: (*distance(r), r.variant))
+    parts = []
+    for name, (need, limit) in violations(closest, budget, baseline).items():
+        if name in ("max_params", "max_macs"):
+            parts.append(f"compress.budget.{name} to {int(need):,} (+{int(need - limit):,})")
+        elif name == "max_latency_ms":
+            parts.append(f"compress.budget.max_latency_ms to {need:.3f} (+{need - limit:.3f} ms)")
+        else:
+            parts.append(f"compress.budget.max_accuracy_drop to {need:.4f} (+{need - limit:.4f})")
+    return (f"no variant meets compress.budget; the closest is {closest.variant}: relax " + " and ".join(parts)
+            + " (or change compress.methods / compress.max_prune_ratio); see the variant table")
+
+
+def format_table(rows: list[Variant]) -> str:
+    lines = [f"{'variant':<26} {'params':>10} {'MACs':>12} {'size MB':>8} {'val acc':>8} {'test acc':>8} "
+             f"{'ms 1 thr':>9} {'ms 2 thr':>9}"]
+    for r in rows:
+        test = "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}"
+        lines.append(f"{r.variant:<26} {r.params:>10,} {r.macs:>12,} {r.size_bytes / 1e6:>8.2f} {r.val_accuracy:>8.4f} "
+                     f"{test:>8} {r.latency_ms_1_thread:>9.3f} {r.latency_ms_2_threads:>9.3f}")
+    return "\n".join(lines)
+
+
+def pareto_plot(rows: list[Variant], chosen: Variant, budget: CompressionBudget, baseline: float, path: Path,
+                title: str) -> None:
+    """Latency vs validation accuracy for every variant; the Pareto front joined, the choice circled."""
+    plt = pyplot()
+    from matplotlib.ticker import FuncFormatter
+
+    figure, axis = plt.subplots(figsize=(7.5, 5), dpi=100)
+    for row in rows:
+        marker = "s" if not row.deployable else ("D" if row.precision != "fp32" else "o")
+        axis.scatter(row.latency_ms_1_thread, row.val_accuracy, marker=marker, s=40,
+                     c="#d62728" if row is chosen else "#1f77b4")
+        axis.annotate(row.variant, (row.latency_ms_1_thread, row.val_accuracy), fontsize=7,
+                      xytext=(4, 4), textcoords="offset points")
+    front, best = [], -1.0
+    for row in sorted(rows, key=lambda r: (r.latency_ms_1_thread, -r.val_accuracy)):
+        if row.val_accuracy > best:
+            front.append(row)
+            best = row.val_accuracy
+    axis.plot([r.latency_ms_1_thread for r in front], [r.val_accuracy for r in front], "--", c="#999999",
+              label="Pareto front")
+    axis.axhline(baseline - budget.max_accuracy_drop, c="#2ca02c", lw=1, label="accuracy floor")
+    if budget.max_latency_ms is not None:
+        axis.axvline(budget.max_latency_ms, c="#ff7f0e", lw=1, label="latency budget")
+    axis.set_xscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.xaxis.set_major_formatter(plain)
+    axis.xaxis.set_minor_formatter(plain)
+    axis.set_xlabel("batch-1 latency, 1 thread (ms, log scale)")
+    axis.set_ylabel("validation accuracy")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def main(ctx: StageContext) -> None:
+    params = ctx.params
+    budget = CompressionBudget.model_validate(params["compress"]["budget"])
+    profile = PROFILES[params["target"]["hardware"]]
+    compress_dir, ingest_dir, split_csv = ctx.dep(2), ctx.dep(0), ctx.dep(1) / "split.csv"
+    described = json.loads((compress_dir / "variants.json").read_text(encoding="utf-8"))
+    config = described["model"]
+    classes, size_px = config["classes"], int(config["input_size_px"])
+    train, val, test = (load_split(ingest_dir, split_csv, s, classes, size_px) for s in ("train", "val", "test"))
+    calibration_count = min(params["compress"]["calibration_images"], len(train.labels))
+    calibration = SplitData(train.images[:calibration_count], train.labels[:calibration_count],
+                            train.paths[:calibration_count])
+    baseline = float(described["variants"]["trained"]["torch_val_accuracy"])
+    with atomic_directory(ctx.out()) as out:
+        work = out / "variants"
+        work.mkdir()
+        rows = build_variants(compress_dir, work, profile.precision, "quantize" in params["compress"]["methods"],
+                              calibration, val, test)
+        table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
+        try:
+            chosen, reason = choose(rows, budget, baseline)
+        except StageFailure:
+            print(format_table(rows), flush=True)
+            raise
+        assert chosen.path is not None
+        shutil.copyfile(chosen.path, out / DEPLOYABLE)
+        shutil.rmtree(work)
+        write_json(out / PREPROCESS, {
+            "model_file": DEPLOYABLE, "input_name": "input", "output_name": "logits", "layout": "NCHW",
+            "input_size_px": size_px, "mean": config["mean"], "std": config["std"], "scale": 1 / 255,
+            "classes": classes, "variant": chosen.variant, "precision": chosen.precision,
+            "target": profile.name, "execution_provider": profile.execution_provider})
+    write_csv(ctx.plot(), table, ROW_FIELDS)
+    choice_json, pareto_png = (ctx.path(p) for p in ctx.info.reports)
+    torch_row = rows[0]
+    write_json(choice_json, {"chosen": chosen.variant, "reason": reason, "budget": budget.model_dump(mode="json"),
+                             "baseline_val_accuracy": baseline, "measured_on": cpu_description(), "variants": table})
+    pareto_plot(rows, chosen, budget, baseline, pareto_png, f"{ctx.project}: variants ({profile.name} target)")
+    write_json(ctx.metric(), {
+        "variant": chosen.variant, "val_accuracy": chosen.val_accuracy, "test_accuracy": chosen.test_accuracy,
+        "val_accuracy_drop": round(baseline - chosen.val_accuracy, 6), "params": chosen.params,
+        "macs": chosen.macs, "size_bytes": chosen.size_bytes, "latency_ms_1_thread": chosen.latency_ms_1_thread,
+        "macs_reduction": round(torch_row.macs / chosen.macs, 3),
+        "speedup_vs_torch_fp32": round(torch_row.latency_ms_1_thread / chosen.latency_ms_1_thread, 3)})
+    print(format_table(rows))
+    print(f"export: {reason}")
+
+
+if __name__ == "__main__":
+    run_stage("export", main)

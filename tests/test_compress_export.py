@@ -1,0 +1,111 @@
+"""Compression and export on a tiny real model: budgets are met or refused clearly, ONNX matches torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from compiler.spec.deployment import CompressionBudget, CompressSection
+from compiler.spec.training import TrainSection
+from stages._cli import StageFailure
+from stages._compress import accuracy, measure_size, prune_to_budget
+from stages._dataset import load_split
+from stages._fit import Teacher, distillation_loss, fit
+from stages._model import ModelConfig, build_model
+from stages._onnx import export_onnx, parity, quantize_int8
+from stages.export import Variant, choose, relax_message
+from tests.conftest import TINY_CLASSES
+
+pytestmark = pytest.mark.slow
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_digits: Path):
+    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
+                 for s in ("train", "val", "test"))
+
+
+@pytest.fixture(scope="module")
+def trained(splits) -> torch.nn.Module:
+    train, val, _ = splits
+    model = build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE))
+    return fit(model, train, val, TrainSection(epochs=5, batch_size=16), seed=0, progress=False).model
+
+
+def test_pruning_to_a_params_budget_lands_under_it_and_still_runs(trained, splits) -> None:
+    train, val, _ = splits
+    before = measure_size(trained, SIZE)
+    limit = before.params // 4
+    settings = CompressSection(budget=CompressionBudget(max_params=limit), prune_steps=4, max_prune_ratio=0.8,
+                               finetune_epochs=1)
+    result = prune_to_budget(trained, train, val, settings, TrainSection(epochs=1, batch_size=16), 0,
+                             lambda model, size: size.params <= limit, floor=0.0)
+    after = measure_size(result.model, SIZE)
+    assert result.budget_met
+    assert after.params <= limit < before.params
+    assert after.params == result.rounds[-1].params
+    assert [r.step for r in result.rounds] == list(range(1, len(result.rounds) + 1))
+    assert result.model(torch.zeros(2, 3, SIZE, SIZE)).shape == (2, 3)
+    assert measure_size(trained, SIZE) == before  # the trained model is left as it was
+
+
+def test_a_step_below_the_accuracy_floor_is_undone(trained, splits) -> None:
+    train, val, _ = splits
+    settings = CompressSection(prune_steps=2, max_prune_ratio=0.9, finetune_epochs=1)
+    result = prune_to_budget(trained, train, val, settings, TrainSection(epochs=1, batch_size=16), 0,
+                             lambda model, size: False, floor=1.01)  # no model can reach it
+    assert not result.budget_met
+    assert len(result.rounds) == 1
+    assert not result.rounds[0].above_floor
+    assert measure_size(result.model, SIZE) == measure_size(trained, SIZE)
+
+
+def test_distillation_loss_decreases_while_a_student_learns(trained, splits) -> None:
+    train, val, _ = splits
+    teacher = Teacher(trained, temperature=4.0, alpha=0.7)
+    student = build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE))
+    history = fit(student, train, val, TrainSection(epochs=4, batch_size=16), 1, teacher=teacher,
+                  progress=False).history
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    same = torch.randn(4, 3)
+    assert float(distillation_loss(same, same, same.argmax(1), Teacher(trained, alpha=1.0))) == pytest.approx(0.0,
+                                                                                                           abs=1e-6)
+
+
+def test_onnx_export_matches_torch_and_int8_is_smaller(trained, splits, tmp_path: Path) -> None:
+    train, _, test = splits
+    export_onnx(trained, SIZE, tmp_path / "fp32.onnx")
+    check = parity(trained, tmp_path / "fp32.onnx", test.images)
+    assert check.top1_agreement == 1.0
+    assert check.max_abs_logit_diff < 1e-4
+    quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", train.images[:100])
+    assert (tmp_path / "int8.onnx").stat().st_size < 0.5 * (tmp_path / "fp32.onnx").stat().st_size
+    assert not (tmp_path / "int8.pre.onnx").exists()
+    assert accuracy(trained, test) > 0.6
+
+
+def _row(name: str, params: int, latency: float, val_acc: float, deployable: bool = True) -> Variant:
+    return Variant(name, name, "fp32", "onnxruntime", deployable, params, 10 * params, 4 * params, val_acc, val_acc,
+                   latency, latency / 2)
+
+
+def test_choice_is_the_fastest_variant_within_budget() -> None:
+    rows = [_row("trained-torch", 1000, 9.0, 0.99, deployable=False), _row("trained-fp32", 1000, 3.0, 0.99),
+            _row("pruned-fp32", 300, 1.5, 0.985), _row("pruned-int8", 300, 0.7, 0.95)]
+    chosen, reason = choose(rows, CompressionBudget(max_params=500, max_accuracy_drop=0.01), baseline=0.99)
+    assert chosen.variant == "pruned-fp32"  # int8 is faster but loses 4 points
+    assert reason.startswith("pruned-fp32: fastest of 1 of 3 variants within the budget")
+
+
+def test_an_impossible_budget_says_which_limit_to_relax_and_by_how_much() -> None:
+    rows = [_row("trained-fp32", 1000, 3.0, 0.99), _row("pruned-fp32", 300, 1.5, 0.985)]
+    budget = CompressionBudget(max_params=200, max_latency_ms=1.0, max_accuracy_drop=0.01)
+    with pytest.raises(StageFailure) as failure:
+        choose(rows, budget, baseline=0.99)
+    assert str(failure.value) == relax_message(rows, budget, 0.99)
+    assert str(failure.value).startswith(
+        "no variant meets compress.budget; the closest is pruned-fp32: relax compress.budget.max_params to 300 "
+        "(+100) and compress.budget.max_latency_ms to 1.500 (+0.500 ms)")
