@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml requirements/weights.txt
 demo: install
 	autodl compile
 	dvc repro
-	@dvc metrics show reports/digits/evaluate/metrics.json
+	@dvc metrics show reports/digits/evaluate/metrics.json reports/digits/export/summary.json
 
 ## test: lint, then the whole test suite (what CI runs)
 test: install lint
