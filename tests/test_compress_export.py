@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,51 @@ def test_an_impossible_budget_says_which_limit_to_relax_and_by_how_much() -> Non
     assert str(failure.value).startswith(
         "no variant meets compress.budget; the closest is pruned-fp32: relax compress.budget.max_params to 300 "
         "(+100) and compress.budget.max_latency_ms to 1.500 (+0.500 ms)")
+
+
+def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(trained, splits, tiny_digits: Path,
+                                                                          tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from ruamel.yaml import YAML
+
+    from compiler.spec import ProjectSpec
+    from stages._cli import run_stage
+    from stages.compress import describe
+    from stages.export import main
+
+    _, val, test = splits
+    spec = ProjectSpec.model_validate({"name": "p", "classes": TINY_CLASSES, "data": {"sources": [
+        {"kind": "sklearn_digits"}]}, "compress": {"budget": {"max_params": 10}}}, strict=False)
+    YAML(typ="safe").dump({"p": spec.model_dump(mode="json")}, tmp_path / "params.yaml")
+    shutil.copytree(tiny_digits / "ingest", tmp_path / "data/p/ingest")
+    (tmp_path / "data/p/prune").mkdir(parents=True)
+    shutil.copy(tiny_digits / "split.csv", tmp_path / "data/p/prune/split.csv")
+    config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
+    compress_dir = tmp_path / "models/p/compress"
+    compress_dir.mkdir(parents=True)
+    described = describe({"trained": trained}, config, val, test, compress_dir)
+    (compress_dir / "variants.json").write_text(json.dumps({"model": asdict(config), "variants": described}))
+
+    with pytest.raises(SystemExit) as exit_code:
+        run_stage("export", main, ["--project", "p", "--root", str(tmp_path)])
+    assert exit_code.value.code == 1
+    message = capsys.readouterr().err
+    params = described["trained"]["params"]
+    assert "no variant meets compress.budget; the closest is trained-fp32: relax compress.budget.max_params to " \
+           f"{params:,} (+{params - 10:,})" in message
+    assert not (tmp_path / "models/p/export").exists()
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_student_backbone_is_distilled_when_the_spec_names_one(trained, splits, tmp_path: Path) -> None:
+    from stages.compress import compress
+
+    train, val, _ = splits
+    settings = CompressSection(methods=["distill"], student="resnet10t")
+    models, tracks = compress(trained, ModelConfig("resnet10t", TINY_CLASSES, SIZE), train, val, settings,
+                              TrainSection(epochs=3, batch_size=16), None, 0, tmp_path)
+    assert set(models) == {"trained", "student"}
+    assert tracks == {}
+    assert models["student"] is not trained
+    assert accuracy(models["student"], val) > 0.6  # three digits: chance is 0.33

@@ -74,6 +74,11 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "seed": (("seed: 1", "seed: 2"), {"split", "prune", "train", "compress"}),
     "model.input_size_px": (("input_size_px: 16", "input_size_px: 24"), {"train"}),
     "train.epochs": (("epochs: 6", "epochs: 5"), {"train", "compress"}),
+    "train.batch_size": (("batch_size: 16", "batch_size: 8"), {"train", "compress"}),
+    "train.optimizer.weight_decay": (("batch_size: 16", "batch_size: 16, optimizer: {weight_decay: 0.001}"),
+                                     {"train", "compress"}),
+    "train.scheduler.name": (("batch_size: 16", "batch_size: 16, scheduler: {name: step}"), {"train", "compress"}),
+    "train.label_smoothing": (("batch_size: 16", "batch_size: 16, label_smoothing: 0.1"), {"train", "compress"}),
     "train.hpo.trials": (("trials: 2", "trials: 3"), {"train"}),
     "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train", "compress"}),
 }
@@ -227,7 +232,8 @@ def test_dvc_exp_run_sets_a_param_and_reruns_only_what_reads_it(pipeline: Path, 
     clone = tmp_path / "exp"
     shutil.copytree(pipeline, clone, symlinks=True)
     ran = _dvc(clone, "exp", "run", "-S", "e2e.train.optimizer.weight_decay=0.005").stdout
-    assert re.findall(r"Running stage '([\w-]+)'", ran) == ["e2e-train", "e2e-evaluate"]
+    assert re.findall(r"Running stage '([\w-]+)'", ran) == ["e2e-train", "e2e-evaluate", "e2e-compress",
+                                                           "e2e-export"]
     experiments = json.loads(_dvc(clone, "exp", "show", "--json").stdout)
     runs = [exp for row in experiments for exp in (row.get("experiments") or [])]
     assert len(runs) == 1
