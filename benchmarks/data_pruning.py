@@ -132,10 +132,10 @@ def speed_table(n: int = 100_000, dim: int = 512) -> None:
     _, faiss_prune = timed(lambda: [faiss_kmeans() for _ in range(10)])
     _, numpy_prune = timed(lambda: [numpy_kmeans(cls, clusters, 20, 0) for _ in range(10)])
     print(f"\nDedup + prune on {n:,} random {dim}-d unit vectors (100 planted near-duplicates), 2 CPU threads")
-    print(f"{'step':<42} {'faiss s':>8} {'numpy s':>8} {'speed-up':>9}")
-    print(f"{'near-duplicate pairs at cosine >= 0.97':<42} {faiss_dedup:8.1f} {numpy_dedup:8.1f} "
+    print(f"{'step':<48} {'faiss s':>8} {'numpy s':>8} {'speed-up':>9}")
+    print(f"{'near-duplicate pairs at cosine >= 0.97':<48} {faiss_dedup:8.1f} {numpy_dedup:8.1f} "
           f"{numpy_dedup / faiss_dedup:8.1f}x   (found {faiss_pairs} vs {numpy_pairs} exact)")
-    print(f"{f'k-means for pruning (10 classes x {clusters} clusters)':<42} {faiss_prune:8.1f} {numpy_prune:8.1f} "
+    print(f"{f'k-means for pruning (10 classes x {clusters} clusters)':<48} {faiss_prune:8.1f} {numpy_prune:8.1f} "
           f"{numpy_prune / faiss_prune:8.1f}x")
 
 
