@@ -153,7 +153,9 @@ def main() -> None:
     parser.add_argument("--skip-transfer", action="store_true")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="autodl-train-bench-") as folder:
         work = Path(folder)
         prep = prepare(work)
