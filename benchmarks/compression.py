@@ -48,7 +48,7 @@ def main() -> None:
         described = describe(models, config, val, test, work)
         (work / "variants.json").write_text(json.dumps({"model": {"input_size_px": config.input_size_px},
                                                          "variants": described}))
-        rows = build_variants(work, work, PROFILES[spec.target.hardware].precision,
+        rows = build_variants(work, model_dir, work, PROFILES[spec.target.hardware].precision,
                               "quantize" in spec.compress.methods, train, val, test)
         baseline = float(described["trained"]["torch_val_accuracy"])
         chosen, reason = choose(rows, spec.compress.budget, baseline)

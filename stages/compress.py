@@ -5,7 +5,8 @@ fine-tuned on labels); `pruned_distilled` (the same rounds fine-tuned with the
 trained model as teacher); `student` (a smaller timm backbone distilled from
 scratch, when the spec names one). Each is exported to fp32 ONNX and checked
 against its torch self on the test split. Quantization, latency and the choice
-of the deployable model are the export stage's job.
+of the deployable model are the export stage's job, so everything here is a
+pure function of the inputs (no timings).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 import lightning as L
 import timm
 import torch
-from safetensors.torch import save_file
 
 from compiler.fsutil import atomic_directory
 from compiler.spec.deployment import CompressSection
@@ -28,7 +28,7 @@ from stages._compress import PruneResult, PruneRound, Size, accuracy, measure_si
 from stages._dataset import SplitData, load_split
 from stages._fit import Teacher, fit
 from stages._model import ModelConfig, load_model
-from stages._onnx import export_onnx, latency_ms, parity, torch_latency_ms
+from stages._onnx import export_onnx, latency_ms, parity
 
 VARIANTS_FILE = "variants.json"
 
@@ -102,14 +102,6 @@ def describe(models: dict[str, torch.nn.Module], config: ModelConfig, val: Split
         size = measure_size(model, size_px)
         described[name] = {"params": size.params, "macs": size.macs,
                            "torch_val_accuracy": round(accuracy(model, val), 6), "onnx_parity": asdict(check)}
-    trained_path = out / "trained.safetensors"
-    save_file({k: v.contiguous() for k, v in models["trained"].state_dict().items()}, str(trained_path))
-    described["trained"]["torch_fp32"] = {
-        "size_bytes": trained_path.stat().st_size,
-        "latency_ms_1_thread": round(torch_latency_ms(models["trained"], size_px, 1), 4),
-        "latency_ms_2_threads": round(torch_latency_ms(models["trained"], size_px, 2), 4),
-    }
-    trained_path.unlink()
     return described
 
 

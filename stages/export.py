@@ -21,7 +21,7 @@ from compiler.profiles import PROFILES
 from compiler.spec.deployment import CompressionBudget
 from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
 from stages._dataset import SplitData, load_split
-from stages._onnx import convert_fp16, cpu_description, latency_ms, predict, quantize_int8, session
+from stages._onnx import convert_fp16, cpu_description, latency_ms, predict, quantize_int8, session, torch_latency_ms
 from stages._plots import pyplot, save_figure
 
 DEPLOYABLE, PREPROCESS = "model.onnx", "preprocess.json"
@@ -56,16 +56,22 @@ def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, va
                    round(latency_ms(path, size_px, 1), 4), round(latency_ms(path, size_px, 2), 4), path)
 
 
-def build_variants(compress_dir: Path, work: Path, precision: str, quantize: bool, calibration: SplitData,
-                   val: SplitData, test: SplitData) -> list[Variant]:
+def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Variant:
+    """The trained model as torch eager fp32: what serving without export would run (not deployable)."""
+    from stages._model import WEIGHTS_FILE, load_model
+
+    model, _ = load_model(model_dir)
+    return Variant("trained-torch", "trained", "fp32", "torch eager", False, trained["params"], trained["macs"],
+                   (model_dir / WEIGHTS_FILE).stat().st_size, trained["torch_val_accuracy"], None,
+                   round(torch_latency_ms(model, size_px, 1), 4), round(torch_latency_ms(model, size_px, 2), 4))
+
+
+def build_variants(compress_dir: Path, model_dir: Path, work: Path, precision: str, quantize: bool,
+                   calibration: SplitData, val: SplitData, test: SplitData) -> list[Variant]:
     """The torch baseline row, then each candidate as fp32 ONNX and at the target precision."""
     described = json.loads((compress_dir / "variants.json").read_text(encoding="utf-8"))
     size_px = int(described["model"]["input_size_px"])
-    trained = described["variants"]["trained"]
-    torch_row = trained["torch_fp32"]
-    rows = [Variant("trained-torch", "trained", "fp32", "torch eager", False, trained["params"], trained["macs"],
-                    torch_row["size_bytes"], trained["torch_val_accuracy"], None,
-                    torch_row["latency_ms_1_thread"], torch_row["latency_ms_2_threads"])]
+    rows = [torch_baseline(model_dir, described["variants"]["trained"], size_px)]
     for name, candidate in described["variants"].items():
         fp32 = work / f"{name}-fp32.onnx"
         shutil.copyfile(compress_dir / f"{name}.onnx", fp32)
@@ -189,8 +195,8 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.out()) as out:
         work = out / "variants"
         work.mkdir()
-        rows = build_variants(compress_dir, work, profile.precision, "quantize" in params["compress"]["methods"],
-                              calibration, val, test)
+        rows = build_variants(compress_dir, ctx.dep(3), work, profile.precision,
+                              "quantize" in params["compress"]["methods"], calibration, val, test)
         table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
         try:
             chosen, reason = choose(rows, budget, baseline)

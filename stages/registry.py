@@ -175,8 +175,9 @@ STAGES: tuple[StageInfo, ...] = (
         summary="Quantize the candidates for target.hardware, measure every variant with ONNX Runtime and keep "
                 "the fastest within compress.budget as the deployable model",
         params=("compress.budget", "compress.methods", "compress.calibration_images", "target"),
-        code=("stages/export.py", "stages/_onnx.py", "stages/_dataset.py", "stages/_plots.py", "compiler/profiles.py"),
-        deps=("data/{project}/ingest", "data/{project}/prune", "models/{project}/compress"),
+        code=("stages/export.py", "stages/_onnx.py", "stages/_dataset.py", "stages/_plots.py", "stages/_model.py",
+              "stages/_pretrained.py", "compiler/profiles.py"),
+        deps=("data/{project}/ingest", "data/{project}/prune", "models/{project}/compress", "models/{project}/train"),
         outs=("models/{project}/export",),
         reports=("reports/{project}/export/choice.json", "reports/{project}/export/pareto.png"),
         metrics=("reports/{project}/export/summary.json",),

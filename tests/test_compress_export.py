@@ -15,7 +15,7 @@ from stages._cli import StageFailure
 from stages._compress import accuracy, measure_size, prune_to_budget
 from stages._dataset import load_split
 from stages._fit import Teacher, distillation_loss, fit
-from stages._model import ModelConfig, build_model
+from stages._model import ModelConfig, build_model, save_model
 from stages._onnx import export_onnx, parity, quantize_int8
 from stages.export import Variant, choose, relax_message
 from tests.conftest import TINY_CLASSES
@@ -136,6 +136,7 @@ def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(traine
     compress_dir.mkdir(parents=True)
     described = describe({"trained": trained}, config, val, test, compress_dir)
     (compress_dir / "variants.json").write_text(json.dumps({"model": asdict(config), "variants": described}))
+    save_model(trained, config, tmp_path / "models/p/train")
 
     with pytest.raises(SystemExit) as exit_code:
         run_stage("export", main, ["--project", "p", "--root", str(tmp_path)])

@@ -223,6 +223,7 @@ def test_rerun_with_same_inputs_gives_same_outputs(pipeline: Path, tmp_path: Pat
         "reports/e2e/clean/report.json", "reports/e2e/prune/projection.png", "reports/e2e/train/hpo/trials.csv",
         "models/e2e/hpo/study.db", "reports/e2e/train/augmentations.png", "reports/e2e/evaluate/misclassified.png",
         "reports/e2e/validate/data_docs/index.html", "models/e2e/compress/pruned_distilled.onnx",
+        "models/e2e/compress/variants.json",
         "reports/e2e/compress/rounds.csv")}
     _dvc(clone, "repro", "--force", "--no-run-cache")
     assert {p: (clone / p).read_bytes() for p in before} == before

@@ -53,7 +53,8 @@ def test_training_edit_reruns_train_and_downstream_with_reasons(committed: Path,
     assert result["alpha-evaluate"]["reasons"] == ["reads outputs of alpha-train, which re-runs"]
     assert result["alpha-compress"]["reasons"] == ["param alpha.train.epochs: 15 -> 3",
                                                    "reads outputs of alpha-train, which re-runs"]
-    assert result["alpha-export"]["reasons"] == ["reads outputs of alpha-compress, which re-runs"]
+    assert result["alpha-export"]["reasons"] == ["reads outputs of alpha-train, which re-runs",
+                                                 "reads outputs of alpha-compress, which re-runs"]
 
 
 def test_split_edit_reruns_split_and_everything_after_it(committed: Path, run_autodl) -> None:
