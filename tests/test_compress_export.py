@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from stages._compress import accuracy, measure_size, prune_to_budget
 from stages._dataset import load_split
 from stages._fit import Teacher, distillation_loss, fit
 from stages._model import ModelConfig, build_model, save_model
-from stages._onnx import export_onnx, parity, quantize_int8
+from stages._onnx import convert_fp16, export_onnx, parity, predict, quantize_int8, session
 from stages.export import Variant, choose, relax_message
 from tests.conftest import TINY_CLASSES
 
@@ -87,6 +88,12 @@ def test_onnx_export_matches_torch_and_int8_is_smaller(trained, splits, tmp_path
     assert (tmp_path / "int8.onnx").stat().st_size < 0.5 * (tmp_path / "fp32.onnx").stat().st_size
     assert not (tmp_path / "int8.pre.onnx").exists()
     assert accuracy(trained, test) > 0.6
+    convert_fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx")  # what GPU targets get
+    assert (tmp_path / "fp16.onnx").stat().st_size < 0.6 * (tmp_path / "fp32.onnx").stat().st_size
+    fp16_logits = predict(session(tmp_path / "fp16.onnx"), test.images)
+    fp32_logits = predict(session(tmp_path / "fp32.onnx"), test.images)
+    assert fp16_logits.dtype == np.float32  # inputs and outputs stay fp32 for the server
+    assert (fp16_logits.argmax(1) == fp32_logits.argmax(1)).mean() >= 0.98
 
 
 def _row(name: str, params: int, latency: float, val_acc: float, deployable: bool = True) -> Variant:
