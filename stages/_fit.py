@@ -170,6 +170,8 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainSect
     """
     L.seed_everything(seed, workers=True, verbose=False)
     _quiet_lightning()
+    model.train()  # Lightning keeps each module's train/eval mode: a model handed over in eval mode would
+    # fine-tune with frozen BatchNorm statistics and no dropout (compress passes eval-mode models)
     size_px = int(train.images.shape[1])
     clean = tensor_dataset(train)
     pipeline = training_pipeline(augment, size_px, seed) if augment else None
