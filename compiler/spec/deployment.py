@@ -26,7 +26,7 @@ class CompressionBudget(SpecModel):
     max_macs: PositiveInt | None = None
     """Multiply-accumulate operations for one image."""
     max_latency_ms: PositiveFloat | None = None
-    """Median batch-1 latency on the target, measured with ONNX Runtime."""
+    """Median batch-1 latency with ONNX Runtime on one thread of the machine that runs the export stage."""
     max_accuracy_drop: Fraction = 0.01
     """Largest allowed validation-accuracy loss against the trained model (0.01 = one point)."""
 
