@@ -1,0 +1,97 @@
+"""Out-of-distribution scores and their metrics: when the model does not know.
+
+Every score follows pytorch-ood's convention: higher means more likely out of
+distribution. Logit detectors (MSP, energy, max-logit) need only the deployed
+model's logits; feature detectors (Mahalanobis, KNN) are fitted on training
+features. pytorch-ood provides the detectors; KNN is done here with faiss
+because pytorch-ood's uses scikit-learn's exact neighbour search, which does not
+scale to large training sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import torch
+from pytorch_ood.detector import EnergyBased, Mahalanobis, MaxLogit, MaxSoftmax
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+LOGIT_DETECTORS = ("msp", "energy", "max_logit")
+FEATURE_DETECTORS = ("mahalanobis", "knn")
+
+
+def logit_scores(detector: str, logits: np.ndarray) -> np.ndarray:
+    """Outlier score per image from its logits."""
+    x = torch.from_numpy(np.asarray(logits, dtype=np.float32))
+    if detector == "msp":
+        scores = MaxSoftmax.score(x)
+    elif detector == "energy":
+        scores = EnergyBased.score(x)
+    elif detector == "max_logit":
+        scores = MaxLogit.score(x)
+    else:
+        raise ValueError(f"unknown logit detector '{detector}' (one of {', '.join(LOGIT_DETECTORS)})")
+    return scores.numpy().astype(np.float64)
+
+
+@dataclass
+class FeatureDetector:
+    """Mahalanobis (class means, shared covariance) or KNN (k-th nearest training neighbour, cosine)."""
+
+    name: str
+    k: int = 50
+    _mahalanobis: Mahalanobis | None = None
+    _index: faiss.Index | None = None
+
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> FeatureDetector:
+        z = np.ascontiguousarray(features, dtype=np.float32)
+        if self.name == "mahalanobis":
+            self._mahalanobis = Mahalanobis(None).fit_features(torch.from_numpy(z), torch.from_numpy(labels))
+        elif self.name == "knn":
+            self._index = faiss.IndexFlatIP(z.shape[1])
+            self._index.add(_unit(z))
+            self.k = min(self.k, len(z))
+        else:
+            raise ValueError(f"unknown feature detector '{self.name}' (one of {', '.join(FEATURE_DETECTORS)})")
+        return self
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(features, dtype=np.float32)
+        if self._mahalanobis is not None:
+            return self._mahalanobis.predict_features(torch.from_numpy(z)).numpy().astype(np.float64)
+        if self._index is None:
+            raise RuntimeError(f"{self.name} detector used before fit()")
+        similarity, _ = self._index.search(_unit(z), self.k)
+        return -similarity[:, -1].astype(np.float64)  # far from its k-th neighbour = unfamiliar
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class OodMetrics:
+    auroc: float
+    """Probability that an OOD image scores higher than an in-distribution one."""
+    fpr_at_95_tpr: float
+    """Share of OOD images accepted when 95% of in-distribution images are accepted."""
+    aupr_out: float
+    """Average precision with OOD as the positive class."""
+
+
+def threshold_at_tpr(id_scores: np.ndarray, tpr: float = 0.95) -> float:
+    """The largest score that still accepts (score <= threshold) at least `tpr` of in-distribution images."""
+    ordered = np.sort(np.asarray(id_scores, dtype=np.float64))
+    return float(ordered[int(np.ceil(tpr * len(ordered))) - 1])
+
+
+def ood_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95) -> OodMetrics:
+    """AUROC, FPR at 95% TPR and AUPR-out; scikit-learn does the ranking arithmetic."""
+    scores = np.concatenate([id_scores, ood_scores])
+    is_ood = np.concatenate([np.zeros(len(id_scores)), np.ones(len(ood_scores))])
+    threshold = threshold_at_tpr(id_scores, tpr)
+    return OodMetrics(auroc=round(float(roc_auc_score(is_ood, scores)), 6),
+                      fpr_at_95_tpr=round(float(np.mean(np.asarray(ood_scores) <= threshold)), 6),
+                      aupr_out=round(float(average_precision_score(is_ood, scores)), 6))
