@@ -78,6 +78,23 @@ def _gaussian_noise(severity: int, size: int) -> A.BasicTransform:
     return A.GaussNoise(std_range=(std, std), p=1.0)
 
 
+def _elastic(severity: int, size: int) -> A.BasicTransform:
+    """Local rubber-sheet warping (shape): displacement grows with severity, smoothness with image size."""
+    return A.ElasticTransform(alpha=size * (0.5 + 0.5 * severity), sigma=size * 0.12, border_mode=0, fill=0, p=1.0)
+
+
+def _perspective(severity: int, size: int) -> A.BasicTransform:
+    """A camera that is not square-on to the scene (3-D pose)."""
+    return A.Perspective(scale=(0.02 * severity, 0.02 * severity + 0.02), keep_size=True, fill=0, p=1.0)
+
+
+def _rotation(severity: int, size: int) -> A.BasicTransform:
+    """In-plane rotation by 8 degrees per severity step, either way."""
+    angle = 8.0 * severity
+    return A.OneOf([A.Rotate(limit=(angle, angle), border_mode=0, fill=0, p=1.0),
+                    A.Rotate(limit=(-angle, -angle), border_mode=0, fill=0, p=1.0)], p=1.0)
+
+
 CORRUPTIONS: dict[str, Builder] = {
     "motion_blur": _motion_blur,
     "low_light": _low_light,
@@ -87,6 +104,9 @@ CORRUPTIONS: dict[str, Builder] = {
     "snow": _snow,
     "occlusion": _occlusion,
     "gaussian_noise": _gaussian_noise,
+    "elastic": _elastic,
+    "perspective": _perspective,
+    "rotation": _rotation,
 }
 """Conditions the deployed model meets; names match the spec's augment and robustness keys."""
 
