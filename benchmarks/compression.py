@@ -11,7 +11,6 @@ Usage: python benchmarks/compression.py [--spec specs/digits.yaml]
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import tempfile
@@ -46,9 +45,8 @@ def main() -> None:
         work = Path(folder)
         models, _ = compress(trained, config, train, val, spec.compress, spec.train, spec.augment, spec.seed, work)
         described = describe(models, config, val, test, work)
-        (work / "variants.json").write_text(json.dumps({"model": {"input_size_px": config.input_size_px},
-                                                         "variants": described}))
-        rows = build_variants(work, model_dir, work, PROFILES[spec.target.hardware].precision,
+        rows = build_variants(work, described, config.input_size_px, model_dir, work,
+                              PROFILES[spec.target.hardware].precision,
                               "quantize" in spec.compress.methods, train, val, test)
         baseline = float(described["trained"]["torch_val_accuracy"])
         chosen, reason = choose(rows, spec.compress.budget, baseline)

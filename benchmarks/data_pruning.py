@@ -29,8 +29,8 @@ METHODS = ("random", "cluster_balanced", "kcenter", "semdedup")
 
 
 def accuracy_table(work: Path, seeds: int, budgets: tuple[float, ...]) -> None:
-    from stages._dataset import load_split, to_tensor
-    from stages._model import ModelConfig, predict_logits
+    from stages._dataset import load_split
+    from stages._model import ModelConfig, accuracy
     from stages._pruning import select_per_class
     from stages.train import train_model
 
@@ -54,8 +54,7 @@ def accuracy_table(work: Path, seeds: int, budgets: tuple[float, ...]) -> None:
                 subset = type(train_all)(train_all.images[keep], train_all.labels[keep],
                                          [p for p, k in zip(train_all.paths, keep, strict=True) if k])
                 model = train_model(subset, val, config, spec.train, seed).model
-                predicted = predict_logits(model, to_tensor(test.images)).argmax(1).numpy()
-                results.setdefault((budget, method), []).append(float((predicted == test.labels).mean()))
+                results.setdefault((budget, method), []).append(accuracy(model, test))
                 print(f"  budget {budget:<4} {method:<17} seed {seed}: {results[(budget, method)][-1]:.4f} "
                       f"({int(keep.sum())} images, {time.perf_counter() - started:.0f} s so far)", flush=True)
     full = statistics.mean(results[(1.0, "all")])

@@ -22,18 +22,13 @@ from pathlib import Path
 import numpy as np
 from _digits import Prepared, prepare
 
+from stages._model import accuracy
+
 
 def _load(prep: Prepared, work: Path, config, split: str):
     from stages._dataset import load_split
 
     return load_split(work, prep.split_csv, split, config.classes, config.input_size_px)
-
-
-def _accuracy(model, data) -> float:
-    from stages._dataset import to_tensor
-    from stages._model import predict_logits
-
-    return float((predict_logits(model, to_tensor(data.images)).argmax(1).numpy() == data.labels).mean())
 
 
 def _pruned(prep: Prepared, data, budget: float, method: str):
@@ -64,10 +59,11 @@ def spec_table(prep: Prepared, work: Path) -> None:
     started = time.perf_counter()
     result = train_model(train, val, config, cfg, spec.seed, spec.augment, progress=False)
     train_seconds = time.perf_counter() - started
-    accuracy = _accuracy(result.model, test)
+    test_accuracy = accuracy(result.model, test)
     print(f"\n1. Default spec ({spec.model.backbone} {config.input_size_px}px, {len(train.labels)} training images "
           f"after pruning, {len(test.labels)} test images)")
-    print(f"{'test accuracy':<34} {accuracy:.4f}  (target >= 0.985: {'met' if accuracy >= 0.985 else 'MISSED'})")
+    verdict = "met" if test_accuracy >= 0.985 else "MISSED"
+    print(f"{'test accuracy':<34} {test_accuracy:.4f}  (target >= 0.985: {verdict})")
     print(f"{'hyperparameter search':<34} {hpo_seconds:6.1f} s  ({trials} trials)")
     print(f"{'final training':<34} {train_seconds:6.1f} s  ({len(result.history)} epochs)")
 
@@ -142,7 +138,7 @@ def transfer_table(prep: Prepared, work: Path, budget: float = 0.2, size_px: int
         started = time.perf_counter()
         result = train_model(train, _load(prep, work, config, "val"), config, cfg, spec.seed, progress=False)
         seconds = time.perf_counter() - started
-        print(f"{label:<34} {_accuracy(result.model, _load(prep, work, config, 'test')):8.4f} "
+        print(f"{label:<34} {accuracy(result.model, _load(prep, work, config, 'test')):8.4f} "
               f"{result.best_val_accuracy:8.4f} {seconds:8.1f}   ({len(train.labels)} training images)")
 
 

@@ -20,7 +20,7 @@ from compiler.spec.deployment import CompressSection
 from compiler.spec.training import AugmentSection, TrainSection
 from stages._dataset import SplitData, to_tensor
 from stages._fit import Teacher, fit
-from stages._model import predict_logits
+from stages._model import accuracy
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
     "group_magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
@@ -41,11 +41,6 @@ class Size:
 def measure_size(model: torch.nn.Module, size_px: int) -> Size:
     macs, params = tp.utils.count_ops_and_params(model.eval(), torch.zeros(1, 3, size_px, size_px))
     return Size(int(params), int(macs))
-
-
-def accuracy(model: torch.nn.Module, data: SplitData) -> float:
-    predicted = predict_logits(model, to_tensor(data.images)).argmax(1).numpy()
-    return float((predicted == data.labels).mean())
 
 
 @dataclass(frozen=True)

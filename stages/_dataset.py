@@ -6,7 +6,6 @@ epoch free of decoding work and makes batches identical run to run.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from stages._cli import read_csv
 from stages._imageio import load_rgb
 
 MEAN = (0.5, 0.5, 0.5)
@@ -32,8 +32,7 @@ class SplitData:
 
 def load_split(ingest_dir: Path, split_csv: Path, split: str, classes: list[str], size_px: int) -> SplitData:
     index = {name: i for i, name in enumerate(classes)}
-    with split_csv.open(newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["split"] == split]
+    rows = [row for row in read_csv(split_csv) if row["split"] == split]
     images = np.stack([load_rgb(ingest_dir / row["path"], size_px) for row in rows]) if rows else (
         np.zeros((0, size_px, size_px, 3), dtype=np.uint8))
     labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)

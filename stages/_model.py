@@ -14,7 +14,7 @@ import timm
 import torch
 from safetensors.torch import load_file, save_file
 
-from stages._dataset import MEAN, STD
+from stages._dataset import MEAN, STD, SplitData, to_tensor
 from stages._pretrained import load_pretrained
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "model.json"
@@ -56,6 +56,12 @@ def load_model(folder: Path) -> tuple[torch.nn.Module, ModelConfig]:
     model = build_model(config, with_pretrained_weights=False)  # the saved weights replace them anyway
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     return model.eval(), config
+
+
+def accuracy(model: torch.nn.Module, data: SplitData) -> float:
+    """Top-1 accuracy of `model` on a loaded split."""
+    predicted = predict_logits(model, to_tensor(data.images)).argmax(1).numpy()
+    return float((predicted == data.labels).mean())
 
 
 @torch.inference_mode()

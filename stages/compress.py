@@ -24,10 +24,10 @@ from compiler.fsutil import atomic_directory
 from compiler.spec.deployment import CompressSection
 from compiler.spec.training import AugmentSection, TrainSection
 from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
-from stages._compress import PruneResult, PruneRound, Size, accuracy, measure_size, prune_to_budget
+from stages._compress import PruneResult, PruneRound, Size, measure_size, prune_to_budget
 from stages._dataset import SplitData, load_split
 from stages._fit import Teacher, fit
-from stages._model import ModelConfig, load_model
+from stages._model import ModelConfig, accuracy, load_model
 from stages._onnx import export_onnx, latency_ms, parity
 
 VARIANTS_FILE = "variants.json"

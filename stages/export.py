@@ -66,13 +66,13 @@ def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Va
                    round(torch_latency_ms(model, size_px, 1), 4), round(torch_latency_ms(model, size_px, 2), 4))
 
 
-def build_variants(compress_dir: Path, model_dir: Path, work: Path, precision: str, quantize: bool,
-                   calibration: SplitData, val: SplitData, test: SplitData) -> list[Variant]:
-    """The torch baseline row, then each candidate as fp32 ONNX and at the target precision."""
-    described = json.loads((compress_dir / "variants.json").read_text(encoding="utf-8"))
-    size_px = int(described["model"]["input_size_px"])
-    rows = [torch_baseline(model_dir, described["variants"]["trained"], size_px)]
-    for name, candidate in described["variants"].items():
+def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], size_px: int, model_dir: Path,
+                   work: Path, precision: str, quantize: bool, calibration: SplitData, val: SplitData,
+                   test: SplitData) -> list[Variant]:
+    """The torch baseline row, then each candidate (`<name>.onnx` in `compress_dir`, described by the compress
+    stage's variants.json) as fp32 ONNX and at the target precision."""
+    rows = [torch_baseline(model_dir, candidates["trained"], size_px)]
+    for name, candidate in candidates.items():
         fp32 = work / f"{name}-fp32.onnx"
         shutil.copyfile(compress_dir / f"{name}.onnx", fp32)
         rows.append(measure(fp32, f"{name}-fp32", candidate, "fp32", val, test, size_px))
@@ -195,7 +195,7 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.out()) as out:
         work = out / "variants"
         work.mkdir()
-        rows = build_variants(compress_dir, ctx.dep(3), work, profile.precision,
+        rows = build_variants(compress_dir, described["variants"], size_px, ctx.dep(3), work, profile.precision,
                               "quantize" in params["compress"]["methods"], calibration, val, test)
         table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
         try:

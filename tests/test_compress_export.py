@@ -13,10 +13,10 @@ import torch
 from compiler.spec.deployment import CompressionBudget, CompressSection
 from compiler.spec.training import TrainSection
 from stages._cli import StageFailure
-from stages._compress import accuracy, measure_size, prune_to_budget
+from stages._compress import measure_size, prune_to_budget
 from stages._dataset import load_split
 from stages._fit import Teacher, distillation_loss, fit
-from stages._model import ModelConfig, build_model, save_model
+from stages._model import ModelConfig, accuracy, build_model, save_model
 from stages._onnx import convert_fp16, export_onnx, parity, predict, quantize_int8, session
 from stages.export import Variant, choose, relax_message
 from tests.conftest import TINY_CLASSES
