@@ -43,8 +43,9 @@ def main() -> None:
                         for s in ("train", "val", "test"))
     with tempfile.TemporaryDirectory(prefix="autodl-compress-bench-") as folder:
         work = Path(folder)
-        models, _ = compress(trained, config, train, val, spec.compress, spec.train, spec.augment, spec.seed, work)
-        described = describe(models, config, val, test, work)
+        models, tracks = compress(trained, config, train, val, spec.compress, spec.train, spec.augment, spec.seed,
+                                  work)
+        described = describe(models, config, tracks, spec.compress.student, val, test, work)
         rows = build_variants(work, described, config.input_size_px, model_dir, work,
                               PROFILES[spec.target.hardware].precision,
                               "quantize" in spec.compress.methods, train, val, test)

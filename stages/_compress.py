@@ -53,12 +53,18 @@ class PruneRound:
     above_floor: bool
 
 
+PruningStep = tuple[str, bool, list[int]]
+"""(module name, output channels or not, removed channel indices): one entry of torch-pruning's history."""
+
+
 @dataclass(frozen=True)
 class PruneResult:
     model: torch.nn.Module
     """The last model above the accuracy floor (the input model when even the first step breaks it)."""
     rounds: list[PruneRound]
     budget_met: bool
+    history: list[PruningStep]
+    """torch-pruning's record of the channels removed from `model`, to rebuild its architecture later."""
 
 
 BudgetCheck = Callable[[torch.nn.Module, Size], bool]
@@ -83,7 +89,7 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
     pruner = tp.pruner.MetaPruner(
         model, example, importance=IMPORTANCE[settings.importance](), pruning_ratio=settings.max_prune_ratio,
         iterative_steps=settings.prune_steps, ignored_layers=[model.get_classifier()], round_to=ROUND_TO)
-    kept, rounds = copy.deepcopy(model), []
+    kept, kept_history, rounds = copy.deepcopy(model), [], []
     for step in range(1, settings.prune_steps + 1):
         if settings.importance == "group_taylor":
             _taylor_gradients(model, train)
@@ -98,8 +104,23 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
         if progress:
             progress(result)
         if not result.above_floor:
-            return PruneResult(kept, rounds, budget_met=False)
-        kept = copy.deepcopy(model)
+            return PruneResult(kept, rounds, budget_met=False, history=kept_history)
+        kept, kept_history = copy.deepcopy(model), _history(pruner)
         if result.within_budget:
-            return PruneResult(kept, rounds, budget_met=True)
-    return PruneResult(kept, rounds, budget_met=False)
+            return PruneResult(kept, rounds, budget_met=True, history=kept_history)
+    return PruneResult(kept, rounds, budget_met=False, history=kept_history)
+
+
+def _history(pruner: tp.pruner.MetaPruner) -> list[PruningStep]:
+    return [(str(name), bool(out), [int(i) for i in idxs]) for name, out, idxs in pruner.DG.pruning_history()]
+
+
+def rebuild_pruned(model: torch.nn.Module, history: list[PruningStep], size_px: int) -> torch.nn.Module:
+    """Replay a pruning history on a freshly built model of the same backbone, so pruned weights load into it.
+
+    Saving the weights as safetensors plus this history (instead of pickling the pruned module) keeps the
+    files byte-for-byte reproducible and free of pickle.
+    """
+    graph = tp.DependencyGraph().build_dependency(model.eval(), torch.zeros(1, 3, size_px, size_px), verbose=False)
+    graph.load_pruning_history([(name, out, list(idxs)) for name, out, idxs in history])
+    return model

@@ -23,11 +23,28 @@ import torch
 from stages._dataset import to_tensor
 
 OPSET = 17
-INPUT, OUTPUT = "input", "logits"
+INPUT, OUTPUT, FEATURES = "input", "logits", "features"
+
+
+class _LogitsAndFeatures(torch.nn.Module):
+    """A timm classifier that also returns its penultimate (pooled) features.
+
+    Feature-space OOD detectors (Mahalanobis, KNN, ViM) need them from the file
+    that serves, and the second output costs nothing: the logits are computed
+    from it.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        return self.model.get_classifier()(features), features
 
 
 def export_onnx(model: torch.nn.Module, size_px: int, path: Path) -> None:
-    """fp32 ONNX with a dynamic batch axis, checked by `onnx.checker`.
+    """fp32 ONNX with outputs `logits` and `features` and a dynamic batch axis, checked by `onnx.checker`.
 
     The TorchScript-based exporter, on purpose: it writes the same bytes for the same weights (the
     torch.export-based one, measured with torch 2.14, does not, so every run would change dvc.lock) and
@@ -37,9 +54,9 @@ def export_onnx(model: torch.nn.Module, size_px: int, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*legacy TorchScript-based ONNX export.*", DeprecationWarning)
         warnings.filterwarnings("ignore", "The feature will be removed.*", DeprecationWarning)
-        torch.onnx.export(model.eval(), (torch.zeros(1, 3, size_px, size_px),), str(path), opset_version=OPSET,
-                          dynamo=False, input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+        torch.onnx.export(_LogitsAndFeatures(model.eval()).eval(), (torch.zeros(1, 3, size_px, size_px),), str(path),
+                          opset_version=OPSET, dynamo=False, input_names=[INPUT], output_names=[OUTPUT, FEATURES],
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}, FEATURES: {0: "batch"}})
     onnx.checker.check_model(str(path), full_check=True)
 
 
@@ -53,11 +70,19 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
 
 def predict(sess: ort.InferenceSession, images: np.ndarray, batch: int = 256) -> np.ndarray:
     """Logits for uint8 NHWC images, preprocessed exactly as in training."""
+    return predict_outputs(sess, images, (OUTPUT,), batch)[0]
+
+
+def predict_outputs(sess: ort.InferenceSession, images: np.ndarray, outputs: tuple[str, ...] = (OUTPUT, FEATURES),
+                    batch: int = 256) -> list[np.ndarray]:
+    """The named outputs (logits, features) for uint8 NHWC images, as float32 arrays."""
     input_type = sess.get_inputs()[0].type
     dtype = np.float16 if "float16" in input_type else np.float32
-    chunks = [sess.run([OUTPUT], {INPUT: to_tensor(images[i:i + batch]).numpy().astype(dtype)})[0]
+    chunks = [sess.run(list(outputs), {INPUT: to_tensor(images[i:i + batch]).numpy().astype(dtype)})
               for i in range(0, len(images), batch)]
-    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
+    if not chunks:
+        return [np.zeros((0, 0), np.float32) for _ in outputs]
+    return [np.concatenate([chunk[k] for chunk in chunks]).astype(np.float32) for k in range(len(outputs))]
 
 
 @dataclass(frozen=True)

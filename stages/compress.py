@@ -4,7 +4,8 @@ Candidates: the trained model itself; `pruned` (torch-pruning rounds, each
 fine-tuned on labels); `pruned_distilled` (the same rounds fine-tuned with the
 trained model as teacher); `student` (a smaller timm backbone distilled from
 scratch, when the spec names one). Each is exported to fp32 ONNX and checked
-against its torch self on the test split. Quantization, latency and the choice
+against its torch self on the test split, and saved in torch form too
+(`<name>.safetensors` + `<name>.json`) for gradient-based explanations. Quantization, latency and the choice
 of the deployable model are the export stage's job, so everything here is a
 pure function of the inputs (no timings).
 """
@@ -12,7 +13,7 @@ pure function of the inputs (no timings).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch
 from compiler.fsutil import atomic_directory
 from compiler.spec.deployment import CompressSection
 from compiler.spec.training import AugmentSection, TrainSection
+from stages._candidates import save_candidate
 from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
 from stages._compress import PruneResult, PruneRound, Size, measure_size, prune_to_budget
 from stages._dataset import SplitData, load_split
@@ -87,14 +89,17 @@ def compress(trained: torch.nn.Module, config: ModelConfig, train: SplitData, va
     return models, tracks
 
 
-def describe(models: dict[str, torch.nn.Module], config: ModelConfig, val: SplitData, test: SplitData,
-             out: Path) -> dict[str, dict[str, Any]]:
-    """Export each candidate to `<name>.onnx` in `out` and record its size, accuracy and ONNX parity."""
+def describe(models: dict[str, torch.nn.Module], config: ModelConfig, tracks: dict[str, PruneResult],
+             student: str | None, val: SplitData, test: SplitData, out: Path) -> dict[str, dict[str, Any]]:
+    """Export each candidate to `<name>.onnx` in `out`, save its torch form beside it, and record its size,
+    accuracy and ONNX parity."""
     size_px = config.input_size_px
     described: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         path = out / f"{name}.onnx"
         export_onnx(model, size_px, path)
+        own = replace(config, backbone=student, pretrained=None) if name == "student" and student else config
+        save_candidate(model, own, tracks[name].history if name in tracks else [], out, name)
         check = parity(model, path, test.images)
         if check.top1_agreement < 1.0 or check.max_abs_logit_diff > 1e-3:
             raise StageFailure(f"ONNX export of {name} disagrees with torch: top-1 agreement "
@@ -118,7 +123,7 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.out()) as out:
         models, tracks = compress(trained, config, train, val, settings, train_cfg, augment, seed, out)
         (out / "probe.onnx").unlink(missing_ok=True)
-        described = describe(models, config, val, test, out)
+        described = describe(models, config, tracks, settings.student, val, test, out)
         for name, result in tracks.items():
             described[name]["budget_met"] = result.budget_met
         write_json(out / VARIANTS_FILE, {"model": asdict(config), "variants": described})

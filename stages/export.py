@@ -207,7 +207,8 @@ def main(ctx: StageContext) -> None:
         shutil.copyfile(chosen.path, out / DEPLOYABLE)
         shutil.rmtree(work)
         write_json(out / PREPROCESS, {
-            "model_file": DEPLOYABLE, "input_name": "input", "output_name": "logits", "layout": "NCHW",
+            "model_file": DEPLOYABLE, "input_name": "input", "output_name": "logits", "features_name": "features",
+            "layout": "NCHW",
             "input_size_px": size_px, "mean": config["mean"], "std": config["std"], "scale": 1 / 255,
             "classes": classes, "variant": chosen.variant, "precision": chosen.precision,
             "target": profile.name, "execution_provider": profile.execution_provider})

@@ -12,12 +12,13 @@ import torch
 
 from compiler.spec.deployment import CompressionBudget, CompressSection
 from compiler.spec.training import TrainSection
+from stages._candidates import load_candidate, save_candidate
 from stages._cli import StageFailure
 from stages._compress import measure_size, prune_to_budget
-from stages._dataset import load_split
+from stages._dataset import load_split, to_tensor
 from stages._fit import Teacher, distillation_loss, fit
-from stages._model import ModelConfig, accuracy, build_model, save_model
-from stages._onnx import convert_fp16, export_onnx, parity, predict, quantize_int8, session
+from stages._model import ModelConfig, accuracy, build_model, predict_logits, save_model
+from stages._onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, quantize_int8, session
 from stages.export import Variant, choose, relax_message
 from tests.conftest import TINY_CLASSES
 
@@ -96,6 +97,39 @@ def test_onnx_export_matches_torch_and_int8_is_smaller(trained, splits, tmp_path
     assert (fp16_logits.argmax(1) == fp32_logits.argmax(1)).mean() >= 0.98
 
 
+def test_every_exported_file_also_gives_the_penultimate_features(trained, splits, tmp_path: Path) -> None:
+    train, _, test = splits
+    export_onnx(trained, SIZE, tmp_path / "fp32.onnx")
+    quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", train.images[:100])
+    with torch.inference_mode():
+        x = to_tensor(test.images)
+        expected = trained.forward_head(trained.forward_features(x), pre_logits=True).numpy()
+    logits, features = predict_outputs(session(tmp_path / "fp32.onnx"), test.images)
+    assert features.shape == (len(test.labels), trained.num_features)
+    np.testing.assert_allclose(features, expected, atol=1e-4)
+    np.testing.assert_allclose(logits, predict(session(tmp_path / "fp32.onnx"), test.images))
+    _, int8_features = predict_outputs(session(tmp_path / "int8.onnx"), test.images)
+    assert int8_features.shape == features.shape
+
+
+def test_a_pruned_candidate_saved_without_pickle_loads_back_identical(trained, splits, tmp_path: Path) -> None:
+    train, val, test = splits
+    settings = CompressSection(prune_steps=2, max_prune_ratio=0.6, finetune_epochs=1)
+    result = prune_to_budget(trained, train, val, settings, TrainSection(epochs=1, batch_size=16), 0,
+                             lambda model, size: False, floor=0.0)
+    assert result.history  # channels were removed
+    config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
+    save_candidate(result.model, config, result.history, tmp_path, "pruned")
+    loaded, loaded_config = load_candidate(tmp_path, "pruned")
+    assert loaded_config == config
+    assert measure_size(loaded, SIZE) == measure_size(result.model, SIZE)
+    x = to_tensor(test.images)
+    torch.testing.assert_close(predict_logits(loaded, x), predict_logits(result.model, x))
+    first = (tmp_path / "pruned.safetensors").read_bytes()
+    save_candidate(loaded, config, result.history, tmp_path, "pruned")
+    assert (tmp_path / "pruned.safetensors").read_bytes() == first
+
+
 def _row(name: str, params: int, latency: float, val_acc: float, deployable: bool = True) -> Variant:
     return Variant(name, name, "fp32", "onnxruntime", deployable, params, 10 * params, 4 * params, val_acc, val_acc,
                    latency, latency / 2)
@@ -141,7 +175,7 @@ def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(traine
     config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
     compress_dir = tmp_path / "models/p/compress"
     compress_dir.mkdir(parents=True)
-    described = describe({"trained": trained}, config, val, test, compress_dir)
+    described = describe({"trained": trained}, config, {}, None, val, test, compress_dir)
     (compress_dir / "variants.json").write_text(json.dumps({"model": asdict(config), "variants": described}))
     save_model(trained, config, tmp_path / "models/p/train")
 
