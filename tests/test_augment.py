@@ -78,3 +78,20 @@ def test_augmented_dataset_serves_normalised_tensors(tmp_path: Path) -> None:
     assert int(y) == 1
     assert float(x.min()) >= -1.0
     assert float(x.max()) <= 1.0
+
+
+def _damage(name: str, severity: int, size: int) -> float:
+    image = _photo(size)
+    return float(np.mean([np.abs(apply(corruption(name, severity, size, seed), image).astype(int) - image).mean()
+                          for seed in range(6)]))
+
+
+@pytest.mark.parametrize("size", [32, 224])
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_a_higher_severity_damages_more_at_any_input_size(name: str, size: int) -> None:
+    assert _damage(name, 5, size) > _damage(name, 1, size), name
+
+
+def test_fog_thickens_steadily_with_severity_on_small_images() -> None:
+    damage = [_damage("fog", severity, 32) for severity in (1, 2, 3, 4, 5)]
+    assert damage == sorted(damage), damage  # it once fogged severity 1 the most at 32 px
