@@ -67,14 +67,17 @@ def _hpo_plots(study: Any, history_path: Path, importance_path: Path, seed: int)
     axis.set_ylabel("validation accuracy")
     save_figure(axis.figure, history_path)
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if len(finished) >= 2:
+    scores = {t.value for t in finished}
+    if len(finished) >= 2 and len(scores) >= 2:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
         axis = optuna_plots.plot_param_importances(study, evaluator=evaluator)
         axis.figure.tight_layout()  # parameter names are long y tick labels
         save_figure(axis.figure, importance_path)
         return
-    figure, axis = plt.subplots(figsize=(6, 2), dpi=100)
+    why = (f"Parameter importance needs 2 completed trials; this search has {len(finished)}." if len(finished) < 2
+           else f"Parameter importance is undefined: all {len(finished)} completed trials scored "
+                f"{next(iter(scores)):.4f}, so no parameter explains any difference.")
+    figure, axis = plt.subplots(figsize=(7, 2), dpi=100)
     axis.set_axis_off()
-    axis.text(0.5, 0.5, f"Parameter importance needs 2 completed trials; this search has {len(finished)}.",
-              ha="center", va="center")
+    axis.text(0.5, 0.5, why, ha="center", va="center", wrap=True)
     save_figure(figure, importance_path)

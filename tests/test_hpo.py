@@ -93,3 +93,13 @@ def test_a_settled_study_file_is_the_same_bytes_for_the_same_search(tmp_path: Pa
     assert (tmp_path / "a" / _hpo.STUDY_FILE).read_bytes() == (tmp_path / "b" / _hpo.STUDY_FILE).read_bytes()
     reopened = _hpo.open_study(tmp_path / "a", "s", HPO, epochs=1, seed=0)
     assert [t.state for t in reopened.trials] == [TrialState.COMPLETE] * 3
+
+
+def test_importance_plot_explains_itself_when_every_trial_ties(tmp_path: Path) -> None:
+    from stages._train_reports import hpo_plots
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda trial: 0.9888 + 0 * trial.suggest_float("lr", 1e-3, 1e-2), n_trials=3)
+    hpo_plots(study, tmp_path / "history.png", tmp_path / "importance.png", seed=0)  # fANOVA alone would raise
+    assert (tmp_path / "history.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "importance.png").read_bytes()[:4] == b"\x89PNG"
