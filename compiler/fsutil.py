@@ -10,6 +10,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | Path, directory: bool = False) -> None:
+    """Give a temp file or folder the mode a plain `open()` or `mkdir()` would have.
+
+    mkstemp and mkdtemp create them private (0600 / 0700), which is right while they are being written and
+    wrong once they are renamed into place: reports and models must stay readable by the rest of the team.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def write_atomically(files: dict[str, str], root: Path) -> list[str]:
     """Write every changed file; stage all temp files first so a failure leaves no file half-written.
 
@@ -22,6 +37,7 @@ def write_atomically(files: dict[str, str], root: Path) -> list[str]:
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            publish_mode(tmp)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
                 handle.flush()
@@ -56,6 +72,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    publish_mode(scratch, directory=True)
     try:
         yield scratch
         if target.exists():

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from compiler.fsutil import publish_mode
+
 
 def pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend (stages run headless)."""
@@ -25,6 +27,7 @@ def save_figure(figure: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
     os.close(handle)
+    publish_mode(tmp)
     try:
         figure.savefig(tmp, metadata={"Software": None})
         os.replace(tmp, path)
