@@ -23,6 +23,7 @@ demo: install
 	autodl compile
 	dvc repro
 	@dvc metrics show reports/digits/evaluate/metrics.json reports/digits/export/summary.json
+	@cat reports/digits/gate/summary.md
 
 ## test: lint, then the whole test suite (what CI runs)
 test: install lint

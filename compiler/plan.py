@@ -19,8 +19,8 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         return template.format(project=project)
 
     deps = [*info.code, *(fill(d) for d in info.deps)]
-    if info.reads_sources:
-        deps.extend(_source_paths(spec))
+    for key in info.reads_paths_of:
+        deps.extend(_spec_paths(spec, key))
     enabled = [when for when in info.optional if _is_set(spec, when)]
     return Stage(
         project=project,
@@ -37,11 +37,23 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     )
 
 
-def _is_set(spec: ProjectSpec, when: WhenSet) -> bool:
+def _lookup(spec: ProjectSpec, key: str) -> object:
     value: object = spec
-    for part in when.key.split("."):
+    for part in key.split("."):
         value = getattr(value, part)
-    return value is not None
+    return value
+
+
+def _is_set(spec: ProjectSpec, when: WhenSet) -> bool:
+    return _lookup(spec, when.key) is not None
+
+
+def _spec_paths(spec: ProjectSpec, key: str) -> list[str]:
+    """Repository paths named under `key`: the data sources' files, or a plain list of paths."""
+    if key == "data.sources":
+        return _source_paths(spec)
+    value = _lookup(spec, key)
+    return [str(path) for path in value] if isinstance(value, list | tuple) else [str(value)]
 
 
 def _source_paths(spec: ProjectSpec) -> list[str]:

@@ -3,7 +3,7 @@
 Every score follows pytorch-ood's convention: higher means more likely out of
 distribution. Logit detectors (MSP, energy, max-logit) need only the deployed
 model's logits; feature detectors (Mahalanobis, KNN) are fitted on training
-features. pytorch-ood provides the detectors; KNN is done here with faiss
+features (ViM also on the classifier's weights). pytorch-ood provides the detectors; KNN is done here with faiss
 because pytorch-ood's uses scikit-learn's exact neighbour search, which does not
 scale to large training sets.
 """
@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 import torch
-from pytorch_ood.detector import EnergyBased, Mahalanobis, MaxLogit, MaxSoftmax
+from pytorch_ood.detector import EnergyBased, Mahalanobis, MaxLogit, MaxSoftmax, ViM
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 LOGIT_DETECTORS = ("msp", "energy", "max_logit")
-FEATURE_DETECTORS = ("mahalanobis", "knn")
+FEATURE_DETECTORS = ("mahalanobis", "knn", "vim")
+DETECTORS = LOGIT_DETECTORS + FEATURE_DETECTORS
 
 
 def logit_scores(detector: str, logits: np.ndarray) -> np.ndarray:
@@ -38,17 +39,29 @@ def logit_scores(detector: str, logits: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FeatureDetector:
-    """Mahalanobis (class means, shared covariance) or KNN (k-th nearest training neighbour, cosine)."""
+    """Mahalanobis (class means, shared covariance), KNN (k-th nearest training neighbour, cosine) or ViM
+    (energy plus the feature's norm outside the training features' principal subspace; needs the classifier's
+    `weight` and `bias`)."""
 
     name: str
     k: int = 50
-    _mahalanobis: Mahalanobis | None = None
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    _fitted: Mahalanobis | ViM | None = None
     _index: faiss.Index | None = None
 
     def fit(self, features: np.ndarray, labels: np.ndarray) -> FeatureDetector:
         z = np.ascontiguousarray(features, dtype=np.float32)
         if self.name == "mahalanobis":
-            self._mahalanobis = Mahalanobis(None).fit_features(torch.from_numpy(z), torch.from_numpy(labels))
+            self._fitted = Mahalanobis(None).fit_features(torch.from_numpy(z), torch.from_numpy(labels))
+        elif self.name == "vim":
+            if self.weight is None or self.bias is None:
+                raise ValueError("the vim detector needs the classifier's weight and bias")
+            classes, dims = self.weight.shape
+            subspace = min(dims - 1, max(classes, dims // 4))  # principal dims kept; the rest is "virtual logit"
+            self._fitted = ViM(None, subspace, torch.from_numpy(np.asarray(self.weight, np.float32)),
+                               torch.from_numpy(np.asarray(self.bias, np.float32)))
+            self._fitted.fit_features(torch.from_numpy(z), torch.from_numpy(labels))
         elif self.name == "knn":
             self._index = faiss.IndexFlatIP(z.shape[1])
             self._index.add(_unit(z))
@@ -59,8 +72,8 @@ class FeatureDetector:
 
     def score(self, features: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(features, dtype=np.float32)
-        if self._mahalanobis is not None:
-            return self._mahalanobis.predict_features(torch.from_numpy(z)).numpy().astype(np.float64)
+        if self._fitted is not None:
+            return self._fitted.predict_features(torch.from_numpy(z)).numpy().astype(np.float64)
         if self._index is None:
             raise RuntimeError(f"{self.name} detector used before fit()")
         similarity, _ = self._index.search(_unit(z), self.k)

@@ -8,8 +8,13 @@ heavy occlusion). All seeded, all at the model's input size.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
+
+from stages._imageio import UnreadableImage, decode_file
+from stages._sources import IMAGE_SUFFIXES
 
 PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "moon",
           "rocket", "coins", "clock", "colorwheel", "grass", "gravel", "brick", "page", "text")
@@ -78,3 +83,17 @@ def heavy_occlusion(images: np.ndarray, share: float, seed: int) -> np.ndarray:
         top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
         out[i, top:top + side, left:left + side] = 127
     return out
+
+
+def folder_images(folder: Path, size_px: int) -> tuple[np.ndarray, list[str]]:
+    """Every readable image under `folder` (recursively, sorted), as RGB at the model's size; and the files
+    that could not be decoded, so the report can name them instead of failing."""
+    images, unreadable = [], []
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            image = decode_file(file).convert("RGB")
+        except UnreadableImage:
+            unreadable.append(file.as_posix())
+            continue
+        images.append(np.asarray(image.resize((size_px, size_px), Image.Resampling.BICUBIC), dtype=np.uint8))
+    return (np.stack(images) if images else np.zeros((0, size_px, size_px, 3), np.uint8)), unreadable

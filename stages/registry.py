@@ -53,8 +53,9 @@ class StageInfo:
     metrics: tuple[str, ...] = ()
     plots: tuple[PlotInfo, ...] = ()
     optional: tuple[WhenSet, ...] = ()
-    reads_sources: bool = False
-    """The stage also reads the data source paths named in the spec."""
+    reads_paths_of: tuple[str, ...] = ()
+    """Spec keys whose repository paths the stage also reads (`data.sources`, `dependability.ood.ood_sources`);
+    they become dependencies, so changing the files re-runs the stage."""
 
     @property
     def module(self) -> str:
@@ -69,7 +70,7 @@ STAGES: tuple[StageInfo, ...] = (
         code=("stages/ingest.py", "stages/_sources.py", "stages/_video.py", "stages/_imageio.py"),
         outs=("data/{project}/ingest",),
         metrics=("reports/{project}/ingest/summary.json",),
-        reads_sources=True,
+        reads_paths_of=("data.sources",),
     ),
     StageInfo(
         name="validate",
@@ -184,6 +185,42 @@ STAGES: tuple[StageInfo, ...] = (
         metrics=("reports/{project}/export/summary.json",),
         plots=(PlotInfo("variants", "reports/{project}/export/variants.csv", x="latency_ms_1_thread",
                         y=("val_accuracy",), template="scatter", title="Variants: latency vs validation accuracy"),),
+    ),
+    StageInfo(
+        name="dependability",
+        summary="Measure the deployable ONNX model where the test split does not look: out-of-distribution "
+                "detection, corruptions, calibration, and Grad-CAM checked with ROAD",
+        params=("seed", "augment", "dependability.ood.detector", "dependability.ood.ood_sources",
+                "dependability.robustness.corruptions", "dependability.robustness.severities", "dependability.explain"),
+        code=("stages/dependability.py", "stages/_dependability_figures.py", "stages/_ood.py", "stages/_ood_sets.py",
+              "stages/_robustness.py", "stages/_calibration.py", "stages/_explain.py", "stages/_candidates.py",
+              "stages/_compress.py", "stages/_onnx.py", "stages/_augment.py", "stages/_dataset.py",
+              "stages/_model.py", "stages/_plots.py", "stages/_imageio.py", "stages/_sources.py"),
+        deps=("data/{project}/ingest", "data/{project}/prune", "models/{project}/export", "models/{project}/compress"),
+        outs=("models/{project}/dependability",),
+        reports=("reports/{project}/dependability/ood.json", "reports/{project}/dependability/robustness.png",
+                 "reports/{project}/dependability/reliability.png", "reports/{project}/dependability/ood_scores.png",
+                 "reports/{project}/dependability/gradcam.png"),
+        metrics=("reports/{project}/dependability/metrics.json",),
+        plots=(PlotInfo("robustness", "reports/{project}/dependability/robustness.csv", x="accuracy",
+                        y=("condition",), template="bar_horizontal", title="Test accuracy per corruption and severity"),
+               PlotInfo("reliability", "reports/{project}/dependability/reliability.csv", x="confidence",
+                        y=("accuracy",), title="Reliability after temperature scaling (test split)")),
+        reads_paths_of=("dependability.ood.ood_sources",),
+    ),
+    StageInfo(
+        name="gate",
+        summary="Judge every measured figure against the spec's thresholds, write the verdict and the "
+                "dependability report, and fail on any unmet threshold",
+        params=("dependability.min_accuracy", "dependability.ood.min_auroc",
+                "dependability.robustness.max_accuracy_drop", "dependability.calibration", "compress.budget"),
+        code=("stages/gate.py", "stages/_verdict.py", "stages/_report.py", "stages/templates/dependability.html.j2"),
+        deps=("reports/{project}/dependability/metrics.json", "reports/{project}/export/summary.json",
+              "reports/{project}/dependability/ood.json", "reports/{project}/dependability/robustness.png",
+              "reports/{project}/dependability/reliability.png", "reports/{project}/dependability/ood_scores.png",
+              "reports/{project}/dependability/gradcam.png"),
+        reports=("reports/{project}/dependability.html", "reports/{project}/gate/summary.md"),
+        metrics=("reports/{project}/gate/verdict.json",),
     ),
 )
 

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from skimage import data as skimage_data
 
 from stages.registry import STAGES
 from tests.conftest import copy_project_code, git
@@ -36,6 +38,9 @@ data:
 augment: {occlusion: 0.3, low_light: 0.2}
 compress: {budget: {max_params: 600000, max_accuracy_drop: 0.3}, prune_steps: 2, finetune_epochs: 1}
 model: {backbone: resnet10t, input_size_px: 16}
+dependability: {min_accuracy: 0.5, ood: {detector: mahalanobis, min_auroc: 0.5}, explain: {gradcam_samples: 4},
+                robustness: {corruptions: [fog, gaussian_noise], severities: [1, 3], max_accuracy_drop: 0.6},
+                calibration: {max_ece: 0.6}}
 train: {epochs: 6, batch_size: 16,
         hpo: {trials: 2, sampler: random, epochs_per_trial: 2, space: {lr: {low: 1.0e-3, high: 1.0e-2, log: true}}}}
 """
@@ -44,7 +49,7 @@ train: {epochs: 6, batch_size: 16,
 # the expectation must not be derived from the registry it is testing.
 EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "serving.max_replicas": (("train: {", "serving: {max_replicas: 9}\ntrain: {"), set()),
-    "compress.budget.max_params": (("max_params: 600000", "max_params: 500000"), {"compress", "export"}),
+    "compress.budget.max_params": (("max_params: 600000", "max_params: 500000"), {"compress", "export", "gate"}),
     "compress.methods": (("prune_steps: 2", "prune_steps: 2, methods: [structured_prune, quantize]"),
                          {"compress", "export"}),
     "compress.importance": (("prune_steps: 2", "prune_steps: 2, importance: lamp"), {"compress"}),
@@ -57,7 +62,16 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "compress.calibration_images": (("finetune_epochs: 1", "finetune_epochs: 1, calibration_images: 150"),
                                     {"export"}),
     "target.hardware": (("train: {", "target: {hardware: nvidia-t4}\ntrain: {"), {"export"}),
-    "dependability.min_accuracy": (("train: {", "dependability: {min_accuracy: 0.5}\ntrain: {"), set()),
+    "dependability.min_accuracy": (("min_accuracy: 0.5", "min_accuracy: 0.55"), {"gate"}),
+    "dependability.ood.min_auroc": (("min_auroc: 0.5", "min_auroc: 0.55"), {"gate"}),
+    "dependability.ood.detector": (("detector: mahalanobis", "detector: knn"), {"dependability"}),
+    "dependability.ood.ood_sources": (("detector: mahalanobis", "detector: mahalanobis, ood_sources: [ood]"),
+                                      {"dependability"}),
+    "dependability.robustness.corruptions": (("[fog, gaussian_noise]", "[fog]"), {"dependability"}),
+    "dependability.robustness.severities": (("severities: [1, 3]", "severities: [1, 2]"), {"dependability"}),
+    "dependability.robustness.max_accuracy_drop": (("max_accuracy_drop: 0.6", "max_accuracy_drop: 0.65"), {"gate"}),
+    "dependability.calibration": (("max_ece: 0.6", "max_ece: 0.65"), {"gate"}),
+    "dependability.explain": (("gradcam_samples: 4", "gradcam_samples: 6"), {"dependability"}),
     "data.sources": (("max_images_per_class: 30", "max_images_per_class: 29"), {"ingest"}),
     "data.cleaning.static_frame_flow_px": (("  quality:", "  cleaning: {static_frame_flow_px: 1.0}\n  quality:"),
                                            {"ingest"}),
@@ -71,7 +85,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "data.cleaning.remove_flagged": (("  quality:", "  cleaning: {remove_flagged: [dark]}\n  quality:"), {"clean"}),
     "data.split": (("val: 0.2, test: 0.2", "val: 0.25, test: 0.15"), {"split"}),
     "data.pruning.budget": (("  quality:", "  pruning: {budget: 0.5}\n  quality:"), {"prune"}),
-    "seed": (("seed: 1", "seed: 2"), {"split", "prune", "train", "compress"}),
+    "seed": (("seed: 1", "seed: 2"), {"split", "prune", "train", "compress", "dependability"}),
     "model.input_size_px": (("input_size_px: 16", "input_size_px: 24"), {"train"}),
     "train.epochs": (("epochs: 6", "epochs: 5"), {"train", "compress"}),
     "train.batch_size": (("batch_size: 16", "batch_size: 8"), {"train", "compress"}),
@@ -80,7 +94,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "train.scheduler.name": (("batch_size: 16", "batch_size: 16, scheduler: {name: step}"), {"train", "compress"}),
     "train.label_smoothing": (("batch_size: 16", "batch_size: 16, label_smoothing: 0.1"), {"train", "compress"}),
     "train.hpo.trials": (("trials: 2", "trials: 3"), {"train"}),
-    "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train", "compress"}),
+    "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train", "compress", "dependability"}),
 }
 
 
@@ -112,6 +126,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy_project_code(repo)
     (repo / "specs").mkdir()
     (repo / "specs" / "e2e.yaml").write_text(SPEC)
+    (repo / "ood").mkdir()  # an out-of-distribution folder for the ood_sources edit
+    Image.fromarray(skimage_data.astronaut()).save(repo / "ood" / "astronaut.png")
     git(repo, "init", "-q")
     _dvc(repo, "init", "-q")
     _autodl(repo, "compile")
@@ -174,7 +190,30 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
     exported = json.loads((pipeline / "reports/e2e/export/summary.json").read_text())
     assert exported["params"] <= 600000
     plots = json.loads(_dvc(pipeline, "plots", "show", "--json").stdout)["data"]
-    assert {"e2e-train-accuracy", "e2e-train-loss", "e2e-evaluate-confusion", "e2e-prune-projection"} <= set(plots)
+    assert {"e2e-train-accuracy", "e2e-train-loss", "e2e-evaluate-confusion", "e2e-prune-projection",
+            "e2e-dependability-robustness", "e2e-dependability-reliability"} <= set(plots)
+    verdict = json.loads((pipeline / "reports/e2e/gate/verdict.json").read_text())
+    assert verdict["passed"] is True
+    assert verdict["variant"] == deployable["variant"]
+    assert f"gate: all {len(verdict['checks'])} checks passed for e2e" in log
+    assert (pipeline / "reports/e2e/dependability.html").read_text().count("data:image/png;base64,") == 4
+
+
+def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocked(pipeline: Path,
+                                                                                   tmp_path: Path) -> None:
+    clone = tmp_path / "strict"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    _with_edit(clone, "max_ece: 0.6", "max_ece: 0.0")  # no measured model is perfectly calibrated
+    done = _run(clone, sys.executable, "-m", "dvc", "repro", check=False)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert re.findall(r"Running stage '([\w-]+)'", output) == ["e2e-gate"]  # thresholds re-run only the gate
+    assert "nothing will be promoted" in output
+    assert re.search(r"calibration_ece: measured [0-9.e-]+, dependability.calibration.max_ece needs at most 0 ", output)
+    verdict = json.loads((clone / "reports/e2e/gate/verdict.json").read_text())
+    assert verdict["passed"] is False
+    assert verdict["failed"] == ["calibration_ece"]
+    assert _changed_stages(clone) == {"gate"}  # a failed gate is never recorded as done
 
 
 def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:
@@ -210,7 +249,8 @@ def test_impact_predicts_what_repro_reruns(pipeline: Path, tmp_path: Path) -> No
     impact = json.loads(_autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)
     predicted = [row["stage"] for row in impact if row["reruns"]]
     ran = re.findall(r"Running stage '([\w-]+)'", _dvc(clone, "repro").stdout)
-    assert predicted == ran == ["e2e-split", "e2e-prune", "e2e-train", "e2e-evaluate", "e2e-compress", "e2e-export"]
+    assert predicted == ran == ["e2e-split", "e2e-prune", "e2e-train", "e2e-evaluate", "e2e-compress", "e2e-export",
+                                "e2e-dependability", "e2e-gate"]
     assert _changed_stages(clone) == set()
 
 
@@ -223,8 +263,10 @@ def test_rerun_with_same_inputs_gives_same_outputs(pipeline: Path, tmp_path: Pat
         "reports/e2e/clean/report.json", "reports/e2e/prune/projection.png", "reports/e2e/train/hpo/trials.csv",
         "models/e2e/hpo/study.db", "reports/e2e/train/augmentations.png", "reports/e2e/evaluate/misclassified.png",
         "reports/e2e/validate/data_docs/index.html", "models/e2e/compress/pruned_distilled.onnx",
-        "models/e2e/compress/variants.json",
-        "reports/e2e/compress/rounds.csv")}
+        "models/e2e/compress/variants.json", "models/e2e/compress/pruned_distilled.safetensors",
+        "reports/e2e/compress/rounds.csv", "reports/e2e/dependability/metrics.json",
+        "reports/e2e/dependability/robustness.png", "reports/e2e/dependability/gradcam.png",
+        "models/e2e/dependability/serving.json", "reports/e2e/dependability.html", "reports/e2e/gate/verdict.json")}
     _dvc(clone, "repro", "--force", "--no-run-cache")
     assert {p: (clone / p).read_bytes() for p in before} == before
 
@@ -234,7 +276,7 @@ def test_dvc_exp_run_sets_a_param_and_reruns_only_what_reads_it(pipeline: Path, 
     shutil.copytree(pipeline, clone, symlinks=True)
     ran = _dvc(clone, "exp", "run", "-S", "e2e.train.optimizer.weight_decay=0.005").stdout
     assert re.findall(r"Running stage '([\w-]+)'", ran) == ["e2e-train", "e2e-evaluate", "e2e-compress",
-                                                           "e2e-export"]
+                                                           "e2e-export", "e2e-dependability", "e2e-gate"]
     experiments = json.loads(_dvc(clone, "exp", "show", "--json").stdout)
     runs = [exp for row in experiments for exp in (row.get("experiments") or [])]
     assert len(runs) == 1

@@ -37,7 +37,7 @@ def test_logit_detectors_rank_a_confident_image_as_more_familiar() -> None:
         logit_scores("vibes", logits)
 
 
-@pytest.mark.parametrize("name", ["mahalanobis", "knn"])
+@pytest.mark.parametrize("name", ["mahalanobis", "knn", "vim"])
 def test_feature_detectors_flag_points_far_from_the_training_clusters(name: str) -> None:
     rng = np.random.default_rng(0)
     centres = np.array([[5.0, 0, 0, 0], [0, 5.0, 0, 0]])
@@ -45,7 +45,9 @@ def test_feature_detectors_flag_points_far_from_the_training_clusters(name: str)
     train = centres[labels] + rng.normal(scale=0.3, size=(400, 4))
     near = centres[rng.integers(0, 2, 50)] + rng.normal(scale=0.3, size=(50, 4))
     far = np.array([0, 0, 5.0, 0]) + rng.normal(scale=0.3, size=(50, 4))
-    detector = FeatureDetector(name, k=5).fit(train, labels)
+    classifier = np.eye(2, 4) if name == "vim" else None  # logits = the first two features
+    detector = FeatureDetector(name, k=5, weight=classifier, bias=np.zeros(2) if name == "vim" else None)
+    detector.fit(train, labels)
     metrics = ood_metrics(detector.score(near), detector.score(far))
     assert metrics.auroc == 1.0
     assert metrics.fpr_at_95_tpr == 0.0
@@ -56,3 +58,5 @@ def test_feature_detectors_must_be_fitted_and_known() -> None:
         FeatureDetector("knn").score(np.zeros((1, 4)))
     with pytest.raises(ValueError, match="unknown feature detector"):
         FeatureDetector("oracle").fit(np.zeros((2, 4)), np.array([0, 1]))
+    with pytest.raises(ValueError, match="weight and bias"):
+        FeatureDetector("vim").fit(np.zeros((2, 4)), np.array([0, 1]))

@@ -78,11 +78,13 @@ Corruption = Literal[
 
 class Ood(SpecModel):
     detector: Literal["msp", "energy", "max_logit", "mahalanobis", "knn", "vim"] = "energy"
-    """Post-hoc out-of-distribution score used for abstaining."""
+    """Post-hoc out-of-distribution score used for abstaining: on the logits (msp, energy, max_logit) or on
+    the penultimate features (mahalanobis, knn, vim); the report measures all six."""
     min_auroc: Fraction = 0.9
-    """Smallest allowed AUROC separating test images from out-of-distribution images."""
+    """Smallest allowed AUROC separating test images from the worst far out-of-distribution set (photo
+    crops, noise, each `ood_sources` folder); near sets are reported, not gated."""
     ood_sources: list[RepoPath] = []
-    """Extra folders of images that must be recognised as out-of-distribution."""
+    """Extra folders of images (searched recursively) that must be recognised as out-of-distribution."""
 
 
 class Robustness(SpecModel):
@@ -91,17 +93,20 @@ class Robustness(SpecModel):
     severities: Annotated[list[Annotated[int, Interval(1, 5)]], Field(min_length=1)] = [1, 2, 3]
     """Severities (1-5) each corruption is applied at."""
     max_accuracy_drop: Fraction = 0.15
-    """Largest allowed mean accuracy loss on corrupted test images."""
+    """Largest allowed test-accuracy loss of each corruption family (mean over the severities) against
+    clean images."""
 
 
 class Calibration(SpecModel):
     max_ece: Fraction = 0.05
-    """Largest allowed expected calibration error (15 bins) after temperature scaling."""
+    """Largest allowed expected calibration error (15 bins, test split) after temperature scaling fitted on
+    the validation split."""
 
 
 class Explain(SpecModel):
     gradcam_samples: NonNegativeInt = 16
-    """Test images explained with Grad-CAM overlays in the report."""
+    """Test images explained with Grad-CAM overlays in the report (up to half of them mistakes) and scored
+    with ROAD."""
 
 
 class DependabilitySection(SpecModel):

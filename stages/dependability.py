@@ -1,0 +1,295 @@
+"""dependability: how the deployable model behaves where the test split does not look.
+
+Everything is measured on the file that will serve (`models/<p>/export/model.onnx`
+through ONNX Runtime): test accuracy; out-of-distribution detection with every
+post-hoc detector on far (real photos, noise, the spec's `ood_sources`) and near
+(shuffled patches, heavy occlusion) sets; accuracy per corruption and severity;
+calibration before and after temperature scaling. Grad-CAM needs gradients, so
+its maps come from the torch form of the same candidate, and their faithfulness
+(ROAD) is scored on the ONNX file. The temperature and the chosen detector's
+threshold are saved for serving; the gate stage judges the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compiler.fsutil import atomic_directory
+from compiler.spec.training import AugmentSection
+from stages._augment import enabled
+from stages._calibration import expected_calibration_error, fit_temperature, reliability_rows
+from stages._candidates import load_candidate
+from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
+from stages._dataset import SplitData, load_split, to_tensor
+from stages._dependability_figures import gradcam_gallery, ood_histogram, reliability_diagram, robustness_heatmap
+from stages._explain import Explanations, explain
+from stages._onnx import INPUT, OUTPUT, predict_outputs, session
+from stages._ood import (
+    DETECTORS,
+    LOGIT_DETECTORS,
+    FeatureDetector,
+    OodMetrics,
+    logit_scores,
+    ood_metrics,
+    threshold_at_tpr,
+)
+from stages._ood_sets import folder_images, heavy_occlusion, noise_images, photo_crops, shuffled_patches
+from stages._robustness import CorruptionResult, robustness, summary
+
+TPR = 0.95
+"""In-distribution images the serving threshold accepts."""
+SERVING_FILE = "serving.json"
+
+
+@dataclass(frozen=True)
+class OodSet:
+    name: str
+    kind: str
+    """'far' (unrelated images: gated) or 'near' (test images with their meaning destroyed: reported)."""
+    images: np.ndarray
+
+
+def ood_sets(test: np.ndarray, size_px: int, seed: int, extra: dict[str, np.ndarray]) -> list[OodSet]:
+    """The evaluation sets, all built offline and seeded; far sets as large as the test split (at least 100)."""
+    count = max(100, len(test))
+    sets = [OodSet("photos", "far", photo_crops(count, size_px, seed)),
+            OodSet("noise", "far", noise_images(count, size_px, seed + 1)),
+            *(OodSet(name, "far", images) for name, images in sorted(extra.items()) if len(images)),
+            OodSet("shuffled_patches", "near", shuffled_patches(test, 4, seed + 2)),
+            OodSet("occlusion", "near", heavy_occlusion(test, 0.6, seed + 3))]
+    return sets
+
+
+@dataclass(frozen=True)
+class Outputs:
+    logits: np.ndarray
+    features: np.ndarray
+
+
+@dataclass
+class Assessment:
+    accuracy: float
+    detector: str
+    threshold: float
+    """Score above which serving abstains: accepts TPR of validation images."""
+    ood: dict[str, dict[str, OodMetrics]]
+    """Detector -> set -> metrics."""
+    set_kinds: dict[str, str]
+    scores: dict[str, np.ndarray]
+    """The chosen detector's scores on the test split ('test') and each set."""
+    temperature: float
+    ece_before: float
+    ece_after: float
+    reliability_before: list[dict[str, float]]
+    reliability_after: list[dict[str, float]]
+    clean_accuracy: float
+    corruptions: list[CorruptionResult]
+    explanations: Explanations
+    explained: list[int]
+    """Test-split indices of the explained images."""
+    predicted: np.ndarray
+
+
+def _scores(name: str, detector: FeatureDetector | None, out: Outputs) -> np.ndarray:
+    return logit_scores(name, out.logits) if detector is None else detector.score(out.features)
+
+
+def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Outputs, sets: dict[str, Outputs],
+               classifier: tuple[np.ndarray, np.ndarray], chosen: str) -> tuple[dict[str, dict[str, OodMetrics]],
+                                                                                float, dict[str, np.ndarray]]:
+    """Every detector on every set; the chosen detector's serving threshold (from validation) and scores."""
+    table: dict[str, dict[str, OodMetrics]] = {}
+    threshold, chosen_scores = 0.0, {}
+    for name in DETECTORS:
+        detector = None
+        if name not in LOGIT_DETECTORS:
+            weight, bias = classifier
+            detector = FeatureDetector(name, weight=weight, bias=bias).fit(train.features, train_labels)
+        id_scores = _scores(name, detector, test)
+        per_set = {set_name: _scores(name, detector, out) for set_name, out in sets.items()}
+        table[name] = {set_name: ood_metrics(id_scores, scores, TPR) for set_name, scores in per_set.items()}
+        if name == chosen:
+            threshold = round(threshold_at_tpr(_scores(name, detector, val), TPR), 6)
+            chosen_scores = {"test": id_scores, **per_set}
+    return table, threshold, chosen_scores
+
+
+def explained_indices(actual: np.ndarray, predicted: np.ndarray, count: int, seed: int) -> list[int]:
+    """Up to half misclassified, the rest correct, drawn with the seed; sorted, mistakes first."""
+    rng = np.random.default_rng(seed)
+    wrong, right = np.flatnonzero(actual != predicted), np.flatnonzero(actual == predicted)
+    take_wrong = min(len(wrong), count // 2)
+    take_right = min(len(right), count - take_wrong)
+    return ([int(i) for i in sorted(rng.choice(wrong, take_wrong, replace=False))]
+            + [int(i) for i in sorted(rng.choice(right, take_right, replace=False))])
+
+
+def onnx_forward(path: Path):
+    """The deployed file as a tensor -> logits callable (what ROAD perturbs and re-scores)."""
+    sess = session(path)
+
+    def forward(inputs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(sess.run([OUTPUT], {INPUT: inputs.numpy().astype(np.float32)})[0])
+
+    return forward
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure: the spec keys this stage declares (thresholds are the gate's, so editing one does not
+    re-run these measurements)."""
+
+    detector: str
+    corruptions: list[str]
+    severities: list[int]
+    gradcam_samples: int
+    trained_on: set[str]
+
+    @classmethod
+    def from_params(cls, params: dict) -> Plan:
+        spec = params["dependability"]
+        return cls(spec["ood"]["detector"], list(spec["robustness"]["corruptions"]),
+                   [int(s) for s in spec["robustness"]["severities"]], int(spec["explain"]["gradcam_samples"]),
+                   set(enabled(AugmentSection.model_validate(params["augment"]))))
+
+
+def assess(deployable: Path, candidate: torch.nn.Module, train: SplitData, val: SplitData, test: SplitData,
+           plan: Plan, seed: int, extra_ood: dict[str, np.ndarray]) -> Assessment:
+    """Every figure the gate judges, measured on the deployable ONNX file."""
+    sess = session(deployable)
+    size_px = int(test.images.shape[1])
+
+    def run(images: np.ndarray) -> Outputs:
+        return Outputs(*predict_outputs(sess, images))
+
+    train_out, val_out, test_out = run(train.images), run(val.images), run(test.images)
+    predicted = test_out.logits.argmax(1)
+    sets = ood_sets(test.images, size_px, seed, extra_ood)
+    classifier = candidate.get_classifier()
+    table, threshold, scores = assess_ood(
+        train_out, train.labels, val_out, test_out, {s.name: run(s.images) for s in sets},
+        (classifier.weight.detach().numpy(), classifier.bias.detach().numpy()), plan.detector)
+    temperature = fit_temperature(val_out.logits, val.labels)
+    clean, corruptions = robustness(lambda images: run(images).logits.argmax(1), test.images, test.labels,
+                                    plan.corruptions, plan.severities, plan.trained_on, seed)
+    chosen = explained_indices(test.labels, predicted, plan.gradcam_samples, seed)
+    explanations = explain(candidate, onnx_forward(deployable), to_tensor(test.images[chosen]), predicted[chosen],
+                           seed)
+    return Assessment(
+        accuracy=round(float((predicted == test.labels).mean()), 6), detector=plan.detector,
+        threshold=threshold, ood=table, set_kinds={s.name: s.kind for s in sets}, scores=scores,
+        temperature=temperature, ece_before=expected_calibration_error(test_out.logits, test.labels),
+        ece_after=expected_calibration_error(test_out.logits, test.labels, temperature),
+        reliability_before=reliability_rows(test_out.logits, test.labels),
+        reliability_after=reliability_rows(test_out.logits, test.labels, temperature),
+        clean_accuracy=clean, corruptions=corruptions, explanations=explanations, explained=chosen,
+        predicted=predicted)
+
+
+def family_drops(clean: float, results: list[CorruptionResult]) -> dict[str, dict[str, object]]:
+    """Per corruption: mean accuracy over the severities, its drop from clean, and whether training saw it."""
+    families: dict[str, list[CorruptionResult]] = {}
+    for r in results:
+        families.setdefault(r.corruption, []).append(r)
+    return {name: {"mean_accuracy": round(float(np.mean([r.accuracy for r in rows])), 6),
+                   "drop": round(clean - float(np.mean([r.accuracy for r in rows])), 6),
+                   "seen_in_training": rows[0].seen_in_training}
+            for name, rows in families.items()}
+
+
+def metrics(result: Assessment, variant: str) -> dict[str, object]:
+    """The figures the gate reads, in one JSON that `dvc metrics diff` can compare between commits."""
+    chosen = result.ood[result.detector]
+    far = [m for name, m in chosen.items() if result.set_kinds[name] == "far"]
+    near = [m for name, m in chosen.items() if result.set_kinds[name] == "near"]
+    robust = summary(result.clean_accuracy, result.corruptions)
+    e = result.explanations
+    return {
+        "variant": variant, "accuracy": result.accuracy,
+        "ood": {"detector": result.detector, "threshold": result.threshold, "tpr": TPR,
+                "far_auroc": min(m.auroc for m in far), "far_fpr_at_95_tpr": max(m.fpr_at_95_tpr for m in far),
+                "near_auroc": min(m.auroc for m in near) if near else None,
+                "sets": {name: asdict(m) for name, m in chosen.items()}},
+        "robustness": {**{k: robust[k] for k in ("clean_accuracy", "mean_ratio", "held_out_mean_ratio",
+                                                 "seen_mean_ratio", "held_out", "worst")},
+                       "families": family_drops(result.clean_accuracy, result.corruptions)},
+        "calibration": {"temperature": result.temperature, "ece_before": result.ece_before,
+                        "ece_after": result.ece_after},
+        "explain": {"samples": len(result.explained), "road_gradcam": e.road_gradcam, "road_random": e.road_random,
+                    "gradcam_beats_random": e.beats_random,
+                    "randomised_rank_correlation": e.randomised_rank_correlation},
+    }
+
+
+def extra_ood_sets(root: Path, folders: list[str], size_px: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    images, unreadable = {}, []
+    for folder in folders:
+        path = root / folder
+        if not path.is_dir():
+            raise StageFailure(f"dependability.ood.ood_sources: folder '{folder}' does not exist")
+        found, bad = folder_images(path, size_px)
+        if not len(found):
+            raise StageFailure(f"dependability.ood.ood_sources: folder '{folder}' holds no readable image")
+        images[f"source:{folder}"] = found
+        unreadable.extend(bad)
+    return images, unreadable
+
+
+def main(ctx: StageContext) -> None:
+    params, seed = ctx.params, ctx.params["seed"]
+    plan = Plan.from_params(params)
+    ingest_dir, split_csv, export_dir, compress_dir = ctx.dep(0), ctx.dep(1) / "split.csv", ctx.dep(2), ctx.dep(3)
+    preprocess = _read_json(export_dir / "preprocess.json")
+    classes, size_px = preprocess["classes"], int(preprocess["input_size_px"])
+    train, val, test = (load_split(ingest_dir, split_csv, s, classes, size_px) for s in ("train", "val", "test"))
+    candidate, _ = load_candidate(compress_dir, preprocess["variant"].rsplit("-", 1)[0])
+    extra, unreadable = extra_ood_sets(ctx.root, list(params["dependability"]["ood"]["ood_sources"]), size_px)
+    result = assess(export_dir / "model.onnx", candidate, train, val, test, plan, seed, extra)
+    figures = metrics(result, preprocess["variant"])
+    with atomic_directory(ctx.out()) as out:
+        write_json(out / SERVING_FILE, {
+            "temperature": result.temperature,
+            "ood": {"detector": result.detector, "threshold": result.threshold, "tpr": TPR,
+                    "rule": "abstain when the score is above the threshold (higher = more likely out of distribution)",
+                    "features_name": "features" if result.detector not in LOGIT_DETECTORS else None}})
+        if result.detector not in LOGIT_DETECTORS:  # a feature detector is refitted from these at serving time
+            np.save(out / "train_features.npy", predict_outputs(session(export_dir / "model.onnx"), train.images)[1])
+            np.save(out / "train_labels.npy", train.labels)
+    ood_json, heatmap_png, reliability_png, scores_png, gradcam_png = (ctx.path(p) for p in ctx.info.reports)
+    write_json(ood_json, {"detector": result.detector, "tpr": TPR, "set_kinds": result.set_kinds,
+                          "unreadable_ood_files": unreadable,
+                          "detectors": {d: {s: asdict(m) for s, m in sets.items()} for d, sets in result.ood.items()}})
+    robustness_heatmap(result.clean_accuracy, result.corruptions, heatmap_png, f"{ctx.project}: accuracy under "
+                       "corruptions (deployable model)")
+    reliability_diagram(result.reliability_before, result.reliability_after, result.temperature, result.ece_before,
+                        result.ece_after, reliability_png, f"{ctx.project}: reliability (test split)")
+    ood_histogram(result.scores, result.set_kinds, result.threshold, result.detector, scores_png,
+                  f"{ctx.project}: {result.detector} scores")
+    gradcam_gallery(test, result.predicted, result.explained, result.explanations.maps, classes, gradcam_png,
+                    f"{ctx.project}: Grad-CAM on the deployable candidate")
+    write_json(ctx.metric(), figures)
+    write_csv(ctx.plot(0), [{"condition": f"{r.corruption} s{r.severity}", "accuracy": r.accuracy,
+                             "seen_in_training": r.seen_in_training} for r in result.corruptions]
+              + [{"condition": "clean", "accuracy": result.clean_accuracy, "seen_in_training": True}])
+    write_csv(ctx.plot(1), [{"confidence": row["confidence"], "accuracy": row["accuracy"], "count": row["count"]}
+                            for row in result.reliability_after])
+    ood, robust, cal = figures["ood"], figures["robustness"], figures["calibration"]
+    print(f"dependability: {preprocess['variant']} test accuracy {result.accuracy:.4f}; {result.detector} far-OOD "
+          f"AUROC {ood['far_auroc']:.4f} (FPR95 {ood['far_fpr_at_95_tpr']:.3f}), near {ood['near_auroc']:.4f}; "
+          f"corrupted/clean {robust['mean_ratio']} (held-out {robust['held_out_mean_ratio']}); ECE "
+          f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} at T={cal['temperature']:.3f}; ROAD Grad-CAM "
+          f"{result.explanations.road_gradcam} vs random {result.explanations.road_random}")
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    run_stage("dependability", main)

@@ -1,0 +1,46 @@
+"""gate: may this model reach serving? Every measured figure against the spec's thresholds.
+
+Reads the dependability and export figures, writes the verdict (each check,
+measured value, limit, margin, pass/fail), the HTML report and a markdown
+summary, and exits non-zero with one line per failed check when any fails, so
+`dvc repro` stops before anything that would promote the model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from compiler.fsutil import write_text_atomically
+from compiler.spec.deployment import CompressionBudget
+from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._report import FIGURES, render_html, render_markdown
+from stages._verdict import Thresholds, budget_checks, dependability_checks, verdict
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def main(ctx: StageContext) -> None:
+    limits = Thresholds.from_params(ctx.params["dependability"])
+    budget = CompressionBudget.model_validate(ctx.params["compress"]["budget"])
+    figures, export, ood_report = _read(ctx.dep(0)), _read(ctx.dep(1)), _read(ctx.dep(2))
+    checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)
+    result = verdict(ctx.project, figures["variant"], checks)
+    images = dict(zip(FIGURES, (ctx.dep(i) for i in range(3, 3 + len(FIGURES))), strict=True))
+    html_path, markdown_path = (ctx.path(p) for p in ctx.info.reports)
+    write_json(ctx.metric(), result)
+    write_text_atomically(html_path, render_html(ctx.project, result, checks, figures, ood_report, images))
+    write_text_atomically(markdown_path, render_markdown(ctx.project, result, checks, figures))
+    if not result["passed"]:
+        failed = [c for c in checks if not c.passed]
+        raise StageFailure(f"gate: {len(failed)} of {len(checks)} checks failed for {ctx.project} "
+                           f"({figures['variant']}); nothing will be promoted. Report: {html_path}\n"
+                           + "\n".join(f"  - {c.line()}" for c in failed))
+    print(f"gate: all {len(checks)} checks passed for {ctx.project} ({figures['variant']}); report: {html_path}")
+
+
+if __name__ == "__main__":
+    run_stage("gate", main)
