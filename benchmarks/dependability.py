@@ -56,12 +56,12 @@ def main() -> None:
     near = [name for name, kind in result.set_kinds.items() if kind == "near"]
     print(f"\nOOD detection: far sets {', '.join(far)}; near sets {', '.join(near)} "
           "(AUROC / FPR at 95% TPR; worst far set decides)")
-    print(f"{'detector':<12} {'far AUROC':>10} {'far FPR95':>10} {'near AUROC':>11} {'near FPR95':>11}  target")
+    print(f"{'detector':<21} {'far AUROC':>10} {'far FPR95':>10} {'near AUROC':>11} {'near FPR95':>11}  target")
     for detector in DETECTORS:
         sets = result.ood[detector]
         auroc, fpr = min(sets[s].auroc for s in far), max(sets[s].fpr_at_95_tpr for s in far)
         marker = " (spec's)" if detector == result.detector else ""
-        print(f"{detector + marker:<12} {auroc:>10.4f} {fpr:>10.3f} {min(sets[s].auroc for s in near):>11.4f} "
+        print(f"{detector + marker:<21} {auroc:>10.4f} {fpr:>10.3f} {min(sets[s].auroc for s in near):>11.4f} "
               f"{max(sets[s].fpr_at_95_tpr for s in near):>11.3f}  "
               f"{'met' if auroc >= 0.97 and fpr <= 0.15 else 'MISSED'}")
     robust = figures["robustness"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from stages._verdict import Check
+from stages._verdict import Check, figure, signed
 
 FIGURES = ("robustness", "reliability", "ood_scores", "gradcam")
 
@@ -26,6 +26,7 @@ def render_html(project: str, verdict: dict[str, Any], checks: list[Check], figu
                 ood_report: dict[str, Any], images: dict[str, Path]) -> str:
     environment = Environment(loader=PackageLoader("stages", "templates"), autoescape=select_autoescape(["j2"]),
                               undefined=StrictUndefined, keep_trailing_newline=True)
+    environment.filters.update(figure=figure, signed=signed)
     chosen = ood_report["detectors"][figures["ood"]["detector"]]
     return environment.get_template("dependability.html.j2").render(
         project=project, variant=verdict["variant"], passed=verdict["passed"], failed=verdict["failed"],
@@ -43,7 +44,7 @@ def render_markdown(project: str, verdict: dict[str, Any], checks: list[Check], 
         "",
         "| check | measured | limit | margin | result |",
         "|---|---:|---:|---:|---|",
-        *(f"| {c.name} | {c.measured:.4g} | {c.rule} {c.threshold:.4g} | {c.margin:+.4g} | "
+        *(f"| {c.name} | {figure(c.measured)} | {c.rule} {figure(c.threshold)} | {signed(c.margin)} | "
           f"{'pass' if c.passed else '**FAIL**'} |" for c in checks),
         "",
         f"- OOD ({ood['detector']}): far AUROC {ood['far_auroc']:.4f}, FPR95 {ood['far_fpr_at_95_tpr']:.3f}; "

@@ -14,6 +14,17 @@ from compiler.spec.deployment import CompressionBudget
 from compiler.spec.training import AugmentSection
 
 
+def figure(value: float) -> str:
+    """A measured value or limit as people read it: counts with thousands separators, the rest to 6 digits."""
+    if float(value).is_integer() and abs(value) >= 10_000:
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+def signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + figure(abs(value))
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -35,8 +46,8 @@ class Check:
 
     def line(self) -> str:
         verb = "at least" if self.rule == ">=" else "at most"
-        return (f"{self.name}: measured {self.measured:g}, {self.spec_key} needs {verb} {self.threshold:g} "
-                f"(short by {abs(self.margin):g}); {self.hint}")
+        return (f"{self.name}: measured {figure(self.measured)}, {self.spec_key} needs {verb} "
+                f"{figure(self.threshold)} (short by {figure(abs(self.margin))}); {self.hint}")
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "margin": self.margin, "passed": self.passed}
