@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
+
+from ruamel.yaml import YAML
 
 from compiler.emitters import EmitContext, registered_emitters
 from compiler.errors import Diagnostic, SpecError
 from compiler.fsutil import read_text_or_none, write_atomically
+from compiler.ir import PromotedModel
 from compiler.load import LoadedSpec, discover_specs, load_specs
 from compiler.plan import plan
 
 SPECS_DIR = "specs"
+PROMOTED_FILE = "promoted.yaml"
 
 
-def render(loaded: list[LoadedSpec]) -> dict[str, str]:
-    """All generated files for these specs: a pure function of the specs and the stage registry."""
+def render(loaded: list[LoadedSpec], promoted: Mapping[str, PromotedModel] | None = None) -> dict[str, str]:
+    """All generated files for these specs: a pure function of the specs, the stage registry and the models
+    promoted so far."""
     ordered = tuple(sorted(loaded, key=lambda item: item.spec.name))
-    ctx = EmitContext(ordered, tuple(plan(item.spec, item.path) for item in ordered))
+    ctx = EmitContext(ordered, tuple(plan(item.spec, item.path) for item in ordered), dict(promoted or {}))
     files: dict[str, str] = {}
     for emitter in registered_emitters():
         files.update(emitter.emit(ctx))
@@ -30,7 +36,22 @@ def render_repo(root: Path) -> dict[str, str]:
     if not paths:
         raise SpecError([Diagnostic(SPECS_DIR, 1, 1, "", "no spec files (*.yaml) found",
                                     "add one, e.g. specs/digits.yaml; see README 'Adding a project'")])
-    return render(load_specs(paths, root))
+    loaded = load_specs(paths, root)
+    return render(loaded, {item.spec.name: model for item in loaded
+                           if (model := read_promoted(root, item.spec.name)) is not None})
+
+
+def read_promoted(root: Path, project: str) -> PromotedModel | None:
+    """The promote stage's record for `project`, if a model has been promoted."""
+    path = root / "k8s" / project / PROMOTED_FILE
+    if not path.is_file():
+        return None
+    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
+    missing = {"storage_uri", "digest"} - set(data)
+    if missing:
+        raise SpecError([Diagnostic(path.relative_to(root).as_posix(), 1, 1, "", f"missing {sorted(missing)}",
+                                    "re-run the promote stage (dvc repro) to rewrite it")])
+    return PromotedModel(str(data["storage_uri"]), str(data["digest"]))
 
 
 def compile_repo(root: Path) -> list[str]:

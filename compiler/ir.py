@@ -66,3 +66,13 @@ class Pipeline:
 
 def _within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+@dataclass(frozen=True)
+class PromotedModel:
+    """What the promote stage records in `k8s/<p>/promoted.yaml`: the model serving should load."""
+
+    storage_uri: str
+    """Content-addressed: `<serving.storage_uri>/<project>/<digest>`."""
+    digest: str
+    """sha256 of the deployable artifact."""

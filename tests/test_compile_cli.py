@@ -17,7 +17,10 @@ def test_compile_writes_every_generated_file_and_is_idempotent(repo: Path, write
     write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
     code, out, _ = run_autodl("compile")
     assert code == 0
-    generated = ("docs/spec-reference.md", "dvc.yaml", "params.yaml", "schemas/project-spec.schema.json")
+    generated = ("docs/spec-reference.md", "dvc.yaml", "k8s/alpha/base/kustomization.yaml",
+                 "k8s/alpha/base/serviceaccount.yaml", "k8s/alpha/base/servingruntime.yaml",
+                 "k8s/alpha/overlays/production/kustomization.yaml", "k8s/alpha/overlays/staging/kustomization.yaml",
+                 "params.yaml", "schemas/project-spec.schema.json")
     assert out.strip() == f"autodl: wrote {', '.join(generated)}"
     first = {p: (repo / p).read_bytes() for p in generated}
     code, out, _ = run_autodl("compile")

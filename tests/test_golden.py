@@ -1,4 +1,4 @@
-"""Golden files: each case's specs compile to exactly the committed params.yaml and dvc.yaml.
+"""Golden files: each case's specs compile to exactly the committed params.yaml, dvc.yaml and k8s/ tree.
 
 Regenerate after an intended change with `UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py`
 and review the diff like any other code change.
@@ -27,7 +27,16 @@ def _copy_case(case: str, tmp_path: Path) -> Path:
     shutil.copytree(GOLDEN / case / "specs", tmp_path / "specs")
     for folder in (GOLDEN / case).glob("data"):
         shutil.copytree(folder, tmp_path / "data")
+    for record in (GOLDEN / case).glob("k8s/*/promoted.yaml"):  # what the promote stage left
+        target = tmp_path / record.relative_to(GOLDEN / case)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(record, target)
     return tmp_path
+
+
+def _golden_names(case: str, files: dict[str, str]) -> list[str]:
+    """The generated files a case's golden folder holds: params.yaml, dvc.yaml and everything under k8s/."""
+    return [*GENERATED, *sorted(name for name in files if name.startswith("k8s/"))]
 
 
 def test_there_are_enough_golden_cases() -> None:
@@ -37,11 +46,14 @@ def test_there_are_enough_golden_cases() -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_compile_matches_golden(case: str, tmp_path: Path) -> None:
     files = render_repo(_copy_case(case, tmp_path))
-    for name in GENERATED:
+    for name in _golden_names(case, files):
         golden = GOLDEN / case / name
         if os.environ.get("UPDATE_GOLDEN"):
+            golden.parent.mkdir(parents=True, exist_ok=True)
             golden.write_text(files[name], encoding="utf-8")
         assert files[name] == golden.read_text(encoding="utf-8"), f"{case}/{name} differs from its golden file"
+    committed = {p.relative_to(GOLDEN / case).as_posix() for p in (GOLDEN / case).glob("k8s/**/*.yaml")}
+    assert committed - {n for n in committed if n.endswith("promoted.yaml")} == set(_golden_names(case, files)[2:])
 
 
 @pytest.mark.parametrize("case", CASES)

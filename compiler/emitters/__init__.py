@@ -6,10 +6,11 @@ the compile step decides whether to write, check or diff, atomically for all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from compiler.ir import Pipeline
+from compiler.ir import Pipeline, PromotedModel
 from compiler.load import LoadedSpec
 
 
@@ -19,6 +20,8 @@ class EmitContext:
     """Sorted by project name."""
     pipelines: tuple[Pipeline, ...]
     """One per spec, same order."""
+    promoted: Mapping[str, PromotedModel] = field(default_factory=dict)
+    """Project -> the model its last passing gate promoted (from `k8s/<p>/promoted.yaml`)."""
 
 
 class Emitter(Protocol):
@@ -35,7 +38,8 @@ def header(comment: str, sources: list[str]) -> str:
 
 def registered_emitters() -> tuple[Emitter, ...]:
     from compiler.emitters.dvc import DvcPipelineEmitter, ParamsEmitter
+    from compiler.emitters.k8s import KubernetesEmitter
     from compiler.emitters.reference import SpecReferenceEmitter
     from compiler.emitters.schema import JsonSchemaEmitter
 
-    return (ParamsEmitter(), DvcPipelineEmitter(), JsonSchemaEmitter(), SpecReferenceEmitter())
+    return (ParamsEmitter(), DvcPipelineEmitter(), JsonSchemaEmitter(), SpecReferenceEmitter(), KubernetesEmitter())

@@ -14,6 +14,7 @@ def dump_yaml(data: Any) -> str:
     yaml.sort_base_mapping_type_on_output = False
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.ignore_aliases = lambda *args: True  # shared objects are written out, never as &anchors
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     return buffer.getvalue()

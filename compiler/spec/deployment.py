@@ -139,3 +139,11 @@ class ServingSection(SpecModel):
     """Answer 'abstained' instead of a class when the OOD detector fires."""
     storage_uri: Annotated[str, Field(pattern=r"^(s3|gs|pvc|https)://.+")] = "s3://models/autodl"
     """Where promoted models are stored (the DVC remote); models land under <uri>/<project>/<digest>."""
+    predictor_image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9./_:@-]*$")] = "autodl-predictor:0.1.0"
+    """Container image of the model server (built from serving/Dockerfile and pushed by the team)."""
+    service_account: DnsLabel | None = None
+    """Service account whose bound credentials read `storage_uri` (none in git); default `<project>-predictor`."""
+    gitops_repo: Annotated[str, Field(pattern=r"^(https://|ssh://|git@).+")] | None = None
+    """Git repository Argo CD watches for `k8s/`; no Argo CD Application is written while it is unset."""
+    gitops_revision: str = "main"
+    """Branch Argo CD follows: a merge to it is the promotion."""
