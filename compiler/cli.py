@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -70,6 +71,33 @@ def _impact(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_command(root: Path, project: str, port: int) -> list[str]:
+    """The model server command for a project's deployable model of the last `dvc repro`.
+
+    The server searches the folders in order: the export stage's (model.onnx, preprocess.json), then the
+    dependability stage's (serving.json: temperature, OOD threshold and state).
+    """
+    folders = [root / "models" / project / "export", root / "models" / project / "dependability"]
+    missing = [f for f in folders if not f.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(map(str, missing))} missing: run `dvc repro` first (or `dvc pull`)")
+    return [sys.executable, "-m", "serving", "--model_name", project, "--http_port", str(port),
+            *(arg for folder in folders for arg in ("--model_dir", str(folder)))]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    project = load_spec(root / args.spec, root).spec.name
+    try:
+        command = serve_command(root, project, args.port)
+    except FileNotFoundError as exc:
+        print(f"autodl: {exc}", file=sys.stderr)
+        return 1
+    print(f"autodl: serving {project} on http://127.0.0.1:{args.port} (V1 /v1/models/{project}:predict, "
+          f"V2 /v2/models/{project}/infer); Ctrl-C stops it", flush=True)
+    return subprocess.call(command)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodl", description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="repository root; other paths are relative to it (default: .)")
@@ -87,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
                             help="compare against params.yaml/dvc.yaml on disk instead of a git revision")
     impact_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     impact_cmd.set_defaults(run=_impact)
+
+    serve_cmd = commands.add_parser("serve", help="run the KServe model server on localhost with a project's model")
+    serve_cmd.add_argument("spec", help="the project's spec, e.g. specs/digits.yaml")
+    serve_cmd.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    serve_cmd.set_defaults(run=_serve)
     return parser
 
 

@@ -49,6 +49,7 @@ class FeatureDetector:
     bias: np.ndarray | None = None
     _fitted: Mahalanobis | ViM | None = None
     _index: faiss.Index | None = None
+    _bank: np.ndarray | None = None
 
     def fit(self, features: np.ndarray, labels: np.ndarray) -> FeatureDetector:
         z = np.ascontiguousarray(features, dtype=np.float32)
@@ -64,7 +65,8 @@ class FeatureDetector:
             self._fitted.fit_features(torch.from_numpy(z), torch.from_numpy(labels))
         elif self.name == "knn":
             self._index = faiss.IndexFlatIP(z.shape[1])
-            self._index.add(_unit(z))
+            self._bank = _unit(z)
+            self._index.add(self._bank)
             self.k = min(self.k, len(z))
         else:
             raise ValueError(f"unknown feature detector '{self.name}' (one of {', '.join(FEATURE_DETECTORS)})")
@@ -78,6 +80,18 @@ class FeatureDetector:
             raise RuntimeError(f"{self.name} detector used before fit()")
         similarity, _ = self._index.search(_unit(z), self.k)
         return -similarity[:, -1].astype(np.float64)  # far from its k-th neighbour = unfamiliar
+
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted arrays the model server scores with (serving/ood.py evaluates the same formulas)."""
+        if isinstance(self._fitted, Mahalanobis):
+            return {"mu": self._fitted.mu.numpy(), "precision": self._fitted.precision.numpy()}
+        if isinstance(self._fitted, ViM):
+            return {"u": self._fitted.u.numpy(), "principal_subspace": self._fitted.principal_subspace.numpy(),
+                    "alpha": np.asarray(self._fitted.alpha), "w": self._fitted.w.numpy(), "b": self._fitted.b.numpy()}
+        if self._bank is not None:
+            return {"bank": self._bank, "k": np.asarray(self.k)}
+        raise RuntimeError(f"{self.name} detector used before fit()")
 
 
 def _unit(z: np.ndarray) -> np.ndarray:

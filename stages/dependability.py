@@ -42,7 +42,7 @@ from stages._robustness import CorruptionResult, robustness, summary
 
 TPR = 0.95
 """In-distribution images the serving threshold accepts."""
-SERVING_FILE = "serving.json"
+SERVING_FILE, OOD_STATE_DIR = "serving.json", "ood_state"
 
 
 @dataclass(frozen=True)
@@ -92,18 +92,29 @@ class Assessment:
     explained: list[int]
     """Test-split indices of the explained images."""
     predicted: np.ndarray
+    ood_state: dict[str, np.ndarray]
+    """The chosen detector's fitted arrays, saved for the model server."""
 
 
 def _scores(name: str, detector: FeatureDetector | None, out: Outputs) -> np.ndarray:
     return logit_scores(name, out.logits) if detector is None else detector.score(out.features)
 
 
+@dataclass(frozen=True)
+class OodResult:
+    table: dict[str, dict[str, OodMetrics]]
+    threshold: float
+    scores: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    """The chosen detector's fitted arrays: what the model server scores with."""
+
+
 def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Outputs, sets: dict[str, Outputs],
-               classifier: tuple[np.ndarray, np.ndarray], chosen: str) -> tuple[dict[str, dict[str, OodMetrics]],
-                                                                                float, dict[str, np.ndarray]]:
-    """Every detector on every set; the chosen detector's serving threshold (from validation) and scores."""
+               classifier: tuple[np.ndarray, np.ndarray], chosen: str) -> OodResult:
+    """Every detector on every set; the chosen detector's serving threshold (from validation), scores and
+    fitted state."""
     table: dict[str, dict[str, OodMetrics]] = {}
-    threshold, chosen_scores = 0.0, {}
+    threshold, chosen_scores, state = 0.0, {}, {}
     for name in DETECTORS:
         detector = None
         if name not in LOGIT_DETECTORS:
@@ -115,7 +126,8 @@ def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Out
         if name == chosen:
             threshold = round(threshold_at_tpr(_scores(name, detector, val), TPR), 6)
             chosen_scores = {"test": id_scores, **per_set}
-    return table, threshold, chosen_scores
+            state = detector.state() if detector is not None else {}
+    return OodResult(table, threshold, chosen_scores, state)
 
 
 def explained_indices(actual: np.ndarray, predicted: np.ndarray, count: int, seed: int) -> list[int]:
@@ -170,7 +182,7 @@ def assess(deployable: Path, candidate: torch.nn.Module, train: SplitData, val: 
     predicted = test_out.logits.argmax(1)
     sets = ood_sets(test.images, size_px, seed, extra_ood)
     classifier = candidate.get_classifier()
-    table, threshold, scores = assess_ood(
+    ood = assess_ood(
         train_out, train.labels, val_out, test_out, {s.name: run(s.images) for s in sets},
         (classifier.weight.detach().numpy(), classifier.bias.detach().numpy()), plan.detector)
     temperature = fit_temperature(val_out.logits, val.labels)
@@ -181,7 +193,8 @@ def assess(deployable: Path, candidate: torch.nn.Module, train: SplitData, val: 
                            seed)
     return Assessment(
         accuracy=round(float((predicted == test.labels).mean()), 6), detector=plan.detector,
-        threshold=threshold, ood=table, set_kinds={s.name: s.kind for s in sets}, scores=scores,
+        threshold=ood.threshold, ood=ood.table, set_kinds={s.name: s.kind for s in sets}, scores=ood.scores,
+        ood_state=ood.state,
         temperature=temperature, ece_before=expected_calibration_error(test_out.logits, test.labels),
         ece_after=expected_calibration_error(test_out.logits, test.labels, temperature),
         reliability_before=reliability_rows(test_out.logits, test.labels),
@@ -255,10 +268,11 @@ def main(ctx: StageContext) -> None:
             "temperature": result.temperature,
             "ood": {"detector": result.detector, "threshold": result.threshold, "tpr": TPR,
                     "rule": "abstain when the score is above the threshold (higher = more likely out of distribution)",
-                    "features_name": "features" if result.detector not in LOGIT_DETECTORS else None}})
-        if result.detector not in LOGIT_DETECTORS:  # a feature detector is refitted from these at serving time
-            np.save(out / "train_features.npy", predict_outputs(session(export_dir / "model.onnx"), train.images)[1])
-            np.save(out / "train_labels.npy", train.labels)
+                    "state": {name: f"{OOD_STATE_DIR}/{name}.npy" for name in sorted(result.ood_state)}}})
+        if result.ood_state:
+            (out / OOD_STATE_DIR).mkdir()
+            for name, array in sorted(result.ood_state.items()):
+                np.save(out / OOD_STATE_DIR / f"{name}.npy", np.asarray(array))  # .npy: same array, same bytes
     ood_json, heatmap_png, reliability_png, scores_png, gradcam_png = (ctx.path(p) for p in ctx.info.reports)
     write_json(ood_json, {"detector": result.detector, "tpr": TPR, "set_kinds": result.set_kinds,
                           "unreadable_ood_files": unreadable,

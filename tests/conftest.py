@@ -12,6 +12,7 @@ import pytest
 from compiler.cli import main as autodl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SCHEMA_PROBE = "kserve-inferenceservices-crd.yaml"
 GOLDEN = Path(__file__).parent / "golden"
 
 MINIMAL_SPEC = """\
@@ -84,3 +85,18 @@ def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                                                strict=True)]
     (root / "split.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def shared_schemas() -> Path:
+    """The reference schemas from other projects: $AUTODL_SHARED_SCHEMAS, else ../shared/schemas beside the
+    repository. Missing is a failure in CI and a skip, saying where to put them, elsewhere."""
+    import os
+
+    folder = Path(os.environ.get("AUTODL_SHARED_SCHEMAS", REPO_ROOT.parent / "shared" / "schemas"))
+    if not (folder / SHARED_SCHEMA_PROBE).is_file():
+        message = (f"the reference schemas (KServe, Argo CD CRDs, Open Inference Protocol) are not at {folder}: "
+                   "put the shared/ folder beside the repository or set AUTODL_SHARED_SCHEMAS")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

@@ -203,7 +203,10 @@ def test_the_stages_write_a_self_contained_report_and_the_gate_passes(trained, t
     serving = json.loads((tmp_path / "models/p/dependability/serving.json").read_text())
     assert serving["temperature"] > 0
     assert serving["ood"]["detector"] == "vim"
-    assert np.load(tmp_path / "models/p/dependability/train_features.npy").shape[1] == trained.num_features
+    folder = tmp_path / "models/p/dependability"
+    state = {name: np.load(folder / path) for name, path in serving["ood"]["state"].items()}
+    assert set(state) == {"u", "principal_subspace", "alpha", "w", "b"}  # what the server needs to score ViM
+    assert state["w"].shape == (len(TINY_CLASSES), trained.num_features)
     verdict = json.loads((tmp_path / "reports/p/gate/verdict.json").read_text())
     assert verdict["passed"]
     assert len(verdict["checks"]) == 7

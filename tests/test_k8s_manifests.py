@@ -19,25 +19,13 @@ from compiler.compile import read_promoted, render
 from compiler.errors import SpecError
 from compiler.ir import PromotedModel
 from compiler.load import load_spec
-from tests.conftest import GOLDEN, REPO_ROOT
+from tests.conftest import GOLDEN, shared_schemas
 
 KUBERNETES_VERSION = "1.30"
 CRDS = {("serving.kserve.io", "InferenceService"): "kserve-inferenceservices-crd.yaml",
         ("serving.kserve.io", "ServingRuntime"): "kserve-servingruntimes-crd.yaml",
         ("argoproj.io", "Application"): "argocd-application-crd.yaml"}
 MODEL = PromotedModel("s3://models/autodl/full/sha256-0123abcd", "sha256:0123abcd")
-
-
-def schemas_dir() -> Path:
-    """The reference schemas: $AUTODL_SHARED_SCHEMAS, else ../shared/schemas beside the repository."""
-    folder = Path(os.environ.get("AUTODL_SHARED_SCHEMAS", REPO_ROOT.parent / "shared" / "schemas"))
-    if not (folder / CRDS[("serving.kserve.io", "InferenceService")]).is_file():
-        message = (f"the KServe / Argo CD CRD schemas are not at {folder}: put the shared/ folder beside the "
-                   "repository or set AUTODL_SHARED_SCHEMAS")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
 
 
 @functools.cache
@@ -53,7 +41,7 @@ def validate(document: dict[str, Any]) -> None:
     if file is None:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         return
-    jsonschema.Draft7Validator(_crd_schema(schemas_dir(), file, version)).validate(document)
+    jsonschema.Draft7Validator(_crd_schema(shared_schemas(), file, version)).validate(document)
 
 
 def _manifests(files: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -68,7 +56,7 @@ def _render(case: str, promoted: dict[str, PromotedModel] | None = None) -> dict
 
 @pytest.mark.parametrize("case", ["minimal", "full", "multi-source"])
 def test_every_object_is_valid_against_the_real_schemas(case: str) -> None:
-    schemas_dir()
+    shared_schemas()
     manifests = _manifests(_render(case, {"full": MODEL}))
     objects = [doc for path, doc in manifests.items() if doc["kind"] != "Kustomization"]
     assert {doc["kind"] for doc in objects} >= {"ServingRuntime", "ServiceAccount"}
@@ -101,7 +89,7 @@ def test_staging_takes_new_models_at_once_and_may_scale_to_zero() -> None:
     staged = jsonpatch.apply_patch(manifests["k8s/full/base/inferenceservice.yaml"], json.loads(patch["patch"]))
     assert staged["spec"]["predictor"]["minReplicas"] == 0
     assert "canaryTrafficPercent" not in staged["spec"]["predictor"]
-    schemas_dir()
+    shared_schemas()
     validate(staged)
 
 

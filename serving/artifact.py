@@ -1,0 +1,127 @@
+"""The deployable artifact as the server sees it: ONNX file, preprocessing, calibration and OOD state.
+
+The export stage writes `model.onnx` + `preprocess.json`; the dependability stage
+writes `serving.json` (temperature, OOD detector, threshold) and the detector's
+fitted arrays. The server takes one or more folders and finds each file in the
+first folder that has it, so it runs on a promoted bundle (one folder) or on a
+local pipeline's two output folders alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image, UnidentifiedImageError
+
+from serving.ood import ood_score
+
+MODEL_FILE, PREPROCESS_FILE, SERVING_FILE = "model.onnx", "preprocess.json", "serving.json"
+
+
+class BadImage(ValueError):
+    """Bytes that are not a decodable image; the message says why."""
+
+
+def _find(folders: list[Path], name: str, required: bool = True) -> Path | None:
+    for folder in folders:
+        if (folder / name).is_file():
+            return folder / name
+    if required:
+        raise FileNotFoundError(f"{name} is in none of {', '.join(map(str, folders))}")
+    return None
+
+
+@dataclass
+class Prediction:
+    labels: list[str | None]
+    """Class name per image; None where the model abstained."""
+    top_class: list[str]
+    probabilities: np.ndarray
+    """Temperature-calibrated, N x classes."""
+    ood_scores: np.ndarray
+    abstained: np.ndarray
+
+
+@dataclass
+class Artifact:
+    classes: list[str]
+    size_px: int
+    mean: np.ndarray
+    std: np.ndarray
+    session: ort.InferenceSession
+    temperature: float = 1.0
+    detector: str = "msp"
+    threshold: float = float("inf")
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+    abstain_on_ood: bool = True
+    version: str = "1"
+    """`sha256-<first 12 hex digits>` of the ONNX file: the one model version this server serves."""
+    input_name: str = "input"
+    outputs: tuple[str, str] = ("logits", "features")
+
+    @classmethod
+    def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True) -> Artifact:
+        preprocess = json.loads(_find(folders, PREPROCESS_FILE).read_text(encoding="utf-8"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.log_severity_level = 3
+        wanted = [preprocess.get("execution_provider", "CPUExecutionProvider"), "CPUExecutionProvider"]
+        providers = [p for p in dict.fromkeys(wanted) if p in ort.get_available_providers()]
+        model_file = _find(folders, MODEL_FILE)
+        session = ort.InferenceSession(str(model_file), options, providers=providers)
+        artifact = cls(list(preprocess["classes"]), int(preprocess["input_size_px"]),
+                       np.asarray(preprocess["mean"], np.float32).reshape(1, 3, 1, 1),
+                       np.asarray(preprocess["std"], np.float32).reshape(1, 3, 1, 1), session,
+                       abstain_on_ood=abstain_on_ood, input_name=preprocess.get("input_name", "input"),
+                       outputs=(preprocess.get("output_name", "logits"), preprocess.get("features_name", "features")),
+                       version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12])
+        serving_file = _find(folders, SERVING_FILE, required=False)
+        if serving_file is not None:
+            serving: dict[str, Any] = json.loads(serving_file.read_text(encoding="utf-8"))
+            ood = serving["ood"]
+            artifact.temperature, artifact.detector = float(serving["temperature"]), ood["detector"]
+            artifact.threshold = float(ood["threshold"])
+            artifact.state = {name: np.load(serving_file.parent / path) for name, path in ood.get("state", {}).items()}
+        return artifact
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Encoded image bytes -> uint8 RGB at the model's size, as training read its images (bicubic)."""
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                rgb = image.convert("RGB")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise BadImage(f"not a decodable image ({type(exc).__name__}: {exc})") from None
+        if rgb.size != (self.size_px, self.size_px):
+            rgb = rgb.resize((self.size_px, self.size_px), Image.Resampling.BICUBIC)
+        return np.asarray(rgb, dtype=np.uint8)
+
+    def normalise(self, images: np.ndarray) -> np.ndarray:
+        """uint8 N x H x W x 3 -> the float N x 3 x S x S the network takes."""
+        if images.shape[1:3] != (self.size_px, self.size_px):
+            images = np.stack([np.asarray(Image.fromarray(i).resize((self.size_px, self.size_px),
+                                                                    Image.Resampling.BICUBIC)) for i in images])
+        x = images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        return (x - self.mean) / self.std
+
+    def predict(self, tensor: np.ndarray) -> Prediction:
+        """Normalised N x 3 x S x S -> calibrated probabilities, OOD score and the abstain decision."""
+        input_type = self.session.get_inputs()[0].type
+        feed = tensor.astype(np.float16 if "float16" in input_type else np.float32)
+        logits, features = (np.asarray(o, np.float32) for o in self.session.run(list(self.outputs),
+                                                                               {self.input_name: feed}))
+        scaled = logits.astype(np.float64) / self.temperature
+        probabilities = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        scores = ood_score(self.detector, logits, features, self.state)
+        abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
+        top = [self.classes[i] for i in logits.argmax(axis=1)]
+        return Prediction([None if a else t for t, a in zip(top, abstained, strict=True)], top,
+                          probabilities.astype(np.float32), scores.astype(np.float32), abstained)

@@ -1,0 +1,49 @@
+"""Out-of-distribution scores at serving time, in numpy, from the state the dependability stage saved.
+
+The dependability stage fits the detectors with pytorch-ood (and faiss) and
+saves their fitted arrays; these functions evaluate the same formulas without
+torch, so the predictor image stays small. Tests check they give the offline
+scores to float precision. Higher always means more likely out of distribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    top = x.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(x - top).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    shifted = np.exp(x - x.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def ood_score(detector: str, logits: np.ndarray, features: np.ndarray,
+              state: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The `detector`'s score per image; `state` holds what the fitted detector needs (empty for logit ones)."""
+    z = np.asarray(logits, np.float64)
+    if detector == "msp":
+        return -_softmax(z).max(axis=1)
+    if detector == "energy":
+        return -_logsumexp(z)
+    if detector == "max_logit":
+        return -z.max(axis=1)
+    f = np.asarray(features, np.float64)
+    if detector == "mahalanobis":
+        mu, precision = state["mu"], state["precision"]
+        distances = np.stack([np.einsum("nd,de,ne->n", f - m, precision, f - m) for m in mu], axis=1)
+        return 0.5 * distances.min(axis=1)
+    if detector == "vim":
+        residual = np.linalg.norm((f - state["u"]) @ state["principal_subspace"], axis=1) * float(state["alpha"])
+        return residual - _logsumexp(f @ state["w"].T + state["b"])
+    if detector == "knn":
+        unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+        similarity = unit @ state["bank"].T
+        k = int(state["k"])
+        return -np.sort(similarity, axis=1)[:, -k]
+    raise ValueError(f"unknown OOD detector '{detector}'")
