@@ -1,0 +1,122 @@
+"""Model server overhead: KServe over HTTP on loopback against a bare ONNX Runtime loop, side by side.
+
+Serves the default spec's deployable model (run `make demo` first) with the real
+server, then for a bounded time: (1) a bare loop on this process that decodes,
+preprocesses and runs the same artifact on one image at a time; (2) N concurrent
+HTTP clients sending one encoded image per V2 request. Prints p50/p99 latency
+and throughput of both, and the targets: p99 <= bare p99 + 5 ms and throughput
+>= 70% of bare.
+Usage: python benchmarks/serving.py [--spec specs/digits.yaml] [--clients 4] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _digits import REPO
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0 < q < 1) by statistics' inclusive method."""
+    if len(values) < 2:
+        return values[0]
+    return float(statistics.quantiles(values, n=100, method="inclusive")[round(100 * q) - 1])
+
+
+def bare_loop(artifact, images: list[bytes], seconds: float) -> list[float]:
+    latencies, started, i = [], time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        begin = time.perf_counter()
+        artifact.predict(artifact.normalise(artifact.decode(images[i % len(images)])[None]))
+        latencies.append((time.perf_counter() - begin) * 1000)
+        i += 1
+    return latencies
+
+
+async def http_clients(url: str, name: str, images: list[bytes], clients: int, seconds: float) -> list[float]:
+    import httpx
+
+    bodies = [{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                           "data": [base64.b64encode(image).decode()]}]} for image in images]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(offset: int) -> None:
+        async with httpx.AsyncClient(timeout=30) as session:
+            i = offset
+            while time.perf_counter() < deadline:
+                begin = time.perf_counter()
+                response = await session.post(f"{url}/v2/models/{name}/infer", json=bodies[i % len(bodies)])
+                response.raise_for_status()
+                latencies.append((time.perf_counter() - begin) * 1000)
+                i += clients
+
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=REPO / "specs" / "digits.yaml")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    import httpx
+
+    from compiler.load import load_spec
+    from serving.artifact import Artifact
+
+    name = load_spec(args.spec, REPO).spec.name
+    folders = [REPO / "models" / name / "export", REPO / "models" / name / "dependability"]
+    if not all(f.is_dir() for f in folders):
+        raise SystemExit(f"{folders} missing: run `make demo` first")
+    images = [p.read_bytes() for p in sorted((REPO / "data" / name / "ingest" / "images").rglob("*.png"))[:200]]
+    artifact = Artifact.load(folders, threads=1)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen([sys.executable, "-m", "serving", "--model_name", name, "--http_port", str(port),
+                                   "--threads", "1", *(a for f in folders for a in ("--model_dir", str(f)))],
+                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            asyncio.run(http_clients(url, name, images, args.clients, 2.0))  # warm-up
+            bare = bare_loop(artifact, images, args.seconds)
+            served = asyncio.run(http_clients(url, name, images, args.clients, args.seconds))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    rows = [("bare ONNX Runtime loop (1 thread)", bare), (f"KServe over HTTP, {args.clients} clients", served)]
+    print(f"{name}: one encoded {artifact.size_px}px image per request, {args.seconds:.0f} s each, "
+          "server and clients on this machine")
+    print(f"{'':<36} {'requests':>9} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, values in rows:
+        print(f"{label:<36} {len(values):>9} {len(values) / args.seconds:>8.1f} {statistics.median(values):>8.2f} "
+              f"{_percentile(values, 0.99):>8.2f}")
+    p99_gap = _percentile(served, 0.99) - _percentile(bare, 0.99)
+    ratio = len(served) / len(bare)
+    print(f"p99 over bare: +{p99_gap:.2f} ms (target <= 5 ms: {'met' if p99_gap <= 5 else 'MISSED'}); "
+          f"throughput {100 * ratio:.0f}% of bare (target >= 70%: {'met' if ratio >= 0.7 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
