@@ -98,6 +98,17 @@ def _serve(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from compiler.compile import SPECS_DIR
+    from compiler.load import discover_specs, load_specs
+    from compiler.report import report
+
+    root = Path(args.root)
+    specs = load_specs([root / s for s in args.spec] or discover_specs(root / SPECS_DIR), root)
+    sys.stdout.write(report(root, specs, args.rev))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodl", description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="repository root; other paths are relative to it (default: .)")
@@ -120,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("spec", help="the project's spec, e.g. specs/digits.yaml")
     serve_cmd.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     serve_cmd.set_defaults(run=_serve)
+
+    report_cmd = commands.add_parser("report", help="markdown for a pull request: gate verdicts and metric changes")
+    report_cmd.add_argument("spec", nargs="*", help="specs to report on (default: every spec in specs/)")
+    report_cmd.add_argument("--rev", default="HEAD", help="base revision the metrics are compared with")
+    report_cmd.set_defaults(run=_report)
     return parser
 
 

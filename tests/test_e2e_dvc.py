@@ -197,6 +197,9 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
     assert verdict["variant"] == deployable["variant"]
     assert f"gate: all {len(verdict['checks'])} checks passed for e2e" in log
     assert (pipeline / "reports/e2e/dependability.html").read_text().count("data:image/png;base64,") == 4
+    report = _autodl(pipeline, "report", "--rev", "HEAD").stdout  # what a pull request is shown
+    assert "### e2e: gate passed" in report
+    assert "_No metric changed against `HEAD`._" in report
 
 
 def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocked(pipeline: Path,
