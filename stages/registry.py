@@ -222,6 +222,18 @@ STAGES: tuple[StageInfo, ...] = (
         reports=("reports/{project}/dependability.html", "reports/{project}/gate/summary.md"),
         metrics=("reports/{project}/gate/verdict.json",),
     ),
+    StageInfo(
+        name="promote",
+        summary="On a passing gate only: bundle the deployable model, record its content address in "
+                "k8s/<project>/promoted.yaml, render the serving manifests for it and write the model card",
+        params=("serving.storage_uri",),
+        code=("stages/promote.py", "compiler/emitters/k8s.py", "compiler/compile.py"),
+        deps=("reports/{project}/gate/verdict.json", "models/{project}/export", "models/{project}/dependability",
+              "reports/{project}/evaluate/metrics.json", "reports/{project}/export/summary.json",
+              "reports/{project}/dependability/metrics.json"),
+        outs=("models/{project}/release",),
+        reports=("k8s/{project}/promoted.yaml", "reports/{project}/model_card.md"),
+    ),
 )
 
 STAGES_BY_NAME: dict[str, StageInfo] = {stage.name: stage for stage in STAGES}

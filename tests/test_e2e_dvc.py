@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from ruamel.yaml import YAML
 from skimage import data as skimage_data
 
 from stages.registry import STAGES
@@ -49,6 +50,7 @@ train: {epochs: 6, batch_size: 16,
 # the expectation must not be derived from the registry it is testing.
 EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "serving.max_replicas": (("train: {", "serving: {max_replicas: 9}\ntrain: {"), set()),
+    "serving.storage_uri": (("train: {", "serving: {storage_uri: 's3://elsewhere/models'}\ntrain: {"), {"promote"}),
     "compress.budget.max_params": (("max_params: 600000", "max_params: 500000"), {"compress", "export", "gate"}),
     "compress.methods": (("prune_steps: 2", "prune_steps: 2, methods: [structured_prune, quantize]"),
                          {"compress", "export"}),
@@ -197,6 +199,11 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
     assert verdict["variant"] == deployable["variant"]
     assert f"gate: all {len(verdict['checks'])} checks passed for e2e" in log
     assert (pipeline / "reports/e2e/dependability.html").read_text().count("data:image/png;base64,") == 4
+    promoted = YAML(typ="safe").load((pipeline / "k8s/e2e/promoted.yaml").read_text())
+    service = YAML(typ="safe").load((pipeline / "k8s/e2e/base/inferenceservice.yaml").read_text())
+    assert service["metadata"]["annotations"]["autodl.dev/model-digest"] == promoted["digest"]
+    assert "# Model card: e2e" in (pipeline / "reports/e2e/model_card.md").read_text()
+    assert _autodl(pipeline, "compile", "--check").returncode == 0
     report = _autodl(pipeline, "report", "--rev", "HEAD").stdout  # what a pull request is shown
     assert "### e2e: gate passed" in report
     assert "_No metric changed against `HEAD`._" in report
@@ -216,7 +223,7 @@ def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocke
     verdict = json.loads((clone / "reports/e2e/gate/verdict.json").read_text())
     assert verdict["passed"] is False
     assert verdict["failed"] == ["calibration_ece"]
-    assert _changed_stages(clone) == {"gate"}  # a failed gate is never recorded as done
+    assert _changed_stages(clone) == {"gate", "promote"}  # a failed gate is never recorded as done
 
 
 def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:
@@ -253,7 +260,7 @@ def test_impact_predicts_what_repro_reruns(pipeline: Path, tmp_path: Path) -> No
     predicted = [row["stage"] for row in impact if row["reruns"]]
     ran = re.findall(r"Running stage '([\w-]+)'", _dvc(clone, "repro").stdout)
     assert predicted == ran == ["e2e-split", "e2e-prune", "e2e-train", "e2e-evaluate", "e2e-compress", "e2e-export",
-                                "e2e-dependability", "e2e-gate"]
+                                "e2e-dependability", "e2e-gate", "e2e-promote"]
     assert _changed_stages(clone) == set()
 
 
@@ -293,7 +300,8 @@ def test_dvc_exp_run_sets_a_param_and_reruns_only_what_reads_it(pipeline: Path, 
     shutil.copytree(pipeline, clone, symlinks=True)
     ran = _dvc(clone, "exp", "run", "-S", "e2e.train.optimizer.weight_decay=0.005").stdout
     assert re.findall(r"Running stage '([\w-]+)'", ran) == ["e2e-train", "e2e-evaluate", "e2e-compress",
-                                                           "e2e-export", "e2e-dependability", "e2e-gate"]
+                                                           "e2e-export", "e2e-dependability", "e2e-gate",
+                                                           "e2e-promote"]
     experiments = json.loads(_dvc(clone, "exp", "show", "--json").stdout)
     runs = [exp for row in experiments for exp in (row.get("experiments") or [])]
     assert len(runs) == 1
@@ -301,3 +309,46 @@ def test_dvc_exp_run_sets_a_param_and_reruns_only_what_reads_it(pipeline: Path, 
     assert params["optimizer"]["weight_decay"] == 0.005
     metrics = runs[0]["revs"][0]["data"]["metrics"]["reports/e2e/evaluate/metrics.json"]["data"]
     assert 0 < metrics["accuracy"] <= 1
+
+
+def _edit_file(repo: Path, old: str, new: str) -> None:
+    spec = repo / "specs" / "e2e.yaml"
+    text = spec.read_text()
+    assert old in text, old
+    spec.write_text(text.replace(old, new, 1))
+    _autodl(repo, "compile")
+
+
+def _k8s(repo: Path) -> dict[str, bytes]:
+    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in (repo / "k8s").rglob("*") if p.is_file()}
+
+
+def test_gitops_only_a_merge_of_a_passing_gate_changes_what_is_served(pipeline: Path, tmp_path: Path) -> None:
+    """Real git, real DVC: branch, edit, repro, merge; k8s/ on main is what Argo CD would apply."""
+    repo = tmp_path / "gitops"
+    shutil.copytree(pipeline, repo, symlinks=True)
+    main = git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    served = YAML(typ="safe").load((repo / "k8s/e2e/promoted.yaml").read_text())["digest"]
+
+    git(repo, "checkout", "-q", "-b", "longer-finetuning")
+    _edit_file(repo, "finetune_epochs: 1", "finetune_epochs: 2")  # a different model that still passes
+    assert _run(repo, sys.executable, "-m", "dvc", "repro").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "longer fine-tuning")
+    git(repo, "checkout", "-q", main)
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge longer-finetuning", "longer-finetuning")
+    promoted = YAML(typ="safe").load((repo / "k8s/e2e/promoted.yaml").read_text())["digest"]
+    service = YAML(typ="safe").load((repo / "k8s/e2e/base/inferenceservice.yaml").read_text())
+    assert promoted != served
+    assert service["metadata"]["annotations"]["autodl.dev/model-digest"] == promoted
+    assert promoted.removeprefix("sha256:") in service["spec"]["predictor"]["model"]["storageUri"]
+    after_good_merge = _k8s(repo)
+
+    git(repo, "checkout", "-q", "-b", "impossible-calibration")
+    _edit_file(repo, "max_ece: 0.6", "max_ece: 0.0")
+    assert _run(repo, sys.executable, "-m", "dvc", "repro", check=False).returncode != 0  # the gate refuses
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "impossible calibration")
+    git(repo, "checkout", "-q", main)
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge impossible-calibration", "impossible-calibration")
+    assert _k8s(repo) == after_good_merge  # byte for byte: the refused model never reaches serving

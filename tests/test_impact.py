@@ -49,7 +49,7 @@ def test_training_edit_reruns_train_and_downstream_with_reasons(committed: Path,
     _edit(committed, "train: {epochs: 3}\n")
     result = _impact(run_autodl)
     assert _rerun(result) == ["alpha-train", "alpha-evaluate", "alpha-compress", "alpha-export",
-                              "alpha-dependability", "alpha-gate"]
+                              "alpha-dependability", "alpha-gate", "alpha-promote"]
     assert result["alpha-train"]["reasons"] == ["param alpha.train.epochs: 15 -> 3"]
     assert result["alpha-evaluate"]["reasons"] == ["reads outputs of alpha-train, which re-runs"]
     assert result["alpha-compress"]["reasons"] == ["param alpha.train.epochs: 15 -> 3",
@@ -63,7 +63,7 @@ def test_training_edit_reruns_train_and_downstream_with_reasons(committed: Path,
 def test_a_threshold_edit_re_judges_without_re_measuring(committed: Path, run_autodl) -> None:
     _edit(committed, "dependability: {min_accuracy: 0.99, calibration: {max_ece: 0.02}}\n")
     result = _impact(run_autodl)
-    assert _rerun(result) == ["alpha-gate"]
+    assert _rerun(result) == ["alpha-gate", "alpha-promote"]
     assert result["alpha-gate"]["reasons"] == ["param alpha.dependability.calibration.max_ece: 0.05 -> 0.02",
                                                "param alpha.dependability.min_accuracy: 0.9 -> 0.99"]
 
@@ -72,7 +72,7 @@ def test_split_edit_reruns_split_and_everything_after_it(committed: Path, run_au
     _edit(committed, "  split: {train: 0.8, val: 0.1, test: 0.1}\n")
     result = _impact(run_autodl)
     assert _rerun(result) == ["alpha-split", "alpha-prune", "alpha-train", "alpha-evaluate", "alpha-compress",
-                              "alpha-export", "alpha-dependability", "alpha-gate"]
+                              "alpha-export", "alpha-dependability", "alpha-gate", "alpha-promote"]
     assert result["alpha-split"]["reasons"] == ["param alpha.data.split.test: 0.15 -> 0.1",
                                                 "param alpha.data.split.train: 0.7 -> 0.8",
                                                 "param alpha.data.split.val: 0.15 -> 0.1"]
@@ -91,7 +91,7 @@ def test_human_readable_report(committed: Path, run_autodl) -> None:
     _edit(committed, "train: {epochs: 3}\n")
     code, out, _ = run_autodl("impact", "specs/alpha.yaml")
     assert code == 0
-    assert out.splitlines()[0] == ("alpha: 6 of 12 stages re-run (specs/alpha.yaml against params.yaml/dvc.yaml "
+    assert out.splitlines()[0] == ("alpha: 7 of 13 stages re-run (specs/alpha.yaml against params.yaml/dvc.yaml "
                                    "from git HEAD)")
     assert "    - param alpha.train.epochs: 15 -> 3" in out
 

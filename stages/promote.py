@@ -1,0 +1,128 @@
+"""promote: the last stage, run only after a passing gate; its git diff is what a merge promotes.
+
+Bundles what the model server needs (model.onnx, preprocess.json, serving.json,
+ood_state/) into `models/<p>/release` (a DVC output: `dvc push` publishes it),
+names it by the sha256 of its files, records that content address in
+`k8s/<p>/promoted.yaml`, re-renders `k8s/<p>/` (the InferenceService now points at
+the new digest) and writes the model card. A failing gate stops `dvc repro`
+before this stage, so `k8s/` stays byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from compiler.compile import render_repo
+from compiler.fsutil import atomic_directory, write_atomically, write_text_atomically
+from stages._cli import StageContext, StageFailure, run_stage
+
+BUNDLE = {"export": ("model.onnx", "preprocess.json"), "dependability": ("serving.json", "ood_state")}
+
+
+def bundle(sources: dict[str, Path], out: Path) -> None:
+    """Copy the server's files from the export and dependability outputs into one folder."""
+    for stage, names in BUNDLE.items():
+        for name in names:
+            source = sources[stage] / name
+            if source.is_dir():
+                shutil.copytree(source, out / name)
+            elif source.is_file():
+                shutil.copyfile(source, out / name)
+            elif name != "ood_state":  # logit detectors have no fitted state
+                raise StageFailure(f"{source} is missing: re-run the {stage} stage")
+
+
+def tree_digest(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes, in sorted order: the bundle's content address."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def promotion_record(project: str, storage_uri: str, digest: str, variant: str) -> str:
+    return (f"# Written by the promote stage of `dvc repro` after a passing gate; do not edit.\n"
+            f"# `autodl compile` renders k8s/{project}/ from it: the model that serves after a merge.\n"
+            f"storage_uri: {storage_uri.rstrip('/')}/{project}/sha256-{digest}\n"
+            f"digest: sha256:{digest}\n"
+            f"variant: {variant}\n")
+
+
+def model_card(project: str, digest: str, preprocess: dict[str, Any], evaluation: dict[str, Any],
+               export: dict[str, Any], dependability: dict[str, Any], verdict: dict[str, Any]) -> str:
+    """What the model is, how good it is, and where it is known to fail, for the people who deploy it."""
+    ood, robust, cal = dependability["ood"], dependability["robustness"], dependability["calibration"]
+    held_out = robust["held_out"]
+    worst = robust["worst"]
+    lines = [
+        "<!-- Written by the promote stage (autodl); do not edit: `dvc repro` rewrites it. -->",
+        f"# Model card: {project}",
+        "",
+        f"- **Artifact**: `{preprocess['variant']}` ({preprocess['precision']}, target {preprocess['target']}), "
+        f"bundle digest `sha256:{digest}`",
+        f"- **Classes** ({len(preprocess['classes'])}): {', '.join(preprocess['classes'])}; input "
+        f"{preprocess['input_size_px']} px RGB, normalised with mean {preprocess['mean']} and std {preprocess['std']}",
+        f"- **Gate**: {'passed' if verdict['passed'] else 'FAILED'}, {len(verdict['checks'])} checks",
+        "",
+        "## Performance (test split)",
+        "",
+        f"- Trained model: accuracy {evaluation['accuracy']:.4f}, macro-F1 {evaluation['macro_f1']:.4f} on "
+        f"{evaluation['images']} images",
+        f"- Deployable model: accuracy {dependability['accuracy']:.4f}; {export['params']:,} parameters, "
+        f"{export['macs']:,} MACs, {export['latency_ms_1_thread']:.3f} ms per image on one CPU thread "
+        f"({export['speedup_vs_torch_fp32']:.1f}x faster than the trained model in torch)",
+        "",
+        "## Dependability",
+        "",
+        f"- Out of distribution: `{ood['detector']}`, far-OOD AUROC {ood['far_auroc']:.4f}, FPR at 95% TPR "
+        f"{ood['far_fpr_at_95_tpr']:.3f}; near-OOD AUROC {ood['near_auroc']:.4f}",
+        f"- Corruptions: mean corrupted/clean accuracy {robust['mean_ratio']:.3f}" if robust["mean_ratio"] is not None
+        else "- Corruptions: none checked",
+        f"- Calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}",
+        "",
+        "## Limitations",
+        "",
+        f"- The server abstains on about {100 * (1 - ood['tpr']):.0f}% of in-distribution images by design "
+        "(the OOD threshold accepts 95% of validation images).",
+        (f"- Corruptions never seen in training ({', '.join(held_out)}): mean corrupted/clean accuracy "
+         f"{robust['held_out_mean_ratio']:.3f}." if held_out else "- Every checked corruption was also a training "
+         "augmentation: robustness to unplanned conditions is not measured."),
+        (f"- Worst checked condition: {worst['corruption']} at severity {worst['severity']} "
+         f"(accuracy {worst['accuracy']:.3f})." if worst else ""),
+        "- Latency was measured on the machine that ran the export stage; serving hardware may differ.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def main(ctx: StageContext) -> None:
+    verdict = _read(ctx.dep(0))
+    if verdict.get("passed") is not True:
+        raise StageFailure(f"the gate did not pass for {ctx.project}: nothing is promoted")
+    export_dir, dependability_dir = ctx.dep(1), ctx.dep(2)
+    preprocess = _read(export_dir / "preprocess.json")
+    with atomic_directory(ctx.out()) as out:
+        bundle({"export": export_dir, "dependability": dependability_dir}, out)
+        digest = tree_digest(out)
+    record, card = (ctx.path(p) for p in ctx.info.reports)
+    write_text_atomically(record, promotion_record(ctx.project, ctx.params["serving"]["storage_uri"], digest,
+                                                   preprocess["variant"]))
+    manifests = {path: text for path, text in render_repo(ctx.root).items()
+                 if path.startswith(f"k8s/{ctx.project}/") or path == f"k8s/argocd/{ctx.project}.yaml"}
+    changed = write_atomically(manifests, ctx.root)
+    write_text_atomically(card, model_card(ctx.project, digest, preprocess, _read(ctx.dep(3)), _read(ctx.dep(4)),
+                                           _read(ctx.dep(5)), verdict))
+    print(f"promote: {ctx.project} sha256:{digest[:12]} ({preprocess['variant']}) recorded in {record}; "
+          f"k8s files changed: {', '.join(changed) or 'none'}")
+
+
+if __name__ == "__main__":
+    run_stage("promote", main)

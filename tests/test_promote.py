@@ -1,0 +1,97 @@
+"""Promotion: only on a passing gate, content-addressed, and what it changes in k8s/ is what a merge serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.compile import compile_repo, drift
+from stages import promote
+from stages._cli import run_stage
+from tests.conftest import MINIMAL_SPEC
+
+FIGURES = {
+    "variant": "pruned-int8", "accuracy": 0.97,
+    "ood": {"detector": "energy", "threshold": -3.2, "tpr": 0.95, "far_auroc": 0.99, "far_fpr_at_95_tpr": 0.02,
+            "near_auroc": 0.9, "sets": {}},
+    "robustness": {"clean_accuracy": 0.97, "mean_ratio": 0.95, "held_out_mean_ratio": 0.9, "seen_mean_ratio": 0.97,
+                   "held_out": ["gaussian_noise"], "worst": {"corruption": "fog", "severity": 3, "accuracy": 0.8},
+                   "families": {}},
+    "calibration": {"temperature": 1.3, "ece_before": 0.03, "ece_after": 0.01},
+    "explain": {},
+}
+
+
+def _outputs(root: Path, passed: bool, weights: bytes = b"onnx-bytes") -> None:
+    """What the earlier stages leave for project `tiny`."""
+    (root / "specs").mkdir(exist_ok=True)
+    (root / "specs" / "tiny.yaml").write_text(MINIMAL_SPEC.format(name="tiny"))
+    export, dependability = root / "models/tiny/export", root / "models/tiny/dependability"
+    export.mkdir(parents=True, exist_ok=True)
+    dependability.mkdir(parents=True, exist_ok=True)
+    (export / "model.onnx").write_bytes(weights)
+    (export / "preprocess.json").write_text(json.dumps({
+        "variant": "pruned-int8", "precision": "int8", "target": "cpu-x86", "classes": ["0", "1", "2"],
+        "input_size_px": 32, "mean": [0.5] * 3, "std": [0.5] * 3}))
+    (dependability / "serving.json").write_text(json.dumps({"temperature": 1.3, "ood": {"detector": "energy"}}))
+    reports = root / "reports/tiny"
+    for path, data in {"gate/verdict.json": {"passed": passed, "checks": [{}] * 14, "variant": "pruned-int8"},
+                       "evaluate/metrics.json": {"accuracy": 0.98, "macro_f1": 0.979, "images": 54},
+                       "export/summary.json": {"params": 90_000, "macs": 9_000_000, "latency_ms_1_thread": 0.21,
+                                               "speedup_vs_torch_fp32": 19.2},
+                       "dependability/metrics.json": FIGURES}.items():
+        (reports / path).parent.mkdir(parents=True, exist_ok=True)
+        (reports / path).write_text(json.dumps(data))
+    params = {"tiny": {"serving": {"storage_uri": "s3://models/autodl"}}}
+    with (root / "params.yaml").open("w") as handle:
+        YAML(typ="safe", pure=True).dump(params, handle)
+
+
+def _promote(root: Path) -> None:
+    run_stage("promote", promote.main, ["--project", "tiny", "--root", str(root)])
+
+
+def test_a_passing_gate_promotes_by_content_address(tmp_path: Path) -> None:
+    _outputs(tmp_path, passed=True)
+    compile_repo(tmp_path)
+    assert not (tmp_path / "k8s/tiny/base/inferenceservice.yaml").exists()  # nothing served before
+    _promote(tmp_path)
+    record = YAML(typ="safe").load((tmp_path / "k8s/tiny/promoted.yaml").read_text())
+    digest = promote.tree_digest(tmp_path / "models/tiny/release")
+    assert record["digest"] == f"sha256:{digest}"
+    assert record["storage_uri"] == f"s3://models/autodl/tiny/sha256-{digest}"
+    service = YAML(typ="safe").load((tmp_path / "k8s/tiny/base/inferenceservice.yaml").read_text())
+    assert service["spec"]["predictor"]["model"]["storageUri"] == record["storage_uri"]
+    assert service["metadata"]["annotations"]["autodl.dev/model-digest"] == record["digest"]
+    assert sorted(p.name for p in (tmp_path / "models/tiny/release").iterdir()) == [
+        "model.onnx", "preprocess.json", "serving.json"]
+    assert drift(tmp_path) == {}  # what promote rendered is exactly what `autodl compile --check` expects
+    card = (tmp_path / "reports/tiny/model_card.md").read_text()
+    assert "# Model card: tiny" in card
+    assert "far-OOD AUROC 0.9900" in card
+    assert "never seen in training (gaussian_noise)" in card
+
+
+def test_the_same_bundle_gets_the_same_address_and_another_one_a_new(tmp_path: Path) -> None:
+    _outputs(tmp_path, passed=True)
+    _promote(tmp_path)
+    first = (tmp_path / "k8s/tiny/promoted.yaml").read_bytes()
+    _promote(tmp_path)
+    assert (tmp_path / "k8s/tiny/promoted.yaml").read_bytes() == first
+    _outputs(tmp_path, passed=True, weights=b"other-weights")
+    _promote(tmp_path)
+    assert (tmp_path / "k8s/tiny/promoted.yaml").read_bytes() != first
+
+
+def test_a_failed_gate_promotes_nothing_and_leaves_k8s_as_it_was(tmp_path: Path, capsys) -> None:
+    _outputs(tmp_path, passed=True)
+    _promote(tmp_path)
+    before = {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()}
+    _outputs(tmp_path, passed=False, weights=b"worse-weights")
+    with pytest.raises(SystemExit):
+        _promote(tmp_path)
+    assert "the gate did not pass for tiny: nothing is promoted" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()} == before
