@@ -73,11 +73,12 @@ def main() -> None:
 
     import httpx
 
+    from compiler.cli import model_folders
     from compiler.load import load_spec
     from serving.artifact import Artifact
 
     name = load_spec(args.spec, REPO).spec.name
-    folders = [REPO / "models" / name / "export", REPO / "models" / name / "dependability"]
+    folders = model_folders(REPO, name)
     if not all(f.is_dir() for f in folders):
         raise SystemExit(f"{folders} missing: run `make demo` first")
     images = [p.read_bytes() for p in sorted((REPO / "data" / name / "ingest" / "images").rglob("*.png"))[:200]]

@@ -71,13 +71,16 @@ def _impact(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_command(root: Path, project: str, port: int) -> list[str]:
-    """The model server command for a project's deployable model of the last `dvc repro`.
+def model_folders(root: Path, project: str) -> list[Path]:
+    """Where a project's deployable model of the last `dvc repro` lives, in the order the server searches:
+    the export stage's (model.onnx, preprocess.json), then the dependability stage's (serving.json: temperature,
+    OOD threshold and state)."""
+    return [root / "models" / project / "export", root / "models" / project / "dependability"]
 
-    The server searches the folders in order: the export stage's (model.onnx, preprocess.json), then the
-    dependability stage's (serving.json: temperature, OOD threshold and state).
-    """
-    folders = [root / "models" / project / "export", root / "models" / project / "dependability"]
+
+def serve_command(root: Path, project: str, port: int) -> list[str]:
+    """The model server command for a project's deployable model of the last `dvc repro`."""
+    folders = model_folders(root, project)
     missing = [f for f in folders if not f.is_dir()]
     if missing:
         raise FileNotFoundError(f"{', '.join(map(str, missing))} missing: run `dvc repro` first (or `dvc pull`)")

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, UnidentifiedImageError
 
-from serving.ood import ood_score
+from serving.ood import ood_score, softmax
 
 MODEL_FILE, PREPROCESS_FILE, SERVING_FILE = "model.onnx", "preprocess.json", "serving.json"
 
@@ -117,9 +117,7 @@ class Artifact:
         feed = tensor.astype(np.float16 if "float16" in input_type else np.float32)
         logits, features = (np.asarray(o, np.float32) for o in self.session.run(list(self.outputs),
                                                                                {self.input_name: feed}))
-        scaled = logits.astype(np.float64) / self.temperature
-        probabilities = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        probabilities = softmax(logits.astype(np.float64) / self.temperature)
         scores = ood_score(self.detector, logits, features, self.state)
         abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
         top = [self.classes[i] for i in logits.argmax(axis=1)]

@@ -18,7 +18,7 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
     return (top + np.log(np.exp(x - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
     shifted = np.exp(x - x.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
@@ -28,7 +28,7 @@ def ood_score(detector: str, logits: np.ndarray, features: np.ndarray,
     """The `detector`'s score per image; `state` holds what the fitted detector needs (empty for logit ones)."""
     z = np.asarray(logits, np.float64)
     if detector == "msp":
-        return -_softmax(z).max(axis=1)
+        return -softmax(z).max(axis=1)
     if detector == "energy":
         return -_logsumexp(z)
     if detector == "max_logit":

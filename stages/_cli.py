@@ -66,6 +66,11 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...] | 
     write_text_atomically(path, buffer.getvalue())
 
 
+def read_json(path: Path) -> Any:
+    """What an earlier stage wrote with write_json."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))

@@ -73,11 +73,19 @@ def predict(sess: ort.InferenceSession, images: np.ndarray, batch: int = 256) ->
     return predict_outputs(sess, images, (OUTPUT,), batch)[0]
 
 
+def _input_dtype(sess: ort.InferenceSession) -> type:
+    return np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
+
+
+def logits_of(sess: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
+    """Logits for already normalised NCHW inputs (what perturbation metrics feed), as float32."""
+    return np.asarray(sess.run([OUTPUT], {INPUT: inputs.astype(_input_dtype(sess))})[0], np.float32)
+
+
 def predict_outputs(sess: ort.InferenceSession, images: np.ndarray, outputs: tuple[str, ...] = (OUTPUT, FEATURES),
                     batch: int = 256) -> list[np.ndarray]:
     """The named outputs (logits, features) for uint8 NHWC images, as float32 arrays."""
-    input_type = sess.get_inputs()[0].type
-    dtype = np.float16 if "float16" in input_type else np.float32
+    dtype = _input_dtype(sess)
     chunks = [sess.run(list(outputs), {INPUT: to_tensor(images[i:i + batch]).numpy().astype(dtype)})
               for i in range(0, len(images), batch)]
     if not chunks:

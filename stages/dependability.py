@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from compiler.fsutil import atomic_directory
@@ -23,11 +24,11 @@ from compiler.spec.training import AugmentSection
 from stages._augment import enabled
 from stages._calibration import expected_calibration_error, fit_temperature, reliability_rows
 from stages._candidates import load_candidate
-from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
+from stages._cli import StageContext, StageFailure, read_json, run_stage, write_csv, write_json
 from stages._dataset import SplitData, load_split, to_tensor
 from stages._dependability_figures import gradcam_gallery, ood_histogram, reliability_diagram, robustness_heatmap
 from stages._explain import Explanations, explain
-from stages._onnx import INPUT, OUTPUT, predict_outputs, session
+from stages._onnx import logits_of, predict_outputs, session
 from stages._ood import (
     DETECTORS,
     LOGIT_DETECTORS,
@@ -140,12 +141,10 @@ def explained_indices(actual: np.ndarray, predicted: np.ndarray, count: int, see
             + [int(i) for i in sorted(rng.choice(right, take_right, replace=False))])
 
 
-def onnx_forward(path: Path):
-    """The deployed file as a tensor -> logits callable (what ROAD perturbs and re-scores)."""
-    sess = session(path)
-
+def onnx_forward(sess: ort.InferenceSession):
+    """The deployed model's session as a tensor -> logits callable (what ROAD perturbs and re-scores)."""
     def forward(inputs: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(sess.run([OUTPUT], {INPUT: inputs.numpy().astype(np.float32)})[0])
+        return torch.from_numpy(logits_of(sess, inputs.numpy()))
 
     return forward
 
@@ -189,7 +188,7 @@ def assess(deployable: Path, candidate: torch.nn.Module, train: SplitData, val: 
     clean, corruptions = robustness(lambda images: run(images).logits.argmax(1), test.images, test.labels,
                                     plan.corruptions, plan.severities, plan.trained_on, seed)
     chosen = explained_indices(test.labels, predicted, plan.gradcam_samples, seed)
-    explanations = explain(candidate, onnx_forward(deployable), to_tensor(test.images[chosen]), predicted[chosen],
+    explanations = explain(candidate, onnx_forward(sess), to_tensor(test.images[chosen]), predicted[chosen],
                            seed)
     return Assessment(
         accuracy=round(float((predicted == test.labels).mean()), 6), detector=plan.detector,
@@ -256,7 +255,7 @@ def main(ctx: StageContext) -> None:
     params, seed = ctx.params, ctx.params["seed"]
     plan = Plan.from_params(params)
     ingest_dir, split_csv, export_dir, compress_dir = ctx.dep(0), ctx.dep(1) / "split.csv", ctx.dep(2), ctx.dep(3)
-    preprocess = _read_json(export_dir / "preprocess.json")
+    preprocess = read_json(export_dir / "preprocess.json")
     classes, size_px = preprocess["classes"], int(preprocess["input_size_px"])
     train, val, test = (load_split(ingest_dir, split_csv, s, classes, size_px) for s in ("train", "val", "test"))
     candidate, _ = load_candidate(compress_dir, preprocess["variant"].rsplit("-", 1)[0])
@@ -298,11 +297,6 @@ def main(ctx: StageContext) -> None:
           f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} at T={cal['temperature']:.3f}; ROAD Grad-CAM "
           f"{result.explanations.road_gradcam} vs random {result.explanations.road_random}")
 
-
-def _read_json(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

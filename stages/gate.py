@@ -8,25 +8,17 @@ summary, and exits non-zero with one line per failed check when any fails, so
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 from compiler.fsutil import write_text_atomically
 from compiler.spec.deployment import CompressionBudget
-from stages._cli import StageContext, StageFailure, run_stage, write_json
+from stages._cli import StageContext, StageFailure, read_json, run_stage, write_json
 from stages._report import FIGURES, render_html, render_markdown
 from stages._verdict import Thresholds, budget_checks, dependability_checks, verdict
-
-
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main(ctx: StageContext) -> None:
     limits = Thresholds.from_params(ctx.params["dependability"])
     budget = CompressionBudget.model_validate(ctx.params["compress"]["budget"])
-    figures, export, ood_report = _read(ctx.dep(0)), _read(ctx.dep(1)), _read(ctx.dep(2))
+    figures, export, ood_report = read_json(ctx.dep(0)), read_json(ctx.dep(1)), read_json(ctx.dep(2))
     checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)
     result = verdict(ctx.project, figures["variant"], checks)
     images = dict(zip(FIGURES, (ctx.dep(i) for i in range(3, 3 + len(FIGURES))), strict=True))

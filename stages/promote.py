@@ -11,14 +11,13 @@ before this stage, so `k8s/` stays byte-for-byte unchanged.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from compiler.compile import render_repo
 from compiler.fsutil import atomic_directory, write_atomically, write_text_atomically
-from stages._cli import StageContext, StageFailure, run_stage
+from stages._cli import StageContext, StageFailure, read_json, run_stage
 
 BUNDLE = {"export": ("model.onnx", "preprocess.json"), "dependability": ("serving.json", "ood_state")}
 
@@ -99,16 +98,13 @@ def model_card(project: str, digest: str, preprocess: dict[str, Any], evaluation
     return "\n".join(lines) + "\n"
 
 
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
-
 
 def main(ctx: StageContext) -> None:
-    verdict = _read(ctx.dep(0))
+    verdict = read_json(ctx.dep(0))
     if verdict.get("passed") is not True:
         raise StageFailure(f"the gate did not pass for {ctx.project}: nothing is promoted")
     export_dir, dependability_dir = ctx.dep(1), ctx.dep(2)
-    preprocess = _read(export_dir / "preprocess.json")
+    preprocess = read_json(export_dir / "preprocess.json")
     with atomic_directory(ctx.out()) as out:
         bundle({"export": export_dir, "dependability": dependability_dir}, out)
         digest = tree_digest(out)
@@ -118,8 +114,8 @@ def main(ctx: StageContext) -> None:
     manifests = {path: text for path, text in render_repo(ctx.root).items()
                  if path.startswith(f"k8s/{ctx.project}/") or path == f"k8s/argocd/{ctx.project}.yaml"}
     changed = write_atomically(manifests, ctx.root)
-    write_text_atomically(card, model_card(ctx.project, digest, preprocess, _read(ctx.dep(3)), _read(ctx.dep(4)),
-                                           _read(ctx.dep(5)), verdict))
+    evaluation, export, dependability = (read_json(ctx.dep(i)) for i in (3, 4, 5))
+    write_text_atomically(card, model_card(ctx.project, digest, preprocess, evaluation, export, dependability, verdict))
     print(f"promote: {ctx.project} sha256:{digest[:12]} ({preprocess['variant']}) recorded in {record}; "
           f"k8s files changed: {', '.join(changed) or 'none'}")
 
