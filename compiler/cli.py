@@ -112,6 +112,31 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from compiler.compile import SPECS_DIR, read_promoted
+    from compiler.load import discover_specs, load_specs
+    from compiler.publish import PublishError, publish
+
+    root = Path(args.root)
+    specs = load_specs([root / s for s in args.spec] or discover_specs(root / SPECS_DIR), root)
+    projects = [s.spec.name for s in specs if args.spec or read_promoted(root, s.spec.name) is not None]
+    if not projects:
+        print("autodl: no project has a promoted model (k8s/<project>/promoted.yaml); nothing to publish")
+        return 0
+    failed = 0
+    for project in projects:
+        try:
+            done = publish(root, project, dry_run=args.dry_run)
+        except PublishError as exc:
+            print(f"autodl: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        verb = "would upload" if args.dry_run else "uploaded"
+        print(f"autodl: {project} {done.digest[:19]} at {done.uri}: {verb} {len(done.uploaded)} file(s)"
+              f"{', ' + ', '.join(done.uploaded) if done.uploaded else ''}; {len(done.already_there)} already there")
+    return 1 if failed else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodl", description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="repository root; other paths are relative to it (default: .)")
@@ -139,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("spec", nargs="*", help="specs to report on (default: every spec in specs/)")
     report_cmd.add_argument("--rev", default="HEAD", help="base revision the metrics are compared with")
     report_cmd.set_defaults(run=_report)
+
+    publish_cmd = commands.add_parser("publish", help="copy promoted bundles to the content-addressed storageUri "
+                                      "their InferenceService names (run after a merge, beside `dvc push`)")
+    publish_cmd.add_argument("spec", nargs="*", help="specs to publish (default: every project with a promoted model)")
+    publish_cmd.add_argument("--dry-run", action="store_true", help="check and list what would be uploaded")
+    publish_cmd.set_defaults(run=_publish)
     return parser
 
 

@@ -1,7 +1,8 @@
 """promote: the last stage, run only after a passing gate; its git diff is what a merge promotes.
 
 Bundles what the model server needs (model.onnx, preprocess.json, serving.json,
-ood_state/) into `models/<p>/release` (a DVC output: `dvc push` publishes it),
+ood_state/) into `models/<p>/release` (a DVC output; `autodl publish` copies it to
+the content address after a merge),
 names it by the sha256 of its files, records that content address in
 `k8s/<p>/promoted.yaml`, re-renders `k8s/<p>/` (the InferenceService now points at
 the new digest) and writes the model card. A failing gate stops `dvc repro`
@@ -10,12 +11,12 @@ before this stage, so `k8s/` stays byte-for-byte unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
 
 from compiler.compile import render_repo
+from compiler.content import PREFIX, tree_digest
 from compiler.fsutil import atomic_directory, write_atomically, write_text_atomically
 from stages._cli import StageContext, StageFailure, read_json, run_stage
 
@@ -35,19 +36,10 @@ def bundle(sources: dict[str, Path], out: Path) -> None:
                 raise StageFailure(f"{source} is missing: re-run the {stage} stage")
 
 
-def tree_digest(folder: Path) -> str:
-    """sha256 over every file's relative path and bytes, in sorted order: the bundle's content address."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def promotion_record(project: str, storage_uri: str, digest: str, variant: str) -> str:
     return (f"# Written by the promote stage of `dvc repro` after a passing gate; do not edit.\n"
             f"# `autodl compile` renders k8s/{project}/ from it: the model that serves after a merge.\n"
-            f"storage_uri: {storage_uri.rstrip('/')}/{project}/sha256-{digest}\n"
+            f"storage_uri: {storage_uri.rstrip('/')}/{project}/{PREFIX}{digest}\n"
             f"digest: sha256:{digest}\n"
             f"variant: {variant}\n")
 

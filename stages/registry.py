@@ -227,7 +227,7 @@ STAGES: tuple[StageInfo, ...] = (
         summary="On a passing gate only: bundle the deployable model, record its content address in "
                 "k8s/<project>/promoted.yaml, render the serving manifests for it and write the model card",
         params=("serving.storage_uri",),
-        code=("stages/promote.py", "compiler/emitters/k8s.py", "compiler/compile.py"),
+        code=("stages/promote.py", "compiler/content.py", "compiler/emitters/k8s.py", "compiler/compile.py"),
         deps=("reports/{project}/gate/verdict.json", "models/{project}/export", "models/{project}/dependability",
               "reports/{project}/evaluate/metrics.json", "reports/{project}/export/summary.json",
               "reports/{project}/dependability/metrics.json"),

@@ -9,6 +9,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.compile import compile_repo, drift
+from compiler.content import tree_digest
 from stages import promote
 from stages._cli import run_stage
 from tests.conftest import MINIMAL_SPEC
@@ -60,7 +61,7 @@ def test_a_passing_gate_promotes_by_content_address(tmp_path: Path) -> None:
     assert not (tmp_path / "k8s/tiny/base/inferenceservice.yaml").exists()  # nothing served before
     _promote(tmp_path)
     record = YAML(typ="safe").load((tmp_path / "k8s/tiny/promoted.yaml").read_text())
-    digest = promote.tree_digest(tmp_path / "models/tiny/release")
+    digest = tree_digest(tmp_path / "models/tiny/release")
     assert record["digest"] == f"sha256:{digest}"
     assert record["storage_uri"] == f"s3://models/autodl/tiny/sha256-{digest}"
     service = YAML(typ="safe").load((tmp_path / "k8s/tiny/base/inferenceservice.yaml").read_text())
