@@ -36,7 +36,10 @@ def ood_score(detector: str, logits: np.ndarray, features: np.ndarray,
     f = np.asarray(features, np.float64)
     if detector == "mahalanobis":
         mu, precision = state["mu"], state["precision"]
-        distances = np.stack([np.einsum("nd,de,ne->n", f - m, precision, f - m) for m in mu], axis=1)
+        centred = f[:, None, :] - mu[None]  # (images, classes, features)
+        # One BLAS product for every class; a three-operand einsum loops in C without BLAS and took
+        # half of a request's time at 512 features.
+        distances = ((centred @ precision) * centred).sum(axis=2)
         return 0.5 * distances.min(axis=1)
     if detector == "vim":
         residual = np.linalg.norm((f - state["u"]) @ state["principal_subspace"], axis=1) * float(state["alpha"])
