@@ -352,3 +352,26 @@ def test_gitops_only_a_merge_of_a_passing_gate_changes_what_is_served(pipeline: 
     git(repo, "checkout", "-q", main)
     git(repo, "merge", "-q", "--no-ff", "-m", "merge impossible-calibration", "impossible-calibration")
     assert _k8s(repo) == after_good_merge  # byte for byte: the refused model never reaches serving
+
+
+def _tracked_outputs(repo: Path) -> dict[str, bytes]:
+    """Every file under the pipeline's output folders (DVC outputs, not in git)."""
+    return {p.relative_to(repo).as_posix(): p.read_bytes()
+            for folder in ("data", "models") for p in sorted((repo / folder).rglob("*")) if p.is_file()}
+
+
+def test_pipeline_outputs_round_trip_through_an_s3_remote(pipeline: Path, tmp_path: Path, s3_bucket: str) -> None:
+    """What a cluster step does: `dvc push` from one checkout, `dvc pull` into a fresh clone of the same commit
+    on another machine, against a real S3 server on loopback (endpoint and keys from the environment)."""
+    pushed = tmp_path / "pushed"
+    shutil.copytree(pipeline, pushed, symlinks=True)
+    remote = ("remote", "add", "-d", "--local", "cluster", f"s3://{s3_bucket}/dvc")
+    _dvc(pushed, *remote)
+    _dvc(pushed, "push")
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(pushed), str(fresh))
+    assert not (fresh / "models/e2e/train/model.safetensors").exists()  # DVC outputs are not in git
+    _dvc(fresh, *remote)
+    _dvc(fresh, "pull")
+    assert _tracked_outputs(fresh) == _tracked_outputs(pushed)
+    assert _changed_stages(fresh) == set()  # the pulled outputs are exactly what dvc.lock records
