@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint compile check clean
+.PHONY: install system-packages demo test lint compile check clean
 
 install: $(VENV)/.installed
 
@@ -25,8 +25,16 @@ demo: install
 	@dvc metrics show reports/digits/evaluate/metrics.json reports/digits/export/summary.json
 	@cat reports/digits/gate/summary.md
 
+## system-packages: PostgreSQL, the shared optuna study's database in the scale-out tests (Debian's package)
+system-packages:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	else echo "installing Debian's postgresql"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q --no-install-recommends postgresql >/dev/null \
+	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
+	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; fi
+
 ## test: lint, then the whole test suite (what CI runs)
-test: install lint
+test: install system-packages lint
 	python -m pytest
 
 lint: install

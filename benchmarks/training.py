@@ -43,7 +43,7 @@ def _pruned(prep: Prepared, data, budget: float, method: str):
 
 def spec_table(prep: Prepared, work: Path) -> None:
     from stages._model import ModelConfig
-    from stages.train import search_hyperparameters, train_model, with_params
+    from stages.train import TrainInputs, search_hyperparameters, train_model, with_params
 
     spec = prep.spec
     config = ModelConfig(spec.model.backbone, list(spec.classes), spec.model.input_size_px, spec.model.drop_rate,
@@ -53,7 +53,7 @@ def spec_table(prep: Prepared, work: Path) -> None:
     cfg, hpo_seconds, trials = spec.train, 0.0, 0
     if cfg.hpo:
         started = time.perf_counter()
-        found = search_hyperparameters(train, val, config, cfg, spec.augment, spec.seed, work / "hpo")
+        found = search_hyperparameters(TrainInputs(train, val, config, cfg, spec.augment, spec.seed), work / "hpo")
         hpo_seconds, trials = time.perf_counter() - started, found.new_trials
         cfg, config = with_params(cfg, config, found.best_params)
     started = time.perf_counter()

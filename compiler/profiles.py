@@ -21,6 +21,17 @@ class HardwareProfile:
     """Kubernetes container requests (limits are set equal) for one predictor replica."""
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict[str, str], ...] = ()
+    pipeline_resources: dict[str, str] = field(default_factory=lambda: {"cpu": "4", "memory": "8Gi"})
+    """Requests (= limits) of one cluster pipeline pod of the heavy stages (embed, train, compress, export,
+    dependability) and of each PyTorchJob replica; the other stages get PIPELINE_LIGHT_RESOURCES."""
+    pipeline_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
+    """Where those pods run: the serving device class, or data-centre nodes for edge targets."""
+    pipeline_tolerations: tuple[dict[str, str], ...] = ()
+
+
+PIPELINE_LIGHT_RESOURCES = {"cpu": "1", "memory": "2Gi"}
+_GPU_TRAINING = {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}
+_GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 PROFILES: dict[str, HardwareProfile] = {
@@ -41,6 +52,7 @@ PROFILES: dict[str, HardwareProfile] = {
             execution_provider="CPUExecutionProvider",
             resources={"cpu": "1", "memory": "1Gi"},
             node_selector={"kubernetes.io/arch": "arm64"},
+            pipeline_node_selector={"kubernetes.io/arch": "arm64"},  # latency is measured on the target CPU
         ),
         HardwareProfile(
             name="nvidia-t4",
@@ -49,7 +61,10 @@ PROFILES: dict[str, HardwareProfile] = {
             execution_provider="CUDAExecutionProvider",
             resources={"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"},
             node_selector={"nvidia.com/gpu.product": "Tesla-T4"},
-            tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+            tolerations=(_GPU_TOLERATION,),
+            pipeline_resources=_GPU_TRAINING,
+            pipeline_node_selector={"nvidia.com/gpu.product": "Tesla-T4"},
+            pipeline_tolerations=(_GPU_TOLERATION,),
         ),
         HardwareProfile(
             name="jetson-orin",
@@ -58,7 +73,9 @@ PROFILES: dict[str, HardwareProfile] = {
             execution_provider="TensorrtExecutionProvider",
             resources={"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "1"},
             node_selector={"kubernetes.io/arch": "arm64", "nvidia.com/gpu.family": "orin"},
-            tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+            tolerations=(_GPU_TOLERATION,),
+            pipeline_resources=_GPU_TRAINING,  # trained on data-centre GPUs, served on the device
+            pipeline_tolerations=(_GPU_TOLERATION,),
         ),
     )
 }

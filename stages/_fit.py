@@ -4,14 +4,21 @@ One place defines how a model is fitted: the spec's optimizer and schedule, Batc
 before validation, the epoch with the lowest validation loss kept, optional distillation from a teacher.
 Deterministic on CPU (seeded, deterministic algorithms, seeded augmentations, single-process loading from
 memory): the same inputs give the same weights, byte for byte.
+
+Distributed data parallel when a launcher says so: under `torchrun` (WORLD_SIZE and LOCAL_WORLD_SIZE) or a
+Kubeflow PyTorchJob (WORLD_SIZE and RANK per pod), Lightning's DDP runs one process per device with the
+gloo backend on CPU; each rank trains on its shard, validation figures are averaged over ranks, and only
+rank 0 keeps the best checkpoint and returns the model (`TrainResult.primary`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import torch
@@ -71,14 +78,15 @@ class Classifier(L.LightningModule):
             with torch.no_grad():
                 teacher_logits = self.teacher.model.eval()(x)
             loss = distillation_loss(self(x), teacher_logits, y, self.teacher, self.cfg.label_smoothing)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(y))
-        self.log("val_accuracy", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y))
+        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log("val_accuracy", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y),
+                 sync_dist=True)
 
     def on_validation_epoch_start(self) -> None:
         """Recompute BatchNorm statistics over the whole training split before validating.
@@ -150,6 +158,25 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     best_val_accuracy: float
+    primary: bool = True
+    """False on the other ranks of a distributed run: their model is not the kept one; write nothing."""
+
+
+def world() -> tuple[int, int]:
+    """(this process's rank, number of processes) as the launcher set them; (0, 1) when run on its own."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _launch() -> dict[str, Any]:
+    """Trainer arguments for the processes the launcher started: one device per process, gloo on CPU."""
+    _, size = world()
+    if size == 1:
+        return {"devices": 1}
+    from lightning.pytorch.strategies import DDPStrategy
+
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun sets it; a PyTorchJob runs one per pod
+    return {"devices": per_node, "num_nodes": size // per_node,
+            "strategy": DDPStrategy(process_group_backend="gloo")}
 
 
 def _quiet_lightning() -> None:
@@ -187,7 +214,7 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainSect
         all_callbacks: list[Callback] = [history, best, *callbacks]
         if cfg.early_stopping_patience:
             all_callbacks.append(EarlyStopping("val_loss", mode="min", patience=cfg.early_stopping_patience))
-        trainer = L.Trainer(max_epochs=cfg.epochs, accelerator="cpu", devices=1, deterministic=True,
+        trainer = L.Trainer(max_epochs=cfg.epochs, accelerator="cpu", **_launch(), deterministic=True,
                             logger=False, callbacks=all_callbacks, enable_model_summary=False,
                             enable_progress_bar=progress, num_sanity_val_steps=0, default_root_dir=ckpt_dir)
         with warnings.catch_warnings():
@@ -196,6 +223,8 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainSect
             # Raised inside lightning's own pytree helper under torch >= 2.14; nothing a user can act on.
             warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
             trainer.fit(module, train_loader, val_loader)
+        if not trainer.is_global_zero:  # rank 0 alone saved the best checkpoint, on its own filesystem
+            return TrainResult(module.model.eval(), history.rows, 0, 0.0, primary=False)
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
     best_row = min(history.rows, key=lambda row: row["val_loss"])

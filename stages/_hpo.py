@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,78 @@ def open_study(folder: Path, name: str, hpo: Hpo, epochs: int, seed: int) -> opt
     return study
 
 
+def open_shared_study(url: str, name: str, hpo: Hpo, epochs: int, seed: int) -> optuna.Study:
+    """The study `name` in a database that several machines share (PostgreSQL in a cluster).
+
+    Other studies there are left alone (other projects and settings live beside it). Workers send a
+    heartbeat: a worker that dies mid-trial has the trial failed by the others after the grace period and
+    its parameters retried once, which is what `_retry_interrupted` does for the single-machine file.
+    Each worker samples with its own seed (`seed` differs per worker), so two workers asking at the same
+    moment do not propose the same point.
+    """
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(5):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url, heartbeat_interval=30, grace_period=120,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+            return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                                       sampler=_sampler(hpo, seed), pruner=_pruner(hpo, epochs))
+        except SQLAlchemyError:
+            # Workers started together on an empty database race to create optuna's tables and types;
+            # the loser's CREATE fails. The winner's schema is there a moment later.
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def missing_trials(study: optuna.Study, hpo: Hpo) -> int:
+    """Trials the search still needs: finished and pruned ones count."""
+    return hpo.trials - len(study.get_trials(deepcopy=False, states=DONE))
+
+
+CLAIMED = (*DONE, TrialState.RUNNING, TrialState.WAITING)
+
+
+def work(study: optuna.Study, hpo: Hpo, objective: Objective) -> int:
+    """Run trials of a shared study until `hpo.trials` are finished or claimed; returns how many this
+    worker finished. A trial is created first and its place checked after (the database numbers trials
+    in creation order), so two workers never both take the last slot: the loser marks its trial failed
+    (user attribute `over_budget`) and stops."""
+    done = 0
+    while True:
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial is failed and queued again
+        if len(study.get_trials(deepcopy=False, states=CLAIMED)) >= hpo.trials:
+            break
+        trial = study.ask()
+        ahead = [t for t in study.get_trials(deepcopy=False, states=CLAIMED) if t.number < trial.number]
+        if len(ahead) >= hpo.trials:
+            trial.set_user_attr("over_budget", True)
+            study.tell(trial, state=TrialState.FAIL)
+            break
+        try:
+            value = objective(trial, sample(trial, hpo.space))
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+        done += 1
+    return done
+
+
+def keep_copy(url: str, name: str, folder: Path) -> None:
+    """Copy the shared study into `folder`/study.db: the stage's record of the search, as on one machine."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STUDY_FILE).unlink(missing_ok=True)
+    optuna.copy_study(from_study_name=name, from_storage=url, to_storage=f"sqlite:///{(folder / STUDY_FILE).resolve()}")
+
+
 def _retry_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
     """Trials a killed run left RUNNING (or an interrupted one marked FAIL) are failed and queued again.
 
@@ -119,7 +192,7 @@ def _retry_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage
 
 def search(study: optuna.Study, hpo: Hpo, objective: Objective) -> SearchResult:
     """Run the trials still missing from `study` (finished and pruned ones count), return the best."""
-    missing = hpo.trials - len(study.get_trials(deepcopy=False, states=DONE))
+    missing = missing_trials(study, hpo)
     if missing > 0:
         study.optimize(lambda trial: objective(trial, sample(trial, hpo.space)), n_trials=missing,
                        catch=())
@@ -164,6 +237,8 @@ def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
     table is the same file whenever the search is)."""
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if trial.user_attrs.get("over_budget"):  # a shared study's worker that found the budget taken
+            continue
         rows.append({"number": trial.number, "state": trial.state.name.lower(),
                      "val_accuracy": None if trial.value is None else round(trial.value, 6),
                      "epochs": len(trial.intermediate_values),

@@ -1,15 +1,21 @@
 """train: fit the spec's timm backbone with Lightning on the training split, keep the best epoch.
 
 With `train.hpo` set, an optuna search (stages/_hpo.py) picks the hyperparameters
-first and its best trial's values train the final model. Deterministic on CPU
-(seeded, deterministic algorithms, seeded augmentations, single-process data
-loading from memory): the same inputs give the same weights, byte for byte.
+first and its best trial's values train the final model. The study lives in the
+stage's SQLite file, or, when AUTODL_OPTUNA_STORAGE names a database, in that
+shared database, where `python -m stages.hpo_worker` processes on other machines
+may already have run its trials (a copy is kept in the SQLite file for the record).
+Deterministic on CPU (seeded, deterministic algorithms, seeded augmentations,
+single-process data loading from memory): the same inputs give the same weights,
+byte for byte. Under a distributed launcher (torchrun, a PyTorchJob) it trains
+with DDP and only rank 0 writes.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +25,9 @@ from lightning.pytorch.callbacks import Callback
 from compiler.fsutil import atomic_directory
 from compiler.spec.training import AugmentSection, ModelSection, TrainSection
 from stages import _hpo
-from stages._cli import StageContext, run_stage, write_csv, write_json
+from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
 from stages._dataset import SplitData, load_split
-from stages._fit import HISTORY_FIELDS, TrainResult, fit
+from stages._fit import HISTORY_FIELDS, TrainResult, fit, world
 from stages._model import ModelConfig, build_model, save_model
 from stages._train_reports import augmentation_preview, hpo_plots
 from stages.registry import STAGES_BY_NAME
@@ -43,29 +49,78 @@ def with_params(cfg: TrainSection, config: ModelConfig, params: dict[str, Any]) 
     return cfg.model_copy(update={"optimizer": optimizer, **top}), new_config
 
 
-def search_hyperparameters(train: SplitData, val: SplitData, config: ModelConfig, cfg: TrainSection,
-                           augment: AugmentSection | None, seed: int, study_dir: Path) -> _hpo.SearchResult:
-    """Optuna over `cfg.hpo.space`; each trial trains `epochs_per_trial` epochs and may be pruned per epoch."""
-    from optuna_integration import PyTorchLightningPruningCallback
+STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"
+"""A database URL (postgresql+psycopg2://...) for a study shared by several machines; unset: the stage's file."""
 
-    hpo = cfg.hpo
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """Everything a trial's score depends on: the same for the train stage and every HPO worker."""
+
+    train: SplitData
+    val: SplitData
+    config: ModelConfig
+    cfg: TrainSection
+    augment: AugmentSection | None
+    seed: int
+
+    def study_name(self) -> str:
+        return "hpo-" + _hpo.fingerprint(
+            _code_digest(), self.train.images.tobytes(), self.train.labels.tobytes(), self.val.images.tobytes(),
+            self.val.labels.tobytes(), asdict(self.config), self.cfg.model_dump(mode="json"),
+            self.augment.model_dump(mode="json") if self.augment else None, self.seed)
+
+    def objective(self) -> _hpo.Objective:
+        """One trial: `epochs_per_trial` epochs with the sampled values, pruned per epoch by optuna."""
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        hpo = self.cfg.hpo
+        assert hpo is not None
+        trial_cfg = self.cfg.model_copy(update={"epochs": hpo.epochs_per_trial or self.cfg.epochs, "hpo": None})
+
+        def run(trial: Any, params: dict[str, Any]) -> float:
+            run_cfg, run_config = with_params(trial_cfg, self.config, params)
+            pruning = PyTorchLightningPruningCallback(trial, monitor="val_accuracy")
+            return train_model(self.train, self.val, run_config, run_cfg, self.seed, self.augment,
+                               callbacks=(pruning,), progress=False).best_val_accuracy
+
+        return run
+
+
+def load_inputs(ctx: StageContext) -> TrainInputs:
+    params = ctx.params
+    model_cfg = ModelSection.model_validate(params["model"])
+    config = ModelConfig(model_cfg.backbone, list(params["classes"]), model_cfg.input_size_px, model_cfg.drop_rate,
+                         model_cfg.pretrained)
+    ingest_dir, split_csv = ctx.dep(0), ctx.dep(1) / "split.csv"
+    return TrainInputs(load_split(ingest_dir, split_csv, "train", config.classes, config.input_size_px),
+                       load_split(ingest_dir, split_csv, "val", config.classes, config.input_size_px),
+                       config, TrainSection.model_validate(params["train"]),
+                       AugmentSection.model_validate(params["augment"]), params["seed"])
+
+
+def search_hyperparameters(inputs: TrainInputs, study_dir: Path) -> _hpo.SearchResult:
+    """Optuna over `cfg.hpo.space`, in the shared database when one is set, else in `study_dir`'s file."""
+    hpo = inputs.cfg.hpo
     assert hpo is not None
-    epochs = hpo.epochs_per_trial or cfg.epochs
-    trial_cfg = cfg.model_copy(update={"epochs": epochs, "hpo": None})
-    name = "hpo-" + _hpo.fingerprint(_code_digest(), train.images.tobytes(), train.labels.tobytes(),
-                                     val.images.tobytes(), val.labels.tobytes(), asdict(config),
-                                     cfg.model_dump(mode="json"), augment.model_dump(mode="json") if augment else None,
-                                     seed)
-    study = _hpo.open_study(study_dir, name, hpo, epochs, seed)
-
-    def objective(trial: Any, params: dict[str, Any]) -> float:
-        run_cfg, run_config = with_params(trial_cfg, config, params)
-        pruning = PyTorchLightningPruningCallback(trial, monitor="val_accuracy")
-        return train_model(train, val, run_config, run_cfg, seed, augment, callbacks=(pruning,),
-                           progress=False).best_val_accuracy
-
-    result = _hpo.search(study, hpo, objective)
-    _hpo.settle_study_file(study_dir)
+    epochs = hpo.epochs_per_trial or inputs.cfg.epochs
+    url = os.environ.get(STUDY_URL_ENV)
+    rank, size = world()
+    if url:
+        study = _hpo.open_shared_study(url, inputs.study_name(), hpo, epochs, inputs.seed)
+    elif size > 1:
+        raise StageFailure(f"a distributed run needs the search in a shared database: set {STUDY_URL_ENV} and "
+                           "let `python -m stages.hpo_worker` fill it first")
+    else:
+        study = _hpo.open_study(study_dir, inputs.study_name(), hpo, epochs, inputs.seed)
+    if size > 1 and _hpo.missing_trials(study, hpo) > 0:  # every rank would run the missing trials itself
+        raise StageFailure(f"the shared study has {_hpo.missing_trials(study, hpo)} of {hpo.trials} trials still "
+                           "to run: run the HPO workers (k8s/<project>/pipeline/hpo-job.yaml) before training")
+    result = _hpo.search(study, hpo, inputs.objective())
+    if rank == 0:
+        if url:
+            _hpo.keep_copy(url, study.study_name, study_dir)
+        _hpo.settle_study_file(study_dir)
     return result
 
 
@@ -76,24 +131,21 @@ def _code_digest() -> bytes:
 
 
 def main(ctx: StageContext) -> None:
-    params, seed = ctx.params, ctx.params["seed"]
-    model_cfg = ModelSection.model_validate(params["model"])
-    train_cfg = TrainSection.model_validate(params["train"])
-    augment = AugmentSection.model_validate(params["augment"])
-    config = ModelConfig(model_cfg.backbone, list(params["classes"]), model_cfg.input_size_px, model_cfg.drop_rate,
-                         model_cfg.pretrained)
-    ingest_dir, split_csv = ctx.dep(0), ctx.dep(1) / "split.csv"
-    train = load_split(ingest_dir, split_csv, "train", config.classes, config.input_size_px)
-    val = load_split(ingest_dir, split_csv, "val", config.classes, config.input_size_px)
-    augmentation_preview(train, augment, config, seed, ctx.path(ctx.info.reports[0]))
+    inputs = load_inputs(ctx)
+    train, val, config, train_cfg, augment, seed = (inputs.train, inputs.val, inputs.config, inputs.cfg,
+                                                    inputs.augment, inputs.seed)
+    primary = world()[0] == 0
+    if primary:
+        augmentation_preview(train, augment, config, seed, ctx.path(ctx.info.reports[0]))
     metrics: dict[str, Any] = {}
     if train_cfg.hpo:
         hpo_outputs = next(when for when in ctx.info.optional if when.key == "train.hpo")
         trials_csv, history_png, importance_png = (ctx.path(path) for path in hpo_outputs.reports)
         started = time.perf_counter()
-        found = search_hyperparameters(train, val, config, train_cfg, augment, seed, ctx.path(hpo_outputs.persist[0]))
-        write_csv(trials_csv, _hpo.trials_table(found.study))
-        hpo_plots(found.study, history_png, importance_png, seed)
+        found = search_hyperparameters(inputs, ctx.path(hpo_outputs.persist[0]))
+        if primary:
+            write_csv(trials_csv, _hpo.trials_table(found.study))
+            hpo_plots(found.study, history_png, importance_png, seed)
         train_cfg, config = with_params(train_cfg, config, found.best_params)
         metrics["hpo"] = {"trials": len(found.study.trials), "best_trial_val_accuracy": found.best_value,
                           **{f"best_{k}": v for k, v in found.best_params.items()}}
@@ -102,13 +154,15 @@ def main(ctx: StageContext) -> None:
     started = time.perf_counter()
     result = train_model(train, val, config, train_cfg, seed, augment)
     seconds = time.perf_counter() - started
+    if not result.primary:
+        return  # the other ranks of a distributed run: rank 0 writes the model and the reports
     with atomic_directory(ctx.out()) as out:
         save_model(result.model, config, out)
     write_csv(ctx.plot(), result.history, HISTORY_FIELDS)
     write_json(ctx.metric(), {"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch,
                               "epochs_run": len(result.history), "train_images": len(train.labels), **metrics})
     print(f"train: best val accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch} "
-          f"({len(train.labels)} images, {seconds:.1f} s)")
+          f"({len(train.labels)} images, {world()[1]} process(es), {seconds:.1f} s)")
 
 
 if __name__ == "__main__":

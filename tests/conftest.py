@@ -130,3 +130,73 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     bucket = f"autodl-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     return bucket
+
+
+TINY_TRAIN_SPEC = """\
+name: tiny
+seed: 0
+classes: ["0", "1", "7"]
+data:
+  sources:
+    - kind: sklearn_digits
+model:
+  backbone: resnet10t
+  input_size_px: 16
+train:
+  epochs: {epochs}
+  batch_size: 16
+{extra}"""
+
+
+def train_stage_repo(root: Path, tiny_digits: Path, epochs: int = 6, extra: str = "") -> Path:
+    """A repository where project `tiny`'s train stage can run: its spec compiled and its inputs (120 real
+    digits, ingested and split) where dvc.yaml says the stage reads them."""
+    (root / "specs").mkdir(parents=True)
+    (root / "specs" / "tiny.yaml").write_text(TINY_TRAIN_SPEC.format(epochs=epochs, extra=extra))
+    assert autodl(["--root", str(root), "compile"]) == 0
+    shutil.copytree(tiny_digits / "ingest", root / "data/tiny/ingest")
+    (root / "data/tiny/prune").mkdir(parents=True)
+    shutil.copyfile(tiny_digits / "split.csv", root / "data/tiny/prune/split.csv")
+    return root
+
+
+def _postgres_binaries() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return candidates[-1].parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on loopback for the test session (Debian's postgresql package, which `make
+    test` installs when it is missing); yields an SQLAlchemy URL with trust authentication."""
+    import os
+
+    binaries = _postgres_binaries()
+    if binaries is None:
+        message = "PostgreSQL is not installed (Debian: apt-get install postgresql; `make test` does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="autodl-postgres-"))  # under /tmp: reachable by the server's account
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root: use the package's own account
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "--auth=trust", "-U", "autodl",
+                    "--no-sync"], check=True, capture_output=True)
+    options = f"-h 127.0.0.1 -p {port} -k {folder} -F"
+    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                    str(folder / "server.log"), "-w", "start"], check=True, capture_output=True)
+    yield f"postgresql+psycopg2://autodl@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                   check=False, capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)

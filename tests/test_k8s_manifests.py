@@ -24,7 +24,9 @@ from tests.conftest import GOLDEN, shared_schemas
 KUBERNETES_VERSION = "1.30"
 CRDS = {("serving.kserve.io", "InferenceService"): "kserve-inferenceservices-crd.yaml",
         ("serving.kserve.io", "ServingRuntime"): "kserve-servingruntimes-crd.yaml",
-        ("argoproj.io", "Application"): "argocd-application-crd.yaml"}
+        ("argoproj.io", "Application"): "argocd-application-crd.yaml",
+        ("kubeflow.org", "PyTorchJob"): "kubeflow-pytorchjobs-crd.yaml"}
+ARGO_SCHEMA = "argo-workflows-jsonschema.json"
 MODEL = PromotedModel("s3://models/autodl/full/sha256-0123abcd", "sha256:0123abcd")
 
 
@@ -34,9 +36,23 @@ def _crd_schema(folder: Path, file: str, version: str) -> dict[str, Any]:
     return next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version)
 
 
+@functools.cache
+def _argo_validator(folder: Path) -> jsonschema.protocols.Validator:
+    schema = json.loads((folder / ARGO_SCHEMA).read_text(encoding="utf-8"))
+    workflow = {"$ref": "#/definitions/io.argoproj.workflow.v1alpha1.Workflow", "definitions": schema["definitions"]}
+    return jsonschema.Draft202012Validator(workflow)
+
+
 def validate(document: dict[str, Any]) -> None:
-    """Against the CRD's own openAPIV3Schema for custom kinds, kubernetes-validate for core kinds."""
+    """Against the CRD's own openAPIV3Schema for custom kinds, Argo's published JSON schema for Workflows (and
+    each manifest its resource templates create), kubernetes-validate for core kinds."""
     group, _, version = document["apiVersion"].rpartition("/")
+    if (group, document["kind"]) == ("argoproj.io", "Workflow"):
+        _argo_validator(shared_schemas()).validate(document)
+        for template in document["spec"]["templates"]:
+            if "resource" in template:
+                validate(YAML(typ="safe", pure=True).load(template["resource"]["manifest"]))
+        return
     file = CRDS.get((group, document["kind"]))
     if file is None:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
@@ -146,3 +162,37 @@ def test_a_broken_promotion_record_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="digest"):
         read_promoted(tmp_path, "digits")
     assert read_promoted(tmp_path, "other") is None
+
+
+def test_the_cluster_pipeline_is_the_dvc_graph_with_training_on_a_pytorchjob() -> None:
+    from compiler.plan import plan
+
+    loaded = load_spec(GOLDEN / "full" / "specs" / "full.yaml", GOLDEN / "full")
+    pipeline = plan(loaded.spec, loaded.path)
+    manifests = _manifests(_render("full"))
+    workflow = manifests["k8s/full/pipeline/workflow.yaml"]
+    tasks = {t["name"]: set(t.get("dependencies", [])) for t in workflow["spec"]["templates"][0]["dag"]["tasks"]}
+    expected = {s.name: {u.name for u in pipeline.upstream_of(s)} for s in pipeline.stages}
+    expected["hpo"], expected["train"] = set(expected["train"]), expected["train"] | {"hpo"}  # search, then train
+    assert tasks == expected
+    scripts = {t["name"]: t["container"]["command"][-1] for t in workflow["spec"]["templates"] if "container" in t}
+    assert scripts["evaluate"] == "dvc repro --pull --single-item full-evaluate\ndvc push --run-cache full-evaluate\n"
+
+    job = manifests["k8s/full/pipeline/train-pytorchjob.yaml"]
+    replicas = job["spec"]["pytorchReplicaSpecs"]
+    assert (replicas["Master"]["replicas"], replicas["Worker"]["replicas"]) == (1, 3)
+    worker = replicas["Worker"]["template"]["spec"]["containers"][0]
+    assert worker["command"][-1].endswith("python -m stages.train --project full\n")
+    hpo = manifests["k8s/full/pipeline/hpo-job.yaml"]
+    assert (hpo["spec"]["parallelism"], hpo["spec"]["completionMode"]) == (4, "Indexed")
+    (env,) = hpo["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == {"name": "AUTODL_OPTUNA_STORAGE", "valueFrom": {"secretKeyRef": {"name": "full-optuna-db",
+                                                                                   "key": "url"}}}
+
+
+def test_the_argo_schema_check_rejects_a_broken_workflow() -> None:
+    shared_schemas()
+    workflow = _manifests(_render("full"))["k8s/full/pipeline/workflow.yaml"]
+    workflow["spec"]["templates"][1]["container"]["resources"] = "4 cpus"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(workflow)

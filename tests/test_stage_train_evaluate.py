@@ -12,7 +12,7 @@ from stages._dataset import load_split
 from stages._metrics import classification_metrics
 from stages._model import ModelConfig, load_model, save_model
 from stages.evaluate import evaluate, mistakes_gallery, top_confusions
-from stages.train import search_hyperparameters, train_model
+from stages.train import TrainInputs, search_hyperparameters, train_model
 from tests.conftest import TINY_CLASSES
 
 CLASSES = TINY_CLASSES
@@ -96,9 +96,9 @@ def test_hpo_of_two_tiny_trials_resumes_after_an_interruption(tiny_digits: Path,
 
     monkeypatch.setattr(train_stage, "train_model", interrupt_second_trial)
     with pytest.raises(KeyboardInterrupt):
-        search_hyperparameters(train, val, config, cfg, None, 0, tmp_path / "hpo")
+        search_hyperparameters(TrainInputs(train, val, config, cfg, None, 0), tmp_path / "hpo")
     monkeypatch.setattr(train_stage, "train_model", real_train_model)
-    resumed = search_hyperparameters(train, val, config, cfg, None, 0, tmp_path / "hpo")
+    resumed = search_hyperparameters(TrainInputs(train, val, config, cfg, None, 0), tmp_path / "hpo")
     assert resumed.new_trials == 1  # only the interrupted trial runs again
     assert resumed.best_params["lr"] in {trial.params["lr"] for trial in resumed.study.trials}
     completed = [t for t in resumed.study.trials if t.state.name == "COMPLETE"]

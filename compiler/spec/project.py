@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from compiler.spec._base import NonNegativeInt, SpecModel
+from compiler.spec.cluster import ClusterSection
 from compiler.spec.data import DataSection
 from compiler.spec.deployment import CompressSection, DependabilitySection, ServingSection, TargetSection
 from compiler.spec.training import AugmentSection, ModelSection, TrainSection
@@ -42,3 +43,5 @@ class ProjectSpec(SpecModel):
     """Thresholds the deployable model must meet before it may be promoted."""
     serving: ServingSection = ServingSection()
     """How the promoted model is served by KServe."""
+    cluster: ClusterSection = ClusterSection()
+    """How the same pipeline runs on a Kubernetes cluster (Argo Workflows, PyTorchJob, parallel optuna)."""
