@@ -20,6 +20,7 @@ def test_compile_writes_every_generated_file_and_is_idempotent(repo: Path, write
     generated = ("docs/spec-reference.md", "dvc.yaml", "k8s/alpha/base/kustomization.yaml",
                  "k8s/alpha/base/serviceaccount.yaml", "k8s/alpha/base/servingruntime.yaml",
                  "k8s/alpha/overlays/production/kustomization.yaml", "k8s/alpha/overlays/staging/kustomization.yaml",
+                 "k8s/alpha/pipeline/train-pytorchjob.yaml", "k8s/alpha/pipeline/workflow.yaml",
                  "params.yaml", "schemas/project-spec.schema.json")
     assert out.strip() == f"autodl: wrote {', '.join(generated)}"
     first = {p: (repo / p).read_bytes() for p in generated}
