@@ -16,7 +16,7 @@ from pathlib import Path
 from compiler.compile import compile_repo, drift
 from compiler.errors import SpecError
 from compiler.impact import MISSING, impact, load_baseline
-from compiler.load import load_spec
+from compiler.load import LoadedSpec, load_spec
 
 EXIT_DRIFT, EXIT_SPEC_ERROR = 1, 2
 
@@ -101,25 +101,29 @@ def _serve(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
-def _report(args: argparse.Namespace) -> int:
+def _named_or_all_specs(args: argparse.Namespace) -> list[LoadedSpec]:
+    """The specs named on the command line, else every spec in specs/."""
     from compiler.compile import SPECS_DIR
     from compiler.load import discover_specs, load_specs
-    from compiler.report import report
 
     root = Path(args.root)
-    specs = load_specs([root / s for s in args.spec] or discover_specs(root / SPECS_DIR), root)
-    sys.stdout.write(report(root, specs, args.rev))
+    return load_specs([root / s for s in args.spec] or discover_specs(root / SPECS_DIR), root)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from compiler.report import report
+
+    sys.stdout.write(report(Path(args.root), _named_or_all_specs(args), args.rev))
     return 0
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from compiler.compile import SPECS_DIR, read_promoted
-    from compiler.load import discover_specs, load_specs
+    from compiler.compile import read_promoted
     from compiler.publish import PublishError, publish
 
     root = Path(args.root)
-    specs = load_specs([root / s for s in args.spec] or discover_specs(root / SPECS_DIR), root)
-    projects = [s.spec.name for s in specs if args.spec or read_promoted(root, s.spec.name) is not None]
+    projects = [s.spec.name for s in _named_or_all_specs(args)
+                if args.spec or read_promoted(root, s.spec.name) is not None]
     if not projects:
         print("autodl: no project has a promoted model (k8s/<project>/promoted.yaml); nothing to publish")
         return 0

@@ -21,9 +21,7 @@ from pathlib import Path
 
 from compiler.compile import read_promoted
 from compiler.content import PREFIX, digest_of, tree_digest, tree_files
-
-RELEASE = "release"
-"""The promote stage's output folder under `models/<project>/`."""
+from stages.registry import STAGES_BY_NAME
 
 
 class PublishError(Exception):
@@ -50,7 +48,7 @@ def publish(root: Path, project: str, dry_run: bool = False) -> Publication:
     if not promoted.storage_uri.rstrip("/").endswith(f"/{PREFIX}{hexdigest}"):
         raise PublishError(f"{project}: storage_uri {promoted.storage_uri} is not the content address of "
                            f"{promoted.digest}; re-run the promote stage (dvc repro)")
-    bundle = root / "models" / project / RELEASE
+    bundle = root / STAGES_BY_NAME["promote"].outs[0].format(project=project)
     if not bundle.is_dir():
         raise PublishError(f"{project}: {bundle} is missing: run `dvc pull` (or `dvc repro`) first")
     local = tree_digest(bundle)

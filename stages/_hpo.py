@@ -108,20 +108,21 @@ def open_shared_study(url: str, name: str, hpo: Hpo, epochs: int, seed: int) -> 
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from sqlalchemy.exc import SQLAlchemyError
 
-    for attempt in range(5):
+    def open_once() -> optuna.Study:
+        storage = optuna.storages.RDBStorage(
+            url, heartbeat_interval=30, grace_period=120,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                                   sampler=_sampler(hpo, seed), pruner=_pruner(hpo, epochs))
+
+    for attempt in range(4):
         try:
-            storage = optuna.storages.RDBStorage(
-                url, heartbeat_interval=30, grace_period=120,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-            return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-                                       sampler=_sampler(hpo, seed), pruner=_pruner(hpo, epochs))
+            return open_once()
         except SQLAlchemyError:
             # Workers started together on an empty database race to create optuna's tables and types;
             # the loser's CREATE fails. The winner's schema is there a moment later.
-            if attempt == 4:
-                raise
             time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
+    return open_once()
 
 
 def missing_trials(study: optuna.Study, hpo: Hpo) -> int:

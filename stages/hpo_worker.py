@@ -30,8 +30,7 @@ def main(ctx: StageContext) -> None:
     if hpo is None:
         raise StageFailure(f"{ctx.project} has no train.hpo: there is nothing to search")
     index = int(os.environ.get(WORKER_INDEX_ENV, "0"))
-    study = _hpo.open_shared_study(url, inputs.study_name(), hpo, hpo.epochs_per_trial or inputs.cfg.epochs,
-                                   inputs.seed + index)
+    study = _hpo.open_shared_study(url, inputs.study_name(), hpo, inputs.trial_epochs, inputs.seed + index)
     started = time.perf_counter()
     done = _hpo.work(study, hpo, inputs.objective())
     print(f"hpo_worker {index}: ran {done} trial(s) of {study.study_name} in {time.perf_counter() - started:.1f} s; "

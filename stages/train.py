@@ -64,6 +64,12 @@ class TrainInputs:
     augment: AugmentSection | None
     seed: int
 
+    @property
+    def trial_epochs(self) -> int:
+        """Epochs each search trial trains (`hpo.epochs_per_trial`, else `train.epochs`)."""
+        assert self.cfg.hpo is not None
+        return self.cfg.hpo.epochs_per_trial or self.cfg.epochs
+
     def study_name(self) -> str:
         return "hpo-" + _hpo.fingerprint(
             _code_digest(), self.train.images.tobytes(), self.train.labels.tobytes(), self.val.images.tobytes(),
@@ -74,9 +80,7 @@ class TrainInputs:
         """One trial: `epochs_per_trial` epochs with the sampled values, pruned per epoch by optuna."""
         from optuna_integration import PyTorchLightningPruningCallback
 
-        hpo = self.cfg.hpo
-        assert hpo is not None
-        trial_cfg = self.cfg.model_copy(update={"epochs": hpo.epochs_per_trial or self.cfg.epochs, "hpo": None})
+        trial_cfg = self.cfg.model_copy(update={"epochs": self.trial_epochs, "hpo": None})
 
         def run(trial: Any, params: dict[str, Any]) -> float:
             run_cfg, run_config = with_params(trial_cfg, self.config, params)
@@ -103,7 +107,7 @@ def search_hyperparameters(inputs: TrainInputs, study_dir: Path) -> _hpo.SearchR
     """Optuna over `cfg.hpo.space`, in the shared database when one is set, else in `study_dir`'s file."""
     hpo = inputs.cfg.hpo
     assert hpo is not None
-    epochs = hpo.epochs_per_trial or inputs.cfg.epochs
+    epochs = inputs.trial_epochs
     url = os.environ.get(STUDY_URL_ENV)
     rank, size = world()
     if url:

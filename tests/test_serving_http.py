@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,17 +26,11 @@ from stages._dataset import load_split, to_tensor
 from stages._model import ModelConfig, build_model
 from stages._onnx import export_onnx, predict, session
 from stages._ood import logit_scores, threshold_at_tpr
-from tests.conftest import MINIMAL_SPEC, REPO_ROOT, TINY_CLASSES, shared_schemas
+from tests.conftest import MINIMAL_SPEC, REPO_ROOT, TINY_CLASSES, free_port, shared_schemas
 
 pytestmark = pytest.mark.slow
 SIZE, TEMPERATURE, NAME = 16, 1.7, "tiny"
 OIP_SPEC = "kserve-open-inference-protocol-v2-rest.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +52,7 @@ def bundle(tiny_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(bundle: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = bundle.parent / "server.log"  # a file, not a pipe: a full pipe would block the server's logging
     with log.open("w") as output:
         process = subprocess.Popen([sys.executable, "-m", "serving", "--model_name", NAME, "--model_dir",
@@ -210,7 +203,7 @@ def test_autodl_serve_starts_the_server_on_a_project_s_pipeline_outputs(bundle: 
         (tmp_path / "models" / "tiny" / stage).mkdir(parents=True)
         for name in files:
             shutil.copy(bundle / name, tmp_path / "models" / "tiny" / stage / name)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen([sys.executable, "-m", "compiler.cli", "--root", str(tmp_path), "serve",

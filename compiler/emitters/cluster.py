@@ -19,6 +19,7 @@ from typing import Any
 
 from compiler.emitters import EmitContext, header
 from compiler.emitters._yaml import dump_yaml
+from compiler.emitters.k8s import container_security, labels
 from compiler.ir import Pipeline, Stage
 from compiler.profiles import PIPELINE_LIGHT_RESOURCES, PROFILES, HardwareProfile
 from compiler.spec import ProjectSpec
@@ -29,8 +30,7 @@ STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"
 
 
 def _labels(spec: ProjectSpec, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/component": component,
-            "app.kubernetes.io/part-of": "autodl", "app.kubernetes.io/managed-by": "autodl"}
+    return {**labels(spec), "app.kubernetes.io/component": component}
 
 
 def service_account_name(spec: ProjectSpec) -> str:
@@ -53,8 +53,8 @@ def _study_env(spec: ProjectSpec) -> list[dict[str, Any]]:
 
 
 def _security() -> dict[str, Any]:
-    return {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    """The model server's restricted container settings, but a writable root: DVC writes the workspace."""
+    return {k: v for k, v in container_security().items() if k != "readOnlyRootFilesystem"}
 
 
 def _reproduce(stage: Stage) -> str:
@@ -68,11 +68,12 @@ def _pull_inputs(pipeline: Pipeline, stage: Stage) -> str:
 
 def _pod(spec: ProjectSpec, stage: Stage, container: str, image: str, script: str) -> dict[str, Any]:
     profile = PROFILES[spec.target.hardware]
+    env = _study_env(spec) if stage.name == "train" else []
     pod: dict[str, Any] = {
         "serviceAccountName": service_account_name(spec),
         "restartPolicy": "Never",
         "containers": [{"name": container, "image": image, "command": ["sh", "-ec", script],
-                        **({"env": _study_env(spec)} if stage.name == "train" and _study_env(spec) else {}),
+                        **({"env": env} if env else {}),
                         "resources": _resources(profile, stage.name), "securityContext": _security()}],
     }
     if stage.name in HEAVY_STAGES:
@@ -107,8 +108,7 @@ def hpo_job(spec: ProjectSpec, pipeline: Pipeline, image: str) -> dict[str, Any]
     train = next(s for s in pipeline.stages if s.name == "train")
     workers = spec.cluster.hpo_workers
     script = _pull_inputs(pipeline, train) + f"python -m stages.hpo_worker --project {spec.name}\n"
-    pod = _pod(spec, train, "optuna", image, script)
-    pod["containers"][0]["env"] = _study_env(spec)
+    pod = _pod(spec, train, "optuna", image, script)  # the train stage's pod: the study URL from the Secret
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"generateName": f"{spec.name}-hpo-", "namespace": spec.cluster.namespace,
                          "labels": _labels(spec, "hpo")},

@@ -24,11 +24,11 @@ HTTP_PORT = 8080
 MANAGED_BY = {"app.kubernetes.io/managed-by": "autodl"}
 
 
-def _labels(spec: ProjectSpec) -> dict[str, str]:
+def labels(spec: ProjectSpec) -> dict[str, str]:
     return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/part-of": "autodl", **MANAGED_BY}
 
 
-def _container_security() -> dict[str, Any]:
+def container_security() -> dict[str, Any]:
     """The restricted Pod Security Standard for the model server container."""
     return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -49,7 +49,7 @@ def serving_runtime(spec: ProjectSpec) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ServingRuntime",
-        "metadata": {"name": f"{spec.name}-onnx", "labels": _labels(spec)},
+        "metadata": {"name": f"{spec.name}-onnx", "labels": labels(spec)},
         "spec": {
             "supportedModelFormats": [{"name": "onnx", "version": "1", "autoSelect": False}],
             "protocolVersions": ["v1", "v2"],
@@ -62,7 +62,7 @@ def serving_runtime(spec: ProjectSpec) -> dict[str, Any]:
                         {"name": "AUTODL_ABSTAIN_ON_OOD", "value": str(spec.serving.abstain_on_ood).lower()}],
                 "ports": [{"containerPort": HTTP_PORT, "name": "http", "protocol": "TCP"}],
                 "resources": {"requests": resources, "limits": resources},
-                "securityContext": _container_security(),
+                "securityContext": container_security(),
                 "livenessProbe": _probe("/v2/health/live", 10),
                 "readinessProbe": _probe("/v2/health/ready", 5),
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # read-only root: scratch here
@@ -91,13 +91,13 @@ def inference_service(spec: ProjectSpec, model: PromotedModel) -> dict[str, Any]
             "protocolVersion": "v2",
             "storageUri": model.storage_uri,
             "resources": {"requests": dict(profile.resources), "limits": dict(profile.resources)},
-            "securityContext": _container_security(),
+            "securityContext": container_security(),
         },
     }
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": spec.name, "labels": _labels(spec),
+        "metadata": {"name": spec.name, "labels": labels(spec),
                      "annotations": {"autodl.dev/model-digest": model.digest,
                                      "autodl.dev/target": spec.target.hardware}},
         "spec": {"predictor": predictor},
@@ -106,7 +106,7 @@ def inference_service(spec: ProjectSpec, model: PromotedModel) -> dict[str, Any]
 
 def service_account(spec: ProjectSpec) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": service_account_name(spec), "labels": _labels(spec)},
+            "metadata": {"name": service_account_name(spec), "labels": labels(spec)},
             "automountServiceAccountToken": False}
 
 
@@ -115,7 +115,7 @@ def application(spec: ProjectSpec) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": {"name": f"{spec.name}-production", "namespace": "argocd", "labels": _labels(spec),
+        "metadata": {"name": f"{spec.name}-production", "namespace": "argocd", "labels": labels(spec),
                      "finalizers": ["resources-finalizer.argocd.argoproj.io"]},
         "spec": {
             "project": "default",
