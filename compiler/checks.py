@@ -8,6 +8,7 @@ are already valid, so they can read fields without defensive code.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,34 @@ def source_paths_stay_in_repo(spec: ProjectSpec, ctx: CheckContext) -> Iterator[
                               "repository (through a symbolic link)", "copy or DVC-import the data into the repo")
 
 
+MAX_LINKS_SHOWN = 5
+
+
+def source_links_resolve(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    """A dangling symbolic link inside a source folder stops `dvc repro` before any stage runs (DVC cannot
+    hash it), with an error that names neither the spec nor the fix: find them here first."""
+    for index, source in enumerate(spec.data.sources):
+        if isinstance(source, ImageFolderSource | VideoSource) and (ctx.repo_root / source.path).is_dir():
+            dangling = _dangling_links(ctx.repo_root / source.path)
+            shown = ", ".join(f"{p.relative_to(ctx.repo_root).as_posix()} -> {os.readlink(p)}"
+                              for p in dangling[:MAX_LINKS_SHOWN])
+            more = f" and {len(dangling) - MAX_LINKS_SHOWN} more" if len(dangling) > MAX_LINKS_SHOWN else ""
+            if dangling:
+                yield Problem(("data", "sources", index, "path"), f"'{source.path}' holds {len(dangling)} "
+                              f"dangling symbolic link(s): {shown}{more}",
+                              "DVC cannot hash a link to nothing: delete the links or restore what they point to")
+
+
+def _dangling_links(folder: Path) -> list[Path]:
+    found = []
+    for parent, folders, names in os.walk(folder):
+        for name in sorted(folders + names):
+            path = Path(parent) / name
+            if path.is_symlink() and not path.exists():
+                found.append(path)
+    return sorted(found)
+
+
 def lists_unique(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     lists = {("compress", "methods"): spec.compress.methods,
              ("dependability", "robustness", "corruptions"): spec.dependability.robustness.corruptions,
@@ -148,6 +177,7 @@ CHECKS: tuple[Check, ...] = (
     video_labels_defined,
     digits_source_has_classes,
     source_paths_stay_in_repo,
+    source_links_resolve,
     lists_unique,
     replicas_ordered,
 )

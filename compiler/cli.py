@@ -78,25 +78,31 @@ def model_folders(root: Path, project: str) -> list[Path]:
     return [root / "models" / project / "export", root / "models" / project / "dependability"]
 
 
-def serve_command(root: Path, project: str, port: int) -> list[str]:
-    """The model server command for a project's deployable model of the last `dvc repro`."""
+def serve_command(root: Path, project: str, port: int, host: str = "127.0.0.1",
+                  serving: dict[str, int] | None = None) -> list[str]:
+    """The model server command for a project's deployable model of the last `dvc repro`; `serving` holds
+    the spec's image limits (`max_image_pixels`, `max_image_side_px`)."""
     folders = model_folders(root, project)
     missing = [f for f in folders if not f.is_dir()]
     if missing:
         raise FileNotFoundError(f"{', '.join(map(str, missing))} missing: run `dvc repro` first (or `dvc pull`)")
-    return [sys.executable, "-m", "serving", "--model_name", project, "--http_port", str(port),
-            *(arg for folder in folders for arg in ("--model_dir", str(folder)))]
+    limits = [arg for key, value in sorted((serving or {}).items()) for arg in (f"--{key}", str(value))]
+    return [sys.executable, "-m", "serving", "--model_name", project, "--host", host, "--http_port", str(port),
+            *limits, *(arg for folder in folders for arg in ("--model_dir", str(folder)))]
 
 
 def _serve(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    project = load_spec(root / args.spec, root).spec.name
+    spec = load_spec(root / args.spec, root).spec
+    project = spec.name
+    limits = {"max_image_pixels": spec.serving.max_image_pixels, "max_image_side_px": spec.serving.max_image_side_px}
     try:
-        command = serve_command(root, project, args.port)
+        command = serve_command(root, project, args.port, args.host, limits)
     except FileNotFoundError as exc:
         print(f"autodl: {exc}", file=sys.stderr)
         return 1
-    print(f"autodl: serving {project} on http://127.0.0.1:{args.port} (V1 /v1/models/{project}:predict, "
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"autodl: serving {project} on http://{shown}:{args.port} (V1 /v1/models/{project}:predict, "
           f"V2 /v2/models/{project}/infer); Ctrl-C stops it", flush=True)
     return subprocess.call(command)
 
@@ -162,6 +168,8 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the KServe model server on localhost with a project's model")
     serve_cmd.add_argument("spec", help="the project's spec, e.g. specs/digits.yaml")
     serve_cmd.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    serve_cmd.add_argument("--host", default="127.0.0.1",
+                           help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
     serve_cmd.set_defaults(run=_serve)
 
     report_cmd = commands.add_parser("report", help="markdown for a pull request: gate verdicts and metric changes")

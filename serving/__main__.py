@@ -1,7 +1,7 @@
-"""`python -m serving --model_name <p> --model_dir <folder> [--model_dir <folder>] [--http_port 8080]`.
+"""`python -m serving --model_name <p> --model_dir <folder> [--model_dir <folder>] [--host H] [--http_port P]`.
 
-What the predictor image runs (KServe mounts the promoted bundle at
-/mnt/models) and what `autodl serve` starts on localhost.
+What the predictor image runs (KServe mounts the promoted bundle at /mnt/models; the
+ServingRuntime passes --host 0.0.0.0) and what `autodl serve` starts on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -10,32 +10,45 @@ import argparse
 import os
 from pathlib import Path
 
+from vision.data.decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE_PX
+
 MAX_BODY_MB = 8
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__.splitlines()[0])
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--model_dir", action="append", type=Path, required=True,
                         help="folder with model.onnx, preprocess.json and serving.json (repeat to search several)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--http_port", type=int, default=8080)
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("AUTODL_SERVER_WORKERS", "1")),
+                        help="server processes, each with its own copy of the model")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
+                        help="ONNX Runtime threads per inference")
+    parser.add_argument("--inference_threads", type=int, default=1,
+                        help="requests decoded and inferred at once per process, off the event loop")
     parser.add_argument("--max_body_mb", type=float, default=MAX_BODY_MB)
-    args, _ = parser.parse_known_args(argv)
+    parser.add_argument("--max_image_pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--max_image_side_px", type=int, default=DEFAULT_MAX_SIDE_PX)
+    return parser.parse_known_args(argv)[0]
 
-    import kserve
-    from kserve.model_server import app
 
-    from serving.artifact import Artifact
-    from serving.middleware import BodySizeLimit, VersionedPaths
-    from serving.model import VisionModel
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    import uvicorn
 
-    abstain = os.environ.get("AUTODL_ABSTAIN_ON_OOD", "true").lower() != "false"
-    artifact = Artifact.load(args.model_dir, threads=args.threads, abstain_on_ood=abstain)
-    app.add_middleware(VersionedPaths, versions={args.model_name: artifact.version})
-    app.add_middleware(BodySizeLimit, max_bytes=int(args.max_body_mb * 1024 * 1024))
-    kserve.ModelServer(http_port=args.http_port, enable_grpc=False, workers=1).start(
-        [VisionModel(args.model_name, artifact)])
+    from serving.app import CONFIG_ENV, ServingConfig
+
+    config = ServingConfig(
+        model_name=args.model_name, model_dirs=tuple(str(d.resolve()) for d in args.model_dir), host=args.host,
+        port=args.http_port, workers=args.workers, threads=args.threads, inference_threads=args.inference_threads,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_image_pixels=args.max_image_pixels,
+        max_image_side_px=args.max_image_side_px,
+        abstain_on_ood=os.environ.get("AUTODL_ABSTAIN_ON_OOD", "true").lower() != "false")
+    os.environ[CONFIG_ENV] = config.to_env()  # every worker process builds its app from it
+    uvicorn.run("serving.app:create_app", factory=True, host=config.host, port=config.port, workers=config.workers,
+                log_config=None, timeout_keep_alive=65, access_log=False)
 
 
 if __name__ == "__main__":

@@ -10,23 +10,26 @@ local pipeline's two output folders alike.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from serving.ood import ood_score, softmax
+from vision.data.decode import BadImage, PixelLimits, declared_size, decode_rgb
+
+__all__ = ["Artifact", "BadImage", "PixelLimits", "Prediction"]
 
 MODEL_FILE, PREPROCESS_FILE, SERVING_FILE = "model.onnx", "preprocess.json", "serving.json"
-
-
-class BadImage(ValueError):
-    """Bytes that are not a decodable image; the message says why."""
+LARGE_IMAGE_PIXELS = 4_000_000
+"""Images above this many pixels decode one at a time per server process, so concurrent requests cannot
+multiply the memory of the largest allowed image."""
+_large_decodes = threading.BoundedSemaphore(1)
 
 
 def _find(folders: list[Path], name: str, required: bool = True) -> Path | None:
@@ -65,9 +68,11 @@ class Artifact:
     """`sha256-<first 12 hex digits>` of the ONNX file: the one model version this server serves."""
     input_name: str = "input"
     outputs: tuple[str, str] = ("logits", "features")
+    limits: PixelLimits = field(default_factory=PixelLimits)
 
     @classmethod
-    def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True) -> Artifact:
+    def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True,
+             limits: PixelLimits | None = None) -> Artifact:
         preprocess = json.loads(_find(folders, PREPROCESS_FILE).read_text(encoding="utf-8"))
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -81,7 +86,8 @@ class Artifact:
                        np.asarray(preprocess["std"], np.float32).reshape(1, 3, 1, 1), session,
                        abstain_on_ood=abstain_on_ood, input_name=preprocess.get("input_name", "input"),
                        outputs=(preprocess.get("output_name", "logits"), preprocess.get("features_name", "features")),
-                       version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12])
+                       version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12],
+                       limits=limits or PixelLimits())
         serving_file = _find(folders, SERVING_FILE, required=False)
         if serving_file is not None:
             serving: dict[str, Any] = json.loads(serving_file.read_text(encoding="utf-8"))
@@ -92,13 +98,15 @@ class Artifact:
         return artifact
 
     def decode(self, data: bytes) -> np.ndarray:
-        """Encoded image bytes -> uint8 RGB at the model's size, as training read its images (bicubic)."""
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-                rgb = image.convert("RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise BadImage(f"not a decodable image ({type(exc).__name__}: {exc})") from None
+        """Encoded image bytes -> uint8 RGB at the model's size, decoded as ingest decodes (deep images
+        rescaled, size checked before decoding) and resized as training read its images (bicubic)."""
+        width, height = declared_size(data)
+        self.limits.check(width, height)
+        if width * height > LARGE_IMAGE_PIXELS:
+            with _large_decodes:
+                rgb = decode_rgb(data, self.limits)
+        else:
+            rgb = decode_rgb(data, self.limits)
         if rgb.size != (self.size_px, self.size_px):
             rgb = rgb.resize((self.size_px, self.size_px), Image.Resampling.BICUBIC)
         return np.asarray(rgb, dtype=np.uint8)

@@ -1,8 +1,10 @@
-"""ASGI middleware the model server adds in front of KServe's app.
+"""ASGI middleware the model server adds in front of its app.
 
-BodySizeLimit: KServe's FastAPI app reads whole bodies into memory and sets no
-limit; an oversized upload must get a 413 with a JSON error before it is
-buffered, not exhaust the pod. VersionedPaths: the Open Inference Protocol
+BodySizeLimit: KServe's handlers read whole bodies into memory and set no
+limit; an oversized upload (declared or chunked) must get a 413 with a JSON
+error before it is buffered, not exhaust the pod. JsonByDefault: common clients
+send JSON without a JSON content type (curl -d says form-urlencoded, Triton's
+client says nothing), which KServe's V1 handler then refuses to parse. VersionedPaths: the Open Inference Protocol
 names model versions in paths (`/v2/models/<m>/versions/<v>/...`), which KServe
 answers with 501; this server serves exactly one version (the artifact's
 digest) and routes those paths to it, or answers 404 for another version.
@@ -24,7 +26,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyTooLarge(Exception):
-    pass
+    """Raised from `receive` once a body passes the limit; the app answers it with a 413."""
 
 
 class BodySizeLimit:
@@ -47,7 +49,7 @@ class BodySizeLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise BodyTooLarge
+                raise BodyTooLarge(f"request body larger than {self.max_bytes} bytes")
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -70,6 +72,25 @@ async def json_error(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+NOT_JSON_BY_INTENT = (b"application/x-www-form-urlencoded", b"text/plain", b"")
+
+
+class JsonByDefault:
+    """A POST to a V1 predict path whose content type is missing, form-urlencoded or plain text is read as
+    JSON (the body then either parses or gets the usual 400)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").endswith(":predict"):
+            headers = [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
+            declared = dict(scope.get("headers") or []).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if declared in NOT_JSON_BY_INTENT:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
 
 
 _VERSIONED = re.compile(r"^/v2/models/(?P<model>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")

@@ -1,63 +1,111 @@
 """The KServe model: requests in V1 or Open Inference Protocol v2 form -> calibrated classes or "I don't know".
 
 Inputs, V2 (`/v2/models/<name>/infer`): one tensor, either encoded images
-(`BYTES`, shape [N], base64 strings), uint8 pixels (`UINT8`, [N, H, W, 3]), or
-already normalised floats (`FP32`, [N, 3, S, S]). V1 (`/v1/models/<name>:predict`):
+(`BYTES`, shape [N]: base64 strings in JSON, raw or base64 bytes in the binary
+extension), uint8 pixels (`UINT8`, [N, H, W, 3]), or already normalised floats
+(`FP32`, [N, 3, S, S]). V1 (`/v1/models/<name>:predict`):
 `{"instances": [{"b64": "..."}, ...]}` or nested lists of uint8 pixels.
 Outputs: the class (none when the model abstains), calibrated probabilities,
 the OOD score and whether the model abstained. Anything malformed is an
-InvalidInput, which KServe answers with a 400 and a JSON error.
+InvalidInput, which the server answers with a 400 and a short JSON error.
+
+Decoding and inference run in a bounded thread pool, never on the event loop:
+health probes answer while a heavy request runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve import InferOutput, InferResponse, Model
 from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
 from serving.artifact import Artifact, BadImage, Prediction
+from serving.protocol import Tensor, TensorRequest
 
 MAX_BATCH = 256
+OUTPUTS = ("label", "probabilities", "ood_score", "abstained")
 
 
 class VisionModel(Model):
-    def __init__(self, name: str, artifact: Artifact):
+    def __init__(self, name: str, artifact: Artifact, inference_threads: int = 1):
         super().__init__(name)
-        self.artifact = artifact
+        self.artifact: Artifact | None = artifact
+        self.pool = ThreadPoolExecutor(max_workers=inference_threads, thread_name_prefix="inference")
         self.ready = True  # the artifact is loaded before the server starts
 
     def load(self) -> bool:
-        self.ready = True
+        self.ready = self.artifact is not None
         return self.ready
 
-    async def predict(self, payload: dict | InferRequest, headers: dict[str, str] | None = None,
+    def validate(self, payload: Any) -> Any:
+        """Requests arrive checked (serving.protocol for V2, the handlers below for V1)."""
+        return payload
+
+    def unload(self) -> None:
+        self.artifact, self.ready = None, False
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- metadata (OIP v2 model metadata) -------------------------------------------------------------------
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """The three forms a request may take; each request sends exactly one of them."""
+        size = self._artifact().size_px
+        return [{"name": "image", "datatype": "BYTES", "shape": [-1]},
+                {"name": "pixels", "datatype": "UINT8", "shape": [-1, -1, -1, 3]},
+                {"name": "input", "datatype": "FP32", "shape": [-1, 3, size, size]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        classes = len(self._artifact().classes)
+        return [{"name": "label", "datatype": "BYTES", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
+                {"name": "ood_score", "datatype": "FP32", "shape": [-1]},
+                {"name": "abstained", "datatype": "BOOL", "shape": [-1]}]
+
+    # -- inference ------------------------------------------------------------------------------------------
+
+    async def predict(self, payload: dict | TensorRequest, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> dict | InferResponse:
-        if isinstance(payload, InferRequest):
-            tensor = self._v2_tensor(payload)
-            return self._v2_response(payload, self.artifact.predict(tensor))
+        if isinstance(payload, TensorRequest):
+            self._check_outputs(payload)
+            prediction = await self._run(self._v2_predict, payload)
+            return self._v2_response(payload, prediction)
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
             raise InvalidInput('a V1 request is {"instances": [...]}')
-        return self._v1_response(self.artifact.predict(self._v1_tensor(payload["instances"])))
+        return self._v1_response(await self._run(self._v1_predict, payload["instances"]))
+
+    async def _run(self, work: Any, argument: Any) -> Prediction:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, work, argument)
+
+    def _artifact(self) -> Artifact:
+        if self.artifact is None:
+            raise InvalidInput(f"model {self.name} is not loaded")
+        return self.artifact
+
+    def _v2_predict(self, request: TensorRequest) -> Prediction:
+        if len(request.inputs) != 1:
+            raise InvalidInput(f"expected exactly one input tensor (got {len(request.inputs)})")
+        return self._artifact().predict(self._v2_tensor(request.inputs[0]))
+
+    def _v1_predict(self, instances: list[Any]) -> Prediction:
+        return self._artifact().predict(self._v1_tensor(instances))
 
     # -- inputs --------------------------------------------------------------------------------------------
 
     def _images_from_bytes(self, items: list[Any]) -> np.ndarray:
+        """Encoded images, one at a time: a request holds one full-size decoded image at most."""
+        artifact = self._artifact()
         images = []
         for index, item in enumerate(items):
-            data = item.encode("ascii", "replace") if isinstance(item, str) else item
-            if not isinstance(data, bytes | bytearray):
-                raise InvalidInput(f"input {index}: expected base64-encoded image bytes")
             try:
-                raw = base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidInput(f"input {index}: not valid base64") from None
-            try:
-                images.append(self.artifact.decode(raw))
+                images.append(artifact.decode(_image_bytes(item, index)))
             except BadImage as exc:
                 raise InvalidInput(f"input {index}: {exc}") from None
         return np.stack(images)
@@ -65,32 +113,27 @@ class VisionModel(Model):
     def _pixels(self, array: np.ndarray) -> np.ndarray:
         if array.ndim != 4 or array.shape[-1] != 3 or min(array.shape[1:3]) < 1:
             raise InvalidInput(f"uint8 pixels must be N x H x W x 3 (got shape {list(array.shape)})")
-        return self.artifact.normalise(np.ascontiguousarray(array, dtype=np.uint8))
+        self._artifact().limits.check(int(array.shape[2]), int(array.shape[1]))
+        return self._artifact().normalise(np.ascontiguousarray(array, dtype=np.uint8))
 
     def _check_batch(self, count: int) -> None:
         if not 1 <= count <= MAX_BATCH:
             raise InvalidInput(f"a request holds 1 to {MAX_BATCH} images (got {count})")
 
-    def _v2_tensor(self, request: InferRequest) -> np.ndarray:
-        if len(request.inputs) != 1:
-            raise InvalidInput(f"expected exactly one input tensor (got {len(request.inputs)})")
-        tensor = request.inputs[0]
-        size = self.artifact.size_px
-        try:
-            array = tensor.as_numpy()
-        except (ValueError, TypeError) as exc:
-            raise InvalidInput(f"input '{tensor.name}': data does not match shape {tensor.shape} and datatype "
-                               f"{tensor.datatype} ({exc})") from None
-        self._check_batch(int(array.shape[0]) if array.ndim else 0)
+    def _v2_tensor(self, tensor: Tensor) -> np.ndarray:
+        self._check_batch(tensor.shape[0] if tensor.shape else 0)
         if tensor.datatype == "BYTES":
-            if array.ndim != 1:
-                raise InvalidInput(f"BYTES input must have shape [N] (got {list(array.shape)})")
-            return self.artifact.normalise(self._images_from_bytes(list(array)))
+            if len(tensor.shape) != 1:
+                raise InvalidInput(f"BYTES input must have shape [N] (got {tensor.shape})")
+            items = tensor.data if tensor.binary else _flat(tensor.data, tensor.shape[0])
+            return self._artifact().normalise(self._images_from_bytes(items))
         if tensor.datatype == "UINT8":
-            return self._pixels(array)
+            return self._pixels(_numbers(tensor, 0, 255))
         if tensor.datatype == "FP32":
+            size = self._artifact().size_px
+            array = _numbers(tensor)
             if array.shape[1:] != (3, size, size):
-                raise InvalidInput(f"FP32 input must be normalised N x 3 x {size} x {size} (got {list(array.shape)})")
+                raise InvalidInput(f"FP32 input must be normalised N x 3 x {size} x {size} (got {tensor.shape})")
             if not np.isfinite(array).all():
                 raise InvalidInput("FP32 input holds NaN or infinite values")
             return array.astype(np.float32)
@@ -102,9 +145,9 @@ class VisionModel(Model):
         if all(isinstance(i, dict) for i in instances):
             encoded = [(i.get("image_bytes") or i).get("b64") if isinstance(i.get("image_bytes") or i, dict)
                        else None for i in instances]
-            if any(e is None for e in encoded):
+            if not all(isinstance(e, str) for e in encoded):
                 raise InvalidInput('each instance is {"b64": "<base64 image>"} or {"image_bytes": {"b64": ...}}')
-            return self.artifact.normalise(self._images_from_bytes(encoded))
+            return self._artifact().normalise(self._images_from_bytes(encoded))
         try:
             array = np.asarray(instances)
         except ValueError:
@@ -113,9 +156,15 @@ class VisionModel(Model):
             raise InvalidInput("pixel instances must be numbers 0..255 in H x W x 3 lists")
         return self._pixels(array)
 
+    def _check_outputs(self, request: TensorRequest) -> None:
+        unknown = [o.name for o in request.outputs or [] if o.name not in OUTPUTS]
+        if unknown:
+            raise InvalidInput(f"unknown output(s) {', '.join(map(repr, unknown[:4]))}; this model has "
+                               f"{', '.join(OUTPUTS)}")
+
     # -- outputs -------------------------------------------------------------------------------------------
 
-    def _v2_response(self, request: InferRequest, result: Prediction) -> InferResponse:
+    def _v2_response(self, request: TensorRequest, result: Prediction) -> InferResponse:
         count = len(result.labels)
         outputs = [
             InferOutput("label", [count], "BYTES", [label or "" for label in result.labels]),
@@ -124,13 +173,59 @@ class VisionModel(Model):
             InferOutput("ood_score", [count], "FP32", result.ood_scores.tolist()),
             InferOutput("abstained", [count], "BOOL", [bool(a) for a in result.abstained]),
         ]
+        requested = None if request.outputs is None else [
+            KServeRequestedOutput(o.name, {"binary_data": o.binary}) for o in request.outputs]
         return InferResponse(request.id or str(uuid.uuid4()), self.name, outputs,
-                             parameters={"classes": ",".join(self.artifact.classes)})
+                             model_version=self._artifact().version,
+                             parameters={"classes": ",".join(self._artifact().classes)},
+                             use_binary_outputs=request.parameters.get("binary_data_output") is True,
+                             requested_outputs=requested)
 
     def _v1_response(self, result: Prediction) -> dict[str, Any]:
+        classes = self._artifact().classes
         return {"predictions": [
             {"label": label, "top_class": top, "abstained": bool(abstained), "ood_score": float(score),
-             "probabilities": dict(zip(self.artifact.classes, (float(p) for p in probabilities), strict=True))}
+             "probabilities": dict(zip(classes, (float(p) for p in probabilities), strict=True))}
             for label, top, probabilities, score, abstained in zip(
                 result.labels, result.top_class, result.probabilities, result.ood_scores, result.abstained,
                 strict=True)]}
+
+
+def _image_bytes(item: Any, index: int) -> bytes:
+    """JSON sends base64 strings; the binary extension sends raw encoded bytes (or base64 of them)."""
+    if isinstance(item, str):
+        try:
+            return base64.b64decode(item.encode("ascii"), validate=True)
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            raise InvalidInput(f"input {index}: not valid base64") from None
+    if isinstance(item, bytes | bytearray):
+        try:
+            return base64.b64decode(bytes(item), validate=True)
+        except (binascii.Error, ValueError):
+            return bytes(item)  # raw encoded image bytes
+    raise InvalidInput(f"input {index}: expected a base64-encoded image")
+
+
+def _flat(data: list[Any], count: int) -> list[Any]:
+    """JSON tensor data may be nested ([[...]]) or flat; BYTES [N] must give N elements."""
+    flat = data[0] if len(data) == 1 and isinstance(data[0], list) else data
+    if len(flat) != count:
+        raise InvalidInput(f"shape [{count}] needs {count} elements (got {len(flat)})")
+    return flat
+
+
+def _numbers(tensor: Tensor, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """The tensor's numbers as an array of its shape; values outside [low, high] are refused, not wrapped."""
+    if tensor.binary:
+        return tensor.data
+    try:
+        array = np.asarray(tensor.data)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"input '{tensor.name}': data must be numbers in a flat or nested list") from None
+    if array.dtype.kind not in "iuf" or array.size != int(np.prod(tensor.shape)):
+        raise InvalidInput(f"input '{tensor.name}': needs {int(np.prod(tensor.shape))} numbers for shape "
+                           f"{tensor.shape} (got {array.size} {array.dtype.kind}-kind values)")
+    if low is not None and array.size and (array.min() < low or array.max() > high or
+                                           (array.dtype.kind == "f" and not np.all(array == np.round(array)))):
+        raise InvalidInput(f"input '{tensor.name}': {tensor.datatype} values must be whole numbers {low:g}..{high:g}")
+    return array.reshape(tensor.shape)

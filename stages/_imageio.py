@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from vision.data.decode import BadImage, PixelLimits, open_image, to_8bit
+
+UnreadableImage = BadImage
+"""The file is not a usable image; the message is the reason shown in the quarantine report."""
 
 
-class UnreadableImage(Exception):
-    """The file is not a decodable image; the message is the reason shown in the quarantine report."""
+class RefusedFile(BadImage):
+    """A file that must not be opened at all (a link that dangles or leaves the repository)."""
 
 
 @dataclass(frozen=True)
@@ -28,22 +33,15 @@ class CanonicalImage:
     mode: str
 
 
-def decode_file(path: Path) -> Image.Image:
-    """Open and fully decode an image file; truncated or corrupt files raise UnreadableImage."""
-    try:
-        with Image.open(path) as probe:
-            probe.verify()  # catches corrupt chunk CRCs that a lazy open would miss
-        with Image.open(path) as image:
-            image.load()  # catches truncation, which verify() does not
-            return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UnreadableImage(f"{type(exc).__name__}: {exc}") from None
+def decode_file(path: Path, limits: PixelLimits | None = None) -> Image.Image:
+    """Open and fully decode an image file through the shared decoder (size checked before decoding);
+    truncated, corrupt or oversized files raise UnreadableImage."""
+    return open_image(path, limits or PixelLimits())
 
 
 def canonicalize(image: Image.Image) -> CanonicalImage:
-    if image.mode not in ("L", "RGB"):
-        grey = image.mode in ("1", "I", "I;16", "F", "LA")
-        image = image.convert("L" if grey else "RGB")
+    """8-bit grey or RGB (deeper images rescaled, not clipped) as metadata-free PNG bytes."""
+    image = to_8bit(image)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
     png = buffer.getvalue()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from compiler.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, Source, VideoSource
-from stages._imageio import UnreadableImage, decode_file, from_array
+from stages._imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
 from stages._video import LabelledSpan, label_at, read_spans, sample_frames, videos_by_class
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -33,25 +34,69 @@ class UnsupportedSource(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder a source did not read, and why: listed so nothing is left out silently."""
+
+    origin: str
+    source: str
+    reason: str
+
+
 @dataclass
 class SourceStats:
-    """What sources skip on purpose (not quarantined: nothing is wrong with it)."""
+    """What sources skip on purpose (not quarantined: nothing is wrong with an image)."""
 
     static_frames_dropped: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: SourceStats | None = None,
-                classes: list[str] | None = None) -> Iterator[RawItem]:
+                classes: list[str] | None = None, limits: PixelLimits | None = None) -> Iterator[RawItem]:
     """Labelled items of one source. A built-in data set yields only the spec's `classes` (a project may
-    use some of the ten digits); files on disk yield everything, so stray labels are reported."""
+    use some of the ten digits); files on disk yield everything, so stray labels are reported. Every file is
+    resolved: a link that dangles or leads out of the repository is quarantined, never opened."""
+    stats = stats if stats is not None else SourceStats()
+    files = _Files(root.resolve(), limits or PixelLimits())
     if isinstance(source, SklearnDigitsSource):
         yield from _sklearn_digits(source, classes)
     elif isinstance(source, ImageFolderSource):
-        yield from _image_folder(root / source.path, f"image_folder:{source.path}")
+        yield from _image_folder(root / source.path, f"image_folder:{source.path}", files, stats)
     elif isinstance(source, ManifestSource):
-        yield from _manifest(root / source.path, f"manifest:{source.path}")
+        yield from _manifest(root / source.path, f"manifest:{source.path}", files)
     elif isinstance(source, VideoSource):
-        yield from _video(source, root, static_flow_px, stats if stats is not None else SourceStats())
+        yield from _video(source, root, static_flow_px, stats)
+
+
+@dataclass(frozen=True)
+class _Files:
+    """How a source opens files on disk: inside the repository only, within the pixel limits."""
+
+    root: Path
+    limits: PixelLimits
+
+    def problem(self, file: Path) -> str | None:
+        """Why `file` must not be opened, or None."""
+        if file.is_symlink() and not file.exists():
+            return f"dangling symbolic link (-> {os.readlink(file)})"
+        if not file.exists():
+            return None
+        real = file.resolve()
+        if not real.is_relative_to(self.root):
+            how = "symbolic link" if file.is_symlink() or file.parent.resolve() != file.parent.absolute() else "path"
+            return f"{how} leaves the repository (-> {real}); copy the file in or DVC-import it"
+        return None
+
+    def reader(self, file: Path, missing: str = "file does not exist") -> Callable[[], Image.Image]:
+        def read() -> Image.Image:
+            problem = self.problem(file)
+            if problem is not None:
+                raise RefusedFile(problem)
+            if not file.is_file():
+                raise UnreadableImage(missing)
+            return decode_file(file, self.limits)
+
+        return read
 
 
 def _sklearn_digits(source: SklearnDigitsSource, classes: list[str] | None) -> Iterator[RawItem]:
@@ -69,16 +114,39 @@ def _sklearn_digits(source: SklearnDigitsSource, classes: list[str] | None) -> I
         yield RawItem(str(target), "sklearn_digits", f"sklearn_digits#{index}", lambda g=grey: from_array(g))
 
 
-def _image_folder(folder: Path, source: str) -> Iterator[RawItem]:
+def _image_folder(folder: Path, source: str, files: _Files, stats: SourceStats) -> Iterator[RawItem]:
+    """`<folder>/<class>/**/<image>`. Symbolic links to folders are not followed; other files, links to
+    folders and files outside any class folder are listed in `stats.skipped` with the reason."""
     if not folder.is_dir():
         raise UnsupportedSource(f"{source}: folder {folder} does not exist")
-    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for file in sorted(p for p in class_dir.rglob("*") if p.is_file()):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
-                yield RawItem(class_dir.name, source, file.as_posix(), lambda f=file: decode_file(f))
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and entry.is_dir():
+            stats.skipped.append(Skipped(entry.as_posix(), source, "symbolic link to a folder: not followed "
+                                         "(copy the folder in, or list it as its own source)"))
+        elif entry.is_dir():
+            yield from _class_folder(entry, source, files, stats)
+        else:
+            stats.skipped.append(Skipped(entry.as_posix(), source, "not inside a class folder"))
 
 
-def _manifest(csv_path: Path, source: str) -> Iterator[RawItem]:
+def _class_folder(class_dir: Path, source: str, files: _Files, stats: SourceStats) -> Iterator[RawItem]:
+    for parent, folders, names in os.walk(class_dir):  # os.walk does not follow links to folders
+        here = Path(parent)
+        for name in sorted(folders):
+            if (here / name).is_symlink():
+                stats.skipped.append(Skipped((here / name).as_posix(), source, "symbolic link to a folder: not "
+                                             "followed (copy the folder in, or list it as its own source)"))
+        folders.sort()
+        for name in sorted(names):
+            file = here / name
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                stats.skipped.append(Skipped(file.as_posix(), source, f"not an image file name (suffix "
+                                             f"'{file.suffix}'; images end in {', '.join(sorted(IMAGE_SUFFIXES))})"))
+            else:
+                yield RawItem(class_dir.name, source, file.as_posix(), files.reader(file))
+
+
+def _manifest(csv_path: Path, source: str, files: _Files) -> Iterator[RawItem]:
     if not csv_path.is_file():
         raise UnsupportedSource(f"{source}: file {csv_path} does not exist")
     with csv_path.open(newline="", encoding="utf-8") as handle:
@@ -87,13 +155,8 @@ def _manifest(csv_path: Path, source: str) -> Iterator[RawItem]:
             raise UnsupportedSource(f"{source}: needs a header with columns path,label (got {reader.fieldnames})")
         for row in reader:
             file = csv_path.parent / row["path"]
-            yield RawItem(row["label"].strip(), source, file.as_posix(), lambda f=file: _decode_or_missing(f))
-
-
-def _decode_or_missing(file: Path) -> Image.Image:
-    if not file.is_file():
-        raise UnreadableImage("file listed in the manifest does not exist")
-    return decode_file(file)
+            yield RawItem(row["label"].strip(), source, file.as_posix(),
+                          files.reader(file, "file listed in the manifest does not exist"))
 
 
 def _video(source: VideoSource, root: Path, static_flow_px: float, stats: SourceStats) -> Iterator[RawItem]:

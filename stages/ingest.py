@@ -2,8 +2,11 @@
 
 Images land in `images/<label>/<sha256[:16]>.png`; `manifest.csv` lists
 path, label, source, origin, sha256, width, height, mode. Unreadable files,
-labels outside `classes` and images below `min_size_px` are quarantined with a
-reason in `quarantine.csv` and never stop the run (the data-quality gate decides).
+images larger than `max_image_pixels` (checked before decoding: decompression
+bombs), links that dangle or leave the repository, labels outside `classes` and
+images below `min_size_px` are quarantined with a reason in `quarantine.csv` and
+never stop the run (the data-quality gate decides). Files a source does not read
+(other file types, links to folders) are listed with the reason in `skipped.csv`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from tqdm import tqdm
 from compiler.fsutil import atomic_directory
 from compiler.spec.data import Source
 from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
-from stages._imageio import UnreadableImage, canonicalize
+from stages._imageio import PixelLimits, RefusedFile, UnreadableImage, canonicalize
 from stages._sources import RawItem, SourceStats, UnsupportedSource, iter_source
+from vision.data.decode import ImageTooLarge
 
 MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode")
 
@@ -52,6 +56,7 @@ class IngestResult:
     quarantined: list[Quarantined] = field(default_factory=list)
     duplicates_skipped: int = 0
     static_frames_dropped: int = 0
+    files_skipped: int = 0
 
     def summary(self) -> dict[str, object]:
         seen = len(self.records) + len(self.quarantined) + self.duplicates_skipped
@@ -60,6 +65,7 @@ class IngestResult:
             "quarantined": len(self.quarantined),
             "exact_duplicates_skipped": self.duplicates_skipped,
             "static_frames_dropped": self.static_frames_dropped,
+            "files_skipped": self.files_skipped,
             "corrupt_fraction": round(len(self.quarantined) / seen, 6) if seen else 0.0,
             "per_class": dict(sorted(Counter(r.label for r in self.records).items())),
         }
@@ -74,8 +80,12 @@ def ingest(
     for item in items:
         try:
             image = canonicalize(item.read())
+        except ImageTooLarge as exc:
+            reason: str | None = f"too large: {exc} (data.quality.max_image_pixels)"
+        except RefusedFile as exc:
+            reason = str(exc)
         except UnreadableImage as exc:
-            reason: str | None = f"unreadable image ({exc})"
+            reason = f"unreadable image ({exc})"
         else:
             reason = _label_problem(item.label, classes) or _size_problem(image.width, image.height, min_size_px)
         if reason is not None:
@@ -119,21 +129,25 @@ def main(ctx: StageContext) -> None:
     sources = TypeAdapter(list[Source]).validate_python(params["data"]["sources"], strict=False)
     flow_px = params["data"]["cleaning"]["static_frame_flow_px"]
     stats = SourceStats()
+    limits = PixelLimits(max_pixels=params["data"]["quality"]["max_image_pixels"])
     with atomic_directory(ctx.out()) as out:
         try:
             items = (item for source in sources
-                     for item in iter_source(source, ctx.root, flow_px, stats, params["classes"]))
+                     for item in iter_source(source, ctx.root, flow_px, stats, params["classes"], limits))
             result = ingest(tqdm(items, desc="ingest", unit="img"), params["classes"],
                             tuple(params["data"]["quality"]["min_size_px"]), out)
         except UnsupportedSource as exc:
             raise StageFailure(str(exc)) from None
         result.static_frames_dropped = stats.static_frames_dropped
+        result.files_skipped = len(stats.skipped)
+        write_csv(out / "skipped.csv", [asdict(s) for s in stats.skipped], ("origin", "source", "reason"))
         write_csv(out / "manifest.csv", [asdict(r) for r in result.records], MANIFEST_FIELDS)
         write_csv(out / "quarantine.csv", [asdict(q) for q in result.quarantined], ("origin", "source", "reason"))
     summary = result.summary()
     write_json(ctx.metric(), summary)
     print(f"ingest: {summary['images']} images, {summary['quarantined']} quarantined "
-          f"(see {ctx.out() / 'quarantine.csv'})")
+          f"(see {ctx.out() / 'quarantine.csv'}), {summary['files_skipped']} files skipped "
+          f"(see {ctx.out() / 'skipped.csv'})")
 
 
 if __name__ == "__main__":

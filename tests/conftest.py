@@ -62,7 +62,7 @@ def git(cwd: Path, *args: str) -> str:
 
 def copy_project_code(target: Path) -> None:
     """What a clone of this repository holds besides specs and generated files."""
-    for folder in ("compiler", "stages"):
+    for folder in ("compiler", "stages", "serving", "vision"):
         shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
 
 

@@ -221,6 +221,20 @@ def test_symlink_out_of_the_repository_is_rejected(repo: Path, tmp_path_factory,
     assert "specs/bad.yaml:6:34: data.sources[1].path: 'data/raw' resolves outside the repository" in err
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_dangling_link_in_a_source_folder_is_named_before_dvc_meets_it(repo: Path, write_spec, run_autodl) -> None:
+    """DVC fails to hash a folder holding a link to nothing, before any stage runs; compile says which."""
+    (repo / "data" / "raw" / "cat").mkdir(parents=True)
+    (repo / "data" / "raw" / "cat" / "gone.png").symlink_to("/nonexistent/gone.png")
+    write_spec("bad", with_lines("    - {kind: image_folder, path: data/raw}"))
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert ("specs/bad.yaml:6:34: data.sources[1].path: 'data/raw' holds 1 dangling symbolic link(s): "
+            "data/raw/cat/gone.png -> /nonexistent/gone.png") in err
+    assert "delete the links or restore what they point to" in err
+    assert not (repo / "dvc.yaml").exists()
+
+
 def test_no_specs_is_an_error(run_autodl) -> None:
     code, _, err = run_autodl("compile")
     assert code == 2

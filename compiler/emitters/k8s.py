@@ -56,7 +56,10 @@ def serving_runtime(spec: ProjectSpec) -> dict[str, Any]:
             "containers": [{
                 "name": "kserve-container",
                 "image": spec.serving.predictor_image,
-                "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", f"--http_port={HTTP_PORT}"],
+                # The pod must listen on its own address for the kubelet's probes and the Service.
+                "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--host=0.0.0.0",
+                         f"--http_port={HTTP_PORT}", f"--max_image_pixels={spec.serving.max_image_pixels}",
+                         f"--max_image_side_px={spec.serving.max_image_side_px}"],
                 "env": [{"name": "OMP_NUM_THREADS", "value": resources["cpu"]},
                         {"name": "AUTODL_EXECUTION_PROVIDER", "value": profile.execution_provider},
                         {"name": "AUTODL_ABSTAIN_ON_OOD", "value": str(spec.serving.abstain_on_ood).lower()}],

@@ -89,6 +89,9 @@ class Quality(SpecModel):
     """Largest allowed share of unreadable or mislabelled files among all ingested files."""
     min_size_px: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [8, 8]
     """Smallest accepted image size as [width, height] in pixels."""
+    max_image_pixels: Annotated[int, Interval(1)] = 100_000_000
+    """Largest accepted image in pixels (width x height), checked on the file's header before decoding: a
+    larger file (or a decompression bomb) is quarantined with its size instead of exhausting memory."""
 
 
 class Cleaning(SpecModel):

@@ -137,6 +137,12 @@ class ServingSection(SpecModel):
     """Share of traffic the new revision gets before it is rolled out fully; 0 disables canarying."""
     abstain_on_ood: bool = True
     """Answer 'abstained' instead of a class when the OOD detector fires."""
+    max_image_pixels: Annotated[int, Interval(1)] = 40_000_000
+    """Largest image a request may hold, in pixels (width x height), checked on the encoded header before
+    decoding; larger images get a 4xx. 40 MP is above common camera sensors and decodes well within the
+    predictor's memory limit."""
+    max_image_side_px: Annotated[int, Interval(1)] = 16_384
+    """Longest accepted image side in pixels (same check)."""
     storage_uri: Annotated[str, Field(pattern=r"^(s3|gs|pvc|https)://.+")] = "s3://models/autodl"
     """Where promoted models are stored (the DVC remote); models land under <uri>/<project>/<digest>."""
     predictor_image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9./_:@-]*$")] = "autodl-predictor:0.1.0"

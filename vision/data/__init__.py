@@ -1,0 +1,1 @@
+"""Data concerns: decoding images safely and the same way everywhere."""
