@@ -42,12 +42,24 @@ def _compile(args: argparse.Namespace) -> int:
         if diffs:
             print(f"autodl: {len(diffs)} generated file(s) out of date: {', '.join(sorted(diffs))}; "
                   "run `autodl compile` and commit the result", file=sys.stderr)
+        problems = _promotion_problems(root)
+        for problem in problems:
+            print(f"autodl: {problem}", file=sys.stderr)
+        if diffs or problems:
             return EXIT_DRIFT
-        print("autodl: generated files are up to date")
+        print("autodl: generated files are up to date; promotion records match dvc.lock and the gate's verdicts")
         return 0
     changed = compile_repo(root)
     print(f"autodl: wrote {', '.join(changed)}" if changed else "autodl: generated files are up to date")
     return 0
+
+
+def _promotion_problems(root: Path) -> list[str]:
+    from compiler.compile import SPECS_DIR
+    from compiler.load import discover_specs, load_specs
+    from compiler.promotion import promotion_problems
+
+    return promotion_problems(root, load_specs(discover_specs(root / SPECS_DIR), root))
 
 
 def _impact(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ disagree about what "the same model" means.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 PREFIX = "sha256-"
@@ -17,10 +17,15 @@ PREFIX = "sha256-"
 
 def digest_of(files: Iterable[tuple[str, bytes]]) -> str:
     """sha256 over each file's relative POSIX path and the sha256 of its bytes, in path order."""
+    return digest_of_hashes({name: hashlib.sha256(data).hexdigest() for name, data in files})
+
+
+def digest_of_hashes(hashes: Mapping[str, str]) -> str:
+    """The same digest from each file's sha256 hex alone: what a verdict that recorded them judged."""
     digest = hashlib.sha256()
-    for name, data in sorted(files):
+    for name, sha in sorted(hashes.items()):
         digest.update(name.encode() + b"\0")
-        digest.update(hashlib.sha256(data).digest())
+        digest.update(bytes.fromhex(sha))
     return digest.hexdigest()
 
 

@@ -20,12 +20,12 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from serving.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE
 from serving.ood import ood_score, softmax
 from vision.data.decode import BadImage, PixelLimits, declared_size, decode_rgb
 
 __all__ = ["Artifact", "BadImage", "PixelLimits", "Prediction"]
 
-MODEL_FILE, PREPROCESS_FILE, SERVING_FILE = "model.onnx", "preprocess.json", "serving.json"
 LARGE_IMAGE_PIXELS = 4_000_000
 """Images above this many pixels decode one at a time per server process, so concurrent requests cannot
 multiply the memory of the largest allowed image."""

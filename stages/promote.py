@@ -18,22 +18,27 @@ from typing import Any
 from compiler.compile import render_repo
 from compiler.content import PREFIX, tree_digest
 from compiler.fsutil import atomic_directory, write_atomically, write_text_atomically
+from serving.bundle import PREPROCESS_FILE, IncompleteBundle, bundle_members, file_hashes
 from stages._cli import StageContext, StageFailure, read_json, run_stage
 
-BUNDLE = {"export": ("model.onnx", "preprocess.json"), "dependability": ("serving.json", "ood_state")}
 
-
-def bundle(sources: dict[str, Path], out: Path) -> None:
-    """Copy the server's files from the export and dependability outputs into one folder."""
-    for stage, names in BUNDLE.items():
-        for name in names:
-            source = sources[stage] / name
-            if source.is_dir():
-                shutil.copytree(source, out / name)
-            elif source.is_file():
-                shutil.copyfile(source, out / name)
-            elif name != "ood_state":  # logit detectors have no fitted state
-                raise StageFailure(f"{source} is missing: re-run the {stage} stage")
+def bundle(sources: dict[str, Path], out: Path, judged: dict[str, str] | None = None) -> None:
+    """Copy the server's files from the export and dependability outputs into one folder; with `judged`
+    (the gate's sha256 per file), refuse unless the copied bytes are exactly what the gate judged."""
+    try:
+        members = bundle_members(sources)
+    except IncompleteBundle as exc:
+        raise StageFailure(str(exc)) from None
+    for name, source in members.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out / name)
+    if judged is None:
+        return
+    copied = file_hashes({name: out / name for name in members})
+    if copied != judged:
+        differing = sorted(n for n in set(copied) | set(judged) if copied.get(n) != judged.get(n))
+        raise StageFailure(f"the bundle differs from what the gate judged ({', '.join(differing)}): nothing is "
+                           "promoted; run `dvc repro` so the gate judges these files")
 
 
 def promotion_record(project: str, storage_uri: str, digest: str, variant: str) -> str:
@@ -95,10 +100,13 @@ def main(ctx: StageContext) -> None:
     verdict = read_json(ctx.dep(0))
     if verdict.get("passed") is not True:
         raise StageFailure(f"the gate did not pass for {ctx.project}: nothing is promoted")
+    judged = (verdict.get("judged") or {}).get("files")
+    if not judged:
+        raise StageFailure(f"{ctx.dep(0)} records no judged files: re-run the gate before promoting")
     export_dir, dependability_dir = ctx.dep(1), ctx.dep(2)
-    preprocess = read_json(export_dir / "preprocess.json")
+    preprocess = read_json(export_dir / PREPROCESS_FILE)
     with atomic_directory(ctx.out()) as out:
-        bundle({"export": export_dir, "dependability": dependability_dir}, out)
+        bundle({"export": export_dir, "dependability": dependability_dir}, out, judged)
         digest = tree_digest(out)
     record, card = (ctx.path(p) for p in ctx.info.reports)
     write_text_atomically(record, promotion_record(ctx.project, ctx.params["serving"]["storage_uri"], digest,

@@ -18,11 +18,9 @@ from tests.test_promote import _promote as run_promote
 
 def _promoted(root: Path, storage_uri: str) -> str:
     """Promote project `tiny` with the given serving.storage_uri; returns the storageUri it now serves from."""
-    write_stage_outputs(root, passed=True)
+    write_stage_outputs(root, passed=True, ood_state=b"\x93NUMPY fitted state")
     with (root / "params.yaml").open("w") as handle:
         YAML(typ="safe", pure=True).dump({"tiny": {"serving": {"storage_uri": storage_uri}}}, handle)
-    (root / "models/tiny/dependability/ood_state").mkdir()
-    (root / "models/tiny/dependability/ood_state/mean.npy").write_bytes(b"\x93NUMPY fitted state")
     run_promote(root)
     return YAML(typ="safe").load((root / "k8s/tiny/promoted.yaml").read_text())["storage_uri"]
 
