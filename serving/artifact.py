@@ -21,7 +21,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from serving.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE
-from serving.ood import ood_score, softmax
+from serving.ood import mahalanobis_terms, ood_score, softmax
 from vision.data.decode import BadImage, PixelLimits, declared_size, decode_rgb
 
 __all__ = ["Artifact", "BadImage", "PixelLimits", "Prediction"]
@@ -95,6 +95,8 @@ class Artifact:
             artifact.temperature, artifact.detector = float(serving["temperature"]), ood["detector"]
             artifact.threshold = float(ood["threshold"])
             artifact.state = {name: np.load(serving_file.parent / path) for name, path in ood.get("state", {}).items()}
+            if artifact.detector == "mahalanobis":
+                artifact.state.update(mahalanobis_terms(artifact.state))
         return artifact
 
     def decode(self, data: bytes) -> np.ndarray:

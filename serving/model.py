@@ -9,8 +9,8 @@ Outputs: the class (none when the model abstains), calibrated probabilities,
 the OOD score and whether the model abstained. Anything malformed is an
 InvalidInput, which the server answers with a 400 and a short JSON error.
 
-Decoding and inference run in a bounded thread pool, never on the event loop:
-health probes answer while a heavy request runs.
+Decoding and inference of anything heavier than a small request run in a bounded
+thread pool, never on the event loop: health probes answer while a heavy request runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import math
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,9 +30,13 @@ from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
 from serving.artifact import Artifact, BadImage, Prediction
 from serving.protocol import Tensor, TensorRequest
+from vision.data.decode import declared_size
 
 MAX_BATCH = 256
 OUTPUTS = ("label", "probabilities", "ood_score", "abstained")
+LIGHT_PIXELS = 1_000_000
+"""A request whose images declare at most this many pixels in all runs on the event loop: a millisecond of
+work, less than the hand-off to a thread costs. Anything heavier goes to the pool."""
 
 
 class VisionModel(Model):
@@ -75,14 +80,37 @@ class VisionModel(Model):
                       response_headers: dict[str, str] | None = None) -> dict | InferResponse:
         if isinstance(payload, TensorRequest):
             self._check_outputs(payload)
-            prediction = await self._run(self._v2_predict, payload)
+            prediction = await self._run(self._v2_predict, payload, light=self._light(payload))
             return self._v2_response(payload, prediction)
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
             raise InvalidInput('a V1 request is {"instances": [...]}')
         return self._v1_response(await self._run(self._v1_predict, payload["instances"]))
 
-    async def _run(self, work: Any, argument: Any) -> Prediction:
+    async def _run(self, work: Any, argument: Any, light: bool = False) -> Prediction:
+        if light:
+            return work(argument)
         return await asyncio.get_running_loop().run_in_executor(self.pool, work, argument)
+
+    def _light(self, request: TensorRequest) -> bool:
+        """Whether the request's declared work is small enough for the event loop (see LIGHT_PIXELS). Only
+        headers are read; anything that does not parse here is left to the pool, which reports it."""
+        if len(request.inputs) != 1:
+            return True  # refused at once
+        tensor = request.inputs[0]
+        if tensor.datatype != "BYTES":
+            return math.prod(tensor.shape) <= 3 * LIGHT_PIXELS
+        if not isinstance(tensor.data, list) or len(tensor.data) > MAX_BATCH:
+            return True
+        total = 0
+        for index, item in enumerate(tensor.data):
+            try:
+                width, height = declared_size(_image_bytes(item, index))
+            except (InvalidInput, BadImage):
+                return False
+            total += width * height
+            if total > LIGHT_PIXELS:
+                return False
+        return True
 
     def _artifact(self) -> Artifact:
         if self.artifact is None:

@@ -80,6 +80,8 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "data.quality.min_size_px": (("min_images_per_class: 10}", "min_images_per_class: 10, min_size_px: [4, 4]}"),
                                  {"ingest", "validate"}),
     "data.quality.min_images_per_class": (("min_images_per_class: 10}", "min_images_per_class: 9}"), {"validate"}),
+    "data.quality.max_image_pixels": (("min_images_per_class: 10}",
+                                       "min_images_per_class: 10, max_image_pixels: 9000}"), {"ingest", "validate"}),
     "classes": (('["0", "1", "2"]', '["0", "1", "2", "3"]'), {"ingest", "validate", "train"}),
     "data.embedding": (("input_size_px: 64}", "input_size_px: 48}"), {"embed"}),
     "data.cleaning.near_duplicate_cosine": (("  quality:", "  cleaning: {near_duplicate_cosine: 0.99}\n  quality:"),
@@ -209,20 +211,31 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
     assert "_No metric changed against `HEAD`._" in report
 
 
+UNREACHABLE_AUROC = 0.99
+
+
+def _measured(repo: Path, check: str) -> float:
+    verdict = json.loads((repo / "reports/e2e/gate/verdict.json").read_text())
+    return next(c["measured"] for c in verdict["checks"] if c["name"] == check)
+
+
 def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocked(pipeline: Path,
                                                                                    tmp_path: Path) -> None:
     clone = tmp_path / "strict"
     shutil.copytree(pipeline, clone, symlinks=True)
-    _with_edit(clone, "max_ece: 0.6", "max_ece: 0.0")  # no measured model is perfectly calibrated
+    # A tiny model can be perfect on 18 test images (accuracy 1.0, ECE 0), but not at telling 16 px digits from
+    # 16 px crops of photographs: its far-OOD AUROC is far below 1.
+    assert _measured(pipeline, "ood_auroc") < UNREACHABLE_AUROC
+    _with_edit(clone, "min_auroc: 0.5", f"min_auroc: {UNREACHABLE_AUROC}")
     done = _run(clone, sys.executable, "-m", "dvc", "repro", check=False)
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert re.findall(r"Running stage '([\w-]+)'", output) == ["e2e-gate"]  # thresholds re-run only the gate
     assert "nothing will be promoted" in output
-    assert re.search(r"calibration_ece: measured [0-9.e-]+, dependability.calibration.max_ece needs at most 0 ", output)
+    assert re.search(r"ood_auroc: measured [0-9.e-]+, dependability.ood.min_auroc needs at least 0.99 ", output)
     verdict = json.loads((clone / "reports/e2e/gate/verdict.json").read_text())
     assert verdict["passed"] is False
-    assert verdict["failed"] == ["calibration_ece"]
+    assert verdict["failed"] == ["ood_auroc"]
     assert _changed_stages(clone) == {"gate", "promote"}  # a failed gate is never recorded as done
 
 
@@ -344,13 +357,14 @@ def test_gitops_only_a_merge_of_a_passing_gate_changes_what_is_served(pipeline: 
     assert promoted.removeprefix("sha256:") in service["spec"]["predictor"]["model"]["storageUri"]
     after_good_merge = _k8s(repo)
 
-    git(repo, "checkout", "-q", "-b", "impossible-calibration")
-    _edit_file(repo, "max_ece: 0.6", "max_ece: 0.0")
+    git(repo, "checkout", "-q", "-b", "impossible-ood")
+    assert _measured(repo, "ood_auroc") < UNREACHABLE_AUROC
+    _edit_file(repo, "min_auroc: 0.5", f"min_auroc: {UNREACHABLE_AUROC}")
     assert _run(repo, sys.executable, "-m", "dvc", "repro", check=False).returncode != 0  # the gate refuses
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "impossible calibration")
+    git(repo, "commit", "-qm", "impossible OOD threshold")
     git(repo, "checkout", "-q", main)
-    git(repo, "merge", "-q", "--no-ff", "-m", "merge impossible-calibration", "impossible-calibration")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge impossible-ood", "impossible-ood")
     assert _k8s(repo) == after_good_merge  # byte for byte: the refused model never reaches serving
 
 

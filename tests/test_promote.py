@@ -95,26 +95,28 @@ def test_the_same_bundle_gets_the_same_address_and_another_one_a_new(tmp_path: P
     assert (tmp_path / "k8s/tiny/promoted.yaml").read_bytes() != first
 
 
-def test_a_failed_gate_promotes_nothing_and_leaves_k8s_as_it_was(tmp_path: Path, capsys) -> None:
-    _outputs(tmp_path, passed=True)
-    _promote(tmp_path)
-    before = {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()}
-    _outputs(tmp_path, passed=False, weights=b"worse-weights")
+def _refused_after_a_promotion(root: Path, capsys, change) -> str:
+    """Promote once, apply `change`, promote again: it must fail and leave k8s/ as it was; returns stderr."""
+    _outputs(root, passed=True)
+    _promote(root)
+    before = {p: p.read_bytes() for p in (root / "k8s").rglob("*") if p.is_file()}
+    change()
     with pytest.raises(SystemExit):
-        _promote(tmp_path)
-    assert "the gate did not pass for tiny: nothing is promoted" in capsys.readouterr().err
-    assert {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()} == before
+        _promote(root)
+    assert {p: p.read_bytes() for p in (root / "k8s").rglob("*") if p.is_file()} == before
+    return capsys.readouterr().err
+
+
+def test_a_failed_gate_promotes_nothing_and_leaves_k8s_as_it_was(tmp_path: Path, capsys) -> None:
+    err = _refused_after_a_promotion(tmp_path, capsys,
+                                     lambda: _outputs(tmp_path, passed=False, weights=b"worse-weights"))
+    assert "the gate did not pass for tiny: nothing is promoted" in err
 
 
 def test_promote_refuses_a_bundle_that_differs_from_what_the_gate_judged(tmp_path: Path, capsys) -> None:
-    _outputs(tmp_path, passed=True)
-    _promote(tmp_path)
-    before = {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()}
-    (tmp_path / "models/tiny/export/model.onnx").write_bytes(b"weights the gate never saw")
-    with pytest.raises(SystemExit):
-        _promote(tmp_path)
-    assert "the bundle differs from what the gate judged (model.onnx)" in capsys.readouterr().err
-    assert {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()} == before
+    err = _refused_after_a_promotion(
+        tmp_path, capsys, lambda: (tmp_path / "models/tiny/export/model.onnx").write_bytes(b"weights never judged"))
+    assert "the bundle differs from what the gate judged (model.onnx)" in err
 
 
 def test_a_verdict_without_judged_files_promotes_nothing(tmp_path: Path, capsys) -> None:

@@ -186,6 +186,9 @@ def test_autodl_serve_starts_the_server_on_a_project_s_pipeline_outputs(bundle: 
         else:
             pytest.fail(f"autodl serve did not answer:\n{log.read_text()}")
         assert _outputs(response)["probabilities"]
+        assert f"serving tiny on http://127.0.0.1:{port} " in log.read_text()
+        with pytest.raises(httpx.ConnectError):  # it binds what it prints: 127.0.0.2 reaches only a 0.0.0.0 bind
+            httpx.get(f"http://127.0.0.2:{port}/v2/health/live", timeout=5)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
