@@ -16,6 +16,8 @@ WORKDIR /workspace
 COPY --chown=1000:1000 pyproject.toml README.md /workspace/
 COPY --chown=1000:1000 requirements/ /workspace/requirements/
 COPY --chown=1000:1000 compiler/ /workspace/compiler/
+COPY --chown=1000:1000 core/ /workspace/core/
+COPY --chown=1000:1000 ops/ /workspace/ops/
 COPY --chown=1000:1000 stages/ /workspace/stages/
 COPY --chown=1000:1000 serving/ /workspace/serving/
 COPY --chown=1000:1000 vision/ /workspace/vision/

@@ -13,7 +13,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from compiler.load import load_spec  # noqa: E402
-from compiler.spec import ProjectSpec  # noqa: E402
+from core.spec import ProjectSpec  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class Prepared:
 
 def prepare(work: Path, spec_path: Path = REPO / "specs" / "digits.yaml") -> Prepared:
     """ingest -> embed -> clean -> split with the spec's settings, into `work`."""
-    from stages._pretrained import WEIGHTS
-    from stages._sources import iter_source
     from stages.clean import find_near_duplicates
-    from stages.embed import embed_images, embedding_model
     from stages.ingest import ingest
     from stages.split import assign_splits
+    from vision.data.embedding import embed_images, embedding_model
+    from vision.data.sources import iter_source
+    from vision.training.pretrained import WEIGHTS
 
     spec = load_spec(spec_path, REPO).spec
     items = (i for s in spec.data.sources for i in iter_source(s, REPO, classes=spec.classes))

@@ -26,12 +26,12 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.ERROR)
 
     from compiler.load import load_spec
-    from compiler.profiles import PROFILES
-    from stages._dataset import load_split
-    from stages._model import load_model
-    from stages._onnx import cpu_description, latency_ms, torch_latency_ms
+    from core.profiles import PROFILES
     from stages.compress import compress, describe
     from stages.export import build_variants, choose, format_table
+    from vision.compression.onnx import cpu_description, latency_ms, torch_latency_ms
+    from vision.data.dataset import load_split
+    from vision.training.model import load_model
 
     spec = load_spec(args.spec, REPO).spec
     model_dir = REPO / "models" / spec.name / "train"

@@ -29,10 +29,10 @@ METHODS = ("random", "cluster_balanced", "kcenter", "semdedup")
 
 
 def accuracy_table(work: Path, seeds: int, budgets: tuple[float, ...]) -> None:
-    from stages._dataset import load_split
-    from stages._model import ModelConfig, accuracy
-    from stages._pruning import select_per_class
     from stages.train import train_model
+    from vision.data.dataset import load_split
+    from vision.data.selection import select_per_class
+    from vision.training.model import ModelConfig, accuracy
 
     logging.getLogger("lightning").setLevel(logging.ERROR)
     prep = prepare(work)
@@ -104,8 +104,8 @@ def numpy_kmeans(vectors: np.ndarray, clusters: int, iterations: int, seed: int)
 def speed_table(n: int = 100_000, dim: int = 512) -> None:
     import faiss
 
-    from stages._neighbours import pairs_above
-    from stages._pruning import _cluster_count
+    from vision.data.neighbours import pairs_above
+    from vision.data.selection import _cluster_count
 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(n, dim)).astype(np.float32)

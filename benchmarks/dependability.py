@@ -26,12 +26,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from compiler.load import load_spec
-    from compiler.spec.training import AugmentSection
-    from stages._augment import CORRUPTIONS, enabled
-    from stages._candidates import load_candidate
-    from stages._dataset import load_split
-    from stages._ood import DETECTORS
+    from core.spec.training import AugmentSection
     from stages.dependability import Plan, assess, metrics
+    from vision.compression.candidates import load_candidate
+    from vision.data.dataset import load_split
+    from vision.dependability.ood import DETECTORS
+    from vision.training.augment import CORRUPTIONS, enabled
 
     spec = load_spec(args.spec, REPO).spec
     export_dir = REPO / "models" / spec.name / "export"

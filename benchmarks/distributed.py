@@ -50,8 +50,8 @@ def _test_accuracy(root: Path, project: str) -> float:
     import numpy as np
     import torch
 
-    from stages._dataset import load_split, to_tensor
-    from stages._model import load_model
+    from vision.data.dataset import load_split, to_tensor
+    from vision.training.model import load_model
 
     model, config = load_model(root / "models" / project / "train")
     test = load_split(root / "data" / project / "ingest", root / "data" / project / "prune" / "split.csv", "test",

@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 from _digits import Prepared, prepare
 
-from stages._model import accuracy
+from vision.training.model import accuracy
 
 
 def _load(prep: Prepared, work: Path, config, split: str):
-    from stages._dataset import load_split
+    from vision.data.dataset import load_split
 
     return load_split(work, prep.split_csv, split, config.classes, config.input_size_px)
 
 
 def _pruned(prep: Prepared, data, budget: float, method: str):
-    from stages._dataset import SplitData
-    from stages._pruning import select_per_class
+    from vision.data.dataset import SplitData
+    from vision.data.selection import select_per_class
 
     train_rows = np.array([s == "train" for s in prep.split])
     labels = [r.label for r, s in zip(prep.records, prep.split, strict=True) if s == "train"]
@@ -42,8 +42,8 @@ def _pruned(prep: Prepared, data, budget: float, method: str):
 
 
 def spec_table(prep: Prepared, work: Path) -> None:
-    from stages._model import ModelConfig
     from stages.train import TrainInputs, search_hyperparameters, train_model, with_params
+    from vision.training.model import ModelConfig
 
     spec = prep.spec
     config = ModelConfig(spec.model.backbone, list(spec.classes), spec.model.input_size_px, spec.model.drop_rate,
@@ -74,9 +74,9 @@ def throughput_table(prep: Prepared, work: Path, epochs: int = 3) -> None:
     from torch.nn import functional as F
     from torch.utils.data import DataLoader
 
-    from stages._dataset import tensor_dataset
-    from stages._fit import Classifier, _optimizer
-    from stages._model import ModelConfig, build_model
+    from vision.data.dataset import tensor_dataset
+    from vision.training.fit import Classifier, _optimizer
+    from vision.training.model import ModelConfig, build_model
 
     spec = prep.spec
     config = ModelConfig(spec.model.backbone, list(spec.classes), spec.model.input_size_px)
@@ -124,8 +124,8 @@ def throughput_table(prep: Prepared, work: Path, epochs: int = 3) -> None:
 
 
 def transfer_table(prep: Prepared, work: Path, budget: float = 0.2, size_px: int = 64, epochs: int = 12) -> None:
-    from stages._model import ModelConfig
     from stages.train import train_model
+    from vision.training.model import ModelConfig
 
     spec = prep.spec
     cfg = spec.train.model_copy(update={"epochs": epochs, "hpo": None})

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.backbones import known_backbones
-from compiler.spec import ProjectSpec
-from compiler.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, VideoSource
+from core.spec import ProjectSpec
+from core.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, VideoSource
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def _compile(args: argparse.Namespace) -> int:
             return EXIT_DRIFT
         print("autodl: generated files are up to date; promotion records match dvc.lock and the gate's verdicts")
         return 0
-    changed = compile_repo(root)
+    changed = compile_repo(root, tuple(args.only))
     print(f"autodl: wrote {', '.join(changed)}" if changed else "autodl: generated files are up to date")
     return 0
 
@@ -129,7 +129,7 @@ def _named_or_all_specs(args: argparse.Namespace) -> list[LoadedSpec]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from compiler.report import report
+    from ops.report import report
 
     sys.stdout.write(report(Path(args.root), _named_or_all_specs(args), args.rev))
     return 0
@@ -137,7 +137,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from compiler.compile import read_promoted
-    from compiler.publish import PublishError, publish
+    from ops.publish import PublishError, publish
 
     root = Path(args.root)
     projects = [s.spec.name for s in _named_or_all_specs(args)
@@ -165,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     compile_cmd = commands.add_parser("compile", help="regenerate params.yaml, dvc.yaml and schemas/ from specs/")
+    compile_cmd.add_argument("--only", action="append", default=[], metavar="PREFIX",
+                             help="write only the generated files whose path starts with PREFIX (repeatable); the "
+                                  "promote stage re-renders a project's manifests so")
     compile_cmd.add_argument("--check", action="store_true",
                              help="write nothing; show a diff and exit 1 if any generated file is out of date")
     compile_cmd.set_defaults(run=_compile)

@@ -10,10 +10,10 @@ from ruamel.yaml import YAML
 
 from compiler.emitters import EmitContext, registered_emitters
 from compiler.errors import Diagnostic, SpecError
-from compiler.fsutil import read_text_or_none, write_atomically
 from compiler.ir import PromotedModel
 from compiler.load import LoadedSpec, discover_specs, load_specs
 from compiler.plan import plan
+from core.fsutil import read_text_or_none, write_atomically
 
 SPECS_DIR = "specs"
 PROMOTED_FILE = "promoted.yaml"
@@ -54,9 +54,11 @@ def read_promoted(root: Path, project: str) -> PromotedModel | None:
     return PromotedModel(str(data["storage_uri"]), str(data["digest"]))
 
 
-def compile_repo(root: Path) -> list[str]:
-    """Regenerate every file; nothing is written unless every spec is valid. Returns changed paths."""
-    return write_atomically(render_repo(root), root)
+def compile_repo(root: Path, only: tuple[str, ...] = ()) -> list[str]:
+    """Regenerate every file (or those under the `only` path prefixes); nothing is written unless every spec
+    is valid. Returns changed paths."""
+    files = render_repo(root)
+    return write_atomically({p: t for p, t in files.items() if not only or p.startswith(only)}, root)
 
 
 def drift(root: Path) -> dict[str, str]:

@@ -1,13 +1,16 @@
 """Impact analysis: which stages will `dvc repro` re-run after this spec edit, and why.
 
 The baseline is what the repository last recorded: `params.yaml` and `dvc.yaml`
-at a git revision (HEAD by default), or the working-tree files outside git.
+at a git revision (HEAD by default), or the working-tree files outside git, and
+the md5 of every code file each stage ran with in `dvc.lock` (as DVC compares).
 A stage re-runs when a param key it declares changed, when its definition
-(command, deps, outs) changed, or when a stage it reads from re-runs.
+(command, deps, outs) changed, when a module it imports changed since its last
+run, or when a stage it reads from re-runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from compiler.emitters.dvc import stage_entry
 from compiler.ir import Pipeline
 from compiler.load import LoadedSpec
 from compiler.plan import plan
+from core.registry import CODE_PACKAGES
 
 MISSING = object()
 
@@ -37,6 +41,7 @@ class StageImpact:
     changed_params: list[ParamChange] = field(default_factory=list)
     definition_changed: bool = False
     new_stage: bool = False
+    changed_code: list[str] = field(default_factory=list)
     upstream: list[str] = field(default_factory=list)
 
     def reasons(self) -> list[str]:
@@ -45,6 +50,7 @@ class StageImpact:
             out.append("new stage")
         if self.definition_changed:
             out.append("stage definition changed (cmd, deps or outs)")
+        out.extend(f"code changed since its last run: {path}" for path in self.changed_code)
         out.extend(f"param {c.key}: {_show(c.before)} -> {_show(c.after)}" for c in self.changed_params)
         out.extend(f"reads outputs of {u}, which re-runs" for u in self.upstream)
         return out
@@ -56,18 +62,23 @@ class Baseline:
     stages: dict[str, Any]
     source: str
     """Where the baseline came from, for the report ('git HEAD' or 'working tree')."""
+    root: Path | None = None
+    """The checkout whose dvc.lock records what each stage last ran with."""
+    locked: dict[str, dict[str, str]] = field(default_factory=dict)
+    """dvc.lock: stage id -> dependency path -> md5."""
 
 
 def load_baseline(root: Path, rev: str | None) -> Baseline:
     """params.yaml + dvc.yaml at `rev`, or from the working tree when `rev` is None or not in git."""
+    locked = _locked_deps(root)
     if rev is not None:
         params_text, dvc_text = _git_show(root, rev, "params.yaml"), _git_show(root, rev, "dvc.yaml")
         if params_text is not None:
-            return Baseline(_parse(params_text), _parse(dvc_text).get("stages", {}), f"git {rev}")
+            return Baseline(_parse(params_text), _parse(dvc_text).get("stages", {}), f"git {rev}", root, locked)
     params_path, dvc_path = root / "params.yaml", root / "dvc.yaml"
     params = _parse(params_path.read_text(encoding="utf-8")) if params_path.exists() else {}
     stages = _parse(dvc_path.read_text(encoding="utf-8")).get("stages", {}) if dvc_path.exists() else {}
-    return Baseline(params, stages, "working tree")
+    return Baseline(params, stages, "working tree", root, locked)
 
 
 def impact(loaded: LoadedSpec, baseline: Baseline) -> list[StageImpact]:
@@ -77,21 +88,37 @@ def impact(loaded: LoadedSpec, baseline: Baseline) -> list[StageImpact]:
     after = _flatten(loaded.spec.model_dump(mode="json"))
     changes = [ParamChange(f"{loaded.spec.name}.{k}", before.get(k, MISSING), after.get(k, MISSING))
                for k in sorted(set(before) | set(after)) if before.get(k, MISSING) != after.get(k, MISSING)]
-    return _propagate(pipeline, changes, baseline.stages)
+    return _propagate(pipeline, changes, baseline)
 
 
-def _propagate(pipeline: Pipeline, changes: list[ParamChange], old_stages: dict[str, Any]) -> list[StageImpact]:
+def _propagate(pipeline: Pipeline, changes: list[ParamChange], baseline: Baseline) -> list[StageImpact]:
     results: dict[str, StageImpact] = {}
     for stage in pipeline.stages:  # topological order, so upstream verdicts are known
         result = StageImpact(stage.id)
         result.changed_params = [c for c in changes if any(_overlaps(c.key, p) for p in stage.params)]
-        result.new_stage = stage.id not in old_stages
-        result.definition_changed = not result.new_stage and stage_entry(stage) != old_stages[stage.id]
+        result.new_stage = stage.id not in baseline.stages
+        result.definition_changed = not result.new_stage and stage_entry(stage) != baseline.stages[stage.id]
+        result.changed_code = _changed_code(stage.deps, baseline.locked.get(stage.id, {}), baseline.root)
         result.upstream = [up.id for up in pipeline.upstream_of(stage) if results[up.id].reruns]
         result.reruns = bool(result.changed_params or result.new_stage or result.definition_changed
-                             or result.upstream)
+                             or result.changed_code or result.upstream)
         results[stage.id] = result
     return list(results.values())
+
+
+def _changed_code(deps: tuple[str, ...], locked: dict[str, str], root: Path | None) -> list[str]:
+    """Code files whose bytes differ from the md5 dvc.lock recorded when the stage last ran."""
+    if root is None or not locked:
+        return []
+    code = [d for d in deps if d.split("/", 1)[0] in CODE_PACKAGES and d in locked]
+    return [d for d in code if not (root / d).is_file()
+            or hashlib.md5((root / d).read_bytes()).hexdigest() != locked[d]]  # DVC's hash, not for security
+
+
+def _locked_deps(root: Path) -> dict[str, dict[str, str]]:
+    lock = _parse((root / "dvc.lock").read_text(encoding="utf-8")) if (root / "dvc.lock").is_file() else {}
+    return {name: {dep["path"]: dep.get("md5", "") for dep in entry.get("deps") or [] if isinstance(dep, dict)}
+            for name, entry in (lock.get("stages") or {}).items() if isinstance(entry, dict)}
 
 
 def _overlaps(changed: str, declared: str) -> bool:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from compiler.checks import CheckContext, run_checks
 from compiler.errors import Diagnostic, SpecError
-from compiler.spec import ProjectSpec
 from compiler.validate import validate_spec
 from compiler.yaml_source import load_yaml
+from core.spec import ProjectSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 

@@ -1,11 +1,13 @@
-"""Plan: ProjectSpec -> Pipeline. Pure; reads the stage registry, touches no file."""
+"""Plan: ProjectSpec -> Pipeline. Pure: reads the stage registry and the project's own source files (for
+each stage's code dependencies), writes nothing."""
 
 from __future__ import annotations
 
 from compiler.ir import Pipeline, Plot, Stage
-from compiler.spec import ProjectSpec
-from compiler.spec.data import SklearnDigitsSource, VideoSource
-from stages.registry import STAGES, StageInfo, WhenSet
+from core.contract import StageInfo, WhenSet
+from core.registry import STAGES, code_dependencies, dvc_dependency
+from core.spec import ProjectSpec
+from core.spec.data import SklearnDigitsSource, VideoSource
 
 
 def plan(spec: ProjectSpec, spec_path: str) -> Pipeline:
@@ -18,7 +20,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     def fill(template: str) -> str:
         return template.format(project=project)
 
-    deps = [*info.code, *(fill(d) for d in info.deps)]
+    deps = [*code_dependencies(info), *(fill(dvc_dependency(ref)) for ref in info.inputs.values())]
     for key in info.reads_paths_of:
         deps.extend(_spec_paths(spec, key))
     enabled = [when for when in info.optional if _is_set(spec, when)]
@@ -29,10 +31,11 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         cmd=f"python -m {info.module} --project {project}",
         params=tuple(sorted(f"{project}.{key}" for key in info.params)),
         deps=tuple(sorted(set(deps))),
-        outs=tuple(fill(o) for o in info.outs),
-        persist=tuple(fill(o) for when in enabled for o in when.persist),
-        reports=tuple(fill(r) for r in (*info.reports, *(r for when in enabled for r in when.reports))),
-        metrics=tuple(fill(m) for m in info.metrics),
+        outs=tuple(fill(o) for o in info.outs.values()),
+        persist=tuple(fill(o) for when in enabled for o in when.persist.values()),
+        reports=tuple(fill(r) for r in (*info.reports.values(),
+                                        *(r for when in enabled for r in when.reports.values()))),
+        metrics=tuple(fill(m) for m in info.metrics.values()),
         plots=tuple(Plot(p.name, fill(p.path), p.x, p.y, p.template, p.title) for p in info.plots),
     )
 

@@ -17,8 +17,8 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from compiler.compile import PROMOTED_FILE, read_promoted
-from compiler.content import PREFIX, digest_of_hashes
 from compiler.load import LoadedSpec
+from core.content import PREFIX, digest_of_hashes
 
 LOCK_FILE = "dvc.lock"
 

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from compiler.errors import Diagnostic, SpecError
-from compiler.spec import ProjectSpec
 from compiler.yaml_source import SourceMap
+from core.spec import ProjectSpec
 
 TYPE_NAMES = {
     "int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from serving.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE
+from core.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE
 from serving.ood import mahalanobis_terms, ood_score, softmax
 from vision.data.decode import BadImage, PixelLimits, declared_size, decode_rgb
 
@@ -69,6 +69,7 @@ class Artifact:
     input_name: str = "input"
     outputs: tuple[str, str] = ("logits", "features")
     limits: PixelLimits = field(default_factory=PixelLimits)
+    task: str = "classification"
 
     @classmethod
     def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True,
@@ -87,7 +88,7 @@ class Artifact:
                        abstain_on_ood=abstain_on_ood, input_name=preprocess.get("input_name", "input"),
                        outputs=(preprocess.get("output_name", "logits"), preprocess.get("features_name", "features")),
                        version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12],
-                       limits=limits or PixelLimits())
+                       limits=limits or PixelLimits(), task=preprocess.get("task", "classification"))
         serving_file = _find(folders, SERVING_FILE, required=False)
         if serving_file is not None:
             serving: dict[str, Any] = json.loads(serving_file.read_text(encoding="utf-8"))

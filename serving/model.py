@@ -24,16 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from kserve import InferOutput, InferResponse, Model
+from kserve import InferResponse, Model
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
 from serving.artifact import Artifact, BadImage, Prediction
 from serving.protocol import Tensor, TensorRequest
+from serving.responses import RESPONSES
 from vision.data.decode import declared_size
 
 MAX_BATCH = 256
-OUTPUTS = ("label", "probabilities", "ood_score", "abstained")
 LIGHT_PIXELS = 1_000_000
 """A request whose images declare at most this many pixels in all runs on the event loop: a millisecond of
 work, less than the hand-off to a thread costs. Anything heavier goes to the pool."""
@@ -43,6 +43,7 @@ class VisionModel(Model):
     def __init__(self, name: str, artifact: Artifact, inference_threads: int = 1):
         super().__init__(name)
         self.artifact: Artifact | None = artifact
+        self.responses = RESPONSES[artifact.task]
         self.pool = ThreadPoolExecutor(max_workers=inference_threads, thread_name_prefix="inference")
         self.ready = True  # the artifact is loaded before the server starts
 
@@ -68,11 +69,7 @@ class VisionModel(Model):
                 {"name": "input", "datatype": "FP32", "shape": [-1, 3, size, size]}]
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        classes = len(self._artifact().classes)
-        return [{"name": "label", "datatype": "BYTES", "shape": [-1]},
-                {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
-                {"name": "ood_score", "datatype": "FP32", "shape": [-1]},
-                {"name": "abstained", "datatype": "BOOL", "shape": [-1]}]
+        return self.responses.output_types(self._artifact().classes)
 
     # -- inference ------------------------------------------------------------------------------------------
 
@@ -185,22 +182,15 @@ class VisionModel(Model):
         return self._pixels(array)
 
     def _check_outputs(self, request: TensorRequest) -> None:
-        unknown = [o.name for o in request.outputs or [] if o.name not in OUTPUTS]
+        unknown = [o.name for o in request.outputs or [] if o.name not in self.responses.names]
         if unknown:
             raise InvalidInput(f"unknown output(s) {', '.join(map(repr, unknown[:4]))}; this model has "
-                               f"{', '.join(OUTPUTS)}")
+                               f"{', '.join(self.responses.names)}")
 
     # -- outputs -------------------------------------------------------------------------------------------
 
     def _v2_response(self, request: TensorRequest, result: Prediction) -> InferResponse:
-        count = len(result.labels)
-        outputs = [
-            InferOutput("label", [count], "BYTES", [label or "" for label in result.labels]),
-            InferOutput("probabilities", list(result.probabilities.shape), "FP32",
-                        result.probabilities.ravel().tolist()),
-            InferOutput("ood_score", [count], "FP32", result.ood_scores.tolist()),
-            InferOutput("abstained", [count], "BOOL", [bool(a) for a in result.abstained]),
-        ]
+        outputs = self.responses.v2_outputs(result)
         requested = None if request.outputs is None else [
             KServeRequestedOutput(o.name, {"binary_data": o.binary}) for o in request.outputs]
         return InferResponse(request.id or str(uuid.uuid4()), self.name, outputs,
@@ -210,13 +200,7 @@ class VisionModel(Model):
                              requested_outputs=requested)
 
     def _v1_response(self, result: Prediction) -> dict[str, Any]:
-        classes = self._artifact().classes
-        return {"predictions": [
-            {"label": label, "top_class": top, "abstained": bool(abstained), "ood_score": float(score),
-             "probabilities": dict(zip(classes, (float(p) for p in probabilities), strict=True))}
-            for label, top, probabilities, score, abstained in zip(
-                result.labels, result.top_class, result.probabilities, result.ood_scores, result.abstained,
-                strict=True)]}
+        return {"predictions": self.responses.v1_predictions(result, self._artifact().classes)}
 
 
 def _image_bytes(item: Any, index: int) -> bytes:

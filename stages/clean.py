@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.data import Cleaning
-from stages._cli import StageContext, StageFailure, read_csv, run_stage, write_csv, write_json
-from stages._neighbours import pairs_above
-from stages.embed import load_embeddings
+from core.fsutil import atomic_directory, read_csv, write_csv, write_json
+from core.spec.data import Cleaning
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.data.embedding import load_embeddings
+from vision.data.neighbours import pairs_above
 
 FLAGS = ("dark", "blurry", "low_information")
 
@@ -90,19 +90,19 @@ def clean(rows: list[dict[str, str]], vectors: np.ndarray, ingest_dir: Path, set
 
 def main(ctx: StageContext) -> None:
     settings = Cleaning.model_validate(ctx.params["data"]["cleaning"])
-    ingest_dir, embed_dir = ctx.dep(0), ctx.dep(1)
-    rows = read_csv(ingest_dir / "manifest.csv")
+    ingest_dir, embed_dir = ctx.input("images"), ctx.input("embeddings")
+    rows = read_csv(ctx.input("manifest"))
     vectors, embedded_paths = load_embeddings(embed_dir)
     if embedded_paths != [r["path"] for r in rows]:
         raise StageFailure("embeddings are out of step with the manifest; run `dvc repro` for the embed stage")
     result = clean(rows, vectors, ingest_dir, settings)
-    with atomic_directory(ctx.out()) as out:
-        write_csv(out / "manifest.csv", [row for row, kept in zip(rows, result.keep, strict=True) if kept],
+    with atomic_directory(ctx.output("cleaned")) as out:
+        write_csv(out / ctx.inside("manifest"), [row for row, kept in zip(rows, result.keep, strict=True) if kept],
                   tuple(rows[0]) if rows else None)
-    write_json(ctx.path(ctx.info.reports[0]), {"near_duplicates": [asdict(d) for d in result.near_duplicates],
+    write_json(ctx.output("report"), {"near_duplicates": [asdict(d) for d in result.near_duplicates],
                                                "flagged": result.flagged, "removed_flagged": result.removed_flagged})
     summary = result.summary()
-    write_json(ctx.metric(), summary)
+    write_json(ctx.output("summary"), summary)
     print(f"clean: {summary['images_out']} of {summary['images_in']} images kept; "
           f"{summary['near_duplicates_removed']} near-duplicates removed "
           f"({summary['near_duplicates_with_other_label']} with a different label); flagged {summary['flagged']}")

@@ -21,18 +21,16 @@ import lightning as L
 import timm
 import torch
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.deployment import CompressSection
-from compiler.spec.training import AugmentSection, TrainSection
-from stages._candidates import save_candidate
-from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
-from stages._compress import PruneResult, PruneRound, Size, measure_size, prune_to_budget
-from stages._dataset import SplitData, load_split
-from stages._fit import Teacher, fit
-from stages._model import ModelConfig, accuracy, load_model
-from stages._onnx import export_onnx, latency_ms, parity
-
-VARIANTS_FILE = "variants.json"
+from core.fsutil import atomic_directory, write_csv, write_json
+from core.spec.deployment import CompressSection
+from core.spec.training import AugmentSection, TrainSection
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.compression.candidates import save_candidate
+from vision.compression.onnx import export_onnx, latency_ms, parity
+from vision.compression.pruning import PruneResult, PruneRound, Size, measure_size, prune_to_budget
+from vision.data.dataset import SplitData, load_split
+from vision.training.fit import Teacher, fit
+from vision.training.model import ModelConfig, accuracy, load_model
 
 
 def budget_check(settings: CompressSection, size_px: int, work: Path):
@@ -115,21 +113,23 @@ def main(ctx: StageContext) -> None:
     settings = CompressSection.model_validate(params["compress"])
     train_cfg = TrainSection.model_validate(params["train"])
     augment = AugmentSection.model_validate(params["augment"])
-    trained, config = load_model(ctx.dep(2))
-    ingest_dir, split_csv = ctx.dep(0), ctx.dep(1) / "split.csv"
+    trained, config = load_model(ctx.input("model"))
+    ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
     train, val, test = (load_split(ingest_dir, split_csv, s, config.classes, config.input_size_px)
                         for s in ("train", "val", "test"))
     started = time.perf_counter()
-    with atomic_directory(ctx.out()) as out:
+    with atomic_directory(ctx.output("candidates")) as out:
         models, tracks = compress(trained, config, train, val, settings, train_cfg, augment, seed, out)
         (out / "probe.onnx").unlink(missing_ok=True)
         described = describe(models, config, tracks, settings.student, val, test, out)
         for name, result in tracks.items():
             described[name]["budget_met"] = result.budget_met
-        write_json(out / VARIANTS_FILE, {"model": asdict(config), "variants": described})
-    write_csv(ctx.plot(), [{"track": name, **asdict(r)} for name, result in tracks.items() for r in result.rounds])
-    write_json(ctx.metric(), {name: {k: v for k, v in row.items() if k in ("params", "macs", "torch_val_accuracy")}
-                              for name, row in described.items()})
+        write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described})
+    write_csv(ctx.output("rounds"), [{"track": name, **asdict(r)} for name, result in tracks.items()
+                                     for r in result.rounds])
+    write_json(ctx.output("summary"), {name: {k: v for k, v in row.items() if k in ("params", "macs",
+                                                                                 "torch_val_accuracy")}
+                                       for name, row in described.items()})
     summary = ", ".join(f"{name} {row['params']:,} params (val {row['torch_val_accuracy']:.4f})"
                         for name, row in described.items())
     print(f"compress: {summary} in {time.perf_counter() - started:.0f} s")

@@ -19,17 +19,26 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.training import AugmentSection
-from stages._augment import enabled
-from stages._calibration import expected_calibration_error, fit_temperature, reliability_rows
-from stages._candidates import load_candidate
-from stages._cli import StageContext, StageFailure, read_json, run_stage, write_csv, write_json
-from stages._dataset import SplitData, load_split, to_tensor
-from stages._dependability_figures import gradcam_gallery, ood_histogram, reliability_diagram, robustness_heatmap
-from stages._explain import Explanations, explain
-from stages._onnx import logits_of, predict_outputs, session
-from stages._ood import (
+from core.bundle import (
+    MODEL_FILE,
+    OOD_STATE_DIR,
+    PREPROCESS_FILE,
+    SERVING_FILE,
+    OodSettings,
+    Preprocessing,
+    ServingSettings,
+    ood_state_file,
+)
+from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.spec.training import AugmentSection
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.compression.candidates import load_candidate
+from vision.compression.onnx import logits_of, predict_outputs, session
+from vision.data.dataset import SplitData, load_split, to_tensor
+from vision.dependability.calibration import expected_calibration_error, fit_temperature, reliability_rows
+from vision.dependability.explain import Explanations, explain
+from vision.dependability.figures import gradcam_gallery, ood_histogram, reliability_diagram, robustness_heatmap
+from vision.dependability.ood import (
     DETECTORS,
     LOGIT_DETECTORS,
     FeatureDetector,
@@ -38,12 +47,12 @@ from stages._ood import (
     ood_metrics,
     threshold_at_tpr,
 )
-from stages._ood_sets import folder_images, heavy_occlusion, noise_images, photo_crops, shuffled_patches
-from stages._robustness import CorruptionResult, robustness, summary
+from vision.dependability.ood_sets import folder_images, heavy_occlusion, noise_images, photo_crops, shuffled_patches
+from vision.dependability.robustness import CorruptionResult, robustness, summary
+from vision.training.augment import enabled
 
 TPR = 0.95
 """In-distribution images the serving threshold accepts."""
-SERVING_FILE, OOD_STATE_DIR = "serving.json", "ood_state"
 
 
 @dataclass(frozen=True)
@@ -254,25 +263,24 @@ def extra_ood_sets(root: Path, folders: list[str], size_px: int) -> tuple[dict[s
 def main(ctx: StageContext) -> None:
     params, seed = ctx.params, ctx.params["seed"]
     plan = Plan.from_params(params)
-    ingest_dir, split_csv, export_dir, compress_dir = ctx.dep(0), ctx.dep(1) / "split.csv", ctx.dep(2), ctx.dep(3)
-    preprocess = read_json(export_dir / "preprocess.json")
-    classes, size_px = preprocess["classes"], int(preprocess["input_size_px"])
+    ingest_dir, split_csv, export_dir = ctx.input("images"), ctx.input("split"), ctx.input("deployable")
+    preprocess = Preprocessing.from_dict(read_json(export_dir / PREPROCESS_FILE))
+    classes, size_px = preprocess.classes, preprocess.input_size_px
     train, val, test = (load_split(ingest_dir, split_csv, s, classes, size_px) for s in ("train", "val", "test"))
-    candidate, _ = load_candidate(compress_dir, preprocess["variant"].rsplit("-", 1)[0])
+    candidate, _ = load_candidate(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0])
     extra, unreadable = extra_ood_sets(ctx.root, list(params["dependability"]["ood"]["ood_sources"]), size_px)
-    result = assess(export_dir / "model.onnx", candidate, train, val, test, plan, seed, extra)
-    figures = metrics(result, preprocess["variant"])
-    with atomic_directory(ctx.out()) as out:
-        write_json(out / SERVING_FILE, {
-            "temperature": result.temperature,
-            "ood": {"detector": result.detector, "threshold": result.threshold, "tpr": TPR,
-                    "rule": "abstain when the score is above the threshold (higher = more likely out of distribution)",
-                    "state": {name: f"{OOD_STATE_DIR}/{name}.npy" for name in sorted(result.ood_state)}}})
+    result = assess(export_dir / MODEL_FILE, candidate, train, val, test, plan, seed, extra)
+    figures = metrics(result, preprocess.variant)
+    with atomic_directory(ctx.output("serving_state")) as out:
+        write_json(out / SERVING_FILE, ServingSettings(result.temperature, OodSettings(
+            result.detector, result.threshold, TPR,
+            state={name: ood_state_file(name) for name in sorted(result.ood_state)})).to_dict())
         if result.ood_state:
             (out / OOD_STATE_DIR).mkdir()
             for name, array in sorted(result.ood_state.items()):
-                np.save(out / OOD_STATE_DIR / f"{name}.npy", np.asarray(array))  # .npy: same array, same bytes
-    ood_json, heatmap_png, reliability_png, scores_png, gradcam_png = (ctx.path(p) for p in ctx.info.reports)
+                np.save(out / ood_state_file(name), np.asarray(array))  # .npy: same array, same bytes
+    ood_json, heatmap_png, reliability_png, scores_png, gradcam_png = (
+        ctx.output(name) for name in ("ood", "robustness_png", "reliability_png", "ood_scores_png", "gradcam_png"))
     write_json(ood_json, {"detector": result.detector, "tpr": TPR, "set_kinds": result.set_kinds,
                           "unreadable_ood_files": unreadable,
                           "detectors": {d: {s: asdict(m) for s, m in sets.items()} for d, sets in result.ood.items()}})
@@ -284,14 +292,15 @@ def main(ctx: StageContext) -> None:
                   f"{ctx.project}: {result.detector} scores")
     gradcam_gallery(test, result.predicted, result.explained, result.explanations.maps, classes, gradcam_png,
                     f"{ctx.project}: Grad-CAM on the deployable candidate")
-    write_json(ctx.metric(), figures)
-    write_csv(ctx.plot(0), [{"condition": f"{r.corruption} s{r.severity}", "accuracy": r.accuracy,
+    write_json(ctx.output("metrics"), figures)
+    write_csv(ctx.output("robustness"), [{"condition": f"{r.corruption} s{r.severity}", "accuracy": r.accuracy,
                              "seen_in_training": r.seen_in_training} for r in result.corruptions]
               + [{"condition": "clean", "accuracy": result.clean_accuracy, "seen_in_training": True}])
-    write_csv(ctx.plot(1), [{"confidence": row["confidence"], "accuracy": row["accuracy"], "count": row["count"]}
+    write_csv(ctx.output("reliability"), [{"confidence": row["confidence"], "accuracy": row["accuracy"],
+                                           "count": row["count"]}
                             for row in result.reliability_after])
     ood, robust, cal = figures["ood"], figures["robustness"], figures["calibration"]
-    print(f"dependability: {preprocess['variant']} test accuracy {result.accuracy:.4f}; {result.detector} far-OOD "
+    print(f"dependability: {preprocess.variant} test accuracy {result.accuracy:.4f}; {result.detector} far-OOD "
           f"AUROC {ood['far_auroc']:.4f} (FPR95 {ood['far_fpr_at_95_tpr']:.3f}), near {ood['near_auroc']:.4f}; "
           f"corrupted/clean {robust['mean_ratio']} (held-out {robust['held_out_mean_ratio']}); ECE "
           f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} at T={cal['temperature']:.3f}; ROAD Grad-CAM "

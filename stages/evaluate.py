@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stages._cli import StageContext, run_stage, write_csv, write_json
-from stages._dataset import SplitData, load_split, to_tensor
-from stages._metrics import classification_metrics
-from stages._model import load_model, predict_logits
-from stages._plots import image_grid
+from core.fsutil import write_csv, write_json
+from stages.runtime import StageContext, run_stage
+from vision.data.dataset import SplitData, load_split, to_tensor
+from vision.plots import image_grid
+from vision.tasks import task as task_named
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
+from vision.training.model import load_model, predict_logits
 
 GALLERY_SIZE = 24
 TOP_CONFUSIONS = 10
@@ -29,13 +32,13 @@ class Evaluation:
     test: SplitData
 
 
-def evaluate(model_dir: Path, ingest_dir: Path, split_csv: Path) -> Evaluation:
+def evaluate(model_dir: Path, ingest_dir: Path, split_csv: Path, task: Task = CLASSIFICATION) -> Evaluation:
     """Metrics on the test split plus each image's actual and predicted class names."""
     model, config = load_model(model_dir)
     test = load_split(ingest_dir, split_csv, "test", config.classes, config.input_size_px)
     probabilities = torch.softmax(predict_logits(model, to_tensor(test.images)), dim=1).numpy()
     predicted = probabilities.argmax(1)
-    metrics = classification_metrics(test.labels, predicted, config.classes)
+    metrics = task.metrics(test.labels, probabilities, config.classes)
     return Evaluation(metrics, [config.classes[a] for a in test.labels], [config.classes[p] for p in predicted],
                       probabilities.max(1), test)
 
@@ -64,14 +67,15 @@ def mistakes_gallery(result: Evaluation, path: Path, title: str) -> int:
 
 
 def main(ctx: StageContext) -> None:
-    result = evaluate(ctx.dep(2), ctx.dep(0), ctx.dep(1) / "split.csv")
+    result = evaluate(ctx.input("model"), ctx.input("images"), ctx.input("split"), task_named(ctx.params["task"]))
     metrics = dict(result.metrics)
-    per_class_json, confusions_json, gallery_png = (ctx.path(p) for p in ctx.info.reports)
+    per_class_json, confusions_json, gallery_png = (ctx.output(name) for name in ("per_class", "top_confusions",
+                                                                                    "misclassified"))
     write_json(per_class_json, metrics.pop("per_class"))
     write_json(confusions_json, top_confusions(result.actual, result.predicted))
     mistakes_gallery(result, gallery_png, ctx.project)
-    write_json(ctx.metric(), metrics)
-    write_csv(ctx.plot(), [{"actual": a, "predicted": p} for a, p in zip(result.actual, result.predicted,
+    write_json(ctx.output("metrics"), metrics)
+    write_csv(ctx.output("confusion"), [{"actual": a, "predicted": p} for a, p in zip(result.actual, result.predicted,
                                                                          strict=True)])
     wrong = sum(a != p for a, p in zip(result.actual, result.predicted, strict=True))
     print(f"evaluate: {ctx.project} test accuracy {metrics['accuracy']:.4f} on {metrics['images']} images "

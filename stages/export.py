@@ -10,21 +10,28 @@ limit to relax and by how much.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.fsutil import atomic_directory
-from compiler.profiles import PROFILES
-from compiler.spec.deployment import CompressionBudget
-from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
-from stages._dataset import SplitData, load_split
-from stages._onnx import convert_fp16, cpu_description, latency_ms, predict, quantize_int8, session, torch_latency_ms
-from stages._plots import pyplot, save_figure
+from core.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
+from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.profiles import PROFILES
+from core.spec.deployment import CompressionBudget
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.compression.onnx import (
+    convert_fp16,
+    cpu_description,
+    latency_ms,
+    predict,
+    quantize_int8,
+    session,
+    torch_latency_ms,
+)
+from vision.data.dataset import SplitData, load_split
+from vision.plots import pyplot, save_figure
 
-DEPLOYABLE, PREPROCESS = "model.onnx", "preprocess.json"
 ROW_FIELDS = ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
               "val_accuracy", "test_accuracy", "latency_ms_1_thread", "latency_ms_2_threads")
 
@@ -58,7 +65,7 @@ def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, va
 
 def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Variant:
     """The trained model as torch eager fp32: what serving without export would run (not deployable)."""
-    from stages._model import WEIGHTS_FILE, load_model
+    from vision.training.model import WEIGHTS_FILE, load_model
 
     model, _ = load_model(model_dir)
     return Variant("trained-torch", "trained", "fp32", "torch eager", False, trained["params"], trained["macs"],
@@ -183,8 +190,8 @@ def main(ctx: StageContext) -> None:
     params = ctx.params
     budget = CompressionBudget.model_validate(params["compress"]["budget"])
     profile = PROFILES[params["target"]["hardware"]]
-    compress_dir, ingest_dir, split_csv = ctx.dep(2), ctx.dep(0), ctx.dep(1) / "split.csv"
-    described = json.loads((compress_dir / "variants.json").read_text(encoding="utf-8"))
+    compress_dir, ingest_dir, split_csv = ctx.input("candidates"), ctx.input("images"), ctx.input("split")
+    described = read_json(ctx.input("variants"))
     config = described["model"]
     classes, size_px = config["classes"], int(config["input_size_px"])
     train, val, test = (load_split(ingest_dir, split_csv, s, classes, size_px) for s in ("train", "val", "test"))
@@ -192,10 +199,10 @@ def main(ctx: StageContext) -> None:
     calibration = SplitData(train.images[:calibration_count], train.labels[:calibration_count],
                             train.paths[:calibration_count])
     baseline = float(described["variants"]["trained"]["torch_val_accuracy"])
-    with atomic_directory(ctx.out()) as out:
+    with atomic_directory(ctx.output("deployable")) as out:
         work = out / "variants"
         work.mkdir()
-        rows = build_variants(compress_dir, described["variants"], size_px, ctx.dep(3), work, profile.precision,
+        rows = build_variants(compress_dir, described["variants"], size_px, ctx.input("model"), work, profile.precision,
                               "quantize" in params["compress"]["methods"], calibration, val, test)
         table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
         try:
@@ -204,21 +211,18 @@ def main(ctx: StageContext) -> None:
             print(format_table(rows), flush=True)
             raise
         assert chosen.path is not None
-        shutil.copyfile(chosen.path, out / DEPLOYABLE)
+        shutil.copyfile(chosen.path, out / MODEL_FILE)
         shutil.rmtree(work)
-        write_json(out / PREPROCESS, {
-            "model_file": DEPLOYABLE, "input_name": "input", "output_name": "logits", "features_name": "features",
-            "layout": "NCHW",
-            "input_size_px": size_px, "mean": config["mean"], "std": config["std"], "scale": 1 / 255,
-            "classes": classes, "variant": chosen.variant, "precision": chosen.precision,
-            "target": profile.name, "execution_provider": profile.execution_provider})
-    write_csv(ctx.plot(), table, ROW_FIELDS)
-    choice_json, pareto_png = (ctx.path(p) for p in ctx.info.reports)
+        write_json(out / PREPROCESS_FILE, Preprocessing(
+            input_size_px=size_px, mean=config["mean"], std=config["std"], classes=classes, variant=chosen.variant,
+            precision=chosen.precision, target=profile.name, execution_provider=profile.execution_provider).to_dict())
+    write_csv(ctx.output("variants"), table, ROW_FIELDS)
+    choice_json, pareto_png = ctx.output("choice"), ctx.output("pareto")
     torch_row = rows[0]
     write_json(choice_json, {"chosen": chosen.variant, "reason": reason, "budget": budget.model_dump(mode="json"),
                              "baseline_val_accuracy": baseline, "measured_on": cpu_description(), "variants": table})
     pareto_plot(rows, chosen, budget, baseline, pareto_png, f"{ctx.project}: variants ({profile.name} target)")
-    write_json(ctx.metric(), {
+    write_json(ctx.output("summary"), {
         "variant": chosen.variant, "val_accuracy": chosen.val_accuracy, "test_accuracy": chosen.test_accuracy,
         "val_accuracy_drop": round(baseline - chosen.val_accuracy, 6), "params": chosen.params,
         "macs": chosen.macs, "size_bytes": chosen.size_bytes, "latency_ms_1_thread": chosen.latency_ms_1_thread,

@@ -8,19 +8,19 @@ summary, and exits non-zero with one line per failed check when any fails, so
 
 from __future__ import annotations
 
-from compiler.content import digest_of_hashes
-from compiler.fsutil import write_text_atomically
-from compiler.spec.deployment import CompressionBudget
-from serving.bundle import IncompleteBundle, bundle_members, file_hashes
-from stages._cli import StageContext, StageFailure, read_json, run_stage, write_json
-from stages._report import FIGURES, render_html, render_markdown
-from stages._verdict import Thresholds, budget_checks, dependability_checks, verdict
+from core.bundle import IncompleteBundle, bundle_members, file_hashes
+from core.content import digest_of_hashes
+from core.fsutil import read_json, write_json, write_text_atomically
+from core.spec.deployment import CompressionBudget
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.dependability.report import FIGURES, render_html, render_markdown
+from vision.dependability.verdict import Thresholds, budget_checks, dependability_checks, verdict
 
 
 def judged_files(ctx: StageContext) -> dict[str, object]:
     """The sha256 of every file of the bundle the figures describe, and their bundle digest: promote serves
     only these bytes, and `autodl compile --check` binds the promotion record to them."""
-    folders = {stage: ctx.path(f"models/{{project}}/{stage}") for stage in ("export", "dependability")}
+    folders = {"export": ctx.input("deployable"), "dependability": ctx.input("serving_state")}
     try:
         hashes = file_hashes(bundle_members(folders))
     except IncompleteBundle as exc:
@@ -31,13 +31,13 @@ def judged_files(ctx: StageContext) -> dict[str, object]:
 def main(ctx: StageContext) -> None:
     limits = Thresholds.from_params(ctx.params["dependability"])
     budget = CompressionBudget.model_validate(ctx.params["compress"]["budget"])
-    figures, export, ood_report = read_json(ctx.dep(0)), read_json(ctx.dep(1)), read_json(ctx.dep(2))
+    figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
     checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)
     result = verdict(ctx.project, figures["variant"], checks)
     result["judged"] = judged_files(ctx)
-    images = dict(zip(FIGURES, (ctx.dep(i) for i in range(3, 3 + len(FIGURES))), strict=True))
-    html_path, markdown_path = (ctx.path(p) for p in ctx.info.reports)
-    write_json(ctx.metric(), result)
+    images = {figure: ctx.input(f"{figure}_png") for figure in FIGURES}
+    html_path, markdown_path = ctx.output("report_html"), ctx.output("summary_md")
+    write_json(ctx.output("verdict"), result)
     write_text_atomically(html_path, render_html(ctx.project, result, checks, figures, ood_report, images))
     write_text_atomically(markdown_path, render_markdown(ctx.project, result, checks, figures))
     if not result["passed"]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import time
 
-from stages import _hpo
-from stages._cli import StageContext, StageFailure, run_stage
+from stages.runtime import StageContext, StageFailure, run_stage
 from stages.train import STUDY_URL_ENV, load_inputs
+from vision.training import hpo as _hpo
 
 WORKER_INDEX_ENV = "JOB_COMPLETION_INDEX"
 """Set by Kubernetes for each pod of an Indexed Job; each worker offsets the sampler's seed by it."""

@@ -20,12 +20,12 @@ from pathlib import Path
 from pydantic import TypeAdapter
 from tqdm import tqdm
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.data import Source
-from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
-from stages._imageio import PixelLimits, RefusedFile, UnreadableImage, canonicalize
-from stages._sources import RawItem, SourceStats, UnsupportedSource, iter_source
+from core.fsutil import atomic_directory, write_csv, write_json
+from core.spec.data import Source
+from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.decode import ImageTooLarge
+from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, canonicalize
+from vision.data.sources import RawItem, SourceStats, UnsupportedSource, iter_source
 
 MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode")
 
@@ -130,7 +130,7 @@ def main(ctx: StageContext) -> None:
     flow_px = params["data"]["cleaning"]["static_frame_flow_px"]
     stats = SourceStats()
     limits = PixelLimits(max_pixels=params["data"]["quality"]["max_image_pixels"])
-    with atomic_directory(ctx.out()) as out:
+    with atomic_directory(ctx.output("images")) as out:
         try:
             items = (item for source in sources
                      for item in iter_source(source, ctx.root, flow_px, stats, params["classes"], limits))
@@ -140,14 +140,15 @@ def main(ctx: StageContext) -> None:
             raise StageFailure(str(exc)) from None
         result.static_frames_dropped = stats.static_frames_dropped
         result.files_skipped = len(stats.skipped)
-        write_csv(out / "skipped.csv", [asdict(s) for s in stats.skipped], ("origin", "source", "reason"))
-        write_csv(out / "manifest.csv", [asdict(r) for r in result.records], MANIFEST_FIELDS)
-        write_csv(out / "quarantine.csv", [asdict(q) for q in result.quarantined], ("origin", "source", "reason"))
+        write_csv(out / ctx.inside("skipped"), [asdict(s) for s in stats.skipped], ("origin", "source", "reason"))
+        write_csv(out / ctx.inside("manifest"), [asdict(r) for r in result.records], MANIFEST_FIELDS)
+        write_csv(out / ctx.inside("quarantine"), [asdict(q) for q in result.quarantined],
+                  ("origin", "source", "reason"))
     summary = result.summary()
-    write_json(ctx.metric(), summary)
+    write_json(ctx.output("summary"), summary)
     print(f"ingest: {summary['images']} images, {summary['quarantined']} quarantined "
-          f"(see {ctx.out() / 'quarantine.csv'}), {summary['files_skipped']} files skipped "
-          f"(see {ctx.out() / 'skipped.csv'})")
+          f"(see {ctx.output('quarantine')}), {summary['files_skipped']} files skipped "
+          f"(see {ctx.output('skipped')})")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,15 @@ before this stage, so `k8s/` stays byte-for-byte unchanged.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from compiler.compile import render_repo
-from compiler.content import PREFIX, tree_digest
-from compiler.fsutil import atomic_directory, write_atomically, write_text_atomically
-from serving.bundle import PREPROCESS_FILE, IncompleteBundle, bundle_members, file_hashes
-from stages._cli import StageContext, StageFailure, read_json, run_stage
+from core.bundle import PREPROCESS_FILE, IncompleteBundle, Preprocessing, bundle_members, file_hashes
+from core.content import PREFIX, tree_digest
+from core.fsutil import atomic_directory, read_json, write_text_atomically
+from stages.runtime import StageContext, StageFailure, run_stage
 
 
 def bundle(sources: dict[str, Path], out: Path, judged: dict[str, str] | None = None) -> None:
@@ -49,7 +50,7 @@ def promotion_record(project: str, storage_uri: str, digest: str, variant: str) 
             f"variant: {variant}\n")
 
 
-def model_card(project: str, digest: str, preprocess: dict[str, Any], evaluation: dict[str, Any],
+def model_card(project: str, digest: str, preprocess: Preprocessing, evaluation: dict[str, Any],
                export: dict[str, Any], dependability: dict[str, Any], verdict: dict[str, Any]) -> str:
     """What the model is, how good it is, and where it is known to fail, for the people who deploy it."""
     ood, robust, cal = dependability["ood"], dependability["robustness"], dependability["calibration"]
@@ -59,10 +60,10 @@ def model_card(project: str, digest: str, preprocess: dict[str, Any], evaluation
         "<!-- Written by the promote stage (autodl); do not edit: `dvc repro` rewrites it. -->",
         f"# Model card: {project}",
         "",
-        f"- **Artifact**: `{preprocess['variant']}` ({preprocess['precision']}, target {preprocess['target']}), "
+        f"- **Artifact**: `{preprocess.variant}` ({preprocess.precision}, target {preprocess.target}), "
         f"bundle digest `sha256:{digest}`",
-        f"- **Classes** ({len(preprocess['classes'])}): {', '.join(preprocess['classes'])}; input "
-        f"{preprocess['input_size_px']} px RGB, normalised with mean {preprocess['mean']} and std {preprocess['std']}",
+        f"- **Classes** ({len(preprocess.classes)}): {', '.join(preprocess.classes)}; input "
+        f"{preprocess.input_size_px} px RGB, normalised with mean {preprocess.mean} and std {preprocess.std}",
         f"- **Gate**: {'passed' if verdict['passed'] else 'FAILED'}, {len(verdict['checks'])} checks",
         "",
         "## Performance (test split)",
@@ -97,27 +98,36 @@ def model_card(project: str, digest: str, preprocess: dict[str, Any], evaluation
 
 
 def main(ctx: StageContext) -> None:
-    verdict = read_json(ctx.dep(0))
+    verdict = read_json(ctx.input("verdict"))
     if verdict.get("passed") is not True:
         raise StageFailure(f"the gate did not pass for {ctx.project}: nothing is promoted")
     judged = (verdict.get("judged") or {}).get("files")
     if not judged:
-        raise StageFailure(f"{ctx.dep(0)} records no judged files: re-run the gate before promoting")
-    export_dir, dependability_dir = ctx.dep(1), ctx.dep(2)
-    preprocess = read_json(export_dir / PREPROCESS_FILE)
-    with atomic_directory(ctx.out()) as out:
+        raise StageFailure(f"{ctx.input('verdict')} records no judged files: re-run the gate before promoting")
+    export_dir, dependability_dir = ctx.input("deployable"), ctx.input("serving_state")
+    preprocess = Preprocessing.from_dict(read_json(export_dir / PREPROCESS_FILE))
+    with atomic_directory(ctx.output("release")) as out:
         bundle({"export": export_dir, "dependability": dependability_dir}, out, judged)
         digest = tree_digest(out)
-    record, card = (ctx.path(p) for p in ctx.info.reports)
+    record, card = ctx.output("record"), ctx.output("model_card")
     write_text_atomically(record, promotion_record(ctx.project, ctx.params["serving"]["storage_uri"], digest,
-                                                   preprocess["variant"]))
-    manifests = {path: text for path, text in render_repo(ctx.root).items()
-                 if path.startswith(f"k8s/{ctx.project}/") or path == f"k8s/argocd/{ctx.project}.yaml"}
-    changed = write_atomically(manifests, ctx.root)
-    evaluation, export, dependability = (read_json(ctx.dep(i)) for i in (3, 4, 5))
+                                                   preprocess.variant))
+    rendered = render_manifests(ctx.root, ctx.project)
+    evaluation, export, dependability = (read_json(ctx.input(n)) for n in ("evaluation", "export_summary", "figures"))
     write_text_atomically(card, model_card(ctx.project, digest, preprocess, evaluation, export, dependability, verdict))
-    print(f"promote: {ctx.project} sha256:{digest[:12]} ({preprocess['variant']}) recorded in {record}; "
-          f"k8s files changed: {', '.join(changed) or 'none'}")
+    print(f"promote: {ctx.project} sha256:{digest[:12]} ({preprocess.variant}) recorded in {record}; {rendered}")
+
+
+def render_manifests(root: Path, project: str) -> str:
+    """Re-render the project's manifests (the InferenceService now names the new digest) through the
+    compiler's command line: stages never import the compiler, and `autodl compile` is what CI checks against.
+    Only `k8s/<project>/` and its Argo CD Application: params.yaml may hold a `dvc exp run -S` override."""
+    done = subprocess.run([sys.executable, "-m", "compiler.cli", "--root", str(root), "compile",
+                           "--only", f"k8s/{project}/", "--only", f"k8s/argocd/{project}.yaml"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise StageFailure(f"`autodl compile` failed after recording the promotion:\n{done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.decomposition import PCA
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.data import Pruning
-from stages._cli import StageContext, read_csv, run_stage, write_csv, write_json
-from stages._plots import pyplot, save_figure
-from stages._pruning import select_per_class
-from stages.embed import load_embeddings
+from core.fsutil import atomic_directory, read_csv, write_csv, write_json
+from core.spec.data import Pruning
+from stages.runtime import StageContext, run_stage
+from vision.data.embedding import load_embeddings
+from vision.data.selection import select_per_class
+from vision.plots import pyplot, save_figure
 
 
 def projection_rows(vectors: np.ndarray, labels: list[str], keep: np.ndarray, seed: int) -> list[dict[str, object]]:
@@ -44,24 +44,24 @@ def save_projection_png(rows: list[dict[str, object]], path: Path, title: str) -
 
 def main(ctx: StageContext) -> None:
     settings = Pruning.model_validate(ctx.params["data"]["pruning"])
-    rows = read_csv(ctx.dep(0) / "split.csv")
-    vectors, paths = load_embeddings(ctx.dep(1))
+    rows = read_csv(ctx.input("split"))
+    vectors, paths = load_embeddings(ctx.input("embeddings"))
     row_of = {path: i for i, path in enumerate(paths)}
     train = [r for r in rows if r["split"] == "train"]
     train_vectors = vectors[[row_of[r["path"]] for r in train]]
     labels = [r["label"] for r in train]
     keep = select_per_class(train_vectors, labels, settings.budget, settings.method, ctx.params["seed"])
     kept_paths = {r["path"] for r, k in zip(train, keep, strict=True) if k}
-    with atomic_directory(ctx.out()) as out:
-        write_csv(out / "split.csv", [{**r, "split": "pruned"} if r["split"] == "train" and r["path"] not in
+    with atomic_directory(ctx.output("pruned")) as out:
+        write_csv(out / ctx.inside("split"), [{**r, "split": "pruned"} if r["split"] == "train" and r["path"] not in
                                       kept_paths else r for r in rows])
     before, after = Counter(labels), Counter(label for label, k in zip(labels, keep, strict=True) if k)
-    write_json(ctx.metric(), {"method": settings.method, "budget": settings.budget,
+    write_json(ctx.output("summary"), {"method": settings.method, "budget": settings.budget,
                               "train_before": len(labels), "train_after": int(keep.sum()),
                               "per_class_after": {label: after[label] for label in sorted(before)}})
     projection = projection_rows(train_vectors, labels, keep, ctx.params["seed"])
-    write_csv(ctx.plot(), projection, ("x", "y", "label", "kept"))
-    save_projection_png(projection, ctx.path(ctx.info.reports[0]),
+    write_csv(ctx.output("projection"), projection, ("x", "y", "label", "kept"))
+    save_projection_png(projection, ctx.output("projection_png"),
                         f"{ctx.project}: {settings.method} keeps {int(keep.sum())} of {len(labels)} training images")
     print(f"prune: {settings.method} kept {int(keep.sum())} of {len(labels)} training images "
           f"(budget {settings.budget:g})")

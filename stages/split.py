@@ -7,17 +7,16 @@ near-duplicate of a training image; there must be none (cleaning removed them).
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.data import Split
-from stages._cli import StageContext, StageFailure, read_csv, run_stage, write_json
-from stages._neighbours import max_similarity_to
-from stages.embed import load_embeddings
+from core.fsutil import atomic_directory, read_csv, write_csv, write_json
+from core.spec.data import Split
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.data.embedding import load_embeddings
+from vision.data.neighbours import max_similarity_to
 
 SPLITS = ("train", "val", "test")
 
@@ -54,21 +53,20 @@ def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], thre
 
 
 def main(ctx: StageContext) -> None:
-    rows = read_csv(ctx.dep(0) / "manifest.csv")
+    rows = read_csv(ctx.input("manifest"))
     split = Split.model_validate(ctx.params["data"]["split"])
     assignment = assign_splits([r["label"] for r in rows], split, ctx.params["seed"], [r["group"] for r in rows])
-    vectors, paths = load_embeddings(ctx.dep(1))
+    vectors, paths = load_embeddings(ctx.input("embeddings"))
     row_of = {path: i for i, path in enumerate(paths)}
     leaks = cross_split_near_duplicates(vectors[[row_of[r["path"]] for r in rows]], assignment,
                                         ctx.params["data"]["cleaning"]["near_duplicate_cosine"])
     counts = Counter(assignment)
-    write_json(ctx.metric(), {**{name: counts[name] for name in SPLITS}, "cross_split_near_duplicates": leaks})
+    write_json(ctx.output("summary"), {**{name: counts[name] for name in SPLITS}, "cross_split_near_duplicates": leaks})
     if leaks:
         raise StageFailure(f"{leaks} validation/test images are near-duplicates of training images")
-    with atomic_directory(ctx.out()) as out, (out / "split.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(("path", "label", "group", "split"))
-        writer.writerows((r["path"], r["label"], r["group"], name) for r, name in zip(rows, assignment, strict=True))
+    with atomic_directory(ctx.output("splits")) as out:
+        write_csv(out / ctx.inside("split"), [{"path": r["path"], "label": r["label"], "group": r["group"],
+                                               "split": name} for r, name in zip(rows, assignment, strict=True)])
     print("split: " + ", ".join(f"{name} {counts[name]}" for name in SPLITS) + ", no cross-split near-duplicates")
 
 

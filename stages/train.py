@@ -22,23 +22,27 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.training import AugmentSection, ModelSection, TrainSection
-from stages import _hpo
-from stages._cli import StageContext, StageFailure, run_stage, write_csv, write_json
-from stages._dataset import SplitData, load_split
-from stages._fit import HISTORY_FIELDS, TrainResult, fit, world
-from stages._model import ModelConfig, build_model, save_model
-from stages._train_reports import augmentation_preview, hpo_plots
-from stages.registry import STAGES_BY_NAME
+from core.fsutil import atomic_directory, write_csv, write_json
+from core.registry import CODE_ROOT, STAGES_BY_NAME, code_dependencies
+from core.spec.training import AugmentSection, ModelSection, TrainSection
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.data.dataset import SplitData, load_split
+from vision.tasks import task as task_named
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
+from vision.training import hpo as _hpo
+from vision.training.fit import HISTORY_FIELDS, TrainResult, fit, world
+from vision.training.model import ModelConfig, build_model, save_model
+from vision.training.reports import augmentation_preview, hpo_plots
 
 
 def train_model(train: SplitData, val: SplitData, config: ModelConfig, cfg: TrainSection, seed: int,
                 augment: AugmentSection | None = None, *, callbacks: tuple[Callback, ...] = (),
-                progress: bool = True) -> TrainResult:
-    """A fresh model for `config` (from scratch or the offline ImageNet weights), fitted (see `_fit.fit`)."""
+                progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
+    """A fresh model for `config` (from scratch or the offline ImageNet weights), fitted (see `fit.fit`)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    return fit(build_model(config), train, val, cfg, seed, augment, callbacks=callbacks, progress=progress)
+    return fit(build_model(config), train, val, cfg, seed, augment, callbacks=callbacks, progress=progress,
+               task=task)
 
 
 def with_params(cfg: TrainSection, config: ModelConfig, params: dict[str, Any]) -> tuple[TrainSection, ModelConfig]:
@@ -63,6 +67,7 @@ class TrainInputs:
     cfg: TrainSection
     augment: AugmentSection | None
     seed: int
+    task: Task = CLASSIFICATION
 
     @property
     def trial_epochs(self) -> int:
@@ -86,7 +91,7 @@ class TrainInputs:
             run_cfg, run_config = with_params(trial_cfg, self.config, params)
             pruning = PyTorchLightningPruningCallback(trial, monitor="val_accuracy")
             return train_model(self.train, self.val, run_config, run_cfg, self.seed, self.augment,
-                               callbacks=(pruning,), progress=False).best_val_accuracy
+                               callbacks=(pruning,), progress=False, task=self.task).best_val_accuracy
 
         return run
 
@@ -96,11 +101,11 @@ def load_inputs(ctx: StageContext) -> TrainInputs:
     model_cfg = ModelSection.model_validate(params["model"])
     config = ModelConfig(model_cfg.backbone, list(params["classes"]), model_cfg.input_size_px, model_cfg.drop_rate,
                          model_cfg.pretrained)
-    ingest_dir, split_csv = ctx.dep(0), ctx.dep(1) / "split.csv"
+    ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
     return TrainInputs(load_split(ingest_dir, split_csv, "train", config.classes, config.input_size_px),
                        load_split(ingest_dir, split_csv, "val", config.classes, config.input_size_px),
                        config, TrainSection.model_validate(params["train"]),
-                       AugmentSection.model_validate(params["augment"]), params["seed"])
+                       AugmentSection.model_validate(params["augment"]), params["seed"], task_named(params["task"]))
 
 
 def search_hyperparameters(inputs: TrainInputs, study_dir: Path) -> _hpo.SearchResult:
@@ -129,9 +134,8 @@ def search_hyperparameters(inputs: TrainInputs, study_dir: Path) -> _hpo.SearchR
 
 
 def _code_digest() -> bytes:
-    """The train stage's source files (as declared in the registry): trials scored by other code are stale."""
-    root = Path(__file__).resolve().parents[1]
-    return b"".join((root / path).read_bytes() for path in STAGES_BY_NAME["train"].code)
+    """The train stage's code dependencies (its import closure): trials scored by other code are stale."""
+    return b"".join((CODE_ROOT / path).read_bytes() for path in code_dependencies(STAGES_BY_NAME["train"]))
 
 
 def main(ctx: StageContext) -> None:
@@ -140,13 +144,13 @@ def main(ctx: StageContext) -> None:
                                                     inputs.augment, inputs.seed)
     primary = world()[0] == 0
     if primary:
-        augmentation_preview(train, augment, config, seed, ctx.path(ctx.info.reports[0]))
+        augmentation_preview(train, augment, config, seed, ctx.output("augmentations"))
     metrics: dict[str, Any] = {}
     if train_cfg.hpo:
-        hpo_outputs = next(when for when in ctx.info.optional if when.key == "train.hpo")
-        trials_csv, history_png, importance_png = (ctx.path(path) for path in hpo_outputs.reports)
+        trials_csv, history_png, importance_png = (ctx.output(name) for name in ("trials", "optimization_history",
+                                                                                "param_importances"))
         started = time.perf_counter()
-        found = search_hyperparameters(inputs, ctx.path(hpo_outputs.persist[0]))
+        found = search_hyperparameters(inputs, ctx.output("study"))
         if primary:
             write_csv(trials_csv, _hpo.trials_table(found.study))
             hpo_plots(found.study, history_png, importance_png, seed)
@@ -156,14 +160,14 @@ def main(ctx: StageContext) -> None:
         print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in "
               f"{time.perf_counter() - started:.1f} s; best {found.best_params} (val {found.best_value:.4f})")
     started = time.perf_counter()
-    result = train_model(train, val, config, train_cfg, seed, augment)
+    result = train_model(train, val, config, train_cfg, seed, augment, task=inputs.task)
     seconds = time.perf_counter() - started
     if not result.primary:
         return  # the other ranks of a distributed run: rank 0 writes the model and the reports
-    with atomic_directory(ctx.out()) as out:
+    with atomic_directory(ctx.output("model")) as out:
         save_model(result.model, config, out)
-    write_csv(ctx.plot(), result.history, HISTORY_FIELDS)
-    write_json(ctx.metric(), {"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch,
+    write_csv(ctx.output("accuracy"), result.history, HISTORY_FIELDS)
+    write_json(ctx.output("metrics"), {"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch,
                               "epochs_run": len(result.history), "train_images": len(train.labels), **metrics})
     print(f"train: best val accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch} "
           f"({len(train.labels)} images, {world()[1]} process(es), {seconds:.1f} s)")

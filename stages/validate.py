@@ -16,10 +16,10 @@ from collections import Counter
 import great_expectations.expectations as gxe
 import pandas as pd
 
-from compiler.fsutil import atomic_directory
-from compiler.spec.data import Quality
-from stages._cli import StageContext, StageFailure, read_csv, run_stage, write_json
-from stages._gx import CheckResult, run_checkpoint
+from core.fsutil import atomic_directory, read_csv, write_json
+from core.spec.data import Quality
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.data.quality import CheckResult, run_checkpoint
 
 
 def quality_table(rows: list[dict[str, str]], quarantined: int) -> pd.DataFrame:
@@ -81,24 +81,23 @@ def explain(check: CheckResult, table: pd.DataFrame) -> str:
 def main(ctx: StageContext) -> None:
     quality = Quality.model_validate(ctx.params["data"]["quality"])
     classes = list(ctx.params["classes"])
-    ingest_dir = ctx.dep(0)
-    rows = read_csv(ingest_dir / "manifest.csv")
-    quarantined = len(read_csv(ingest_dir / "quarantine.csv"))
+    rows = read_csv(ctx.input("manifest"))
+    quarantined = len(read_csv(ctx.input("quarantine")))
     if not rows:
-        raise StageFailure(f"no images were ingested ({quarantined} quarantined); see {ingest_dir / 'quarantine.csv'}")
+        raise StageFailure(f"no images were ingested ({quarantined} quarantined); see {ctx.input('quarantine')}")
     table = quality_table(rows, quarantined)
-    with atomic_directory(ctx.out()) as docs:
+    with atomic_directory(ctx.output("data_docs")) as docs:
         checks, raw = run_checkpoint(table, expectations(quality, classes), docs, run_name=ctx.project)
-    (ctx.path(ctx.info.reports[0])).parent.mkdir(parents=True, exist_ok=True)
-    ctx.path(ctx.info.reports[0]).write_text(json.dumps(raw, indent=2, sort_keys=True, default=str) + "\n")
+    ctx.output("result").parent.mkdir(parents=True, exist_ok=True)
+    ctx.output("result").write_text(json.dumps(raw, indent=2, sort_keys=True, default=str) + "\n")
     failed = [c for c in checks if not c.success]
-    write_json(ctx.metric(), {"checks": len(checks), "failed": len(failed), "success": not failed})
+    write_json(ctx.output("summary"), {"checks": len(checks), "failed": len(failed), "success": not failed})
     if failed:
         lines = "\n".join(f"  - {explain(c, table)}" for c in failed)
         raise StageFailure(f"{len(failed)} of {len(checks)} data-quality checks failed:\n{lines}\n"
-                           f"  Data Docs: {ctx.out() / 'index.html'}")
+                           f"  Data Docs: {ctx.output('data_docs_index')}")
     print(f"validate: all {len(checks)} data-quality checks passed ({len(table)} images); "
-          f"Data Docs: {ctx.out() / 'index.html'}")
+          f"Data Docs: {ctx.output('data_docs_index')}")
 
 
 if __name__ == "__main__":

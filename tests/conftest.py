@@ -62,7 +62,7 @@ def git(cwd: Path, *args: str) -> str:
 
 def copy_project_code(target: Path) -> None:
     """What a clone of this repository holds besides specs and generated files."""
-    for folder in ("compiler", "stages", "serving", "vision"):
+    for folder in ("compiler", "core", "ops", "serving", "stages", "vision"):
         shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
 
 
@@ -72,10 +72,10 @@ TINY_CLASSES = ["0", "1", "7"]
 @pytest.fixture(scope="session")
 def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """120 real digits of three classes, ingested and split: `ingest/` and `split.csv` under the returned root."""
-    from compiler.spec.data import SklearnDigitsSource, Split
-    from stages._sources import iter_source
+    from core.spec.data import SklearnDigitsSource, Split
     from stages.ingest import ingest
     from stages.split import assign_splits
+    from vision.data.sources import iter_source
 
     root = tmp_path_factory.mktemp("digits")
     items = [i for i in iter_source(SklearnDigitsSource(kind="sklearn_digits", max_images_per_class=40), root)

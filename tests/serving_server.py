@@ -22,10 +22,10 @@ def make_bundle(folder: Path, tiny_digits: Path) -> Path:
     """A deployable bundle as export + dependability leave it: ONNX, preprocessing, temperature, OOD threshold."""
     import torch
 
-    from stages._dataset import load_split
-    from stages._model import ModelConfig, build_model
-    from stages._onnx import export_onnx, predict, session
-    from stages._ood import logit_scores, threshold_at_tpr
+    from vision.compression.onnx import export_onnx, predict, session
+    from vision.data.dataset import load_split
+    from vision.dependability.ood import logit_scores, threshold_at_tpr
+    from vision.training.model import ModelConfig, build_model
 
     torch.manual_seed(0)
     export_onnx(build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE)).eval(), SIZE, folder / "model.onnx")

@@ -21,8 +21,8 @@ from compiler.emitters import EmitContext, header
 from compiler.emitters._yaml import dump_yaml
 from compiler.emitters.k8s import container_security, labels
 from compiler.ir import Pipeline, Stage
-from compiler.profiles import PIPELINE_LIGHT_RESOURCES, PROFILES, HardwareProfile
-from compiler.spec import ProjectSpec
+from core.profiles import PIPELINE_LIGHT_RESOURCES, PROFILES, HardwareProfile
+from core.spec import ProjectSpec
 
 HEAVY_STAGES = frozenset({"embed", "train", "compress", "export", "dependability"})
 STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"

@@ -17,8 +17,8 @@ from typing import Any
 from compiler.emitters import EmitContext, header
 from compiler.emitters._yaml import dump_yaml
 from compiler.ir import PromotedModel
-from compiler.profiles import PROFILES
-from compiler.spec import ProjectSpec
+from core.profiles import PROFILES
+from core.spec import ProjectSpec
 
 HTTP_PORT = 8080
 MANAGED_BY = {"app.kubernetes.io/managed-by": "autodl"}

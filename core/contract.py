@@ -1,0 +1,81 @@
+"""The contract between a stage and the pipeline, by name: what it reads, what it writes, which params.
+
+Every file or folder a stage writes has a name (`outputs`); a stage reads another stage's output only
+through a named input that refers to it (`"split": "prune.split"`), and its code asks for it by that name
+(`ctx.input("split")`), never by position or by a file name of its own. Files inside an output folder that
+later stages read are named outputs too (`files`), so a file's name is written in exactly one place.
+Paths are templates: `{project}` is replaced by the spec's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PlotInfo:
+    """One `dvc plots` view of a CSV the stage writes; a file may back several views."""
+
+    name: str
+    """Short view name; the plot id in `dvc.yaml` is `<stage id>-<name>`."""
+    path: str
+    x: str
+    y: tuple[str, ...]
+    template: str = "linear"
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class WhenSet:
+    """Outputs a stage writes only when a spec key is set (not null), such as a search study."""
+
+    key: str
+    """Spec key relative to the project (`train.hpo`)."""
+    persist: Mapping[str, str] = field(default_factory=dict)
+    """DVC outputs kept in place between runs (`persist: true`): state a rerun resumes from."""
+    reports: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    name: str
+    summary: str
+    params: tuple[str, ...]
+    """Spec keys the stage reads, relative to the project (`train.optimizer.lr`, or a whole `train`)."""
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Local name -> `<stage>.<output name>` of an earlier stage: everything the stage reads."""
+    outs: Mapping[str, str] = field(default_factory=dict)
+    """Outputs kept in the DVC cache (files or folders)."""
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Files inside this stage's own output folders that other stages read (not DVC outputs themselves)."""
+    reports: Mapping[str, str] = field(default_factory=dict)
+    """Small outputs kept in git instead of the DVC cache, so pull requests show their diffs."""
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    plots: tuple[PlotInfo, ...] = ()
+    optional: tuple[WhenSet, ...] = ()
+    reads_paths_of: tuple[str, ...] = ()
+    """Spec keys whose repository paths the stage also reads (`data.sources`, `dependability.ood.ood_sources`);
+    they become dependencies, so changing the files re-runs the stage."""
+    data_files: tuple[str, ...] = ()
+    """Files other than Python modules that the stage's code reads (templates): code dependencies too."""
+
+    @property
+    def module(self) -> str:
+        return f"stages.{self.name}"
+
+    def outputs(self) -> dict[str, str]:
+        """Every named thing the stage writes, conditional outputs included: name -> path template."""
+        named = {**self.outs, **self.files, **self.reports, **self.metrics,
+                 **{p.name: p.path for p in self.plots}}
+        for when in self.optional:
+            named.update({**when.persist, **when.reports})
+        return named
+
+    def dvc_outputs(self) -> set[str]:
+        """Path templates DVC tracks as this stage's outputs (everything but files inside them)."""
+        return {path for name, path in self.outputs().items() if name not in self.files}
+
+
+class ContractError(LookupError):
+    """A stage asked for a name its contract does not declare, or a reference points nowhere."""

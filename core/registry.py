@@ -1,0 +1,217 @@
+"""The explicit list of stages and the named contract each one keeps with the pipeline (core.contract).
+
+This is the single place that says which params a stage reads, which named outputs of earlier stages it
+reads and what it writes. The compiler turns it into `dvc.yaml` (a stage's code dependencies are derived
+from its import closure, core.imports); each stage's CLI receives exactly the params declared here and
+reads and writes only the names declared here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from core.contract import ContractError, PlotInfo, StageInfo, WhenSet
+from core.imports import import_closure
+
+P = "{project}"
+CODE_ROOT = Path(__file__).resolve().parents[1]
+"""Where the pipeline's code lives: the repository root this package sits in."""
+CODE_PACKAGES = ("compiler", "core", "ops", "serving", "stages", "vision")
+
+STAGES: tuple[StageInfo, ...] = (
+    StageInfo(
+        name="ingest",
+        summary="Collect images from the spec's sources into one canonical image set and manifest",
+        params=("classes", "data.sources", "data.quality.min_size_px", "data.quality.max_image_pixels",
+                "data.cleaning.static_frame_flow_px"),
+        outs={"images": f"data/{P}/ingest"},
+        files={"manifest": f"data/{P}/ingest/manifest.csv", "quarantine": f"data/{P}/ingest/quarantine.csv",
+               "skipped": f"data/{P}/ingest/skipped.csv"},
+        metrics={"summary": f"reports/{P}/ingest/summary.json"},
+        reads_paths_of=("data.sources",),
+    ),
+    StageInfo(
+        name="validate",
+        summary="Data-quality gate: a great-expectations suite from data.quality, run as a checkpoint",
+        params=("classes", "data.quality"),
+        inputs={"images": "ingest.images", "manifest": "ingest.manifest", "quarantine": "ingest.quarantine"},
+        outs={"data_docs": f"reports/{P}/validate/data_docs"},
+        files={"data_docs_index": f"reports/{P}/validate/data_docs/index.html"},
+        reports={"result": f"reports/{P}/validate/result.json"},
+        metrics={"summary": f"reports/{P}/validate/summary.json"},
+    ),
+    StageInfo(
+        name="embed",
+        summary="Embed every ingested image with an offline pretrained backbone (cached for clean and prune)",
+        params=("data.embedding",),
+        inputs={"images": "ingest.images", "manifest": "ingest.manifest", "quality": "validate.summary"},
+        outs={"embeddings": f"data/{P}/embed"},
+    ),
+    StageInfo(
+        name="clean",
+        summary="Remove near-duplicates (faiss over embeddings) and flag dark, blurry or empty images",
+        params=("data.cleaning.near_duplicate_cosine", "data.cleaning.remove_flagged"),
+        inputs={"images": "ingest.images", "manifest": "ingest.manifest", "embeddings": "embed.embeddings"},
+        outs={"cleaned": f"data/{P}/clean"},
+        files={"manifest": f"data/{P}/clean/manifest.csv"},
+        reports={"report": f"reports/{P}/clean/report.json"},
+        metrics={"summary": f"reports/{P}/clean/summary.json"},
+    ),
+    StageInfo(
+        name="split",
+        summary="Split into train, validation and test: stratified, group-aware, seeded, checked for leakage",
+        params=("seed", "data.split", "data.cleaning.near_duplicate_cosine"),
+        inputs={"manifest": "clean.manifest", "embeddings": "embed.embeddings"},
+        outs={"splits": f"data/{P}/split"},
+        files={"split": f"data/{P}/split/split.csv"},
+        metrics={"summary": f"reports/{P}/split/summary.json"},
+    ),
+    StageInfo(
+        name="prune",
+        summary="Keep the most useful data.pruning.budget share of each class of the training split",
+        params=("seed", "data.pruning"),
+        inputs={"split": "split.split", "embeddings": "embed.embeddings"},
+        outs={"pruned": f"data/{P}/prune"},
+        files={"split": f"data/{P}/prune/split.csv"},
+        reports={"projection_png": f"reports/{P}/prune/projection.png"},
+        metrics={"summary": f"reports/{P}/prune/summary.json"},
+        plots=(PlotInfo("projection", f"reports/{P}/prune/projection.csv", x="x", y=("y",), template="scatter",
+                        title="Training embeddings (PCA): kept vs dropped"),),
+    ),
+    StageInfo(
+        name="train",
+        summary="Train the spec's timm backbone with Lightning on the pruned training split (optuna search first "
+                "when train.hpo is set)",
+        params=("task", "seed", "classes", "augment", "model", "train"),
+        inputs={"images": "ingest.images", "split": "prune.split"},
+        outs={"model": f"models/{P}/train"},
+        reports={"augmentations": f"reports/{P}/train/augmentations.png"},
+        metrics={"metrics": f"reports/{P}/train/metrics.json"},
+        plots=(PlotInfo("accuracy", f"reports/{P}/train/history.csv", x="epoch", y=("val_accuracy",),
+                        title="Validation accuracy per epoch"),
+               PlotInfo("loss", f"reports/{P}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
+                        title="Training and validation loss per epoch")),
+        optional=(WhenSet("train.hpo", persist={"study": f"models/{P}/hpo"},
+                          reports={"trials": f"reports/{P}/train/hpo/trials.csv",
+                                   "optimization_history": f"reports/{P}/train/hpo/optimization_history.png",
+                                   "param_importances": f"reports/{P}/train/hpo/param_importances.png"}),),
+    ),
+    StageInfo(
+        name="evaluate",
+        summary="Measure the trained model on the test split: accuracy, macro-F1, per-class figures, confusions "
+                "and a gallery of mistakes",
+        params=("task",),
+        inputs={"images": "ingest.images", "split": "split.split", "model": "train.model"},
+        reports={"per_class": f"reports/{P}/evaluate/per_class.json",
+                 "top_confusions": f"reports/{P}/evaluate/top_confusions.json",
+                 "misclassified": f"reports/{P}/evaluate/misclassified.png"},
+        metrics={"metrics": f"reports/{P}/evaluate/metrics.json"},
+        plots=(PlotInfo("confusion", f"reports/{P}/evaluate/confusion.csv", x="actual", y=("predicted",),
+                        template="confusion", title="Confusion matrix (test split)"),),
+    ),
+    StageInfo(
+        name="compress",
+        summary="Prune (torch-pruning) and distill the trained model toward compress.budget; export every "
+                "candidate to ONNX and check it against torch",
+        params=("seed", "augment", "train.optimizer", "train.scheduler", "train.batch_size", "train.epochs",
+                "train.label_smoothing", "compress.budget", "compress.methods", "compress.importance",
+                "compress.prune_steps", "compress.max_prune_ratio", "compress.finetune_epochs",
+                "compress.distillation", "compress.student"),
+        inputs={"images": "ingest.images", "split": "prune.split", "model": "train.model"},
+        outs={"candidates": f"models/{P}/compress"},
+        files={"variants": f"models/{P}/compress/variants.json"},
+        metrics={"summary": f"reports/{P}/compress/summary.json"},
+        plots=(PlotInfo("rounds", f"reports/{P}/compress/rounds.csv", x="params", y=("val_accuracy",),
+                        template="scatter", title="Pruning rounds: parameters vs validation accuracy"),),
+    ),
+    StageInfo(
+        name="export",
+        summary="Quantize the candidates for target.hardware, measure every variant with ONNX Runtime and keep "
+                "the fastest within compress.budget as the deployable model",
+        params=("compress.budget", "compress.methods", "compress.calibration_images", "target"),
+        inputs={"images": "ingest.images", "split": "prune.split", "candidates": "compress.candidates",
+                "variants": "compress.variants", "model": "train.model"},
+        outs={"deployable": f"models/{P}/export"},
+        reports={"choice": f"reports/{P}/export/choice.json", "pareto": f"reports/{P}/export/pareto.png"},
+        metrics={"summary": f"reports/{P}/export/summary.json"},
+        plots=(PlotInfo("variants", f"reports/{P}/export/variants.csv", x="latency_ms_1_thread",
+                        y=("val_accuracy",), template="scatter", title="Variants: latency vs validation accuracy"),),
+    ),
+    StageInfo(
+        name="dependability",
+        summary="Measure the deployable ONNX model where the test split does not look: out-of-distribution "
+                "detection, corruptions, calibration, and Grad-CAM checked with ROAD",
+        params=("seed", "augment", "dependability.ood.detector", "dependability.ood.ood_sources",
+                "dependability.robustness.corruptions", "dependability.robustness.severities", "dependability.explain"),
+        inputs={"images": "ingest.images", "split": "prune.split", "deployable": "export.deployable",
+                "candidates": "compress.candidates"},
+        outs={"serving_state": f"models/{P}/dependability"},
+        reports={"ood": f"reports/{P}/dependability/ood.json",
+                 "robustness_png": f"reports/{P}/dependability/robustness.png",
+                 "reliability_png": f"reports/{P}/dependability/reliability.png",
+                 "ood_scores_png": f"reports/{P}/dependability/ood_scores.png",
+                 "gradcam_png": f"reports/{P}/dependability/gradcam.png"},
+        metrics={"metrics": f"reports/{P}/dependability/metrics.json"},
+        plots=(PlotInfo("robustness", f"reports/{P}/dependability/robustness.csv", x="accuracy",
+                        y=("condition",), template="bar_horizontal", title="Test accuracy per corruption and severity"),
+               PlotInfo("reliability", f"reports/{P}/dependability/reliability.csv", x="confidence",
+                        y=("accuracy",), title="Reliability after temperature scaling (test split)")),
+        reads_paths_of=("dependability.ood.ood_sources",),
+    ),
+    StageInfo(
+        name="gate",
+        summary="Judge every measured figure against the spec's thresholds, write the verdict and the "
+                "dependability report, and fail on any unmet threshold",
+        params=("dependability.min_accuracy", "dependability.ood.min_auroc",
+                "dependability.robustness.max_accuracy_drop", "dependability.calibration", "compress.budget"),
+        inputs={"figures": "dependability.metrics", "export_summary": "export.summary", "ood": "dependability.ood",
+                "robustness_png": "dependability.robustness_png", "reliability_png": "dependability.reliability_png",
+                "ood_scores_png": "dependability.ood_scores_png", "gradcam_png": "dependability.gradcam_png",
+                "deployable": "export.deployable", "serving_state": "dependability.serving_state"},
+        reports={"report_html": f"reports/{P}/dependability.html", "summary_md": f"reports/{P}/gate/summary.md"},
+        metrics={"verdict": f"reports/{P}/gate/verdict.json"},
+        data_files=("vision/dependability/templates/dependability.html.j2",),
+    ),
+    StageInfo(
+        name="promote",
+        summary="On a passing gate only: bundle the deployable model, record its content address in "
+                "k8s/<project>/promoted.yaml, render the serving manifests for it and write the model card",
+        params=("serving.storage_uri",),
+        inputs={"verdict": "gate.verdict", "deployable": "export.deployable",
+                "serving_state": "dependability.serving_state", "evaluation": "evaluate.metrics",
+                "export_summary": "export.summary", "figures": "dependability.metrics"},
+        outs={"release": f"models/{P}/release"},
+        reports={"record": f"k8s/{P}/promoted.yaml", "model_card": f"reports/{P}/model_card.md"},
+    ),
+)
+
+STAGES_BY_NAME: dict[str, StageInfo] = {stage.name: stage for stage in STAGES}
+
+
+def resolve(reference: str) -> tuple[StageInfo, str]:
+    """`<stage>.<output name>` -> (the producing stage, the output's path template)."""
+    stage_name, _, output = reference.partition(".")
+    stage = STAGES_BY_NAME.get(stage_name)
+    if stage is None or output not in stage.outputs():
+        raise ContractError(f"'{reference}' names no output of a stage")
+    return stage, stage.outputs()[output]
+
+
+def dvc_dependency(reference: str) -> str:
+    """The path template DVC tracks for an input: the output itself, or the output folder holding the file."""
+    stage, path = resolve(reference)
+    if path in stage.dvc_outputs():
+        return path
+    return next(out for out in sorted(stage.dvc_outputs()) if path.startswith(out.rstrip("/") + "/"))
+
+
+def code_dependencies(info: StageInfo) -> tuple[str, ...]:
+    """Every project file the stage's module runs (its static import closure) and the data files its code
+    reads: an edit to any of them re-runs the stage."""
+    return (*_closure(info.module), *info.data_files)
+
+
+@cache
+def _closure(module: str) -> tuple[str, ...]:
+    return import_closure(module, CODE_ROOT, CODE_PACKAGES)

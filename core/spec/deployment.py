@@ -1,0 +1,155 @@
+"""The `compress`, `target`, `dependability` and `serving` sections: what may ship, where, and how."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from core.spec._base import (
+    DnsLabel,
+    Fraction,
+    Interval,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RepoPath,
+    SpecModel,
+)
+
+
+class CompressionBudget(SpecModel):
+    """Limits the deployable model must meet; null leaves a limit unset."""
+
+    max_params: PositiveInt | None = None
+    """Largest allowed number of parameters."""
+    max_macs: PositiveInt | None = None
+    """Multiply-accumulate operations for one image."""
+    max_latency_ms: PositiveFloat | None = None
+    """Median batch-1 latency with ONNX Runtime on one thread of the machine that runs the export stage."""
+    max_accuracy_drop: Fraction = 0.01
+    """Largest allowed validation-accuracy loss against the trained model (0.01 = one point)."""
+
+
+class Distillation(SpecModel):
+    """Knowledge distillation from the trained model (Hinton et al. 2015)."""
+
+    temperature: Annotated[float, Interval(1.0, 20.0)] = 4.0
+    """Softens teacher and student logits before the KL term."""
+    alpha: Annotated[float, Interval(0.0, 1.0)] = 0.7
+    """Weight of the KL term; the cross-entropy on labels gets 1 - alpha."""
+
+
+class CompressSection(SpecModel):
+    """Shrink the trained model to the budget, export it to ONNX and quantize it for the target."""
+
+    budget: CompressionBudget = CompressionBudget()
+    """Limits the deployable model must meet."""
+    methods: list[Literal["structured_prune", "distill", "quantize"]] = ["structured_prune", "distill", "quantize"]
+    """Compression methods to try: structured channel pruning, distillation during its fine-tuning, and
+    quantization to the target's precision."""
+    importance: Literal["group_magnitude", "group_taylor", "lamp", "random"] = "group_magnitude"
+    """Channel-importance criterion for structured pruning."""
+    prune_steps: Annotated[int, Interval(1, 50)] = 6
+    """Prune -> fine-tune rounds on the way to `max_prune_ratio`; pruning stops at the first round that meets
+    the budget."""
+    max_prune_ratio: Annotated[float, Interval(0.0, 1.0, lo_open=True, hi_open=True)] = 0.9
+    """Share of each layer's channels removed after the last round."""
+    finetune_epochs: PositiveInt = 3
+    """Fine-tuning epochs after each pruning round."""
+    distillation: Distillation = Distillation()
+    """Teacher settings, used when `methods` lists `distill`."""
+    student: str | None = None
+    """Optional smaller timm backbone distilled from the trained model for `train.epochs` epochs."""
+    calibration_images: Annotated[int, Interval(100, 100_000)] = 200
+    """Training images that calibrate int8 quantization."""
+
+
+class TargetSection(SpecModel):
+    hardware: Literal["cpu-x86", "cpu-arm", "nvidia-t4", "jetson-orin"] = "cpu-x86"
+    """Hardware profile: sets quantization precision, ONNX Runtime provider and Kubernetes resources."""
+
+
+Corruption = Literal[
+    "fog", "rain", "snow", "frost", "low_light", "motion_blur", "pixelate", "occlusion",
+    "gaussian_noise", "elastic", "perspective", "rotation",
+]
+
+
+class Ood(SpecModel):
+    detector: Literal["msp", "energy", "max_logit", "mahalanobis", "knn", "vim"] = "energy"
+    """Post-hoc out-of-distribution score used for abstaining: on the logits (msp, energy, max_logit) or on
+    the penultimate features (mahalanobis, knn, vim); the report measures all six."""
+    min_auroc: Fraction = 0.9
+    """Smallest allowed AUROC separating test images from the worst far out-of-distribution set (photo
+    crops, noise, each `ood_sources` folder); near sets are reported, not gated."""
+    ood_sources: list[RepoPath] = []
+    """Extra folders of images (searched recursively) that must be recognised as out-of-distribution."""
+
+
+class Robustness(SpecModel):
+    corruptions: list[Corruption] = ["fog", "low_light", "motion_blur", "pixelate", "occlusion", "gaussian_noise"]
+    """Corruption families the model is tested against."""
+    severities: Annotated[list[Annotated[int, Interval(1, 5)]], Field(min_length=1)] = [1, 2, 3]
+    """Severities (1-5) each corruption is applied at."""
+    max_accuracy_drop: Fraction = 0.15
+    """Largest allowed test-accuracy loss of each corruption family (mean over the severities) against
+    clean images."""
+
+
+class Calibration(SpecModel):
+    max_ece: Fraction = 0.05
+    """Largest allowed expected calibration error (15 bins, test split) after temperature scaling fitted on
+    the validation split."""
+
+
+class Explain(SpecModel):
+    gradcam_samples: NonNegativeInt = 16
+    """Test images explained with Grad-CAM overlays in the report (up to half of them mistakes) and scored
+    with ROAD."""
+
+
+class DependabilitySection(SpecModel):
+    """Thresholds the deployable model must meet before the gate lets it reach serving."""
+
+    min_accuracy: Fraction = 0.9
+    """Smallest allowed test accuracy of the deployable model."""
+    ood: Ood = Ood()
+    """Out-of-distribution detection."""
+    robustness: Robustness = Robustness()
+    """Accuracy under corruptions."""
+    calibration: Calibration = Calibration()
+    """Confidence calibration."""
+    explain: Explain = Explain()
+    """Visual explanations."""
+
+
+class ServingSection(SpecModel):
+    """How the promoted model is served by KServe."""
+
+    namespace: DnsLabel = "vision"
+    """Kubernetes namespace of the InferenceService."""
+    min_replicas: NonNegativeInt = 1
+    """Fewest predictor replicas (0 allows scale to zero)."""
+    max_replicas: PositiveInt = 4
+    """Most predictor replicas under load."""
+    canary_percent: Annotated[int, Interval(0, 100)] = 10
+    """Share of traffic the new revision gets before it is rolled out fully; 0 disables canarying."""
+    abstain_on_ood: bool = True
+    """Answer 'abstained' instead of a class when the OOD detector fires."""
+    max_image_pixels: Annotated[int, Interval(1)] = 40_000_000
+    """Largest image a request may hold, in pixels (width x height), checked on the encoded header before
+    decoding; larger images get a 4xx. 40 MP is above common camera sensors and decodes well within the
+    predictor's memory limit."""
+    max_image_side_px: Annotated[int, Interval(1)] = 16_384
+    """Longest accepted image side in pixels (same check)."""
+    storage_uri: Annotated[str, Field(pattern=r"^(s3|gs|pvc|https)://.+")] = "s3://models/autodl"
+    """Where promoted models are stored (the DVC remote); models land under <uri>/<project>/<digest>."""
+    predictor_image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9./_:@-]*$")] = "autodl-predictor:0.1.0"
+    """Container image of the model server (built from serving/Dockerfile and pushed by the team)."""
+    service_account: DnsLabel | None = None
+    """Service account whose bound credentials read `storage_uri` (none in git); default `<project>-predictor`."""
+    gitops_repo: Annotated[str, Field(pattern=r"^(https://|ssh://|git@).+")] | None = None
+    """Git repository Argo CD watches for `k8s/`; no Argo CD Application is written while it is unset."""
+    gitops_revision: str = "main"
+    """Branch Argo CD follows: a merge to it is the promotion."""

@@ -1,0 +1,47 @@
+"""The root of a project spec: one file in `specs/` describes one model end to end."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from core.spec._base import NonNegativeInt, SpecModel
+from core.spec.cluster import ClusterSection
+from core.spec.data import DataSection
+from core.spec.deployment import CompressSection, DependabilitySection, ServingSection, TargetSection
+from core.spec.training import AugmentSection, ModelSection, TrainSection
+
+ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class ProjectSpec(SpecModel):
+    """A computer-vision project: data, training, compression, dependability and serving in one file."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
+    """Lower-case DNS label starting with a letter, at most 40 characters; it names stages, paths
+    and Kubernetes objects (KServe derives longer names from it). Must equal the spec's file name."""
+    task: Literal["classification"] = "classification"
+    """Only classification today; the field exists so detection can be added without breaking specs."""
+    seed: NonNegativeInt = 0
+    """Seeds every random choice in every stage."""
+    classes: Annotated[list[ClassName], Field(min_length=2)]
+    """Class names in the order of the model's outputs; they double as folder names."""
+    data: DataSection
+    """Where images come from and how they are checked, cleaned, split and pruned."""
+    augment: AugmentSection = AugmentSection()
+    """Training-time augmentations (weather, night, blur, pixelation, occlusion)."""
+    model: ModelSection = ModelSection()
+    """The network to train."""
+    train: TrainSection = TrainSection()
+    """How the model is trained."""
+    compress: CompressSection = CompressSection()
+    """Shrink the trained model to the budget the target hardware allows."""
+    target: TargetSection = TargetSection()
+    """The hardware the model is served on."""
+    dependability: DependabilitySection = DependabilitySection()
+    """Thresholds the deployable model must meet before it may be promoted."""
+    serving: ServingSection = ServingSection()
+    """How the promoted model is served by KServe."""
+    cluster: ClusterSection = ClusterSection()
+    """How the same pipeline runs on a Kubernetes cluster (Argo Workflows, PyTorchJob, parallel optuna)."""

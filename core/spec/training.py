@@ -1,0 +1,121 @@
+"""The `augment`, `model` and `train` sections: what is trained, on which views of the data, how."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from core.spec._base import Fraction, Interval, NonNegativeInt, PositiveFloat, PositiveInt, SpecModel
+
+PretrainedWeights = Literal["efficientnet_lite0_imagenet", "efficientnet_lite1_imagenet", "efficientnet_lite2_imagenet"]
+
+
+class AugmentSection(SpecModel):
+    """Training-time augmentations: each value is the probability of applying it to an image."""
+
+    severity: Annotated[int, Interval(1, 5)] = 2
+    """Strength of every corruption-style augmentation, 1 (mild) to 5 (harsh)."""
+    motion_blur: Fraction = 0.0
+    """Camera or subject motion blur."""
+    low_light: Fraction = 0.0
+    """Night: gamma, sensor noise and lower brightness."""
+    pixelate: Fraction = 0.0
+    """Low-resolution sensors and heavy compression."""
+    fog: Fraction = 0.0
+    """Fog and haze."""
+    rain: Fraction = 0.0
+    """Rain streaks."""
+    snow: Fraction = 0.0
+    """Snowflakes and snow cover."""
+    occlusion: Fraction = 0.0
+    """Coarse dropout of rectangular patches."""
+    horizontal_flip: Fraction = 0.0
+    """Leave at 0 where mirrored images change meaning (digits, text, traffic signs)."""
+    random_crop: Fraction = 0.0
+    """Random resized crops."""
+    color_jitter: Fraction = 0.0
+    """Brightness, contrast and saturation jitter."""
+
+
+class ModelSection(SpecModel):
+    """The network: any timm backbone, optionally starting from offline ImageNet weights."""
+
+    backbone: str = "resnet10t"
+    """A timm model name (see `timm.list_models()`)."""
+    pretrained: PretrainedWeights | None = None
+    """Offline ImageNet weights; they need the matching `tf_efficientnet_lite*` backbone."""
+    input_size_px: Annotated[int, Interval(8, 1024)] = 32
+    """Images are resized to this square size for training and serving."""
+    drop_rate: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
+    """Dropout before the classifier head."""
+
+
+class Optimizer(SpecModel):
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    """Optimizer algorithm."""
+    lr: PositiveFloat = 1.0e-3
+    """Learning rate at the end of warm-up."""
+    weight_decay: Annotated[float, Interval(0.0)] = 1.0e-4
+    """Decoupled weight decay (adamw) or L2 penalty (adam, sgd)."""
+    momentum: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.9
+    """Used by sgd only."""
+
+
+class Scheduler(SpecModel):
+    name: Literal["cosine", "step", "none"] = "cosine"
+    """Learning-rate schedule over epochs: cosine to zero, step (x0.1 at 50% and 75%) or constant."""
+    warmup_epochs: NonNegativeInt = 0
+    """Epochs of linear warm-up before the schedule starts."""
+
+
+class SearchDimension(SpecModel):
+    """One hyperparameter's search range: `low`/`high` (optionally `log`) or a list of `choices`."""
+
+    low: float | None = None
+    """Lower end of a numeric range."""
+    high: float | None = None
+    """Upper end of a numeric range."""
+    log: bool = False
+    """Sample the range on a log scale (learning rates, weight decay)."""
+    choices: list[float] | None = None
+    """Explicit values to try instead of a range."""
+
+
+Tunable = Literal["lr", "weight_decay", "batch_size", "label_smoothing", "drop_rate"]
+
+
+class Hpo(SpecModel):
+    """Hyperparameter search with optuna; the best trial's values train the final model."""
+
+    trials: PositiveInt = 6
+    """Number of optuna trials."""
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    """How optuna proposes the next trial."""
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    """How optuna stops unpromising trials early (per-epoch validation accuracy)."""
+    epochs_per_trial: PositiveInt | None = None
+    """Epochs each trial trains; null uses `train.epochs`."""
+    space: Annotated[dict[Tunable, SearchDimension], Field(min_length=1)] = {
+        "lr": SearchDimension(low=1.0e-4, high=1.0e-2, log=True)
+    }
+    """Hyperparameters to search and their ranges."""
+
+
+class TrainSection(SpecModel):
+    """How the model is trained (always seeded and deterministic on CPU)."""
+
+    epochs: PositiveInt = 15
+    """Passes over the training split."""
+    batch_size: PositiveInt = 64
+    """Images per training step."""
+    optimizer: Optimizer = Optimizer()
+    """Optimizer and its settings."""
+    scheduler: Scheduler = Scheduler()
+    """Learning-rate schedule."""
+    label_smoothing: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
+    """Share of probability mass spread over the other classes in the training loss."""
+    early_stopping_patience: NonNegativeInt = 0
+    """Stop after this many epochs without a lower validation loss; 0 never stops early."""
+    hpo: Hpo | None = None
+    """Hyperparameter search; null trains once with the values above."""

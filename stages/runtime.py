@@ -1,0 +1,87 @@
+"""The thin CLI every stage shares: `python -m stages.<name> --project <p>`.
+
+It reads `params.yaml`, hands the stage only the keys the registry declares
+for it (reading any other key fails), and reports failures as one clear line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from core.contract import ContractError, StageInfo
+from core.registry import STAGES_BY_NAME, resolve
+
+
+class StageFailure(Exception):
+    """An expected failure (bad data, unmet threshold): printed without a traceback, exit 1."""
+
+
+class StageContext:
+    """What a stage's CLI needs for one project: its declared params, and its inputs and outputs by name."""
+
+    def __init__(self, info: StageInfo, project: str, params: dict[str, Any], root: Path):
+        self.info, self.project, self.params, self.root = info, project, params, root
+
+    def input(self, name: str) -> Path:
+        """A named input: the output of an earlier stage that the contract's reference points at."""
+        if name not in self.info.inputs:
+            raise ContractError(f"stage {self.info.name} declares no input '{name}' (it has "
+                                f"{', '.join(self.info.inputs) or 'none'})")
+        return self._fill(resolve(self.info.inputs[name])[1])
+
+    def output(self, name: str) -> Path:
+        """A named output of this stage (a DVC output, a file inside one, a report, metric or plot)."""
+        outputs = self.info.outputs()
+        if name not in outputs:
+            raise ContractError(f"stage {self.info.name} declares no output '{name}' (it has {', '.join(outputs)})")
+        return self._fill(outputs[name])
+
+    def inside(self, name: str) -> str:
+        """A named file of this stage relative to the output folder holding it, for writing into that folder
+        while it is being built (core.fsutil.atomic_directory)."""
+        path = self.info.files.get(name)
+        if path is None:
+            raise ContractError(f"stage {self.info.name} declares no file '{name}'")
+        folder = next(out for out in self.info.outs.values() if path.startswith(out + "/"))
+        return path.removeprefix(folder + "/")
+
+    def _fill(self, template: str) -> Path:
+        return self.root / template.format(project=self.project)
+
+
+def declared_params(all_params: dict[str, Any], project: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The nested subset of `all_params[project]` made of exactly the declared keys."""
+    if project not in all_params:
+        raise StageFailure(f"project '{project}' is not in params.yaml; run `autodl compile`")
+    subset: dict[str, Any] = {}
+    for key in keys:
+        source: Any = all_params[project]
+        target = subset
+        parts = key.split(".")
+        for part in parts[:-1]:
+            source = source[part]
+            target = target.setdefault(part, {})
+        target[parts[-1]] = source[parts[-1]]
+    return subset
+
+
+def run_stage(name: str, body: Callable[[StageContext], None], argv: list[str] | None = None) -> None:
+    info = STAGES_BY_NAME[name]
+    parser = argparse.ArgumentParser(prog=f"python -m {info.module}", description=info.summary)
+    parser.add_argument("--project", required=True, help="project name (a spec in specs/)")
+    parser.add_argument("--params", default="params.yaml", help="params file written by `autodl compile`")
+    parser.add_argument("--root", default=".", help="repository root")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    try:
+        all_params = YAML(typ="safe", pure=True).load((root / args.params).read_text(encoding="utf-8"))
+        body(StageContext(info, args.project, declared_params(all_params, args.project, info.params), root))
+    except StageFailure as exc:
+        print(f"{info.module}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,125 @@
+"""The stage registry is the contract: stages get exactly their declared params, read and write only named
+inputs and outputs, depend on every module they run, and the graph is sound."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from core.contract import ContractError
+from core.registry import STAGES, STAGES_BY_NAME, code_dependencies, dvc_dependency, resolve
+from core.spec import ProjectSpec
+from stages.runtime import StageContext, declared_params
+from tests.conftest import REPO_ROOT
+
+SPEC = ProjectSpec.model_validate(
+    {"name": "p", "classes": ["0", "1"], "data": {"sources": [{"kind": "sklearn_digits"}]}}, strict=False)
+PARAMS = {"p": SPEC.model_dump(mode="json")}
+
+
+def test_declared_params_hold_exactly_the_declared_keys() -> None:
+    subset = declared_params(PARAMS, "p", ("seed", "data.split"))
+    assert subset == {"seed": 0, "data": {"split": PARAMS["p"]["data"]["split"]}}
+    with pytest.raises(KeyError):
+        _ = subset["data"]["pruning"]
+    with pytest.raises(KeyError):
+        _ = subset["serving"]
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_every_declared_key_exists_in_the_spec(stage) -> None:
+    declared_params(PARAMS, "p", stage.params)  # raises KeyError on a key the spec does not have
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_every_stage_has_a_module_with_a_main(stage) -> None:
+    assert callable(importlib.import_module(stage.module).main)
+    assert all((REPO_ROOT / path).is_file() for path in stage.data_files)
+
+
+@pytest.mark.slow  # one fresh interpreter per stage, each importing torch
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_every_module_a_stage_runs_is_a_dependency_of_that_stage_in_dvc_yaml(stage) -> None:
+    """Checked against the interpreter, not against the AST walk that builds the list: import the stage in a
+    fresh interpreter and compare the project files it loaded with the stage's deps in the real dvc.yaml."""
+    probe = ("import importlib, json, sys; importlib.import_module(sys.argv[1]); "
+             "print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) "
+             "if getattr(m, '__file__', None))))")
+    done = subprocess.run([sys.executable, "-c", probe, stage.module], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=True)
+    loaded = {Path(f).resolve() for f in json.loads(done.stdout)}
+    project = {p.relative_to(REPO_ROOT).as_posix() for p in loaded if p.is_relative_to(REPO_ROOT)
+               and p.relative_to(REPO_ROOT).parts[0] in {"compiler", "core", "ops", "serving", "stages", "vision"}}
+    dvc_yaml = YAML(typ="safe").load((REPO_ROOT / "dvc.yaml").read_text())
+    deps = set(dvc_yaml["stages"][f"digits-{stage.name}"]["deps"])
+    missing = project - deps
+    assert not missing, f"{stage.name} runs {sorted(missing)} but dvc.yaml does not list them as dependencies"
+    assert set(code_dependencies(stage)) >= project
+
+
+def test_every_input_names_an_output_of_an_earlier_stage() -> None:
+    order = [stage.name for stage in STAGES]
+    for stage in STAGES:
+        for name, reference in stage.inputs.items():
+            producer, _ = resolve(reference)
+            assert order.index(producer.name) < order.index(stage.name), f"{stage.name}.{name} <- {reference}"
+            assert dvc_dependency(reference) in producer.dvc_outputs()
+
+
+def test_a_reference_to_nothing_is_refused() -> None:
+    with pytest.raises(ContractError):
+        resolve("prune.nothing")
+    with pytest.raises(ContractError):
+        resolve("nostage.split")
+
+
+def test_files_live_inside_their_stage_s_outputs() -> None:
+    for stage in STAGES:
+        for name, path in stage.files.items():
+            assert any(path.startswith(out + "/") for out in stage.outs.values()), f"{stage.name}.{name}"
+
+
+def test_outputs_live_under_the_conventional_folders() -> None:
+    for stage in STAGES:
+        for path in stage.outputs().values():
+            top, project = Path(path).parts[:2]
+            assert top in {"data", "models", "reports"} or (stage.name, top) == ("promote", "k8s"), path
+            assert project == "{project}", path
+
+
+def test_a_stage_asks_only_for_declared_names(tmp_path: Path) -> None:
+    ctx = StageContext(STAGES_BY_NAME["train"], "p", {}, tmp_path)
+    assert ctx.input("split") == tmp_path / "data/p/prune/split.csv"
+    assert ctx.output("study") == tmp_path / "models/p/hpo"
+    with pytest.raises(ContractError, match="declares no input 'embeddings'"):
+        ctx.input("embeddings")
+    assert StageContext(STAGES_BY_NAME["split"], "p", {}, tmp_path).inside("split") == "split.csv"
+
+
+def _declared_file_names() -> set[str]:
+    return {Path(path).name for stage in STAGES for path in stage.outputs().values() if Path(path).suffix}
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_no_stage_module_reads_by_position_or_by_a_declared_file_name(stage) -> None:
+    """Inputs and outputs by name only: no ctx.dep(i)/out(i)-style indexing, and no string literal equal to a file
+    name the registry declares (that name lives in the registry alone)."""
+    tree = ast.parse((REPO_ROOT / "stages" / f"{stage.name}.py").read_text(encoding="utf-8"))
+    names = _declared_file_names()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "ctx"
+                and node.func.attr in ("dep", "out", "metric", "plot", "path")):
+            pytest.fail(f"stages/{stage.name}.py:{node.lineno} calls ctx.{node.func.attr}(): use a named input/output")
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr in (
+                "deps", "outs", "reports", "metrics"):
+            pytest.fail(f"stages/{stage.name}.py:{node.lineno} indexes the contract by position")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            assert node.value not in names, f"stages/{stage.name}.py:{node.lineno} spells out {node.value!r}"

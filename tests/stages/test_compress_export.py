@@ -1,0 +1,203 @@
+"""Compression and export on a tiny real model: budgets are met or refused clearly, ONNX matches torch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.spec.deployment import CompressionBudget, CompressSection
+from core.spec.training import TrainSection
+from stages.export import Variant, choose, relax_message
+from stages.runtime import StageFailure
+from tests.conftest import TINY_CLASSES
+from vision.compression.candidates import load_candidate, save_candidate
+from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, quantize_int8, session
+from vision.compression.pruning import measure_size, prune_to_budget
+from vision.data.dataset import load_split, to_tensor
+from vision.training.fit import Teacher, distillation_loss, fit
+from vision.training.model import ModelConfig, accuracy, build_model, predict_logits, save_model
+
+pytestmark = pytest.mark.slow
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_digits: Path):
+    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
+                 for s in ("train", "val", "test"))
+
+
+@pytest.fixture(scope="module")
+def trained(splits) -> torch.nn.Module:
+    train, val, _ = splits
+    model = build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE))
+    return fit(model, train, val, TrainSection(epochs=5, batch_size=16), seed=0, progress=False).model
+
+
+def test_pruning_to_a_params_budget_lands_under_it_and_still_runs(trained, splits) -> None:
+    train, val, _ = splits
+    before = measure_size(trained, SIZE)
+    limit = before.params // 4
+    settings = CompressSection(budget=CompressionBudget(max_params=limit), prune_steps=4, max_prune_ratio=0.8,
+                               finetune_epochs=1)
+    result = prune_to_budget(trained, train, val, settings, TrainSection(epochs=1, batch_size=16), 0,
+                             lambda model, size: size.params <= limit, floor=0.0)
+    after = measure_size(result.model, SIZE)
+    assert result.budget_met
+    assert after.params <= limit < before.params
+    assert after.params == result.rounds[-1].params
+    assert [r.step for r in result.rounds] == list(range(1, len(result.rounds) + 1))
+    assert result.model(torch.zeros(2, 3, SIZE, SIZE)).shape == (2, 3)
+    assert measure_size(trained, SIZE) == before  # the trained model is left as it was
+
+
+def test_a_step_below_the_accuracy_floor_is_undone(trained, splits) -> None:
+    train, val, _ = splits
+    settings = CompressSection(prune_steps=2, max_prune_ratio=0.9, finetune_epochs=1)
+    result = prune_to_budget(trained, train, val, settings, TrainSection(epochs=1, batch_size=16), 0,
+                             lambda model, size: False, floor=1.01)  # no model can reach it
+    assert not result.budget_met
+    assert len(result.rounds) == 1
+    assert not result.rounds[0].above_floor
+    assert measure_size(result.model, SIZE) == measure_size(trained, SIZE)
+
+
+def test_distillation_loss_decreases_while_a_student_learns(trained, splits) -> None:
+    train, val, _ = splits
+    teacher = Teacher(trained, temperature=4.0, alpha=0.7)
+    student = build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE))
+    history = fit(student, train, val, TrainSection(epochs=4, batch_size=16), 1, teacher=teacher,
+                  progress=False).history
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    same = torch.randn(4, 3)
+    assert float(distillation_loss(same, same, same.argmax(1), Teacher(trained, alpha=1.0))) == pytest.approx(0.0,
+                                                                                                           abs=1e-6)
+
+
+def test_onnx_export_matches_torch_and_int8_is_smaller(trained, splits, tmp_path: Path) -> None:
+    train, _, test = splits
+    export_onnx(trained, SIZE, tmp_path / "fp32.onnx")
+    check = parity(trained, tmp_path / "fp32.onnx", test.images)
+    assert check.top1_agreement == 1.0
+    assert check.max_abs_logit_diff < 1e-4
+    quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", train.images[:100])
+    assert (tmp_path / "int8.onnx").stat().st_size < 0.5 * (tmp_path / "fp32.onnx").stat().st_size
+    assert not (tmp_path / "int8.pre.onnx").exists()
+    assert accuracy(trained, test) > 0.6
+    convert_fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx")  # what GPU targets get
+    assert (tmp_path / "fp16.onnx").stat().st_size < 0.6 * (tmp_path / "fp32.onnx").stat().st_size
+    fp16_logits = predict(session(tmp_path / "fp16.onnx"), test.images)
+    fp32_logits = predict(session(tmp_path / "fp32.onnx"), test.images)
+    assert fp16_logits.dtype == np.float32  # inputs and outputs stay fp32 for the server
+    assert (fp16_logits.argmax(1) == fp32_logits.argmax(1)).mean() >= 0.98
+
+
+def test_every_exported_file_also_gives_the_penultimate_features(trained, splits, tmp_path: Path) -> None:
+    train, _, test = splits
+    export_onnx(trained, SIZE, tmp_path / "fp32.onnx")
+    quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", train.images[:100])
+    with torch.inference_mode():
+        x = to_tensor(test.images)
+        expected = trained.forward_head(trained.forward_features(x), pre_logits=True).numpy()
+    logits, features = predict_outputs(session(tmp_path / "fp32.onnx"), test.images)
+    assert features.shape == (len(test.labels), trained.num_features)
+    np.testing.assert_allclose(features, expected, atol=1e-4)
+    np.testing.assert_allclose(logits, predict(session(tmp_path / "fp32.onnx"), test.images))
+    _, int8_features = predict_outputs(session(tmp_path / "int8.onnx"), test.images)
+    assert int8_features.shape == features.shape
+
+
+def test_a_pruned_candidate_saved_without_pickle_loads_back_identical(trained, splits, tmp_path: Path) -> None:
+    train, val, test = splits
+    settings = CompressSection(prune_steps=2, max_prune_ratio=0.6, finetune_epochs=1)
+    result = prune_to_budget(trained, train, val, settings, TrainSection(epochs=1, batch_size=16), 0,
+                             lambda model, size: False, floor=0.0)
+    assert result.history  # channels were removed
+    config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
+    save_candidate(result.model, config, result.history, tmp_path, "pruned")
+    loaded, loaded_config = load_candidate(tmp_path, "pruned")
+    assert loaded_config == config
+    assert measure_size(loaded, SIZE) == measure_size(result.model, SIZE)
+    x = to_tensor(test.images)
+    torch.testing.assert_close(predict_logits(loaded, x), predict_logits(result.model, x))
+    first = (tmp_path / "pruned.safetensors").read_bytes()
+    save_candidate(loaded, config, result.history, tmp_path, "pruned")
+    assert (tmp_path / "pruned.safetensors").read_bytes() == first
+
+
+def _row(name: str, params: int, latency: float, val_acc: float, deployable: bool = True) -> Variant:
+    return Variant(name, name, "fp32", "onnxruntime", deployable, params, 10 * params, 4 * params, val_acc, val_acc,
+                   latency, latency / 2)
+
+
+def test_choice_is_the_fastest_variant_within_budget() -> None:
+    rows = [_row("trained-torch", 1000, 9.0, 0.99, deployable=False), _row("trained-fp32", 1000, 3.0, 0.99),
+            _row("pruned-fp32", 300, 1.5, 0.985), _row("pruned-int8", 300, 0.7, 0.95)]
+    chosen, reason = choose(rows, CompressionBudget(max_params=500, max_accuracy_drop=0.01), baseline=0.99)
+    assert chosen.variant == "pruned-fp32"  # int8 is faster but loses 4 points
+    assert reason.startswith("pruned-fp32: fastest of 1 of 3 variants within the budget")
+
+
+def test_an_impossible_budget_says_which_limit_to_relax_and_by_how_much() -> None:
+    rows = [_row("trained-fp32", 1000, 3.0, 0.99), _row("pruned-fp32", 300, 1.5, 0.985)]
+    budget = CompressionBudget(max_params=200, max_latency_ms=1.0, max_accuracy_drop=0.01)
+    with pytest.raises(StageFailure) as failure:
+        choose(rows, budget, baseline=0.99)
+    assert str(failure.value) == relax_message(rows, budget, 0.99)
+    assert str(failure.value).startswith(
+        "no variant meets compress.budget; the closest is pruned-fp32: relax compress.budget.max_params to 300 "
+        "(+100) and compress.budget.max_latency_ms to 1.500 (+0.500 ms)")
+
+
+def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(trained, splits, tiny_digits: Path,
+                                                                          tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from ruamel.yaml import YAML
+
+    from core.spec import ProjectSpec
+    from stages.compress import describe
+    from stages.export import main
+    from stages.runtime import run_stage
+
+    _, val, test = splits
+    spec = ProjectSpec.model_validate({"name": "p", "classes": TINY_CLASSES, "data": {"sources": [
+        {"kind": "sklearn_digits"}]}, "compress": {"budget": {"max_params": 10}}}, strict=False)
+    YAML(typ="safe").dump({"p": spec.model_dump(mode="json")}, tmp_path / "params.yaml")
+    shutil.copytree(tiny_digits / "ingest", tmp_path / "data/p/ingest")
+    (tmp_path / "data/p/prune").mkdir(parents=True)
+    shutil.copy(tiny_digits / "split.csv", tmp_path / "data/p/prune/split.csv")
+    config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
+    compress_dir = tmp_path / "models/p/compress"
+    compress_dir.mkdir(parents=True)
+    described = describe({"trained": trained}, config, {}, None, val, test, compress_dir)
+    (compress_dir / "variants.json").write_text(json.dumps({"model": asdict(config), "variants": described}))
+    save_model(trained, config, tmp_path / "models/p/train")
+
+    with pytest.raises(SystemExit) as exit_code:
+        run_stage("export", main, ["--project", "p", "--root", str(tmp_path)])
+    assert exit_code.value.code == 1
+    message = capsys.readouterr().err
+    params = described["trained"]["params"]
+    assert "no variant meets compress.budget; the closest is trained-fp32: relax compress.budget.max_params to " \
+           f"{params:,} (+{params - 10:,})" in message
+    assert not (tmp_path / "models/p/export").exists()
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_student_backbone_is_distilled_when_the_spec_names_one(trained, splits, tmp_path: Path) -> None:
+    from stages.compress import compress
+
+    train, val, _ = splits
+    settings = CompressSection(methods=["distill"], student="resnet10t")
+    models, tracks = compress(trained, ModelConfig("resnet10t", TINY_CLASSES, SIZE), train, val, settings,
+                              TrainSection(epochs=3, batch_size=16), None, 0, tmp_path)
+    assert set(models) == {"trained", "student"}
+    assert tracks == {}
+    assert models["student"] is not trained
+    assert accuracy(models["student"], val) > 0.6  # three digits: chance is 0.33

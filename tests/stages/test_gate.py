@@ -1,0 +1,93 @@
+"""The gate's checks: inclusive limits, margins, and a readable reason with what to change for each failure."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from core.spec.deployment import CompressionBudget
+from vision.dependability.verdict import Check, Thresholds, budget_checks, dependability_checks, verdict
+
+FIGURES = {
+    "variant": "pruned-int8", "accuracy": 0.97,
+    "ood": {"detector": "energy", "far_auroc": 0.96, "far_fpr_at_95_tpr": 0.2, "near_auroc": 0.8},
+    "robustness": {"families": {"fog": {"mean_accuracy": 0.9, "drop": 0.07, "seen_in_training": True},
+                                "gaussian_noise": {"mean_accuracy": 0.8, "drop": 0.17, "seen_in_training": False}}},
+    "calibration": {"temperature": 1.4, "ece_before": 0.04, "ece_after": 0.012},
+}
+OOD_REPORT = {
+    "set_kinds": {"photos": "far", "noise": "far", "occlusion": "near"},
+    "detectors": {"energy": {"photos": {"auroc": 0.96}, "noise": {"auroc": 0.99}, "occlusion": {"auroc": 0.8}},
+                  "knn": {"photos": {"auroc": 0.995}, "noise": {"auroc": 0.999}, "occlusion": {"auroc": 0.7}},
+                  "msp": {"photos": {"auroc": 0.9}, "noise": {"auroc": 0.93}, "occlusion": {"auroc": 0.85}}}}
+EXPORT = {"params": 90_000, "macs": 10_000_000, "latency_ms_1_thread": 0.4, "val_accuracy_drop": 0.002}
+
+
+def _limits(**overrides: float) -> Thresholds:
+    values = {"min_accuracy": 0.95, "min_auroc": 0.95, "max_accuracy_drop": 0.2, "max_ece": 0.05} | overrides
+    return Thresholds(**values)
+
+
+def _by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+def test_a_model_within_every_limit_passes() -> None:
+    checks = dependability_checks(FIGURES, OOD_REPORT, _limits()) + budget_checks(EXPORT, CompressionBudget(
+        max_params=100_000, max_macs=11_000_000, max_latency_ms=1.0, max_accuracy_drop=0.005))
+    result = verdict("digits", "pruned-int8", checks)
+    assert result["passed"]
+    assert result["failed"] == []
+    assert [c["name"] for c in result["checks"]] == [
+        "accuracy", "ood_auroc", "robustness.fog", "robustness.gaussian_noise", "calibration_ece", "budget.params",
+        "budget.macs", "budget.latency_ms", "budget.accuracy_drop"]
+    assert all(c["margin"] >= 0 for c in result["checks"])
+
+
+@pytest.mark.parametrize(("limit", "value", "name"), [
+    ("min_accuracy", 0.97, "accuracy"), ("min_auroc", 0.96, "ood_auroc"),
+    ("max_accuracy_drop", 0.17, "robustness.gaussian_noise"), ("max_ece", 0.012, "calibration_ece")])
+def test_a_limit_exactly_at_the_measured_value_passes_and_a_hair_stricter_fails(limit: str, value: float,
+                                                                                 name: str) -> None:
+    at = _by_name(dependability_checks(FIGURES, OOD_REPORT, _limits(**{limit: value})))[name]
+    assert at.passed
+    assert at.margin == 0
+    stricter = value + 1e-6 if limit.startswith("min") else value - 1e-6
+    beyond = _by_name(dependability_checks(FIGURES, OOD_REPORT, _limits(**{limit: stricter})))[name]
+    assert not beyond.passed
+    assert beyond.margin == pytest.approx(-1e-6)
+
+
+def test_each_failure_names_the_spec_key_the_shortfall_and_what_to_change() -> None:
+    weak = copy.deepcopy(FIGURES)
+    weak["accuracy"] = 0.4
+    weak["calibration"]["ece_after"] = 0.2
+    checks = dependability_checks(weak, OOD_REPORT, _limits(max_accuracy_drop=0.1, min_auroc=0.98))
+    failed = _by_name([c for c in checks if not c.passed])
+    assert set(failed) == {"accuracy", "ood_auroc", "robustness.gaussian_noise", "calibration_ece"}
+    assert failed["accuracy"].line().startswith("accuracy: measured 0.4, dependability.min_accuracy needs at least "
+                                                "0.95 (short by 0.55); train longer")
+    assert "set dependability.ood.detector: knn" in failed["ood_auroc"].line()  # the detector that does reach it
+    assert "is not a training augmentation" in failed["robustness.gaussian_noise"].hint  # evaluation-only
+    assert "needs at most 0.1" in failed["robustness.gaussian_noise"].line()
+    assert _by_name(checks)["robustness.fog"].passed  # a drop of 0.07 is within 0.1
+
+
+def test_a_failing_corruption_that_training_can_cover_points_at_its_augmentation() -> None:
+    figures = copy.deepcopy(FIGURES)
+    figures["robustness"]["families"]["fog"] = {"mean_accuracy": 0.5, "drop": 0.47, "seen_in_training": False}
+    fog = _by_name(dependability_checks(figures, OOD_REPORT, _limits()))["robustness.fog"]
+    assert not fog.passed
+    assert "augment.fog" in fog.hint
+    figures["robustness"]["families"]["fog"]["seen_in_training"] = True
+    fog = _by_name(dependability_checks(figures, OOD_REPORT, _limits()))["robustness.fog"]
+    assert "raise augment.fog or augment.severity" in fog.hint
+
+
+def test_only_the_budget_limits_that_are_set_are_checked() -> None:
+    checks = _by_name(budget_checks(EXPORT, CompressionBudget(max_macs=9_000_000)))
+    assert set(checks) == {"budget.macs", "budget.accuracy_drop"}
+    assert not checks["budget.macs"].passed
+    assert checks["budget.macs"].margin == -1_000_000
+    assert "relax compress.budget.max_macs" in checks["budget.macs"].line()

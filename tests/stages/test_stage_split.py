@@ -1,0 +1,33 @@
+"""split: exact shares, class balance, determinism."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from core.spec.data import Split
+from stages.runtime import StageFailure
+from stages.split import assign_splits
+
+LABELS = [str(i % 4) for i in range(400)]
+
+
+def test_shares_and_stratification() -> None:
+    assignment = assign_splits(LABELS, Split(train=0.7, val=0.15, test=0.15), seed=1)
+    counts = Counter(assignment)
+    assert counts == {"train": 280, "val": 60, "test": 60}
+    for split in ("train", "val", "test"):
+        per_class = Counter(label for label, s in zip(LABELS, assignment, strict=True) if s == split)
+        assert len(set(per_class.values())) == 1, f"{split} is not balanced: {per_class}"
+
+
+def test_same_seed_same_split_other_seed_other_split() -> None:
+    split = Split()
+    assert assign_splits(LABELS, split, seed=3) == assign_splits(LABELS, split, seed=3)
+    assert assign_splits(LABELS, split, seed=3) != assign_splits(LABELS, split, seed=4)
+
+
+def test_too_little_data_fails_with_advice() -> None:
+    with pytest.raises(StageFailure, match="smallest class has 1"):
+        assign_splits(["a", "a", "a", "b"], Split(), seed=0)

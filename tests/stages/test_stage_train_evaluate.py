@@ -1,0 +1,106 @@
+"""train and evaluate on a tiny real slice of the digits: learning happens, runs repeat exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.spec.training import Hpo, SearchDimension, TrainSection
+from stages.evaluate import evaluate, mistakes_gallery, top_confusions
+from stages.train import TrainInputs, search_hyperparameters, train_model
+from tests.conftest import TINY_CLASSES
+from vision.data.dataset import load_split
+from vision.training.metrics import classification_metrics
+from vision.training.model import ModelConfig, load_model, save_model
+
+CLASSES = TINY_CLASSES
+
+
+def test_metrics_on_a_hand_made_case_are_exact() -> None:
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 1, 0])
+    metrics = classification_metrics(y_true, y_pred, ["a", "b", "c"])
+    assert metrics["accuracy"] == round(4 / 6, 6)
+    assert metrics["per_class"]["a"] == {"precision": round(2 / 3, 6), "recall": round(2 / 3, 6),
+                                         "f1": round(2 / 3, 6), "support": 3}
+    assert metrics["per_class"]["b"] == {"precision": round(2 / 3, 6), "recall": 1.0, "f1": 0.8, "support": 2}
+    assert metrics["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert metrics["macro_f1"] == round((2 / 3 + 0.8 + 0.0) / 3, 6)
+
+
+def _train(root: Path, seed: int = 0):
+    config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
+    cfg = TrainSection(epochs=6, batch_size=16)
+    train = load_split(root / "ingest", root / "split.csv", "train", CLASSES, 16)
+    val = load_split(root / "ingest", root / "split.csv", "val", CLASSES, 16)
+    return config, train_model(train, val, config, cfg, seed)
+
+
+@pytest.mark.slow
+def test_training_learns_and_is_deterministic(tiny_digits: Path, tmp_path: Path) -> None:
+    config, first = _train(tiny_digits)
+    _, second = _train(tiny_digits)
+    assert len(first.history) == 6
+    assert first.best_val_accuracy >= 0.9, first.history  # three easy digits: far above chance (0.33)
+    save_model(first.model, config, tmp_path / "a")
+    save_model(second.model, config, tmp_path / "b")
+    for name in ("model.safetensors", "model.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    reloaded, reloaded_config = load_model(tmp_path / "a")
+    assert reloaded_config == config
+    assert sum(p.numel() for p in reloaded.parameters()) == sum(p.numel() for p in first.model.parameters())
+
+
+def test_top_confusions_count_and_rank_the_mistakes() -> None:
+    actual = ["a", "a", "a", "b", "b", "c", "c", "c"]
+    predicted = ["a", "b", "b", "c", "a", "a", "b", "b"]
+    assert top_confusions(actual, predicted) == [
+        {"actual": "a", "predicted": "b", "count": 2}, {"actual": "c", "predicted": "b", "count": 2},
+        {"actual": "b", "predicted": "a", "count": 1}, {"actual": "b", "predicted": "c", "count": 1},
+        {"actual": "c", "predicted": "a", "count": 1}]
+    assert top_confusions(actual, predicted, limit=1) == [{"actual": "a", "predicted": "b", "count": 2}]
+    assert top_confusions(["a"], ["a"]) == []
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_and_a_gallery_of_the_most_confident_mistakes(tiny_digits: Path,
+                                                                              tmp_path: Path) -> None:
+    config, result = _train(tiny_digits)
+    save_model(result.model, config, tmp_path / "model")
+    evaluation = evaluate(tmp_path / "model", tiny_digits / "ingest", tiny_digits / "split.csv")
+    wrong = sum(a != p for a, p in zip(evaluation.actual, evaluation.predicted, strict=True))
+    assert evaluation.metrics["accuracy"] == round(1 - wrong / len(evaluation.actual), 6)
+    assert mistakes_gallery(evaluation, tmp_path / "gallery.png", "tiny") == min(wrong, 24)
+    assert (tmp_path / "gallery.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_hpo_of_two_tiny_trials_resumes_after_an_interruption(tiny_digits: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import stages.train as train_stage
+
+    config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
+    cfg = TrainSection(epochs=2, batch_size=16, hpo=Hpo(trials=2, sampler="random", pruner="median",
+                                                        space={"lr": SearchDimension(low=1e-3, high=1e-2)}))
+    train = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "train", CLASSES, 16)
+    val = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "val", CLASSES, 16)
+    real_train_model, trained_lrs = train_stage.train_model, []
+
+    def interrupt_second_trial(*args, **kwargs):
+        trained_lrs.append(args[3].optimizer.lr)
+        if len(trained_lrs) == 2:
+            raise KeyboardInterrupt
+        return real_train_model(*args, **kwargs)
+
+    monkeypatch.setattr(train_stage, "train_model", interrupt_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        search_hyperparameters(TrainInputs(train, val, config, cfg, None, 0), tmp_path / "hpo")
+    monkeypatch.setattr(train_stage, "train_model", real_train_model)
+    resumed = search_hyperparameters(TrainInputs(train, val, config, cfg, None, 0), tmp_path / "hpo")
+    assert resumed.new_trials == 1  # only the interrupted trial runs again
+    assert resumed.best_params["lr"] in {trial.params["lr"] for trial in resumed.study.trials}
+    completed = [t for t in resumed.study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["lr"] for t in completed) == sorted(trained_lrs)
+    assert all(len(t.intermediate_values) == 2 for t in completed)  # per-epoch values reported for pruning

@@ -1,0 +1,1 @@
+"""Compression concerns: structured pruning and distillation, ONNX export, quantization and latency."""

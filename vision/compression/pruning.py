@@ -1,0 +1,126 @@
+"""Structured pruning to a budget with torch-pruning (DepGraph), fine-tuned with or without distillation.
+
+torch-pruning finds the coupled channels (a conv, its BatchNorm, the residual
+add and every consumer) and removes them together; this module only drives it:
+prune a step, fine-tune, measure, stop at the first step within the budget or
+before the first step that would break the accuracy floor.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch.nn import functional as F
+
+from core.spec.deployment import CompressSection
+from core.spec.training import AugmentSection, TrainSection
+from vision.data.dataset import SplitData, to_tensor
+from vision.training.fit import Teacher, fit
+from vision.training.model import accuracy
+
+IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
+    "group_magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "group_taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "lamp": lambda: tp.importance.LAMPImportance(p=2),
+    "random": lambda: tp.importance.RandomImportance(),
+}
+ROUND_TO = 8
+"""Channel counts stay multiples of 8: int8 and SIMD kernels run fastest on them."""
+
+
+@dataclass(frozen=True)
+class Size:
+    params: int
+    macs: int
+
+
+def measure_size(model: torch.nn.Module, size_px: int) -> Size:
+    macs, params = tp.utils.count_ops_and_params(model.eval(), torch.zeros(1, 3, size_px, size_px))
+    return Size(int(params), int(macs))
+
+
+@dataclass(frozen=True)
+class PruneRound:
+    step: int
+    params: int
+    macs: int
+    val_accuracy: float
+    within_budget: bool
+    above_floor: bool
+
+
+PruningStep = tuple[str, bool, list[int]]
+"""(module name, output channels or not, removed channel indices): one entry of torch-pruning's history."""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    model: torch.nn.Module
+    """The last model above the accuracy floor (the input model when even the first step breaks it)."""
+    rounds: list[PruneRound]
+    budget_met: bool
+    history: list[PruningStep]
+    """torch-pruning's record of the channels removed from `model`, to rebuild its architecture later."""
+
+
+BudgetCheck = Callable[[torch.nn.Module, Size], bool]
+
+
+def _taylor_gradients(model: torch.nn.Module, train: SplitData, batch: int = 128) -> None:
+    """GroupTaylor scores channels by weight x gradient: one backward pass on a training batch provides it."""
+    model.zero_grad()
+    x, y = to_tensor(train.images[:batch]), torch.from_numpy(train.labels[:batch])
+    F.cross_entropy(model.train()(x), y).backward()
+
+
+def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, settings: CompressSection,
+                    finetune: TrainSection, seed: int, within_budget: BudgetCheck, floor: float, *,
+                    teacher: Teacher | None = None, augment: AugmentSection | None = None,
+                    progress: Callable[[PruneRound], None] | None = None) -> PruneResult:
+    """Iterative prune -> fine-tune until `within_budget` holds or the next step would fall below `floor`."""
+    torch.manual_seed(seed)
+    model = copy.deepcopy(trained).eval()
+    size_px = int(train.images.shape[1])
+    example = torch.zeros(1, 3, size_px, size_px)
+    pruner = tp.pruner.MetaPruner(
+        model, example, importance=IMPORTANCE[settings.importance](), pruning_ratio=settings.max_prune_ratio,
+        iterative_steps=settings.prune_steps, ignored_layers=[model.get_classifier()], round_to=ROUND_TO)
+    kept, kept_history, rounds = copy.deepcopy(model), [], []
+    for step in range(1, settings.prune_steps + 1):
+        if settings.importance == "group_taylor":
+            _taylor_gradients(model, train)
+        pruner.step()
+        model.zero_grad(set_to_none=True)
+        fit(model, train, val, finetune, seed + step, augment, teacher=teacher, progress=False)
+        size = measure_size(model, size_px)
+        score = accuracy(model, val)
+        result = PruneRound(step, size.params, size.macs, round(score, 6), within_budget(model, size),
+                            score >= floor)
+        rounds.append(result)
+        if progress:
+            progress(result)
+        if not result.above_floor:
+            return PruneResult(kept, rounds, budget_met=False, history=kept_history)
+        kept, kept_history = copy.deepcopy(model), _history(pruner)
+        if result.within_budget:
+            return PruneResult(kept, rounds, budget_met=True, history=kept_history)
+    return PruneResult(kept, rounds, budget_met=False, history=kept_history)
+
+
+def _history(pruner: tp.pruner.MetaPruner) -> list[PruningStep]:
+    return [(str(name), bool(out), [int(i) for i in idxs]) for name, out, idxs in pruner.DG.pruning_history()]
+
+
+def rebuild_pruned(model: torch.nn.Module, history: list[PruningStep], size_px: int) -> torch.nn.Module:
+    """Replay a pruning history on a freshly built model of the same backbone, so pruned weights load into it.
+
+    Saving the weights as safetensors plus this history (instead of pickling the pruned module) keeps the
+    files byte-for-byte reproducible and free of pickle.
+    """
+    graph = tp.DependencyGraph().build_dependency(model.eval(), torch.zeros(1, 3, size_px, size_px), verbose=False)
+    graph.load_pruning_history([(name, out, list(idxs)) for name, out, idxs in history])
+    return model

@@ -1,0 +1,69 @@
+"""Load one split of the canonical image set into memory as the tensors the model consumes.
+
+Data sets here are small enough to hold in memory; loading once keeps every
+epoch free of decoding work and makes batches identical run to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from core.fsutil import read_csv
+from vision.data.imageio import load_rgb
+
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class SplitData:
+    images: np.ndarray
+    """uint8, N x H x W x 3."""
+    labels: np.ndarray
+    """int64 class indices into `classes`."""
+    paths: list[str]
+
+
+def load_split(ingest_dir: Path, split_csv: Path, split: str, classes: list[str], size_px: int) -> SplitData:
+    index = {name: i for i, name in enumerate(classes)}
+    rows = [row for row in read_csv(split_csv) if row["split"] == split]
+    images = np.stack([load_rgb(ingest_dir / row["path"], size_px) for row in rows]) if rows else (
+        np.zeros((0, size_px, size_px, 3), dtype=np.uint8))
+    labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
+    return SplitData(images, labels, [row["path"] for row in rows])
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> normalised float NCHW, exactly as the deployed model is fed."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def tensor_dataset(data: SplitData) -> TensorDataset:
+    return TensorDataset(to_tensor(data.images), torch.from_numpy(data.labels))
+
+
+class AugmentedImages(Dataset):
+    """Training images through the spec's augmentations, drawn afresh each time an image is served.
+
+    Albumentations works on uint8 HWC arrays, so images are kept in that form and normalised after
+    augmenting; the pipeline's own seeded generator makes every epoch's draws repeatable.
+    """
+
+    def __init__(self, data: SplitData, pipeline: A.Compose):
+        self.data, self.pipeline = data, pipeline
+
+    def __len__(self) -> int:
+        return len(self.data.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.pipeline(image=self.data.images[index])["image"]
+        return to_tensor(image[None])[0], torch.tensor(self.data.labels[index])

@@ -1,0 +1,199 @@
+"""Enumerate labelled images from each kind of data source in the spec, in a stable order."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from core.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, Source, VideoSource
+from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
+from vision.data.video import LabelledSpan, label_at, read_spans, sample_frames, videos_by_class
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass(frozen=True)
+class RawItem:
+    label: str
+    source: str
+    """Which source it came from, e.g. `sklearn_digits` or `image_folder:data/raw/extra`."""
+    origin: str
+    """The file (or data-set index) it came from, shown in reports."""
+    read: Callable[[], Image.Image]
+    """Decodes the image; raises UnreadableImage with the reason."""
+    group: str = ""
+    """Images of one group (frames of one video) always land in the same split; empty = the image alone."""
+
+
+class UnsupportedSource(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder a source did not read, and why: listed so nothing is left out silently."""
+
+    origin: str
+    source: str
+    reason: str
+
+
+@dataclass
+class SourceStats:
+    """What sources skip on purpose (not quarantined: nothing is wrong with an image)."""
+
+    static_frames_dropped: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: SourceStats | None = None,
+                classes: list[str] | None = None, limits: PixelLimits | None = None) -> Iterator[RawItem]:
+    """Labelled items of one source. A built-in data set yields only the spec's `classes` (a project may
+    use some of the ten digits); files on disk yield everything, so stray labels are reported. Every file is
+    resolved: a link that dangles or leads out of the repository is quarantined, never opened."""
+    stats = stats if stats is not None else SourceStats()
+    files = _Files(root.resolve(), limits or PixelLimits())
+    if isinstance(source, SklearnDigitsSource):
+        yield from _sklearn_digits(source, classes)
+    elif isinstance(source, ImageFolderSource):
+        yield from _image_folder(root / source.path, f"image_folder:{source.path}", files, stats)
+    elif isinstance(source, ManifestSource):
+        yield from _manifest(root / source.path, f"manifest:{source.path}", files)
+    elif isinstance(source, VideoSource):
+        yield from _video(source, root, static_flow_px, stats)
+
+
+@dataclass(frozen=True)
+class _Files:
+    """How a source opens files on disk: inside the repository only, within the pixel limits."""
+
+    root: Path
+    limits: PixelLimits
+
+    def problem(self, file: Path) -> str | None:
+        """Why `file` must not be opened, or None."""
+        if file.is_symlink() and not file.exists():
+            return f"dangling symbolic link (-> {os.readlink(file)})"
+        if not file.exists():
+            return None
+        real = file.resolve()
+        if not real.is_relative_to(self.root):
+            how = "symbolic link" if file.is_symlink() or file.parent.resolve() != file.parent.absolute() else "path"
+            return f"{how} leaves the repository (-> {real}); copy the file in or DVC-import it"
+        return None
+
+    def reader(self, file: Path, missing: str = "file does not exist") -> Callable[[], Image.Image]:
+        def read() -> Image.Image:
+            problem = self.problem(file)
+            if problem is not None:
+                raise RefusedFile(problem)
+            if not file.is_file():
+                raise UnreadableImage(missing)
+            return decode_file(file, self.limits)
+
+        return read
+
+
+def _sklearn_digits(source: SklearnDigitsSource, classes: list[str] | None) -> Iterator[RawItem]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    taken: dict[int, int] = {}
+    for index, (pixels, target) in enumerate(zip(digits.images, digits.target, strict=True)):
+        if classes is not None and str(target) not in classes:
+            continue
+        taken[target] = taken.get(target, 0) + 1
+        if source.max_images_per_class is not None and taken[target] > source.max_images_per_class:
+            continue
+        grey = (pixels * (255.0 / 16.0)).round().astype("uint8")  # values are 0..16 ink levels
+        yield RawItem(str(target), "sklearn_digits", f"sklearn_digits#{index}", lambda g=grey: from_array(g))
+
+
+def _image_folder(folder: Path, source: str, files: _Files, stats: SourceStats) -> Iterator[RawItem]:
+    """`<folder>/<class>/**/<image>`. Symbolic links to folders are not followed; other files, links to
+    folders and files outside any class folder are listed in `stats.skipped` with the reason."""
+    if not folder.is_dir():
+        raise UnsupportedSource(f"{source}: folder {folder} does not exist")
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and entry.is_dir():
+            stats.skipped.append(Skipped(entry.as_posix(), source, "symbolic link to a folder: not followed "
+                                         "(copy the folder in, or list it as its own source)"))
+        elif entry.is_dir():
+            yield from _class_folder(entry, source, files, stats)
+        else:
+            stats.skipped.append(Skipped(entry.as_posix(), source, "not inside a class folder"))
+
+
+def _class_folder(class_dir: Path, source: str, files: _Files, stats: SourceStats) -> Iterator[RawItem]:
+    for parent, folders, names in os.walk(class_dir):  # os.walk does not follow links to folders
+        here = Path(parent)
+        for name in sorted(folders):
+            if (here / name).is_symlink():
+                stats.skipped.append(Skipped((here / name).as_posix(), source, "symbolic link to a folder: not "
+                                             "followed (copy the folder in, or list it as its own source)"))
+        folders.sort()
+        for name in sorted(names):
+            file = here / name
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                stats.skipped.append(Skipped(file.as_posix(), source, f"not an image file name (suffix "
+                                             f"'{file.suffix}'; images end in {', '.join(sorted(IMAGE_SUFFIXES))})"))
+            else:
+                yield RawItem(class_dir.name, source, file.as_posix(), files.reader(file))
+
+
+def _manifest(csv_path: Path, source: str, files: _Files) -> Iterator[RawItem]:
+    if not csv_path.is_file():
+        raise UnsupportedSource(f"{source}: file {csv_path} does not exist")
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not {"path", "label"} <= set(reader.fieldnames or []):
+            raise UnsupportedSource(f"{source}: needs a header with columns path,label (got {reader.fieldnames})")
+        for row in reader:
+            file = csv_path.parent / row["path"]
+            yield RawItem(row["label"].strip(), source, file.as_posix(),
+                          files.reader(file, "file listed in the manifest does not exist"))
+
+
+def _video(source: VideoSource, root: Path, static_flow_px: float, stats: SourceStats) -> Iterator[RawItem]:
+    path = root / source.path
+    if not path.exists():
+        raise UnsupportedSource(f"video:{source.path}: {path} does not exist")
+    if source.label_from == "manifest":
+        spans = _spans(root / (source.manifest or ""))
+        videos = sorted({span.video for span in spans})
+        jobs = [(None, video) for video in videos]
+    else:
+        jobs = list(videos_by_class(path)) if path.is_dir() else [(path.parent.name, path)]
+    for folder_label, video in jobs:
+        origin = video.as_posix()
+        try:
+            frames, dropped = sample_frames(video, source.fps, static_flow_px)
+        except ValueError as exc:
+            yield RawItem(folder_label or "", f"video:{source.path}", origin, _raiser(str(exc)), origin)
+            continue
+        stats.static_frames_dropped += dropped
+        for frame in frames:
+            label = folder_label if folder_label is not None else label_at(spans, video, frame.time_s)
+            yield RawItem(label or "", f"video:{source.path}", f"{origin}#t={frame.time_s:.3f}s",
+                          lambda f=frame: from_array(f.rgb), origin)
+
+
+def _spans(manifest: Path) -> list[LabelledSpan]:
+    if not manifest.is_file():
+        raise UnsupportedSource(f"video manifest {manifest} does not exist")
+    try:
+        return read_spans(manifest)
+    except ValueError as exc:
+        raise UnsupportedSource(str(exc)) from None
+
+
+def _raiser(reason: str) -> Callable[[], Image.Image]:
+    def read() -> Image.Image:
+        raise UnreadableImage(f"unreadable video ({reason})")
+
+    return read

@@ -1,0 +1,94 @@
+"""The dependability report's figures: robustness heatmap, reliability diagram, OOD scores, Grad-CAM gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vision.data.dataset import SplitData
+from vision.dependability.explain import overlay
+from vision.dependability.robustness import CorruptionResult
+from vision.plots import image_grid, pyplot, save_figure
+
+
+def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path, title: str) -> None:
+    """Accuracy per corruption (rows) x severity (columns), annotated; corruptions seen in training marked *."""
+    plt = pyplot()
+    if not results:
+        figure, axis = plt.subplots(figsize=(6, 1.5), dpi=100)
+        axis.set_axis_off()
+        axis.text(0.5, 0.5, "No corruption listed in dependability.robustness.corruptions", ha="center")
+        save_figure(figure, path)
+        return
+    names = list(dict.fromkeys(r.corruption for r in results))
+    severities = sorted({r.severity for r in results})
+    grid = np.full((len(names), len(severities)), np.nan)
+    seen = {r.corruption: r.seen_in_training for r in results}
+    for r in results:
+        grid[names.index(r.corruption), severities.index(r.severity)] = r.accuracy
+    figure, axis = plt.subplots(figsize=(1.1 * len(severities) + 3.2, 0.42 * len(names) + 1.6), dpi=100)
+    image = axis.imshow(grid, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+    for (row, column), value in np.ndenumerate(grid):
+        axis.text(column, row, f"{value:.3f}", ha="center", va="center", fontsize=8)
+    axis.set_xticks(range(len(severities)), [f"severity {s}" for s in severities], fontsize=8)
+    axis.set_yticks(range(len(names)), [f"{n}{' *' if seen[n] else ''}" for n in names], fontsize=8)
+    axis.set_title(f"{title}\nclean accuracy {clean:.3f}; * = also a training augmentation", fontsize=9)
+    figure.colorbar(image, ax=axis, fraction=0.04)
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def reliability_diagram(before: list[dict[str, float]], after: list[dict[str, float]], temperature: float,
+                        ece_before: float, ece_after: float, path: Path, title: str) -> None:
+    """Accuracy against confidence per bin, before and after temperature scaling; the diagonal is perfect."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5.5, 5), dpi=100)
+    axis.plot([0, 1], [0, 1], "--", c="#999999", lw=1, label="perfect calibration")
+    for rows, label, colour in ((before, f"raw (ECE {ece_before:.4f})", "#ff7f0e"),
+                                (after, f"T = {temperature:.3f} (ECE {ece_after:.4f})", "#1f77b4")):
+        axis.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", c=colour, ms=4, label=label)
+    axis.set_xlabel("mean confidence in bin")
+    axis.set_ylabel("accuracy in bin")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def ood_histogram(scores: dict[str, np.ndarray], kinds: dict[str, str], threshold: float, detector: str,
+                  path: Path, title: str) -> None:
+    """The chosen detector's score distribution on the test split and on each OOD set, with the threshold."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    values = np.concatenate(list(scores.values()))
+    bins = np.linspace(float(values.min()), float(values.max()) + 1e-9, 50)
+    for name, data in scores.items():
+        label = "test (in distribution)" if name == "test" else f"{name} ({kinds[name]})"
+        axis.hist(data, bins=bins, histtype="step" if name != "test" else "stepfilled", alpha=0.9 if name != "test"
+                  else 0.35, lw=1.4, label=label, density=True)
+    axis.axvline(threshold, c="#d62728", lw=1.2, label="serving threshold (95% of validation accepted)")
+    axis.set_xlabel(f"{detector} score (higher = more likely out of distribution)")
+    axis.set_ylabel("density")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def gradcam_gallery(test: SplitData, predicted: np.ndarray, indices: list[int], maps: np.ndarray,
+                    classes: list[str], path: Path, title: str) -> None:
+    """Image and Grad-CAM overlay pairs, mistakes first, captioned `true -> predicted`."""
+    rows: list[tuple[str, list[np.ndarray], list[str]]] = []
+    per_row = 8
+    wrong = [k for k, i in enumerate(indices) if test.labels[i] != predicted[i]]
+    right = [k for k, i in enumerate(indices) if test.labels[i] == predicted[i]]
+    for label, group in (("mistakes", wrong), ("correct", right)):
+        for start in range(0, len(group), per_row):
+            chunk = group[start:start + per_row]
+            captions = [f"{classes[test.labels[indices[k]]]} -> {classes[predicted[indices[k]]]}" for k in chunk]
+            rows.append((label, [test.images[indices[k]] for k in chunk], captions))
+            rows.append(("Grad-CAM", [overlay(test.images[indices[k]], maps[k]) for k in chunk], ["" for _ in chunk]))
+    image_grid(rows or [("", [np.full((8, 8, 3), 255, np.uint8)], ["nothing to explain"])], path, title)

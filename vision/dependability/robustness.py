@@ -1,0 +1,58 @@
+"""Corruption robustness: accuracy on the test split under each corruption and severity.
+
+The corruptions are the table in stages/_augment.py, so "fog at severity 3"
+means the same in training and here. Corruptions the model also trained on are
+reported apart from held-out ones: accuracy under a corruption the model has
+seen says less about conditions nobody planned for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vision.training.augment import apply, corruption
+
+Predict = Callable[[np.ndarray], np.ndarray]
+"""uint8 NHWC images -> predicted class indices."""
+
+
+@dataclass(frozen=True)
+class CorruptionResult:
+    corruption: str
+    severity: int
+    accuracy: float
+    seen_in_training: bool
+
+
+def corrupted(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
+    """Every image through `name` at `severity`; one seeded pipeline, so reruns draw the same corruptions."""
+    pipeline = corruption(name, severity, int(images.shape[1]), seed)
+    return np.stack([apply(pipeline, image) for image in images]) if len(images) else images
+
+
+def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray, corruptions: list[str],
+               severities: list[int], trained_on: set[str], seed: int) -> tuple[float, list[CorruptionResult]]:
+    """Clean accuracy and one result per corruption x severity."""
+    clean = float((predict(images) == labels).mean())
+    results = [CorruptionResult(name, severity,
+                                round(float((predict(corrupted(images, name, severity, seed)) == labels).mean()), 6),
+                                name in trained_on)
+               for name in corruptions for severity in severities]
+    return round(clean, 6), results
+
+
+def summary(clean: float, results: list[CorruptionResult]) -> dict[str, object]:
+    """Mean corrupted/clean accuracy ratio overall, for held-out and for seen corruptions, and the worst case."""
+    def ratio(rows: list[CorruptionResult]) -> float | None:
+        return round(float(np.mean([r.accuracy for r in rows])) / clean, 6) if rows and clean > 0 else None
+
+    held_out = [r for r in results if not r.seen_in_training]
+    seen = [r for r in results if r.seen_in_training]
+    worst = min(results, key=lambda r: (r.accuracy, r.corruption, r.severity)) if results else None
+    return {"clean_accuracy": clean, "mean_ratio": ratio(results), "held_out_mean_ratio": ratio(held_out),
+            "seen_mean_ratio": ratio(seen), "held_out": sorted({r.corruption for r in held_out}),
+            "worst": None if worst is None else {"corruption": worst.corruption, "severity": worst.severity,
+                                                 "accuracy": worst.accuracy}}

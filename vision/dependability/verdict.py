@@ -1,0 +1,126 @@
+"""The gate's checks: every measured figure against the spec's threshold for it, with what to change.
+
+Limits are inclusive: a figure exactly at its threshold passes (`accuracy >=
+min_accuracy`, `ece <= max_ece`). Measured figures are rounded to 6 decimals
+where they are written, so "exactly at" means at that precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from core.spec.deployment import CompressionBudget
+from core.spec.training import AugmentSection
+
+
+def figure(value: float) -> str:
+    """A measured value or limit as people read it: counts with thousands separators, the rest to 6 digits."""
+    if float(value).is_integer() and abs(value) >= 10_000:
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+def signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + figure(abs(value))
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    spec_key: str
+    measured: float
+    threshold: float
+    rule: Literal[">=", "<="]
+    hint: str
+    """What to change when the check fails."""
+
+    @property
+    def passed(self) -> bool:
+        return self.measured >= self.threshold if self.rule == ">=" else self.measured <= self.threshold
+
+    @property
+    def margin(self) -> float:
+        """How far inside the limit the figure is (negative: how far outside)."""
+        return round(self.measured - self.threshold if self.rule == ">=" else self.threshold - self.measured, 6)
+
+    def line(self) -> str:
+        verb = "at least" if self.rule == ">=" else "at most"
+        return (f"{self.name}: measured {figure(self.measured)}, {self.spec_key} needs {verb} "
+                f"{figure(self.threshold)} (short by {figure(abs(self.margin))}); {self.hint}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "margin": self.margin, "passed": self.passed}
+
+
+def _best_detector(ood_table: dict[str, Any], kinds: dict[str, str]) -> tuple[str, float]:
+    """The detector with the highest worst-case far-OOD AUROC, to suggest when the chosen one falls short."""
+    def worst(detector: str) -> float:
+        return min(m["auroc"] for s, m in ood_table[detector].items() if kinds[s] == "far")
+
+    best = max(sorted(ood_table), key=worst)
+    return best, worst(best)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The spec's dependability limits (the keys the gate declares)."""
+
+    min_accuracy: float
+    min_auroc: float
+    max_accuracy_drop: float
+    max_ece: float
+
+    @classmethod
+    def from_params(cls, dependability: dict[str, Any]) -> Thresholds:
+        return cls(float(dependability["min_accuracy"]), float(dependability["ood"]["min_auroc"]),
+                   float(dependability["robustness"]["max_accuracy_drop"]),
+                   float(dependability["calibration"]["max_ece"]))
+
+
+def dependability_checks(figures: dict[str, Any], ood_report: dict[str, Any], limits: Thresholds) -> list[Check]:
+    ood, robust, cal = figures["ood"], figures["robustness"], figures["calibration"]
+    best, best_auroc = _best_detector(ood_report["detectors"], ood_report["set_kinds"])
+    detector_hint = (f"{best} reaches {best_auroc:g}: set dependability.ood.detector: {best}"
+                     if best != ood["detector"] and best_auroc > ood["far_auroc"]
+                     else "train longer or with more data (no other detector does better)")
+    checks = [
+        Check("accuracy", "dependability.min_accuracy", figures["accuracy"], limits.min_accuracy, ">=",
+              "train longer (train.epochs), search hyperparameters (train.hpo) or prune less data "
+              "(data.pruning.budget); compression may cost accuracy too (compress.budget.max_accuracy_drop)"),
+        Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], limits.min_auroc, ">=",
+              detector_hint),
+    ]
+    for name, family in sorted(robust["families"].items()):
+        advice = (f"raise augment.{name} or augment.severity" if family["seen_in_training"]
+                  else f"add {name} to the training augmentations (augment.{name})"
+                  if name in AugmentSection.model_fields else f"{name} is not a training augmentation yet: "
+                  "add related ones (augment.*) or relax the limit")
+        checks.append(Check(f"robustness.{name}", "dependability.robustness.max_accuracy_drop", family["drop"],
+                            limits.max_accuracy_drop, "<=", advice))
+    checks.append(Check("calibration_ece", "dependability.calibration.max_ece", cal["ece_after"],
+                        limits.max_ece, "<=",
+                        "temperature scaling is already applied; more validation data or label smoothing "
+                        "(train.label_smoothing) usually helps"))
+    return checks
+
+
+def budget_checks(export: dict[str, Any], budget: CompressionBudget) -> list[Check]:
+    """The deployable model against compress.budget, from the export stage's measurements."""
+    relax = "or change compress.methods / compress.max_prune_ratio"
+    limits: list[tuple[str, str, float | int | None]] = [
+        ("budget.params", "max_params", budget.max_params), ("budget.macs", "max_macs", budget.max_macs),
+        ("budget.latency_ms", "max_latency_ms", budget.max_latency_ms)]
+    measured = {"max_params": export["params"], "max_macs": export["macs"],
+                "max_latency_ms": export["latency_ms_1_thread"]}
+    checks = [Check(name, f"compress.budget.{key}", measured[key], limit, "<=", f"relax compress.budget.{key} {relax}")
+              for name, key, limit in limits if limit is not None]
+    checks.append(Check("budget.accuracy_drop", "compress.budget.max_accuracy_drop", export["val_accuracy_drop"],
+                        budget.max_accuracy_drop, "<=", f"relax compress.budget.max_accuracy_drop {relax}"))
+    return checks
+
+
+def verdict(project: str, variant: str, checks: list[Check]) -> dict[str, Any]:
+    failed = [c for c in checks if not c.passed]
+    return {"project": project, "variant": variant, "passed": not failed,
+            "failed": [c.name for c in failed], "checks": [c.as_dict() for c in checks]}

@@ -1,0 +1,28 @@
+"""Classification: one class per image, a softmax head trained with cross-entropy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vision.tasks.base import Task
+from vision.training.metrics import classification_metrics
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+
+def _validation_figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"val_loss": F.cross_entropy(logits, labels), "val_accuracy": (logits.argmax(1) == labels).float().mean()}
+
+
+def _metrics(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    return classification_metrics(labels, np.asarray(logits).argmax(axis=1), classes)
+
+
+TASK = Task(name="classification", label_fields=("label",), loss=_loss, validation_figures=_validation_figures,
+            metrics=_metrics, onnx_outputs=("logits", "features"))

@@ -1,0 +1,231 @@
+"""The Lightning training engine shared by train (from scratch or pretrained) and compress (fine-tuning).
+
+One place defines how a model is fitted: the spec's optimizer and schedule, BatchNorm statistics refreshed
+before validation, the epoch with the lowest validation loss kept, optional distillation from a teacher.
+Deterministic on CPU (seeded, deterministic algorithms, seeded augmentations, single-process loading from
+memory): the same inputs give the same weights, byte for byte.
+
+Distributed data parallel when a launcher says so: under `torchrun` (WORLD_SIZE and LOCAL_WORLD_SIZE) or a
+Kubeflow PyTorchJob (WORLD_SIZE and RANK per pod), Lightning's DDP runs one process per device with the
+gloo backend on CPU; each rank trains on its shard, validation figures are averaged over ranks, and only
+rank 0 keeps the best checkpoint and returns the model (`TrainResult.primary`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from torch.nn import functional as F
+from torch.optim.swa_utils import update_bn
+from torch.utils.data import DataLoader
+
+from core.spec.training import AugmentSection, TrainSection
+from vision.data.dataset import AugmentedImages, SplitData, tensor_dataset
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
+from vision.training.augment import training_pipeline
+
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr")
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A trained model whose softened predictions the student learns from (Hinton et al. 2015).
+
+    Held in a plain dataclass so Lightning neither trains nor checkpoints it.
+    """
+
+    model: torch.nn.Module
+    temperature: float = 4.0
+    alpha: float = 0.7
+    """Weight of the KL term; cross-entropy on the labels gets 1 - alpha."""
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      teacher: Teacher, label_smoothing: float = 0.0) -> torch.Tensor:
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)."""
+    t = teacher.temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                  log_target=True, reduction="batchmean") * t * t
+    ce = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+    return teacher.alpha * kl + (1.0 - teacher.alpha) * ce
+
+
+class Classifier(L.LightningModule):
+    """Training of any timm model with the spec's optimizer and schedule: the task's loss (vision.tasks), or
+    distillation when a teacher is given."""
+
+    def __init__(self, model: torch.nn.Module, train_cfg: TrainSection, bn_loader: DataLoader,
+                 teacher: Teacher | None = None, task: Task = CLASSIFICATION):
+        super().__init__()
+        self.model, self.cfg, self.bn_loader, self.teacher, self.task = model, train_cfg, bn_loader, teacher, task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        if self.teacher is None:
+            loss = self.task.loss(self(x), y, self.cfg.label_smoothing)
+        else:
+            with torch.no_grad():
+                teacher_logits = self.teacher.model.eval()(x)
+            loss = distillation_loss(self(x), teacher_logits, y, self.teacher, self.cfg.label_smoothing)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        for name, value in self.task.validation_figures(self(x), y).items():
+            self.log(name, value, prog_bar=True, batch_size=len(y), sync_dist=True)
+
+    def on_validation_epoch_start(self) -> None:
+        """Recompute BatchNorm statistics over the whole training split before validating.
+
+        The running statistics are an exponential average over recent steps; on a small (or pruned)
+        training set an epoch has only a few steps, so they lag the weights and the model in eval mode
+        scores near chance while its training loss is near zero. One forward pass over the training data
+        (torch's own `update_bn`, as used for SWA) makes validation, model selection and the saved model
+        use statistics that match the weights. The pass sees the images without augmentation: those are
+        what the model meets in evaluation and serving.
+        """
+        if not self.trainer.sanity_checking:
+            update_bn(self.bn_loader, self.model)
+
+    def configure_optimizers(self):
+        optimizer = _optimizer(self.model.parameters(), self.cfg)
+        return {"optimizer": optimizer, "lr_scheduler": _scheduler(optimizer, self.cfg)}
+
+
+def _optimizer(parameters, cfg: TrainSection) -> torch.optim.Optimizer:
+    opt = cfg.optimizer
+    if opt.name == "sgd":
+        return torch.optim.SGD(parameters, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+    return cls(parameters, lr=opt.lr, weight_decay=opt.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainSection) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch schedule: optional linear warm-up, then cosine to zero, step decay, or constant."""
+    warmup = min(cfg.scheduler.warmup_epochs, cfg.epochs - 1)
+    rest = cfg.epochs - warmup
+    sched = torch.optim.lr_scheduler
+    if cfg.scheduler.name == "cosine":
+        main = sched.CosineAnnealingLR(optimizer, T_max=max(rest, 1))
+    elif cfg.scheduler.name == "step":
+        main = sched.MultiStepLR(optimizer, milestones=[max(rest // 2, 1), max(3 * rest // 4, 1)], gamma=0.1)
+    else:
+        main = sched.ConstantLR(optimizer, factor=1.0)
+    if warmup == 0:
+        return main
+    ramp = sched.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup)
+    return sched.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+class _History(Callback):
+    """One row per epoch with the figures people plot (Lightning's CSV logger splits them over rows)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self._lr = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])  # the rate this epoch trains with
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        self.rows.append({
+            "epoch": trainer.current_epoch + 1,
+            "train_loss": round(float(metrics["train_loss"]), 6),
+            "val_loss": round(float(metrics["val_loss"]), 6),
+            "val_accuracy": round(float(metrics["val_accuracy"]), 6),
+            "lr": float(f"{self._lr:.6g}"),
+        })
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: torch.nn.Module
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_accuracy: float
+    primary: bool = True
+    """False on the other ranks of a distributed run: their model is not the kept one; write nothing."""
+
+
+def world() -> tuple[int, int]:
+    """(this process's rank, number of processes) as the launcher set them; (0, 1) when run on its own."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _launch() -> dict[str, Any]:
+    """Trainer arguments for the processes the launcher started: one device per process, gloo on CPU."""
+    _, size = world()
+    if size == 1:
+        return {"devices": 1}
+    from lightning.pytorch.strategies import DDPStrategy
+
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun sets it; a PyTorchJob runs one per pod
+    return {"devices": per_node, "num_nodes": size // per_node,
+            "strategy": DDPStrategy(process_group_backend="gloo")}
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's start-up chatter (accelerator inventory, adverts); warnings still show."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+def fit(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainSection, seed: int,
+        augment: AugmentSection | None = None, *, teacher: Teacher | None = None,
+        callbacks: tuple[Callback, ...] = (), progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
+    """Train `model` in place for `cfg.epochs` and return it with the weights of its lowest-validation-loss epoch.
+
+    Loss, not accuracy, picks the epoch: on a validation split of a few hundred images accuracy moves in
+    steps of one image and often peaks early by chance, while the loss keeps ranking epochs.
+
+    `callbacks` are extra Lightning callbacks (the HPO pruning hook); `augment` None trains on the images as
+    they are; `teacher` switches the loss to distillation; `task` says what the loss and validation figures are.
+    """
+    L.seed_everything(seed, workers=True, verbose=False)
+    _quiet_lightning()
+    model.train()  # Lightning keeps each module's train/eval mode: a model handed over in eval mode would
+    # fine-tune with frozen BatchNorm statistics and no dropout (compress passes eval-mode models)
+    size_px = int(train.images.shape[1])
+    clean = tensor_dataset(train)
+    pipeline = training_pipeline(augment, size_px, seed) if augment else None
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(AugmentedImages(train, pipeline) if pipeline else clean, batch_size=cfg.batch_size,
+                              shuffle=True, generator=generator)
+    module = Classifier(model, cfg, bn_loader=DataLoader(clean, batch_size=256), teacher=teacher, task=task)
+    val_loader = DataLoader(tensor_dataset(val), batch_size=256)
+    history = _History()
+    with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
+        best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1,
+                               save_weights_only=True, filename="best")
+        all_callbacks: list[Callback] = [history, best, *callbacks]
+        if cfg.early_stopping_patience:
+            all_callbacks.append(EarlyStopping("val_loss", mode="min", patience=cfg.early_stopping_patience))
+        trainer = L.Trainer(max_epochs=cfg.epochs, accelerator="cpu", **_launch(), deterministic=True,
+                            logger=False, callbacks=all_callbacks, enable_model_summary=False,
+                            enable_progress_bar=progress, num_sanity_val_steps=0, default_root_dir=ckpt_dir)
+        with warnings.catch_warnings():
+            # Data is already in memory as tensors: extra loader workers would only add start-up cost.
+            warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
+            # Raised inside lightning's own pytree helper under torch >= 2.14; nothing a user can act on.
+            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+            trainer.fit(module, train_loader, val_loader)
+        if not trainer.is_global_zero:  # rank 0 alone saved the best checkpoint, on its own filesystem
+            return TrainResult(module.model.eval(), history.rows, 0, 0.0, primary=False)
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    best_row = min(history.rows, key=lambda row: row["val_loss"])
+    return TrainResult(module.model.eval(), history.rows, int(best_row["epoch"]), best_row["val_accuracy"])

@@ -1,0 +1,71 @@
+"""Build, save and load classifiers: a timm backbone plus the config needed to use it anywhere.
+
+Weights are stored as safetensors (byte-for-byte reproducible, no pickle) next
+to `model.json`, which carries everything serving needs to preprocess input.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import timm
+import torch
+from safetensors.torch import load_file, save_file
+
+from vision.data.dataset import MEAN, STD, SplitData, to_tensor
+from vision.training.pretrained import load_pretrained
+
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "model.json"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str
+    classes: list[str]
+    input_size_px: int
+    drop_rate: float = 0.0
+    pretrained: str | None = None
+    """Offline ImageNet weights the training started from (see stages/_pretrained.py); informational
+    once trained, since the saved weights replace them."""
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+
+
+def build_model(config: ModelConfig, *, with_pretrained_weights: bool = True) -> torch.nn.Module:
+    """The architecture for `config`; starts from the offline ImageNet weights when it names them."""
+    if config.pretrained and with_pretrained_weights:
+        model = load_pretrained(config.pretrained, num_classes=len(config.classes))
+        model.drop_rate = config.drop_rate
+        return model.train()
+    return timm.create_model(config.backbone, pretrained=False, num_classes=len(config.classes),
+                             in_chans=3, drop_rate=config.drop_rate)
+
+
+def save_model(model: torch.nn.Module, config: ModelConfig, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+
+
+def load_model(folder: Path) -> tuple[torch.nn.Module, ModelConfig]:
+    raw = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    config = ModelConfig(**{**raw, "mean": tuple(raw["mean"]), "std": tuple(raw["std"])})
+    model = build_model(config, with_pretrained_weights=False)  # the saved weights replace them anyway
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    return model.eval(), config
+
+
+def accuracy(model: torch.nn.Module, data: SplitData) -> float:
+    """Top-1 accuracy of `model` on a loaded split."""
+    predicted = predict_logits(model, to_tensor(data.images)).argmax(1).numpy()
+    return float((predicted == data.labels).mean())
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    chunks = [model(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    return torch.cat(chunks) if chunks else torch.zeros((0, 0))
