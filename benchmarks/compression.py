@@ -30,7 +30,7 @@ def main() -> None:
     from stages.compress import compress, describe
     from stages.export import build_variants, choose, format_table
     from vision.compression.onnx import cpu_description, latency_ms, torch_latency_ms
-    from vision.data.dataset import load_split
+    from vision.data.dataset import load_splits
     from vision.training.model import load_model
 
     spec = load_spec(args.spec, REPO).spec
@@ -39,12 +39,11 @@ def main() -> None:
         raise SystemExit(f"{model_dir} is missing: run `make demo` (or `dvc repro {spec.name}-train`) first")
     trained, config = load_model(model_dir)
     ingest, split_csv = REPO / "data" / spec.name / "ingest", REPO / "data" / spec.name / "prune" / "split.csv"
-    train, val, test = (load_split(ingest, split_csv, s, config.classes, config.input_size_px)
-                        for s in ("train", "val", "test"))
+    splits = load_splits(ingest, split_csv, config.classes, config.input_size_px)
+    train, val, test = splits.train, splits.val, splits.test
     with tempfile.TemporaryDirectory(prefix="autodl-compress-bench-") as folder:
         work = Path(folder)
-        models, tracks = compress(trained, config, train, val, spec.compress, spec.train, spec.augment, spec.seed,
-                                  work)
+        models, tracks = compress(trained, config, splits, spec.compress, spec.train, spec.augment, spec.seed, work)
         described = describe(models, config, tracks, spec.compress.student, val, test, work)
         rows = build_variants(work, described, config.input_size_px, model_dir, work,
                               PROFILES[spec.target.hardware].precision,

@@ -29,7 +29,7 @@ def main() -> None:
     from core.spec.training import AugmentSection
     from stages.dependability import Plan, assess, metrics
     from vision.compression.candidates import load_candidate
-    from vision.data.dataset import load_split
+    from vision.data.dataset import load_splits
     from vision.dependability.ood import DETECTORS
     from vision.training.augment import CORRUPTIONS, enabled
 
@@ -40,18 +40,18 @@ def main() -> None:
     preprocess = json.loads((export_dir / "preprocess.json").read_text())
     classes, size = preprocess["classes"], int(preprocess["input_size_px"])
     ingest, split_csv = REPO / "data" / spec.name / "ingest", REPO / "data" / spec.name / "prune" / "split.csv"
-    train, val, test = (load_split(ingest, split_csv, s, classes, size) for s in ("train", "val", "test"))
+    splits = load_splits(ingest, split_csv, classes, size)
     candidate, _ = load_candidate(REPO / "models" / spec.name / "compress", preprocess["variant"].rsplit("-", 1)[0])
     trained_on = set(enabled(AugmentSection.model_validate(spec.augment.model_dump())))
     plan = Plan(spec.dependability.ood.detector, sorted(CORRUPTIONS), [1, 2, 3, 4, 5],
                 spec.dependability.explain.gradcam_samples, trained_on)
     started = time.perf_counter()
-    result = assess(export_dir / "model.onnx", candidate, train, val, test, plan, spec.seed, {})
+    result = assess(export_dir / "model.onnx", candidate, splits, plan, spec.seed, {})
     figures = metrics(result, preprocess["variant"])
     seconds = time.perf_counter() - started
 
     print(f"Deployable {preprocess['variant']} of {spec.name}: test accuracy {result.accuracy:.4f} "
-          f"({len(test.labels)} test images); measured in {seconds:.0f} s")
+          f"({len(splits.test.labels)} test images); measured in {seconds:.0f} s")
     far = [name for name, kind in result.set_kinds.items() if kind == "far"]
     near = [name for name, kind in result.set_kinds.items() if kind == "near"]
     print(f"\nOOD detection: far sets {', '.join(far)}; near sets {', '.join(near)} "

@@ -28,7 +28,7 @@ from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import save_candidate
 from vision.compression.onnx import export_onnx, latency_ms, parity
 from vision.compression.pruning import PruneResult, PruneRound, Size, measure_size, prune_to_budget
-from vision.data.dataset import SplitData, load_split
+from vision.data.dataset import SplitData, Splits, load_splits
 from vision.training.fit import Teacher, fit
 from vision.training.model import ModelConfig, accuracy, load_model
 
@@ -60,10 +60,13 @@ def _log_round(track: str):
     return log
 
 
-def compress(trained: torch.nn.Module, config: ModelConfig, train: SplitData, val: SplitData,
-             settings: CompressSection, train_cfg: TrainSection, augment: AugmentSection | None, seed: int,
+# Eight parameters: the model, its data, and the spec's three sections that shape compression, plus the seed
+# and the working folder; each comes from a different place in the stage.
+def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, settings: CompressSection,
+             train_cfg: TrainSection, augment: AugmentSection | None, seed: int,
              work: Path) -> tuple[dict[str, torch.nn.Module], dict[str, PruneResult]]:
     """The candidate torch models by name, and the pruning history of each pruned track."""
+    train, val = splits.train, splits.val
     finetune = train_cfg.model_copy(update={"epochs": settings.finetune_epochs, "hpo": None,
                                             "early_stopping_patience": 0})
     floor = accuracy(trained, val) - settings.budget.max_accuracy_drop
@@ -115,13 +118,12 @@ def main(ctx: StageContext) -> None:
     augment = AugmentSection.model_validate(params["augment"])
     trained, config = load_model(ctx.input("model"))
     ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
-    train, val, test = (load_split(ingest_dir, split_csv, s, config.classes, config.input_size_px)
-                        for s in ("train", "val", "test"))
+    splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px)
     started = time.perf_counter()
     with atomic_directory(ctx.output("candidates")) as out:
-        models, tracks = compress(trained, config, train, val, settings, train_cfg, augment, seed, out)
+        models, tracks = compress(trained, config, splits, settings, train_cfg, augment, seed, out)
         (out / "probe.onnx").unlink(missing_ok=True)
-        described = describe(models, config, tracks, settings.student, val, test, out)
+        described = describe(models, config, tracks, settings.student, splits.val, splits.test, out)
         for name, result in tracks.items():
             described[name]["budget_met"] = result.budget_met
         write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described})

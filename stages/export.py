@@ -29,7 +29,7 @@ from vision.compression.onnx import (
     session,
     torch_latency_ms,
 )
-from vision.data.dataset import SplitData, load_split
+from vision.data.dataset import SplitData, load_splits
 from vision.plots import pyplot, save_figure
 
 ROW_FIELDS = ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
@@ -73,6 +73,8 @@ def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Va
                    round(torch_latency_ms(model, size_px, 1), 4), round(torch_latency_ms(model, size_px, 2), 4))
 
 
+# Ten parameters: where the candidates are and the three splits they are measured on; a bundle of them
+# would exist for this one call.
 def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], size_px: int, model_dir: Path,
                    work: Path, precision: str, quantize: bool, calibration: SplitData, val: SplitData,
                    test: SplitData) -> list[Variant]:
@@ -186,6 +188,8 @@ def pareto_plot(rows: list[Variant], chosen: Variant, budget: CompressionBudget,
     save_figure(figure, path)
 
 
+# Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
+# step is a call into the library, and splitting them would only pass the same dozen values around.
 def main(ctx: StageContext) -> None:
     params = ctx.params
     budget = CompressionBudget.model_validate(params["compress"]["budget"])
@@ -194,7 +198,8 @@ def main(ctx: StageContext) -> None:
     described = read_json(ctx.input("variants"))
     config = described["model"]
     classes, size_px = config["classes"], int(config["input_size_px"])
-    train, val, test = (load_split(ingest_dir, split_csv, s, classes, size_px) for s in ("train", "val", "test"))
+    splits = load_splits(ingest_dir, split_csv, classes, size_px)
+    train, val, test = splits.train, splits.val, splits.test
     calibration_count = min(params["compress"]["calibration_images"], len(train.labels))
     calibration = SplitData(train.images[:calibration_count], train.labels[:calibration_count],
                             train.paths[:calibration_count])

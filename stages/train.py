@@ -26,7 +26,7 @@ from core.fsutil import atomic_directory, write_csv, write_json
 from core.registry import CODE_ROOT, STAGES_BY_NAME, code_dependencies
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.data.dataset import SplitData, load_split
+from vision.data.dataset import SplitData, load_splits
 from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
@@ -36,6 +36,7 @@ from vision.training.model import ModelConfig, build_model, save_model
 from vision.training.reports import augmentation_preview, hpo_plots
 
 
+# Eight parameters: the same values the search trials vary one by one (TrainInputs holds them for a trial).
 def train_model(train: SplitData, val: SplitData, config: ModelConfig, cfg: TrainSection, seed: int,
                 augment: AugmentSection | None = None, *, callbacks: tuple[Callback, ...] = (),
                 progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
@@ -102,9 +103,8 @@ def load_inputs(ctx: StageContext) -> TrainInputs:
     config = ModelConfig(model_cfg.backbone, list(params["classes"]), model_cfg.input_size_px, model_cfg.drop_rate,
                          model_cfg.pretrained)
     ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
-    return TrainInputs(load_split(ingest_dir, split_csv, "train", config.classes, config.input_size_px),
-                       load_split(ingest_dir, split_csv, "val", config.classes, config.input_size_px),
-                       config, TrainSection.model_validate(params["train"]),
+    splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px, names=("train", "val"))
+    return TrainInputs(splits.train, splits.val, config, TrainSection.model_validate(params["train"]),
                        AugmentSection.model_validate(params["augment"]), params["seed"], task_named(params["task"]))
 
 

@@ -23,7 +23,7 @@ from stages.runtime import run_stage
 from tests.conftest import TINY_CLASSES
 from vision.compression.candidates import save_candidate
 from vision.compression.onnx import export_onnx, predict, predict_outputs, session
-from vision.data.dataset import load_split, to_tensor
+from vision.data.dataset import Splits, load_split, to_tensor
 from vision.dependability.figures import robustness_heatmap
 from vision.dependability.ood import FeatureDetector
 from vision.dependability.report import FIGURES, render_html, render_markdown
@@ -72,8 +72,7 @@ def weak(splits) -> torch.nn.Module:
 
 def _assess(model: torch.nn.Module, splits, folder: Path,
             plan: dependability.Plan = PLAN) -> dependability.Assessment:
-    train, val, test = splits
-    return dependability.assess(_deploy(model, folder), model, train, val, test, plan, seed=0, extra_ood={})
+    return dependability.assess(_deploy(model, folder), model, Splits(*splits), plan, seed=0, extra_ood={})
 
 
 LIMITS = Thresholds(min_accuracy=0.85, min_auroc=0.85, max_accuracy_drop=0.5, max_ece=0.35)

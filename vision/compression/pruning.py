@@ -77,6 +77,8 @@ def _taylor_gradients(model: torch.nn.Module, train: SplitData, batch: int = 128
     F.cross_entropy(model.train()(x), y).backward()
 
 
+# Many parameters, kept flat on purpose: the three callers (compress, its benchmark, the tests) pass different
+# budgets, floors, teachers and progress hooks, and each is a plain value a reader can see at the call.
 def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, settings: CompressSection,
                     finetune: TrainSection, seed: int, within_budget: BudgetCheck, floor: float, *,
                     teacher: Teacher | None = None, augment: AugmentSection | None = None,

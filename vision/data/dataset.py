@@ -30,9 +30,32 @@ class SplitData:
     paths: list[str]
 
 
+@dataclass(frozen=True)
+class Splits:
+    """A project's train, validation and test splits, read from one split file; a split not asked for is
+    empty."""
+
+    train: SplitData
+    val: SplitData
+    test: SplitData
+
+
 def load_split(ingest_dir: Path, split_csv: Path, split: str, classes: list[str], size_px: int) -> SplitData:
+    return _split_of(read_csv(split_csv), ingest_dir, split, classes, size_px)
+
+
+def load_splits(ingest_dir: Path, split_csv: Path, classes: list[str], size_px: int,
+                names: tuple[str, ...] = ("train", "val", "test")) -> Splits:
+    rows = read_csv(split_csv)
+    loaded = {name: _split_of(rows if name in names else [], ingest_dir, name, classes, size_px)
+              for name in ("train", "val", "test")}
+    return Splits(**loaded)
+
+
+def _split_of(rows: list[dict[str, str]], ingest_dir: Path, split: str, classes: list[str],
+              size_px: int) -> SplitData:
     index = {name: i for i, name in enumerate(classes)}
-    rows = [row for row in read_csv(split_csv) if row["split"] == split]
+    rows = [row for row in rows if row["split"] == split]
     images = np.stack([load_rgb(ingest_dir / row["path"], size_px) for row in rows]) if rows else (
         np.zeros((0, size_px, size_px, 3), dtype=np.uint8))
     labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)

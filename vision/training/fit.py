@@ -184,6 +184,8 @@ def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
+# Nine parameters: the data, the spec's training section and the seed are what every caller varies; the
+# keyword-only rest are optional hooks (teacher, callbacks, task) with defaults, not a settings object to build.
 def fit(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainSection, seed: int,
         augment: AugmentSection | None = None, *, teacher: Teacher | None = None,
         callbacks: tuple[Callback, ...] = (), progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
