@@ -50,14 +50,14 @@ def spec_table(prep: Prepared, work: Path) -> None:
                          spec.model.pretrained)
     train = _pruned(prep, _load(prep, work, config, "train"), spec.data.pruning.budget, spec.data.pruning.method)
     val, test = _load(prep, work, config, "val"), _load(prep, work, config, "test")
-    cfg, hpo_seconds, trials = spec.train, 0.0, 0
-    if cfg.hpo:
+    training, hpo_seconds, trials = spec.train, 0.0, 0
+    if training.hpo:
         started = time.perf_counter()
-        found = search_hyperparameters(TrainInputs(train, val, config, cfg, spec.augment, spec.seed), work / "hpo")
+        found = search_hyperparameters(TrainInputs(train, val, config, training, spec.augment, spec.seed), work / "hpo")
         hpo_seconds, trials = time.perf_counter() - started, found.new_trials
-        cfg, config = with_params(cfg, config, found.best_params)
+        training, config = with_params(training, config, found.best_params)
     started = time.perf_counter()
-    result = train_model(train, val, config, cfg, spec.seed, spec.augment, progress=False)
+    result = train_model(train, val, config, training, spec.seed, spec.augment, progress=False)
     train_seconds = time.perf_counter() - started
     test_accuracy = accuracy(result.model, test)
     print(f"\n1. Default spec ({spec.model.backbone} {config.input_size_px}px, {len(train.labels)} training images "
@@ -101,8 +101,8 @@ def throughput_table(prep: Prepared, work: Path, epochs: int = 3) -> None:
 
     def lightning() -> float:
         torch.manual_seed(0)
-        cfg = spec.train.model_copy(update={"scheduler": spec.train.scheduler.model_copy(update={"name": "none"})})
-        module = Classifier(build_model(config), cfg, bn_loader=loader())
+        training = spec.train.model_copy(update={"scheduler": spec.train.scheduler.model_copy(update={"name": "none"})})
+        module = Classifier(build_model(config), training, bn_loader=loader())
         trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                             num_sanity_val_steps=0, default_root_dir=str(work))
@@ -128,7 +128,7 @@ def transfer_table(prep: Prepared, work: Path, budget: float = 0.2, size_px: int
     from vision.training.model import ModelConfig
 
     spec = prep.spec
-    cfg = spec.train.model_copy(update={"epochs": epochs, "hpo": None})
+    training = spec.train.model_copy(update={"epochs": epochs, "hpo": None})
     print(f"\n3. Transfer learning: EfficientNet-Lite0 at {size_px}px, {epochs} epochs, random {budget:.0%} of the "
           f"training split")
     print(f"{'start':<34} {'test acc':>8} {'best val':>8} {'seconds':>8}")
@@ -136,7 +136,7 @@ def transfer_table(prep: Prepared, work: Path, budget: float = 0.2, size_px: int
         config = ModelConfig("tf_efficientnet_lite0", list(spec.classes), size_px, 0.2, pretrained)
         train = _pruned(prep, _load(prep, work, config, "train"), budget, "random")
         started = time.perf_counter()
-        result = train_model(train, _load(prep, work, config, "val"), config, cfg, spec.seed, progress=False)
+        result = train_model(train, _load(prep, work, config, "val"), config, training, spec.seed, progress=False)
         seconds = time.perf_counter() - started
         print(f"{label:<34} {accuracy(result.model, _load(prep, work, config, 'test')):8.4f} "
               f"{result.best_val_accuracy:8.4f} {seconds:8.1f}   ({len(train.labels)} training images)")

@@ -75,12 +75,12 @@ def image_flags(files: list[Path]) -> dict[str, list[int]]:
     return {name: [i for i, flagged in enumerate(issues[f"is_{name}_issue"].tolist()) if flagged] for name in FLAGS}
 
 
-def clean(rows: list[dict[str, str]], vectors: np.ndarray, ingest_dir: Path, settings: Cleaning) -> CleanResult:
+def clean(rows: list[dict[str, str]], vectors: np.ndarray, ingest_dir: Path, cleaning: Cleaning) -> CleanResult:
     paths, labels = [r["path"] for r in rows], [r["label"] for r in rows]
-    keep, duplicates = find_near_duplicates(vectors, paths, labels, settings.near_duplicate_cosine)
+    keep, duplicates = find_near_duplicates(vectors, paths, labels, cleaning.near_duplicate_cosine)
     flags = image_flags([ingest_dir / p for p in paths])
     result = CleanResult(keep, duplicates, {name: [paths[i] for i in idx] for name, idx in flags.items()})
-    for name in settings.remove_flagged:
+    for name in cleaning.remove_flagged:
         for i in flags[name]:
             if keep[i]:
                 keep[i] = False
@@ -89,13 +89,13 @@ def clean(rows: list[dict[str, str]], vectors: np.ndarray, ingest_dir: Path, set
 
 
 def main(ctx: StageContext) -> None:
-    settings = Cleaning.model_validate(ctx.params["data"]["cleaning"])
+    cleaning: Cleaning = ctx.spec("data.cleaning")
     ingest_dir, embed_dir = ctx.input("images"), ctx.input("embeddings")
     rows = read_csv(ctx.input("manifest"))
     vectors, embedded_paths = load_embeddings(embed_dir)
     if embedded_paths != [r["path"] for r in rows]:
         raise StageFailure("embeddings are out of step with the manifest; run `dvc repro` for the embed stage")
-    result = clean(rows, vectors, ingest_dir, settings)
+    result = clean(rows, vectors, ingest_dir, cleaning)
     with atomic_directory(ctx.output("cleaned")) as out:
         write_csv(out / ctx.inside("manifest"), [row for row, kept in zip(rows, result.keep, strict=True) if kept],
                   tuple(rows[0]) if rows else None)

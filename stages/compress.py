@@ -33,11 +33,11 @@ from vision.training.fit import Teacher, fit
 from vision.training.model import ModelConfig, accuracy, load_model
 
 
-def budget_check(settings: CompressSection, size_px: int, work: Path):
+def budget_check(compression: CompressSection, size_px: int, work: Path):
     """What 'within budget' means while pruning: params and MACs; fp32 latency only when nothing quantizes
     afterwards (int8 is faster, so the export stage judges latency on the final file)."""
-    budget = settings.budget
-    measure_latency = budget.max_latency_ms is not None and "quantize" not in settings.methods
+    budget = compression.budget
+    measure_latency = budget.max_latency_ms is not None and "quantize" not in compression.methods
 
     def within(model: torch.nn.Module, size: Size) -> bool:
         if budget.max_params is not None and size.params > budget.max_params:
@@ -62,30 +62,30 @@ def _log_round(track: str):
 
 # Eight parameters: the model, its data, and the spec's three sections that shape compression, plus the seed
 # and the working folder; each comes from a different place in the stage.
-def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, settings: CompressSection,
-             train_cfg: TrainSection, augment: AugmentSection | None, seed: int,
+def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, compression: CompressSection,
+             training: TrainSection, augment: AugmentSection | None, seed: int,
              work: Path) -> tuple[dict[str, torch.nn.Module], dict[str, PruneResult]]:
     """The candidate torch models by name, and the pruning history of each pruned track."""
     train, val = splits.train, splits.val
-    finetune = train_cfg.model_copy(update={"epochs": settings.finetune_epochs, "hpo": None,
+    finetune = training.model_copy(update={"epochs": compression.finetune_epochs, "hpo": None,
                                             "early_stopping_patience": 0})
-    floor = accuracy(trained, val) - settings.budget.max_accuracy_drop
-    within = budget_check(settings, config.input_size_px, work)
-    teacher = Teacher(trained.eval(), settings.distillation.temperature, settings.distillation.alpha)
+    floor = accuracy(trained, val) - compression.budget.max_accuracy_drop
+    within = budget_check(compression, config.input_size_px, work)
+    teacher = Teacher(trained.eval(), compression.distillation.temperature, compression.distillation.alpha)
     models: dict[str, torch.nn.Module] = {"trained": trained}
     tracks: dict[str, PruneResult] = {}
-    if "structured_prune" in settings.methods:
-        plans = [("pruned", None)] + ([("pruned_distilled", teacher)] if "distill" in settings.methods else [])
+    if "structured_prune" in compression.methods:
+        plans = [("pruned", None)] + ([("pruned_distilled", teacher)] if "distill" in compression.methods else [])
         for name, guide in plans:
-            tracks[name] = prune_to_budget(trained, train, val, settings, finetune, seed, within, floor,
+            tracks[name] = prune_to_budget(trained, train, val, compression, finetune, seed, within, floor,
                                            teacher=guide, augment=augment, progress=_log_round(name))
             models[name] = tracks[name].model
-    if settings.student:
+    if compression.student:
         L.seed_everything(seed, verbose=False)
-        student = timm.create_model(settings.student, pretrained=False, num_classes=len(config.classes))
-        student_cfg = train_cfg.model_copy(update={"hpo": None})
-        guide = teacher if "distill" in settings.methods else None
-        models["student"] = fit(student, train, val, student_cfg, seed, augment, teacher=guide,
+        student = timm.create_model(compression.student, pretrained=False, num_classes=len(config.classes))
+        student_training = training.model_copy(update={"hpo": None})
+        guide = teacher if "distill" in compression.methods else None
+        models["student"] = fit(student, train, val, student_training, seed, augment, teacher=guide,
                                 progress=False).model
     return models, tracks
 
@@ -112,18 +112,18 @@ def describe(models: dict[str, torch.nn.Module], config: ModelConfig, tracks: di
 
 
 def main(ctx: StageContext) -> None:
-    params, seed = ctx.params, ctx.params["seed"]
-    settings = CompressSection.model_validate(params["compress"])
-    train_cfg = TrainSection.model_validate(params["train"])
-    augment = AugmentSection.model_validate(params["augment"])
+    seed: int = ctx.spec("seed")
+    compression: CompressSection = ctx.spec("compress")
+    training: TrainSection = ctx.spec("train")
+    augment: AugmentSection = ctx.spec("augment")
     trained, config = load_model(ctx.input("model"))
     ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
     splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px)
     started = time.perf_counter()
     with atomic_directory(ctx.output("candidates")) as out:
-        models, tracks = compress(trained, config, splits, settings, train_cfg, augment, seed, out)
+        models, tracks = compress(trained, config, splits, compression, training, augment, seed, out)
         (out / "probe.onnx").unlink(missing_ok=True)
-        described = describe(models, config, tracks, settings.student, splits.val, splits.test, out)
+        described = describe(models, config, tracks, compression.student, splits.val, splits.test, out)
         for name, result in tracks.items():
             described[name]["budget_met"] = result.budget_met
         write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described})

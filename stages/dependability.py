@@ -30,7 +30,6 @@ from core.bundle import (
     ood_state_file,
 )
 from core.fsutil import atomic_directory, read_json, write_csv, write_json
-from core.spec.training import AugmentSection
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import load_candidate
 from vision.compression.onnx import logits_of, predict_outputs, session
@@ -170,11 +169,10 @@ class Plan:
     trained_on: set[str]
 
     @classmethod
-    def from_params(cls, params: dict) -> Plan:
-        spec = params["dependability"]
-        return cls(spec["ood"]["detector"], list(spec["robustness"]["corruptions"]),
-                   [int(s) for s in spec["robustness"]["severities"]], int(spec["explain"]["gradcam_samples"]),
-                   set(enabled(AugmentSection.model_validate(params["augment"]))))
+    def from_spec(cls, ctx: StageContext) -> Plan:
+        return cls(ctx.spec("dependability.ood.detector"), list(ctx.spec("dependability.robustness.corruptions")),
+                   list(ctx.spec("dependability.robustness.severities")),
+                   ctx.spec("dependability.explain").gradcam_samples, set(enabled(ctx.spec("augment"))))
 
 
 def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: Plan, seed: int,
@@ -264,14 +262,14 @@ def extra_ood_sets(root: Path, folders: list[str], size_px: int) -> tuple[dict[s
 # Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
 # step is a call into the library, and splitting them would only pass the same dozen values around.
 def main(ctx: StageContext) -> None:
-    params, seed = ctx.params, ctx.params["seed"]
-    plan = Plan.from_params(params)
+    seed: int = ctx.spec("seed")
+    plan = Plan.from_spec(ctx)
     ingest_dir, split_csv, export_dir = ctx.input("images"), ctx.input("split"), ctx.input("deployable")
     preprocess = Preprocessing.from_dict(read_json(export_dir / PREPROCESS_FILE))
     classes, size_px = preprocess.classes, preprocess.input_size_px
     splits = load_splits(ingest_dir, split_csv, classes, size_px)
     candidate, _ = load_candidate(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0])
-    extra, unreadable = extra_ood_sets(ctx.root, list(params["dependability"]["ood"]["ood_sources"]), size_px)
+    extra, unreadable = extra_ood_sets(ctx.root, list(ctx.spec("dependability.ood.ood_sources")), size_px)
     result = assess(export_dir / MODEL_FILE, candidate, splits, plan, seed, extra)
     figures = metrics(result, preprocess.variant)
     with atomic_directory(ctx.output("serving_state")) as out:

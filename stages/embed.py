@@ -17,16 +17,16 @@ from vision.training.pretrained import WEIGHTS
 
 
 def main(ctx: StageContext) -> None:
-    settings = Embedding.model_validate(ctx.params["data"]["embedding"])
-    size = settings.input_size_px or WEIGHTS[settings.embedder].input_size_px
+    embedding: Embedding = ctx.spec("data.embedding")
+    size = embedding.input_size_px or WEIGHTS[embedding.embedder].input_size_px
     ingest_dir = ctx.input("images")
     rows = read_csv(ctx.input("manifest"))
-    vectors = embed_images([ingest_dir / row["path"] for row in rows], embedding_model(settings.embedder), size,
+    vectors = embed_images([ingest_dir / row["path"] for row in rows], embedding_model(embedding.embedder), size,
                            progress=True)
     with atomic_directory(ctx.output("embeddings")) as out:
         np.save(out / "embeddings.npy", vectors, allow_pickle=False)
         write_csv(out / "index.csv", rows, ("path", "sha256"))
-    print(f"embed: {len(rows)} images -> {vectors.shape[1]}-d vectors ({settings.embedder} at {size} px)")
+    print(f"embed: {len(rows)} images -> {vectors.shape[1]}-d vectors ({embedding.embedder} at {size} px)")
 
 
 if __name__ == "__main__":

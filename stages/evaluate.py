@@ -67,7 +67,7 @@ def mistakes_gallery(result: Evaluation, path: Path, title: str) -> int:
 
 
 def main(ctx: StageContext) -> None:
-    result = evaluate(ctx.input("model"), ctx.input("images"), ctx.input("split"), task_named(ctx.params["task"]))
+    result = evaluate(ctx.input("model"), ctx.input("images"), ctx.input("split"), task_named(ctx.spec("task")))
     metrics = dict(result.metrics)
     per_class_json, confusions_json, gallery_png = (ctx.output(name) for name in ("per_class", "top_confusions",
                                                                                     "misclassified"))

@@ -191,16 +191,15 @@ def pareto_plot(rows: list[Variant], chosen: Variant, budget: CompressionBudget,
 # Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
 # step is a call into the library, and splitting them would only pass the same dozen values around.
 def main(ctx: StageContext) -> None:
-    params = ctx.params
-    budget = CompressionBudget.model_validate(params["compress"]["budget"])
-    profile = PROFILES[params["target"]["hardware"]]
+    budget: CompressionBudget = ctx.spec("compress.budget")
+    profile = PROFILES[ctx.spec("target").hardware]
     compress_dir, ingest_dir, split_csv = ctx.input("candidates"), ctx.input("images"), ctx.input("split")
     described = read_json(ctx.input("variants"))
     config = described["model"]
     classes, size_px = config["classes"], int(config["input_size_px"])
     splits = load_splits(ingest_dir, split_csv, classes, size_px)
     train, val, test = splits.train, splits.val, splits.test
-    calibration_count = min(params["compress"]["calibration_images"], len(train.labels))
+    calibration_count = min(ctx.spec("compress.calibration_images"), len(train.labels))
     calibration = SplitData(train.images[:calibration_count], train.labels[:calibration_count],
                             train.paths[:calibration_count])
     baseline = float(described["variants"]["trained"]["torch_val_accuracy"])
@@ -208,7 +207,7 @@ def main(ctx: StageContext) -> None:
         work = out / "variants"
         work.mkdir()
         rows = build_variants(compress_dir, described["variants"], size_px, ctx.input("model"), work, profile.precision,
-                              "quantize" in params["compress"]["methods"], calibration, val, test)
+                              "quantize" in ctx.spec("compress.methods"), calibration, val, test)
         table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
         try:
             chosen, reason = choose(rows, budget, baseline)

@@ -29,8 +29,10 @@ def judged_files(ctx: StageContext) -> dict[str, object]:
 
 
 def main(ctx: StageContext) -> None:
-    limits = Thresholds.from_params(ctx.params["dependability"])
-    budget = CompressionBudget.model_validate(ctx.params["compress"]["budget"])
+    limits = Thresholds.from_spec(ctx.spec("dependability.min_accuracy"), ctx.spec("dependability.ood.min_auroc"),
+                                  ctx.spec("dependability.robustness.max_accuracy_drop"),
+                                  ctx.spec("dependability.calibration"))
+    budget: CompressionBudget = ctx.spec("compress.budget")
     figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
     checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)
     result = verdict(ctx.project, figures["variant"], checks)

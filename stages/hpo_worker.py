@@ -26,7 +26,7 @@ def main(ctx: StageContext) -> None:
         raise StageFailure(f"{STUDY_URL_ENV} is not set: HPO workers share a study in a database "
                            "(e.g. postgresql+psycopg2://user@host/db); on one machine `dvc repro` runs the search")
     inputs = load_inputs(ctx)
-    hpo = inputs.cfg.hpo
+    hpo = inputs.training.hpo
     if hpo is None:
         raise StageFailure(f"{ctx.project} has no train.hpo: there is nothing to search")
     index = int(os.environ.get(WORKER_INDEX_ENV, "0"))

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pydantic import TypeAdapter
 from tqdm import tqdm
 
 from core.fsutil import atomic_directory, write_csv, write_json
@@ -125,17 +124,17 @@ def _size_problem(width: int, height: int, min_size_px: tuple[int, int]) -> str 
 
 
 def main(ctx: StageContext) -> None:
-    params = ctx.params
-    sources = TypeAdapter(list[Source]).validate_python(params["data"]["sources"], strict=False)
-    flow_px = params["data"]["cleaning"]["static_frame_flow_px"]
+    sources: list[Source] = ctx.spec("data.sources")
+    classes: list[str] = ctx.spec("classes")
+    flow_px: float = ctx.spec("data.cleaning.static_frame_flow_px")
     stats = SourceStats()
-    limits = PixelLimits(max_pixels=params["data"]["quality"]["max_image_pixels"])
+    limits = PixelLimits(max_pixels=ctx.spec("data.quality.max_image_pixels"))
     with atomic_directory(ctx.output("images")) as out:
         try:
             items = (item for source in sources
-                     for item in iter_source(source, ctx.root, flow_px, stats, params["classes"], limits))
-            result = ingest(tqdm(items, desc="ingest", unit="img"), params["classes"],
-                            tuple(params["data"]["quality"]["min_size_px"]), out)
+                     for item in iter_source(source, ctx.root, flow_px, stats, classes, limits))
+            result = ingest(tqdm(items, desc="ingest", unit="img"), classes,
+                            tuple(ctx.spec("data.quality.min_size_px")), out)
         except UnsupportedSource as exc:
             raise StageFailure(str(exc)) from None
         result.static_frames_dropped = stats.static_frames_dropped

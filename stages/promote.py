@@ -110,7 +110,7 @@ def main(ctx: StageContext) -> None:
         bundle({"export": export_dir, "dependability": dependability_dir}, out, judged)
         digest = tree_digest(out)
     record, card = ctx.output("record"), ctx.output("model_card")
-    write_text_atomically(record, promotion_record(ctx.project, ctx.params["serving"]["storage_uri"], digest,
+    write_text_atomically(record, promotion_record(ctx.project, ctx.spec("serving.storage_uri"), digest,
                                                    preprocess.variant))
     rendered = render_manifests(ctx.root, ctx.project)
     evaluation, export, dependability = (read_json(ctx.input(n)) for n in ("evaluation", "export_summary", "figures"))

@@ -43,28 +43,28 @@ def save_projection_png(rows: list[dict[str, object]], path: Path, title: str) -
 
 
 def main(ctx: StageContext) -> None:
-    settings = Pruning.model_validate(ctx.params["data"]["pruning"])
+    pruning: Pruning = ctx.spec("data.pruning")
     rows = read_csv(ctx.input("split"))
     vectors, paths = load_embeddings(ctx.input("embeddings"))
     row_of = {path: i for i, path in enumerate(paths)}
     train = [r for r in rows if r["split"] == "train"]
     train_vectors = vectors[[row_of[r["path"]] for r in train]]
     labels = [r["label"] for r in train]
-    keep = select_per_class(train_vectors, labels, settings.budget, settings.method, ctx.params["seed"])
+    keep = select_per_class(train_vectors, labels, pruning.budget, pruning.method, ctx.spec("seed"))
     kept_paths = {r["path"] for r, k in zip(train, keep, strict=True) if k}
     with atomic_directory(ctx.output("pruned")) as out:
         write_csv(out / ctx.inside("split"), [{**r, "split": "pruned"} if r["split"] == "train" and r["path"] not in
                                       kept_paths else r for r in rows])
     before, after = Counter(labels), Counter(label for label, k in zip(labels, keep, strict=True) if k)
-    write_json(ctx.output("summary"), {"method": settings.method, "budget": settings.budget,
+    write_json(ctx.output("summary"), {"method": pruning.method, "budget": pruning.budget,
                               "train_before": len(labels), "train_after": int(keep.sum()),
                               "per_class_after": {label: after[label] for label in sorted(before)}})
-    projection = projection_rows(train_vectors, labels, keep, ctx.params["seed"])
+    projection = projection_rows(train_vectors, labels, keep, ctx.spec("seed"))
     write_csv(ctx.output("projection"), projection, ("x", "y", "label", "kept"))
     save_projection_png(projection, ctx.output("projection_png"),
-                        f"{ctx.project}: {settings.method} keeps {int(keep.sum())} of {len(labels)} training images")
-    print(f"prune: {settings.method} kept {int(keep.sum())} of {len(labels)} training images "
-          f"(budget {settings.budget:g})")
+                        f"{ctx.project}: {pruning.method} keeps {int(keep.sum())} of {len(labels)} training images")
+    print(f"prune: {pruning.method} kept {int(keep.sum())} of {len(labels)} training images "
+          f"(budget {pruning.budget:g})")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from core.contract import ContractError, StageInfo
 from core.registry import STAGES_BY_NAME, resolve
+from core.spec.keys import validated
 
 
 class StageFailure(Exception):
@@ -27,6 +28,18 @@ class StageContext:
 
     def __init__(self, info: StageInfo, project: str, params: dict[str, Any], root: Path):
         self.info, self.project, self.params, self.root = info, project, params, root
+
+    def spec(self, key: str) -> Any:
+        """A declared spec key (`data.quality`, `seed`), validated into the spec's own model or type. A section
+        the contract declares only in part (`train` for compress) holds the declared keys and the defaults of the
+        rest, never the project's values of undeclared keys."""
+        raw: Any = self.params
+        for part in key.split("."):
+            raw = raw[part]  # KeyError for a key the contract does not declare
+        try:
+            return validated(key, raw)
+        except ValueError as exc:
+            raise StageFailure(str(exc)) from None
 
     def input(self, name: str) -> Path:
         """A named input: the output of an earlier stage that the contract's reference points at."""

@@ -54,12 +54,12 @@ def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], thre
 
 def main(ctx: StageContext) -> None:
     rows = read_csv(ctx.input("manifest"))
-    split = Split.model_validate(ctx.params["data"]["split"])
-    assignment = assign_splits([r["label"] for r in rows], split, ctx.params["seed"], [r["group"] for r in rows])
+    split: Split = ctx.spec("data.split")
+    assignment = assign_splits([r["label"] for r in rows], split, ctx.spec("seed"), [r["group"] for r in rows])
     vectors, paths = load_embeddings(ctx.input("embeddings"))
     row_of = {path: i for i, path in enumerate(paths)}
     leaks = cross_split_near_duplicates(vectors[[row_of[r["path"]] for r in rows]], assignment,
-                                        ctx.params["data"]["cleaning"]["near_duplicate_cosine"])
+                                        ctx.spec("data.cleaning.near_duplicate_cosine"))
     counts = Counter(assignment)
     write_json(ctx.output("summary"), {**{name: counts[name] for name in SPLITS}, "cross_split_near_duplicates": leaks})
     if leaks:

@@ -37,21 +37,22 @@ from vision.training.reports import augmentation_preview, hpo_plots
 
 
 # Eight parameters: the same values the search trials vary one by one (TrainInputs holds them for a trial).
-def train_model(train: SplitData, val: SplitData, config: ModelConfig, cfg: TrainSection, seed: int,
+def train_model(train: SplitData, val: SplitData, config: ModelConfig, training: TrainSection, seed: int,
                 augment: AugmentSection | None = None, *, callbacks: tuple[Callback, ...] = (),
                 progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
     """A fresh model for `config` (from scratch or the offline ImageNet weights), fitted (see `fit.fit`)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    return fit(build_model(config), train, val, cfg, seed, augment, callbacks=callbacks, progress=progress,
+    return fit(build_model(config), train, val, training, seed, augment, callbacks=callbacks, progress=progress,
                task=task)
 
 
-def with_params(cfg: TrainSection, config: ModelConfig, params: dict[str, Any]) -> tuple[TrainSection, ModelConfig]:
+def with_params(training: TrainSection, config: ModelConfig,
+                params: dict[str, Any]) -> tuple[TrainSection, ModelConfig]:
     """The training settings with searched values put in place (`lr` and `weight_decay` live in `optimizer`)."""
-    optimizer = cfg.optimizer.model_copy(update={k: params[k] for k in ("lr", "weight_decay") if k in params})
+    optimizer = training.optimizer.model_copy(update={k: params[k] for k in ("lr", "weight_decay") if k in params})
     top = {k: params[k] for k in ("batch_size", "label_smoothing") if k in params}
     new_config = replace(config, drop_rate=params["drop_rate"]) if "drop_rate" in params else config
-    return cfg.model_copy(update={"optimizer": optimizer, **top}), new_config
+    return training.model_copy(update={"optimizer": optimizer, **top}), new_config
 
 
 STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"
@@ -65,7 +66,7 @@ class TrainInputs:
     train: SplitData
     val: SplitData
     config: ModelConfig
-    cfg: TrainSection
+    training: TrainSection
     augment: AugmentSection | None
     seed: int
     task: Task = CLASSIFICATION
@@ -73,44 +74,43 @@ class TrainInputs:
     @property
     def trial_epochs(self) -> int:
         """Epochs each search trial trains (`hpo.epochs_per_trial`, else `train.epochs`)."""
-        assert self.cfg.hpo is not None
-        return self.cfg.hpo.epochs_per_trial or self.cfg.epochs
+        assert self.training.hpo is not None
+        return self.training.hpo.epochs_per_trial or self.training.epochs
 
     def study_name(self) -> str:
         return "hpo-" + _hpo.fingerprint(
             _code_digest(), self.train.images.tobytes(), self.train.labels.tobytes(), self.val.images.tobytes(),
-            self.val.labels.tobytes(), asdict(self.config), self.cfg.model_dump(mode="json"),
+            self.val.labels.tobytes(), asdict(self.config), self.training.model_dump(mode="json"),
             self.augment.model_dump(mode="json") if self.augment else None, self.seed)
 
     def objective(self) -> _hpo.Objective:
         """One trial: `epochs_per_trial` epochs with the sampled values, pruned per epoch by optuna."""
         from optuna_integration import PyTorchLightningPruningCallback
 
-        trial_cfg = self.cfg.model_copy(update={"epochs": self.trial_epochs, "hpo": None})
+        trial_training = self.training.model_copy(update={"epochs": self.trial_epochs, "hpo": None})
 
         def run(trial: Any, params: dict[str, Any]) -> float:
-            run_cfg, run_config = with_params(trial_cfg, self.config, params)
+            run_training, run_config = with_params(trial_training, self.config, params)
             pruning = PyTorchLightningPruningCallback(trial, monitor="val_accuracy")
-            return train_model(self.train, self.val, run_config, run_cfg, self.seed, self.augment,
+            return train_model(self.train, self.val, run_config, run_training, self.seed, self.augment,
                                callbacks=(pruning,), progress=False, task=self.task).best_val_accuracy
 
         return run
 
 
 def load_inputs(ctx: StageContext) -> TrainInputs:
-    params = ctx.params
-    model_cfg = ModelSection.model_validate(params["model"])
-    config = ModelConfig(model_cfg.backbone, list(params["classes"]), model_cfg.input_size_px, model_cfg.drop_rate,
-                         model_cfg.pretrained)
+    model: ModelSection = ctx.spec("model")
+    config = ModelConfig(model.backbone, list(ctx.spec("classes")), model.input_size_px, model.drop_rate,
+                         model.pretrained)
     ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
     splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px, names=("train", "val"))
-    return TrainInputs(splits.train, splits.val, config, TrainSection.model_validate(params["train"]),
-                       AugmentSection.model_validate(params["augment"]), params["seed"], task_named(params["task"]))
+    return TrainInputs(splits.train, splits.val, config, ctx.spec("train"), ctx.spec("augment"), ctx.spec("seed"),
+                       task_named(ctx.spec("task")))
 
 
 def search_hyperparameters(inputs: TrainInputs, study_dir: Path) -> _hpo.SearchResult:
-    """Optuna over `cfg.hpo.space`, in the shared database when one is set, else in `study_dir`'s file."""
-    hpo = inputs.cfg.hpo
+    """Optuna over `training.hpo.space`, in the shared database when one is set, else in `study_dir`'s file."""
+    hpo = inputs.training.hpo
     assert hpo is not None
     epochs = inputs.trial_epochs
     url = os.environ.get(STUDY_URL_ENV)
@@ -140,13 +140,13 @@ def _code_digest() -> bytes:
 
 def main(ctx: StageContext) -> None:
     inputs = load_inputs(ctx)
-    train, val, config, train_cfg, augment, seed = (inputs.train, inputs.val, inputs.config, inputs.cfg,
+    train, val, config, training, augment, seed = (inputs.train, inputs.val, inputs.config, inputs.training,
                                                     inputs.augment, inputs.seed)
     primary = world()[0] == 0
     if primary:
         augmentation_preview(train, augment, config, seed, ctx.output("augmentations"))
     metrics: dict[str, Any] = {}
-    if train_cfg.hpo:
+    if training.hpo:
         trials_csv, history_png, importance_png = (ctx.output(name) for name in ("trials", "optimization_history",
                                                                                 "param_importances"))
         started = time.perf_counter()
@@ -154,13 +154,13 @@ def main(ctx: StageContext) -> None:
         if primary:
             write_csv(trials_csv, _hpo.trials_table(found.study))
             hpo_plots(found.study, history_png, importance_png, seed)
-        train_cfg, config = with_params(train_cfg, config, found.best_params)
+        training, config = with_params(training, config, found.best_params)
         metrics["hpo"] = {"trials": len(found.study.trials), "best_trial_val_accuracy": found.best_value,
                           **{f"best_{k}": v for k, v in found.best_params.items()}}
         print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in "
               f"{time.perf_counter() - started:.1f} s; best {found.best_params} (val {found.best_value:.4f})")
     started = time.perf_counter()
-    result = train_model(train, val, config, train_cfg, seed, augment, task=inputs.task)
+    result = train_model(train, val, config, training, seed, augment, task=inputs.task)
     seconds = time.perf_counter() - started
     if not result.primary:
         return  # the other ranks of a distributed run: rank 0 writes the model and the reports

@@ -79,8 +79,8 @@ def explain(check: CheckResult, table: pd.DataFrame) -> str:
 
 
 def main(ctx: StageContext) -> None:
-    quality = Quality.model_validate(ctx.params["data"]["quality"])
-    classes = list(ctx.params["classes"])
+    quality: Quality = ctx.spec("data.quality")
+    classes: list[str] = ctx.spec("classes")
     rows = read_csv(ctx.input("manifest"))
     quarantined = len(read_csv(ctx.input("quarantine")))
     if not rows:

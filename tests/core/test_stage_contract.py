@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from core.contract import ContractError
 from core.registry import STAGES, STAGES_BY_NAME, code_dependencies, dvc_dependency, resolve
 from core.spec import ProjectSpec
-from stages.runtime import StageContext, declared_params
+from stages.runtime import StageContext, StageFailure, declared_params
 from tests.conftest import REPO_ROOT
 
 SPEC = ProjectSpec.model_validate(
@@ -94,6 +94,24 @@ def test_outputs_live_under_the_conventional_folders() -> None:
             assert project == "{project}", path
 
 
+def test_params_are_read_validated_into_the_spec_s_models(tmp_path: Path) -> None:
+    from core.spec.deployment import CompressSection
+    from core.spec.training import TrainSection
+
+    info = STAGES_BY_NAME["compress"]
+    ctx = StageContext(info, "p", declared_params(PARAMS, "p", info.params), tmp_path)
+    compression, train = ctx.spec("compress"), ctx.spec("train")
+    assert isinstance(compression, CompressSection)
+    assert isinstance(train, TrainSection)
+    assert train.hpo is None  # not declared by compress: the default, never the project's value
+    assert ctx.spec("seed") == 0
+    with pytest.raises(KeyError):
+        ctx.spec("data.split")
+    broken = StageContext(info, "p", {**ctx.params, "seed": "x"}, tmp_path)
+    with pytest.raises(StageFailure, match=r"params\.yaml seed is not valid"):
+        broken.spec("seed")
+
+
 def test_a_stage_asks_only_for_declared_names(tmp_path: Path) -> None:
     ctx = StageContext(STAGES_BY_NAME["train"], "p", {}, tmp_path)
     assert ctx.input("split") == tmp_path / "data/p/prune/split.csv"
@@ -121,5 +139,8 @@ def test_no_stage_module_reads_by_position_or_by_a_declared_file_name(stage) -> 
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr in (
                 "deps", "outs", "reports", "metrics"):
             pytest.fail(f"stages/{stage.name}.py:{node.lineno} indexes the contract by position")
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "params"):
+            pytest.fail(f"stages/{stage.name}.py:{node.lineno} reads a raw param: use ctx.spec(key)")
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             assert node.value not in names, f"stages/{stage.name}.py:{node.lineno} spells out {node.value!r}"

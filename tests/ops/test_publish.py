@@ -86,9 +86,13 @@ def test_dry_run_lists_without_uploading(tmp_path: Path, s3_bucket: str) -> None
 
 
 def test_a_local_storage_uri_gets_a_plain_folder(tmp_path: Path) -> None:
+    """A record whose address is a mounted folder (the spec accepts only URLs; fsspec writes either)."""
     repo, store = tmp_path / "repo", tmp_path / "store"
     repo.mkdir()
-    uri = _promoted(repo, str(store))
+    record = repo / "k8s/tiny/promoted.yaml"
+    address = _promoted(repo, "s3://models/autodl")
+    uri = str(store / address.rsplit("/", 1)[1])
+    record.write_text(record.read_text().replace(address, uri))
     done = _publish(repo)
     assert done.returncode == 0, done.stderr
     assert tree_digest(Path(uri)) == tree_digest(repo / "models/tiny/release")

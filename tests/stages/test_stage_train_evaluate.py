@@ -32,10 +32,10 @@ def test_metrics_on_a_hand_made_case_are_exact() -> None:
 
 def _train(root: Path, seed: int = 0):
     config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
-    cfg = TrainSection(epochs=6, batch_size=16)
+    training = TrainSection(epochs=6, batch_size=16)
     train = load_split(root / "ingest", root / "split.csv", "train", CLASSES, 16)
     val = load_split(root / "ingest", root / "split.csv", "val", CLASSES, 16)
-    return config, train_model(train, val, config, cfg, seed)
+    return config, train_model(train, val, config, training, seed)
 
 
 @pytest.mark.slow
@@ -82,7 +82,7 @@ def test_hpo_of_two_tiny_trials_resumes_after_an_interruption(tiny_digits: Path,
     import stages.train as train_stage
 
     config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
-    cfg = TrainSection(epochs=2, batch_size=16, hpo=Hpo(trials=2, sampler="random", pruner="median",
+    training = TrainSection(epochs=2, batch_size=16, hpo=Hpo(trials=2, sampler="random", pruner="median",
                                                         space={"lr": SearchDimension(low=1e-3, high=1e-2)}))
     train = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "train", CLASSES, 16)
     val = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "val", CLASSES, 16)
@@ -96,9 +96,9 @@ def test_hpo_of_two_tiny_trials_resumes_after_an_interruption(tiny_digits: Path,
 
     monkeypatch.setattr(train_stage, "train_model", interrupt_second_trial)
     with pytest.raises(KeyboardInterrupt):
-        search_hyperparameters(TrainInputs(train, val, config, cfg, None, 0), tmp_path / "hpo")
+        search_hyperparameters(TrainInputs(train, val, config, training, None, 0), tmp_path / "hpo")
     monkeypatch.setattr(train_stage, "train_model", real_train_model)
-    resumed = search_hyperparameters(TrainInputs(train, val, config, cfg, None, 0), tmp_path / "hpo")
+    resumed = search_hyperparameters(TrainInputs(train, val, config, training, None, 0), tmp_path / "hpo")
     assert resumed.new_trials == 1  # only the interrupted trial runs again
     assert resumed.best_params["lr"] in {trial.params["lr"] for trial in resumed.study.trials}
     completed = [t for t in resumed.study.trials if t.state.name == "COMPLETE"]

@@ -79,7 +79,7 @@ def _taylor_gradients(model: torch.nn.Module, train: SplitData, batch: int = 128
 
 # Many parameters, kept flat on purpose: the three callers (compress, its benchmark, the tests) pass different
 # budgets, floors, teachers and progress hooks, and each is a plain value a reader can see at the call.
-def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, settings: CompressSection,
+def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, compression: CompressSection,
                     finetune: TrainSection, seed: int, within_budget: BudgetCheck, floor: float, *,
                     teacher: Teacher | None = None, augment: AugmentSection | None = None,
                     progress: Callable[[PruneRound], None] | None = None) -> PruneResult:
@@ -89,11 +89,11 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
     size_px = int(train.images.shape[1])
     example = torch.zeros(1, 3, size_px, size_px)
     pruner = tp.pruner.MetaPruner(
-        model, example, importance=IMPORTANCE[settings.importance](), pruning_ratio=settings.max_prune_ratio,
-        iterative_steps=settings.prune_steps, ignored_layers=[model.get_classifier()], round_to=ROUND_TO)
+        model, example, importance=IMPORTANCE[compression.importance](), pruning_ratio=compression.max_prune_ratio,
+        iterative_steps=compression.prune_steps, ignored_layers=[model.get_classifier()], round_to=ROUND_TO)
     kept, kept_history, rounds = copy.deepcopy(model), [], []
-    for step in range(1, settings.prune_steps + 1):
-        if settings.importance == "group_taylor":
+    for step in range(1, compression.prune_steps + 1):
+        if compression.importance == "group_taylor":
             _taylor_gradients(model, train)
         pruner.step()
         model.zero_grad(set_to_none=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from core.spec.deployment import CompressionBudget
+from core.spec.deployment import Calibration, CompressionBudget
 from core.spec.training import AugmentSection
 
 
@@ -72,10 +72,10 @@ class Thresholds:
     max_ece: float
 
     @classmethod
-    def from_params(cls, dependability: dict[str, Any]) -> Thresholds:
-        return cls(float(dependability["min_accuracy"]), float(dependability["ood"]["min_auroc"]),
-                   float(dependability["robustness"]["max_accuracy_drop"]),
-                   float(dependability["calibration"]["max_ece"]))
+    def from_spec(cls, min_accuracy: float, min_auroc: float, max_accuracy_drop: float,
+                  calibration: Calibration) -> Thresholds:
+        """From the validated spec keys the gate declares (it does not read the rest of `dependability`)."""
+        return cls(min_accuracy, min_auroc, max_accuracy_drop, calibration.max_ece)
 
 
 def dependability_checks(figures: dict[str, Any], ood_report: dict[str, Any], limits: Thresholds) -> list[Check]:

@@ -64,10 +64,10 @@ class Classifier(L.LightningModule):
     """Training of any timm model with the spec's optimizer and schedule: the task's loss (vision.tasks), or
     distillation when a teacher is given."""
 
-    def __init__(self, model: torch.nn.Module, train_cfg: TrainSection, bn_loader: DataLoader,
+    def __init__(self, model: torch.nn.Module, training: TrainSection, bn_loader: DataLoader,
                  teacher: Teacher | None = None, task: Task = CLASSIFICATION):
         super().__init__()
-        self.model, self.cfg, self.bn_loader, self.teacher, self.task = model, train_cfg, bn_loader, teacher, task
+        self.model, self.training, self.bn_loader, self.teacher, self.task = model, training, bn_loader, teacher, task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -75,11 +75,11 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         if self.teacher is None:
-            loss = self.task.loss(self(x), y, self.cfg.label_smoothing)
+            loss = self.task.loss(self(x), y, self.training.label_smoothing)
         else:
             with torch.no_grad():
                 teacher_logits = self.teacher.model.eval()(x)
-            loss = distillation_loss(self(x), teacher_logits, y, self.teacher, self.cfg.label_smoothing)
+            loss = distillation_loss(self(x), teacher_logits, y, self.teacher, self.training.label_smoothing)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
@@ -102,26 +102,26 @@ class Classifier(L.LightningModule):
             update_bn(self.bn_loader, self.model)
 
     def configure_optimizers(self):
-        optimizer = _optimizer(self.model.parameters(), self.cfg)
-        return {"optimizer": optimizer, "lr_scheduler": _scheduler(optimizer, self.cfg)}
+        optimizer = _optimizer(self.model.parameters(), self.training)
+        return {"optimizer": optimizer, "lr_scheduler": _scheduler(optimizer, self.training)}
 
 
-def _optimizer(parameters, cfg: TrainSection) -> torch.optim.Optimizer:
-    opt = cfg.optimizer
+def _optimizer(parameters, training: TrainSection) -> torch.optim.Optimizer:
+    opt = training.optimizer
     if opt.name == "sgd":
         return torch.optim.SGD(parameters, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
     cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
     return cls(parameters, lr=opt.lr, weight_decay=opt.weight_decay)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainSection) -> torch.optim.lr_scheduler.LRScheduler:
+def _scheduler(optimizer: torch.optim.Optimizer, training: TrainSection) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-epoch schedule: optional linear warm-up, then cosine to zero, step decay, or constant."""
-    warmup = min(cfg.scheduler.warmup_epochs, cfg.epochs - 1)
-    rest = cfg.epochs - warmup
+    warmup = min(training.scheduler.warmup_epochs, training.epochs - 1)
+    rest = training.epochs - warmup
     sched = torch.optim.lr_scheduler
-    if cfg.scheduler.name == "cosine":
+    if training.scheduler.name == "cosine":
         main = sched.CosineAnnealingLR(optimizer, T_max=max(rest, 1))
-    elif cfg.scheduler.name == "step":
+    elif training.scheduler.name == "step":
         main = sched.MultiStepLR(optimizer, milestones=[max(rest // 2, 1), max(3 * rest // 4, 1)], gamma=0.1)
     else:
         main = sched.ConstantLR(optimizer, factor=1.0)
@@ -186,10 +186,10 @@ def _quiet_lightning() -> None:
 
 # Nine parameters: the data, the spec's training section and the seed are what every caller varies; the
 # keyword-only rest are optional hooks (teacher, callbacks, task) with defaults, not a settings object to build.
-def fit(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainSection, seed: int,
+def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: TrainSection, seed: int,
         augment: AugmentSection | None = None, *, teacher: Teacher | None = None,
         callbacks: tuple[Callback, ...] = (), progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
-    """Train `model` in place for `cfg.epochs` and return it with the weights of its lowest-validation-loss epoch.
+    """Train `model` in place for `training.epochs` and return it with the weights of its lowest-validation-loss epoch.
 
     Loss, not accuracy, picks the epoch: on a validation split of a few hundred images accuracy moves in
     steps of one image and often peaks early by chance, while the loss keeps ranking epochs.
@@ -205,18 +205,18 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainSect
     clean = tensor_dataset(train)
     pipeline = training_pipeline(augment, size_px, seed) if augment else None
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(AugmentedImages(train, pipeline) if pipeline else clean, batch_size=cfg.batch_size,
+    train_loader = DataLoader(AugmentedImages(train, pipeline) if pipeline else clean, batch_size=training.batch_size,
                               shuffle=True, generator=generator)
-    module = Classifier(model, cfg, bn_loader=DataLoader(clean, batch_size=256), teacher=teacher, task=task)
+    module = Classifier(model, training, bn_loader=DataLoader(clean, batch_size=256), teacher=teacher, task=task)
     val_loader = DataLoader(tensor_dataset(val), batch_size=256)
     history = _History()
     with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
         best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1,
                                save_weights_only=True, filename="best")
         all_callbacks: list[Callback] = [history, best, *callbacks]
-        if cfg.early_stopping_patience:
-            all_callbacks.append(EarlyStopping("val_loss", mode="min", patience=cfg.early_stopping_patience))
-        trainer = L.Trainer(max_epochs=cfg.epochs, accelerator="cpu", **_launch(), deterministic=True,
+        if training.early_stopping_patience:
+            all_callbacks.append(EarlyStopping("val_loss", mode="min", patience=training.early_stopping_patience))
+        trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **_launch(), deterministic=True,
                             logger=False, callbacks=all_callbacks, enable_model_summary=False,
                             enable_progress_bar=progress, num_sanity_val_steps=0, default_root_dir=ckpt_dir)
         with warnings.catch_warnings():
