@@ -9,17 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A plot of the IR is the contract's `dvc plots` view with the project filled into its path.
+from core.contract import PlotInfo as Plot
 
-@dataclass(frozen=True)
-class Plot:
-    """A `dvc plots` view: fields of one CSV the stage writes."""
-
-    name: str
-    path: str
-    x: str
-    y: tuple[str, ...]
-    template: str
-    title: str
+__all__ = ["Pipeline", "Plot", "PromotedModel", "Stage"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ each stage's code dependencies), writes nothing."""
 
 from __future__ import annotations
 
-from compiler.ir import Pipeline, Plot, Stage
+from dataclasses import replace
+
+from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
 from core.registry import STAGES, code_dependencies, dvc_dependency
 from core.spec import ProjectSpec
@@ -36,7 +38,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         reports=tuple(fill(r) for r in (*info.reports.values(),
                                         *(r for when in enabled for r in when.reports.values()))),
         metrics=tuple(fill(m) for m in info.metrics.values()),
-        plots=tuple(Plot(p.name, fill(p.path), p.x, p.y, p.template, p.title) for p in info.plots),
+        plots=tuple(replace(p, path=fill(p.path)) for p in info.plots),
     )
 
 
