@@ -18,7 +18,7 @@ from tests.conftest import TINY_CLASSES
 from vision.compression.candidates import load_candidate, save_candidate
 from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, quantize_int8, session
 from vision.compression.pruning import measure_size, prune_to_budget
-from vision.data.dataset import load_split, to_tensor
+from vision.data.dataset import Splits, load_split, to_tensor
 from vision.training.fit import Teacher, distillation_loss, fit
 from vision.training.model import ModelConfig, accuracy, build_model, predict_logits, save_model
 
@@ -193,9 +193,9 @@ def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(traine
 def test_a_student_backbone_is_distilled_when_the_spec_names_one(trained, splits, tmp_path: Path) -> None:
     from stages.compress import compress
 
-    train, val, _ = splits
+    _, val, _ = splits
     settings = CompressSection(methods=["distill"], student="resnet10t")
-    models, tracks = compress(trained, ModelConfig("resnet10t", TINY_CLASSES, SIZE), train, val, settings,
+    models, tracks = compress(trained, ModelConfig("resnet10t", TINY_CLASSES, SIZE), Splits(*splits), settings,
                               TrainSection(epochs=3, batch_size=16), None, 0, tmp_path)
     assert set(models) == {"trained", "student"}
     assert tracks == {}
