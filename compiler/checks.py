@@ -124,6 +124,28 @@ def source_paths_stay_in_repo(spec: ProjectSpec, ctx: CheckContext) -> Iterator[
 MAX_LINKS_SHOWN = 5
 
 
+def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    """A source that names nothing would make `dvc repro` fail on a missing dependency; data that DVC fetches
+    later (`dvc import`, `dvc pull`) is marked by its `.dvc` file, which is enough."""
+    for index, source in enumerate(spec.data.sources):
+        paths = []
+        if isinstance(source, ImageFolderSource | ManifestSource | VideoSource):
+            paths.append((("data", "sources", index, "path"), source.path))
+        if isinstance(source, VideoSource) and source.manifest:
+            paths.append((("data", "sources", index, "manifest"), source.manifest))
+        for path, relative in paths:
+            if not (ctx.repo_root / relative).exists() and not _fetched_by_dvc(ctx.repo_root, relative):
+                yield Problem(path, f"'{relative}' does not exist",
+                              f"create it; if DVC fetches it (`dvc import`, `dvc pull`), commit its .dvc file "
+                              f"(e.g. {relative.rstrip('/')}.dvc) and run `dvc pull` before `dvc repro`")
+
+
+def _fetched_by_dvc(root: Path, relative: str) -> bool:
+    """Whether the path or a folder above it has a `.dvc` file: DVC restores it on `dvc pull`."""
+    parts = Path(relative).parts
+    return any((root / Path(*parts[:i]).with_name(parts[i - 1] + ".dvc")).is_file() for i in range(1, len(parts) + 1))
+
+
 def source_links_resolve(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     """A dangling symbolic link inside a source folder stops `dvc repro` before any stage runs (DVC cannot
     hash it), with an error that names neither the spec nor the fix: find them here first."""
@@ -177,6 +199,7 @@ CHECKS: tuple[Check, ...] = (
     video_labels_defined,
     digits_source_has_classes,
     source_paths_stay_in_repo,
+    source_paths_exist,
     source_links_resolve,
     lists_unique,
     replicas_ordered,

@@ -235,6 +235,19 @@ def test_a_dangling_link_in_a_source_folder_is_named_before_dvc_meets_it(repo: P
     assert not (repo / "dvc.yaml").exists()
 
 
+def test_a_missing_source_folder_is_an_error_unless_dvc_fetches_it(repo: Path, write_spec, run_autodl) -> None:
+    write_spec("bad", with_lines("    - {kind: image_folder, path: data/raw}"))
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "specs/bad.yaml:6:34: data.sources[1].path: 'data/raw' does not exist" in err
+    assert "commit its .dvc file (e.g. data/raw.dvc)" in err
+    assert not (repo / "dvc.yaml").exists()
+    (repo / "data").mkdir()
+    (repo / "data" / "raw.dvc").write_text("outs:\n- path: raw\n")  # what `dvc import` / `dvc add` commit
+    code, _, err = run_autodl("compile")
+    assert code == 0, err
+
+
 def test_no_specs_is_an_error(run_autodl) -> None:
     code, _, err = run_autodl("compile")
     assert code == 2
