@@ -39,9 +39,10 @@ def header(comment: str, sources: list[str]) -> str:
 def registered_emitters() -> tuple[Emitter, ...]:
     from compiler.emitters.cluster import ClusterPipelineEmitter
     from compiler.emitters.dvc import DvcPipelineEmitter, ParamsEmitter
+    from compiler.emitters.ignore import IgnoreEmitter
     from compiler.emitters.k8s import KubernetesEmitter
     from compiler.emitters.reference import SpecReferenceEmitter
     from compiler.emitters.schema import JsonSchemaEmitter
 
-    return (ParamsEmitter(), DvcPipelineEmitter(), JsonSchemaEmitter(), SpecReferenceEmitter(), KubernetesEmitter(),
-            ClusterPipelineEmitter())
+    return (ParamsEmitter(), DvcPipelineEmitter(), IgnoreEmitter(), JsonSchemaEmitter(), SpecReferenceEmitter(),
+            KubernetesEmitter(), ClusterPipelineEmitter())

@@ -28,7 +28,7 @@ class DvcPipelineEmitter:
         all_stages = [stage for pipeline in ctx.pipelines for stage in pipeline.stages]
         stages = {stage.id: stage_entry(stage) for stage in all_stages}
         plots = [{f"{stage.id}-{plot.name}": _plot_view(plot)} for stage in all_stages for plot in stage.plots]
-        sources = [s.path for s in ctx.specs] + ["stages/registry.py"]
+        sources = [s.path for s in ctx.specs] + ["core/registry.py"]
         return {"dvc.yaml": header("#", sources) + dump_yaml({"stages": stages} | ({"plots": plots} if plots else {}))}
 
 

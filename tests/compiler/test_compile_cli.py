@@ -17,11 +17,11 @@ def test_compile_writes_every_generated_file_and_is_idempotent(repo: Path, write
     write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
     code, out, _ = run_autodl("compile")
     assert code == 0
-    generated = ("docs/spec-reference.md", "dvc.yaml", "k8s/alpha/base/kustomization.yaml",
+    generated = ("data/.gitignore", "docs/spec-reference.md", "dvc.yaml", "k8s/alpha/base/kustomization.yaml",
                  "k8s/alpha/base/serviceaccount.yaml", "k8s/alpha/base/servingruntime.yaml",
                  "k8s/alpha/overlays/production/kustomization.yaml", "k8s/alpha/overlays/staging/kustomization.yaml",
                  "k8s/alpha/pipeline/train-pytorchjob.yaml", "k8s/alpha/pipeline/workflow.yaml",
-                 "params.yaml", "schemas/project-spec.schema.json")
+                 "models/.gitignore", "params.yaml", "reports/.gitignore", "schemas/project-spec.schema.json")
     assert out.strip() == f"autodl: wrote {', '.join(generated)}"
     first = {p: (repo / p).read_bytes() for p in generated}
     code, out, _ = run_autodl("compile")
@@ -29,6 +29,28 @@ def test_compile_writes_every_generated_file_and_is_idempotent(repo: Path, write
     assert out.strip() == "autodl: generated files are up to date"
     assert {p: (repo / p).read_bytes() for p in first} == first
     assert not list(repo.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_git_ignores_every_output_dvc_caches_whatever_dvc_writes(repo: Path, write_spec, run_autodl) -> None:
+    """The ignore rules come from the IR, not from DVC's per-run edits (which a failed repro rolls back)."""
+    write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
+    assert run_autodl("compile")[0] == 0
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc_yaml = YAML(typ="safe").load((repo / "dvc.yaml").read_text())
+    cached = [out if isinstance(out, str) else next(iter(out)) for stage in dvc_yaml["stages"].values()
+              for out in stage.get("outs", []) if isinstance(out, str) or next(iter(out.values())).get("cache", True)]
+    assert len(cached) >= 10
+    for output in cached:
+        (repo / output).mkdir(parents=True, exist_ok=True)
+        (repo / output / "file.bin").write_bytes(b"x")
+    (repo / "reports/alpha/gate").mkdir(parents=True)
+    (repo / "reports/alpha/gate/verdict.json").write_text("{}")
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo, check=True,
+                            capture_output=True, text=True).stdout
+    assert not [line for line in status.splitlines() if line[3:].startswith(("data/alpha", "models/alpha"))], status
+    assert "reports/alpha/validate/data_docs/file.bin" not in status
+    assert "reports/alpha/gate/verdict.json" in status  # metrics and reports stay in git, for pull requests
+    assert "reports/.gitignore" in status  # the rules themselves are committed
 
 
 def test_check_fails_with_a_diff_on_drift_and_passes_when_current(repo: Path, write_spec, run_autodl) -> None:

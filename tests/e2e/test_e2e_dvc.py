@@ -123,18 +123,23 @@ def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return _run(repo, sys.executable, "-m", "dvc", *args)
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh repository after `autodl compile` and a full `dvc repro`, everything committed."""
-    repo = tmp_path_factory.mktemp("e2e")
+def _new_project(repo: Path, spec: str) -> None:
+    """A new repository with the project's code and one spec, compiled, before any `dvc repro`."""
     copy_project_code(repo)
     (repo / "specs").mkdir()
-    (repo / "specs" / "e2e.yaml").write_text(SPEC)
+    (repo / "specs" / "e2e.yaml").write_text(spec)
     (repo / "ood").mkdir()  # an out-of-distribution folder for the ood_sources edit
     Image.fromarray(skimage_data.astronaut()).save(repo / "ood" / "astronaut.png")
     git(repo, "init", "-q")
     _dvc(repo, "init", "-q")
     _autodl(repo, "compile")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh repository after `autodl compile` and a full `dvc repro`, everything committed."""
+    repo = tmp_path_factory.mktemp("e2e")
+    _new_project(repo, SPEC)
     repro = _dvc(repo, "repro")
     (repo / "repro.log").write_text(repro.stdout + repro.stderr)
     git(repo, "add", "-A")
@@ -237,6 +242,23 @@ def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocke
     assert verdict["passed"] is False
     assert verdict["failed"] == ["ood_auroc"]
     assert _changed_stages(clone) == {"gate", "promote"}  # a failed gate is never recorded as done
+
+
+def test_a_new_project_whose_first_run_fails_at_the_gate_leaves_git_status_clean(tmp_path: Path) -> None:
+    """DVC rolls back the .gitignore entries of the stages that succeeded when a later one fails; the rules
+    `autodl compile` writes keep every cached output out of `git status` all the same."""
+    repo = tmp_path / "refused"
+    repo.mkdir()
+    _new_project(repo, SPEC.replace("min_auroc: 0.5", f"min_auroc: {UNREACHABLE_AUROC}"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "new project")
+    done = _run(repo, sys.executable, "-m", "dvc", "repro", check=False)
+    assert done.returncode != 0
+    assert "nothing will be promoted" in done.stdout + done.stderr
+    assert (repo / "models/e2e/train/model.safetensors").is_file()  # the stages before the gate did run
+    status = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
+    leaked = [line for line in status if line[3:].startswith(("data/", "models/", "reports/e2e/validate/data_docs"))]
+    assert not leaked, leaked
 
 
 def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:
