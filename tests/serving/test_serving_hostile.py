@@ -122,7 +122,7 @@ def test_decompression_bombs_are_refused_before_decoding_with_memory_far_below_t
     _assert_short_4xx(_infer(server.url, claimed))
     peak = _peak_rss_bytes(server.process.pid)
     print(f"server peak RSS: {before / 2**20:.0f} MiB before, {peak / 2**20:.0f} MiB after the bombs")
-    assert peak < MEMORY_LIMIT_BYTES / 4, peak
+    assert peak < MEMORY_LIMIT_BYTES / 2, peak  # an idle server is about 260 MiB; one decoded bomb alone is 900 MB
     assert peak - before < 64 * 2**20
 
 
