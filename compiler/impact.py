@@ -10,7 +10,6 @@ run, or when a stage it reads from re-runs.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ruamel.yaml import YAML
 from compiler.emitters.dvc import stage_entry
 from compiler.ir import Pipeline
 from compiler.load import LoadedSpec
+from compiler.lock import file_md5, locked_md5s
 from compiler.plan import plan
 from core.registry import CODE_PACKAGES
 
@@ -70,7 +70,7 @@ class Baseline:
 
 def load_baseline(root: Path, rev: str | None) -> Baseline:
     """params.yaml + dvc.yaml at `rev`, or from the working tree when `rev` is None or not in git."""
-    locked = _locked_deps(root)
+    locked = locked_md5s(root, "deps")
     if rev is not None:
         params_text, dvc_text = _git_show(root, rev, "params.yaml"), _git_show(root, rev, "dvc.yaml")
         if params_text is not None:
@@ -111,14 +111,7 @@ def _changed_code(deps: tuple[str, ...], locked: dict[str, str], root: Path | No
     if root is None or not locked:
         return []
     code = [d for d in deps if d.split("/", 1)[0] in CODE_PACKAGES and d in locked]
-    return [d for d in code if not (root / d).is_file()
-            or hashlib.md5((root / d).read_bytes()).hexdigest() != locked[d]]  # DVC's hash, not for security
-
-
-def _locked_deps(root: Path) -> dict[str, dict[str, str]]:
-    lock = _parse((root / "dvc.lock").read_text(encoding="utf-8")) if (root / "dvc.lock").is_file() else {}
-    return {name: {dep["path"]: dep.get("md5", "") for dep in entry.get("deps") or [] if isinstance(dep, dict)}
-            for name, entry in (lock.get("stages") or {}).items() if isinstance(entry, dict)}
+    return [d for d in code if file_md5(root / d) != locked[d]]
 
 
 def _overlaps(changed: str, declared: str) -> bool:

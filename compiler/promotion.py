@@ -9,23 +9,19 @@ judged), and to the spec (the content address under `serving.storage_uri`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from compiler.compile import PROMOTED_FILE, read_promoted
 from compiler.load import LoadedSpec
+from compiler.lock import LOCK_FILE, file_md5, locked_md5s
 from core.content import PREFIX, digest_of_hashes
-
-LOCK_FILE = "dvc.lock"
 
 
 def promotion_problems(root: Path, loaded: list[LoadedSpec]) -> list[str]:
     """One line per disagreement, naming the file and what to do; empty when every record is honest."""
-    lock = _lock_outs(root)
+    lock = {path: md5 for outs in locked_md5s(root, "outs").values() for path, md5 in outs.items()}
     problems: list[str] = []
     for item in loaded:
         project = item.spec.name
@@ -40,9 +36,9 @@ def _record_problems(root: Path, project: str, digest: str, uri: str, storage_ur
                      lock: dict[str, str]) -> list[str]:
     record_path, verdict_path = f"k8s/{project}/{PROMOTED_FILE}", f"reports/{project}/gate/verdict.json"
     fix = "restore it with `git checkout` or run `dvc repro` to promote again"
-    problems = [f"{path}: differs from what the pipeline wrote (md5 {_md5(root / path)} on disk, {locked} in "
+    problems = [f"{path}: differs from what the pipeline wrote (md5 {file_md5(root / path)} on disk, {locked} in "
                 f"{LOCK_FILE}); {fix}" for path in (record_path, verdict_path)
-                if (locked := lock.get(path)) is not None and _md5(root / path) != locked]
+                if (locked := lock.get(path)) is not None and file_md5(root / path) != locked]
     problems += [f"{path}: not recorded in {LOCK_FILE}, so no pipeline run wrote it; {fix}"
                  for path in (record_path, verdict_path) if path not in lock]
     verdict = _read_json(root / verdict_path)
@@ -58,21 +54,6 @@ def _record_problems(root: Path, project: str, digest: str, uri: str, storage_ur
     if uri != expected_uri:
         problems.append(f"{record_path}: storage_uri {uri} is not the content address {expected_uri}; {fix}")
     return problems
-
-
-def _lock_outs(root: Path) -> dict[str, str]:
-    """md5 of every output dvc.lock records, by path."""
-    path = root / LOCK_FILE
-    if not path.is_file():
-        return {}
-    lock = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
-    return {out["path"]: out.get("md5", "") for stage in (lock.get("stages") or {}).values()
-            for out in stage.get("outs") or [] if isinstance(out, dict) and "path" in out}
-
-
-def _md5(path: Path) -> str:
-    # md5 because it is what DVC records in dvc.lock, not for security.
-    return hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else "missing"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
