@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.backbones import known_backbones
+from compiler.plan import source_files
 from core.spec import ProjectSpec
 from core.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, VideoSource
 
@@ -128,14 +129,9 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
     """A source that names nothing would make `dvc repro` fail on a missing dependency; data that DVC fetches
     later (`dvc import`, `dvc pull`) is marked by its `.dvc` file, which is enough."""
     for index, source in enumerate(spec.data.sources):
-        paths = []
-        if isinstance(source, ImageFolderSource | ManifestSource | VideoSource):
-            paths.append((("data", "sources", index, "path"), source.path))
-        if isinstance(source, VideoSource) and source.manifest:
-            paths.append((("data", "sources", index, "manifest"), source.manifest))
-        for path, relative in paths:
+        for field, relative in source_files(source).items():
             if not (ctx.repo_root / relative).exists() and not _fetched_by_dvc(ctx.repo_root, relative):
-                yield Problem(path, f"'{relative}' does not exist",
+                yield Problem(("data", "sources", index, field), f"'{relative}' does not exist",
                               f"create it; if DVC fetches it (`dvc import`, `dvc pull`), commit its .dvc file "
                               f"(e.g. {relative.rstrip('/')}.dvc) and run `dvc pull` before `dvc repro`")
 

@@ -9,7 +9,7 @@ from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
 from core.registry import STAGES, code_dependencies, dvc_dependency
 from core.spec import ProjectSpec
-from core.spec.data import SklearnDigitsSource, VideoSource
+from core.spec.data import SklearnDigitsSource, Source, VideoSource
 
 
 def plan(spec: ProjectSpec, spec_path: str) -> Pipeline:
@@ -62,10 +62,12 @@ def _spec_paths(spec: ProjectSpec, key: str) -> list[str]:
 
 
 def _source_paths(spec: ProjectSpec) -> list[str]:
-    paths = []
-    for source in spec.data.sources:
-        if not isinstance(source, SklearnDigitsSource):
-            paths.append(source.path)
-        if isinstance(source, VideoSource) and source.manifest:
-            paths.append(source.manifest)
-    return paths
+    return [path for source in spec.data.sources for path in source_files(source).values()]
+
+
+def source_files(source: Source) -> dict[str, str]:
+    """The repository paths a data source reads, by the spec field that names each."""
+    if isinstance(source, SklearnDigitsSource):
+        return {}
+    return {"path": source.path, **({"manifest": source.manifest} if isinstance(source, VideoSource)
+                                    and source.manifest else {})}
