@@ -14,13 +14,12 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from core.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE
+from core.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE, Preprocessing, ServingSettings
 from serving.ood import mahalanobis_terms, ood_score, softmax
 from vision.data.decode import BadImage, PixelLimits, declared_size, decode_rgb
 
@@ -74,28 +73,27 @@ class Artifact:
     @classmethod
     def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True,
              limits: PixelLimits | None = None) -> Artifact:
-        preprocess = json.loads(_find(folders, PREPROCESS_FILE).read_text(encoding="utf-8"))
+        preprocess = Preprocessing.from_dict(json.loads(_find(folders, PREPROCESS_FILE).read_text(encoding="utf-8")))
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.log_severity_level = 3
-        wanted = [preprocess.get("execution_provider", "CPUExecutionProvider"), "CPUExecutionProvider"]
+        wanted = [preprocess.execution_provider, "CPUExecutionProvider"]
         providers = [p for p in dict.fromkeys(wanted) if p in ort.get_available_providers()]
         model_file = _find(folders, MODEL_FILE)
         session = ort.InferenceSession(str(model_file), options, providers=providers)
-        artifact = cls(list(preprocess["classes"]), int(preprocess["input_size_px"]),
-                       np.asarray(preprocess["mean"], np.float32).reshape(1, 3, 1, 1),
-                       np.asarray(preprocess["std"], np.float32).reshape(1, 3, 1, 1), session,
-                       abstain_on_ood=abstain_on_ood, input_name=preprocess.get("input_name", "input"),
-                       outputs=(preprocess.get("output_name", "logits"), preprocess.get("features_name", "features")),
+        artifact = cls(list(preprocess.classes), int(preprocess.input_size_px),
+                       np.asarray(preprocess.mean, np.float32).reshape(1, 3, 1, 1),
+                       np.asarray(preprocess.std, np.float32).reshape(1, 3, 1, 1), session,
+                       abstain_on_ood=abstain_on_ood, input_name=preprocess.input_name,
+                       outputs=(preprocess.output_name, preprocess.features_name),
                        version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12],
-                       limits=limits or PixelLimits(), task=preprocess.get("task", "classification"))
+                       limits=limits or PixelLimits(), task=preprocess.task)
         serving_file = _find(folders, SERVING_FILE, required=False)
         if serving_file is not None:
-            serving: dict[str, Any] = json.loads(serving_file.read_text(encoding="utf-8"))
-            ood = serving["ood"]
-            artifact.temperature, artifact.detector = float(serving["temperature"]), ood["detector"]
-            artifact.threshold = float(ood["threshold"])
-            artifact.state = {name: np.load(serving_file.parent / path) for name, path in ood.get("state", {}).items()}
+            serving = ServingSettings.from_dict(json.loads(serving_file.read_text(encoding="utf-8")))
+            artifact.temperature, artifact.detector = serving.temperature, serving.ood.detector
+            artifact.threshold = float(serving.ood.threshold)
+            artifact.state = {name: np.load(serving_file.parent / path) for name, path in serving.ood.state.items()}
             if artifact.detector == "mahalanobis":
                 artifact.state.update(mahalanobis_terms(artifact.state))
         return artifact
