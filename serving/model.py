@@ -34,6 +34,9 @@ from serving.responses import RESPONSES
 from vision.data.decode import declared_size
 
 MAX_BATCH = 256
+HEADER_PEEK_BASE64 = 4 * 16_384
+"""Base64 characters (or raw bytes) read to find an image's declared size: 48 KiB of image, ample for the
+headers of PNG, GIF, BMP, TIFF and most JPEGs; an image whose size is not found there goes to the pool."""
 LIGHT_PIXELS = 1_000_000
 """A request whose images declare at most this many pixels in all runs on the event loop: a millisecond of
 work, less than the hand-off to a thread costs. Anything heavier goes to the pool."""
@@ -100,8 +103,8 @@ class VisionModel(Model):
             return True
         total = 0
         for index, item in enumerate(tensor.data):
-            try:
-                width, height = declared_size(_image_bytes(item, index))
+            try:  # the header is at the start: decode only that much, the image itself is decoded once, later
+                width, height = declared_size(_image_bytes(item, index, HEADER_PEEK_BASE64))
             except (InvalidInput, BadImage):
                 return False
             total += width * height
@@ -203,8 +206,11 @@ class VisionModel(Model):
         return {"predictions": self.responses.v1_predictions(result, self._artifact().classes)}
 
 
-def _image_bytes(item: Any, index: int) -> bytes:
-    """JSON sends base64 strings; the binary extension sends raw encoded bytes (or base64 of them)."""
+def _image_bytes(item: Any, index: int, prefix: int | None = None) -> bytes:
+    """JSON sends base64 strings; the binary extension sends raw encoded bytes (or base64 of them). With
+    `prefix`, only the first `prefix` characters or bytes are decoded (a multiple of 4 keeps base64 whole)."""
+    if isinstance(item, str | bytes | bytearray) and prefix is not None:
+        item = item[:prefix]
     if isinstance(item, str):
         try:
             return base64.b64decode(item.encode("ascii"), validate=True)
