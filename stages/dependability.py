@@ -46,6 +46,7 @@ from vision.dependability.ood import (
     ood_metrics,
     threshold_at_tpr,
 )
+from vision.dependability.ood_choice import DetectorChoice, choose_detector
 from vision.dependability.ood_sets import folder_images, heavy_occlusion, noise_images, photo_crops, shuffled_patches
 from vision.dependability.robustness import CorruptionResult, robustness, summary
 from vision.training.augment import enabled
@@ -73,6 +74,16 @@ def ood_sets(test: np.ndarray, size_px: int, seed: int, extra: dict[str, np.ndar
     return sets
 
 
+def selection_sets(val: np.ndarray, size_px: int, seed: int) -> list[OodSet]:
+    """What `detector: auto` chooses on: held-out photos, fresh noise and the validation split destroyed, so no
+    image of the gate's sets (nor of the test split) takes part in the choice."""
+    count = max(100, len(val))
+    return [OodSet("selection_photos", "far", photo_crops(count, size_px, seed + 10, pool="selection")),
+            OodSet("selection_noise", "far", noise_images(count, size_px, seed + 11)),
+            OodSet("selection_shuffled_patches", "near", shuffled_patches(val, 4, seed + 12)),
+            OodSet("selection_occlusion", "near", heavy_occlusion(val, 0.6, seed + 13))]
+
+
 @dataclass(frozen=True)
 class Outputs:
     logits: np.ndarray
@@ -83,6 +94,8 @@ class Outputs:
 class Assessment:
     accuracy: float
     detector: str
+    """The detector serving uses: the spec's, or the one `auto` chose."""
+    choice: DetectorChoice | None
     threshold: float
     """Score above which serving abstains: accepts TPR of validation images."""
     ood: dict[str, dict[str, OodMetrics]]
@@ -111,32 +124,52 @@ def _scores(name: str, detector: FeatureDetector | None, out: Outputs) -> np.nda
 
 @dataclass(frozen=True)
 class OodResult:
+    detector: str
     table: dict[str, dict[str, OodMetrics]]
+    """Detector -> gated and reported set -> metrics, each detector at its own serving threshold."""
     threshold: float
     scores: dict[str, np.ndarray]
     state: dict[str, np.ndarray]
     """The chosen detector's fitted arrays: what the model server scores with."""
+    choice: DetectorChoice | None
+    """How `auto` chose (None when the spec names the detector)."""
+
+
+@dataclass(frozen=True)
+class _Scored:
+    threshold: float
+    scores: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
 
 
 def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Outputs, sets: dict[str, Outputs],
-               classifier: tuple[np.ndarray, np.ndarray], chosen: str) -> OodResult:
-    """Every detector on every set; the chosen detector's serving threshold (from validation), scores and
-    fitted state."""
+               classifier: tuple[np.ndarray, np.ndarray], chosen: str,
+               selection: dict[str, Outputs] | None = None, kinds: dict[str, str] | None = None) -> OodResult:
+    """Every detector on every set at the threshold serving would use (95% of validation images accepted); with
+    `chosen == "auto"`, the detector is picked on `selection` (and `kinds`, which also names its sets' kinds)."""
+    if chosen == "auto" and (not selection or kinds is None):
+        raise ValueError("detector 'auto' needs selection sets and their kinds")
     table: dict[str, dict[str, OodMetrics]] = {}
-    threshold, chosen_scores, state = 0.0, {}, {}
+    picked: dict[str, dict[str, OodMetrics]] = {}
+    scored: dict[str, _Scored] = {}
     for name in DETECTORS:
         detector = None
         if name not in LOGIT_DETECTORS:
             weight, bias = classifier
             detector = FeatureDetector(name, weight=weight, bias=bias).fit(train.features, train_labels)
-        id_scores = _scores(name, detector, test)
+        val_scores, test_scores = _scores(name, detector, val), _scores(name, detector, test)
+        threshold = round(threshold_at_tpr(val_scores, TPR), 6)
         per_set = {set_name: _scores(name, detector, out) for set_name, out in sets.items()}
-        table[name] = {set_name: ood_metrics(id_scores, scores, TPR) for set_name, scores in per_set.items()}
-        if name == chosen:
-            threshold = round(threshold_at_tpr(_scores(name, detector, val), TPR), 6)
-            chosen_scores = {"test": id_scores, **per_set}
-            state = detector.state() if detector is not None else {}
-    return OodResult(table, threshold, chosen_scores, state)
+        table[name] = {set_name: ood_metrics(test_scores, scores, TPR, threshold)
+                       for set_name, scores in per_set.items()}
+        if chosen == "auto":
+            picked[name] = {set_name: ood_metrics(val_scores, _scores(name, detector, out), TPR, threshold)
+                            for set_name, out in (selection or {}).items()}
+        scored[name] = _Scored(threshold, {"test": test_scores, **per_set},
+                               detector.state() if detector is not None else {})
+    choice = choose_detector(picked, kinds or {}) if chosen == "auto" else None
+    name = choice.detector if choice else chosen
+    return OodResult(name, table, scored[name].threshold, scored[name].scores, scored[name].state, choice)
 
 
 def explained_indices(actual: np.ndarray, predicted: np.ndarray, count: int, seed: int) -> list[int]:
@@ -163,6 +196,7 @@ class Plan:
     re-run these measurements)."""
 
     detector: str
+    """A detector name, or 'auto'."""
     corruptions: list[str]
     severities: list[int]
     gradcam_samples: int
@@ -188,10 +222,12 @@ def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: P
     train_out, val_out, test_out = run(train.images), run(val.images), run(test.images)
     predicted = test_out.logits.argmax(1)
     sets = ood_sets(test.images, size_px, seed, extra_ood)
+    picking = selection_sets(val.images, size_px, seed) if plan.detector == "auto" else []
     classifier = candidate.get_classifier()
     ood = assess_ood(
         train_out, train.labels, val_out, test_out, {s.name: run(s.images) for s in sets},
-        (classifier.weight.detach().numpy(), classifier.bias.detach().numpy()), plan.detector)
+        (classifier.weight.detach().numpy(), classifier.bias.detach().numpy()), plan.detector,
+        {s.name: run(s.images) for s in picking}, {s.name: s.kind for s in picking})
     temperature = fit_temperature(val_out.logits, val.labels)
     clean, corruptions = robustness(lambda images: run(images).logits.argmax(1), test.images, test.labels,
                                     plan.corruptions, plan.severities, plan.trained_on, seed)
@@ -199,7 +235,7 @@ def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: P
     explanations = explain(candidate, onnx_forward(sess), to_tensor(test.images[chosen]), predicted[chosen],
                            seed)
     return Assessment(
-        accuracy=round(float((predicted == test.labels).mean()), 6), detector=plan.detector,
+        accuracy=round(float((predicted == test.labels).mean()), 6), detector=ood.detector, choice=ood.choice,
         threshold=ood.threshold, ood=ood.table, set_kinds={s.name: s.kind for s in sets}, scores=ood.scores,
         ood_state=ood.state,
         temperature=temperature, ece_before=expected_calibration_error(test_out.logits, test.labels),
@@ -230,9 +266,12 @@ def metrics(result: Assessment, variant: str) -> dict[str, object]:
     e = result.explanations
     return {
         "variant": variant, "accuracy": result.accuracy,
-        "ood": {"detector": result.detector, "threshold": result.threshold, "tpr": TPR,
+        "ood": {"detector": result.detector, "chosen_by": "auto" if result.choice else "spec",
+                "threshold": result.threshold, "tpr": TPR,
                 "far_auroc": min(m.auroc for m in far), "far_fpr_at_95_tpr": max(m.fpr_at_95_tpr for m in far),
+                "far_accepted_fraction": max(m.accepted_fraction for m in far),
                 "near_auroc": min(m.auroc for m in near) if near else None,
+                "inverted_sets": sorted(name for name, m in chosen.items() if m.inverted),
                 "sets": {name: asdict(m) for name, m in chosen.items()}},
         "robustness": {**{k: robust[k] for k in ("clean_accuracy", "mean_ratio", "held_out_mean_ratio",
                                                  "seen_mean_ratio", "held_out", "worst")},
@@ -283,6 +322,7 @@ def main(ctx: StageContext) -> None:
     ood_json, heatmap_png, reliability_png, scores_png, gradcam_png = (
         ctx.output(name) for name in ("ood", "robustness_png", "reliability_png", "ood_scores_png", "gradcam_png"))
     write_json(ood_json, {"detector": result.detector, "tpr": TPR, "set_kinds": result.set_kinds,
+                          "choice": result.choice.as_dict() if result.choice else None,
                           "unreadable_ood_files": unreadable,
                           "detectors": {d: {s: asdict(m) for s, m in sets.items()} for d, sets in result.ood.items()}})
     robustness_heatmap(result.clean_accuracy, result.corruptions, heatmap_png, f"{ctx.project}: accuracy under "
@@ -301,8 +341,14 @@ def main(ctx: StageContext) -> None:
                                            "count": row["count"]}
                             for row in result.reliability_after])
     ood, robust, cal = figures["ood"], figures["robustness"], figures["calibration"]
+    if result.choice:
+        print(f"dependability: detector auto -> {result.choice.reason}")
+    for name in ood["inverted_sets"]:
+        print(f"dependability: WARNING {result.detector} is inverted on {name} (AUROC "
+              f"{ood['sets'][name]['auroc']:.4f} < 0.5): it finds these images more familiar than the test split")
     print(f"dependability: {preprocess.variant} test accuracy {result.accuracy:.4f}; {result.detector} far-OOD "
-          f"AUROC {ood['far_auroc']:.4f} (FPR95 {ood['far_fpr_at_95_tpr']:.3f}), near {ood['near_auroc']:.4f}; "
+          f"AUROC {ood['far_auroc']:.4f} (FPR95 {ood['far_fpr_at_95_tpr']:.3f}, accepted at the serving threshold "
+          f"{ood['far_accepted_fraction']:.3f}), near {ood['near_auroc']:.4f}; "
           f"corrupted/clean {robust['mean_ratio']} (held-out {robust['held_out_mean_ratio']}); ECE "
           f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} at T={cal['temperature']:.3f}; ROAD Grad-CAM "
           f"{result.explanations.road_gradcam} vs random {result.explanations.road_random}")

@@ -14,7 +14,7 @@ from core.fsutil import read_json, write_json, write_text_atomically
 from core.spec.deployment import CompressionBudget
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.dependability.report import FIGURES, render_html, render_markdown
-from vision.dependability.verdict import Thresholds, budget_checks, dependability_checks, verdict
+from vision.dependability.verdict import Thresholds, budget_checks, dependability_checks, verdict, warnings
 
 
 def judged_files(ctx: StageContext) -> dict[str, object]:
@@ -30,18 +30,21 @@ def judged_files(ctx: StageContext) -> dict[str, object]:
 
 def main(ctx: StageContext) -> None:
     limits = Thresholds.from_spec(ctx.spec("dependability.min_accuracy"), ctx.spec("dependability.ood.min_auroc"),
+                                  ctx.spec("dependability.ood.max_accepted_fraction"),
                                   ctx.spec("dependability.robustness.max_accuracy_drop"),
                                   ctx.spec("dependability.calibration"))
     budget: CompressionBudget = ctx.spec("compress.budget")
     figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
     checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)
-    result = verdict(ctx.project, figures["variant"], checks)
+    result = verdict(ctx.project, figures["variant"], checks, warnings(figures))
     result["judged"] = judged_files(ctx)
     images = {figure: ctx.input(f"{figure}_png") for figure in FIGURES}
     html_path, markdown_path = ctx.output("report_html"), ctx.output("summary_md")
     write_json(ctx.output("verdict"), result)
     write_text_atomically(html_path, render_html(ctx.project, result, checks, figures, ood_report, images))
     write_text_atomically(markdown_path, render_markdown(ctx.project, result, checks, figures))
+    for note in result["warnings"]:
+        print(f"gate: WARNING {note}")
     if not result["passed"]:
         failed = [c for c in checks if not c.passed]
         raise StageFailure(f"gate: {len(failed)} of {len(checks)} checks failed for {ctx.project} "

@@ -77,7 +77,8 @@ def model_card(project: str, digest: str, preprocess: Preprocessing, evaluation:
         "## Dependability",
         "",
         f"- Out of distribution: `{ood['detector']}`, far-OOD AUROC {ood['far_auroc']:.4f}, FPR at 95% TPR "
-        f"{ood['far_fpr_at_95_tpr']:.3f}; near-OOD AUROC {ood['near_auroc']:.4f}",
+        f"{ood['far_fpr_at_95_tpr']:.3f}, {ood['far_accepted_fraction']:.3f} of the worst far set accepted at the "
+        f"serving threshold; near-OOD AUROC {ood['near_auroc']:.4f}",
         f"- Corruptions: mean corrupted/clean accuracy {robust['mean_ratio']:.3f}" if robust["mean_ratio"] is not None
         else "- Corruptions: none checked",
         f"- Calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}",

@@ -75,7 +75,8 @@ def _assess(model: torch.nn.Module, splits, folder: Path,
     return dependability.assess(_deploy(model, folder), model, Splits(*splits), plan, seed=0, extra_ood={})
 
 
-LIMITS = Thresholds(min_accuracy=0.85, min_auroc=0.85, max_accuracy_drop=0.5, max_ece=0.35)
+LIMITS = Thresholds(min_accuracy=0.85, min_auroc=0.85, max_accepted_fraction=0.3, max_accuracy_drop=0.5,
+                    max_ece=0.35)
 
 
 def test_a_trained_model_is_measured_on_its_onnx_file_and_passes(trained, splits, tmp_path: Path) -> None:
@@ -128,7 +129,7 @@ def test_nothing_to_corrupt_or_explain_still_gives_a_report(trained, splits, tmp
     assert figures["robustness"]["mean_ratio"] is None
     assert figures["explain"]["samples"] == 0
     checks = dependability_checks(figures, _ood_report(result), LIMITS)
-    assert [c.name for c in checks] == ["accuracy", "ood_auroc", "calibration_ece"]
+    assert [c.name for c in checks] == ["accuracy", "ood_auroc", "ood_accepted_fraction", "calibration_ece"]
     images = {}
     for name in FIGURES:
         images[name] = tmp_path / f"{name}.png"
@@ -144,7 +145,7 @@ def test_nothing_to_corrupt_or_explain_still_gives_a_report(trained, splits, tmp
 
 def _ood_report(result: dependability.Assessment) -> dict:
     return {"set_kinds": result.set_kinds,
-            "detectors": {d: {s: {"auroc": m.auroc} for s, m in sets.items()} for d, sets in result.ood.items()}}
+            "detectors": {d: {s: dataclasses.asdict(m) for s, m in sets.items()} for d, sets in result.ood.items()}}
 
 
 def _stage_repo(root: Path, tiny_digits: Path, model: torch.nn.Module, dependability_spec: dict) -> None:
@@ -171,12 +172,12 @@ def _write_params(root: Path, dependability_spec: dict, max_params: int = 2000) 
         YAML(typ="safe", pure=True).dump(params, handle)
 
 
-def _spec(**thresholds: float) -> dict:
+def _spec(detector: str = "vim", **thresholds: float) -> dict:
     spec = DependabilitySection(robustness={"corruptions": ["fog", "gaussian_noise"], "severities": [1, 3],
                                             "max_accuracy_drop": 0.5},
                                 explain={"gradcam_samples": 6}).model_dump(mode="json")
     spec.update(min_accuracy=thresholds.get("min_accuracy", 0.85))
-    spec["ood"].update(min_auroc=0.85, detector="vim")
+    spec["ood"].update(min_auroc=0.85, max_accepted_fraction=0.5, detector=detector)
     spec["calibration"]["max_ece"] = 0.35
     return spec
 
@@ -200,7 +201,7 @@ def test_the_stages_write_a_self_contained_report_and_the_gate_passes(trained, t
     _stage_repo(tmp_path, tiny_digits, trained, _spec())
     run_stage("dependability", dependability.main, ["--project", "p", "--root", str(tmp_path)])
     run_stage("gate", gate.main, ["--project", "p", "--root", str(tmp_path)])
-    assert "gate: all 7 checks passed for p (trained-fp32)" in capsys.readouterr().out
+    assert "gate: all 8 checks passed for p (trained-fp32)" in capsys.readouterr().out
     serving = json.loads((tmp_path / "models/p/dependability/serving.json").read_text())
     assert serving["temperature"] > 0
     assert serving["ood"]["detector"] == "vim"
@@ -210,7 +211,7 @@ def test_the_stages_write_a_self_contained_report_and_the_gate_passes(trained, t
     assert state["w"].shape == (len(TINY_CLASSES), trained.num_features)
     verdict = json.loads((tmp_path / "reports/p/gate/verdict.json").read_text())
     assert verdict["passed"]
-    assert len(verdict["checks"]) == 7
+    assert len(verdict["checks"]) == 8
     parser = _Images()
     parser.feed((tmp_path / "reports/p/dependability.html").read_text())
     assert len(parser.sources) == 4
@@ -226,20 +227,29 @@ def test_the_stages_write_a_self_contained_report_and_the_gate_passes(trained, t
 
 def test_a_failing_gate_exits_non_zero_with_one_line_per_failed_check(trained, tiny_digits: Path, tmp_path: Path,
                                                                       capsys) -> None:
-    _stage_repo(tmp_path, tiny_digits, trained, _spec())
+    _stage_repo(tmp_path, tiny_digits, trained, _spec("auto"))
     run_stage("dependability", dependability.main, ["--project", "p", "--root", str(tmp_path)])
+    # detector auto: the choice, why, and on which sets, is recorded and serving uses it
+    choice = json.loads((tmp_path / "reports/p/dependability/ood.json").read_text())["choice"]
+    assert "detector auto -> " + choice["reason"] in capsys.readouterr().out
+    assert choice["reason"].endswith("Chosen on validation-only sets, never the sets the gate reports.")
+    assert set(choice["standings"]) == {"msp", "energy", "max_logit", "mahalanobis", "knn", "vim"}
+    serving = json.loads((tmp_path / "models/p/dependability/serving.json").read_text())
+    assert serving["ood"]["detector"] == choice["detector"]
     # One parameter over the budget: the export summary the stages read says 1,000 (a threshold on a measured
     # figure could be out of any spec's range: this tiny model can be perfect on its test split).
-    _write_params(tmp_path, _spec(), max_params=999)
+    _write_params(tmp_path, _spec("auto"), max_params=999)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_code:
         run_stage("gate", gate.main, ["--project", "p", "--root", str(tmp_path)])
     assert exit_code.value.code == 1
     err = capsys.readouterr().err
-    assert "gate: 1 of 7 checks failed for p (trained-fp32); nothing will be promoted" in err
+    assert "gate: 1 of 8 checks failed for p (trained-fp32); nothing will be promoted" in err
     assert ("  - budget.params: measured 1000, compress.budget.max_params needs at most 999 (short by 1); "
             "relax compress.budget.max_params") in err
     verdict = json.loads((tmp_path / "reports/p/gate/verdict.json").read_text())
     assert verdict["passed"] is False
     assert verdict["failed"] == ["budget.params"]
-    assert "GATE FAILED" in (tmp_path / "reports/p/dependability.html").read_text()
+    html = (tmp_path / "reports/p/dependability.html").read_text()
+    assert "GATE FAILED" in html
+    assert "Chosen by <code>detector: auto</code>: " + choice["detector"] in html

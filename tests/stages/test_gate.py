@@ -3,29 +3,47 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
+import numpy as np
 import pytest
 
 from core.spec.deployment import CompressionBudget
-from vision.dependability.verdict import Check, Thresholds, budget_checks, dependability_checks, verdict
+from vision.dependability.ood import ood_metrics, threshold_at_tpr
+from vision.dependability.verdict import (
+    Check,
+    Thresholds,
+    budget_checks,
+    dependability_checks,
+    verdict,
+    warnings,
+)
 
 FIGURES = {
     "variant": "pruned-int8", "accuracy": 0.97,
-    "ood": {"detector": "energy", "far_auroc": 0.96, "far_fpr_at_95_tpr": 0.2, "near_auroc": 0.8},
+    "ood": {"detector": "energy", "far_auroc": 0.96, "far_fpr_at_95_tpr": 0.2, "far_accepted_fraction": 0.18,
+            "near_auroc": 0.8, "inverted_sets": [], "sets": {}},
     "robustness": {"families": {"fog": {"mean_accuracy": 0.9, "drop": 0.07, "seen_in_training": True},
                                 "gaussian_noise": {"mean_accuracy": 0.8, "drop": 0.17, "seen_in_training": False}}},
     "calibration": {"temperature": 1.4, "ece_before": 0.04, "ece_after": 0.012},
 }
 OOD_REPORT = {
     "set_kinds": {"photos": "far", "noise": "far", "occlusion": "near"},
-    "detectors": {"energy": {"photos": {"auroc": 0.96}, "noise": {"auroc": 0.99}, "occlusion": {"auroc": 0.8}},
-                  "knn": {"photos": {"auroc": 0.995}, "noise": {"auroc": 0.999}, "occlusion": {"auroc": 0.7}},
-                  "msp": {"photos": {"auroc": 0.9}, "noise": {"auroc": 0.93}, "occlusion": {"auroc": 0.85}}}}
+    "detectors": {"energy": {"photos": {"auroc": 0.96, "accepted_fraction": 0.18},
+                             "noise": {"auroc": 0.99, "accepted_fraction": 0.04},
+                             "occlusion": {"auroc": 0.8, "accepted_fraction": 0.5}},
+                  "knn": {"photos": {"auroc": 0.995, "accepted_fraction": 0.03},
+                          "noise": {"auroc": 0.999, "accepted_fraction": 0.0},
+                          "occlusion": {"auroc": 0.7, "accepted_fraction": 0.6}},
+                  "msp": {"photos": {"auroc": 0.9, "accepted_fraction": 0.3},
+                          "noise": {"auroc": 0.93, "accepted_fraction": 0.2},
+                          "occlusion": {"auroc": 0.85, "accepted_fraction": 0.4}}}}
 EXPORT = {"params": 90_000, "macs": 10_000_000, "latency_ms_1_thread": 0.4, "val_accuracy_drop": 0.002}
 
 
 def _limits(**overrides: float) -> Thresholds:
-    values = {"min_accuracy": 0.95, "min_auroc": 0.95, "max_accuracy_drop": 0.2, "max_ece": 0.05} | overrides
+    values = {"min_accuracy": 0.95, "min_auroc": 0.95, "max_accepted_fraction": 0.2, "max_accuracy_drop": 0.2,
+              "max_ece": 0.05} | overrides
     return Thresholds(**values)
 
 
@@ -40,13 +58,15 @@ def test_a_model_within_every_limit_passes() -> None:
     assert result["passed"]
     assert result["failed"] == []
     assert [c["name"] for c in result["checks"]] == [
-        "accuracy", "ood_auroc", "robustness.fog", "robustness.gaussian_noise", "calibration_ece", "budget.params",
+        "accuracy", "ood_auroc", "ood_accepted_fraction",
+        "robustness.fog", "robustness.gaussian_noise", "calibration_ece", "budget.params",
         "budget.macs", "budget.latency_ms", "budget.accuracy_drop"]
     assert all(c["margin"] >= 0 for c in result["checks"])
 
 
 @pytest.mark.parametrize(("limit", "value", "name"), [
     ("min_accuracy", 0.97, "accuracy"), ("min_auroc", 0.96, "ood_auroc"),
+    ("max_accepted_fraction", 0.18, "ood_accepted_fraction"),
     ("max_accuracy_drop", 0.17, "robustness.gaussian_noise"), ("max_ece", 0.012, "calibration_ece")])
 def test_a_limit_exactly_at_the_measured_value_passes_and_a_hair_stricter_fails(limit: str, value: float,
                                                                                  name: str) -> None:
@@ -91,3 +111,43 @@ def test_only_the_budget_limits_that_are_set_are_checked() -> None:
     assert not checks["budget.macs"].passed
     assert checks["budget.macs"].margin == -1_000_000
     assert "relax compress.budget.max_macs" in checks["budget.macs"].line()
+
+
+def _far_set_figures(id_scores: np.ndarray, far_scores: np.ndarray) -> dict:
+    """What the dependability stage writes for one far set scored by the chosen detector at its serving
+    threshold (95% of the in-distribution scores accepted)."""
+    threshold = threshold_at_tpr(id_scores)
+    metrics = ood_metrics(id_scores, far_scores, serving_threshold=threshold)
+    return {"detector": "energy", "far_auroc": metrics.auroc, "far_fpr_at_95_tpr": metrics.fpr_at_95_tpr,
+            "far_accepted_fraction": metrics.accepted_fraction, "near_auroc": 0.9,
+            "inverted_sets": ["photos"] if metrics.inverted else [], "sets": {"photos": dataclasses.asdict(metrics)}}
+
+
+def test_a_detector_whose_auroc_passes_while_serving_accepts_every_far_image_fails_the_gate() -> None:
+    # In-distribution scores spread over 0..1000; every far image scores just below the serving threshold, above
+    # 94% of in-distribution images: the ranking is good (AUROC 0.94) yet serving answers every one of them.
+    id_scores = np.arange(1000, dtype=float)
+    far_scores = np.full(200, 945.0)
+    figures = copy.deepcopy(FIGURES) | {"ood": _far_set_figures(id_scores, far_scores)}
+    assert figures["ood"]["far_auroc"] >= 0.9
+    assert figures["ood"]["far_fpr_at_95_tpr"] == 1.0
+    report = {"set_kinds": {"photos": "far"},
+              "detectors": {"energy": {"photos": {"auroc": figures["ood"]["far_auroc"], "accepted_fraction": 1.0}},
+                            "knn": {"photos": {"auroc": 0.91, "accepted_fraction": 0.05}}}}
+    checks = _by_name(dependability_checks(figures, report, _limits(min_auroc=0.9)))
+    assert checks["ood_auroc"].passed
+    accepted = checks["ood_accepted_fraction"]
+    assert not accepted.passed
+    assert accepted.line().startswith("ood_accepted_fraction: measured 1, dependability.ood.max_accepted_fraction "
+                                      "needs at most 0.2 (short by 0.8); knn reaches 0.05")
+    assert not verdict("p", "v", list(checks.values()))["passed"]
+
+
+def test_an_inverted_detector_is_named_in_a_warning() -> None:
+    id_scores = np.arange(100, dtype=float)
+    figures = copy.deepcopy(FIGURES) | {"ood": _far_set_figures(id_scores, id_scores - 80)}  # far look familiar
+    assert figures["ood"]["far_auroc"] < 0.5
+    [note] = warnings(figures)
+    assert note.startswith("energy is inverted on photos (AUROC ")
+    assert "dependability.ood.detector: auto" in note
+    assert warnings(FIGURES) == []

@@ -19,6 +19,7 @@ from tests.conftest import MINIMAL_SPEC
 FIGURES = {
     "variant": "pruned-int8", "accuracy": 0.97,
     "ood": {"detector": "energy", "threshold": -3.2, "tpr": 0.95, "far_auroc": 0.99, "far_fpr_at_95_tpr": 0.02,
+            "far_accepted_fraction": 0.03,
             "near_auroc": 0.9, "sets": {}},
     "robustness": {"clean_accuracy": 0.97, "mean_ratio": 0.95, "held_out_mean_ratio": 0.9, "seen_mean_ratio": 0.97,
                    "held_out": ["gaussian_noise"], "worst": {"corruption": "fog", "severity": 3, "accuracy": 0.8},

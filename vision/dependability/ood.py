@@ -101,11 +101,19 @@ def _unit(z: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class OodMetrics:
     auroc: float
-    """Probability that an OOD image scores higher than an in-distribution one."""
+    """Probability that an OOD image scores higher than an in-distribution one (below 0.5: inverted)."""
     fpr_at_95_tpr: float
-    """Share of OOD images accepted when 95% of in-distribution images are accepted."""
+    """Share of OOD images accepted when 95% of the scored in-distribution images are accepted."""
     aupr_out: float
     """Average precision with OOD as the positive class."""
+    accepted_fraction: float
+    """Share of OOD images the server accepts (score <= its threshold, set on validation images): what
+    serving does, as opposed to the ranking quality AUROC measures."""
+
+    @property
+    def inverted(self) -> bool:
+        """The detector ranks these images as more familiar than in-distribution ones."""
+        return self.auroc < 0.5
 
 
 def threshold_at_tpr(id_scores: np.ndarray, tpr: float = 0.95) -> float:
@@ -114,11 +122,20 @@ def threshold_at_tpr(id_scores: np.ndarray, tpr: float = 0.95) -> float:
     return float(ordered[int(np.ceil(tpr * len(ordered))) - 1])
 
 
-def ood_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95) -> OodMetrics:
-    """AUROC, FPR at 95% TPR and AUPR-out; scikit-learn does the ranking arithmetic."""
+def accepted_fraction(scores: np.ndarray, threshold: float) -> float:
+    """Share of images a server with this threshold answers instead of abstaining on (score <= threshold)."""
+    return round(float(np.mean(np.asarray(scores, dtype=np.float64) <= threshold)), 6)
+
+
+def ood_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95,
+                serving_threshold: float | None = None) -> OodMetrics:
+    """AUROC, FPR at 95% TPR and AUPR-out (scikit-learn does the ranking arithmetic), and the share accepted at
+    `serving_threshold` (default: the threshold at `tpr` of `id_scores`, so it equals the FPR)."""
     scores = np.concatenate([id_scores, ood_scores])
     is_ood = np.concatenate([np.zeros(len(id_scores)), np.ones(len(ood_scores))])
     threshold = threshold_at_tpr(id_scores, tpr)
     return OodMetrics(auroc=round(float(roc_auc_score(is_ood, scores)), 6),
-                      fpr_at_95_tpr=round(float(np.mean(np.asarray(ood_scores) <= threshold)), 6),
-                      aupr_out=round(float(average_precision_score(is_ood, scores)), 6))
+                      fpr_at_95_tpr=accepted_fraction(ood_scores, threshold),
+                      aupr_out=round(float(average_precision_score(is_ood, scores)), 6),
+                      accepted_fraction=accepted_fraction(
+                          ood_scores, threshold if serving_threshold is None else serving_threshold))

@@ -4,6 +4,10 @@ far: random crops of real photographs (scikit-image's sample photos and
 scikit-learn's two sample images) and synthetic noise; near: test images whose
 meaning is destroyed but whose low-level statistics survive (shuffled patches,
 heavy occlusion). All seeded, all at the model's input size.
+
+The photos are split in two pools: the gate's sets are cut from one, and
+`detector: auto` chooses its detector on sets cut from the other (and from the
+validation split), so the choice never sees the images it is judged on.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "hubble_deep_field", "immu
           "rocket", "coins", "clock", "colorwheel", "grass", "gravel", "brick", "page", "text")
 """scikit-image sample images that ship inside the wheel (no download)."""
 
+SELECTION_PHOTOS = ("coffee", "grass", "brick", "text")
+"""The photos only detector selection crops (an object, two textures, a document); the gate never sees them."""
+
 
 def _rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
@@ -27,17 +34,23 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
 
-def photographs() -> list[np.ndarray]:
+def photographs(pool: str = "gate") -> list[np.ndarray]:
+    """The 'gate' pool (every photo but the selection ones, with scikit-learn's two) or the 'selection' pool."""
     from skimage import data
     from sklearn.datasets import load_sample_images
 
-    return [_rgb(getattr(data, name)()) for name in PHOTOS] + [_rgb(i) for i in load_sample_images().images]
+    if pool == "selection":
+        return [_rgb(getattr(data, name)()) for name in SELECTION_PHOTOS]
+    if pool != "gate":
+        raise ValueError(f"unknown photo pool '{pool}' (gate or selection)")
+    return ([_rgb(getattr(data, name)()) for name in PHOTOS if name not in SELECTION_PHOTOS]
+            + [_rgb(i) for i in load_sample_images().images])
 
 
-def photo_crops(count: int, size_px: int, seed: int) -> np.ndarray:
+def photo_crops(count: int, size_px: int, seed: int, pool: str = "gate") -> np.ndarray:
     """`count` random square crops (a quarter to all of the shorter side) of real photos, resized."""
     rng = np.random.default_rng(seed)
-    photos = photographs()
+    photos = photographs(pool)
     crops = []
     for _ in range(count):
         photo = photos[rng.integers(len(photos))]

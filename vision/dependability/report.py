@@ -31,7 +31,8 @@ def render_html(project: str, verdict: dict[str, Any], checks: list[Check], figu
     chosen = ood_report["detectors"][figures["ood"]["detector"]]
     return environment.get_template("dependability.html.j2").render(
         project=project, variant=verdict["variant"], passed=verdict["passed"], failed=verdict["failed"],
-        checks=checks, ood=figures["ood"], ood_table=ood_report["detectors"], ood_sets=list(chosen),
+        warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks, ood=figures["ood"],
+        ood_table=ood_report["detectors"], ood_sets=list(chosen),
         set_kinds=ood_report["set_kinds"], robust=figures["robustness"], cal=figures["calibration"],
         explain=figures["explain"], images={name: data_uri(path) for name, path in images.items()})
 
@@ -48,8 +49,10 @@ def render_markdown(project: str, verdict: dict[str, Any], checks: list[Check], 
         *(f"| {c.name} | {figure(c.measured)} | {c.rule} {figure(c.threshold)} | {signed(c.margin)} | "
           f"{'pass' if c.passed else '**FAIL**'} |" for c in checks),
         "",
-        f"- OOD ({ood['detector']}): far AUROC {ood['far_auroc']:.4f}, FPR95 {ood['far_fpr_at_95_tpr']:.3f}; "
+        f"- OOD ({ood['detector']}): far AUROC {ood['far_auroc']:.4f}, FPR95 {ood['far_fpr_at_95_tpr']:.3f}, "
+        f"{ood['far_accepted_fraction']:.3f} of the worst far set accepted at the serving threshold; "
         f"near AUROC {ood['near_auroc']:.4f}",
+        *(f"- Warning: {note}" for note in verdict["warnings"]),
         (f"- Corrupted/clean accuracy {robust['mean_ratio']:.3f}"
          + (f" (held out: {', '.join(robust['held_out'])} at {robust['held_out_mean_ratio']:.3f})"
             if robust["held_out_mean_ratio"] is not None else "")

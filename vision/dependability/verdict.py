@@ -53,13 +53,35 @@ class Check:
         return {**asdict(self), "margin": self.margin, "passed": self.passed}
 
 
-def _best_detector(ood_table: dict[str, Any], kinds: dict[str, str]) -> tuple[str, float]:
-    """The detector with the highest worst-case far-OOD AUROC, to suggest when the chosen one falls short."""
+def _best_detector(ood_table: dict[str, Any], kinds: dict[str, str], figure_name: str) -> tuple[str, float]:
+    """The detector with the best worst-case far-set figure (highest AUROC, lowest accepted fraction), to
+    suggest when the chosen one falls short."""
+    sign = -1 if figure_name == "accepted_fraction" else 1
+
     def worst(detector: str) -> float:
-        return min(m["auroc"] for s, m in ood_table[detector].items() if kinds[s] == "far")
+        return min(sign * m[figure_name] for s, m in ood_table[detector].items() if kinds[s] == "far")
 
     best = max(sorted(ood_table), key=worst)
-    return best, worst(best)
+    return best, sign * worst(best)
+
+
+def _detector_hint(ood: dict[str, Any], ood_report: dict[str, Any], figure_name: str) -> str:
+    best, value = _best_detector(ood_report["detectors"], ood_report["set_kinds"], figure_name)
+    measured = ood["far_auroc"] if figure_name == "auroc" else ood["far_accepted_fraction"]
+    better = value > measured if figure_name == "auroc" else value < measured
+    if best != ood["detector"] and better:
+        return (f"{best} reaches {value:g} on these sets: set dependability.ood.detector: {best}, or auto to "
+                "choose on validation-only sets")
+    return ("no other detector does better: train longer or with more data, or add examples of what serving must "
+            "refuse (dependability.ood.ood_sources) and relax the limit only if they are really in-distribution")
+
+
+def warnings(figures: dict[str, Any]) -> list[str]:
+    """What is worth a person's attention although no threshold covers it."""
+    ood = figures["ood"]
+    return [f"{ood['detector']} is inverted on {name} (AUROC {ood['sets'][name]['auroc']:g} < 0.5): it scores "
+            "these out-of-distribution images as more familiar than the test images; set "
+            "dependability.ood.detector: auto or another detector" for name in ood.get("inverted_sets", [])]
 
 
 @dataclass(frozen=True)
@@ -68,28 +90,27 @@ class Thresholds:
 
     min_accuracy: float
     min_auroc: float
+    max_accepted_fraction: float
     max_accuracy_drop: float
     max_ece: float
 
     @classmethod
-    def from_spec(cls, min_accuracy: float, min_auroc: float, max_accuracy_drop: float,
-                  calibration: Calibration) -> Thresholds:
+    def from_spec(cls, min_accuracy: float, min_auroc: float, max_accepted_fraction: float,
+                  max_accuracy_drop: float, calibration: Calibration) -> Thresholds:
         """From the validated spec keys the gate declares (it does not read the rest of `dependability`)."""
-        return cls(min_accuracy, min_auroc, max_accuracy_drop, calibration.max_ece)
+        return cls(min_accuracy, min_auroc, max_accepted_fraction, max_accuracy_drop, calibration.max_ece)
 
 
 def dependability_checks(figures: dict[str, Any], ood_report: dict[str, Any], limits: Thresholds) -> list[Check]:
     ood, robust, cal = figures["ood"], figures["robustness"], figures["calibration"]
-    best, best_auroc = _best_detector(ood_report["detectors"], ood_report["set_kinds"])
-    detector_hint = (f"{best} reaches {best_auroc:g}: set dependability.ood.detector: {best}"
-                     if best != ood["detector"] and best_auroc > ood["far_auroc"]
-                     else "train longer or with more data (no other detector does better)")
     checks = [
         Check("accuracy", "dependability.min_accuracy", figures["accuracy"], limits.min_accuracy, ">=",
               "train longer (train.epochs), search hyperparameters (train.hpo) or prune less data "
               "(data.pruning.budget); compression may cost accuracy too (compress.budget.max_accuracy_drop)"),
         Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], limits.min_auroc, ">=",
-              detector_hint),
+              _detector_hint(ood, ood_report, "auroc")),
+        Check("ood_accepted_fraction", "dependability.ood.max_accepted_fraction", ood["far_accepted_fraction"],
+              limits.max_accepted_fraction, "<=", _detector_hint(ood, ood_report, "accepted_fraction")),
     ]
     for name, family in sorted(robust["families"].items()):
         advice = (f"raise augment.{name} or augment.severity" if family["seen_in_training"]
@@ -120,7 +141,7 @@ def budget_checks(export: dict[str, Any], budget: CompressionBudget) -> list[Che
     return checks
 
 
-def verdict(project: str, variant: str, checks: list[Check]) -> dict[str, Any]:
+def verdict(project: str, variant: str, checks: list[Check], notes: list[str] | None = None) -> dict[str, Any]:
     failed = [c for c in checks if not c.passed]
     return {"project": project, "variant": variant, "passed": not failed,
-            "failed": [c.name for c in failed], "checks": [c.as_dict() for c in checks]}
+            "failed": [c.name for c in failed], "checks": [c.as_dict() for c in checks], "warnings": notes or []}

@@ -9,14 +9,23 @@ from vision.dependability.ood import FeatureDetector, OodMetrics, logit_scores, 
 
 
 def test_metrics_on_a_separable_case_are_perfect() -> None:
-    assert ood_metrics(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.5, 0.6])) == OodMetrics(1.0, 0.0, 1.0)
+    assert ood_metrics(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.5, 0.6])) == OodMetrics(1.0, 0.0, 1.0, 0.0)
 
 
 def test_metrics_on_an_overlapping_case_are_exact() -> None:
     # pairs (ood > id): 0.3>0.1, 0.5>0.1, 0.5>0.4 of 4 -> AUROC 0.75; 95% of ID accepted needs threshold 0.4,
     # which also accepts the OOD 0.3 -> FPR 0.5; ranking 0.5(ood) 0.4(id) 0.3(ood) 0.1(id) -> AP (1 + 2/3) / 2
     metrics = ood_metrics(np.array([0.1, 0.4]), np.array([0.3, 0.5]))
-    assert metrics == OodMetrics(0.75, 0.5, round((1 + 2 / 3) / 2, 6))
+    assert metrics == OodMetrics(0.75, 0.5, round((1 + 2 / 3) / 2, 6), 0.5)
+
+
+def test_the_accepted_fraction_is_measured_at_the_serving_threshold_not_the_test_one() -> None:
+    # the server's threshold (set on validation) is 0.55: both OOD images are accepted although FPR95 on the
+    # test scores is 0.5
+    metrics = ood_metrics(np.array([0.1, 0.4]), np.array([0.3, 0.5]), serving_threshold=0.55)
+    assert (metrics.fpr_at_95_tpr, metrics.accepted_fraction) == (0.5, 1.0)
+    assert not metrics.inverted
+    assert ood_metrics(np.array([0.5, 0.6]), np.array([0.1, 0.2])).inverted
 
 
 def test_threshold_accepts_at_least_the_asked_share() -> None:
