@@ -78,10 +78,10 @@ def main() -> None:
                  _train(ddp, project, ["-m", "torch.distributed.run", "--standalone",
                                        f"--nproc_per_node={args.processes}"]), ddp)]
         print(f"{project}: the train stage without HPO, same data and settings, on this machine's cores")
-        print(f"{'':<28} {'test accuracy':>13} {'best val':>9} {'epochs':>7} {'seconds':>8}")
+        print(f"{'':<28} {'test accuracy':>13} {'kept val':>9} {'epochs':>7} {'seconds':>8}")
         for label, seconds, root in rows:
             metrics = json.loads((root / "reports" / project / "train" / "metrics.json").read_text())
-            print(f"{label:<28} {_test_accuracy(root, project):>13.4f} {metrics['best_val_accuracy']:>9.4f} "
+            print(f"{label:<28} {_test_accuracy(root, project):>13.4f} {metrics['val_accuracy']:>9.4f} "
                   f"{metrics['epochs_run']:>7} {seconds:>8.1f}")
 
 

@@ -131,7 +131,7 @@ def transfer_table(prep: Prepared, work: Path, budget: float = 0.2, size_px: int
     training = spec.train.model_copy(update={"epochs": epochs, "hpo": None})
     print(f"\n3. Transfer learning: EfficientNet-Lite0 at {size_px}px, {epochs} epochs, random {budget:.0%} of the "
           f"training split")
-    print(f"{'start':<34} {'test acc':>8} {'best val':>8} {'seconds':>8}")
+    print(f"{'start':<34} {'test acc':>8} {'kept val':>8} {'seconds':>8}")
     for label, pretrained in (("ImageNet weights (offline)", "efficientnet_lite0_imagenet"), ("from scratch", None)):
         config = ModelConfig("tf_efficientnet_lite0", list(spec.classes), size_px, 0.2, pretrained)
         train = _pruned(prep, _load(prep, work, config, "train"), budget, "random")
@@ -139,7 +139,7 @@ def transfer_table(prep: Prepared, work: Path, budget: float = 0.2, size_px: int
         result = train_model(train, _load(prep, work, config, "val"), config, training, spec.seed, progress=False)
         seconds = time.perf_counter() - started
         print(f"{label:<34} {accuracy(result.model, _load(prep, work, config, 'test')):8.4f} "
-              f"{result.best_val_accuracy:8.4f} {seconds:8.1f}   ({len(train.labels)} training images)")
+              f"{result.val_accuracy:8.4f} {seconds:8.1f}   ({len(train.labels)} training images)")
 
 
 def main() -> None:

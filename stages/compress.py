@@ -27,7 +27,15 @@ from core.spec.training import AugmentSection, TrainSection
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import save_candidate
 from vision.compression.onnx import export_onnx, latency_ms, parity
-from vision.compression.pruning import PruneResult, PruneRound, Size, measure_size, prune_to_budget
+from vision.compression.pruning import (
+    PruneResult,
+    PruneRound,
+    Size,
+    measure_size,
+    prune_to_budget,
+    track_line,
+    track_record,
+)
 from vision.data.dataset import SplitData, Splits, load_splits
 from vision.training.fit import Teacher, fit
 from vision.training.model import ModelConfig, accuracy, load_model
@@ -65,7 +73,8 @@ def _log_round(track: str):
 def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, compression: CompressSection,
              training: TrainSection, augment: AugmentSection | None, seed: int,
              work: Path) -> tuple[dict[str, torch.nn.Module], dict[str, PruneResult]]:
-    """The candidate torch models by name, and the pruning history of each pruned track."""
+    """The candidate torch models by name, and the pruning history of each pruned track. A track whose every
+    round fell below the accuracy floor is the trained model: it is not a candidate of its own."""
     train, val = splits.train, splits.val
     finetune = training.model_copy(update={"epochs": compression.finetune_epochs, "hpo": None,
                                             "early_stopping_patience": 0})
@@ -79,7 +88,8 @@ def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, comp
         for name, guide in plans:
             tracks[name] = prune_to_budget(trained, train, val, compression, finetune, seed, within, floor,
                                            teacher=guide, augment=augment, progress=_log_round(name))
-            models[name] = tracks[name].model
+            if tracks[name].kept_steps:
+                models[name] = tracks[name].model
     if compression.student:
         L.seed_everything(seed, verbose=False)
         student = timm.create_model(compression.student, pretrained=False, num_classes=len(config.classes))
@@ -124,9 +134,14 @@ def main(ctx: StageContext) -> None:
         models, tracks = compress(trained, config, splits, compression, training, augment, seed, out)
         (out / "probe.onnx").unlink(missing_ok=True)
         described = describe(models, config, tracks, compression.student, splits.val, splits.test, out)
-        for name, result in tracks.items():
-            described[name]["budget_met"] = result.budget_met
-        write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described})
+        floor = described["trained"]["torch_val_accuracy"] - compression.budget.max_accuracy_drop
+        records = {name: track_record(result, floor, compression) for name, result in tracks.items()}
+        for name in models.keys() & records.keys():
+            described[name]["budget_met"] = records[name]["budget_met"]
+        write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described,
+                                                  "tracks": records})
+    for name, record in records.items():
+        print(f"compress: {track_line(name, record)}")
     write_csv(ctx.output("rounds"), [{"track": name, **asdict(r)} for name, result in tracks.items()
                                      for r in result.rounds])
     write_json(ctx.output("summary"), {name: {k: v for k, v in row.items() if k in ("params", "macs",

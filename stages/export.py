@@ -29,6 +29,7 @@ from vision.compression.onnx import (
     session,
     torch_latency_ms,
 )
+from vision.compression.pruning import track_line
 from vision.data.dataset import SplitData, load_splits
 from vision.plots import pyplot, save_figure
 
@@ -110,8 +111,10 @@ def violations(row: Variant, budget: CompressionBudget, baseline: float) -> dict
     return found
 
 
-def choose(rows: list[Variant], budget: CompressionBudget, baseline: float) -> tuple[Variant, str]:
-    """The fastest deployable row within the budget (then the smallest), and why; StageFailure when none is."""
+def choose(rows: list[Variant], budget: CompressionBudget, baseline: float,
+           tracks: dict[str, dict[str, Any]] | None = None) -> tuple[Variant, str]:
+    """The fastest deployable row within the budget (then the smallest), and why; StageFailure when none is
+    (`tracks`, how each pruning track ended, lets the failure say when the accuracy floor stopped pruning)."""
     deployable = [r for r in rows if r.deployable]
     passing = sorted((r for r in deployable if not violations(r, budget, baseline)),
                      key=lambda r: (r.latency_ms_1_thread, r.size_bytes, r.variant))
@@ -121,11 +124,32 @@ def choose(rows: list[Variant], budget: CompressionBudget, baseline: float) -> t
                   f"({best.latency_ms_1_thread:.3f} ms at batch 1 on 1 thread, {best.params:,} params, "
                   f"{best.size_bytes / 1e6:.2f} MB, val accuracy {best.val_accuracy:.4f} vs {baseline:.4f} trained)")
         return best, reason
-    raise StageFailure(relax_message(deployable, budget, baseline))
+    raise StageFailure(relax_message(deployable, budget, baseline, tracks or {}))
 
 
-def relax_message(rows: list[Variant], budget: CompressionBudget, baseline: float) -> str:
-    """Which limits to relax, and by how much, for the variant closest to the budget."""
+SIZE_LIMITS = ("max_params", "max_macs", "max_latency_ms")
+
+
+def floor_message(tracks: dict[str, dict[str, Any]], baseline: float, budget: CompressionBudget) -> str:
+    """Why pruning did not shrink the model further when the accuracy floor, not the size budget, stopped it."""
+    stopped = {name: t for name, t in sorted(tracks.items()) if t["stopped_by"] == "accuracy_floor"}
+    if not stopped:
+        return ""
+    rounds = "; ".join(
+        f"{name} round {t['last_round']['step']} reached val accuracy {t['last_round']['val_accuracy']:.4f} "
+        f"({t['last_round']['params']:,} params, {t['last_round']['macs']:,} MACs)" for name, t in stopped.items())
+    first = next(iter(stopped.values()))
+    return (f"pruning stopped at the accuracy floor, not at the size budget: {rounds}, below the floor "
+            f"{first['floor']:.4f} (trained val accuracy {baseline:.4f} minus compress.budget.max_accuracy_drop "
+            f"{budget.max_accuracy_drop:g}); give each round more fine-tuning (compress.finetune_epochs, now "
+            f"{first['finetune_epochs']}), prune in more, smaller rounds (compress.prune_steps, now "
+            f"{first['prune_steps']}) or allow a larger drop (compress.budget.max_accuracy_drop). ")
+
+
+def relax_message(rows: list[Variant], budget: CompressionBudget, baseline: float,
+                  tracks: dict[str, dict[str, Any]] | None = None) -> str:
+    """What stopped every variant: the accuracy floor when it ended pruning, then which limits to relax, and by
+    how much, for the variant closest to the budget."""
     def distance(row: Variant) -> tuple[int, float]:
         broken = violations(row, budget, baseline)
         return len(broken), sum((need - limit) / max(abs(limit), 1e-9) for need, limit in broken.values())
@@ -139,7 +163,10 @@ def relax_message(rows: list[Variant], budget: CompressionBudget, baseline: floa
             parts.append(f"compress.budget.max_latency_ms to {need:.3f} (+{need - limit:.3f} ms)")
         else:
             parts.append(f"compress.budget.max_accuracy_drop to {need:.4f} (+{need - limit:.4f})")
-    return (f"no variant meets compress.budget; the closest is {closest.variant}: relax " + " and ".join(parts)
+    broken = violations(closest, budget, baseline)
+    why = floor_message(tracks or {}, baseline, budget) if broken.keys() & set(SIZE_LIMITS) else ""
+    return (f"no variant meets compress.budget; {why}the closest is {closest.variant}: "
+            + ("otherwise relax " if why else "relax ") + " and ".join(parts)
             + " (or change compress.methods / compress.max_prune_ratio); see the variant table")
 
 
@@ -210,7 +237,7 @@ def main(ctx: StageContext) -> None:
                               "quantize" in ctx.spec("compress.methods"), calibration, val, test)
         table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
         try:
-            chosen, reason = choose(rows, budget, baseline)
+            chosen, reason = choose(rows, budget, baseline, described.get("tracks", {}))
         except StageFailure:
             print(format_table(rows), flush=True)
             raise
@@ -233,6 +260,8 @@ def main(ctx: StageContext) -> None:
         "macs_reduction": round(torch_row.macs / chosen.macs, 3),
         "speedup_vs_torch_fp32": round(torch_row.latency_ms_1_thread / chosen.latency_ms_1_thread, 3)})
     print(format_table(rows))
+    for name, record in described.get("tracks", {}).items():
+        print(f"export: {track_line(name, record)}")
     print(f"export: {reason}")
 
 

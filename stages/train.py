@@ -93,7 +93,7 @@ class TrainInputs:
             run_training, run_config = with_params(trial_training, self.config, params)
             pruning = PyTorchLightningPruningCallback(trial, monitor="val_accuracy")
             return train_model(self.train, self.val, run_config, run_training, self.seed, self.augment,
-                               callbacks=(pruning,), progress=False, task=self.task).best_val_accuracy
+                               callbacks=(pruning,), progress=False, task=self.task).val_accuracy
 
         return run
 
@@ -167,10 +167,12 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.output("model")) as out:
         save_model(result.model, config, out)
     write_csv(ctx.output("accuracy"), result.history, HISTORY_FIELDS)
-    write_json(ctx.output("metrics"), {"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch,
-                              "epochs_run": len(result.history), "train_images": len(train.labels), **metrics})
-    print(f"train: best val accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch} "
-          f"({len(train.labels)} images, {world()[1]} process(es), {seconds:.1f} s)")
+    kept = result.kept
+    write_json(ctx.output("metrics"), {
+        "kept_epoch": result.kept_epoch, "selected_by": result.selected_by, "val_loss": kept["val_loss"],
+        "val_accuracy": kept["val_accuracy"], "val_macro_f1": kept["val_macro_f1"],
+        "epochs_run": len(result.history), "train_images": len(train.labels), **metrics})
+    print(f"train: {result.summary()} ({len(train.labels)} images, {world()[1]} process(es), {seconds:.1f} s)")
 
 
 if __name__ == "__main__":

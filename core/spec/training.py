@@ -115,7 +115,12 @@ class TrainSection(SpecModel):
     """Learning-rate schedule."""
     label_smoothing: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
     """Share of probability mass spread over the other classes in the training loss."""
+    select_by: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
+    """Which epoch's weights are kept: the lowest validation loss (steadier on a few hundred validation images,
+    where accuracy moves one image at a time), or the highest validation accuracy or macro-F1 (the mean of
+    per-class F1, so a rare class counts as much as a common one). The first epoch reaching the best value
+    wins; the train log says which epoch was kept and why."""
     early_stopping_patience: NonNegativeInt = 0
-    """Stop after this many epochs without a lower validation loss; 0 never stops early."""
+    """Stop after this many epochs without improving the `select_by` figure; 0 never stops early."""
     hpo: Hpo | None = None
     """Hyperparameter search; null trains once with the values above."""

@@ -17,7 +17,7 @@ from stages.runtime import StageFailure
 from tests.conftest import TINY_CLASSES
 from vision.compression.candidates import load_candidate, save_candidate
 from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, quantize_int8, session
-from vision.compression.pruning import measure_size, prune_to_budget
+from vision.compression.pruning import measure_size, prune_to_budget, track_line, track_record
 from vision.data.dataset import Splits, load_split, to_tensor
 from vision.training.fit import Teacher, distillation_loss, fit
 from vision.training.model import ModelConfig, accuracy, build_model, predict_logits, save_model
@@ -65,6 +65,11 @@ def test_a_step_below_the_accuracy_floor_is_undone(trained, splits) -> None:
     assert len(result.rounds) == 1
     assert not result.rounds[0].above_floor
     assert measure_size(result.model, SIZE) == measure_size(trained, SIZE)
+    assert (result.kept_steps, result.stopped_by) == (0, "accuracy_floor")
+    line = track_line("pruned", track_record(result, 1.01, settings))
+    assert line.startswith(f"pruned undone: its first round reached val accuracy {result.rounds[0].val_accuracy:.4f}")
+    assert "below the accuracy floor 1.0100 after 1 fine-tuning epoch(s)" in line
+    assert line.endswith("this track is the trained model, not a candidate of its own")
 
 
 def test_distillation_loss_decreases_while_a_student_learns(trained, splits) -> None:
@@ -152,6 +157,29 @@ def test_an_impossible_budget_says_which_limit_to_relax_and_by_how_much() -> Non
     assert str(failure.value).startswith(
         "no variant meets compress.budget; the closest is pruned-fp32: relax compress.budget.max_params to 300 "
         "(+100) and compress.budget.max_latency_ms to 1.500 (+0.500 ms)")
+
+
+def test_when_the_accuracy_floor_stopped_pruning_the_failure_says_so_before_relaxing_a_size_limit() -> None:
+    rows = [_row("trained-fp32", 1000, 3.0, 0.99), _row("pruned-fp32", 800, 2.5, 0.99)]
+    budget = CompressionBudget(max_macs=100, max_accuracy_drop=0.005)
+    tracks = {"pruned": {"budget_met": False, "stopped_by": "accuracy_floor", "kept_steps": 1, "floor": 0.985,
+                         "finetune_epochs": 2, "prune_steps": 5,
+                         "last_round": {"step": 2, "params": 600, "macs": 90, "val_accuracy": 0.91,
+                                        "within_budget": True, "above_floor": False}}}
+    with pytest.raises(StageFailure) as failure:
+        choose(rows, budget, 0.99, tracks)
+    message = str(failure.value)
+    assert message.startswith(
+        "no variant meets compress.budget; pruning stopped at the accuracy floor, not at the size budget: pruned "
+        "round 2 reached val accuracy 0.9100 (600 params, 90 MACs), below the floor 0.9850 (trained val accuracy "
+        "0.9900 minus compress.budget.max_accuracy_drop 0.005); give each round more fine-tuning "
+        "(compress.finetune_epochs, now 2), prune in more, smaller rounds (compress.prune_steps, now 5) or allow a "
+        "larger drop (compress.budget.max_accuracy_drop). the closest is pruned-fp32: otherwise relax "
+        "compress.budget.max_macs")
+    # a track that ran out of steps, not accuracy, leaves the plain advice
+    tracks["pruned"]["stopped_by"] = "steps"
+    assert relax_message(rows, budget, 0.99, tracks).startswith(
+        "no variant meets compress.budget; the closest is pruned-fp32: relax compress.budget.max_macs")
 
 
 def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(trained, splits, tiny_digits: Path,

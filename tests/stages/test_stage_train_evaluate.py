@@ -11,7 +11,7 @@ from core.spec.training import Hpo, SearchDimension, TrainSection
 from stages.evaluate import evaluate, mistakes_gallery, top_confusions
 from stages.train import TrainInputs, search_hyperparameters, train_model
 from tests.conftest import TINY_CLASSES
-from vision.data.dataset import load_split
+from vision.data.dataset import load_split, to_tensor
 from vision.training.metrics import classification_metrics
 from vision.training.model import ModelConfig, load_model, save_model
 
@@ -43,7 +43,7 @@ def test_training_learns_and_is_deterministic(tiny_digits: Path, tmp_path: Path)
     config, first = _train(tiny_digits)
     _, second = _train(tiny_digits)
     assert len(first.history) == 6
-    assert first.best_val_accuracy >= 0.9, first.history  # three easy digits: far above chance (0.33)
+    assert first.val_accuracy >= 0.9, first.history  # three easy digits: far above chance (0.33)
     save_model(first.model, config, tmp_path / "a")
     save_model(second.model, config, tmp_path / "b")
     for name in ("model.safetensors", "model.json"):
@@ -51,6 +51,26 @@ def test_training_learns_and_is_deterministic(tiny_digits: Path, tmp_path: Path)
     reloaded, reloaded_config = load_model(tmp_path / "a")
     assert reloaded_config == config
     assert sum(p.numel() for p in reloaded.parameters()) == sum(p.numel() for p in first.model.parameters())
+
+
+@pytest.mark.slow
+def test_the_kept_epoch_follows_train_select_by_and_the_log_says_which(tiny_digits: Path) -> None:
+    from sklearn.metrics import f1_score
+
+    config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
+    train = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "train", CLASSES, 16)
+    val = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "val", CLASSES, 16)
+    for select_by, key, better in (("val_loss", "val_loss", min), ("val_accuracy", "val_accuracy", max),
+                                   ("val_macro_f1", "val_macro_f1", max)):
+        result = train_model(train, val, config, TrainSection(epochs=5, batch_size=16, select_by=select_by), 0)
+        best = better(row[key] for row in result.history)
+        first = next(int(row["epoch"]) for row in result.history if row[key] == best)
+        assert result.kept_epoch == first, (select_by, result.history)
+        assert result.summary().startswith(f"kept epoch {first} of 5 (")
+        assert f"train.select_by: {select_by}" in result.summary()
+        predicted = result.model(to_tensor(val.images)).argmax(1).numpy()
+        # the kept weights are that epoch's: their macro-F1 on the validation split is the row's, over the epoch
+        assert f1_score(val.labels, predicted, average="macro") == pytest.approx(result.kept["val_macro_f1"], abs=1e-5)
 
 
 def test_top_confusions_count_and_rank_the_mistakes() -> None:

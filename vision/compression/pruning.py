@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -66,6 +67,19 @@ class PruneResult:
     history: list[PruningStep]
     """torch-pruning's record of the channels removed from `model`, to rebuild its architecture later."""
 
+    @property
+    def kept_steps(self) -> int:
+        """Rounds whose result was kept; 0 means `model` is the trained model unchanged."""
+        return sum(r.above_floor for r in self.rounds)
+
+    @property
+    def stopped_by(self) -> str:
+        """Why pruning ended: 'budget' (within it), 'accuracy_floor' (the next round fell below the floor) or
+        'steps' (every round kept, the budget still not met)."""
+        if self.budget_met:
+            return "budget"
+        return "accuracy_floor" if self.rounds and not self.rounds[-1].above_floor else "steps"
+
 
 BudgetCheck = Callable[[torch.nn.Module, Size], bool]
 
@@ -111,6 +125,30 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
         if result.within_budget:
             return PruneResult(kept, rounds, budget_met=True, history=kept_history)
     return PruneResult(kept, rounds, budget_met=False, history=kept_history)
+
+
+def track_record(result: PruneResult, floor: float, compression: CompressSection) -> dict[str, Any]:
+    """How a pruning track ended, for export's message when no variant meets the budget."""
+    last = result.rounds[-1] if result.rounds else None
+    return {"budget_met": result.budget_met, "stopped_by": result.stopped_by, "kept_steps": result.kept_steps,
+            "floor": round(floor, 6), "finetune_epochs": compression.finetune_epochs,
+            "prune_steps": compression.prune_steps, "last_round": asdict(last) if last else None}
+
+
+def track_line(name: str, record: dict[str, Any]) -> str:
+    """One sentence on how a pruning track ended."""
+    last = record["last_round"]
+    if record["stopped_by"] == "accuracy_floor":
+        head = (f"{name} undone: its first round" if not record["kept_steps"]
+                else f"{name} stopped after {record['kept_steps']} round(s): round {last['step']}")
+        return (f"{head} reached val accuracy {last['val_accuracy']:.4f} ({last['params']:,} params, "
+                f"{last['macs']:,} MACs), below the accuracy floor {record['floor']:.4f} after "
+                f"{record['finetune_epochs']} fine-tuning epoch(s)"
+                + ("; this track is the trained model, not a candidate of its own" if not record["kept_steps"] else ""))
+    if record["stopped_by"] == "steps":
+        return (f"{name} kept all {record['kept_steps']} rounds without meeting the budget (compress.prune_steps "
+                "and compress.max_prune_ratio limit how far it prunes)")
+    return f"{name} within the budget after {record['kept_steps']} round(s)"
 
 
 def _history(pruner: tp.pruner.MetaPruner) -> list[PruningStep]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchmetrics import Metric
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Task:
     """(network outputs, targets, label smoothing) -> the training loss of the head."""
     validation_figures: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
     """(network outputs, targets) -> the figures logged per validation batch; `val_loss` among them."""
+    epoch_figures: Callable[[int], dict[str, Metric]]
+    """(number of classes) -> torchmetrics metrics updated with (network outputs, targets) on every validation
+    batch and computed over the whole epoch (figures a batch mean would get wrong, such as macro-F1)."""
     metrics: Callable[[np.ndarray, np.ndarray, list[str]], dict[str, Any]]
     """(targets, network outputs, class names) -> the evaluation figures written as DVC metrics."""
     onnx_outputs: tuple[str, ...]

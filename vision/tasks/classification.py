@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassF1Score
 
 from vision.tasks.base import Task
 from vision.training.metrics import classification_metrics
@@ -20,9 +22,13 @@ def _validation_figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str,
     return {"val_loss": F.cross_entropy(logits, labels), "val_accuracy": (logits.argmax(1) == labels).float().mean()}
 
 
+def _epoch_figures(num_classes: int) -> dict[str, Metric]:
+    return {"val_macro_f1": MulticlassF1Score(num_classes=num_classes, average="macro")}
+
+
 def _metrics(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
     return classification_metrics(labels, np.asarray(logits).argmax(axis=1), classes)
 
 
 TASK = Task(name="classification", label_fields=("label",), loss=_loss, validation_figures=_validation_figures,
-            metrics=_metrics, onnx_outputs=("logits", "features"))
+            epoch_figures=_epoch_figures, metrics=_metrics, onnx_outputs=("logits", "features"))

@@ -18,6 +18,7 @@ import os
 import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -34,7 +35,11 @@ from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.augment import training_pipeline
 
-HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr")
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "lr")
+SELECTION_MODE = {"val_loss": "min", "val_accuracy": "max", "val_macro_f1": "max"}
+"""Each `train.select_by` figure and whether lower or higher is better."""
+SELECTION_WORDS = {"val_loss": "lowest validation loss", "val_accuracy": "highest validation accuracy",
+                   "val_macro_f1": "highest validation macro-F1"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Classifier(L.LightningModule):
                  teacher: Teacher | None = None, task: Task = CLASSIFICATION):
         super().__init__()
         self.model, self.training, self.bn_loader, self.teacher, self.task = model, training, bn_loader, teacher, task
+        self.epoch_figures = torch.nn.ModuleDict(task.epoch_figures(int(model.num_classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -85,8 +91,12 @@ class Classifier(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        for name, value in self.task.validation_figures(self(x), y).items():
+        outputs = self(x)
+        for name, value in self.task.validation_figures(outputs, y).items():
             self.log(name, value, prog_bar=True, batch_size=len(y), sync_dist=True)
+        for name, metric in self.epoch_figures.items():
+            metric.update(outputs, y)
+            self.log(name, metric, on_step=False, on_epoch=True, batch_size=len(y))
 
     def on_validation_epoch_start(self) -> None:
         """Recompute BatchNorm statistics over the whole training split before validating.
@@ -148,6 +158,7 @@ class _History(Callback):
             "train_loss": round(float(metrics["train_loss"]), 6),
             "val_loss": round(float(metrics["val_loss"]), 6),
             "val_accuracy": round(float(metrics["val_accuracy"]), 6),
+            "val_macro_f1": round(float(metrics["val_macro_f1"]), 6),
             "lr": float(f"{self._lr:.6g}"),
         })
 
@@ -156,10 +167,32 @@ class _History(Callback):
 class TrainResult:
     model: torch.nn.Module
     history: list[dict[str, float]]
-    best_epoch: int
-    best_val_accuracy: float
+    kept_epoch: int
+    """The epoch (1-based) whose weights `model` holds: the best by `selected_by`."""
+    selected_by: str
     primary: bool = True
     """False on the other ranks of a distributed run: their model is not the kept one; write nothing."""
+
+    @property
+    def kept(self) -> dict[str, float]:
+        """The kept epoch's row of `history`."""
+        return self.history[self.kept_epoch - 1]
+
+    @property
+    def val_accuracy(self) -> float:
+        """Validation accuracy of the kept weights."""
+        return self.kept["val_accuracy"]
+
+    def summary(self) -> str:
+        """Which epoch was kept, by which criterion, and how it compares with the epoch of best accuracy."""
+        kept = self.kept
+        line = (f"kept epoch {self.kept_epoch} of {len(self.history)} ({SELECTION_WORDS[self.selected_by]}, "
+                f"train.select_by: {self.selected_by}): val loss {kept['val_loss']:.4f}, accuracy "
+                f"{kept['val_accuracy']:.4f}, macro-F1 {kept['val_macro_f1']:.4f}")
+        top = max(self.history, key=lambda row: row["val_accuracy"])
+        if top["val_accuracy"] > kept["val_accuracy"]:
+            line += f"; epoch {int(top['epoch'])} reached the highest val accuracy, {top['val_accuracy']:.4f}"
+        return line
 
 
 def world() -> tuple[int, int]:
@@ -189,10 +222,9 @@ def _quiet_lightning() -> None:
 def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: TrainSection, seed: int,
         augment: AugmentSection | None = None, *, teacher: Teacher | None = None,
         callbacks: tuple[Callback, ...] = (), progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
-    """Train `model` in place for `training.epochs` and return it with the weights of its lowest-validation-loss epoch.
-
-    Loss, not accuracy, picks the epoch: on a validation split of a few hundred images accuracy moves in
-    steps of one image and often peaks early by chance, while the loss keeps ranking epochs.
+    """Train `model` in place for `training.epochs` and return it with the weights of its best epoch by
+    `training.select_by` (lowest validation loss by default: on a validation split of a few hundred images
+    accuracy moves in steps of one image and often peaks early by chance, while the loss keeps ranking epochs).
 
     `callbacks` are extra Lightning callbacks (the HPO pruning hook); `augment` None trains on the images as
     they are; `teacher` switches the loss to distillation; `task` says what the loss and validation figures are.
@@ -211,11 +243,12 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
     val_loader = DataLoader(tensor_dataset(val), batch_size=256)
     history = _History()
     with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
-        best = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1,
-                               save_weights_only=True, filename="best")
+        monitor, mode = training.select_by, SELECTION_MODE[training.select_by]
+        best = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1,
+                               save_weights_only=True, filename="best-{epoch}", auto_insert_metric_name=False)
         all_callbacks: list[Callback] = [history, best, *callbacks]
         if training.early_stopping_patience:
-            all_callbacks.append(EarlyStopping("val_loss", mode="min", patience=training.early_stopping_patience))
+            all_callbacks.append(EarlyStopping(monitor, mode=mode, patience=training.early_stopping_patience))
         trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **_launch(), deterministic=True,
                             logger=False, callbacks=all_callbacks, enable_model_summary=False,
                             enable_progress_bar=progress, num_sanity_val_steps=0, default_root_dir=ckpt_dir)
@@ -226,8 +259,9 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
             warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
             trainer.fit(module, train_loader, val_loader)
         if not trainer.is_global_zero:  # rank 0 alone saved the best checkpoint, on its own filesystem
-            return TrainResult(module.model.eval(), history.rows, 0, 0.0, primary=False)
+            return TrainResult(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        # the checkpoint's own name says which epoch it holds ("best-<0-based epoch>.ckpt")
+        kept_epoch = int(Path(best.best_model_path).stem.removeprefix("best-")) + 1
     module.load_state_dict(state)
-    best_row = min(history.rows, key=lambda row: row["val_loss"])
-    return TrainResult(module.model.eval(), history.rows, int(best_row["epoch"]), best_row["val_accuracy"])
+    return TrainResult(module.model.eval(), history.rows, kept_epoch, monitor)
