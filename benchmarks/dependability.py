@@ -47,7 +47,7 @@ def main() -> None:
                 spec.dependability.explain.gradcam_samples, trained_on)
     started = time.perf_counter()
     result = assess(export_dir / "model.onnx", candidate, splits, plan, spec.seed, {})
-    figures = metrics(result, preprocess["variant"])
+    figures = metrics(result, preprocess["variant"], classes)
     seconds = time.perf_counter() - started
 
     print(f"Deployable {preprocess['variant']} of {spec.name}: test accuracy {result.accuracy:.4f} "

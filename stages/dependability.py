@@ -114,6 +114,8 @@ class Assessment:
     explained: list[int]
     """Test-split indices of the explained images."""
     predicted: np.ndarray
+    recall: list[float]
+    """Test recall of each class, by class index: the share of its images the model gets right."""
     ood_state: dict[str, np.ndarray]
     """The chosen detector's fitted arrays, saved for the model server."""
 
@@ -243,21 +245,36 @@ def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: P
         reliability_before=reliability_rows(test_out.logits, test.labels),
         reliability_after=reliability_rows(test_out.logits, test.labels, temperature),
         clean_accuracy=clean, corruptions=corruptions, explanations=explanations, explained=chosen,
-        predicted=predicted)
+        predicted=predicted, recall=class_recall(test.labels, predicted))
 
 
-def family_drops(clean: float, results: list[CorruptionResult]) -> dict[str, dict[str, object]]:
-    """Per corruption: mean accuracy over the severities, its drop from clean, and whether training saw it."""
+def class_recall(labels: np.ndarray, predicted: np.ndarray) -> list[float]:
+    """Recall per class index present in `labels` or `predicted` (a class with no test image gets 0)."""
+    count = int(max(labels.max(initial=-1), predicted.max(initial=-1))) + 1
+    return [round(float(np.mean(predicted[labels == c] == c)), 6) if np.any(labels == c) else 0.0
+            for c in range(count)]
+
+
+def _name(classes: list[str], index: int) -> str:
+    return classes[index] if index < len(classes) else str(index)
+
+
+def family_drops(clean: float, results: list[CorruptionResult],
+                 classes: list[str] | None = None) -> dict[str, dict[str, object]]:
+    """Per corruption: mean accuracy over the severities, its drop from clean, whether training saw it, and the
+    severities where the model collapsed to one class."""
     families: dict[str, list[CorruptionResult]] = {}
     for r in results:
         families.setdefault(r.corruption, []).append(r)
     return {name: {"mean_accuracy": round(float(np.mean([r.accuracy for r in rows])), 6),
                    "drop": round(clean - float(np.mean([r.accuracy for r in rows])), 6),
-                   "seen_in_training": rows[0].seen_in_training}
+                   "seen_in_training": rows[0].seen_in_training,
+                   "collapsed": [{"severity": r.severity, "class": _name(classes or [], r.top_class),
+                                  "share": r.top_share} for r in rows if r.collapsed]}
             for name, rows in families.items()}
 
 
-def metrics(result: Assessment, variant: str) -> dict[str, object]:
+def metrics(result: Assessment, variant: str, classes: list[str] | None = None) -> dict[str, object]:
     """The figures the gate reads, in one JSON that `dvc metrics diff` can compare between commits."""
     chosen = result.ood[result.detector]
     far = [m for name, m in chosen.items() if result.set_kinds[name] == "far"]
@@ -266,6 +283,7 @@ def metrics(result: Assessment, variant: str) -> dict[str, object]:
     e = result.explanations
     return {
         "variant": variant, "accuracy": result.accuracy,
+        "recall_by_class": {_name(classes or [], c): r for c, r in enumerate(result.recall)},
         "ood": {"detector": result.detector, "chosen_by": "auto" if result.choice else "spec",
                 "threshold": result.threshold, "tpr": TPR,
                 "far_auroc": min(m.auroc for m in far), "far_fpr_at_95_tpr": max(m.fpr_at_95_tpr for m in far),
@@ -275,7 +293,7 @@ def metrics(result: Assessment, variant: str) -> dict[str, object]:
                 "sets": {name: asdict(m) for name, m in chosen.items()}},
         "robustness": {**{k: robust[k] for k in ("clean_accuracy", "mean_ratio", "held_out_mean_ratio",
                                                  "seen_mean_ratio", "held_out", "worst")},
-                       "families": family_drops(result.clean_accuracy, result.corruptions)},
+                       "families": family_drops(result.clean_accuracy, result.corruptions, classes)},
         "calibration": {"temperature": result.temperature, "ece_before": result.ece_before,
                         "ece_after": result.ece_after},
         "explain": {"samples": len(result.explained), "road_gradcam": e.road_gradcam, "road_random": e.road_random,
@@ -310,7 +328,7 @@ def main(ctx: StageContext) -> None:
     candidate, _ = load_candidate(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0])
     extra, unreadable = extra_ood_sets(ctx.root, list(ctx.spec("dependability.ood.ood_sources")), size_px)
     result = assess(export_dir / MODEL_FILE, candidate, splits, plan, seed, extra)
-    figures = metrics(result, preprocess.variant)
+    figures = metrics(result, preprocess.variant, classes)
     with atomic_directory(ctx.output("serving_state")) as out:
         write_json(out / SERVING_FILE, ServingSettings(result.temperature, OodSettings(
             result.detector, result.threshold, TPR,
@@ -326,7 +344,7 @@ def main(ctx: StageContext) -> None:
                           "unreadable_ood_files": unreadable,
                           "detectors": {d: {s: asdict(m) for s, m in sets.items()} for d, sets in result.ood.items()}})
     robustness_heatmap(result.clean_accuracy, result.corruptions, heatmap_png, f"{ctx.project}: accuracy under "
-                       "corruptions (deployable model)")
+                       "corruptions (deployable model)", classes)
     reliability_diagram(result.reliability_before, result.reliability_after, result.temperature, result.ece_before,
                         result.ece_after, reliability_png, f"{ctx.project}: reliability (test split)")
     ood_histogram(result.scores, result.set_kinds, result.threshold, result.detector, scores_png,

@@ -84,8 +84,12 @@ def test_a_trained_model_is_measured_on_its_onnx_file_and_passes(trained, splits
     result = _assess(trained, splits, tmp_path)
     onnx_accuracy = float((predict(session(tmp_path / "model.onnx"), test.images).argmax(1) == test.labels).mean())
     assert result.accuracy == pytest.approx(onnx_accuracy)
-    figures = dependability.metrics(result, "trained-fp32")
+    figures = dependability.metrics(result, "trained-fp32", TINY_CLASSES)
     assert set(figures["ood"]["sets"]) == {"photos", "noise", "shuffled_patches", "occlusion"}
+    recall = figures["recall_by_class"]
+    assert list(recall) == TINY_CLASSES
+    per_class = [float(np.mean(result.predicted[test.labels == c] == c)) for c in range(len(TINY_CLASSES))]
+    assert list(recall.values()) == pytest.approx(per_class, abs=1e-6)
     assert set(result.ood) == {"msp", "energy", "max_logit", "mahalanobis", "knn", "vim"}
     families = figures["robustness"]["families"]
     assert families["fog"]["seen_in_training"]

@@ -151,3 +151,28 @@ def test_an_inverted_detector_is_named_in_a_warning() -> None:
     assert note.startswith("energy is inverted on photos (AUROC ")
     assert "dependability.ood.detector: auto" in note
     assert warnings(FIGURES) == []
+
+
+def test_the_accuracy_hint_names_the_classes_with_the_lowest_recall() -> None:
+    figures = copy.deepcopy(FIGURES) | {"accuracy": 0.71,
+                                        "recall_by_class": {"nominal": 0.99, "local_defect": 0.013, "texture": 0.9}}
+    check = _by_name(dependability_checks(figures, OOD_REPORT, _limits()))["accuracy"]
+    assert not check.passed
+    assert check.hint.startswith("lowest per-class recall: 'local_defect' 0.013, 'texture' 0.9, 'nominal' 0.99 (a "
+                                 "rare class: add images or balance it; a small detail: raise model.input_size_px)")
+
+
+def test_a_corruption_the_model_collapses_under_is_named_with_the_class_and_the_label_caveat() -> None:
+    figures = copy.deepcopy(FIGURES)
+    figures["robustness"]["families"]["gaussian_noise"] |= {
+        "drop": 0.6, "collapsed": [{"severity": 2, "class": "defect", "share": 0.93},
+                                   {"severity": 3, "class": "defect", "share": 1.0}]}
+    check = _by_name(dependability_checks(figures, OOD_REPORT, _limits()))["robustness.gaussian_noise"]
+    assert not check.passed
+    assert check.hint.startswith("the model collapses to one class: at severity 3 it answers 'defect' for 100% of "
+                                 "the images; ")
+    assert check.hint.endswith("dependability.robustness.corruptions is your statement of conditions that do not "
+                               "change the label: if gaussian_noise can change it on your data (noise or low light "
+                               "that looks like a defect, blur that hides one), remove it from the list instead")
+    fog = _by_name(dependability_checks(figures, OOD_REPORT, _limits()))["robustness.fog"]
+    assert "collapses" not in fog.hint

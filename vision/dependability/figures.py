@@ -8,12 +8,14 @@ import numpy as np
 
 from vision.data.dataset import SplitData
 from vision.dependability.explain import overlay
-from vision.dependability.robustness import CorruptionResult
+from vision.dependability.robustness import COLLAPSE_SHARE, CorruptionResult
 from vision.plots import image_grid, pyplot, save_figure
 
 
-def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path, title: str) -> None:
-    """Accuracy per corruption (rows) x severity (columns), annotated; corruptions seen in training marked *."""
+def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path, title: str,
+                       classes: list[str] | None = None) -> None:
+    """Accuracy per corruption (rows) x severity (columns), annotated; corruptions seen in training marked *;
+    a cell where the model gives one class to nearly every image names that class."""
     plt = pyplot()
     if not results:
         figure, axis = plt.subplots(figsize=(6, 1.5), dpi=100)
@@ -25,15 +27,23 @@ def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path
     severities = sorted({r.severity for r in results})
     grid = np.full((len(names), len(severities)), np.nan)
     seen = {r.corruption: r.seen_in_training for r in results}
+    collapsed = {(names.index(r.corruption), severities.index(r.severity)): r for r in results if r.collapsed}
     for r in results:
         grid[names.index(r.corruption), severities.index(r.severity)] = r.accuracy
-    figure, axis = plt.subplots(figsize=(1.1 * len(severities) + 3.2, 0.42 * len(names) + 1.6), dpi=100)
+    figure, axis = plt.subplots(figsize=(1.25 * len(severities) + 3.2, 0.5 * len(names) + 1.8), dpi=100)
     image = axis.imshow(grid, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
     for (row, column), value in np.ndenumerate(grid):
-        axis.text(column, row, f"{value:.3f}", ha="center", va="center", fontsize=8)
+        text = f"{value:.3f}"
+        if (row, column) in collapsed:
+            r = collapsed[(row, column)]
+            name = classes[r.top_class] if classes and r.top_class < len(classes) else str(r.top_class)
+            text += f"\nall '{name[:12]}'"
+        axis.text(column, row, text, ha="center", va="center", fontsize=7 if "\n" in text else 8)
     axis.set_xticks(range(len(severities)), [f"severity {s}" for s in severities], fontsize=8)
     axis.set_yticks(range(len(names)), [f"{n}{' *' if seen[n] else ''}" for n in names], fontsize=8)
-    axis.set_title(f"{title}\nclean accuracy {clean:.3f}; * = also a training augmentation", fontsize=9)
+    note = (f"; all 'c' = collapsed: {COLLAPSE_SHARE:.0%}+ of images called c (accuracy = c's share)"
+            if collapsed else "")
+    axis.set_title(f"{title}\nclean accuracy {clean:.3f}; * = also a training augmentation{note}", fontsize=9)
     figure.colorbar(image, ax=axis, fraction=0.04)
     figure.tight_layout()
     save_figure(figure, path)

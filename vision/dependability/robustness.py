@@ -19,12 +19,32 @@ Predict = Callable[[np.ndarray], np.ndarray]
 """uint8 NHWC images -> predicted class indices."""
 
 
+COLLAPSE_SHARE = 0.9
+"""A model that gives one class to at least this share of the corrupted images has collapsed to it: its
+accuracy there is that class's share of the test split, not a measure of what it still recognises."""
+
+
 @dataclass(frozen=True)
 class CorruptionResult:
     corruption: str
     severity: int
     accuracy: float
     seen_in_training: bool
+    top_class: int = 0
+    """The class predicted most often under this corruption."""
+    top_share: float = 0.0
+    """Its share of the predictions."""
+
+    @property
+    def collapsed(self) -> bool:
+        return self.top_share >= COLLAPSE_SHARE
+
+
+def _result(name: str, severity: int, predicted: np.ndarray, labels: np.ndarray, seen: bool) -> CorruptionResult:
+    counts = np.bincount(predicted, minlength=1) if len(predicted) else np.zeros(1, int)
+    top = int(counts.argmax())
+    return CorruptionResult(name, severity, round(float((predicted == labels).mean()), 6) if len(labels) else 0.0,
+                            seen, top, round(float(counts[top] / max(len(predicted), 1)), 6))
 
 
 def corrupted(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
@@ -35,11 +55,10 @@ def corrupted(images: np.ndarray, name: str, severity: int, seed: int) -> np.nda
 
 def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray, corruptions: list[str],
                severities: list[int], trained_on: set[str], seed: int) -> tuple[float, list[CorruptionResult]]:
-    """Clean accuracy and one result per corruption x severity."""
+    """Clean accuracy and one result per corruption x severity (with the class most predicted there)."""
     clean = float((predict(images) == labels).mean())
-    results = [CorruptionResult(name, severity,
-                                round(float((predict(corrupted(images, name, severity, seed)) == labels).mean()), 6),
-                                name in trained_on)
+    results = [_result(name, severity, np.asarray(predict(corrupted(images, name, severity, seed))), labels,
+                       name in trained_on)
                for name in corruptions for severity in severities]
     return round(clean, 6), results
 

@@ -76,6 +76,36 @@ def _detector_hint(ood: dict[str, Any], ood_report: dict[str, Any], figure_name:
             "refuse (dependability.ood.ood_sources) and relax the limit only if they are really in-distribution")
 
 
+def _accuracy_hint(figures: dict[str, Any]) -> str:
+    """Where accuracy is lost first: the classes with the lowest recall, then what to change."""
+    recall = figures.get("recall_by_class") or {}
+    weakest = sorted(recall.items(), key=lambda item: (item[1], item[0]))[:3]
+    where = ("lowest per-class recall: " + ", ".join(f"'{name}' {value:g}" for name, value in weakest)
+             + " (a rare class: add images or balance it; a small detail: raise model.input_size_px); "
+             if weakest and weakest[0][1] < figures["accuracy"] else "")
+    return (where + "train longer (train.epochs), search hyperparameters (train.hpo) or prune less data "
+            "(data.pruning.budget); compression may cost accuracy too (compress.budget.max_accuracy_drop)")
+
+
+LABEL_PRESERVING = ("dependability.robustness.corruptions is your statement of conditions that do not change "
+                    "the label: if {name} can change it on your data (noise or low light that looks like a defect, "
+                    "blur that hides one), remove it from the list instead")
+
+
+def _robustness_hint(name: str, family: dict[str, Any]) -> str:
+    collapsed = family.get("collapsed") or []
+    head = ""
+    if collapsed:
+        worst = max(collapsed, key=lambda c: (c["share"], -c["severity"]))
+        head = (f"the model collapses to one class: at severity {worst['severity']} it answers '{worst['class']}' "
+                f"for {worst['share']:.0%} of the images; ")
+    advice = (f"raise augment.{name} or augment.severity" if family["seen_in_training"]
+              else f"add {name} to the training augmentations (augment.{name})"
+              if name in AugmentSection.model_fields else f"{name} is not a training augmentation yet: "
+              "add related ones (augment.*) or relax the limit")
+    return f"{head}{advice}; {LABEL_PRESERVING.format(name=name)}"
+
+
 def warnings(figures: dict[str, Any]) -> list[str]:
     """What is worth a person's attention although no threshold covers it."""
     ood = figures["ood"]
@@ -105,20 +135,15 @@ def dependability_checks(figures: dict[str, Any], ood_report: dict[str, Any], li
     ood, robust, cal = figures["ood"], figures["robustness"], figures["calibration"]
     checks = [
         Check("accuracy", "dependability.min_accuracy", figures["accuracy"], limits.min_accuracy, ">=",
-              "train longer (train.epochs), search hyperparameters (train.hpo) or prune less data "
-              "(data.pruning.budget); compression may cost accuracy too (compress.budget.max_accuracy_drop)"),
+              _accuracy_hint(figures)),
         Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], limits.min_auroc, ">=",
               _detector_hint(ood, ood_report, "auroc")),
         Check("ood_accepted_fraction", "dependability.ood.max_accepted_fraction", ood["far_accepted_fraction"],
               limits.max_accepted_fraction, "<=", _detector_hint(ood, ood_report, "accepted_fraction")),
     ]
     for name, family in sorted(robust["families"].items()):
-        advice = (f"raise augment.{name} or augment.severity" if family["seen_in_training"]
-                  else f"add {name} to the training augmentations (augment.{name})"
-                  if name in AugmentSection.model_fields else f"{name} is not a training augmentation yet: "
-                  "add related ones (augment.*) or relax the limit")
         checks.append(Check(f"robustness.{name}", "dependability.robustness.max_accuracy_drop", family["drop"],
-                            limits.max_accuracy_drop, "<=", advice))
+                            limits.max_accuracy_drop, "<=", _robustness_hint(name, family)))
     checks.append(Check("calibration_ece", "dependability.calibration.max_ece", cal["ece_after"],
                         limits.max_ece, "<=",
                         "temperature scaling is already applied; more validation data or label smoothing "

@@ -29,6 +29,12 @@ def test_sweep_measures_each_corruption_and_severity(images) -> None:
     assert by_key[("low_light", 5)].accuracy < 1.0  # darkening turns bright images "dark"
     assert by_key[("low_light", 5)].seen_in_training
     assert not by_key[("rotation", 1)].seen_in_training
+    # severe darkening makes every image "dark": the model has collapsed to class 0, its accuracy (0.5) is the
+    # prior of that class, and the result says so
+    assert (by_key[("low_light", 5)].top_class, by_key[("low_light", 5)].top_share) == (0, 1.0)
+    assert by_key[("low_light", 5)].accuracy == 0.5
+    assert by_key[("low_light", 5)].collapsed
+    assert not by_key[("rotation", 1)].collapsed  # half bright, half dark: both classes still answered
 
 
 def test_summary_keeps_held_out_and_seen_apart() -> None:
