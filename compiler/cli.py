@@ -15,7 +15,7 @@ from pathlib import Path
 
 from compiler.compile import compile_repo, drift
 from compiler.errors import SpecError
-from compiler.impact import MISSING, impact, load_baseline
+from compiler.impact import MISSING, impact, load_baseline, load_run_state, run_impact
 from compiler.load import LoadedSpec, load_spec
 
 EXIT_DRIFT, EXIT_SPEC_ERROR = 1, 2
@@ -65,15 +65,28 @@ def _promotion_problems(root: Path) -> list[str]:
 def _impact(args: argparse.Namespace) -> int:
     root = Path(args.root)
     loaded = load_spec(root / args.spec, root)  # an absolute spec path stays absolute
-    baseline = load_baseline(root, None if args.working_tree else args.rev)
-    results = impact(loaded, baseline)
+    notes: list[str] = []
+    if args.rev is None:
+        state = load_run_state(root, loaded)
+        results = run_impact(loaded, state)
+        against = "dvc.lock (the last run) and DVC's status of its files"
+        if not state.compiled:
+            notes.append("dvc.yaml/params.yaml do not match this spec yet: run `autodl compile` first (`dvc repro` "
+                         "reads them, not the spec); the stages below assume you do")
+        if state.note:
+            notes.append(f"{state.note}; only params and definitions were compared")
+    else:
+        baseline = load_baseline(root, args.rev)
+        results = impact(loaded, baseline)
+        against = f"params.yaml/dvc.yaml from {baseline.source}"
     if args.json:
-        payload = [{**asdict(r), "reasons": r.reasons()} for r in results]
+        payload = [{**asdict(r), "direct": r.direct, "reasons": r.reasons()} for r in results]
         print(json.dumps(payload, indent=2, default=lambda v: None if v is MISSING else str(v)))
         return 0
     reruns = [r for r in results if r.reruns]
-    print(f"{loaded.spec.name}: {len(reruns)} of {len(results)} stages re-run "
-          f"({loaded.path} against params.yaml/dvc.yaml from {baseline.source})")
+    print(f"{loaded.spec.name}: {len(reruns)} of {len(results)} stages re-run ({loaded.path} against {against})")
+    for note in notes:
+        print(f"  note: {note}")
     width = max(len(r.stage) for r in results)
     for result in results:
         reasons = result.reasons()
@@ -172,11 +185,11 @@ def _parser() -> argparse.ArgumentParser:
                              help="write nothing; show a diff and exit 1 if any generated file is out of date")
     compile_cmd.set_defaults(run=_compile)
 
-    impact_cmd = commands.add_parser("impact", help="list the stages `dvc repro` would re-run after a spec edit")
-    impact_cmd.add_argument("spec", help="the edited spec, e.g. specs/digits.yaml")
-    impact_cmd.add_argument("--rev", default="HEAD", help="git revision of the baseline params.yaml (default HEAD)")
-    impact_cmd.add_argument("--working-tree", action="store_true",
-                            help="compare against params.yaml/dvc.yaml on disk instead of a git revision")
+    impact_cmd = commands.add_parser("impact", help="list the stages `dvc repro` will run now, and why")
+    impact_cmd.add_argument("spec", help="the spec, e.g. specs/digits.yaml")
+    impact_cmd.add_argument("--rev", default=None,
+                            help="instead of the last run (dvc.lock), compare with params.yaml/dvc.yaml at this git "
+                                 "revision: what a spec edit changes, e.g. against a pull request's base branch")
     impact_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     impact_cmd.set_defaults(run=_impact)
 

@@ -1,13 +1,17 @@
-"""`autodl impact`: which stages re-run after a spec edit, and why, against a git baseline."""
+"""`autodl impact`: which stages re-run, and why: against a git baseline (`--rev`), and by default against the
+last run as real DVC sees it (dvc.lock and `dvc status`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MINIMAL_SPEC, git
+from tests.conftest import MINIMAL_SPEC, copy_project_code, git
 
 SPEC = MINIMAL_SPEC.format(name="alpha")
 
@@ -23,7 +27,7 @@ def committed(repo: Path, write_spec, run_autodl) -> Path:
 
 
 def _impact(run_autodl, *extra: str) -> dict[str, dict]:
-    code, out, err = run_autodl("impact", "specs/alpha.yaml", "--json", *extra)
+    code, out, err = run_autodl("impact", "specs/alpha.yaml", "--json", *(extra or ("--rev", "HEAD")))
     assert code == 0, err
     return {row["stage"]: row for row in json.loads(out)}
 
@@ -84,12 +88,11 @@ def test_baseline_is_the_git_revision_not_the_working_tree(committed: Path, run_
     _edit(committed, "seed: 5\n")
     run_autodl("compile")  # the working tree now matches the spec, HEAD does not
     assert "alpha-split" in _rerun(_impact(run_autodl))
-    assert _rerun(_impact(run_autodl, "--working-tree")) == []
 
 
 def test_human_readable_report(committed: Path, run_autodl) -> None:
     _edit(committed, "train: {epochs: 3}\n")
-    code, out, _ = run_autodl("impact", "specs/alpha.yaml")
+    code, out, _ = run_autodl("impact", "specs/alpha.yaml", "--rev", "HEAD")
     assert code == 0
     assert out.splitlines()[0] == ("alpha: 7 of 13 stages re-run (specs/alpha.yaml against params.yaml/dvc.yaml "
                                    "from git HEAD)")
@@ -101,3 +104,32 @@ def test_invalid_spec_is_reported_not_analysed(committed: Path, run_autodl) -> N
     code, _, err = run_autodl("impact", "specs/alpha.yaml")
     assert code == 2
     assert "specs/alpha.yaml:6:17: train.epochs: must be >= 1 (got 0)" in err
+
+
+def _dvc_status(repo: Path) -> set[str]:
+    done = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=repo, capture_output=True, text=True,
+                          check=True, env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+    return set(json.loads(done.stdout or "{}"))
+
+
+def test_a_new_project_runs_every_stage_and_impact_agrees_with_dvc_status(repo: Path, write_spec,
+                                                                          run_autodl) -> None:
+    """The last run is what `dvc repro` compares with: a project that never ran runs whole, before and after
+    compile (against git, both would say nothing or 'new stage'), and the stages impact flags for a reason of
+    their own are the ones real `dvc status` lists."""
+    copy_project_code(repo)
+    write_spec("alpha", SPEC)
+    git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    # uncommitted and not compiled: dvc.yaml does not exist, so DVC knows no stage yet
+    code, out, _ = run_autodl("impact", "specs/alpha.yaml")
+    assert code == 0
+    assert out.startswith("alpha: 13 of 13 stages re-run")
+    assert "note: dvc.yaml/params.yaml do not match this spec yet: run `autodl compile` first" in out
+    assert _dvc_status(repo) == set()
+    run_autodl("compile")
+    result = _impact(run_autodl, "--json")
+    assert all(row["reruns"] and row["reasons"][0] == "has not run yet (no dvc.lock entry)" for row in result.values())
+    assert {name for name, row in result.items() if row["direct"]} == _dvc_status(repo) == set(result)
+    code, out, _ = run_autodl("impact", "specs/alpha.yaml")
+    assert "note:" not in out
