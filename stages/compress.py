@@ -96,7 +96,7 @@ def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, comp
         student_training = training.model_copy(update={"hpo": None})
         guide = teacher if "distill" in compression.methods else None
         models["student"] = fit(student, train, val, student_training, seed, augment, teacher=guide,
-                                progress=False).model
+                                label="compress: student").model
     return models, tracks
 
 

@@ -12,6 +12,7 @@ threshold are saved for serving; the gate stage judges the figures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from core.bundle import (
     ood_state_file,
 )
 from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.progress import Progress
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import load_candidate
 from vision.compression.onnx import logits_of, predict_outputs, session
@@ -144,9 +146,12 @@ class _Scored:
     state: dict[str, np.ndarray]
 
 
+# Nine parameters: the model's outputs on each split and set, the classifier, the spec's choice, the selection
+# sets for `auto` and a progress hook; a bundle of them would exist for this one call.
 def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Outputs, sets: dict[str, Outputs],
                classifier: tuple[np.ndarray, np.ndarray], chosen: str,
-               selection: dict[str, Outputs] | None = None, kinds: dict[str, str] | None = None) -> OodResult:
+               selection: dict[str, Outputs] | None = None, kinds: dict[str, str] | None = None,
+               on_detector: Callable[[str], None] | None = None) -> OodResult:
     """Every detector on every set at the threshold serving would use (95% of validation images accepted); with
     `chosen == "auto"`, the detector is picked on `selection` (and `kinds`, which also names its sets' kinds)."""
     if chosen == "auto" and (not selection or kinds is None):
@@ -169,6 +174,8 @@ def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Out
                             for set_name, out in (selection or {}).items()}
         scored[name] = _Scored(threshold, {"test": test_scores, **per_set},
                                detector.state() if detector is not None else {})
+        if on_detector:
+            on_detector(name)
     choice = choose_detector(picked, kinds or {}) if chosen == "auto" else None
     name = choice.detector if choice else chosen
     return OodResult(name, table, scored[name].threshold, scored[name].scores, scored[name].state, choice)
@@ -213,29 +220,38 @@ class Plan:
 
 def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: Plan, seed: int,
            extra_ood: dict[str, np.ndarray]) -> Assessment:
-    """Every figure the gate judges, measured on the deployable ONNX file."""
+    """Every figure the gate judges, measured on the deployable ONNX file, with progress lines as it goes."""
     train, val, test = splits.train, splits.val, splits.test
     sess = session(deployable)
     size_px = int(test.images.shape[1])
+    steps = 1 + len(DETECTORS) + len(plan.corruptions) * len(plan.severities) + 1
+    with Progress("dependability", steps, unit="step") as shown:
 
-    def run(images: np.ndarray) -> Outputs:
-        return Outputs(*predict_outputs(sess, images))
+        def run(images: np.ndarray) -> Outputs:
+            return Outputs(*predict_outputs(sess, images))
 
-    train_out, val_out, test_out = run(train.images), run(val.images), run(test.images)
-    predicted = test_out.logits.argmax(1)
-    sets = ood_sets(test.images, size_px, seed, extra_ood)
-    picking = selection_sets(val.images, size_px, seed) if plan.detector == "auto" else []
-    classifier = candidate.get_classifier()
-    ood = assess_ood(
-        train_out, train.labels, val_out, test_out, {s.name: run(s.images) for s in sets},
-        (classifier.weight.detach().numpy(), classifier.bias.detach().numpy()), plan.detector,
-        {s.name: run(s.images) for s in picking}, {s.name: s.kind for s in picking})
-    temperature = fit_temperature(val_out.logits, val.labels)
-    clean, corruptions = robustness(lambda images: run(images).logits.argmax(1), test.images, test.labels,
-                                    plan.corruptions, plan.severities, plan.trained_on, seed)
-    chosen = explained_indices(test.labels, predicted, plan.gradcam_samples, seed)
-    explanations = explain(candidate, onnx_forward(sess), to_tensor(test.images[chosen]), predicted[chosen],
-                           seed)
+        train_out, val_out, test_out = run(train.images), run(val.images), run(test.images)
+        predicted = test_out.logits.argmax(1)
+        sets = ood_sets(test.images, size_px, seed, extra_ood)
+        picking = selection_sets(val.images, size_px, seed) if plan.detector == "auto" else []
+        set_outputs = {s.name: run(s.images) for s in sets}
+        picking_outputs = {s.name: run(s.images) for s in picking}
+        shown.update(1, "model run on the splits and the OOD sets")
+        classifier = candidate.get_classifier()
+        ood = assess_ood(
+            train_out, train.labels, val_out, test_out, set_outputs,
+            (classifier.weight.detach().numpy(), classifier.bias.detach().numpy()), plan.detector,
+            picking_outputs, {s.name: s.kind for s in picking},
+            on_detector=lambda name: shown.update(1, f"OOD detector {name} measured"))
+        temperature = fit_temperature(val_out.logits, val.labels)
+        clean, corruptions = robustness(
+            lambda images: run(images).logits.argmax(1), test.images, test.labels, plan.corruptions, plan.severities,
+            plan.trained_on, seed,
+            on_result=lambda r: shown.update(1, f"{r.corruption} severity {r.severity}: accuracy {r.accuracy:.3f}"))
+        chosen = explained_indices(test.labels, predicted, plan.gradcam_samples, seed)
+        explanations = explain(candidate, onnx_forward(sess), to_tensor(test.images[chosen]), predicted[chosen],
+                               seed)
+        shown.update(1, f"Grad-CAM on {len(chosen)} images")
     return Assessment(
         accuracy=round(float((predicted == test.labels).mean()), 6), detector=ood.detector, choice=ood.choice,
         threshold=ood.threshold, ood=ood.table, set_kinds={s.name: s.kind for s in sets}, scores=ood.scores,

@@ -18,6 +18,7 @@ from typing import Any
 from core.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
 from core.fsutil import atomic_directory, read_json, write_csv, write_json
 from core.profiles import PROFILES
+from core.progress import Progress
 from core.spec.deployment import CompressionBudget
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.onnx import (
@@ -81,18 +82,23 @@ def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], si
                    test: SplitData) -> list[Variant]:
     """The torch baseline row, then each candidate (`<name>.onnx` in `compress_dir`, described by the compress
     stage's variants.json) as fp32 ONNX and at the target precision."""
-    rows = [torch_baseline(model_dir, candidates["trained"], size_px)]
-    for name, candidate in candidates.items():
-        fp32 = work / f"{name}-fp32.onnx"
-        shutil.copyfile(compress_dir / f"{name}.onnx", fp32)
-        rows.append(measure(fp32, f"{name}-fp32", candidate, "fp32", val, test, size_px))
-        if quantize and precision != "fp32":
-            low = work / f"{name}-{precision}.onnx"
-            if precision == "int8":
-                quantize_int8(fp32, low, calibration.images)
-            else:
-                convert_fp16(fp32, low)
-            rows.append(measure(low, f"{name}-{precision}", candidate, precision, val, test, size_px))
+    lowered = quantize and precision != "fp32"
+    with Progress("export", 1 + len(candidates) * (2 if lowered else 1), unit="variant") as shown:
+        rows = [torch_baseline(model_dir, candidates["trained"], size_px)]
+        shown.update(1, "trained-torch measured")
+        for name, candidate in candidates.items():
+            fp32 = work / f"{name}-fp32.onnx"
+            shutil.copyfile(compress_dir / f"{name}.onnx", fp32)
+            rows.append(measure(fp32, f"{name}-fp32", candidate, "fp32", val, test, size_px))
+            shown.update(1, f"{name}-fp32 measured")
+            if lowered:
+                low = work / f"{name}-{precision}.onnx"
+                if precision == "int8":
+                    quantize_int8(fp32, low, calibration.images)
+                else:
+                    convert_fp16(fp32, low)
+                rows.append(measure(low, f"{name}-{precision}", candidate, precision, val, test, size_px))
+                shown.update(1, f"{name}-{precision} measured")
     return rows
 
 

@@ -17,9 +17,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from core.fsutil import atomic_directory, write_csv, write_json
+from core.progress import Progress
 from core.spec.data import Source
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.decode import ImageTooLarge
@@ -133,8 +132,8 @@ def main(ctx: StageContext) -> None:
         try:
             items = (item for source in sources
                      for item in iter_source(source, ctx.root, flow_px, stats, classes, limits))
-            result = ingest(tqdm(items, desc="ingest", unit="img"), classes,
-                            tuple(ctx.spec("data.quality.min_size_px")), out)
+            with Progress("ingest", None, unit="image") as shown:
+                result = ingest(shown.iterate(items), classes, tuple(ctx.spec("data.quality.min_size_px")), out)
         except UnsupportedSource as exc:
             raise StageFailure(str(exc)) from None
         result.static_frames_dropped = stats.static_frames_dropped

@@ -39,11 +39,11 @@ from vision.training.reports import augmentation_preview, hpo_plots
 # Eight parameters: the same values the search trials vary one by one (TrainInputs holds them for a trial).
 def train_model(train: SplitData, val: SplitData, config: ModelConfig, training: TrainSection, seed: int,
                 augment: AugmentSection | None = None, *, callbacks: tuple[Callback, ...] = (),
-                progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
+                progress: bool = True, task: Task = CLASSIFICATION, label: str = "train") -> TrainResult:
     """A fresh model for `config` (from scratch or the offline ImageNet weights), fitted (see `fit.fit`)."""
     L.seed_everything(seed, workers=True, verbose=False)
     return fit(build_model(config), train, val, training, seed, augment, callbacks=callbacks, progress=progress,
-               task=task)
+               task=task, label=label)
 
 
 def with_params(training: TrainSection, config: ModelConfig,
@@ -93,7 +93,8 @@ class TrainInputs:
             run_training, run_config = with_params(trial_training, self.config, params)
             pruning = PyTorchLightningPruningCallback(trial, monitor="val_accuracy")
             return train_model(self.train, self.val, run_config, run_training, self.seed, self.augment,
-                               callbacks=(pruning,), progress=False, task=self.task).val_accuracy
+                               callbacks=(pruning,), task=self.task,
+                               label=f"train: search trial {trial.number}").val_accuracy
 
         return run
 

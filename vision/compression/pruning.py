@@ -111,7 +111,8 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
             _taylor_gradients(model, train)
         pruner.step()
         model.zero_grad(set_to_none=True)
-        fit(model, train, val, finetune, seed + step, augment, teacher=teacher, progress=False)
+        fit(model, train, val, finetune, seed + step, augment, teacher=teacher, progress=progress is not None,
+            label=f"compress: pruning round {step} fine-tuning")
         size = measure_size(model, size_px)
         score = accuracy(model, val)
         result = PruneRound(step, size.params, size.macs, round(score, 6), within_budget(model, size),

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from core.progress import Progress
 from core.fsutil import read_csv
 from vision.data.dataset import to_tensor
 from vision.data.imageio import load_rgb
@@ -29,11 +29,12 @@ def embed_images(paths: list[Path], model: torch.nn.Module, size_px: int, progre
     """Unit-length float32 features, one row per path; cosine similarity is then a dot product."""
     torch.manual_seed(0)
     chunks = []
-    batches = range(0, len(paths), BATCH)
-    for start in tqdm(batches, desc="embed", unit="batch", disable=not progress):
-        pixels = np.stack([load_rgb(path, size_px) for path in paths[start:start + BATCH]])
-        features = model(to_tensor(pixels))
-        chunks.append(torch.nn.functional.normalize(features, dim=1).numpy())
+    with Progress("embed", len(paths), unit="image", enabled=progress) as shown:
+        for start in range(0, len(paths), BATCH):
+            pixels = np.stack([load_rgb(path, size_px) for path in paths[start:start + BATCH]])
+            features = model(to_tensor(pixels))
+            chunks.append(torch.nn.functional.normalize(features, dim=1).numpy())
+            shown.update(len(pixels))
     width = model.num_features
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, width), dtype=np.float32)
 

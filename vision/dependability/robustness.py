@@ -53,13 +53,20 @@ def corrupted(images: np.ndarray, name: str, severity: int, seed: int) -> np.nda
     return np.stack([apply(pipeline, image) for image in images]) if len(images) else images
 
 
+# Eight parameters: the model, its test data and the spec's sweep, plus the seed and an optional progress hook.
 def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray, corruptions: list[str],
-               severities: list[int], trained_on: set[str], seed: int) -> tuple[float, list[CorruptionResult]]:
-    """Clean accuracy and one result per corruption x severity (with the class most predicted there)."""
+               severities: list[int], trained_on: set[str], seed: int,
+               on_result: Callable[[CorruptionResult], None] | None = None) -> tuple[float, list[CorruptionResult]]:
+    """Clean accuracy and one result per corruption x severity (with the class most predicted there);
+    `on_result` hears of each as it is measured."""
     clean = float((predict(images) == labels).mean())
-    results = [_result(name, severity, np.asarray(predict(corrupted(images, name, severity, seed))), labels,
-                       name in trained_on)
-               for name in corruptions for severity in severities]
+    results = []
+    for name in corruptions:
+        for severity in severities:
+            results.append(_result(name, severity, np.asarray(predict(corrupted(images, name, severity, seed))),
+                                   labels, name in trained_on))
+            if on_result:
+                on_result(results[-1])
     return round(clean, 6), results
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
+from core.progress import Progress
 from core.spec.training import AugmentSection, TrainSection
 from vision.data.dataset import AugmentedImages, SplitData, tensor_dataset
 from vision.tasks.base import Task
@@ -163,6 +165,38 @@ class _History(Callback):
         })
 
 
+class _LineProgress(Callback):
+    """Training progress as plain lines at a steady rate (core.progress) where stdout is not a terminal, so a log
+    shows the epochs as they pass instead of one bar at the end."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.progress: Progress | None = None
+        self.last_val = ""
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            batches = trainer.num_training_batches
+            total = int(trainer.max_epochs * batches) if batches != float("inf") else None
+            self.progress = Progress(self.label, total, unit="batch")
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.progress is not None:
+            self.progress.update(1, f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}{self.last_val}")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        if "val_loss" in metrics and "val_accuracy" in metrics:
+            self.last_val = (f", epoch {trainer.current_epoch + 1} val loss {float(metrics['val_loss']):.4f} "
+                             f"accuracy {float(metrics['val_accuracy']):.4f}")
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.progress is not None:
+            self.progress.detail = self.last_val.removeprefix(", ")
+            self.progress.close()
+
+
 @dataclass(frozen=True)
 class TrainResult:
     model: torch.nn.Module
@@ -221,13 +255,15 @@ def _quiet_lightning() -> None:
 # keyword-only rest are optional hooks (teacher, callbacks, task) with defaults, not a settings object to build.
 def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: TrainSection, seed: int,
         augment: AugmentSection | None = None, *, teacher: Teacher | None = None,
-        callbacks: tuple[Callback, ...] = (), progress: bool = True, task: Task = CLASSIFICATION) -> TrainResult:
+        callbacks: tuple[Callback, ...] = (), progress: bool = True, task: Task = CLASSIFICATION,
+        label: str = "train") -> TrainResult:
     """Train `model` in place for `training.epochs` and return it with the weights of its best epoch by
     `training.select_by` (lowest validation loss by default: on a validation split of a few hundred images
     accuracy moves in steps of one image and often peaks early by chance, while the loss keeps ranking epochs).
 
     `callbacks` are extra Lightning callbacks (the HPO pruning hook); `augment` None trains on the images as
-    they are; `teacher` switches the loss to distillation; `task` says what the loss and validation figures are.
+    they are; `teacher` switches the loss to distillation; `task` says what the loss and validation figures are;
+    `progress` shows Lightning's bar on a terminal and `label`-ed lines at a steady rate anywhere else.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     _quiet_lightning()
@@ -247,11 +283,15 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
         best = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1,
                                save_weights_only=True, filename="best-{epoch}", auto_insert_metric_name=False)
         all_callbacks: list[Callback] = [history, best, *callbacks]
+        terminal = sys.stdout.isatty()
+        if progress and not terminal:
+            all_callbacks.append(_LineProgress(label))
         if training.early_stopping_patience:
             all_callbacks.append(EarlyStopping(monitor, mode=mode, patience=training.early_stopping_patience))
         trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **_launch(), deterministic=True,
                             logger=False, callbacks=all_callbacks, enable_model_summary=False,
-                            enable_progress_bar=progress, num_sanity_val_steps=0, default_root_dir=ckpt_dir)
+                            enable_progress_bar=progress and terminal, num_sanity_val_steps=0,
+                            default_root_dir=ckpt_dir)
         with warnings.catch_warnings():
             # Data is already in memory as tensors: extra loader workers would only add start-up cost.
             warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
