@@ -115,8 +115,8 @@ STAGES: tuple[StageInfo, ...] = (
         summary="Prune (torch-pruning) and distill the trained model toward compress.budget; export every "
                 "candidate to ONNX and check it against torch",
         params=("seed", "augment", "train.optimizer", "train.scheduler", "train.batch_size", "train.epochs",
-                "train.label_smoothing", "compress.budget", "compress.methods", "compress.importance",
-                "compress.prune_steps", "compress.max_prune_ratio", "compress.finetune_epochs",
+                "train.label_smoothing", "train.select_by", "compress.budget", "compress.methods",
+                "compress.importance", "compress.prune_steps", "compress.max_prune_ratio", "compress.finetune_epochs",
                 "compress.distillation", "compress.student"),
         inputs={"images": "ingest.images", "split": "prune.split", "model": "train.model"},
         outs={"candidates": f"models/{P}/compress"},

@@ -12,13 +12,14 @@ import torch
 from core.fsutil import write_csv, write_json
 from stages.runtime import StageContext, run_stage
 from vision.data.dataset import SplitData, load_split, to_tensor
-from vision.plots import image_grid
+from vision.plots import file_caption, image_grid
 from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.model import load_model, predict_logits
 
 GALLERY_SIZE = 24
+GALLERY_COLUMNS = 4
 TOP_CONFUSIONS = 10
 
 
@@ -56,10 +57,11 @@ def mistakes_gallery(result: Evaluation, path: Path, title: str) -> int:
     wrong.sort(key=lambda i: (-result.confidence[i], result.test.paths[i]))
     shown = wrong[:GALLERY_SIZE]
     rows = []
-    for start in range(0, len(shown), 8):
-        chunk = shown[start:start + 8]
+    for start in range(0, len(shown), GALLERY_COLUMNS):
+        chunk = shown[start:start + GALLERY_COLUMNS]
         rows.append(("", [result.test.images[i] for i in chunk],
-                     [f"{result.actual[i]} -> {result.predicted[i]} ({result.confidence[i]:.2f})" for i in chunk]))
+                     [f"{file_caption(result.test.paths[i])}\n{result.actual[i]} -> {result.predicted[i]} "
+                      f"({result.confidence[i]:.2f})" for i in chunk]))
     image_grid(rows or [("", [np.full((8, 8, 3), 255, np.uint8)], ["no mistakes"])], path,
                f"{title}: {len(wrong)} misclassified test images" + (f", {len(shown)} most confident shown"
                                                                        if len(wrong) > len(shown) else ""))

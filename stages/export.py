@@ -190,15 +190,17 @@ def pareto_plot(rows: list[Variant], chosen: Variant, budget: CompressionBudget,
                 title: str) -> None:
     """Latency vs validation accuracy for every variant; the Pareto front joined, the choice circled."""
     plt = pyplot()
+    from adjustText import adjust_text
     from matplotlib.ticker import FuncFormatter
 
-    figure, axis = plt.subplots(figsize=(7.5, 5), dpi=100)
+    figure, axis = plt.subplots(figsize=(8.5, 5.5), dpi=100)
+    labels = []
     for row in rows:
         marker = "s" if not row.deployable else ("D" if row.precision != "fp32" else "o")
         axis.scatter(row.latency_ms_1_thread, row.val_accuracy, marker=marker, s=40,
                      c="#d62728" if row is chosen else "#1f77b4")
-        axis.annotate(row.variant, (row.latency_ms_1_thread, row.val_accuracy), fontsize=7,
-                      xytext=(4, 4), textcoords="offset points")
+        labels.append(axis.text(row.latency_ms_1_thread, row.val_accuracy, row.variant, fontsize=8,
+                                color="#d62728" if row is chosen else "#1d2330"))
     front, best = [], -1.0
     for row in sorted(rows, key=lambda r: (r.latency_ms_1_thread, -r.val_accuracy)):
         if row.val_accuracy > best:
@@ -216,8 +218,11 @@ def pareto_plot(rows: list[Variant], chosen: Variant, budget: CompressionBudget,
     axis.set_xlabel("batch-1 latency, 1 thread (ms, log scale)")
     axis.set_ylabel("validation accuracy")
     axis.set_title(title, fontsize=10)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
+    # variants of one candidate often sit on top of each other: adjustText moves the labels apart (seeded, so
+    # the same figures give the same picture) and draws a leader line to each point
+    adjust_text(labels, ax=axis, arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
     save_figure(figure, path)
 
 

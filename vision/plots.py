@@ -37,11 +37,25 @@ def save_figure(figure: Any, path: Path) -> None:
             os.unlink(tmp)
 
 
-def image_grid(rows: list[tuple[str, list[np.ndarray], list[str]]], path: Path, title: str) -> None:
+THUMBNAIL_IN = 2.4
+"""Side of one image in a grid, in inches at 100 dpi: 240 px, so a 10-pixel detail of a small image stays
+visible once the HTML report scales the figure to its page width (about 1,000 px for four columns)."""
+
+
+def file_caption(path: str | Path, width: int = 30) -> str:
+    """An image's file name for a caption, its start cut (the end, with the frame number or id, stays)."""
+    name = Path(path).name
+    return name if len(name) <= width else "..." + name[-(width - 3):]
+
+
+def image_grid(rows: list[tuple[str, list[np.ndarray], list[str]]], path: Path, title: str,
+               cell_in: float = THUMBNAIL_IN) -> None:
     """A grid of uint8 RGB images: one row per (row label, images, per-image captions)."""
     plt = pyplot()
     columns = max((len(images) for _, images, _ in rows), default=1)
-    figure, axes = plt.subplots(max(len(rows), 1), columns, figsize=(1.3 * columns + 1.2, 1.45 * len(rows) + 0.6),
+    caption_lines = max((c.count("\n") + 1 for _, _, captions in rows for c in captions if c), default=1)
+    row_in = cell_in + 0.16 * caption_lines + 0.1
+    figure, axes = plt.subplots(max(len(rows), 1), columns, figsize=(cell_in * columns + 1.2, row_in * len(rows) + 0.6),
                                 dpi=100, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
@@ -49,7 +63,7 @@ def image_grid(rows: list[tuple[str, list[np.ndarray], list[str]]], path: Path, 
         for c, image in enumerate(images):
             axis = axes[r][c]
             axis.imshow(image, interpolation="nearest")
-            axis.set_title(captions[c] if c < len(captions) else "", fontsize=7)
+            axis.set_title(captions[c] if c < len(captions) else "", fontsize=8)
         axes[r][0].set_axis_on()
         axes[r][0].set_xticks([])
         axes[r][0].set_yticks([])

@@ -9,7 +9,7 @@ import numpy as np
 from vision.data.dataset import SplitData
 from vision.dependability.explain import overlay
 from vision.dependability.robustness import COLLAPSE_SHARE, CorruptionResult
-from vision.plots import image_grid, pyplot, save_figure
+from vision.plots import file_caption, image_grid, pyplot, save_figure
 
 
 def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path, title: str,
@@ -58,6 +58,11 @@ def reliability_diagram(before: list[dict[str, float]], after: list[dict[str, fl
     for rows, label, colour in ((before, f"raw (ECE {ece_before:.4f})", "#ff7f0e"),
                                 (after, f"T = {temperature:.3f} (ECE {ece_after:.4f})", "#1f77b4")):
         axis.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", c=colour, ms=4, label=label)
+    for r in after:  # how many test images each point stands for: a bin of 3 says little
+        axis.annotate(f"{int(r['count'])}", (r["confidence"], r["accuracy"]), fontsize=7, color="#1f77b4",
+                      xytext=(0, -11), textcoords="offset points", ha="center")
+    axis.text(0.98, 0.02, "numbers: test images per bin (after scaling)", transform=axis.transAxes, fontsize=7,
+              ha="right", va="bottom", color="#1f77b4")
     axis.set_xlabel("mean confidence in bin")
     axis.set_ylabel("accuracy in bin")
     axis.set_xlim(0, 1.02)
@@ -90,15 +95,19 @@ def ood_histogram(scores: dict[str, np.ndarray], kinds: dict[str, str], threshol
 
 def gradcam_gallery(test: SplitData, predicted: np.ndarray, indices: list[int], maps: np.ndarray,
                     classes: list[str], path: Path, title: str) -> None:
-    """Image and Grad-CAM overlay pairs, mistakes first, captioned `true -> predicted`."""
+    """Image and Grad-CAM overlay side by side, mistakes first, captioned with the file name and
+    `true -> predicted`."""
     rows: list[tuple[str, list[np.ndarray], list[str]]] = []
-    per_row = 8
+    per_row = 2  # image, overlay, image, overlay: four cells a row
     wrong = [k for k, i in enumerate(indices) if test.labels[i] != predicted[i]]
     right = [k for k, i in enumerate(indices) if test.labels[i] == predicted[i]]
     for label, group in (("mistakes", wrong), ("correct", right)):
         for start in range(0, len(group), per_row):
-            chunk = group[start:start + per_row]
-            captions = [f"{classes[test.labels[indices[k]]]} -> {classes[predicted[indices[k]]]}" for k in chunk]
-            rows.append((label, [test.images[indices[k]] for k in chunk], captions))
-            rows.append(("Grad-CAM", [overlay(test.images[indices[k]], maps[k]) for k in chunk], ["" for _ in chunk]))
+            images, captions = [], []
+            for k in group[start:start + per_row]:
+                i = indices[k]
+                images += [test.images[i], overlay(test.images[i], maps[k])]
+                captions += [f"{file_caption(test.paths[i])}\n{classes[test.labels[i]]} -> {classes[predicted[i]]}",
+                             "Grad-CAM"]
+            rows.append((label, images, captions))
     image_grid(rows or [("", [np.full((8, 8, 3), 255, np.uint8)], ["nothing to explain"])], path, title)

@@ -14,14 +14,19 @@ from vision.plots import image_grid, pyplot, save_figure
 from vision.training.augment import GEOMETRIC_AND_COLOUR, apply, corruption, enabled, training_pipeline
 from vision.training.model import ModelConfig
 
-PREVIEW_COLUMNS = 8
+PREVIEW_COLUMNS = 6
 
 
 def _examples(train: SplitData, config: ModelConfig) -> tuple[list[np.ndarray], list[str]]:
-    """The first training image of each class (up to PREVIEW_COLUMNS classes), then more to fill the row."""
-    firsts = [int(np.flatnonzero(train.labels == c)[0]) for c in np.unique(train.labels)][:PREVIEW_COLUMNS]
-    rest = [i for i in range(len(train.labels)) if i not in firsts][:PREVIEW_COLUMNS - len(firsts)]
-    chosen = firsts + rest
+    """PREVIEW_COLUMNS training images taken from the classes in turn (the first of each class, then the second
+    of each, ...), so every class shows and none fills the row."""
+    per_class = [list(np.flatnonzero(train.labels == c)) for c in np.unique(train.labels)]
+    chosen: list[int] = []
+    for rank in range(max((len(indices) for indices in per_class), default=0)):
+        chosen.extend(int(indices[rank]) for indices in per_class if rank < len(indices))
+        if len(chosen) >= PREVIEW_COLUMNS:
+            break
+    chosen = chosen[:PREVIEW_COLUMNS]
     return [train.images[i] for i in chosen], [config.classes[train.labels[i]] for i in chosen]
 
 
@@ -46,7 +51,7 @@ def augmentation_preview(train: SplitData, augment: AugmentSection, config: Mode
         rows.append(("as trained", [apply(mixed, image) for image in images], []))
     title = (f"Training augmentations at severity {augment.severity} (rows always applied; last row as drawn)"
              if mixed else "No augmentations in the spec: the model trains on the images as they are")
-    image_grid(rows, path, title)
+    image_grid(rows, path, title, cell_in=1.6)
 
 
 def hpo_plots(study: Any, history_path: Path, importance_path: Path, seed: int) -> None:
