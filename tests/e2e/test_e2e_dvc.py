@@ -39,7 +39,8 @@ data:
 augment: {occlusion: 0.3, low_light: 0.2}
 compress: {budget: {max_params: 600000, max_accuracy_drop: 0.3}, prune_steps: 2, finetune_epochs: 1}
 model: {backbone: resnet10t, input_size_px: 16}
-dependability: {min_accuracy: 0.5, ood: {detector: mahalanobis, min_auroc: 0.5}, explain: {gradcam_samples: 4},
+dependability: {min_accuracy: 0.5, ood: {detector: mahalanobis, min_auroc: 0.5, max_accepted_fraction: 0.9},
+                explain: {gradcam_samples: 4},
                 robustness: {corruptions: [fog, gaussian_noise], severities: [1, 3], max_accuracy_drop: 0.6},
                 calibration: {max_ece: 0.6}}
 train: {epochs: 6, batch_size: 16,
@@ -67,6 +68,8 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "dependability.min_accuracy": (("min_accuracy: 0.5", "min_accuracy: 0.55"), {"gate"}),
     "dependability.ood.min_auroc": (("min_auroc: 0.5", "min_auroc: 0.55"), {"gate"}),
     "dependability.ood.detector": (("detector: mahalanobis", "detector: knn"), {"dependability"}),
+    "dependability.ood.max_accepted_fraction": (("max_accepted_fraction: 0.9", "max_accepted_fraction: 0.95"),
+                                                {"gate"}),
     "dependability.ood.ood_sources": (("detector: mahalanobis", "detector: mahalanobis, ood_sources: [ood]"),
                                       {"dependability"}),
     "dependability.robustness.corruptions": (("[fog, gaussian_noise]", "[fog]"), {"dependability"}),
@@ -98,6 +101,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "train.scheduler.name": (("batch_size: 16", "batch_size: 16, scheduler: {name: step}"), {"train", "compress"}),
     "train.label_smoothing": (("batch_size: 16", "batch_size: 16, label_smoothing: 0.1"), {"train", "compress"}),
     "train.hpo.trials": (("trials: 2", "trials: 3"), {"train"}),
+    "train.select_by": (("batch_size: 16", "batch_size: 16, select_by: val_macro_f1"), {"train", "compress"}),
     "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train", "compress", "dependability"}),
 }
 
@@ -242,6 +246,27 @@ def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocke
     assert verdict["passed"] is False
     assert verdict["failed"] == ["ood_auroc"]
     assert _changed_stages(clone) == {"gate", "promote"}  # a failed gate is never recorded as done
+    # what `dvc repro` runs now: the gate (its params differ from what dvc.lock recorded) and promote (the gate
+    # rewrote the verdict it reads), as real `dvc status` says, and nothing upstream
+    impact = {row["stage"].removeprefix("e2e-"): row for row in json.loads(
+        _autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)}
+    assert {name for name, row in impact.items() if row["direct"]} == {"gate", "promote"}
+    assert {name for name, row in impact.items() if row["reruns"]} == {"gate", "promote"}
+    assert f"param e2e.dependability.ood.min_auroc: 0.5 -> {UNREACHABLE_AUROC}" in impact["gate"]["reasons"]
+    assert ("input reports/e2e/gate/verdict.json (written by e2e-gate) changed since its last run"
+            in impact["promote"]["reasons"])
+
+
+def test_a_fresh_clone_runs_what_dvc_status_says_and_impact_says_why(pipeline: Path, tmp_path: Path) -> None:
+    """A clone has dvc.lock but neither the outputs nor the cache: every stage's outputs are missing."""
+    clone = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(pipeline), str(clone))
+    flagged = _changed_stages(clone)
+    impact = {row["stage"].removeprefix("e2e-"): row for row in json.loads(
+        _autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)}
+    assert {name for name, row in impact.items() if row["direct"]} == flagged == {s.name for s in STAGES}
+    assert any(reason.startswith("output models/e2e/train is missing") for reason in impact["train"]["reasons"])
+    assert not any("has not run yet" in reason for row in impact.values() for reason in row["reasons"])
 
 
 def test_a_new_project_whose_first_run_fails_at_the_gate_leaves_git_status_clean(tmp_path: Path) -> None:
@@ -318,7 +343,7 @@ def test_an_edit_to_the_shared_decoder_reruns_exactly_the_stages_that_import_it(
     with (clone / decoder).open("a") as handle:
         handle.write("\n# an edit that changes the file but not what it does\n")
     assert _changed_stages(clone) == importing
-    impact = json.loads(_autodl(clone, "impact", "specs/e2e.yaml", "--working-tree", "--json").stdout)
+    impact = json.loads(_autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)
     named = {row["stage"].removeprefix("e2e-") for row in impact
              if f"code changed since its last run: {decoder}" in row["reasons"]}
     assert named == importing
