@@ -32,7 +32,7 @@ def main(ctx: StageContext) -> None:
     limits = Thresholds.from_spec(ctx.spec("dependability.min_accuracy"), ctx.spec("dependability.ood.min_auroc"),
                                   ctx.spec("dependability.ood.max_accepted_fraction"),
                                   ctx.spec("dependability.robustness.max_accuracy_drop"),
-                                  ctx.spec("dependability.calibration"))
+                                  ctx.spec("dependability.calibration"), ctx.spec("dependability.min_class_recall"))
     budget: CompressionBudget = ctx.spec("compress.budget")
     figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
     checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)

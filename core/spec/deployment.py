@@ -120,6 +120,9 @@ class DependabilitySection(SpecModel):
 
     min_accuracy: Fraction = 0.9
     """Smallest allowed test accuracy of the deployable model."""
+    min_class_recall: Fraction | None = None
+    """Smallest allowed test recall of every class (the share of its images the deployable model gets right),
+    so a model that ignores one class cannot pass on overall accuracy alone; null checks no class."""
     ood: Ood = Ood()
     """Out-of-distribution detection."""
     robustness: Robustness = Robustness()

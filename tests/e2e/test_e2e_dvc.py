@@ -66,6 +66,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
                                     {"export"}),
     "target.hardware": (("train: {", "target: {hardware: nvidia-t4}\ntrain: {"), {"export"}),
     "dependability.min_accuracy": (("min_accuracy: 0.5", "min_accuracy: 0.55"), {"gate"}),
+    "dependability.min_class_recall": (("min_accuracy: 0.5", "min_accuracy: 0.5, min_class_recall: 0.1"), {"gate"}),
     "dependability.ood.min_auroc": (("min_auroc: 0.5", "min_auroc: 0.55"), {"gate"}),
     "dependability.ood.detector": (("detector: mahalanobis", "detector: knn"), {"dependability"}),
     "dependability.ood.max_accepted_fraction": (("max_accepted_fraction: 0.9", "max_accepted_fraction: 0.95"),

@@ -216,8 +216,10 @@ def test_the_stages_write_a_self_contained_report_and_the_gate_passes(trained, t
     verdict = json.loads((tmp_path / "reports/p/gate/verdict.json").read_text())
     assert verdict["passed"]
     assert len(verdict["checks"]) == 8
+    html = (tmp_path / "reports/p/dependability.html").read_text()
+    assert "<h2>Per-class recall</h2>" in html
     parser = _Images()
-    parser.feed((tmp_path / "reports/p/dependability.html").read_text())
+    parser.feed(html)
     assert len(parser.sources) == 4
     assert not parser.links
     for source in parser.sources:

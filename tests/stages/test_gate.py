@@ -176,3 +176,15 @@ def test_a_corruption_the_model_collapses_under_is_named_with_the_class_and_the_
                                "that looks like a defect, blur that hides one), remove it from the list instead")
     fog = _by_name(dependability_checks(figures, OOD_REPORT, _limits()))["robustness.fog"]
     assert "collapses" not in fog.hint
+
+
+def test_a_class_below_min_class_recall_fails_the_gate_although_accuracy_passes() -> None:
+    figures = copy.deepcopy(FIGURES) | {"accuracy": 0.97,
+                                        "recall_by_class": {"nominal": 0.995, "local_defect": 0.4, "texture": 0.97}}
+    assert "class_recall" not in _by_name(dependability_checks(figures, OOD_REPORT, _limits()))  # not asked for
+    checks = _by_name(dependability_checks(figures, OOD_REPORT, _limits(min_class_recall=0.8)))
+    assert checks["accuracy"].passed
+    recall = checks["class_recall"]
+    assert not recall.passed
+    assert recall.line().startswith("class_recall: measured 0.4, dependability.min_class_recall needs at least 0.8 "
+                                    "(short by 0.4); below the limit: 'local_defect' 0.4; balance the classes")

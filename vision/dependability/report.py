@@ -34,7 +34,8 @@ def render_html(project: str, verdict: dict[str, Any], checks: list[Check], figu
         warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks, ood=figures["ood"],
         ood_table=ood_report["detectors"], ood_sets=list(chosen),
         set_kinds=ood_report["set_kinds"], robust=figures["robustness"], cal=figures["calibration"],
-        explain=figures["explain"], images={name: data_uri(path) for name, path in images.items()})
+        explain=figures["explain"], recall=figures.get("recall_by_class") or {},
+        images={name: data_uri(path) for name, path in images.items()})
 
 
 def render_markdown(project: str, verdict: dict[str, Any], checks: list[Check], figures: dict[str, Any]) -> str:

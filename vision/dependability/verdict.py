@@ -87,6 +87,16 @@ def _accuracy_hint(figures: dict[str, Any]) -> str:
             "(data.pruning.budget); compression may cost accuracy too (compress.budget.max_accuracy_drop)")
 
 
+def _class_recall_check(recall: dict[str, float], limit: float) -> Check:
+    below = sorted((value, name) for name, value in recall.items() if value < limit)
+    worst_value, worst = min((value, name) for name, value in recall.items())
+    named = ", ".join(f"'{name}' {value:g}" for value, name in below)
+    return Check("class_recall", "dependability.min_class_recall", worst_value, limit, ">=",
+                 f"below the limit: {named or worst}; balance the classes (more images of them, or class-balanced "
+                 "sampling), raise model.input_size_px when what tells them apart is small, and select the epoch "
+                 "by macro-F1 (train.select_by: val_macro_f1)")
+
+
 LABEL_PRESERVING = ("dependability.robustness.corruptions is your statement of conditions that do not change "
                     "the label: if {name} can change it on your data (noise or low light that looks like a defect, "
                     "blur that hides one), remove it from the list instead")
@@ -123,12 +133,16 @@ class Thresholds:
     max_accepted_fraction: float
     max_accuracy_drop: float
     max_ece: float
+    min_class_recall: float | None = None
 
+    # Six parameters: one per spec key the gate declares.
     @classmethod
     def from_spec(cls, min_accuracy: float, min_auroc: float, max_accepted_fraction: float,
-                  max_accuracy_drop: float, calibration: Calibration) -> Thresholds:
+                  max_accuracy_drop: float, calibration: Calibration,
+                  min_class_recall: float | None = None) -> Thresholds:
         """From the validated spec keys the gate declares (it does not read the rest of `dependability`)."""
-        return cls(min_accuracy, min_auroc, max_accepted_fraction, max_accuracy_drop, calibration.max_ece)
+        return cls(min_accuracy, min_auroc, max_accepted_fraction, max_accuracy_drop, calibration.max_ece,
+                   min_class_recall)
 
 
 def dependability_checks(figures: dict[str, Any], ood_report: dict[str, Any], limits: Thresholds) -> list[Check]:
@@ -136,6 +150,8 @@ def dependability_checks(figures: dict[str, Any], ood_report: dict[str, Any], li
     checks = [
         Check("accuracy", "dependability.min_accuracy", figures["accuracy"], limits.min_accuracy, ">=",
               _accuracy_hint(figures)),
+        *([_class_recall_check(figures["recall_by_class"], limits.min_class_recall)]
+          if limits.min_class_recall is not None and figures.get("recall_by_class") else []),
         Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], limits.min_auroc, ">=",
               _detector_hint(ood, ood_report, "auroc")),
         Check("ood_accepted_fraction", "dependability.ood.max_accepted_fraction", ood["far_accepted_fraction"],
