@@ -115,7 +115,7 @@ STAGES: tuple[StageInfo, ...] = (
         summary="Prune (torch-pruning) and distill the trained model toward compress.budget; export every "
                 "candidate to ONNX and check it against torch",
         params=("seed", "augment", "train.optimizer", "train.scheduler", "train.batch_size", "train.epochs",
-                "train.label_smoothing", "train.select_by", "compress.budget", "compress.methods",
+                "train.label_smoothing", "train.select_by", "train.balance", "compress.budget", "compress.methods",
                 "compress.importance", "compress.prune_steps", "compress.max_prune_ratio", "compress.finetune_epochs",
                 "compress.distillation", "compress.student"),
         inputs={"images": "ingest.images", "split": "prune.split", "model": "train.model"},

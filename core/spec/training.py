@@ -115,6 +115,9 @@ class TrainSection(SpecModel):
     """Learning-rate schedule."""
     label_smoothing: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
     """Share of probability mass spread over the other classes in the training loss."""
+    balance: Literal["none", "sampler", "loss"] = "none"
+    """How rare classes get their share: `sampler` draws every class equally often (with replacement, seeded),
+    `loss` weighs each class's cross-entropy by the inverse of its share; `none` trains on the data as it is."""
     select_by: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
     """Which epoch's weights are kept: the lowest validation loss (steadier on a few hundred validation images,
     where accuracy moves one image at a time), or the highest validation accuracy or macro-F1 (the mean of

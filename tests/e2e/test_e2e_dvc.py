@@ -103,6 +103,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "train.label_smoothing": (("batch_size: 16", "batch_size: 16, label_smoothing: 0.1"), {"train", "compress"}),
     "train.hpo.trials": (("trials: 2", "trials: 3"), {"train"}),
     "train.select_by": (("batch_size: 16", "batch_size: 16, select_by: val_macro_f1"), {"train", "compress"}),
+    "train.balance": (("batch_size: 16", "batch_size: 16, balance: sampler"), {"train", "compress"}),
     "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train", "compress", "dependability"}),
 }
 

@@ -16,8 +16,8 @@ class Task:
     name: str
     label_fields: tuple[str, ...]
     """Manifest columns that carry an image's annotation (classification: the class name)."""
-    loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-    """(network outputs, targets, label smoothing) -> the training loss of the head."""
+    loss: Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor | None], torch.Tensor]
+    """(network outputs, targets, label smoothing, per-class weights or None) -> the training loss of the head."""
     validation_figures: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
     """(network outputs, targets) -> the figures logged per validation batch; `val_loss` among them."""
     epoch_figures: Callable[[int], dict[str, Metric]]

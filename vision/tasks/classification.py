@@ -14,8 +14,9 @@ from vision.tasks.base import Task
 from vision.training.metrics import classification_metrics
 
 
-def _loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+def _loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float,
+          class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, weight=class_weights, label_smoothing=label_smoothing)
 
 
 def _validation_figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

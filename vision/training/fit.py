@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from core.progress import Progress
 from core.spec.training import AugmentSection, TrainSection
@@ -58,12 +59,13 @@ class Teacher:
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      teacher: Teacher, label_smoothing: float = 0.0) -> torch.Tensor:
+                      teacher: Teacher, label_smoothing: float = 0.0,
+                      class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)."""
     t = teacher.temperature
     kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
                   log_target=True, reduction="batchmean") * t * t
-    ce = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+    ce = F.cross_entropy(student_logits, labels, weight=class_weights, label_smoothing=label_smoothing)
     return teacher.alpha * kl + (1.0 - teacher.alpha) * ce
 
 
@@ -72,9 +74,11 @@ class Classifier(L.LightningModule):
     distillation when a teacher is given."""
 
     def __init__(self, model: torch.nn.Module, training: TrainSection, bn_loader: DataLoader,
-                 teacher: Teacher | None = None, task: Task = CLASSIFICATION):
+                 teacher: Teacher | None = None, task: Task = CLASSIFICATION,
+                 class_weights: torch.Tensor | None = None):
         super().__init__()
         self.model, self.training, self.bn_loader, self.teacher, self.task = model, training, bn_loader, teacher, task
+        self.class_weights = class_weights
         self.epoch_figures = torch.nn.ModuleDict(task.epoch_figures(int(model.num_classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,11 +87,12 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         if self.teacher is None:
-            loss = self.task.loss(self(x), y, self.training.label_smoothing)
+            loss = self.task.loss(self(x), y, self.training.label_smoothing, self.class_weights)
         else:
             with torch.no_grad():
                 teacher_logits = self.teacher.model.eval()(x)
-            loss = distillation_loss(self(x), teacher_logits, y, self.teacher, self.training.label_smoothing)
+            loss = distillation_loss(self(x), teacher_logits, y, self.teacher, self.training.label_smoothing,
+                                     self.class_weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
@@ -163,6 +168,26 @@ class _History(Callback):
             "val_macro_f1": round(float(metrics["val_macro_f1"]), 6),
             "lr": float(f"{self._lr:.6g}"),
         })
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Per class: the inverse of its share of the labels, scaled so the weights average 1 over the images (a
+    class with no image gets 0)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def training_loader(dataset: Dataset, labels: np.ndarray, training: TrainSection,
+                    generator: torch.Generator) -> DataLoader:
+    """Shuffled batches; with `balance: sampler`, each image drawn with probability inverse to its class's
+    size (torch's WeightedRandomSampler, seeded), so every class fills about the same share of each epoch."""
+    if training.balance != "sampler":
+        return DataLoader(dataset, batch_size=training.batch_size, shuffle=True, generator=generator)
+    per_image = class_weights(labels, int(labels.max(initial=0)) + 1)[torch.from_numpy(np.asarray(labels))]
+    sampler = WeightedRandomSampler(per_image.double(), num_samples=len(labels), replacement=True,
+                                    generator=generator)
+    return DataLoader(dataset, batch_size=training.batch_size, sampler=sampler)
 
 
 class _LineProgress(Callback):
@@ -273,9 +298,11 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
     clean = tensor_dataset(train)
     pipeline = training_pipeline(augment, size_px, seed) if augment else None
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(AugmentedImages(train, pipeline) if pipeline else clean, batch_size=training.batch_size,
-                              shuffle=True, generator=generator)
-    module = Classifier(model, training, bn_loader=DataLoader(clean, batch_size=256), teacher=teacher, task=task)
+    train_loader = training_loader(AugmentedImages(train, pipeline) if pipeline else clean, train.labels, training,
+                                   generator)
+    weights = class_weights(train.labels, int(model.num_classes)) if training.balance == "loss" else None
+    module = Classifier(model, training, bn_loader=DataLoader(clean, batch_size=256), teacher=teacher, task=task,
+                        class_weights=weights)
     val_loader = DataLoader(tensor_dataset(val), batch_size=256)
     history = _History()
     with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
