@@ -148,6 +148,29 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from ops.doctor import examine, manifest_path
+
+    root = Path(args.root)
+    loaded = load_spec(root / args.spec, root)
+    name = loaded.spec.name
+    try:
+        summary, hints = examine(root, loaded.spec)
+    except (FileNotFoundError, ValueError):
+        print(f"autodl: {manifest_path(root, name).relative_to(root)} is missing or empty: run `dvc repro "
+              f"{name}-ingest` first (doctor reads what ingest recorded of every image)", file=sys.stderr)
+        return 1
+    lines = summary.lines()
+    print(f"{name}: {lines[0]}")
+    for line in lines[1:]:
+        print(f"  {line}")
+    for hint in hints:
+        print(f"  hint [{hint.key}]: {hint.message}")
+    if not hints:
+        print("  no hint: the input size, class balance and weights fit this data as far as doctor can tell")
+    return 0
+
+
 def _publish(args: argparse.Namespace) -> int:
     from compiler.compile import read_promoted
     from ops.publish import PublishError, publish
@@ -199,6 +222,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", default="127.0.0.1",
                            help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
     serve_cmd.set_defaults(run=_serve)
+
+    doctor_cmd = commands.add_parser("doctor", help="look at the ingested data and say which spec keys fit it better")
+    doctor_cmd.add_argument("spec", help="the project's spec, e.g. specs/digits.yaml")
+    doctor_cmd.set_defaults(run=_doctor)
 
     report_cmd = commands.add_parser("report", help="markdown for a pull request: gate verdicts and metric changes")
     report_cmd.add_argument("spec", nargs="*", help="specs to report on (default: every spec in specs/)")

@@ -1,0 +1,106 @@
+"""`autodl doctor`: look at the ingested data before training and say which spec keys fit it better.
+
+Reads what the ingest stage recorded of every image (its size and class, in
+`data/<p>/ingest/manifest.csv`) and compares it with the spec: an input size
+that shrinks the typical image so far that small details vanish, a class rare
+enough to need balancing, too few images to train a backbone from scratch.
+Each hint names the spec key to change. Pure: no image is opened, no model
+is loaded, so it answers in a second on any data set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.fsutil import read_csv
+from core.registry import resolve
+from core.spec import ProjectSpec
+
+DOWNSAMPLE_WARN = 1.5
+"""Shrinking the typical image by more than this loses details a few pixels wide."""
+RARE_RATIO = 0.25
+"""A class with fewer images than this share of the largest class needs balancing."""
+FEW_PER_CLASS = 100
+"""Fewer images than this in some class: training a backbone from scratch is unlikely to generalise."""
+
+
+@dataclass(frozen=True)
+class Hint:
+    key: str
+    """The spec key to change."""
+    message: str
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    images: int
+    median_size: tuple[int, int]
+    """Median width and height, in pixels."""
+    short_side: tuple[int, int, int]
+    """10th percentile, median and 90th percentile of each image's shorter side."""
+    per_class: dict[str, int]
+
+    def lines(self) -> list[str]:
+        low, mid, high = self.short_side
+        counts = ", ".join(f"{name} {count:,}" for name, count in self.per_class.items())
+        return [f"{self.images:,} images; median size {self.median_size[0]}x{self.median_size[1]} px; shorter side "
+                f"{low}-{high} px (10th-90th percentile, median {mid})", f"per class: {counts}"]
+
+
+def summarise(sizes: list[tuple[int, int]], labels: list[str], classes: list[str]) -> DataSummary:
+    widths, heights = np.array([w for w, _ in sizes]), np.array([h for _, h in sizes])
+    short = np.minimum(widths, heights)
+    low, mid, high = (round(float(np.percentile(short, q))) for q in (10, 50, 90))
+    return DataSummary(len(sizes), (int(np.median(widths)), int(np.median(heights))), (low, mid, high),
+                       {name: labels.count(name) for name in classes})
+
+
+def _size_choice(short_side: int) -> int:
+    """The native resolution as an input size: a multiple of 32 (what the backbones downsample by), 32-1024."""
+    return int(min(1024, max(32, round(short_side / 32) * 32)))
+
+
+def hints(spec: ProjectSpec, summary: DataSummary) -> list[Hint]:
+    found: list[Hint] = []
+    size, (_, typical, _) = spec.model.input_size_px, summary.short_side
+    factor = typical / size
+    if factor > DOWNSAMPLE_WARN:
+        native = _size_choice(typical)
+        found.append(Hint("model.input_size_px", (
+            f"the typical image's shorter side is {typical} px: input_size_px {size} shrinks it {factor:.1f}x, so "
+            f"details under about {factor:.0f} px vanish (small defects, signs and distant cars first); try "
+            f"input_size_px: {native}, or let the search choose (train.hpo.space.input_size_px: "
+            f"{{choices: [{size}, {native}]}})")))
+    counts = {name: count for name, count in summary.per_class.items()}
+    largest_name = max(counts, key=lambda name: (counts[name], name))
+    rare = sorted((count, name) for name, count in counts.items() if count < RARE_RATIO * counts[largest_name])
+    if rare and spec.train.balance == "none":
+        named = ", ".join(f"'{name}' {count:,}" for count, name in rare)
+        found.append(Hint("train.balance", (
+            f"rare class(es): {named} against '{largest_name}' {counts[largest_name]:,}: set train.balance: sampler "
+            "(or loss) and train.select_by: val_macro_f1, and guard them with dependability.min_class_recall")))
+    fewest = min(counts.values())
+    if fewest < FEW_PER_CLASS and spec.model.pretrained is None:
+        found.append(Hint("model.pretrained", (
+            f"the smallest class has {fewest:,} images: a backbone trained from scratch rarely generalises from so "
+            "few; start from the offline ImageNet weights (model.pretrained: efficientnet_lite0_imagenet with "
+            "model.backbone: tf_efficientnet_lite0)")))
+    return found
+
+
+def manifest_path(root: Path, project: str) -> Path:
+    _stage, template = resolve("ingest.manifest")
+    return root / template.format(project=project)
+
+
+def examine(root: Path, spec: ProjectSpec) -> tuple[DataSummary, list[Hint]]:
+    """The summary and hints for a project whose ingest stage has run; FileNotFoundError when it has not."""
+    rows = read_csv(manifest_path(root, spec.name))
+    if not rows:
+        raise ValueError(f"{manifest_path(root, spec.name)} lists no image")
+    summary = summarise([(int(r["width"]), int(r["height"])) for r in rows], [r["label"] for r in rows],
+                        list(spec.classes))
+    return summary, hints(spec, summary)

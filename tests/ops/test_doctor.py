@@ -1,0 +1,80 @@
+"""`autodl doctor`: hints from the sizes and classes ingest recorded, each naming the spec key to change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.fsutil import write_csv
+from core.spec import ProjectSpec
+from ops.doctor import hints, summarise
+from tests.conftest import MINIMAL_SPEC
+
+CLASSES = ["nominal", "local_defect", "texture"]
+
+
+def _spec(**overrides) -> ProjectSpec:
+    raw = {"name": "fabric", "classes": CLASSES, "data": {"sources": [{"kind": "sklearn_digits"}]}, **overrides}
+    return ProjectSpec.model_validate(raw, strict=False)
+
+
+def _data(size: tuple[int, int], counts: tuple[int, ...]) -> tuple[list[tuple[int, int]], list[str]]:
+    labels = [name for name, count in zip(CLASSES, counts, strict=True) for _ in range(count)]
+    return [size] * len(labels), labels
+
+
+def test_a_250_px_data_set_trained_at_128_px_gets_the_input_size_hint() -> None:
+    summary = summarise(*_data((250, 250), (700, 300, 300)), CLASSES)
+    assert summary.short_side == (250, 250, 250)
+    found = {h.key: h.message for h in hints(_spec(model={"input_size_px": 128}), summary)}
+    assert set(found) == {"model.input_size_px"}
+    assert found["model.input_size_px"].startswith(
+        "the typical image's shorter side is 250 px: input_size_px 128 shrinks it 2.0x, so details under about 2 px "
+        "vanish")
+    assert "try input_size_px: 256" in found["model.input_size_px"]
+    assert "train.hpo.space.input_size_px: {choices: [128, 256]}" in found["model.input_size_px"]
+
+
+def test_a_shrink_within_one_and_a_half_times_or_an_enlargement_is_no_hint() -> None:
+    for size in ((180, 190), (8, 8)):
+        summary = summarise(*_data(size, (500, 400, 300)), CLASSES)
+        assert hints(_spec(model={"input_size_px": 128}), summary) == []
+
+
+def test_the_typical_image_is_the_median_not_the_largest() -> None:
+    sizes = [(100, 100)] * 85 + [(4000, 3000)] * 15  # a few huge photos among small crops
+    summary = summarise(sizes, ["nominal"] * 40 + ["local_defect"] * 30 + ["texture"] * 30, CLASSES)
+    assert summary.short_side[1] == 100
+    assert summary.short_side[2] == 3000
+    assert not [h for h in hints(_spec(model={"input_size_px": 96}), summary) if h.key == "model.input_size_px"]
+
+
+def test_a_rare_class_gets_the_balance_hint_unless_already_balanced() -> None:
+    summary = summarise(*_data((64, 64), (1000, 120, 600)), CLASSES)
+    [hint] = hints(_spec(model={"input_size_px": 64}), summary)
+    assert hint.key == "train.balance"
+    assert hint.message.startswith("rare class(es): 'local_defect' 120 against 'nominal' 1,000: set train.balance")
+    assert hints(_spec(model={"input_size_px": 64}, train={"balance": "sampler"}), summary) == []
+
+
+def test_few_images_and_no_pretrained_weights_get_the_pretrained_hint() -> None:
+    summary = summarise(*_data((32, 32), (60, 50, 55)), CLASSES)
+    assert [h.key for h in hints(_spec(), summary)] == ["model.pretrained"]
+    pretrained = _spec(model={"backbone": "tf_efficientnet_lite0", "pretrained": "efficientnet_lite0_imagenet",
+                              "input_size_px": 32})
+    assert hints(pretrained, summary) == []
+
+
+def test_the_cli_prints_the_summary_and_hints_or_says_to_ingest_first(repo: Path, write_spec, run_autodl) -> None:
+    write_spec("alpha", MINIMAL_SPEC.format(name="alpha") + "model: {input_size_px: 32}\n")
+    code, _, err = run_autodl("doctor", "specs/alpha.yaml")
+    assert code == 1
+    assert "data/alpha/ingest/manifest.csv is missing or empty: run `dvc repro alpha-ingest` first" in err
+    rows = [{"path": f"images/{i}.png", "label": str(i % 3), "source": "s", "origin": "o", "group": "g",
+             "sha256": "0", "width": 200, "height": 150, "mode": "RGB"} for i in range(300)]
+    write_csv(repo / "data/alpha/ingest/manifest.csv", rows)
+    code, out, _ = run_autodl("doctor", "specs/alpha.yaml")
+    assert code == 0
+    assert out.startswith("alpha: 300 images; median size 200x150 px; shorter side 150-150 px")
+    assert "  per class: 0 100, 1 100, 2 100" in out
+    assert "  hint [model.input_size_px]: the typical image's shorter side is 150 px: input_size_px 32 shrinks " \
+           "it 4.7x" in out
