@@ -94,6 +94,40 @@ def hpo_space_well_formed(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Prob
             yield Problem(path, "choices must not be empty")
         if hpo.sampler == "grid" and dim.choices is None:
             yield Problem(path, "the grid sampler needs choices for every parameter", "list the values under 'choices'")
+        if name in CATEGORICAL and dim.choices is None:
+            yield Problem(path, f"{name} is searched over a list of choices", CATEGORICAL[name][1])
+        yield from _choices_fit(name, dim.choices or [], path)
+
+
+CATEGORICAL: dict[str, tuple[str, str]] = {
+    "backbone": ("a timm model", "for example {choices: [resnet10t, tf_efficientnet_lite0]}"),
+    "input_size_px": ("a size in pixels from 8 to 1024", "for example {choices: [128, 224]}"),
+    "freeze": ("a number of levels from 0 to 8, or all", "for example {choices: [0, 2, all]}"),
+    "balance": ("one of none, sampler, loss", "for example {choices: [none, sampler]}"),
+}
+
+
+def _choice_ok(name: str, value: object) -> bool:
+    if name == "backbone":
+        return isinstance(value, str) and value in known_backbones()
+    if name == "input_size_px":
+        return isinstance(value, int) and not isinstance(value, bool) and 8 <= value <= 1024
+    if name == "freeze":
+        return value == "all" or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 8)
+    if name == "balance":
+        return value in ("none", "sampler", "loss")
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _choices_fit(name: str, choices: list[object], path: tuple[str | int, ...]) -> Iterator[Problem]:
+    for index, value in enumerate(choices):
+        if not _choice_ok(name, value):
+            expected = CATEGORICAL[name][0] if name in CATEGORICAL else "a number"
+            hint = CATEGORICAL[name][1] if name in CATEGORICAL else "numbers only"
+            if name == "backbone" and isinstance(value, str):
+                close = difflib.get_close_matches(value, sorted(known_backbones()), n=3, cutoff=0.7)
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see timm.list_models()"
+            yield Problem((*path, "choices", index), f"{value!r} is not {expected}", hint)
 
 
 def video_labels_defined(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:

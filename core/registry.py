@@ -84,7 +84,7 @@ STAGES: tuple[StageInfo, ...] = (
         summary="Train the spec's timm backbone with Lightning on the pruned training split (optuna search first "
                 "when train.hpo is set)",
         params=("task", "seed", "classes", "augment", "model", "train"),
-        inputs={"images": "ingest.images", "split": "prune.split"},
+        inputs={"images": "ingest.images", "manifest": "ingest.manifest", "split": "prune.split"},
         outs={"model": f"models/{P}/train"},
         reports={"augmentations": f"reports/{P}/train/augmentations.png"},
         metrics={"metrics": f"reports/{P}/train/metrics.json"},

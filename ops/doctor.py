@@ -18,6 +18,7 @@ import numpy as np
 from core.fsutil import read_csv
 from core.registry import resolve
 from core.spec import ProjectSpec
+from vision.data.sizes import native_input_size
 
 DOWNSAMPLE_WARN = 1.5
 """Shrinking the typical image by more than this loses details a few pixels wide."""
@@ -58,17 +59,12 @@ def summarise(sizes: list[tuple[int, int]], labels: list[str], classes: list[str
                        {name: labels.count(name) for name in classes})
 
 
-def _size_choice(short_side: int) -> int:
-    """The native resolution as an input size: a multiple of 32 (what the backbones downsample by), 32-1024."""
-    return int(min(1024, max(32, round(short_side / 32) * 32)))
-
-
 def hints(spec: ProjectSpec, summary: DataSummary) -> list[Hint]:
     found: list[Hint] = []
     size, (_, typical, _) = spec.model.input_size_px, summary.short_side
     factor = typical / size
     if factor > DOWNSAMPLE_WARN:
-        native = _size_choice(typical)
+        native = native_input_size([(typical, typical)])
         found.append(Hint("model.input_size_px", (
             f"the typical image's shorter side is {typical} px: input_size_px {size} shrinks it {factor:.1f}x, so "
             f"details under about {factor:.0f} px vanish (small defects, signs and distant cars first); try "

@@ -15,24 +15,27 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from core.fsutil import atomic_directory, write_csv, write_json
+from core.fsutil import atomic_directory, read_csv, write_csv, write_json
 from core.registry import CODE_ROOT, STAGES_BY_NAME, code_dependencies
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import SplitData, load_splits
+from vision.data.sizes import native_input_size
 from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training import hpo as _hpo
-from vision.training.fit import HISTORY_FIELDS, TrainResult, fit, world
+from vision.training.fit import HISTORY_FIELDS, TrainResult, world
 from vision.training.model import ModelConfig, build_model, save_model
+from vision.training.modes import fit_with_mode
+from vision.training.pretrained import offline_weights_for
 from vision.training.reports import augmentation_preview, hpo_plots
 
 
@@ -42,17 +45,20 @@ def train_model(train: SplitData, val: SplitData, config: ModelConfig, training:
                 progress: bool = True, task: Task = CLASSIFICATION, label: str = "train") -> TrainResult:
     """A fresh model for `config` (from scratch or the offline ImageNet weights), fitted (see `fit.fit`)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    return fit(build_model(config), train, val, training, seed, augment, callbacks=callbacks, progress=progress,
-               task=task, label=label)
+    return fit_with_mode(build_model(config), train, val, training, seed, augment, callbacks=callbacks,
+                         progress=progress, task=task, label=label)
 
 
 def with_params(training: TrainSection, config: ModelConfig,
                 params: dict[str, Any]) -> tuple[TrainSection, ModelConfig]:
-    """The training settings with searched values put in place (`lr` and `weight_decay` live in `optimizer`)."""
+    """The training settings with searched values put in place (`lr` and `weight_decay` live in `optimizer`; a
+    searched backbone starts from its offline ImageNet weights when there are some)."""
     optimizer = training.optimizer.model_copy(update={k: params[k] for k in ("lr", "weight_decay") if k in params})
-    top = {k: params[k] for k in ("batch_size", "label_smoothing") if k in params}
-    new_config = replace(config, drop_rate=params["drop_rate"]) if "drop_rate" in params else config
-    return training.model_copy(update={"optimizer": optimizer, **top}), new_config
+    top = {k: params[k] for k in ("batch_size", "label_smoothing", "freeze", "balance") if k in params}
+    model = {k: params[k] for k in ("drop_rate", "input_size_px") if k in params}
+    if "backbone" in params:
+        model |= {"backbone": params["backbone"], "pretrained": offline_weights_for(params["backbone"])}
+    return training.model_copy(update={"optimizer": optimizer, **top}), replace(config, **model)
 
 
 STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"
@@ -70,6 +76,21 @@ class TrainInputs:
     augment: AugmentSection | None
     seed: int
     task: Task = CLASSIFICATION
+    source: tuple[Path, Path] | None = None
+    """The ingest folder and split file, to load the splits at another searched input size."""
+    _resized: dict[int, tuple[SplitData, SplitData]] = field(default_factory=dict, compare=False, repr=False)
+
+    def splits_at(self, size_px: int) -> tuple[SplitData, SplitData]:
+        """The training and validation splits at `size_px` (loaded once per size)."""
+        if size_px == self.config.input_size_px:
+            return self.train, self.val
+        if size_px not in self._resized:
+            if self.source is None:
+                raise ValueError(f"input size {size_px} searched but the images are only loaded at "
+                                 f"{self.config.input_size_px}")
+            splits = load_splits(*self.source, self.config.classes, size_px, names=("train", "val"))
+            self._resized[size_px] = (splits.train, splits.val)
+        return self._resized[size_px]
 
     @property
     def trial_epochs(self) -> int:
@@ -92,7 +113,8 @@ class TrainInputs:
         def run(trial: Any, params: dict[str, Any]) -> float:
             run_training, run_config = with_params(trial_training, self.config, params)
             pruning = PyTorchLightningPruningCallback(trial, monitor="val_accuracy")
-            return train_model(self.train, self.val, run_config, run_training, self.seed, self.augment,
+            train, val = self.splits_at(run_config.input_size_px)
+            return train_model(train, val, run_config, run_training, self.seed, self.augment,
                                callbacks=(pruning,), task=self.task,
                                label=f"train: search trial {trial.number}").val_accuracy
 
@@ -105,8 +127,26 @@ def load_inputs(ctx: StageContext) -> TrainInputs:
                          model.pretrained)
     ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
     splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px, names=("train", "val"))
-    return TrainInputs(splits.train, splits.val, config, ctx.spec("train"), ctx.spec("augment"), ctx.spec("seed"),
-                       task_named(ctx.spec("task")))
+    training = with_native_size(ctx.spec("train"), ctx.input("manifest"))
+    return TrainInputs(splits.train, splits.val, config, training, ctx.spec("augment"), ctx.spec("seed"),
+                       task_named(ctx.spec("task")), (ingest_dir, split_csv))
+
+
+def with_native_size(training: TrainSection, manifest: Path) -> TrainSection:
+    """A search over `input_size_px` always tries the data's native size (the median shorter side, as a multiple
+    of 32): the resolution at which nothing is lost."""
+    hpo = training.hpo
+    if hpo is None or "input_size_px" not in hpo.space or not manifest.is_file():
+        return training
+    rows = read_csv(manifest)
+    native = native_input_size([(int(r["width"]), int(r["height"])) for r in rows]) if rows else None
+    sizes = hpo.space["input_size_px"].choices or []
+    if native is None or native in sizes:
+        return training
+    dimension = hpo.space["input_size_px"].model_copy(update={"choices": sorted([*sizes, native])})
+    print(f"train: the search's input_size_px choices get the data's native size, {native} px", flush=True)
+    return training.model_copy(update={"hpo": hpo.model_copy(update={"space": {**hpo.space,
+                                                                               "input_size_px": dimension}})})
 
 
 def search_hyperparameters(inputs: TrainInputs, study_dir: Path) -> _hpo.SearchResult:
@@ -161,6 +201,7 @@ def main(ctx: StageContext) -> None:
         print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in "
               f"{time.perf_counter() - started:.1f} s; best {found.best_params} (val {found.best_value:.4f})")
     started = time.perf_counter()
+    train, val = inputs.splits_at(config.input_size_px)
     result = train_model(train, val, config, training, seed, augment, task=inputs.task)
     seconds = time.perf_counter() - started
     if not result.primary:

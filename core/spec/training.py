@@ -78,11 +78,16 @@ class SearchDimension(SpecModel):
     """Upper end of a numeric range."""
     log: bool = False
     """Sample the range on a log scale (learning rates, weight decay)."""
-    choices: list[float] | None = None
-    """Explicit values to try instead of a range."""
+    choices: list[int | float | str] | None = None
+    """Explicit values to try instead of a range (the only form `backbone`, `input_size_px`, `freeze` and
+    `balance` take)."""
 
 
-Tunable = Literal["lr", "weight_decay", "batch_size", "label_smoothing", "drop_rate"]
+Tunable = Literal["lr", "weight_decay", "batch_size", "label_smoothing", "drop_rate", "backbone", "input_size_px",
+                  "freeze", "balance"]
+"""What the search can vary: optimizer and regularisation values, and the architecture and transfer choices
+(`backbone`: timm names, those with offline ImageNet weights start from them; `input_size_px`: sizes, the data's
+native one always added; `freeze`: levels kept frozen or `all`; `balance`: none, sampler or loss)."""
 
 
 class Hpo(SpecModel):
@@ -115,6 +120,14 @@ class TrainSection(SpecModel):
     """Learning-rate schedule."""
     label_smoothing: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
     """Share of probability mass spread over the other classes in the training loss."""
+    freeze: Annotated[int, Interval(0, 8)] | Literal["all"] = 0
+    """How much of the backbone stays as it was: 0 fine-tunes everything; N keeps its first N levels frozen (timm's
+    feature_info: the stem, then each stage that halves the resolution; no gradient flows through them and their
+    BatchNorm statistics stay fixed, so each step costs far less on CPU); `all` is a linear probe: the classifier
+    alone, trained on features computed once per image (seconds; augmentations do not apply)."""
+    warm_start: bool = False
+    """Train the classifier alone on cached features first (a linear probe), then fine-tune as `freeze` says from
+    there: the new head does not push random gradients into pretrained weights in the first epochs."""
     balance: Literal["none", "sampler", "loss"] = "none"
     """How rare classes get their share: `sampler` draws every class equally often (with replacement, seeded),
     `loss` weighs each class's cross-entropy by the inverse of its share; `none` trains on the data as it is."""

@@ -9,7 +9,7 @@ import pytest
 
 from core.spec.training import Hpo, SearchDimension, TrainSection
 from stages.evaluate import evaluate, mistakes_gallery, top_confusions
-from stages.train import TrainInputs, search_hyperparameters, train_model
+from stages.train import TrainInputs, search_hyperparameters, train_model, with_params
 from tests.conftest import TINY_CLASSES
 from vision.data.dataset import load_split, to_tensor
 from vision.training.metrics import classification_metrics
@@ -124,3 +124,43 @@ def test_hpo_of_two_tiny_trials_resumes_after_an_interruption(tiny_digits: Path,
     completed = [t for t in resumed.study.trials if t.state.name == "COMPLETE"]
     assert sorted(t.params["lr"] for t in completed) == sorted(trained_lrs)
     assert all(len(t.intermediate_values) == 2 for t in completed)  # per-epoch values reported for pruning
+
+
+@pytest.mark.slow
+def test_the_search_varies_backbone_size_freeze_and_balance_and_its_best_setting_trains(tiny_digits: Path,
+                                                                                       tmp_path: Path) -> None:
+    config = ModelConfig("resnet10t", CLASSES, input_size_px=16)
+    space = {"backbone": SearchDimension(choices=["resnet10t", "mobilenetv3_small_050"]),
+             "input_size_px": SearchDimension(choices=[16, 24]), "freeze": SearchDimension(choices=[0, 2, "all"]),
+             "balance": SearchDimension(choices=["none", "sampler"])}
+    training = TrainSection(epochs=2, batch_size=16, hpo=Hpo(trials=4, sampler="random", space=space))
+    train = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "train", CLASSES, 16)
+    val = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "val", CLASSES, 16)
+    inputs = TrainInputs(train, val, config, training, None, 0, source=(tiny_digits / "ingest",
+                                                                         tiny_digits / "split.csv"))
+    found = search_hyperparameters(inputs, tmp_path / "hpo")
+    tried = [t.params for t in found.study.trials]
+    assert len(tried) == 4
+    assert {p["input_size_px"] for p in tried} <= {16, 24}
+    best_training, best_config = with_params(training, config, found.best_params)
+    assert best_config.backbone == found.best_params["backbone"]
+    assert best_config.input_size_px == found.best_params["input_size_px"]
+    assert (best_training.freeze, best_training.balance) == (found.best_params["freeze"], found.best_params["balance"])
+    sized_train, sized_val = inputs.splits_at(best_config.input_size_px)
+    assert sized_train.images.shape[1] == best_config.input_size_px
+    result = train_model(sized_train, sized_val, best_config, best_training.model_copy(update={"hpo": None}), 0,
+                         progress=False)
+    assert result.model(to_tensor(sized_val.images[:2])).shape == (2, len(CLASSES))
+
+
+def test_a_search_over_input_sizes_always_tries_the_native_one(tmp_path: Path) -> None:
+    from core.fsutil import write_csv
+    from stages.train import with_native_size
+
+    manifest = tmp_path / "manifest.csv"
+    write_csv(manifest, [{"width": 250, "height": 250}] * 5 + [{"width": 64, "height": 48}] * 2)
+    training = TrainSection(hpo=Hpo(space={"input_size_px": SearchDimension(choices=[128])}))
+    widened = with_native_size(training, manifest)
+    assert widened.hpo.space["input_size_px"].choices == [128, 256]
+    assert with_native_size(widened, manifest) == widened  # already there
+    assert with_native_size(TrainSection(hpo=Hpo()), manifest) == TrainSection(hpo=Hpo())  # size not searched
