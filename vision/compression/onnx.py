@@ -70,6 +70,10 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+PIXELS_PER_RUN = 32 * 224 * 224
+"""Input pixels one ONNX Runtime run may hold: 32 images at 224 px, 256 at 79 px or less."""
+
+
 def predict(sess: ort.InferenceSession, images: np.ndarray, batch: int = 256) -> np.ndarray:
     """Logits for uint8 NHWC images, preprocessed exactly as in training."""
     return predict_outputs(sess, images, (OUTPUT,), batch)[0]
@@ -88,6 +92,8 @@ def predict_outputs(sess: ort.InferenceSession, images: np.ndarray, outputs: tup
                     batch: int = 256) -> list[np.ndarray]:
     """The named outputs (logits, features) for uint8 NHWC images, as float32 arrays."""
     dtype = _input_dtype(sess)
+    if images.ndim == 4:  # fewer images per run as they grow: ONNX Runtime's arena keeps its peak for good
+        batch = max(1, min(batch, PIXELS_PER_RUN // max(int(images.shape[1]) * int(images.shape[2]), 1)))
     chunks = [sess.run(list(outputs), {INPUT: to_tensor(images[i:i + batch]).numpy().astype(dtype)})
               for i in range(0, len(images), batch)]
     if not chunks:
