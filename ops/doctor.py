@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from statistics import median, median_low, quantiles
 
 from core.fsutil import read_csv
 from core.registry import resolve
+from core.sizes import native_input_size
 from core.spec import ProjectSpec
-from vision.data.sizes import native_input_size
 
 DOWNSAMPLE_WARN = 1.5
 """Shrinking the typical image by more than this loses details a few pixels wide."""
@@ -52,11 +51,11 @@ class DataSummary:
 
 
 def summarise(sizes: list[tuple[int, int]], labels: list[str], classes: list[str]) -> DataSummary:
-    widths, heights = np.array([w for w, _ in sizes]), np.array([h for _, h in sizes])
-    short = np.minimum(widths, heights)
-    low, mid, high = (round(float(np.percentile(short, q))) for q in (10, 50, 90))
-    return DataSummary(len(sizes), (int(np.median(widths)), int(np.median(heights))), (low, mid, high),
-                       {name: labels.count(name) for name in classes})
+    short = [min(width, height) for width, height in sizes]
+    deciles = quantiles(short, n=10, method="inclusive") if len(short) > 1 else [short[0]] * 9
+    low, high = round(deciles[0]), round(deciles[-1])
+    return DataSummary(len(sizes), (int(median_low(w for w, _ in sizes)), int(median_low(h for _, h in sizes))),
+                       (low, round(median(short)), high), {name: labels.count(name) for name in classes})
 
 
 def hints(spec: ProjectSpec, summary: DataSummary) -> list[Hint]:

@@ -24,10 +24,10 @@ from lightning.pytorch.callbacks import Callback
 
 from core.fsutil import atomic_directory, read_csv, write_csv, write_json
 from core.registry import CODE_ROOT, STAGES_BY_NAME, code_dependencies
+from core.sizes import native_input_size
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import SplitData, load_splits
-from vision.data.sizes import native_input_size
 from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION

@@ -3,12 +3,12 @@ size with and what the search always tries."""
 
 from __future__ import annotations
 
-import numpy as np
+from statistics import median
 
 
 def native_input_size(sizes: list[tuple[int, int]]) -> int | None:
     """The median shorter side as an input size: a multiple of 32 (what backbones downsample by), 32 to 1024."""
     if not sizes:
         return None
-    short = float(np.median([min(width, height) for width, height in sizes]))
+    short = float(median(min(width, height) for width, height in sizes))
     return int(min(1024, max(32, round(short / 32) * 32)))
