@@ -161,15 +161,15 @@ def relax_message(rows: list[Variant], budget: CompressionBudget, baseline: floa
         return len(broken), sum((need - limit) / max(abs(limit), 1e-9) for need, limit in broken.values())
 
     closest = min(rows, key=lambda r: (*distance(r), r.variant))
+    broken = violations(closest, budget, baseline)
     parts = []
-    for name, (need, limit) in violations(closest, budget, baseline).items():
+    for name, (need, limit) in broken.items():
         if name in ("max_params", "max_macs"):
             parts.append(f"compress.budget.{name} to {int(need):,} (+{int(need - limit):,})")
         elif name == "max_latency_ms":
             parts.append(f"compress.budget.max_latency_ms to {need:.3f} (+{need - limit:.3f} ms)")
         else:
             parts.append(f"compress.budget.max_accuracy_drop to {need:.4f} (+{need - limit:.4f})")
-    broken = violations(closest, budget, baseline)
     why = floor_message(tracks or {}, baseline, budget) if broken.keys() & set(SIZE_LIMITS) else ""
     return (f"no variant meets compress.budget; {why}the closest is {closest.variant}: "
             + ("otherwise relax " if why else "relax ") + " and ".join(parts)

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from core.spec.training import TrainSection
 from vision.data.dataset import SplitData, to_tensor
+from vision.training.fit import SELECTION_MODE
 
 FEATURE_BATCH = 128
 
@@ -113,7 +114,8 @@ def probe(model: torch.nn.Module, train: SplitData, val: SplitData, training: Tr
                                   weight_decay=training.optimizer.weight_decay)
     history: list[dict[str, float]] = []
     best, best_state = None, copy.deepcopy(head.state_dict())
-    better = (lambda a, b: a < b) if training.select_by == "val_loss" else (lambda a, b: a > b)
+    lower = SELECTION_MODE[training.select_by] == "min"
+    better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
     for epoch in range(1, training.epochs + 1):
         head.train()
         order = torch.randperm(len(labels), generator=generator)
