@@ -32,13 +32,12 @@ def _load(prep: Prepared, work: Path, config, split: str):
 
 
 def _pruned(prep: Prepared, data, budget: float, method: str):
-    from vision.data.dataset import SplitData
     from vision.data.selection import select_per_class
 
     train_rows = np.array([s == "train" for s in prep.split])
     labels = [r.label for r, s in zip(prep.records, prep.split, strict=True) if s == "train"]
     keep = select_per_class(prep.vectors[train_rows], labels, budget, method, prep.spec.seed)
-    return SplitData(data.images[keep], data.labels[keep], [p for p, k in zip(data.paths, keep, strict=True) if k])
+    return data.take(keep)
 
 
 def spec_table(prep: Prepared, work: Path) -> None:
@@ -74,13 +73,13 @@ def throughput_table(prep: Prepared, work: Path, epochs: int = 3) -> None:
     from torch.nn import functional as F
     from torch.utils.data import DataLoader
 
-    from vision.data.dataset import tensor_dataset
+    from vision.data.dataset import CleanImages
     from vision.training.fit import Classifier, _optimizer
     from vision.training.model import ModelConfig, build_model
 
     spec = prep.spec
     config = ModelConfig(spec.model.backbone, list(spec.classes), spec.model.input_size_px)
-    dataset = tensor_dataset(_load(prep, work, config, "train"))
+    dataset = CleanImages(_load(prep, work, config, "train"))
     images = len(dataset) * epochs
 
     def loader() -> DataLoader:

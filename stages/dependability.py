@@ -36,6 +36,7 @@ from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import load_candidate
 from vision.compression.onnx import logits_of, predict_outputs, session
 from vision.data.dataset import Splits, load_splits, to_tensor
+from vision.data.streams import Images
 from vision.dependability.calibration import expected_calibration_error, fit_temperature, reliability_rows
 from vision.dependability.explain import Explanations, explain
 from vision.dependability.figures import gradcam_gallery, ood_histogram, reliability_diagram, robustness_heatmap
@@ -49,7 +50,13 @@ from vision.dependability.ood import (
     threshold_at_tpr,
 )
 from vision.dependability.ood_choice import DetectorChoice, choose_detector
-from vision.dependability.ood_sets import folder_images, heavy_occlusion, noise_images, photo_crops, shuffled_patches
+from vision.dependability.ood_sets import (
+    folder_images,
+    heavy_occlusion,
+    noise_stream,
+    photo_crop_stream,
+    shuffled_patches,
+)
 from vision.dependability.robustness import CorruptionResult, robustness, summary
 from vision.training.augment import enabled
 
@@ -62,26 +69,27 @@ class OodSet:
     name: str
     kind: str
     """'far' (unrelated images: gated) or 'near' (test images with their meaning destroyed: reported)."""
-    images: np.ndarray
+    images: Images
 
 
-def ood_sets(test: np.ndarray, size_px: int, seed: int, extra: dict[str, np.ndarray]) -> list[OodSet]:
-    """The evaluation sets, all built offline and seeded; far sets as large as the test split (at least 100)."""
+def ood_sets(test: Images, size_px: int, seed: int, extra: dict[str, Images]) -> list[OodSet]:
+    """The evaluation sets, all built offline and seeded, made as they are read; far sets as large as the test
+    split (at least 100)."""
     count = max(100, len(test))
-    sets = [OodSet("photos", "far", photo_crops(count, size_px, seed)),
-            OodSet("noise", "far", noise_images(count, size_px, seed + 1)),
+    sets = [OodSet("photos", "far", photo_crop_stream(count, size_px, seed)),
+            OodSet("noise", "far", noise_stream(count, size_px, seed + 1)),
             *(OodSet(name, "far", images) for name, images in sorted(extra.items()) if len(images)),
             OodSet("shuffled_patches", "near", shuffled_patches(test, 4, seed + 2)),
             OodSet("occlusion", "near", heavy_occlusion(test, 0.6, seed + 3))]
     return sets
 
 
-def selection_sets(val: np.ndarray, size_px: int, seed: int) -> list[OodSet]:
+def selection_sets(val: Images, size_px: int, seed: int) -> list[OodSet]:
     """What `detector: auto` chooses on: held-out photos, fresh noise and the validation split destroyed, so no
     image of the gate's sets (nor of the test split) takes part in the choice."""
     count = max(100, len(val))
-    return [OodSet("selection_photos", "far", photo_crops(count, size_px, seed + 10, pool="selection")),
-            OodSet("selection_noise", "far", noise_images(count, size_px, seed + 11)),
+    return [OodSet("selection_photos", "far", photo_crop_stream(count, size_px, seed + 10, pool="selection")),
+            OodSet("selection_noise", "far", noise_stream(count, size_px, seed + 11)),
             OodSet("selection_shuffled_patches", "near", shuffled_patches(val, 4, seed + 12)),
             OodSet("selection_occlusion", "near", heavy_occlusion(val, 0.6, seed + 13))]
 
@@ -219,7 +227,7 @@ class Plan:
 
 
 def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: Plan, seed: int,
-           extra_ood: dict[str, np.ndarray]) -> Assessment:
+           extra_ood: dict[str, Images]) -> Assessment:
     """Every figure the gate judges, measured on the deployable ONNX file, with progress lines as it goes."""
     train, val, test = splits.train, splits.val, splits.test
     sess = session(deployable)
@@ -227,7 +235,7 @@ def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: P
     steps = 1 + len(DETECTORS) + len(plan.corruptions) * len(plan.severities) + 1
     with Progress("dependability", steps, unit="step") as shown:
 
-        def run(images: np.ndarray) -> Outputs:
+        def run(images: Images) -> Outputs:
             return Outputs(*predict_outputs(sess, images))
 
         train_out, val_out, test_out = run(train.images), run(val.images), run(test.images)
@@ -318,8 +326,9 @@ def metrics(result: Assessment, variant: str, classes: list[str] | None = None) 
     }
 
 
-def extra_ood_sets(root: Path, folders: list[str], size_px: int) -> tuple[dict[str, np.ndarray], list[str]]:
-    images, unreadable = {}, []
+def extra_ood_sets(root: Path, folders: list[str], size_px: int) -> tuple[dict[str, Images], list[str]]:
+    images: dict[str, Images] = {}
+    unreadable: list[str] = []
     for folder in folders:
         path = root / folder
         if not path.is_dir():

@@ -11,12 +11,12 @@ import torch
 
 from core.fsutil import write_csv, write_json
 from stages.runtime import StageContext, run_stage
-from vision.data.dataset import SplitData, load_split, to_tensor
+from vision.data.dataset import SplitData, load_split
 from vision.plots import file_caption, image_grid
 from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
-from vision.training.model import load_model, predict_logits
+from vision.training.model import load_model, predict_images
 
 GALLERY_SIZE = 24
 GALLERY_COLUMNS = 4
@@ -37,7 +37,7 @@ def evaluate(model_dir: Path, ingest_dir: Path, split_csv: Path, task: Task = CL
     """Metrics on the test split plus each image's actual and predicted class names."""
     model, config = load_model(model_dir)
     test = load_split(ingest_dir, split_csv, "test", config.classes, config.input_size_px)
-    probabilities = torch.softmax(predict_logits(model, to_tensor(test.images)), dim=1).numpy()
+    probabilities = torch.softmax(predict_images(model, test.images), dim=1).numpy()
     predicted = probabilities.argmax(1)
     metrics = task.metrics(test.labels, probabilities, config.classes)
     return Evaluation(metrics, [config.classes[a] for a in test.labels], [config.classes[p] for p in predicted],

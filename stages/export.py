@@ -238,8 +238,7 @@ def main(ctx: StageContext) -> None:
     splits = load_splits(ingest_dir, split_csv, classes, size_px)
     train, val, test = splits.train, splits.val, splits.test
     calibration_count = min(ctx.spec("compress.calibration_images"), len(train.labels))
-    calibration = SplitData(train.images[:calibration_count], train.labels[:calibration_count],
-                            train.paths[:calibration_count])
+    calibration = train.take(range(calibration_count))
     baseline = float(described["variants"]["trained"]["torch_val_accuracy"])
     with atomic_directory(ctx.output("deployable")) as out:
         work = out / "variants"

@@ -28,6 +28,7 @@ from core.sizes import native_input_size
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import SplitData, load_splits
+from vision.data.streams import image_bytes
 from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
@@ -100,7 +101,7 @@ class TrainInputs:
 
     def study_name(self) -> str:
         return "hpo-" + _hpo.fingerprint(
-            _code_digest(), self.train.images.tobytes(), self.train.labels.tobytes(), self.val.images.tobytes(),
+            _code_digest(), image_bytes(self.train.images), self.train.labels.tobytes(), image_bytes(self.val.images),
             self.val.labels.tobytes(), asdict(self.config), self.training.model_dump(mode="json"),
             self.augment.model_dump(mode="json") if self.augment else None, self.seed)
 

@@ -21,6 +21,7 @@ import onnxruntime as ort
 import torch
 
 from vision.data.dataset import to_tensor
+from vision.data.streams import PIXELS_PER_BATCH, Images, batches
 from vision.tasks.classification import TASK as CLASSIFICATION
 
 OPSET = 17
@@ -70,11 +71,11 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-PIXELS_PER_RUN = 32 * 224 * 224
+PIXELS_PER_RUN = PIXELS_PER_BATCH
 """Input pixels one ONNX Runtime run may hold: 32 images at 224 px, 256 at 79 px or less."""
 
 
-def predict(sess: ort.InferenceSession, images: np.ndarray, batch: int = 256) -> np.ndarray:
+def predict(sess: ort.InferenceSession, images: Images, batch: int = 256) -> np.ndarray:
     """Logits for uint8 NHWC images, preprocessed exactly as in training."""
     return predict_outputs(sess, images, (OUTPUT,), batch)[0]
 
@@ -88,14 +89,15 @@ def logits_of(sess: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
     return np.asarray(sess.run([OUTPUT], {INPUT: inputs.astype(_input_dtype(sess))})[0], np.float32)
 
 
-def predict_outputs(sess: ort.InferenceSession, images: np.ndarray, outputs: tuple[str, ...] = (OUTPUT, FEATURES),
+def predict_outputs(sess: ort.InferenceSession, images: Images, outputs: tuple[str, ...] = (OUTPUT, FEATURES),
                     batch: int = 256) -> list[np.ndarray]:
-    """The named outputs (logits, features) for uint8 NHWC images, as float32 arrays."""
+    """The named outputs (logits, features) for uint8 NHWC images (an array or a stream read a batch at a
+    time), as float32 arrays."""
     dtype = _input_dtype(sess)
     if images.ndim == 4:  # fewer images per run as they grow: ONNX Runtime's arena keeps its peak for good
         batch = max(1, min(batch, PIXELS_PER_RUN // max(int(images.shape[1]) * int(images.shape[2]), 1)))
-    chunks = [sess.run(list(outputs), {INPUT: to_tensor(images[i:i + batch]).numpy().astype(dtype)})
-              for i in range(0, len(images), batch)]
+    chunks = [sess.run(list(outputs), {INPUT: to_tensor(chunk).numpy().astype(dtype)})
+              for chunk in batches(images, batch)]
     if not chunks:
         return [np.zeros((0, 0), np.float32) for _ in outputs]
     return [np.concatenate([chunk[k] for chunk in chunks]).astype(np.float32) for k in range(len(outputs))]
@@ -107,11 +109,11 @@ class Parity:
     top1_agreement: float
 
 
-def parity(model: torch.nn.Module, path: Path, images: np.ndarray) -> Parity:
+def parity(model: torch.nn.Module, path: Path, images: Images) -> Parity:
     """The exported file against the torch model on the same images."""
-    from vision.training.model import predict_logits
+    from vision.training.model import predict_images
 
-    expected = predict_logits(model, to_tensor(images)).numpy()
+    expected = predict_images(model, images).numpy()
     got = predict(session(path), images)
     return Parity(float(np.abs(expected - got).max()), float((expected.argmax(1) == got.argmax(1)).mean()))
 
@@ -119,9 +121,8 @@ def parity(model: torch.nn.Module, path: Path, images: np.ndarray) -> Parity:
 class _Calibration:
     """onnxruntime's CalibrationDataReader protocol over preprocessed training images."""
 
-    def __init__(self, images: np.ndarray, batch: int = 32):
-        self._batches: Iterator[np.ndarray] = (to_tensor(images[i:i + batch]).numpy()
-                                               for i in range(0, len(images), batch))
+    def __init__(self, images: Images, batch: int = 32):
+        self._batches: Iterator[np.ndarray] = (to_tensor(chunk).numpy() for chunk in batches(images, batch))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
@@ -140,8 +141,11 @@ def quantize_int8(fp32: Path, out: Path, calibration_images: np.ndarray) -> None
     prepared = out.with_name(out.stem + ".pre.onnx")
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     try:
+        # ranges merged after every batch (min of minima, max of maxima: the same ranges as all at once) rather
+        # than every batch's intermediate tensors held to the end, which grows with the calibration images
         quantize_static(str(prepared), str(out), _Calibration(calibration_images), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        extra_options={"CalibMaxIntermediateOutputs": 1})
     finally:
         prepared.unlink(missing_ok=True)
     onnx.checker.check_model(str(out), full_check=True)

@@ -1,21 +1,23 @@
-"""Load one split of the canonical image set into memory as the tensors the model consumes.
+"""One split of the canonical image set as the model consumes it: images read from their files a batch at a
+time (vision.data.streams), labels and paths in memory.
 
-Data sets here are small enough to hold in memory; loading once keeps every
-epoch free of decoding work and makes batches identical run to run.
+A split's images are never held whole: peak memory stays one batch however large the data grows, and an
+image decodes to the same pixels on every read, so batches are identical run to run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from core.fsutil import read_csv
-from vision.data.imageio import load_rgb
+from vision.data.streams import ImageFiles, Images
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
@@ -23,11 +25,17 @@ STD = (0.5, 0.5, 0.5)
 
 @dataclass(frozen=True)
 class SplitData:
-    images: np.ndarray
-    """uint8, N x H x W x 3."""
+    images: Images
+    """uint8, N x H x W x 3: read from the files on access (ImageFiles) or, in tests, an array."""
     labels: np.ndarray
     """int64 class indices into `classes`."""
     paths: list[str]
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> SplitData:
+        """The images at `indices` (positions, or a boolean mask), still unread when read from files."""
+        chosen = np.flatnonzero(indices) if np.asarray(indices).dtype == bool else np.asarray(indices, np.int64)
+        images = self.images.subset(chosen) if isinstance(self.images, ImageFiles) else self.images[chosen]
+        return SplitData(images, self.labels[chosen], [self.paths[int(i)] for i in chosen])
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,7 @@ def _split_of(rows: list[dict[str, str]], ingest_dir: Path, split: str, classes:
               size_px: int) -> SplitData:
     index = {name: i for i, name in enumerate(classes)}
     rows = [row for row in rows if row["split"] == split]
-    images = np.stack([load_rgb(ingest_dir / row["path"], size_px) for row in rows]) if rows else (
-        np.zeros((0, size_px, size_px, 3), dtype=np.uint8))
+    images = ImageFiles([ingest_dir / row["path"] for row in rows], size_px)
     labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
     return SplitData(images, labels, [row["path"] for row in rows])
 
@@ -70,8 +77,17 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
-def tensor_dataset(data: SplitData) -> TensorDataset:
-    return TensorDataset(to_tensor(data.images), torch.from_numpy(data.labels))
+class CleanImages(Dataset):
+    """A split's images as the model's input tensors, read one at a time, without augmentation."""
+
+    def __init__(self, data: SplitData):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_tensor(self.data.images[index][None])[0], torch.tensor(self.data.labels[index])
 
 
 class AugmentedImages(Dataset):

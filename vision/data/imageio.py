@@ -59,4 +59,4 @@ def load_rgb(path: Path, size_px: int) -> np.ndarray:
         rgb = image.convert("RGB")
         if rgb.size != (size_px, size_px):
             rgb = rgb.resize((size_px, size_px), Image.Resampling.BICUBIC)
-        return np.asarray(rgb, dtype=np.uint8)
+        return np.array(rgb, dtype=np.uint8)  # a writable copy: torch reads it without a warning

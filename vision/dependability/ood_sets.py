@@ -3,7 +3,8 @@
 far: random crops of real photographs (scikit-image's sample photos and
 scikit-learn's two sample images) and synthetic noise; near: test images whose
 meaning is destroyed but whose low-level statistics survive (shuffled patches,
-heavy occlusion). All seeded, all at the model's input size.
+heavy occlusion). All seeded, all at the model's input size, and all made a batch at a time as they are
+read (vision.data.streams): a set as large as the test split never sits whole in memory.
 
 The photos are split in two pools: the gate's sets are cut from one, and
 `detector: auto` chooses its detector on sets cut from the other (and from the
@@ -12,6 +13,7 @@ validation split), so the choice never sees the images it is judged on.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from PIL import Image
 
 from vision.data.imageio import UnreadableImage, decode_file
 from vision.data.sources import IMAGE_SUFFIXES
+from vision.data.streams import Generated, ImageFiles, Images, Mapped, materialise
 
 PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "moon",
           "rocket", "coins", "clock", "colorwheel", "grass", "gravel", "brick", "page", "text")
@@ -47,66 +50,102 @@ def photographs(pool: str = "gate") -> list[np.ndarray]:
             + [_rgb(i) for i in load_sample_images().images])
 
 
-def photo_crops(count: int, size_px: int, seed: int, pool: str = "gate") -> np.ndarray:
+def photo_crop_stream(count: int, size_px: int, seed: int, pool: str = "gate") -> Generated:
     """`count` random square crops (a quarter to all of the shorter side) of real photos, resized."""
+    def make() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        photos = photographs(pool)
+        for _ in range(count):
+            photo = photos[rng.integers(len(photos))]
+            height, width = photo.shape[:2]
+            side = int(rng.integers(min(height, width) // 4, min(height, width) + 1))
+            top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+            crop = Image.fromarray(photo[top:top + side, left:left + side]).resize((size_px, size_px),
+                                                                                  Image.BILINEAR)
+            yield np.asarray(crop)
+
+    return Generated(count, size_px, make)
+
+
+def noise_stream(count: int, size_px: int, seed: int) -> Generated:
+    """Half uniform noise, half smooth blobs (low-frequency noise), as uint8 RGB."""
+    def make() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        for _ in range(count - count // 2):
+            yield rng.integers(0, 256, (size_px, size_px, 3), dtype=np.uint8)
+        for _ in range(count // 2):
+            coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+            yield np.asarray(Image.fromarray(coarse).resize((size_px, size_px), Image.BICUBIC))
+
+    return Generated(count, size_px, make)
+
+
+def patch_shuffler(grid: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function that cuts an image into grid x grid patches and puts them back in a random order (same pixels,
+    no object), drawing from one seeded generator image after image."""
     rng = np.random.default_rng(seed)
-    photos = photographs(pool)
-    crops = []
-    for _ in range(count):
-        photo = photos[rng.integers(len(photos))]
-        height, width = photo.shape[:2]
-        side = int(rng.integers(min(height, width) // 4, min(height, width) + 1))
+
+    def shuffle(image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        ph, pw = height // grid, width // grid
+        out = image.copy()
+        patches = [image[r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] for r in range(grid) for c in range(grid)]
+        for slot, source in enumerate(rng.permutation(len(patches))):
+            r, c = divmod(slot, grid)
+            out[r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] = patches[source]
+        return out
+
+    return shuffle
+
+
+def occluder(share: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function that covers `share` of an image with a grey square at a random place (one seeded generator,
+    image after image)."""
+    rng = np.random.default_rng(seed)
+
+    def occlude(image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        side = round(float(np.sqrt(share)) * min(height, width))
         top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
-        crop = Image.fromarray(photo[top:top + side, left:left + side]).resize((size_px, size_px), Image.BILINEAR)
-        crops.append(np.asarray(crop))
-    return np.stack(crops)
+        out = image.copy()
+        out[top:top + side, left:left + side] = 127
+        return out
+
+    return occlude
+
+
+def photo_crops(count: int, size_px: int, seed: int, pool: str = "gate") -> np.ndarray:
+    return materialise(photo_crop_stream(count, size_px, seed, pool))
 
 
 def noise_images(count: int, size_px: int, seed: int) -> np.ndarray:
-    """Half uniform noise, half smooth blobs (low-frequency noise), as uint8 RGB."""
-    rng = np.random.default_rng(seed)
-    uniform = rng.integers(0, 256, (count - count // 2, size_px, size_px, 3), dtype=np.uint8)
-    coarse = rng.integers(0, 256, (count // 2, 4, 4, 3), dtype=np.uint8)
-    blobs = np.stack([np.asarray(Image.fromarray(c).resize((size_px, size_px), Image.BICUBIC)) for c in coarse]) \
-        if count // 2 else np.zeros((0, size_px, size_px, 3), np.uint8)
-    return np.concatenate([uniform, blobs])
+    return materialise(noise_stream(count, size_px, seed))
 
 
-def shuffled_patches(images: np.ndarray, grid: int, seed: int) -> np.ndarray:
-    """Each image cut into grid x grid patches put back in a random order: same pixels, no object."""
-    rng = np.random.default_rng(seed)
-    n, height, width, _ = images.shape
-    ph, pw = height // grid, width // grid
-    out = images.copy()
-    for i in range(n):
-        patches = [images[i, r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] for r in range(grid) for c in range(grid)]
-        for slot, source in enumerate(rng.permutation(len(patches))):
-            r, c = divmod(slot, grid)
-            out[i, r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] = patches[source]
-    return out
+def shuffled_patches(images: Images, grid: int, seed: int) -> Mapped:
+    """Each image of `images` with its patches shuffled (patch_shuffler), made as it is read."""
+    return Mapped(images, lambda: patch_shuffler(grid, seed))
 
 
-def heavy_occlusion(images: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """A grey square covering `share` of each image at a random place."""
-    rng = np.random.default_rng(seed)
-    n, height, width, _ = images.shape
-    side = round(float(np.sqrt(share)) * min(height, width))
-    out = images.copy()
-    for i in range(n):
-        top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
-        out[i, top:top + side, left:left + side] = 127
-    return out
+def heavy_occlusion(images: Images, share: float, seed: int) -> Mapped:
+    """Each image of `images` with `share` of it grey (occluder), made as it is read."""
+    return Mapped(images, lambda: occluder(share, seed))
 
 
-def folder_images(folder: Path, size_px: int) -> tuple[np.ndarray, list[str]]:
-    """Every readable image under `folder` (recursively, sorted), as RGB at the model's size; and the files
-    that could not be decoded, so the report can name them instead of failing."""
-    images, unreadable = [], []
+def _rgb_at(path: Path, size_px: int) -> np.ndarray:
+    return np.asarray(decode_file(path).convert("RGB").resize((size_px, size_px), Image.Resampling.BICUBIC),
+                      dtype=np.uint8)
+
+
+def folder_images(folder: Path, size_px: int) -> tuple[ImageFiles, list[str]]:
+    """Every readable image under `folder` (recursively, sorted), read at the model's size when used; and the
+    files that could not be decoded, so the report can name them instead of failing."""
+    readable, unreadable = [], []
     for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
         try:
-            image = decode_file(file).convert("RGB")
+            decode_file(file)
         except UnreadableImage:
             unreadable.append(file.as_posix())
             continue
-        images.append(np.asarray(image.resize((size_px, size_px), Image.Resampling.BICUBIC), dtype=np.uint8))
-    return (np.stack(images) if images else np.zeros((0, size_px, size_px, 3), np.uint8)), unreadable
+        readable.append(file)
+    return ImageFiles(readable, size_px, _rgb_at), unreadable

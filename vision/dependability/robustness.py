@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vision.data.streams import Images, Mapped, materialise
 from vision.training.augment import apply, corruption
 
-Predict = Callable[[np.ndarray], np.ndarray]
-"""uint8 NHWC images -> predicted class indices."""
+Predict = Callable[[Images], np.ndarray]
+"""uint8 NHWC images (an array or a stream read a batch at a time) -> predicted class indices."""
 
 
 COLLAPSE_SHARE = 0.9
@@ -47,14 +48,25 @@ def _result(name: str, severity: int, predicted: np.ndarray, labels: np.ndarray,
                             seen, top, round(float(counts[top] / max(len(predicted), 1)), 6))
 
 
-def corrupted(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
-    """Every image through `name` at `severity`; one seeded pipeline, so reruns draw the same corruptions."""
-    pipeline = corruption(name, severity, int(images.shape[1]), seed)
-    return np.stack([apply(pipeline, image) for image in images]) if len(images) else images
+def corrupted_stream(images: Images, name: str, severity: int, seed: int) -> Mapped:
+    """Every image through `name` at `severity`, made as it is read; one seeded pipeline per pass, drawing
+    image after image, so every pass (and rerun) draws the same corruptions."""
+    size_px = int(images.shape[1])
+    return Mapped(images, lambda: _applier(name, severity, size_px, seed))
+
+
+def _applier(name: str, severity: int, size_px: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    pipeline = corruption(name, severity, size_px, seed)
+    return lambda image: apply(pipeline, image)
+
+
+def corrupted(images: Images, name: str, severity: int, seed: int) -> np.ndarray:
+    """Every image through `name` at `severity`, in one array (see corrupted_stream)."""
+    return materialise(corrupted_stream(images, name, severity, seed))
 
 
 # Eight parameters: the model, its test data and the spec's sweep, plus the seed and an optional progress hook.
-def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray, corruptions: list[str],
+def robustness(predict: Predict, images: Images, labels: np.ndarray, corruptions: list[str],
                severities: list[int], trained_on: set[str], seed: int,
                on_result: Callable[[CorruptionResult], None] | None = None) -> tuple[float, list[CorruptionResult]]:
     """Clean accuracy and one result per corruption x severity (with the class most predicted there);
@@ -63,7 +75,7 @@ def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray, corrupt
     results = []
     for name in corruptions:
         for severity in severities:
-            results.append(_result(name, severity, np.asarray(predict(corrupted(images, name, severity, seed))),
+            results.append(_result(name, severity, np.asarray(predict(corrupted_stream(images, name, severity, seed))),
                                    labels, name in trained_on))
             if on_result:
                 on_result(results[-1])

@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,12 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from core.progress import Progress
 from core.spec.training import AugmentSection, TrainSection
-from vision.data.dataset import AugmentedImages, SplitData, tensor_dataset
+from vision.data.dataset import AugmentedImages, CleanImages, SplitData
+from vision.data.streams import batch_for
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.augment import training_pipeline
+from vision.training.frozen_prefix import CHECK_IMAGES, StoredActivations, frozen_prefix, through_prefix
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "lr")
 BN_REFRESH_MAX_STEPS = 100
@@ -186,15 +189,56 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
 
 
 def training_loader(dataset: Dataset, labels: np.ndarray, training: TrainSection,
-                    generator: torch.Generator) -> DataLoader:
+                    generator: torch.Generator, collate: Callable[[list], Any] | None = None) -> DataLoader:
     """Shuffled batches; with `balance: sampler`, each image drawn with probability inverse to its class's
     size (torch's WeightedRandomSampler, seeded), so every class fills about the same share of each epoch."""
     if training.balance != "sampler":
-        return DataLoader(dataset, batch_size=training.batch_size, shuffle=True, generator=generator)
+        return DataLoader(dataset, batch_size=training.batch_size, shuffle=True, generator=generator,
+                          collate_fn=collate)
     per_image = class_weights(labels, int(labels.max(initial=0)) + 1)[torch.from_numpy(np.asarray(labels))]
     sampler = WeightedRandomSampler(per_image.double(), num_samples=len(labels), replacement=True,
                                     generator=generator)
-    return DataLoader(dataset, batch_size=training.batch_size, sampler=sampler)
+    return DataLoader(dataset, batch_size=training.batch_size, sampler=sampler, collate_fn=collate)
+
+
+@dataclass(frozen=True)
+class _Loaders:
+    train: DataLoader
+    val: DataLoader
+    bn: DataLoader
+    """The training split without augmentation, for the BatchNorm refresh."""
+    cached: bool
+    """Whether the training batches are stored activations of the frozen levels."""
+    labels: np.ndarray
+    """The training split's labels (for class-balanced loss weights)."""
+
+
+def _loaders(train: SplitData, val: SplitData, training: TrainSection, seed: int, augment: AugmentSection | None,
+             prefix: torch.nn.Module | None, folder: Path, label: str, progress: bool) -> _Loaders:
+    """Images read batch by batch; with a frozen prefix, validation and the unaugmented training split as the
+    prefix's activations computed once (vision.training.frozen_prefix), augmented batches through the prefix in
+    the loader."""
+    size_px = int(train.images.shape[1])
+    pipeline = training_pipeline(augment, size_px, seed) if augment else None
+    generator = torch.Generator().manual_seed(seed)
+    step = batch_for(size_px)  # images per validation / BatchNorm-refresh batch
+    if prefix is None:
+        clean: Dataset = CleanImages(train)
+        loader = training_loader(AugmentedImages(train, pipeline) if pipeline else clean, train.labels, training,
+                                 generator)
+        return _Loaders(loader, DataLoader(CleanImages(val), batch_size=step), DataLoader(clean, batch_size=step),
+                        False, train.labels)
+    refreshes = -(-len(train.labels) // training.batch_size) < BN_REFRESH_MAX_STEPS
+    collate = through_prefix(prefix)
+    if pipeline is None or refreshes:
+        stored = StoredActivations(prefix, train, folder, label, progress)
+        bn = DataLoader(stored, batch_size=step)
+    else:  # never read: epochs this long do not refresh BatchNorm
+        bn = DataLoader(CleanImages(train), batch_size=step, collate_fn=collate)
+    loader = (training_loader(AugmentedImages(train, pipeline), train.labels, training, generator, collate)
+              if pipeline else training_loader(stored, train.labels, training, generator))
+    return _Loaders(loader, DataLoader(StoredActivations(prefix, val, folder, label, progress), batch_size=step), bn,
+                    pipeline is None, train.labels)
 
 
 class _LineProgress(Callback):
@@ -283,37 +327,50 @@ def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
-# Nine parameters: the data, the spec's training section and the seed are what every caller varies; the
-# keyword-only rest are optional hooks (teacher, callbacks, task) with defaults, not a settings object to build.
+# Ten parameters: the data, the spec's training section and the seed are what every caller varies; the
+# keyword-only rest are optional hooks (teacher, callbacks, task, frozen levels) with defaults, not a settings
+# object to build.
 def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: TrainSection, seed: int,
         augment: AugmentSection | None = None, *, teacher: Teacher | None = None,
         callbacks: tuple[Callback, ...] = (), progress: bool = True, task: Task = CLASSIFICATION,
-        label: str = "train") -> TrainResult:
+        label: str = "train", frozen: tuple[str, ...] = ()) -> TrainResult:
     """Train `model` in place for `training.epochs` and return it with the weights of its best epoch by
     `training.select_by` (lowest validation loss by default: on a validation split of a few hundred images
     accuracy moves in steps of one image and often peaks early by chance, while the loss keeps ranking epochs).
 
     `callbacks` are extra Lightning callbacks (the HPO pruning hook); `augment` None trains on the images as
     they are; `teacher` switches the loss to distillation; `task` says what the loss and validation figures are;
-    `progress` shows Lightning's bar on a terminal and `label`-ed lines at a steady rate anywhere else.
+    `progress` shows Lightning's bar on a terminal and `label`-ed lines at a steady rate anywhere else;
+    `frozen` names the modules of the frozen first levels (vision.training.freeze), which then run once per image
+    where augmentation allows (not with a teacher, which reads the images themselves).
     """
     L.seed_everything(seed, workers=True, verbose=False)
     _quiet_lightning()
+    with tempfile.TemporaryDirectory(prefix="autodl-fit-") as work_dir, frozen_prefix(
+            model, list(frozen) if teacher is None else [], train.images[:CHECK_IMAGES]) as prefix:
+        if prefix is not None:
+            prefix.to(memory_format=torch.channels_last)
+        loaders = _loaders(train, val, training, seed, augment, prefix, Path(work_dir), label, progress)
+        if frozen and progress and world()[0] == 0:
+            print(f"{label}: {len(frozen)} frozen modules " + (
+                "split off; their activations computed once per image" if loaders.cached else
+                "split off; run per batch without autograd (augmentation changes their input)" if prefix else
+                "kept in the model (their forward is not a plain sequence)"), flush=True)
+        result = _fit(model, loaders, training, teacher, callbacks, progress, task, label)
+    model.to(memory_format=torch.contiguous_format)  # the frozen levels too, now that they are back in place
+    return result
+
+
+# Eight parameters: fit's own, with the data already turned into loaders.
+def _fit(model: torch.nn.Module, loaders: _Loaders, training: TrainSection, teacher: Teacher | None,
+         callbacks: tuple[Callback, ...], progress: bool, task: Task, label: str) -> TrainResult:
     # channels-last: oneDNN's convolutions (forward and, above all, backward) run 1.5-3x faster on CPU in this
     # layout (benchmarks/training.py); the model goes back to the ordinary layout before it is returned
     model.to(memory_format=torch.channels_last)
     model.train()  # Lightning keeps each module's train/eval mode: a model handed over in eval mode would
     # fine-tune with frozen BatchNorm statistics and no dropout (compress passes eval-mode models)
-    size_px = int(train.images.shape[1])
-    clean = tensor_dataset(train)
-    pipeline = training_pipeline(augment, size_px, seed) if augment else None
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = training_loader(AugmentedImages(train, pipeline) if pipeline else clean, train.labels, training,
-                                   generator)
-    weights = class_weights(train.labels, int(model.num_classes)) if training.balance == "loss" else None
-    module = Classifier(model, training, bn_loader=DataLoader(clean, batch_size=256), teacher=teacher, task=task,
-                        class_weights=weights)
-    val_loader = DataLoader(tensor_dataset(val), batch_size=256)
+    weights = class_weights(loaders.labels, int(model.num_classes)) if training.balance == "loss" else None
+    module = Classifier(model, training, bn_loader=loaders.bn, teacher=teacher, task=task, class_weights=weights)
     history = _History()
     with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
         monitor, mode = training.select_by, SELECTION_MODE[training.select_by]
@@ -334,7 +391,7 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
             warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
             # Raised inside lightning's own pytree helper under torch >= 2.14; nothing a user can act on.
             warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
-            trainer.fit(module, train_loader, val_loader)
+            trainer.fit(module, loaders.train, loaders.val)
         if not trainer.is_global_zero:  # rank 0 alone saved the best checkpoint, on its own filesystem
             return TrainResult(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]

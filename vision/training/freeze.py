@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from core.spec.training import TrainSection
 from vision.data.dataset import SplitData, to_tensor
+from vision.data.streams import Images, batch_for, batches
 from vision.training.fit import SELECTION_MODE
 
 FEATURE_BATCH = 128
@@ -70,12 +71,11 @@ def thaw(model: torch.nn.Module, names: list[str]) -> None:
 
 
 @torch.no_grad()  # not inference_mode: the probe trains a layer on these tensors
-def pooled_features(model: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
+def pooled_features(model: torch.nn.Module, images: Images) -> torch.Tensor:
     """The features the classifier reads (timm's pre-logits), in eval mode, batch by batch."""
     model.eval()
-    chunks = [model.forward_head(model.forward_features(to_tensor(images[start:start + FEATURE_BATCH])),
-                                 pre_logits=True)
-              for start in range(0, len(images), FEATURE_BATCH)]
+    chunks = [model.forward_head(model.forward_features(to_tensor(chunk)), pre_logits=True)
+              for chunk in batches(images, batch_for(int(images.shape[1]), FEATURE_BATCH))]
     return torch.cat(chunks) if chunks else torch.zeros(0, int(model.num_features))
 
 

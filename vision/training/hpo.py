@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,16 @@ class SearchResult:
 
 
 def fingerprint(*parts: Any) -> str:
-    """A short stable hash of JSON-able parts and raw bytes: names the study of one exact setting."""
+    """A short stable hash of JSON-able parts, raw bytes and iterators of raw bytes (a split's images batch by
+    batch: the same hash as their bytes whole, without holding them): names the study of one exact setting."""
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
+        if isinstance(part, Iterator):
+            for chunk in part:
+                digest.update(chunk)
+        else:
+            digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True,
+                                                                          default=str).encode())
     return digest.hexdigest()[:16]
 
 

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vision.data.dataset import MEAN, STD, SplitData, to_tensor
+from vision.data.streams import Images, batch_for, batches
 from vision.training.pretrained import load_pretrained
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "model.json"
@@ -60,8 +61,16 @@ def load_model(folder: Path) -> tuple[torch.nn.Module, ModelConfig]:
 
 def accuracy(model: torch.nn.Module, data: SplitData) -> float:
     """Top-1 accuracy of `model` on a loaded split."""
-    predicted = predict_logits(model, to_tensor(data.images)).argmax(1).numpy()
+    predicted = predict_images(model, data.images).argmax(1).numpy()
     return float((predicted == data.labels).mean())
+
+
+@torch.inference_mode()
+def predict_images(model: torch.nn.Module, images: Images, batch_size: int = 256) -> torch.Tensor:
+    """Logits for uint8 NHWC images, read and normalised a batch at a time (fewer per batch as they grow)."""
+    model.eval()
+    chunks = [model(to_tensor(chunk)) for chunk in batches(images, batch_for(int(images.shape[1]), batch_size))]
+    return torch.cat(chunks) if chunks else torch.zeros((0, 0))
 
 
 @torch.inference_mode()

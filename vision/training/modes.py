@@ -30,6 +30,6 @@ def fit_with_mode(model: torch.nn.Module, train: SplitData, val: SplitData, trai
                                primary=world()[0] == 0)
     frozen = freeze_levels(model, int(training.freeze))
     result = fit(model, train, val, training, seed, augment, callbacks=callbacks, progress=progress, task=task,
-                 label=label)
+                 label=label, frozen=tuple(frozen))
     thaw(result.model, frozen)
     return result

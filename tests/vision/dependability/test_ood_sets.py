@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vision.data.streams import materialise
 from vision.dependability.ood_sets import heavy_occlusion, noise_images, photo_crops, shuffled_patches
 
 
@@ -27,7 +28,7 @@ def test_noise_images_mix_uniform_and_smooth_noise() -> None:
 
 def test_shuffled_patches_keep_the_pixels_and_move_them() -> None:
     images = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)
-    shuffled = shuffled_patches(images, grid=4, seed=0)
+    shuffled = materialise(shuffled_patches(images, grid=4, seed=0))
     assert not np.array_equal(shuffled, images)
     for original, mixed in zip(images, shuffled, strict=True):
         assert sorted(original.ravel().tolist()) == sorted(mixed.ravel().tolist())
@@ -35,5 +36,5 @@ def test_shuffled_patches_keep_the_pixels_and_move_them() -> None:
 
 def test_heavy_occlusion_covers_the_asked_share() -> None:
     images = np.zeros((3, 20, 20, 3), np.uint8)
-    covered = heavy_occlusion(images, share=0.49, seed=0)
+    covered = materialise(heavy_occlusion(images, share=0.49, seed=0))
     assert all(int((image == 127).all(axis=-1).sum()) == 14 * 14 for image in covered)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vision.data.streams import Images, batches
 from vision.dependability.robustness import CorruptionResult, corrupted, robustness, summary
 
 
-def _bright_or_dark(images: np.ndarray) -> np.ndarray:
-    """A 'model' that calls an image class 1 when it is bright: low light should fool it, rotation should not."""
-    return (images.reshape(len(images), -1).mean(axis=1) > 100).astype(int)
+def _bright_or_dark(images: Images) -> np.ndarray:
+    """A 'model' that calls an image class 1 when it is bright: low light should fool it, rotation should not.
+    It reads the images a batch at a time, as the deployed model's session does."""
+    return np.concatenate([(chunk.reshape(len(chunk), -1).mean(axis=1) > 100).astype(int)
+                           for chunk in batches(images, 3)])
 
 
 @pytest.fixture

@@ -1,0 +1,81 @@
+"""Image sets read a batch at a time: the same images as the whole array, in order, on every pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision.data.dataset import SplitData
+from vision.data.imageio import load_rgb
+from vision.data.streams import Generated, ImageFiles, Mapped, batches, image_bytes, materialise
+from vision.dependability.ood_sets import heavy_occlusion, noise_stream, occluder, photo_crop_stream
+from vision.training.hpo import fingerprint
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(7):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_image_files_index_like_an_array_of_the_decoded_images(files: list[Path]) -> None:
+    whole = np.stack([load_rgb(p, 16) for p in files])
+    images = ImageFiles(files, 16)
+    assert images.shape == whole.shape and len(images) == 7
+    assert np.array_equal(images[3], whole[3])
+    assert np.array_equal(images[2:5], whole[2:5])
+    assert np.array_equal(images[[6, 0, 6]], whole[[6, 0, 6]])
+    mask = np.array([True, False, True, False, False, False, True])
+    assert np.array_equal(images[mask], whole[mask])
+    assert np.array_equal(np.concatenate(list(images.batches(3))), whole)
+    assert [len(b) for b in images.batches(3)] == [3, 3, 1]
+    assert np.array_equal(images.resized(8)[0], load_rgb(files[0], 8))
+    assert images[5:5].shape == (0, 16, 16, 3)
+
+
+def test_taking_from_a_split_keeps_the_images_unread_and_aligned(files: list[Path]) -> None:
+    split = SplitData(ImageFiles(files, 16), np.arange(7), [p.name for p in files])
+    taken = split.take([4, 1])
+    assert isinstance(taken.images, ImageFiles)
+    assert taken.labels.tolist() == [4, 1] and taken.paths == ["4.png", "1.png"]
+    assert np.array_equal(taken.images[0], split.images[4])
+    masked = split.take(np.arange(7) % 2 == 0)
+    assert masked.labels.tolist() == [0, 2, 4, 6]
+
+
+def test_generated_and_mapped_sets_give_the_same_images_on_every_pass_and_at_any_batch_size() -> None:
+    for stream in (photo_crop_stream(9, 24, seed=1), noise_stream(9, 24, seed=2)):
+        first = materialise(stream)
+        assert first.shape == (9, 24, 24, 3)
+        assert np.array_equal(first, materialise(stream))
+        assert np.array_equal(first, np.concatenate(list(stream.batches(4))))
+    base = np.random.default_rng(3).integers(0, 256, (5, 20, 20, 3), dtype=np.uint8)
+    occlude = occluder(0.25, seed=4)
+    expected = np.stack([occlude(image) for image in base])  # one generator drawing image after image
+    stream = heavy_occlusion(base, 0.25, seed=4)
+    assert isinstance(stream, Mapped)
+    assert np.array_equal(np.concatenate(list(stream.batches(2))), expected)
+    assert np.array_equal(materialise(stream), expected)
+
+
+def test_raw_bytes_batch_by_batch_hash_like_the_whole_array(files: list[Path]) -> None:
+    images = ImageFiles(files, 16)
+    whole = materialise(images)
+    assert b"".join(image_bytes(images)) == whole.tobytes()
+    assert fingerprint("x", image_bytes(images), 3) == fingerprint("x", whole.tobytes(), 3)
+    assert fingerprint(image_bytes(images)) != fingerprint(image_bytes(images.resized(8)))
+
+
+def test_batches_of_an_array_and_of_a_generated_set_are_consecutive() -> None:
+    array = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
+    assert [b[0, 0, 0, 0] for b in batches(array, 2)] == [0, 24, 48]
+    counter = Generated(5, 2, lambda: iter(array))
+    assert np.array_equal(np.concatenate(list(batches(counter, 2))), array)

@@ -1,0 +1,167 @@
+"""Image sets that are read or made a batch at a time, so no stage holds a whole split in memory.
+
+Every consumer (training loaders, ONNX Runtime prediction, the corruption sweep, the OOD sets) walks images
+in batches; a set is either an in-memory array (tests, small generated sets) or one of these streams:
+
+- `ImageFiles`: canonical image files decoded and resized on access, with random access (`files[i]`,
+  `files[3:9]`, `files[[4, 1]]`) for training and the figures that pick single images;
+- `Generated`: images made one by one by a seeded generator, started afresh on every pass, so each pass
+  yields the same images without keeping any (noise, photo crops);
+- `Mapped`: another set's images, each passed through a function made fresh for every pass (a seeded
+  corruption or destruction applied in order: the same draws as applying it to the whole array).
+
+Peak memory is then one batch of images plus whatever the consumer keeps per image (logits, features),
+however large the split (benchmarks/memory.py measures it per stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol, Union, runtime_checkable
+
+import numpy as np
+
+from vision.data.imageio import load_rgb
+
+BATCH = 64
+"""Images per batch when a consumer does not say."""
+PIXELS_PER_BATCH = 32 * 224 * 224
+"""Input pixels one inference batch may hold (32 images at 224 px, 256 at 79 px or less): a network's
+activations grow with the batch's pixels, and the allocator keeps their peak for good."""
+
+
+def batch_for(size_px: int, most: int = 256) -> int:
+    """Images per inference batch at `size_px`: at most `most`, and within PIXELS_PER_BATCH."""
+    return max(1, min(most, PIXELS_PER_BATCH // max(int(size_px) ** 2, 1)))
+
+
+@runtime_checkable
+class ImageStream(Protocol):
+    """N images of size x size x 3 uint8, produced a batch at a time; every pass yields the same images."""
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]: ...
+
+    def __len__(self) -> int: ...
+
+    def batches(self, size: int = BATCH) -> Iterator[np.ndarray]: ...
+
+
+Images = Union[np.ndarray, ImageStream]
+"""What image consumers accept: an N x H x W x 3 uint8 array or a stream of them."""
+
+
+def batches(images: Images, size: int = BATCH) -> Iterator[np.ndarray]:
+    """`images` in consecutive batches of at most `size`, in order."""
+    if isinstance(images, np.ndarray):
+        for start in range(0, len(images), size):
+            yield images[start:start + size]
+    else:
+        yield from images.batches(size)
+
+
+def image_bytes(images: Images) -> Iterator[bytes]:
+    """The images' raw bytes a batch at a time: together, exactly `array.tobytes()` of them all."""
+    return (np.ascontiguousarray(chunk).tobytes() for chunk in batches(images))
+
+
+def materialise(images: Images) -> np.ndarray:
+    """Every image in one array: only for sets known to be small (a handful of explained images, tests)."""
+    if isinstance(images, np.ndarray):
+        return images
+    chunks = list(images.batches())
+    return np.concatenate(chunks) if chunks else np.zeros((0, *images.shape[1:]), np.uint8)
+
+
+def _indices(key: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Integer positions for an index list or array, or for a boolean mask (as numpy reads one)."""
+    key = np.asarray(key)
+    return np.flatnonzero(key) if key.dtype == bool else key.astype(np.int64)
+
+
+def _empty(size_px: int) -> np.ndarray:
+    return np.zeros((0, size_px, size_px, 3), np.uint8)
+
+
+class ImageFiles:
+    """Image files decoded to size x size RGB when read: a split's images without holding them.
+
+    Decoding a canonical PNG at training sizes takes well under a millisecond, far less than a training step,
+    so decoding on every epoch costs little and keeps memory flat.
+    """
+
+    ndim = 4
+
+    def __init__(self, files: Sequence[Path], size_px: int, load: Callable[[Path, int], np.ndarray] = load_rgb):
+        self.files, self.size_px, self._load = list(files), int(size_px), load
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return len(self.files), self.size_px, self.size_px, 3
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        """One image for an int; a stacked array for a slice or a list/array of indices (as numpy indexes)."""
+        if isinstance(key, (int, np.integer)):
+            return self._load(self.files[int(key)], self.size_px)
+        chosen = self.files[key] if isinstance(key, slice) else [self.files[int(i)] for i in _indices(key)]
+        return np.stack([self._load(file, self.size_px) for file in chosen]) if chosen else _empty(self.size_px)
+
+    def batches(self, size: int = BATCH) -> Iterator[np.ndarray]:
+        for start in range(0, len(self.files), size):
+            yield self[start:start + size]
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> ImageFiles:
+        """The images at `indices`, still unread."""
+        return ImageFiles([self.files[int(i)] for i in _indices(indices)], self.size_px, self._load)
+
+    def resized(self, size_px: int) -> ImageFiles:
+        """The same files read at another size."""
+        return ImageFiles(self.files, size_px, self._load)
+
+
+class Generated:
+    """`count` images from `make()`, a fresh seeded iterator per pass, so every pass makes the same images."""
+
+    ndim = 4
+
+    def __init__(self, count: int, size_px: int, make: Callable[[], Iterator[np.ndarray]]):
+        self.count, self.size_px, self._make = int(count), int(size_px), make
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return self.count, self.size_px, self.size_px, 3
+
+    def __len__(self) -> int:
+        return self.count
+
+    def batches(self, size: int = BATCH) -> Iterator[np.ndarray]:
+        made = self._make()
+        for start in range(0, self.count, size):
+            chunk = [next(made) for _ in range(min(size, self.count - start))]
+            yield np.stack(chunk)
+
+
+class Mapped:
+    """Each image of `base` through `make()(image)`, the function made afresh for every pass (it may hold a
+    seeded generator that it draws from image by image, in order)."""
+
+    ndim = 4
+
+    def __init__(self, base: Images, make: Callable[[], Callable[[np.ndarray], np.ndarray]]):
+        self.base, self._make = base, make
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(int(n) for n in self.base.shape)  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def batches(self, size: int = BATCH) -> Iterator[np.ndarray]:
+        function = self._make()
+        for chunk in batches(self.base, size):
+            yield np.stack([function(image) for image in chunk]) if len(chunk) else chunk
