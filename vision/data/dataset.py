@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.fsutil import read_csv
-from vision.data.streams import ImageFiles, Images
+from vision.data.streams import ImageFiles, Images, RawImages
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
@@ -36,6 +36,13 @@ class SplitData:
         chosen = np.flatnonzero(indices) if np.asarray(indices).dtype == bool else np.asarray(indices, np.int64)
         images = self.images.subset(chosen) if isinstance(self.images, ImageFiles) else self.images[chosen]
         return SplitData(images, self.labels[chosen], [self.paths[int(i)] for i in chosen])
+
+    def decoded_once(self, folder: Path) -> SplitData:
+        """The same split with its image files decoded once into raw pixels under `folder` (vision.data.streams
+        RawImages), for reading every epoch; images already in memory stay as they are."""
+        if not isinstance(self.images, ImageFiles):
+            return self
+        return SplitData(RawImages(self.images, folder), self.labels, self.paths)
 
 
 @dataclass(frozen=True)

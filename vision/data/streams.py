@@ -8,7 +8,9 @@ in batches; a set is either an in-memory array (tests, small generated sets) or 
 - `Generated`: images made one by one by a seeded generator, started afresh on every pass, so each pass
   yields the same images without keeping any (noise, photo crops);
 - `Mapped`: another set's images, each passed through a function made fresh for every pass (a seeded
-  corruption or destruction applied in order: the same draws as applying it to the whole array).
+  corruption or destruction applied in order: the same draws as applying it to the whole array);
+- `RawImages`: another set decoded once into a file of raw pixels, for consumers that read every image many
+  times (training epochs).
 
 Peak memory is then one batch of images plus whatever the consumer keeps per image (logits, features),
 however large the split (benchmarks/memory.py measures it per stage).
@@ -16,6 +18,8 @@ however large the split (benchmarks/memory.py measures it per stage).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, Union, runtime_checkable
@@ -121,6 +125,57 @@ class ImageFiles:
     def resized(self, size_px: int) -> ImageFiles:
         """The same files read at another size."""
         return ImageFiles(self.files, size_px, self._load)
+
+
+class RawImages:
+    """Another set's images decoded once into a file of raw pixels and read back with positioned reads.
+
+    Training reads every image every epoch: decoding and resizing a PNG costs a few milliseconds, a tenth of a
+    CPU training step, while reading raw pixels back (from the page cache, as a rule) costs microseconds. The
+    file is unlinked from the start and goes with the object, so nothing is left behind and memory stays one
+    batch.
+    """
+
+    ndim = 4
+
+    def __init__(self, source: Images, folder: Path):
+        self._shape = tuple(int(n) for n in source.shape)
+        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - lives as long as the object
+        for chunk in batches(source):
+            self._file.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
+        self._file.flush()
+        self._image_bytes = int(np.prod(self._shape[1:]))
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return self._shape  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self._shape[0]
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        buffer = bytearray(count * self._image_bytes)
+        os.preadv(self._file.fileno(), [buffer], start * self._image_bytes)
+        return np.frombuffer(buffer, np.uint8).reshape(count, *self._shape[1:])
+
+    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            index = int(key) + (len(self) if int(key) < 0 else 0)
+            if not 0 <= index < len(self):
+                raise IndexError(f"image {int(key)} of {len(self)}")
+            return self._read(index, 1)[0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step == 1:
+                return self._read(start, max(stop - start, 0))
+            key = range(start, stop, step)
+        chosen = _indices(key)
+        return np.stack([self[int(i)] for i in chosen]) if len(chosen) else np.zeros((0, *self._shape[1:]),
+                                                                                     np.uint8)
+
+    def batches(self, size: int = BATCH) -> Iterator[np.ndarray]:
+        for start in range(0, len(self), size):
+            yield self[start:start + size]
 
 
 class Generated:

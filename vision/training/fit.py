@@ -222,7 +222,11 @@ def _loaders(train: SplitData, val: SplitData, training: TrainSection, seed: int
     pipeline = training_pipeline(augment, size_px, seed) if augment else None
     generator = torch.Generator().manual_seed(seed)
     step = batch_for(size_px)  # images per validation / BatchNorm-refresh batch
+    # images read every epoch are decoded once (validation's only without a prefix: with one, it is read once)
+    if prefix is None or pipeline is not None:
+        train = train.decoded_once(folder)
     if prefix is None:
+        val = val.decoded_once(folder)
         clean: Dataset = CleanImages(train)
         loader = training_loader(AugmentedImages(train, pipeline) if pipeline else clean, train.labels, training,
                                  generator)

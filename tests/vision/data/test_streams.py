@@ -10,7 +10,7 @@ from PIL import Image
 
 from vision.data.dataset import SplitData
 from vision.data.imageio import load_rgb
-from vision.data.streams import Generated, ImageFiles, Mapped, batches, image_bytes, materialise
+from vision.data.streams import Generated, ImageFiles, Mapped, RawImages, batches, image_bytes, materialise
 from vision.dependability.ood_sets import heavy_occlusion, noise_stream, occluder, photo_crop_stream
 from vision.training.hpo import fingerprint
 
@@ -79,3 +79,22 @@ def test_batches_of_an_array_and_of_a_generated_set_are_consecutive() -> None:
     assert [b[0, 0, 0, 0] for b in batches(array, 2)] == [0, 24, 48]
     counter = Generated(5, 2, lambda: iter(array))
     assert np.array_equal(np.concatenate(list(batches(counter, 2))), array)
+
+
+def test_raw_images_decoded_once_read_back_exactly(files: list[Path], tmp_path: Path) -> None:
+    source = ImageFiles(files, 16)
+    whole = materialise(source)
+    split = SplitData(source, np.arange(7), [p.name for p in files]).decoded_once(tmp_path)
+    raw = split.images
+    assert isinstance(raw, RawImages)
+    assert raw.shape == whole.shape
+    assert np.array_equal(raw[2], whole[2])
+    assert np.array_equal(raw[-1], whole[-1])
+    assert np.array_equal(raw[1:6], whole[1:6])
+    assert np.array_equal(raw[::3], whole[::3])
+    assert np.array_equal(raw[[5, 0]], whole[[5, 0]])
+    assert np.array_equal(np.concatenate(list(raw.batches(4))), whole)
+    with pytest.raises(IndexError):
+        raw[7]
+    in_memory = SplitData(whole, np.arange(7), [p.name for p in files])
+    assert in_memory.decoded_once(tmp_path) is in_memory
