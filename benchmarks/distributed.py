@@ -57,7 +57,7 @@ def _test_accuracy(root: Path, project: str) -> float:
     test = load_split(root / "data" / project / "ingest", root / "data" / project / "prune" / "split.csv", "test",
                       config.classes, config.input_size_px)
     with torch.no_grad():
-        predicted = model.eval()(to_tensor(test.images)).argmax(1).numpy()
+        predicted = model.eval()(to_tensor(test.images[:])).argmax(1).numpy()
     return float(np.mean(predicted == test.labels))
 
 

@@ -48,7 +48,7 @@ def test_images(tiny_digits: Path) -> tuple[list[bytes], np.ndarray]:
     rows = [line.split(",") for line in (tiny_digits / "split.csv").read_text().splitlines()[1:]]
     files = [tiny_digits / "ingest" / path for path, _, split in rows if split == "test"]
     data = load_split(tiny_digits / "ingest", tiny_digits / "split.csv", "test", TINY_CLASSES, SIZE)
-    return [f.read_bytes() for f in files], data.images
+    return [f.read_bytes() for f in files], data.images[:]
 
 
 def _offline(bundle: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

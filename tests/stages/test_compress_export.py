@@ -107,7 +107,7 @@ def test_every_exported_file_also_gives_the_penultimate_features(trained, splits
     export_onnx(trained, SIZE, tmp_path / "fp32.onnx")
     quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", train.images[:100])
     with torch.inference_mode():
-        x = to_tensor(test.images)
+        x = to_tensor(test.images[:])
         expected = trained.forward_head(trained.forward_features(x), pre_logits=True).numpy()
     logits, features = predict_outputs(session(tmp_path / "fp32.onnx"), test.images)
     assert features.shape == (len(test.labels), trained.num_features)
@@ -128,7 +128,7 @@ def test_a_pruned_candidate_saved_without_pickle_loads_back_identical(trained, s
     loaded, loaded_config = load_candidate(tmp_path, "pruned")
     assert loaded_config == config
     assert measure_size(loaded, SIZE) == measure_size(result.model, SIZE)
-    x = to_tensor(test.images)
+    x = to_tensor(test.images[:])
     torch.testing.assert_close(predict_logits(loaded, x), predict_logits(result.model, x))
     first = (tmp_path / "pruned.safetensors").read_bytes()
     save_candidate(loaded, config, result.history, tmp_path, "pruned")
