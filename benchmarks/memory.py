@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 
 import yaml
-from _fabric import CLASSES, fabric
-from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 CODE_FOLDERS = ("compiler", "core", "ops", "serving", "stages", "vision")
@@ -52,7 +50,10 @@ dependability: {min_accuracy: 0.0, ood: {detector: energy, min_auroc: 0.0, max_a
 """
 
 
-def _project(root: Path, code: Path, images: int) -> None:
+def make_project(root: Path, code: Path, images: int) -> None:
+    from _fabric import CLASSES, fabric
+    from PIL import Image
+
     for folder in CODE_FOLDERS:
         shutil.copytree(code / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "specs").mkdir()
@@ -85,7 +86,10 @@ def _peak_mb(root: Path, command: str) -> tuple[float, float, int]:
 def measure(code: Path, images: int) -> dict[str, tuple[float, float, int]]:
     with tempfile.TemporaryDirectory(prefix="autodl-memory-") as folder:
         root = Path(folder)
-        _project(root, code, images)
+        # made in a process of its own: a forked child starts with this process's resident pages counted in its
+        # peak, so this process stays small and holds no image
+        subprocess.run([sys.executable, __file__, "--make-project", str(root), "--code", str(code), "--images",
+                        str(images)], check=True)
         stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
         return {name.removeprefix("mem-"): _peak_mb(root, stage["cmd"]) for name, stage in stages.items()}
 
@@ -94,7 +98,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300, help="images in the smaller run (the larger has 4x)")
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout whose stages run")
+    parser.add_argument("--make-project", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make_project:
+        make_project(args.make_project, args.code, args.images)
+        return
     small, large = args.images, 4 * args.images
     runs = {n: measure(args.code.resolve(), n) for n in (small, large)}
     print(f"Peak resident memory per stage (MB), fabric images at 224 px, {os.cpu_count()} cores, code from "

@@ -66,6 +66,8 @@ class PruneResult:
     budget_met: bool
     history: list[PruningStep]
     """torch-pruning's record of the channels removed from `model`, to rebuild its architecture later."""
+    floor: float = 0.0
+    """The validation accuracy below which a round was undone."""
 
     @property
     def kept_steps(self) -> int:
@@ -121,18 +123,18 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
         if progress:
             progress(result)
         if not result.above_floor:
-            return PruneResult(kept, rounds, budget_met=False, history=kept_history)
+            return PruneResult(kept, rounds, budget_met=False, history=kept_history, floor=floor)
         kept, kept_history = copy.deepcopy(model), _history(pruner)
         if result.within_budget:
-            return PruneResult(kept, rounds, budget_met=True, history=kept_history)
-    return PruneResult(kept, rounds, budget_met=False, history=kept_history)
+            return PruneResult(kept, rounds, budget_met=True, history=kept_history, floor=floor)
+    return PruneResult(kept, rounds, budget_met=False, history=kept_history, floor=floor)
 
 
-def track_record(result: PruneResult, floor: float, compression: CompressSection) -> dict[str, Any]:
+def track_record(result: PruneResult, compression: CompressSection) -> dict[str, Any]:
     """How a pruning track ended, for export's message when no variant meets the budget."""
     last = result.rounds[-1] if result.rounds else None
     return {"budget_met": result.budget_met, "stopped_by": result.stopped_by, "kept_steps": result.kept_steps,
-            "floor": round(floor, 6), "finetune_epochs": compression.finetune_epochs,
+            "floor": round(result.floor, 6), "finetune_epochs": compression.finetune_epochs,
             "prune_steps": compression.prune_steps, "last_round": asdict(last) if last else None}
 
 
