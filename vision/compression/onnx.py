@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 
 from vision.data.dataset import to_tensor
-from vision.data.streams import PIXELS_PER_BATCH, Images, batches
+from vision.data.streams import Images, batch_for, batches
 from vision.tasks.classification import TASK as CLASSIFICATION
 
 OPSET = 17
@@ -71,10 +71,6 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-PIXELS_PER_RUN = PIXELS_PER_BATCH
-"""Input pixels one ONNX Runtime run may hold: 32 images at 224 px, 256 at 79 px or less."""
-
-
 def predict(sess: ort.InferenceSession, images: Images, batch: int = 256) -> np.ndarray:
     """Logits for uint8 NHWC images, preprocessed exactly as in training."""
     return predict_outputs(sess, images, (OUTPUT,), batch)[0]
@@ -95,7 +91,7 @@ def predict_outputs(sess: ort.InferenceSession, images: Images, outputs: tuple[s
     time), as float32 arrays."""
     dtype = _input_dtype(sess)
     if images.ndim == 4:  # fewer images per run as they grow: ONNX Runtime's arena keeps its peak for good
-        batch = max(1, min(batch, PIXELS_PER_RUN // max(int(images.shape[1]) * int(images.shape[2]), 1)))
+        batch = batch_for(int(images.shape[1]), int(images.shape[2]), most=batch)
     chunks = [sess.run(list(outputs), {INPUT: to_tensor(chunk).numpy().astype(dtype)})
               for chunk in batches(images, batch)]
     if not chunks:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.fsutil import read_csv
-from vision.data.streams import ImageFiles, Images, RawImages
+from vision.data.streams import ImageFiles, Images, RawImages, positions
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
@@ -33,7 +33,7 @@ class SplitData:
 
     def take(self, indices: Sequence[int] | np.ndarray) -> SplitData:
         """The images at `indices` (positions, or a boolean mask), still unread when read from files."""
-        chosen = np.flatnonzero(indices) if np.asarray(indices).dtype == bool else np.asarray(indices, np.int64)
+        chosen = positions(indices)
         images = self.images.subset(chosen) if isinstance(self.images, ImageFiles) else self.images[chosen]
         return SplitData(images, self.labels[chosen], [self.paths[int(i)] for i in chosen])
 

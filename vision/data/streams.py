@@ -35,9 +35,11 @@ PIXELS_PER_BATCH = 32 * 224 * 224
 activations grow with the batch's pixels, and the allocator keeps their peak for good."""
 
 
-def batch_for(size_px: int, most: int = 256) -> int:
-    """Images per inference batch at `size_px`: at most `most`, and within PIXELS_PER_BATCH."""
-    return max(1, min(most, PIXELS_PER_BATCH // max(int(size_px) ** 2, 1)))
+def batch_for(height: int, width: int | None = None, *, most: int = 256) -> int:
+    """Images per inference batch at `height` x `width` (square when no width): at most `most`, and within
+    PIXELS_PER_BATCH."""
+    pixels = int(height) * int(height if width is None else width)
+    return max(1, min(most, PIXELS_PER_BATCH // max(pixels, 1)))
 
 
 @runtime_checkable
@@ -78,7 +80,7 @@ def materialise(images: Images) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros((0, *images.shape[1:]), np.uint8)
 
 
-def _indices(key: Sequence[int] | np.ndarray) -> np.ndarray:
+def positions(key: Sequence[int] | np.ndarray) -> np.ndarray:
     """Integer positions for an index list or array, or for a boolean mask (as numpy reads one)."""
     key = np.asarray(key)
     return np.flatnonzero(key) if key.dtype == bool else key.astype(np.int64)
@@ -111,7 +113,7 @@ class ImageFiles:
         """One image for an int; a stacked array for a slice or a list/array of indices (as numpy indexes)."""
         if isinstance(key, (int, np.integer)):
             return self._load(self.files[int(key)], self.size_px)
-        chosen = self.files[key] if isinstance(key, slice) else [self.files[int(i)] for i in _indices(key)]
+        chosen = self.files[key] if isinstance(key, slice) else [self.files[int(i)] for i in positions(key)]
         return np.stack([self._load(file, self.size_px) for file in chosen]) if chosen else _empty(self.size_px)
 
     def batches(self, size: int = BATCH) -> Iterator[np.ndarray]:
@@ -120,31 +122,54 @@ class ImageFiles:
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageFiles:
         """The images at `indices`, still unread."""
-        return ImageFiles([self.files[int(i)] for i in _indices(indices)], self.size_px, self._load)
+        return ImageFiles([self.files[int(i)] for i in positions(indices)], self.size_px, self._load)
 
     def resized(self, size_px: int) -> ImageFiles:
         """The same files read at another size."""
         return ImageFiles(self.files, size_px, self._load)
 
 
+class RowFile:
+    """Rows of one shape and dtype appended to a temporary file and read back by position.
+
+    The file is unlinked from the start and goes with the object, so nothing is left behind; a read returns a
+    fresh writable array (from the page cache, as a rule), so memory stays what the reader asks for.
+    """
+
+    def __init__(self, folder: Path, dtype: np.dtype | type):
+        self.dtype = np.dtype(dtype)
+        self.row_shape: tuple[int, ...] = ()
+        self.rows = 0
+        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - lives as long as the object
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        self.row_shape = tuple(int(n) for n in rows.shape[1:])
+        self._file.write(rows.tobytes())
+        self._file.flush()
+        self.rows += len(rows)
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+        buffer = bytearray(count * row_bytes)
+        os.preadv(self._file.fileno(), [buffer], start * row_bytes)
+        return np.frombuffer(buffer, self.dtype).reshape(count, *self.row_shape)
+
+
 class RawImages:
-    """Another set's images decoded once into a file of raw pixels and read back with positioned reads.
+    """Another set's images decoded once into a file of raw pixels (RowFile) and read back by position.
 
     Training reads every image every epoch: decoding and resizing a PNG costs a few milliseconds, a tenth of a
-    CPU training step, while reading raw pixels back (from the page cache, as a rule) costs microseconds. The
-    file is unlinked from the start and goes with the object, so nothing is left behind and memory stays one
-    batch.
+    CPU training step, while reading raw pixels back costs microseconds.
     """
 
     ndim = 4
 
     def __init__(self, source: Images, folder: Path):
         self._shape = tuple(int(n) for n in source.shape)
-        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - lives as long as the object
+        self._rows = RowFile(folder, np.uint8)
         for chunk in batches(source):
-            self._file.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
-        self._file.flush()
-        self._image_bytes = int(np.prod(self._shape[1:]))
+            self._rows.append(chunk)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -154,9 +179,7 @@ class RawImages:
         return self._shape[0]
 
     def _read(self, start: int, count: int) -> np.ndarray:
-        buffer = bytearray(count * self._image_bytes)
-        os.preadv(self._file.fileno(), [buffer], start * self._image_bytes)
-        return np.frombuffer(buffer, np.uint8).reshape(count, *self._shape[1:])
+        return self._rows.read(start, count) if count else np.zeros((0, *self._shape[1:]), np.uint8)
 
     def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
@@ -169,7 +192,7 @@ class RawImages:
             if step == 1:
                 return self._read(start, max(stop - start, 0))
             key = range(start, stop, step)
-        chosen = _indices(key)
+        chosen = positions(key)
         return np.stack([self[int(i)] for i in chosen]) if len(chosen) else np.zeros((0, *self._shape[1:]),
                                                                                      np.uint8)
 

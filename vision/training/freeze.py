@@ -75,7 +75,7 @@ def pooled_features(model: torch.nn.Module, images: Images) -> torch.Tensor:
     """The features the classifier reads (timm's pre-logits), in eval mode, batch by batch."""
     model.eval()
     chunks = [model.forward_head(model.forward_features(to_tensor(chunk)), pre_logits=True)
-              for chunk in batches(images, batch_for(int(images.shape[1]), FEATURE_BATCH))]
+              for chunk in batches(images, batch_for(int(images.shape[1]), most=FEATURE_BATCH))]
     return torch.cat(chunks) if chunks else torch.zeros(0, int(model.num_features))
 
 

@@ -14,8 +14,6 @@ feeding a later one directly) are detected by comparing outputs before training,
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +24,7 @@ from torch.utils.data import Dataset, default_collate
 
 from core.progress import Progress
 from vision.data.dataset import SplitData, to_tensor
-from vision.data.streams import batch_for, batches
+from vision.data.streams import RowFile, batch_for, batches
 
 CACHE_BATCH = 64
 CHECK_IMAGES = 4
@@ -78,30 +76,19 @@ class StoredActivations(Dataset):
     def __init__(self, prefix: torch.nn.Module, data: SplitData, folder: Path, label: str = "frozen levels",
                  progress: bool = True):
         self.labels = data.labels
-        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - lives as long as the data set
-        self.row_shape: tuple[int, ...] = ()
+        self._rows = RowFile(folder, np.float32)
         with torch.inference_mode(), Progress(f"{label}: activations computed once", len(data.labels),
                                               unit="image", enabled=progress) as shown:
-            for chunk in batches(data.images, batch_for(int(data.images.shape[1]), CACHE_BATCH)):
-                out = prefix(to_tensor(chunk).contiguous(memory_format=torch.channels_last))
-                rows = out.contiguous().numpy().astype(np.float32, copy=False)
-                self.row_shape = tuple(rows.shape[1:])
-                self._file.write(rows.tobytes())
+            for chunk in batches(data.images, batch_for(int(data.images.shape[1]), most=CACHE_BATCH)):
+                self._rows.append(prefix(to_tensor(chunk).contiguous(memory_format=torch.channels_last))
+                                  .contiguous().numpy())
                 shown.update(len(chunk))
-        self._file.flush()
-        self._row_bytes = int(np.prod(self.row_shape)) * 4
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        buffer = bytearray(self._row_bytes)
-        os.preadv(self._file.fileno(), [buffer], int(index) * self._row_bytes)
-        row = torch.frombuffer(buffer, dtype=torch.float32).view(self.row_shape)
-        return row, torch.tensor(self.labels[index])
-
-    def close(self) -> None:
-        self._file.close()
+        return torch.from_numpy(self._rows.read(int(index), 1)[0]), torch.tensor(self.labels[index])
 
 
 def through_prefix(prefix: torch.nn.Module) -> Callable[[list], tuple[torch.Tensor, torch.Tensor]]:

@@ -69,7 +69,7 @@ def accuracy(model: torch.nn.Module, data: SplitData) -> float:
 def predict_images(model: torch.nn.Module, images: Images, batch_size: int = 256) -> torch.Tensor:
     """Logits for uint8 NHWC images, read and normalised a batch at a time (fewer per batch as they grow)."""
     model.eval()
-    chunks = [model(to_tensor(chunk)) for chunk in batches(images, batch_for(int(images.shape[1]), batch_size))]
+    chunks = [model(to_tensor(chunk)) for chunk in batches(images, batch_for(int(images.shape[1]), most=batch_size))]
     return torch.cat(chunks) if chunks else torch.zeros((0, 0))
 
 

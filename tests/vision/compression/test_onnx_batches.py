@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from vision.compression.onnx import PIXELS_PER_RUN, predict_outputs
+from vision.compression.onnx import predict_outputs
+from vision.data.streams import PIXELS_PER_BATCH
 
 
 class _Session:
@@ -28,7 +29,7 @@ def test_large_images_run_in_small_batches_and_small_ones_in_large() -> None:
     big, small = _Session(), _Session()
     images = np.random.default_rng(0).integers(0, 255, (70, 224, 224, 3), dtype=np.uint8)
     [logits, _] = predict_outputs(big, images)
-    assert max(big.batches) * 224 * 224 <= PIXELS_PER_RUN
+    assert max(big.batches) * 224 * 224 <= PIXELS_PER_BATCH
     assert sum(big.batches) == 70
     assert logits.shape == (70, 1)
     predict_outputs(small, np.zeros((300, 32, 32, 3), np.uint8))
