@@ -18,32 +18,27 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from core.progress import Progress
 from core.spec.training import AugmentSection, TrainSection
-from vision.data.dataset import AugmentedImages, CleanImages, SplitData
-from vision.data.streams import batch_for
+from vision.data.dataset import SplitData
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
-from vision.training.augment import training_pipeline
-from vision.training.frozen_prefix import CHECK_IMAGES, StoredActivations, frozen_prefix, through_prefix
+from vision.training.frozen_prefix import CHECK_IMAGES, frozen_prefix
+from vision.training.loaders import BN_REFRESH_MAX_STEPS, Loaders, class_weights, fit_loaders
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "lr")
-BN_REFRESH_MAX_STEPS = 100
-"""Epochs with fewer optimizer steps than this refresh BatchNorm statistics before validating (see Classifier)."""
 SELECTION_MODE = {"val_loss": "min", "val_accuracy": "max", "val_macro_f1": "max"}
 """Each `train.select_by` figure and whether lower or higher is better."""
 SELECTION_WORDS = {"val_loss": "lowest validation loss", "val_accuracy": "highest validation accuracy",
@@ -180,71 +175,6 @@ class _History(Callback):
         })
 
 
-def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Per class: the inverse of its share of the labels, scaled so the weights average 1 over the images (a
-    class with no image gets 0)."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def training_loader(dataset: Dataset, labels: np.ndarray, training: TrainSection,
-                    generator: torch.Generator, collate: Callable[[list], Any] | None = None) -> DataLoader:
-    """Shuffled batches; with `balance: sampler`, each image drawn with probability inverse to its class's
-    size (torch's WeightedRandomSampler, seeded), so every class fills about the same share of each epoch."""
-    if training.balance != "sampler":
-        return DataLoader(dataset, batch_size=training.batch_size, shuffle=True, generator=generator,
-                          collate_fn=collate)
-    per_image = class_weights(labels, int(labels.max(initial=0)) + 1)[torch.from_numpy(np.asarray(labels))]
-    sampler = WeightedRandomSampler(per_image.double(), num_samples=len(labels), replacement=True,
-                                    generator=generator)
-    return DataLoader(dataset, batch_size=training.batch_size, sampler=sampler, collate_fn=collate)
-
-
-@dataclass(frozen=True)
-class _Loaders:
-    train: DataLoader
-    val: DataLoader
-    bn: DataLoader
-    """The training split without augmentation, for the BatchNorm refresh."""
-    cached: bool
-    """Whether the training batches are stored activations of the frozen levels."""
-    labels: np.ndarray
-    """The training split's labels (for class-balanced loss weights)."""
-
-
-def _loaders(train: SplitData, val: SplitData, training: TrainSection, seed: int, augment: AugmentSection | None,
-             prefix: torch.nn.Module | None, folder: Path, label: str, progress: bool) -> _Loaders:
-    """Images read batch by batch; with a frozen prefix, validation and the unaugmented training split as the
-    prefix's activations computed once (vision.training.frozen_prefix), augmented batches through the prefix in
-    the loader."""
-    size_px = int(train.images.shape[1])
-    pipeline = training_pipeline(augment, size_px, seed) if augment else None
-    generator = torch.Generator().manual_seed(seed)
-    step = batch_for(size_px)  # images per validation / BatchNorm-refresh batch
-    # images read every epoch are decoded once (validation's only without a prefix: with one, it is read once)
-    if prefix is None or pipeline is not None:
-        train = train.decoded_once(folder)
-    if prefix is None:
-        val = val.decoded_once(folder)
-        clean: Dataset = CleanImages(train)
-        loader = training_loader(AugmentedImages(train, pipeline) if pipeline else clean, train.labels, training,
-                                 generator)
-        return _Loaders(loader, DataLoader(CleanImages(val), batch_size=step), DataLoader(clean, batch_size=step),
-                        False, train.labels)
-    refreshes = -(-len(train.labels) // training.batch_size) < BN_REFRESH_MAX_STEPS
-    collate = through_prefix(prefix)
-    if pipeline is None or refreshes:
-        stored = StoredActivations(prefix, train, folder, label, progress)
-        bn = DataLoader(stored, batch_size=step)
-    else:  # never read: epochs this long do not refresh BatchNorm
-        bn = DataLoader(CleanImages(train), batch_size=step, collate_fn=collate)
-    loader = (training_loader(AugmentedImages(train, pipeline), train.labels, training, generator, collate)
-              if pipeline else training_loader(stored, train.labels, training, generator))
-    return _Loaders(loader, DataLoader(StoredActivations(prefix, val, folder, label, progress), batch_size=step), bn,
-                    pipeline is None, train.labels)
-
-
 class _LineProgress(Callback):
     """Training progress as plain lines at a steady rate (core.progress) where stdout is not a terminal, so a log
     shows the epochs as they pass instead of one bar at the end."""
@@ -354,7 +284,7 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
             model, list(frozen) if teacher is None else [], train.images[:CHECK_IMAGES]) as prefix:
         if prefix is not None:
             prefix.to(memory_format=torch.channels_last)
-        loaders = _loaders(train, val, training, seed, augment, prefix, Path(work_dir), label, progress)
+        loaders = fit_loaders(train, val, training, seed, augment, prefix, Path(work_dir), label, progress)
         if frozen and progress and world()[0] == 0:
             print(f"{label}: {len(frozen)} frozen modules " + (
                 "split off; their activations computed once per image" if loaders.cached else
@@ -366,7 +296,7 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
 
 
 # Eight parameters: fit's own, with the data already turned into loaders.
-def _fit(model: torch.nn.Module, loaders: _Loaders, training: TrainSection, teacher: Teacher | None,
+def _fit(model: torch.nn.Module, loaders: Loaders, training: TrainSection, teacher: Teacher | None,
          callbacks: tuple[Callback, ...], progress: bool, task: Task, label: str) -> TrainResult:
     # channels-last: oneDNN's convolutions (forward and, above all, backward) run 1.5-3x faster on CPU in this
     # layout (benchmarks/training.py); the model goes back to the ordinary layout before it is returned

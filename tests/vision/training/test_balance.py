@@ -9,7 +9,7 @@ from torch.utils.data import TensorDataset
 
 from core.spec.training import TrainSection
 from vision.tasks.classification import TASK
-from vision.training.fit import class_weights, training_loader
+from vision.training.loaders import class_weights, training_loader
 
 
 def _labels() -> np.ndarray:
