@@ -50,48 +50,12 @@ from vision.dependability.ood import (
     threshold_at_tpr,
 )
 from vision.dependability.ood_choice import DetectorChoice, choose_detector
-from vision.dependability.ood_sets import (
-    folder_images,
-    heavy_occlusion,
-    noise_stream,
-    photo_crop_stream,
-    shuffled_patches,
-)
+from vision.dependability.ood_sets import folder_images, ood_sets, selection_sets
 from vision.dependability.robustness import CorruptionResult, robustness, summary
 from vision.training.augment import enabled
 
 TPR = 0.95
 """In-distribution images the serving threshold accepts."""
-
-
-@dataclass(frozen=True)
-class OodSet:
-    name: str
-    kind: str
-    """'far' (unrelated images: gated) or 'near' (test images with their meaning destroyed: reported)."""
-    images: Images
-
-
-def ood_sets(test: Images, size_px: int, seed: int, extra: dict[str, Images]) -> list[OodSet]:
-    """The evaluation sets, all built offline and seeded, made as they are read; far sets as large as the test
-    split (at least 100)."""
-    count = max(100, len(test))
-    sets = [OodSet("photos", "far", photo_crop_stream(count, size_px, seed)),
-            OodSet("noise", "far", noise_stream(count, size_px, seed + 1)),
-            *(OodSet(name, "far", images) for name, images in sorted(extra.items()) if len(images)),
-            OodSet("shuffled_patches", "near", shuffled_patches(test, 4, seed + 2)),
-            OodSet("occlusion", "near", heavy_occlusion(test, 0.6, seed + 3))]
-    return sets
-
-
-def selection_sets(val: Images, size_px: int, seed: int) -> list[OodSet]:
-    """What `detector: auto` chooses on: held-out photos, fresh noise and the validation split destroyed, so no
-    image of the gate's sets (nor of the test split) takes part in the choice."""
-    count = max(100, len(val))
-    return [OodSet("selection_photos", "far", photo_crop_stream(count, size_px, seed + 10, pool="selection")),
-            OodSet("selection_noise", "far", noise_stream(count, size_px, seed + 11)),
-            OodSet("selection_shuffled_patches", "near", shuffled_patches(val, 4, seed + 12)),
-            OodSet("selection_occlusion", "near", heavy_occlusion(val, 0.6, seed + 13))]
 
 
 @dataclass(frozen=True)
