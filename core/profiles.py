@@ -27,6 +27,10 @@ class HardwareProfile:
     pipeline_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
     """Where those pods run: the serving device class, or data-centre nodes for edge targets."""
     pipeline_tolerations: tuple[dict[str, str], ...] = ()
+    int8_weight_bits: int = 8
+    """Bits int8 weights use. 7 where the fleet may run x86 CPUs without VNNI: there ONNX Runtime's
+    uint8 x int8 kernels add pairs of products in int16 (vpmaddubsw), which saturates when 8-bit weights meet
+    large activations; 7-bit weights keep every pair in range (ONNX Runtime's `reduce_range`)."""
 
 
 PIPELINE_LIGHT_RESOURCES = {"cpu": "1", "memory": "2Gi"}
@@ -41,6 +45,7 @@ PROFILES: dict[str, HardwareProfile] = {
             name="cpu-x86",
             description="x86-64 CPU nodes (AVX2/AVX-512, VNNI where present)",
             precision="int8",
+            int8_weight_bits=7,  # a node pool mixes CPU generations: the file must be right on the oldest
             execution_provider="CPUExecutionProvider",
             resources={"cpu": "1", "memory": "1Gi"},
             node_selector={"kubernetes.io/arch": "amd64"},

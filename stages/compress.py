@@ -2,7 +2,10 @@
 
 Candidates: the trained model itself; `pruned` (torch-pruning rounds, each
 fine-tuned on labels); `pruned_distilled` (the same rounds fine-tuned with the
-trained model as teacher); `student` (a smaller timm backbone distilled from
+trained model as teacher); `sparse` (group-sparsity training, the groups it
+zeroed removed, then fine-tuned); `qat` (quantization-aware fine-tuning, only
+when int8 of the trained model misses the accuracy budget even with its most
+sensitive layers in fp32); `student` (a smaller timm backbone distilled from
 scratch, when the spec names one). Each is exported to fp32 ONNX and checked
 against its torch self on the test split, and saved in torch form too
 (`<name>.safetensors` + `<name>.json`) for gradient-based explanations. Quantization, latency and the choice
@@ -12,6 +15,7 @@ pure function of the inputs (no timings).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,12 +26,14 @@ import timm
 import torch
 
 from core.fsutil import atomic_directory, write_csv, write_json
+from core.profiles import PROFILES
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import save_candidate
 from vision.compression.onnx import export_onnx, latency_ms, parity
 from vision.compression.pruning import (
+    BudgetCheck,
     PruneResult,
     PruneRound,
     Size,
@@ -36,12 +42,15 @@ from vision.compression.pruning import (
     track_line,
     track_record,
 )
+from vision.compression.qat import quantization_aware_finetune
+from vision.compression.quantize import Int8Plan, quantize_within_floor
+from vision.compression.sparsity import prune_zeroed, sparse_train
 from vision.data.dataset import SplitData, Splits, load_splits
 from vision.training.fit import Teacher, fit
 from vision.training.model import ModelConfig, accuracy, load_model
 
 
-def budget_check(compression: CompressSection, size_px: int, work: Path):
+def budget_check(compression: CompressSection, size_px: int, work: Path) -> BudgetCheck:
     """What 'within budget' means while pruning: params and MACs; fp32 latency only when nothing quantizes
     afterwards (int8 is faster, so the export stage judges latency on the final file)."""
     budget = compression.budget
@@ -60,6 +69,12 @@ def budget_check(compression: CompressSection, size_px: int, work: Path):
     return within
 
 
+def finetune_epochs(compression: CompressSection, training: TrainSection, train_images: int) -> int:
+    """`compress.finetune_epochs`, or more when that many epochs would not reach `finetune_min_steps`."""
+    steps_per_epoch = max(1, math.ceil(train_images / training.batch_size))
+    return max(compression.finetune_epochs, math.ceil(compression.finetune_min_steps / steps_per_epoch))
+
+
 def _log_round(track: str):
     def log(r: PruneRound) -> None:
         print(f"compress: {track} step {r.step}: {r.params:,} params, {r.macs:,} MACs, val accuracy "
@@ -68,33 +83,81 @@ def _log_round(track: str):
     return log
 
 
-# Eight parameters: the model, its data, and the spec's three sections that shape compression, plus the seed
-# and the working folder; each comes from a different place in the stage.
+def _sparse_track(trained: torch.nn.Module, splits: Splits, compression: CompressSection, finetune: TrainSection,
+                  seed: int, within: BudgetCheck, floor: float, teacher: Teacher | None,
+                  augment: AugmentSection | None) -> PruneResult:
+    """Sparse training, the zeroed groups removed, a fine-tune (distilled when `teacher`): one round of its own."""
+    settings, size_px = compression.sparse_training, int(splits.train.images.shape[1])
+    sparse = sparse_train(trained, splits.train, splits.val, finetune, settings, seed, augment)
+    pruned = prune_zeroed(sparse, size_px, settings.zero_below)
+    print(f"compress: sparse training zeroed {sum(pruned.removed.values()):,} channels in "
+          f"{len(pruned.removed)} groups", flush=True)
+    fit(pruned.model, splits.train, splits.val, finetune, seed + 1, augment, teacher=teacher, progress=False,
+        label="compress: sparse fine-tuning")
+    size, score = measure_size(pruned.model, size_px), accuracy(pruned.model, splits.val)
+    result = PruneRound(1, size.params, size.macs, round(score, 6), within(pruned.model, size), score >= floor)
+    _log_round("sparse")(result)
+    if not result.above_floor:
+        return PruneResult(trained, [result], budget_met=False, history=[], floor=floor)
+    return PruneResult(pruned.model, [result], budget_met=result.within_budget, history=pruned.history, floor=floor)
+
+
+def _int8_misses(trained: torch.nn.Module, splits: Splits, compression: CompressSection, plan: Int8Plan,
+                 work: Path) -> bool:
+    """Whether int8 of the trained model, its most sensitive layers in fp32 as the export stage would keep
+    them, stays below the accuracy floor (then quantization-aware fine-tuning is worth its time)."""
+    size_px = int(splits.train.images.shape[1])
+    export_onnx(trained, size_px, work / "probe.onnx")
+    calibration = splits.train.take(range(min(compression.calibration_images, len(splits.train.labels))))
+    result = quantize_within_floor(work / "probe.onnx", work / "probe-int8.onnx", calibration.images, splits.val,
+                                   plan)
+    (work / "probe-int8.onnx").unlink(missing_ok=True)
+    print(f"compress: int8 of the trained model: val accuracy {result.val_accuracy:.4f} with "
+          f"{len(result.fp32_layers)} layer(s) in fp32 (floor {plan.floor:.4f})", flush=True)
+    return result.val_accuracy < plan.floor
+
+
+# Nine parameters: the model, its data, and the spec's three sections that shape compression, plus the seed,
+# the working folder and the target's int8 weight bits; each comes from a different place in the stage.
 def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, compression: CompressSection,
-             training: TrainSection, augment: AugmentSection | None, seed: int,
-             work: Path) -> tuple[dict[str, torch.nn.Module], dict[str, PruneResult]]:
+             training: TrainSection, augment: AugmentSection | None, seed: int, work: Path,
+             int8_weight_bits: int | None = None) -> tuple[dict[str, torch.nn.Module], dict[str, PruneResult]]:
     """The candidate torch models by name, and the pruning history of each pruned track. A track whose every
-    round fell below the accuracy floor is the trained model: it is not a candidate of its own."""
+    round fell below the accuracy floor is the trained model: it is not a candidate of its own.
+    `int8_weight_bits` None: the target does not run int8, so no quantization-aware candidate."""
     train, val = splits.train, splits.val
-    finetune = training.model_copy(update={"epochs": compression.finetune_epochs, "hpo": None,
-                                            "early_stopping_patience": 0})
+    finetune = training.model_copy(update={"epochs": finetune_epochs(compression, training, len(train.labels)),
+                                            "hpo": None, "early_stopping_patience": 0})
     floor = accuracy(trained, val) - compression.budget.max_accuracy_drop
     within = budget_check(compression, config.input_size_px, work)
+    budget = compression.budget
+    smallest = budget.max_params is None and budget.max_macs is None and budget.max_latency_ms is None
     teacher = Teacher(trained.eval(), compression.distillation.temperature, compression.distillation.alpha)
+    distilling = "distill" in compression.methods
     models: dict[str, torch.nn.Module] = {"trained": trained}
     tracks: dict[str, PruneResult] = {}
     if "structured_prune" in compression.methods:
-        plans = [("pruned", None)] + ([("pruned_distilled", teacher)] if "distill" in compression.methods else [])
+        plans = [("pruned", None)] + ([("pruned_distilled", teacher)] if distilling else [])
         for name, guide in plans:
             tracks[name] = prune_to_budget(trained, train, val, compression, finetune, seed, within, floor,
-                                           teacher=guide, augment=augment, progress=_log_round(name))
-            if tracks[name].kept_steps:
-                models[name] = tracks[name].model
+                                           teacher=guide, augment=augment, progress=_log_round(name),
+                                           smallest=smallest)
+    if "sparse_train" in compression.methods:
+        tracks["sparse"] = _sparse_track(trained, splits, compression, finetune, seed, within, floor,
+                                         teacher if distilling else None, augment)
+    models.update({name: track.model for name, track in tracks.items() if track.kept_steps})
+    quantization = compression.quantization
+    if int8_weight_bits is not None and "quantize" in compression.methods and quantization.qat_epochs:
+        plan = Int8Plan.from_spec(quantization, int8_weight_bits, floor)
+        if _int8_misses(trained, splits, compression, plan, work):
+            models["qat"] = quantization_aware_finetune(
+                trained, train, val, training.model_copy(update={"epochs": quantization.qat_epochs}), seed,
+                plan.weight_bits, augment, teacher if distilling else None)
     if compression.student:
         L.seed_everything(seed, verbose=False)
         student = timm.create_model(compression.student, pretrained=False, num_classes=len(config.classes))
         student_training = training.model_copy(update={"hpo": None})
-        guide = teacher if "distill" in compression.methods else None
+        guide = teacher if distilling else None
         models["student"] = fit(student, train, val, student_training, seed, augment, teacher=guide,
                                 label="compress: student").model
     return models, tracks
@@ -110,7 +173,8 @@ def describe(models: dict[str, torch.nn.Module], config: ModelConfig, tracks: di
         path = out / f"{name}.onnx"
         export_onnx(model, size_px, path)
         own = replace(config, backbone=student, pretrained=None) if name == "student" and student else config
-        save_candidate(model, own, tracks[name].history if name in tracks else [], out, name)
+        save_candidate(model, own, tracks[name].history if name in tracks else [], out, name,
+                       batchnorm_folded=name == "qat")
         check = parity(model, path, test.images)
         if check.top1_agreement < 1.0 or check.max_abs_logit_diff > 1e-3:
             raise StageFailure(f"ONNX export of {name} disagrees with torch: top-1 agreement "
@@ -126,12 +190,14 @@ def main(ctx: StageContext) -> None:
     compression: CompressSection = ctx.spec("compress")
     training: TrainSection = ctx.spec("train")
     augment: AugmentSection = ctx.spec("augment")
+    profile = PROFILES[ctx.spec("target").hardware]
     trained, config = load_model(ctx.input("model"))
     ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
     splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px)
     started = time.perf_counter()
     with atomic_directory(ctx.output("candidates")) as out:
-        models, tracks = compress(trained, config, splits, compression, training, augment, seed, out)
+        models, tracks = compress(trained, config, splits, compression, training, augment, seed, out,
+                                  profile.int8_weight_bits if profile.precision == "int8" else None)
         (out / "probe.onnx").unlink(missing_ok=True)
         described = describe(models, config, tracks, compression.student, splits.val, splits.test, out)
         records = {name: track_record(result, compression) for name, result in tracks.items()}

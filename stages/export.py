@@ -26,16 +26,16 @@ from vision.compression.onnx import (
     cpu_description,
     latency_ms,
     predict,
-    quantize_int8,
     session,
     torch_latency_ms,
 )
 from vision.compression.pruning import track_line
+from vision.compression.quantize import Int8Plan, quantize_within_floor
 from vision.data.dataset import SplitData, load_splits
 from vision.plots import pyplot, save_figure
 
 ROW_FIELDS = ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
-              "val_accuracy", "test_accuracy", "latency_ms_1_thread", "latency_ms_2_threads")
+              "val_accuracy", "test_accuracy", "latency_ms_1_thread", "latency_ms_2_threads", "fp32_layers")
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,21 @@ class Variant:
     test_accuracy: float | None
     latency_ms_1_thread: float
     latency_ms_2_threads: float
+    fp32_layers: str = ""
+    """Layers an int8 variant keeps in fp32 (the sensitivity analysis' choice), space-separated."""
     path: Path | None = field(default=None, compare=False)
 
 
+# Eight parameters: one variant's file and names, and the splits it is measured on.
 def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, val: SplitData, test: SplitData,
-            size_px: int) -> Variant:
+            size_px: int, fp32_layers: tuple[str, ...] = ()) -> Variant:
     sess = session(path)
     val_acc = float((predict(sess, val.images).argmax(1) == val.labels).mean())
     test_acc = float((predict(sess, test.images).argmax(1) == test.labels).mean())
     return Variant(name, name.split("-")[0], precision, "onnxruntime", True, candidate["params"], candidate["macs"],
                    path.stat().st_size, round(val_acc, 6), round(test_acc, 6),
-                   round(latency_ms(path, size_px, 1), 4), round(latency_ms(path, size_px, 2), 4), path)
+                   round(latency_ms(path, size_px, 1), 4), round(latency_ms(path, size_px, 2), 4),
+                   " ".join(fp32_layers), path)
 
 
 def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Variant:
@@ -78,11 +82,11 @@ def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Va
 # Ten parameters: where the candidates are and the three splits they are measured on; a bundle of them
 # would exist for this one call.
 def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], size_px: int, model_dir: Path,
-                   work: Path, precision: str, quantize: bool, calibration: SplitData, val: SplitData,
+                   work: Path, precision: str, int8: Int8Plan | None, calibration: SplitData, val: SplitData,
                    test: SplitData) -> list[Variant]:
     """The torch baseline row, then each candidate (`<name>.onnx` in `compress_dir`, described by the compress
-    stage's variants.json) as fp32 ONNX and at the target precision."""
-    lowered = quantize and precision != "fp32"
+    stage's variants.json) as fp32 ONNX and at the target precision (`int8` None: not lowered)."""
+    lowered = int8 is not None and precision != "fp32"
     with Progress("export", 1 + len(candidates) * (2 if lowered else 1), unit="variant") as shown:
         rows = [torch_baseline(model_dir, candidates["trained"], size_px)]
         shown.update(1, "trained-torch measured")
@@ -92,12 +96,12 @@ def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], si
             rows.append(measure(fp32, f"{name}-fp32", candidate, "fp32", val, test, size_px))
             shown.update(1, f"{name}-fp32 measured")
             if lowered:
-                low = work / f"{name}-{precision}.onnx"
+                low, kept = work / f"{name}-{precision}.onnx", ()
                 if precision == "int8":
-                    quantize_int8(fp32, low, calibration.images)
+                    kept = quantize_within_floor(fp32, low, calibration.images, val, int8).fp32_layers
                 else:
                     convert_fp16(fp32, low)
-                rows.append(measure(low, f"{name}-{precision}", candidate, precision, val, test, size_px))
+                rows.append(measure(low, f"{name}-{precision}", candidate, precision, val, test, size_px, kept))
                 shown.update(1, f"{name}-{precision} measured")
     return rows
 
@@ -173,16 +177,53 @@ def relax_message(rows: list[Variant], budget: CompressionBudget, baseline: floa
     why = floor_message(tracks or {}, baseline, budget) if broken.keys() & set(SIZE_LIMITS) else ""
     return (f"no variant meets compress.budget; {why}the closest is {closest.variant}: "
             + ("otherwise relax " if why else "relax ") + " and ".join(parts)
-            + " (or change compress.methods / compress.max_prune_ratio); see the variant table")
+            + " (or change compress.methods / compress.max_prune_ratio); " + tradeoffs(rows, budget, baseline)
+            + "; see the variant table")
+
+
+def _size_needs(row: Variant, budget: CompressionBudget) -> str:
+    values = {"max_params": f"{row.params:,}", "max_macs": f"{row.macs:,}",
+              "max_latency_ms": f"{row.latency_ms_1_thread:.3f}"}
+    return " and ".join(f"compress.budget.{name} {values[name]}" for name in SIZE_LIMITS
+                        if getattr(budget, name) is not None)
+
+
+def tradeoffs(rows: list[Variant], budget: CompressionBudget, baseline: float) -> str:
+    """The best trade-offs measured, whatever the budget: the smallest variant within the accuracy limit and
+    the most accurate within the size limits, each with the spec values that would make it the choice."""
+    def figures(row: Variant) -> str:
+        return (f"{row.params:,} params, {row.macs:,} MACs, {row.latency_ms_1_thread:.3f} ms, val accuracy "
+                f"{row.val_accuracy:.4f}")
+
+    parts = []
+    accurate = [r for r in rows if "max_accuracy_drop" not in violations(r, budget, baseline)]
+    if accurate and _size_needs(accurate[0], budget):
+        latency_first = budget.max_latency_ms is not None
+        small = min(accurate, key=lambda r: ((r.latency_ms_1_thread, r.macs) if latency_first else
+                                             (r.macs, r.latency_ms_1_thread), r.params, r.variant))
+        parts.append(f"the smallest variant within the accuracy limit is {small.variant} ({figures(small)}): "
+                     f"{_size_needs(small, budget)} would choose it")
+    small_enough = [r for r in rows if not violations(r, budget, baseline).keys() & set(SIZE_LIMITS)]
+    if small_enough:
+        best = max(small_enough, key=lambda r: (r.val_accuracy, -r.latency_ms_1_thread, r.variant))
+        drop = max(round(baseline - best.val_accuracy, 6), 0.0)
+        parts.append(f"the most accurate within the size limits is {best.variant} ({figures(best)}): "
+                     f"compress.budget.max_accuracy_drop {drop:.4f} would choose it")
+    else:
+        parts.append("no variant is within the size limits: prune further (compress.max_prune_ratio, "
+                     "compress.prune_steps, compress.allocation: global, compress.methods: [sparse_train]) or "
+                     "name a smaller compress.student")
+    return "best trade-offs measured: " + "; ".join(parts)
 
 
 def format_table(rows: list[Variant]) -> str:
     lines = [f"{'variant':<26} {'params':>10} {'MACs':>12} {'size MB':>8} {'val acc':>8} {'test acc':>8} "
-             f"{'ms 1 thr':>9} {'ms 2 thr':>9}"]
+             f"{'ms 1 thr':>9} {'ms 2 thr':>9} {'fp32 layers':>11}"]
     for r in rows:
         test = "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}"
+        kept = len(r.fp32_layers.split()) if r.precision == "int8" else ""
         lines.append(f"{r.variant:<26} {r.params:>10,} {r.macs:>12,} {r.size_bytes / 1e6:>8.2f} {r.val_accuracy:>8.4f} "
-                     f"{test:>8} {r.latency_ms_1_thread:>9.3f} {r.latency_ms_2_threads:>9.3f}")
+                     f"{test:>8} {r.latency_ms_1_thread:>9.3f} {r.latency_ms_2_threads:>9.3f} {kept!s:>11}")
     return "\n".join(lines)
 
 
@@ -243,8 +284,10 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.output("deployable")) as out:
         work = out / "variants"
         work.mkdir()
+        int8 = Int8Plan.from_spec(ctx.spec("compress.quantization"), profile.int8_weight_bits,
+                                  baseline - budget.max_accuracy_drop)
         rows = build_variants(compress_dir, described["variants"], size_px, ctx.input("model"), work, profile.precision,
-                              "quantize" in ctx.spec("compress.methods"), calibration, val, test)
+                              int8 if "quantize" in ctx.spec("compress.methods") else None, calibration, val, test)
         table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
         try:
             chosen, reason = choose(rows, budget, baseline, described.get("tracks", {}))

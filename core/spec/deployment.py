@@ -40,14 +40,51 @@ class Distillation(SpecModel):
     """Weight of the KL term; the cross-entropy on labels gets 1 - alpha."""
 
 
+class Quantization(SpecModel):
+    """How int8 quantization keeps accuracy, for targets whose precision is int8."""
+
+    weight_bits: Literal["auto", 7, 8] = "auto"
+    """Bits of the int8 weights: `auto` takes the target's (7 on cpu-x86, where CPUs without VNNI saturate
+    8-bit weights; 8 elsewhere)."""
+    max_fp32_layers: Annotated[int, Interval(0, 256)] = 8
+    """When an int8 variant misses `budget.max_accuracy_drop`, the layers whose quantization costs most (ranked
+    one layer at a time on validation images) stay fp32, fewest first and at most this many; 0 never."""
+    sensitivity_images: Annotated[int, Interval(8, 10_000)] = 128
+    """Validation images the per-layer sensitivity ranking is measured on."""
+    qat_epochs: Annotated[int, Interval(0, 100)] = 2
+    """Quantization-aware fine-tuning epochs of the `qat` candidate, trained only when int8 of the trained model
+    misses the accuracy budget even with `max_fp32_layers` kept in fp32; 0 never."""
+
+
+class SparseTraining(SpecModel):
+    """Group-sparsity training before pruning (`methods: [sparse_train]`): the regulariser drives whole
+    channel groups toward zero, and those groups are then removed."""
+
+    epochs: PositiveInt = 3
+    """Training epochs with the regulariser, starting from the trained model."""
+    regularisation: Annotated[float, Interval(0.0, 1000.0, lo_open=True)] = 10.0
+    """Strength of torch-pruning's group regulariser, applied after each optimizer step: a group shrinks by
+    learning rate x this x its pressure of itself per step. Measured on the digits ResNet-10t (3 epochs, lr
+    0.002): 10 removes 1% of the MACs, 15 a quarter, 20 three quarters at 5 points of accuracy before the
+    fine-tune, 30 collapses the model; scale it inversely with the learning rate and the number of steps."""
+    weakest_pressure: Annotated[float, Interval(1.0, 64.0)] = 16.0
+    """How much harder the weakest groups are pushed than the strongest (torch-pruning's `alpha`, 16 by
+    default there). With BatchNorm after each convolution the weights' scale does not change the output, so
+    with 1 (plain group decay) every group shrinks alike and none reaches zero first."""
+    zero_below: Annotated[float, Interval(0.0, 1.0, lo_open=True, hi_open=True)] = 0.05
+    """A channel group counts as driven to zero when its norm is below this share of the largest group norm
+    of its layer."""
+
+
 class CompressSection(SpecModel):
     """Shrink the trained model to the budget, export it to ONNX and quantize it for the target."""
 
     budget: CompressionBudget = CompressionBudget()
     """Limits the deployable model must meet."""
-    methods: list[Literal["structured_prune", "distill", "quantize"]] = ["structured_prune", "distill", "quantize"]
-    """Compression methods to try: structured channel pruning, distillation during its fine-tuning, and
-    quantization to the target's precision."""
+    methods: list[Literal["structured_prune", "distill", "quantize", "sparse_train"]] = [
+        "structured_prune", "distill", "quantize"]
+    """Compression methods to try: structured channel pruning, distillation during its fine-tuning,
+    quantization to the target's precision, and group-sparsity training whose zeroed groups are pruned."""
     importance: Literal["group_magnitude", "group_taylor", "lamp", "random"] = "group_magnitude"
     """Channel-importance criterion for structured pruning."""
     prune_steps: Annotated[int, Interval(1, 50)] = 6
@@ -55,14 +92,24 @@ class CompressSection(SpecModel):
     the budget."""
     max_prune_ratio: Annotated[float, Interval(0.0, 1.0, lo_open=True, hi_open=True)] = 0.9
     """Share of each layer's channels removed after the last round."""
+    allocation: Literal["uniform", "global"] = "uniform"
+    """How a round's channel cut is spread: the same share of every layer, or by importance ranked across
+    layers (layers that matter less lose more, none more than `max_prune_ratio`)."""
     finetune_epochs: PositiveInt = 3
     """Fine-tuning epochs after each pruning round."""
+    finetune_min_steps: Annotated[int, Interval(0, 1_000_000)] = 0
+    """At least this many optimizer steps in each fine-tune (pruning rounds, sparse training's): a small
+    training split gets more epochs than `finetune_epochs` (300 images at batch 32 are 10 steps an epoch)."""
     distillation: Distillation = Distillation()
     """Teacher settings, used when `methods` lists `distill`."""
     student: str | None = None
     """Optional smaller timm backbone distilled from the trained model for `train.epochs` epochs."""
     calibration_images: Annotated[int, Interval(100, 100_000)] = 200
     """Training images that calibrate int8 quantization."""
+    quantization: Quantization = Quantization()
+    """What int8 does to keep accuracy: weight bits, layers kept in fp32, quantization-aware fine-tuning."""
+    sparse_training: SparseTraining = SparseTraining()
+    """Settings of the `sparse_train` method."""
 
 
 class TargetSection(SpecModel):

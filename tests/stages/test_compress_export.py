@@ -16,8 +16,9 @@ from stages.export import Variant, choose, relax_message
 from stages.runtime import StageFailure
 from tests.conftest import TINY_CLASSES
 from vision.compression.candidates import load_candidate, save_candidate
-from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, quantize_int8, session
+from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, session
 from vision.compression.pruning import measure_size, prune_to_budget, track_line, track_record
+from vision.compression.quantize import quantize_int8
 from vision.data.dataset import Splits, load_split, to_tensor
 from vision.training.fit import Teacher, distillation_loss, fit
 from vision.training.model import ModelConfig, accuracy, build_model, predict_logits, save_model
@@ -231,3 +232,43 @@ def test_a_student_backbone_is_distilled_when_the_spec_names_one(trained, splits
     assert tracks == {}
     assert models["student"] is not trained
     assert accuracy(models["student"], val) > 0.6  # three digits: chance is 0.33
+
+
+def test_a_failing_budget_names_the_best_trade_offs_and_the_values_that_reach_them() -> None:
+    rows = [_row("trained-fp32", 1000, 3.0, 0.99), _row("pruned-fp32", 400, 1.5, 0.97),
+            _row("pruned-int8", 400, 0.6, 0.95)]
+    budget = CompressionBudget(max_macs=5000, max_accuracy_drop=0.005)  # MACs are 10 x params in _row
+    with pytest.raises(StageFailure) as failure:
+        choose(rows, budget, baseline=0.99)
+    message = str(failure.value)
+    assert ("best trade-offs measured: the smallest variant within the accuracy limit is trained-fp32 (1,000 params, "
+            "10,000 MACs, 3.000 ms, val accuracy 0.9900): compress.budget.max_macs 10,000 would choose it; the most "
+            "accurate within the size limits is pruned-fp32 (400 params, 4,000 MACs, 1.500 ms, val accuracy 0.9700): "
+            "compress.budget.max_accuracy_drop 0.0200 would choose it") in message
+    nothing_small = CompressionBudget(max_macs=100)
+    with pytest.raises(StageFailure) as failure:
+        choose(rows, nothing_small, baseline=0.99)
+    assert "no variant is within the size limits: prune further" in str(failure.value)
+
+
+def test_sparse_and_quantization_aware_candidates_save_and_load_back(trained, splits, tmp_path: Path) -> None:
+    from stages.compress import compress, describe
+    from vision.compression.qat import quantization_aware_finetune
+
+    train, val, test = splits
+    settings = CompressSection(methods=["sparse_train"], finetune_epochs=1, budget={"max_accuracy_drop": 1.0},
+                               sparse_training={"epochs": 2, "regularisation": 0.01})
+    config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
+    models, tracks = compress(trained, config, Splits(*splits), settings, TrainSection(epochs=1, batch_size=16),
+                              None, 0, tmp_path)
+    assert list(tracks) == ["sparse"]
+    assert len(tracks["sparse"].rounds) == 1
+    assert set(models) == {"trained", "sparse"}
+    models["qat"] = quantization_aware_finetune(trained, train, val, TrainSection(epochs=1, batch_size=16), 0, 7)
+    described = describe(models, config, tracks, None, val, test, tmp_path)
+    for name in models:
+        loaded, _ = load_candidate(tmp_path, name)
+        assert measure_size(loaded, SIZE) == measure_size(models[name], SIZE)
+        x = to_tensor(test.images[:])
+        torch.testing.assert_close(predict_logits(loaded, x), predict_logits(models[name], x))
+        assert described[name]["onnx_parity"]["top1_agreement"] == 1.0

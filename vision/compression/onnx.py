@@ -11,7 +11,6 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,39 +111,6 @@ def parity(model: torch.nn.Module, path: Path, images: Images) -> Parity:
     expected = predict_images(model, images).numpy()
     got = predict(session(path), images)
     return Parity(float(np.abs(expected - got).max()), float((expected.argmax(1) == got.argmax(1)).mean()))
-
-
-class _Calibration:
-    """onnxruntime's CalibrationDataReader protocol over preprocessed training images."""
-
-    def __init__(self, images: Images, batch: int = 32):
-        self._batches: Iterator[np.ndarray] = (to_tensor(chunk).numpy() for chunk in batches(images, batch))
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {INPUT: batch}
-
-
-def quantize_int8(fp32: Path, out: Path, calibration_images: np.ndarray) -> None:
-    """Static QDQ int8 (per-channel weights, uint8 activations) calibrated on training images.
-
-    Static, not dynamic: dynamic quantization leaves convolutions in fp32
-    with per-call activation scaling, slower than fp32 on CPU.
-    """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    prepared = out.with_name(out.stem + ".pre.onnx")
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    try:
-        # ONNX Runtime holds every calibration batch's intermediate tensors until it computes the ranges, so
-        # this step's memory grows with `compress.calibration_images` (capped by the spec), not with the data;
-        # its CalibMaxIntermediateOutputs option would bound it, but in 1.31 it drops the batches unmeasured
-        quantize_static(str(prepared), str(out), _Calibration(calibration_images), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    finally:
-        prepared.unlink(missing_ok=True)
-    onnx.checker.check_model(str(out), full_check=True)
 
 
 def convert_fp16(fp32: Path, out: Path) -> None:

@@ -31,6 +31,9 @@ IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
 }
 ROUND_TO = 8
 """Channel counts stay multiples of 8: int8 and SIMD kernels run fastest on them."""
+GLOBAL_LAYER_CAP = 0.9
+"""With global allocation no layer loses more than this share of its channels (or `max_prune_ratio` when
+larger): ranked across layers, a layer whose channels all score low would otherwise vanish."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class PruneResult:
     """torch-pruning's record of the channels removed from `model`, to rebuild its architecture later."""
     floor: float = 0.0
     """The validation accuracy below which a round was undone."""
+    searched: bool = False
+    """The budget set no size limit: rounds went on to the smallest model above the floor."""
 
     @property
     def kept_steps(self) -> int:
@@ -78,7 +83,7 @@ class PruneResult:
     def stopped_by(self) -> str:
         """Why pruning ended: 'budget' (within it), 'accuracy_floor' (the next round fell below the floor) or
         'steps' (every round kept, the budget still not met)."""
-        if self.budget_met:
+        if self.budget_met and not self.searched:
             return "budget"
         return "accuracy_floor" if self.rounds and not self.rounds[-1].above_floor else "steps"
 
@@ -98,15 +103,18 @@ def _taylor_gradients(model: torch.nn.Module, train: SplitData, batch: int = 128
 def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, compression: CompressSection,
                     finetune: TrainSection, seed: int, within_budget: BudgetCheck, floor: float, *,
                     teacher: Teacher | None = None, augment: AugmentSection | None = None,
-                    progress: Callable[[PruneRound], None] | None = None) -> PruneResult:
-    """Iterative prune -> fine-tune until `within_budget` holds or the next step would fall below `floor`."""
+                    progress: Callable[[PruneRound], None] | None = None, smallest: bool = False) -> PruneResult:
+    """Iterative prune -> fine-tune until `within_budget` holds or the next step would fall below `floor`;
+    `smallest` goes on past the budget to the smallest model above the floor (for budgets with no size limit)."""
     torch.manual_seed(seed)
     model = copy.deepcopy(trained).eval()
     size_px = int(train.images.shape[1])
     example = torch.zeros(1, 3, size_px, size_px)
+    spread = compression.allocation == "global"
     pruner = tp.pruner.MetaPruner(
         model, example, importance=IMPORTANCE[compression.importance](), pruning_ratio=compression.max_prune_ratio,
-        iterative_steps=compression.prune_steps, ignored_layers=[model.get_classifier()], round_to=ROUND_TO)
+        iterative_steps=compression.prune_steps, ignored_layers=[model.get_classifier()], round_to=ROUND_TO,
+        global_pruning=spread, max_pruning_ratio=max(GLOBAL_LAYER_CAP, compression.max_prune_ratio) if spread else 1.0)
     kept, kept_history, rounds = copy.deepcopy(model), [], []
     for step in range(1, compression.prune_steps + 1):
         if compression.importance == "group_taylor":
@@ -123,11 +131,13 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
         if progress:
             progress(result)
         if not result.above_floor:
-            return PruneResult(kept, rounds, budget_met=False, history=kept_history, floor=floor)
+            met = smallest and any(r.above_floor for r in rounds)
+            return PruneResult(kept, rounds, budget_met=met, history=kept_history, floor=floor, searched=smallest)
         kept, kept_history = copy.deepcopy(model), _history(pruner)
-        if result.within_budget:
+        if result.within_budget and not smallest:
             return PruneResult(kept, rounds, budget_met=True, history=kept_history, floor=floor)
-    return PruneResult(kept, rounds, budget_met=False, history=kept_history, floor=floor)
+    return PruneResult(kept, rounds, budget_met=smallest and bool(rounds), history=kept_history, floor=floor,
+                       searched=smallest)
 
 
 def track_record(result: PruneResult, compression: CompressSection) -> dict[str, Any]:
@@ -149,8 +159,9 @@ def track_line(name: str, record: dict[str, Any]) -> str:
                 f"{record['finetune_epochs']} fine-tuning epoch(s)"
                 + ("; this track is the trained model, not a candidate of its own" if not record["kept_steps"] else ""))
     if record["stopped_by"] == "steps":
-        return (f"{name} kept all {record['kept_steps']} rounds without meeting the budget (compress.prune_steps "
-                "and compress.max_prune_ratio limit how far it prunes)")
+        outcome = "the smallest it could reach" if record["budget_met"] else "without meeting the budget"
+        return (f"{name} kept all {record['kept_steps']} rounds, {outcome} (compress.prune_steps and "
+                "compress.max_prune_ratio limit how far it prunes)")
     return f"{name} within the budget after {record['kept_steps']} round(s)"
 
 
