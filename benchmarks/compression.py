@@ -1,39 +1,172 @@
-"""Compression on the default digits spec: what the chosen deployable model gains and costs.
+"""Compression side by side: what each method buys on the digits ResNet-10t and on EfficientNet-Lite0 at 224 px.
 
-Runs the compress and export stages' cores on the trained model of the last
-`dvc repro` (run `make demo` first), then prints the variant table and, for the
-chosen model against the trained one: MACs reduction and test-accuracy change
-(target >= 2x at <= 0.5 point drop), and batch-1 latency of the deployable ONNX
-against torch eager fp32 of the unpruned model, timed side by side (target >= 4x).
-Usage: python benchmarks/compression.py [--spec specs/digits.yaml]
+1. The default digits spec as the pipeline runs it: the compress and export
+   stages' cores on the trained model of the last `dvc repro` (run `make demo`
+   first), the variant table, and the chosen model against the trained one
+   (target >= 2x fewer MACs at <= 0.5 point test drop, >= 4x faster than torch
+   eager fp32).
+2. For each model (the digits one, and Lite0 with its offline ImageNet weights
+   fine-tuned at 224 px on the texture task of benchmarks/_fabric.py, near 99% like
+   a real set it would be deployed on), one table:
+   fp32 ONNX; int8 with 8-bit weights (the recipe before), with 7-bit weights
+   (what cpu-x86 targets get), with the most sensitive layers kept fp32, and
+   after quantization-aware fine-tuning; then structured pruning caught at
+   1.5x, 2x and 3x fewer MACs along one track of small rounds each (uniform,
+   uniform with distillation, global allocation with distillation), and sparse
+   training with its zeroed groups removed. Validation and test accuracy, and
+   batch-1 latency with ONNX Runtime on 1 and 2 threads.
+Targets: Lite0 int8 within 1 point of fp32; Lite0 >= 2x fewer MACs within 1 point.
+Usage: python benchmarks/compression.py [--skip-stages] [--skip-digits] [--skip-lite0] [--images N]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import statistics
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from _digits import REPO
 
+from core.spec.deployment import CompressSection, SparseTraining
+from core.spec.training import TrainSection
+from vision.compression.onnx import export_onnx, latency_ms, predict, session
+from vision.compression.pruning import Size, measure_size, prune_to_budget
+from vision.compression.qat import quantization_aware_finetune
+from vision.compression.quantize import Int8Plan, quantize_int8, quantize_within_floor
+from vision.compression.sparsity import prune_zeroed, sparse_train
+from vision.data.dataset import SplitData
+from vision.training.fit import Teacher, fit
+from vision.training.model import accuracy
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, default=REPO / "specs" / "digits.yaml")
-    args = parser.parse_args()
-    logging.getLogger("lightning").setLevel(logging.ERROR)
+RATIOS = (1.5, 2.0, 3.0)
 
+
+@dataclass(frozen=True)
+class Row:
+    variant: str
+    macs: int
+    val_accuracy: float
+    test_accuracy: float
+    ms_1_thread: float | None = None
+    ms_2_threads: float | None = None
+    note: str = ""
+
+
+def _onnx_accuracy(path: Path, split: SplitData) -> float:
+    return float((predict(session(path), split.images).argmax(1) == split.labels).mean())
+
+
+def onnx_row(name: str, path: Path, macs: int, val: SplitData, test: SplitData, size: int, note: str = "") -> Row:
+    return Row(name, macs, _onnx_accuracy(path, val), _onnx_accuracy(path, test), latency_ms(path, size, 1),
+               latency_ms(path, size, 2), note)
+
+
+def torch_row(name: str, model: torch.nn.Module, size: int, val: SplitData, test: SplitData, note: str = "") -> Row:
+    """A torch candidate exported to fp32 ONNX and measured like the deployable file."""
+    with tempfile.TemporaryDirectory(prefix="autodl-bench-row-") as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, size, path)
+        return onnx_row(name, path, measure_size(model, size).macs, val, test, size, note)
+
+
+# Eight parameters: the model, its three splits, and how the quantization-aware fine-tuning trains.
+def quantization_rows(trained: torch.nn.Module, train: SplitData, val: SplitData, test: SplitData,
+                      training: TrainSection, seed: int, qat_epochs: int, work: Path) -> list[Row]:
+    size, macs = int(train.images.shape[1]), measure_size(trained, int(train.images.shape[1])).macs
+    calibration = train.take(range(min(200, len(train.labels)))).images
+    fp32 = work / "fp32.onnx"
+    export_onnx(trained, size, fp32)
+    rows = [onnx_row("fp32", fp32, macs, val, test, size)]
+    for bits in (8, 7):
+        quantize_int8(fp32, work / f"int8-{bits}.onnx", calibration, weight_bits=bits)
+        rows.append(onnx_row(f"int8 PTQ, {bits}-bit weights", work / f"int8-{bits}.onnx", macs, val, test, size))
+    started = time.perf_counter()
+    plan = Int8Plan(7, floor=rows[0].val_accuracy, max_fp32_layers=8, sensitivity_images=128)
+    kept = quantize_within_floor(fp32, work / "int8-kept.onnx", calibration, val, plan)
+    rows.append(onnx_row("int8 PTQ + fp32 layers", work / "int8-kept.onnx", macs, val, test, size,
+                         f"{len(kept.fp32_layers)} layer(s) fp32 (aiming at fp32's val accuracy; tried "
+                         f"{', '.join(f'{n}: {a:.4f}' for n, a in kept.tried)}) in "
+                         f"{time.perf_counter() - started:.0f} s"))
+    started = time.perf_counter()
+    qat = quantization_aware_finetune(trained, train, val, training.model_copy(update={"epochs": qat_epochs}), seed,
+                                      weight_bits=7)
+    export_onnx(qat, size, work / "qat-fp32.onnx")
+    quantize_int8(work / "qat-fp32.onnx", work / "qat-int8.onnx", calibration, weight_bits=7)
+    rows.append(onnx_row("int8 QAT, 7-bit weights", work / "qat-int8.onnx", macs, val, test, size,
+                         f"{qat_epochs} epoch(s) in {time.perf_counter() - started:.0f} s"))
+    return rows
+
+
+# Eight parameters: the model, its three splits, and the settings every pruning track shares.
+def pruning_rows(trained: torch.nn.Module, train: SplitData, val: SplitData, test: SplitData, finetune: TrainSection,
+                 settings: CompressSection, seed: int, sparsities: tuple[SparseTraining, ...]) -> list[Row]:
+    size = int(train.images.shape[1])
+    base = measure_size(trained, size)
+    rows = []
+    teacher = Teacher(trained.eval())
+    for label, allocation, guide in (("uniform", "uniform", None), ("uniform + distillation", "uniform", teacher),
+                                     ("global + distillation", "global", teacher)):
+        caught: dict[float, tuple[torch.nn.Module, int]] = {}
+        rounds = [0]
+
+        def within(model: torch.nn.Module, size_now: Size, caught=caught, rounds=rounds) -> bool:
+            rounds[0] += 1
+            for ratio in RATIOS:
+                if ratio not in caught and base.macs / size_now.macs >= ratio:
+                    caught[ratio] = (copy.deepcopy(model), rounds[0])
+            return len(caught) == len(RATIOS)
+
+        started = time.perf_counter()
+        prune_to_budget(trained, train, val, settings.model_copy(update={"allocation": allocation}), finetune, seed,
+                        within, floor=0.0, teacher=guide)
+        spent = time.perf_counter() - started
+        for ratio in RATIOS:
+            if ratio in caught:
+                model, at = caught[ratio]
+                rows.append(torch_row(f"pruned {ratio:g}x, {label}", model, size, val, test,
+                                      f"round {at} of {settings.prune_steps}; track {spent:.0f} s"))
+            else:
+                rows.append(Row(f"pruned {ratio:g}x, {label}", 0, float("nan"), float("nan"),
+                                note=f"not reached in {settings.prune_steps} rounds"))
+    for sparsity in sparsities:
+        started = time.perf_counter()
+        sparse = prune_zeroed(sparse_train(trained, train, val, finetune, sparsity, seed), size, sparsity.zero_below)
+        fit(sparse.model, train, val, finetune, seed + 1, teacher=teacher, progress=False)
+        rows.append(torch_row(f"sparse training (reg {sparsity.regularisation:g}), pruned", sparse.model, size, val,
+                              test, f"{sum(sparse.removed.values())} channels removed, "
+                              f"{time.perf_counter() - started:.0f} s"))
+    return rows
+
+
+def print_table(title: str, rows: list[Row], base_macs: int) -> None:
+    print(f"\n{title}")
+    print(f"{'variant':<40} {'MACs':>13} {'fewer':>6} {'val acc':>8} {'test acc':>8} {'ms 1 thr':>9} {'ms 2 thr':>9}"
+          "  note")
+    for r in rows:
+        fewer = f"{base_macs / r.macs:.2f}x" if r.macs else ""
+        ms1 = "" if r.ms_1_thread is None else f"{r.ms_1_thread:.3f}"
+        ms2 = "" if r.ms_2_threads is None else f"{r.ms_2_threads:.3f}"
+        print(f"{r.variant:<40} {r.macs:>13,} {fewer:>6} {r.val_accuracy:>8.4f} {r.test_accuracy:>8.4f} {ms1:>9} "
+              f"{ms2:>9}  {r.note}", flush=True)
+
+
+def stage_section(spec_path: Path) -> None:
+    """Section 1: the compress and export stages on the default spec, as the pipeline runs them."""
     from compiler.load import load_spec
     from core.profiles import PROFILES
     from stages.compress import compress, describe
     from stages.export import build_variants, choose, format_table
-    from vision.compression.onnx import cpu_description, latency_ms, torch_latency_ms
+    from vision.compression.onnx import cpu_description, torch_latency_ms
     from vision.data.dataset import load_splits
     from vision.training.model import load_model
 
-    spec = load_spec(args.spec, REPO).spec
+    spec = load_spec(spec_path, REPO).spec
     model_dir = REPO / "models" / spec.name / "train"
     if not (model_dir / "model.json").is_file():
         raise SystemExit(f"{model_dir} is missing: run `make demo` (or `dvc repro {spec.name}-train`) first")
@@ -41,14 +174,18 @@ def main() -> None:
     ingest, split_csv = REPO / "data" / spec.name / "ingest", REPO / "data" / spec.name / "prune" / "split.csv"
     splits = load_splits(ingest, split_csv, config.classes, config.input_size_px)
     train, val, test = splits.train, splits.val, splits.test
+    profile = PROFILES[spec.target.hardware]
     with tempfile.TemporaryDirectory(prefix="autodl-compress-bench-") as folder:
         work = Path(folder)
-        models, tracks = compress(trained, config, splits, spec.compress, spec.train, spec.augment, spec.seed, work)
+        models, tracks = compress(trained, config, splits, spec.compress, spec.train, spec.augment, spec.seed, work,
+                                  profile.int8_weight_bits if profile.precision == "int8" else None)
         described = describe(models, config, tracks, spec.compress.student, val, test, work)
-        rows = build_variants(work, described, config.input_size_px, model_dir, work,
-                              PROFILES[spec.target.hardware].precision,
-                              "quantize" in spec.compress.methods, train, val, test)
         baseline = float(described["trained"]["torch_val_accuracy"])
+        plan = Int8Plan.from_spec(spec.compress.quantization, profile.int8_weight_bits,
+                                  baseline - spec.compress.budget.max_accuracy_drop)
+        calibration = train.take(range(min(spec.compress.calibration_images, len(train.labels))))
+        rows = build_variants(work, described, config.input_size_px, model_dir, work, profile.precision,
+                              plan if "quantize" in spec.compress.methods else None, calibration, val, test)
         chosen, reason = choose(rows, spec.compress.budget, baseline)
         trained_fp32 = next(r for r in rows if r.variant == "trained-fp32")
         size = config.input_size_px
@@ -57,10 +194,10 @@ def main() -> None:
             torch_ms.append(torch_latency_ms(trained, size, threads=1))
             onnx_ms.append(latency_ms(chosen.path, size, threads=1))
         torch2, onnx2 = torch_latency_ms(trained, size, threads=2), latency_ms(chosen.path, size, threads=2)
-
     cpu = cpu_description()
-    print(f"\nVariants of {spec.name} ({spec.target.hardware} target; measured on {cpu['cpu']}, "
-          f"{cpu['cores']} cores, ISA {', '.join(cpu['isa']) or 'baseline'}, VNNI {'yes' if cpu['vnni'] else 'no'})")
+    print(f"\n1. Variants of {spec.name} as the stages build them ({spec.target.hardware} target; measured on "
+          f"{cpu['cpu']}, {cpu['cores']} cores, ISA {', '.join(cpu['isa']) or 'baseline'}, "
+          f"VNNI {'yes' if cpu['vnni'] else 'no'})")
     print(format_table(rows))
     print(f"\nchosen: {reason}")
     macs_ratio = trained_fp32.macs / chosen.macs
@@ -73,7 +210,79 @@ def main() -> None:
     print(f"{'batch-1 latency, torch eager fp32 (1 thread)':<46} {statistics.median(torch_ms):6.3f} ms")
     print(f"{'batch-1 latency, deployable ONNX (1 thread)':<46} {statistics.median(onnx_ms):6.3f} ms")
     print(f"{'speed-up (target >= 4x)':<46} {speedup:6.1f}x   ({'met' if speedup >= 4 else 'MISSED'}); "
-          f"with 2 threads {torch2 / onnx2:.1f}x ({torch2:.3f} vs {onnx2:.3f} ms)")
+          f"with 2 threads {torch2 / onnx2:.1f}x ({torch2:.3f} vs {onnx2:.3f} ms)", flush=True)
+
+
+def digits_section(spec_path: Path) -> None:
+    """Section 2a: every method on the digits model of the last `dvc repro`, with its spec's settings."""
+    from compiler.load import load_spec
+    from vision.data.dataset import load_splits
+    from vision.training.model import load_model
+
+    spec = load_spec(spec_path, REPO).spec
+    trained, config = load_model(REPO / "models" / spec.name / "train")
+    ingest, split_csv = REPO / "data" / spec.name / "ingest", REPO / "data" / spec.name / "prune" / "split.csv"
+    splits = load_splits(ingest, split_csv, config.classes, config.input_size_px)
+    finetune = spec.train.model_copy(update={"epochs": spec.compress.finetune_epochs, "hpo": None,
+                                             "early_stopping_patience": 0})
+    with tempfile.TemporaryDirectory(prefix="autodl-compress-bench-") as folder:
+        rows = quantization_rows(trained, splits.train, splits.val, splits.test, spec.train, spec.seed,
+                                 spec.compress.quantization.qat_epochs, Path(folder))
+    settings = spec.compress.model_copy(update={"prune_steps": 8, "max_prune_ratio": 0.5})
+    rows += pruning_rows(trained, splits.train, splits.val, splits.test, finetune, settings, spec.seed,
+                         (SparseTraining(regularisation=15.0), SparseTraining(regularisation=20.0)))
+    print_table(f"2a. {spec.name}: {config.backbone} at {config.input_size_px} px, {len(splits.train.labels)} "
+                f"training images", rows, rows[0].macs)
+
+
+def lite0_section(images_in_all: int) -> None:
+    """Section 2b: Lite0 with ImageNet weights, fine-tuned at 224 px on the texture task of _fabric.py."""
+    import transfer
+    from _fabric import TEXTURES, textures
+
+    images, labels = textures(images_in_all)
+    train, val, test = transfer._splits(images, labels, 224, classes=TEXTURES)
+    training = TrainSection(epochs=3, batch_size=32)
+    started = time.perf_counter()
+    trained = fit(transfer._lite0(224, TEXTURES), train, val, training, 0, progress=False).model
+    print(f"\nLite0 fine-tuned at 224 px in {time.perf_counter() - started:.0f} s: val accuracy "
+          f"{accuracy(trained, val):.4f}, test accuracy {accuracy(trained, test):.4f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="autodl-compress-bench-") as folder:
+        rows = quantization_rows(trained, train, val, test, training, 0, 2, Path(folder))
+    print_table("2b-quantization (so far)", rows, rows[0].macs)
+    finetune = training.model_copy(update={"epochs": 2})
+    settings = CompressSection(prune_steps=6, max_prune_ratio=0.5, finetune_epochs=2)
+    rows += pruning_rows(trained, train, val, test, finetune, settings, 0,
+                         (SparseTraining(regularisation=20.0), SparseTraining(regularisation=40.0)))
+    print_table(f"2b. texture task: tf_efficientnet_lite0 (ImageNet weights) at 224 px, {len(train.labels)} "
+                "training images", rows, rows[0].macs)
+    fp32, best_int8 = rows[0], max(rows[1:5], key=lambda r: r.val_accuracy)
+    two_x = [r for r in rows if r.variant.startswith("pruned 2x") and r.macs]
+    print(f"\nLite0 int8 target (within 1 point of fp32 test accuracy): best int8 {best_int8.variant} "
+          f"{best_int8.test_accuracy:.4f} vs fp32 {fp32.test_accuracy:.4f}: "
+          f"{'met' if fp32.test_accuracy - best_int8.test_accuracy <= 0.01 else 'MISSED'}")
+    if two_x:
+        best_pruned = max(two_x, key=lambda r: r.test_accuracy)
+        print(f"Lite0 pruning target (>= 2x fewer MACs within 1 point): {best_pruned.variant} "
+              f"{best_pruned.test_accuracy:.4f} vs fp32 {fp32.test_accuracy:.4f}: "
+              f"{'met' if fp32.test_accuracy - best_pruned.test_accuracy <= 0.01 else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=REPO / "specs" / "digits.yaml")
+    parser.add_argument("--skip-stages", action="store_true")
+    parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--skip-lite0", action="store_true")
+    parser.add_argument("--images", type=int, default=900, help="texture images in all (a third per class)")
+    args = parser.parse_args()
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    if not args.skip_stages:
+        stage_section(args.spec)
+    if not args.skip_digits:
+        digits_section(args.spec)
+    if not args.skip_lite0:
+        lite0_section(args.images)
 
 
 if __name__ == "__main__":

@@ -36,23 +36,26 @@ from vision.training.model import ModelConfig, build_model
 BATCH = 32
 
 
-def _split(images: list[np.ndarray], labels: list[str], size: int, indices: np.ndarray) -> SplitData:
+def _split(images: list[np.ndarray], labels: list[str], size: int, indices: np.ndarray,
+           classes: list[str] | tuple[str, ...] = tuple(CLASSES)) -> SplitData:
     from PIL import Image
 
     rgb = np.stack([np.asarray(Image.fromarray(images[i]).convert("RGB").resize((size, size),
                                                                                   Image.Resampling.BILINEAR))
                     for i in indices])
-    return SplitData(rgb, np.array([CLASSES.index(labels[i]) for i in indices]), [f"{i}.png" for i in indices])
+    return SplitData(rgb, np.array([list(classes).index(labels[i]) for i in indices]), [f"{i}.png" for i in indices])
 
 
-def _splits(images, labels, size: int, seed: int = 0) -> tuple[SplitData, SplitData, SplitData]:
+def _splits(images, labels, size: int, seed: int = 0,
+            classes: list[str] | tuple[str, ...] = tuple(CLASSES)) -> tuple[SplitData, SplitData, SplitData]:
     order = np.random.default_rng(seed).permutation(len(labels))
     cut1, cut2 = int(0.6 * len(order)), int(0.8 * len(order))
-    return tuple(_split(images, labels, size, part) for part in (order[:cut1], order[cut1:cut2], order[cut2:]))
+    return tuple(_split(images, labels, size, part, classes)
+                 for part in (order[:cut1], order[cut1:cut2], order[cut2:]))
 
 
-def _lite0(size: int) -> torch.nn.Module:
-    return build_model(ModelConfig("tf_efficientnet_lite0", CLASSES, size, 0.2, "efficientnet_lite0_imagenet"))
+def _lite0(size: int, classes: list[str] | tuple[str, ...] = tuple(CLASSES)) -> torch.nn.Module:
+    return build_model(ModelConfig("tf_efficientnet_lite0", list(classes), size, 0.2, "efficientnet_lite0_imagenet"))
 
 
 def plain_loop(train: SplitData, channels_last: bool) -> float:
