@@ -55,6 +55,9 @@ def _splits(images, labels, size: int, seed: int = 0,
 
 
 def _lite0(size: int, classes: list[str] | tuple[str, ...] = tuple(CLASSES)) -> torch.nn.Module:
+    """Lite0 with its ImageNet weights and a new head, drawn from seed 0: the head's initial weights would
+    otherwise depend on whatever ran before in the process."""
+    torch.manual_seed(0)
     return build_model(ModelConfig("tf_efficientnet_lite0", list(classes), size, 0.2, "efficientnet_lite0_imagenet"))
 
 
