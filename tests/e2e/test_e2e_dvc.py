@@ -295,7 +295,9 @@ def test_a_new_project_whose_first_run_fails_at_the_gate_leaves_git_status_clean
     assert not leaked, leaked
 
 
-SEARCH_TRAIN = ("train: {epochs: 1, batch_size: 16, hpo: {trials: 3, sampler: random, epochs_per_trial: 1, space: "
+# The final training's 40 epochs are seconds of work after trial 1 starts, so the Ctrl-C always lands while
+# the stage runs: with 1 epoch, warm caches let the whole stage finish before the signal arrived.
+SEARCH_TRAIN = ("train: {epochs: 40, batch_size: 16, hpo: {trials: 3, sampler: random, epochs_per_trial: 1, space: "
                 "{backbone: {choices: [resnet10t, mobilenetv3_small_050]}, input_size_px: {choices: [16, 24]}}}}\n")
 
 
