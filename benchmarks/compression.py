@@ -35,7 +35,7 @@ from _digits import REPO
 
 from core.spec.deployment import CompressSection, SparseTraining
 from core.spec.training import TrainSection
-from vision.compression.onnx import export_onnx, latency_ms, predict, session
+from vision.compression.onnx import export_onnx, latency_ms, onnx_accuracy, session
 from vision.compression.pruning import Size, measure_size, prune_to_budget
 from vision.compression.qat import quantization_aware_finetune
 from vision.compression.quantize import Int8Plan, quantize_int8, quantize_within_floor
@@ -58,12 +58,9 @@ class Row:
     note: str = ""
 
 
-def _onnx_accuracy(path: Path, split: SplitData) -> float:
-    return float((predict(session(path), split.images).argmax(1) == split.labels).mean())
-
-
 def onnx_row(name: str, path: Path, macs: int, val: SplitData, test: SplitData, size: int, note: str = "") -> Row:
-    return Row(name, macs, _onnx_accuracy(path, val), _onnx_accuracy(path, test), latency_ms(path, size, 1),
+    sess = session(path)
+    return Row(name, macs, onnx_accuracy(sess, val), onnx_accuracy(sess, test), latency_ms(path, size, 1),
                latency_ms(path, size, 2), note)
 
 

@@ -34,7 +34,7 @@ from _digits import REPO  # noqa: F401  (puts the repository on the import path)
 from onnx import helper, numpy_helper
 
 from core.spec.training import TrainSection
-from vision.compression.onnx import INPUT, export_onnx, predict, session
+from vision.compression.onnx import INPUT, export_onnx, onnx_accuracy, session
 from vision.compression.quantize import quantize_int8
 from vision.data.dataset import to_tensor
 from vision.training.fit import fit
@@ -133,7 +133,7 @@ def main() -> None:
             path = work / f"int8-{bits}.onnx"
             quantize_int8(work / "fp32.onnx", path, calibration, weight_bits=bits)
             pair_share, output_share, convs = saturated_share(path, val.images[: args.images])
-            accuracy = float((predict(session(path), val.images).argmax(1) == val.labels).mean())
+            accuracy = onnx_accuracy(session(path), val)
             print(f"{bits}-bit   {convs:>6} {100 * pair_share:>20.3f}% {100 * output_share:>15.2f}% {accuracy:>13.4f}")
 
 

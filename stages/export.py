@@ -25,7 +25,7 @@ from vision.compression.onnx import (
     convert_fp16,
     cpu_description,
     latency_ms,
-    predict,
+    onnx_accuracy,
     session,
     torch_latency_ms,
 )
@@ -61,8 +61,7 @@ class Variant:
 def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, val: SplitData, test: SplitData,
             size_px: int, fp32_layers: tuple[str, ...] = ()) -> Variant:
     sess = session(path)
-    val_acc = float((predict(sess, val.images).argmax(1) == val.labels).mean())
-    test_acc = float((predict(sess, test.images).argmax(1) == test.labels).mean())
+    val_acc, test_acc = onnx_accuracy(sess, val), onnx_accuracy(sess, test)
     return Variant(name, name.split("-")[0], precision, "onnxruntime", True, candidate["params"], candidate["macs"],
                    path.stat().st_size, round(val_acc, 6), round(test_acc, 6),
                    round(latency_ms(path, size_px, 1), 4), round(latency_ms(path, size_px, 2), 4),

@@ -98,6 +98,11 @@ def predict_outputs(sess: ort.InferenceSession, images: Images, outputs: tuple[s
     return [np.concatenate([chunk[k] for chunk in chunks]).astype(np.float32) for k in range(len(outputs))]
 
 
+def onnx_accuracy(sess: ort.InferenceSession, split) -> float:
+    """Top-1 accuracy of a session on a split (anything with `images` and `labels`)."""
+    return float((predict(sess, split.images).argmax(1) == split.labels).mean())
+
+
 @dataclass(frozen=True)
 class Parity:
     max_abs_logit_diff: float

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from core.spec.deployment import Quantization
-from vision.compression.onnx import INPUT, predict, session
+from vision.compression.onnx import INPUT, onnx_accuracy, predict, session
 from vision.data.dataset import SplitData, to_tensor
 from vision.data.streams import Images, batches
 
@@ -128,7 +128,7 @@ class Int8Result:
 
 
 def _accuracy(path: Path, split: SplitData) -> float:
-    return round(float((predict(session(path), split.images).argmax(1) == split.labels).mean()), 6)
+    return round(onnx_accuracy(session(path), split), 6)
 
 
 @dataclass(frozen=True)
