@@ -88,6 +88,24 @@ def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def tiny_split_data(root: Path, size_px: int, names: tuple[str, ...] = ("train", "val", "test")) -> tuple:
+    """The `tiny_digits` splits named, loaded at `size_px`: what the vision and stage tests train on."""
+    from vision.data.dataset import load_split
+
+    return tuple(load_split(root / "ingest", root / "split.csv", name, TINY_CLASSES, size_px) for name in names)
+
+
+def tiny_resnet(train, val, size_px: int, epochs: int):
+    """A ResNet-10t trained on the tiny digits (seed 0, batch 16): the model the compression and
+    dependability tests start from."""
+    from core.spec.training import TrainSection
+    from vision.training.fit import fit
+    from vision.training.model import ModelConfig, build_model
+
+    model = build_model(ModelConfig("resnet10t", TINY_CLASSES, size_px))
+    return fit(model, train, val, TrainSection(epochs=epochs, batch_size=16), seed=0, progress=False).model
+
+
 def shared_schemas() -> Path:
     """The reference schemas from other projects: $AUTODL_SHARED_SCHEMAS, else ../shared/schemas beside the
     repository. Missing is a failure in CI and a skip, saying where to put them, elsewhere."""

@@ -14,12 +14,12 @@ from core.spec.deployment import CompressionBudget, CompressSection
 from core.spec.training import TrainSection
 from stages.export import Variant, choose, relax_message
 from stages.runtime import StageFailure
-from tests.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, tiny_resnet, tiny_split_data
 from vision.compression.candidates import load_candidate, save_candidate
 from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, session
 from vision.compression.pruning import measure_size, prune_to_budget, track_line, track_record
 from vision.compression.quantize import quantize_int8
-from vision.data.dataset import Splits, load_split, to_tensor
+from vision.data.dataset import Splits, to_tensor
 from vision.training.fit import Teacher, distillation_loss, fit
 from vision.training.model import ModelConfig, accuracy, build_model, predict_logits, save_model
 
@@ -29,15 +29,13 @@ SIZE = 16
 
 @pytest.fixture(scope="module")
 def splits(tiny_digits: Path):
-    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
-                 for s in ("train", "val", "test"))
+    return tiny_split_data(tiny_digits, SIZE)
 
 
 @pytest.fixture(scope="module")
 def trained(splits) -> torch.nn.Module:
     train, val, _ = splits
-    model = build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE))
-    return fit(model, train, val, TrainSection(epochs=5, batch_size=16), seed=0, progress=False).model
+    return tiny_resnet(train, val, SIZE, epochs=5)
 
 
 def test_pruning_to_a_params_budget_lands_under_it_and_still_runs(trained, splits) -> None:

@@ -17,18 +17,17 @@ from ruamel.yaml import YAML
 from core.bundle import PREPROCESS_FILE, Preprocessing
 from core.fsutil import write_json
 from core.spec.deployment import CompressionBudget, DependabilitySection
-from core.spec.training import AugmentSection, TrainSection
+from core.spec.training import AugmentSection
 from stages import dependability, gate
 from stages.runtime import run_stage
-from tests.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, tiny_resnet, tiny_split_data
 from vision.compression.candidates import save_candidate
 from vision.compression.onnx import export_onnx, predict, predict_outputs, session
-from vision.data.dataset import Splits, load_split, to_tensor
+from vision.data.dataset import Splits, to_tensor
 from vision.dependability.figures import robustness_heatmap
 from vision.dependability.ood import FeatureDetector
 from vision.dependability.report import FIGURES, render_html, render_markdown
 from vision.dependability.verdict import Thresholds, dependability_checks, verdict
-from vision.training.fit import fit
 from vision.training.model import ModelConfig, build_model
 
 pytestmark = pytest.mark.slow
@@ -38,8 +37,7 @@ PLAN = dependability.Plan("vim", ["fog", "gaussian_noise"], [1, 3], gradcam_samp
 
 @pytest.fixture(scope="module")
 def splits(tiny_digits: Path):
-    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
-                 for s in ("train", "val", "test"))
+    return tiny_split_data(tiny_digits, SIZE)
 
 
 def _deploy(model: torch.nn.Module, folder: Path) -> Path:
@@ -53,8 +51,7 @@ def _deploy(model: torch.nn.Module, folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def trained(splits) -> torch.nn.Module:
     train, val, _ = splits
-    model = build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE))
-    return fit(model, train, val, TrainSection(epochs=8, batch_size=16), seed=0, progress=False).model.eval()
+    return tiny_resnet(train, val, SIZE, epochs=8).eval()
 
 
 @pytest.fixture(scope="module")

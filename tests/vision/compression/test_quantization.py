@@ -13,31 +13,28 @@ import torch
 from onnx import numpy_helper
 
 from core.spec.training import TrainSection
-from tests.conftest import TINY_CLASSES
+from tests.conftest import tiny_resnet, tiny_split_data
 from vision.compression.onnx import export_onnx, predict, session
 from vision.compression.qat import add_fake_quant, calibrate, fold_batchnorm, quantization_aware_finetune
 from vision.compression.quantize import Calibrated, Int8Plan, layer_sensitivity, quantize_int8, quantize_within_floor
-from vision.data.dataset import load_split, to_tensor
-from vision.training.fit import fit
-from vision.training.model import ModelConfig, build_model, predict_logits
+from vision.data.dataset import to_tensor
+from vision.training.model import predict_logits
 
 pytestmark = pytest.mark.slow
 SIZE = 16
 FRAGILE = "/conv1/conv1.3/"
-"""The stem convolution whose input gets one huge channel (a classic activation outlier)."""
+"""The stem convolution made fragile by weights of 1000 on an always-zero input (see _with_outlier_weights)."""
 
 
 @pytest.fixture(scope="module")
 def splits(tiny_digits: Path):
-    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
-                 for s in ("train", "val", "test"))
+    return tiny_split_data(tiny_digits, SIZE)
 
 
 @pytest.fixture(scope="module")
 def trained(splits) -> torch.nn.Module:
     train, val, _ = splits
-    model = build_model(ModelConfig("resnet10t", TINY_CLASSES, SIZE))
-    return fit(model, train, val, TrainSection(epochs=5, batch_size=16), seed=0, progress=False).model
+    return tiny_resnet(train, val, SIZE, epochs=5)
 
 
 def _with_outlier_weights(trained: torch.nn.Module, images: np.ndarray) -> torch.nn.Module:

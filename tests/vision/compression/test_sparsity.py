@@ -11,10 +11,10 @@ from torch import nn
 
 from core.spec.deployment import SparseTraining
 from core.spec.training import Optimizer, Scheduler, TrainSection
-from tests.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, tiny_split_data
 from vision.compression.pruning import rebuild_pruned
 from vision.compression.sparsity import prune_zeroed, sparse_train
-from vision.data.dataset import load_split, to_tensor
+from vision.data.dataset import to_tensor
 from vision.training.fit import fit
 from vision.training.model import predict_logits
 
@@ -45,8 +45,7 @@ class SmallNet(nn.Module):
 
 @pytest.fixture(scope="module")
 def splits(tiny_digits: Path):
-    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
-                 for s in ("train", "val", "test"))
+    return tiny_split_data(tiny_digits, SIZE)
 
 
 def test_sparse_training_zeroes_the_redundant_group_and_pruning_removes_exactly_it(splits) -> None:

@@ -11,8 +11,7 @@ import torch
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from core.spec.training import TrainSection
-from tests.conftest import TINY_CLASSES
-from vision.data.dataset import load_split
+from tests.conftest import TINY_CLASSES, tiny_split_data
 from vision.training.fit import fit
 from vision.training.freeze import cached, freeze_levels, frozen_modules, live, pooled_features, probe, thaw
 from vision.training.model import ModelConfig, build_model, load_model, save_model
@@ -35,8 +34,7 @@ def test_levels_cover_the_stem_then_whole_stages_in_forward_order() -> None:
 
 @pytest.fixture(scope="module")
 def splits(tiny_digits: Path):
-    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
-                 for s in ("train", "val"))
+    return tiny_split_data(tiny_digits, SIZE, ("train", "val"))
 
 
 @pytest.mark.slow

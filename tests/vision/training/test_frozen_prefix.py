@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from core.spec.training import AugmentSection, TrainSection
-from tests.conftest import TINY_CLASSES
-from vision.data.dataset import load_split, to_tensor
+from tests.conftest import TINY_CLASSES, tiny_split_data
+from vision.data.dataset import to_tensor
 from vision.training.fit import fit
 from vision.training.freeze import freeze_levels
 from vision.training.frozen_prefix import put_back, split_off
@@ -23,8 +23,7 @@ CONFIG = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
 
 @pytest.fixture(scope="module")
 def splits(tiny_digits: Path):
-    return tuple(load_split(tiny_digits / "ingest", tiny_digits / "split.csv", s, TINY_CLASSES, SIZE)
-                 for s in ("train", "val"))
+    return tiny_split_data(tiny_digits, SIZE, ("train", "val"))
 
 
 def test_the_split_model_on_the_prefix_computes_what_the_whole_model_does(splits) -> None:
