@@ -74,7 +74,8 @@ def throughput_table(prep: Prepared, work: Path, epochs: int = 3) -> None:
     from torch.utils.data import DataLoader
 
     from vision.data.dataset import CleanImages
-    from vision.training.fit import Classifier, _optimizer
+    from vision.training.engine import optimizer_for
+    from vision.training.fit import Classifier
     from vision.training.model import ModelConfig, build_model
 
     spec = prep.spec
@@ -89,7 +90,7 @@ def throughput_table(prep: Prepared, work: Path, epochs: int = 3) -> None:
     def plain() -> float:
         torch.manual_seed(0)
         model = build_model(config).train()
-        optimizer = _optimizer(model.parameters(), spec.train)
+        optimizer = optimizer_for(model.parameters(), spec.train)
         started = time.perf_counter()
         for _ in range(epochs):
             for x, y in loader():

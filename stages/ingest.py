@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from core.fsutil import atomic_directory, write_csv, write_json
 from core.progress import Progress
 from core.spec.data import Source
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.decode import ImageTooLarge
-from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, canonicalize
+from vision.data.imageio import CanonicalImage, PixelLimits, RefusedFile, UnreadableImage, canonicalize
 from vision.data.sources import RawItem, SourceStats, UnsupportedSource, iter_source
 
 MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode")
@@ -76,16 +78,11 @@ def ingest(
     result = IngestResult()
     by_sha: dict[str, Record] = {}
     for item in items:
-        try:
-            image = canonicalize(item.read())
-        except ImageTooLarge as exc:
-            reason: str | None = f"too large: {exc} (data.quality.max_image_pixels)"
-        except RefusedFile as exc:
-            reason = str(exc)
-        except UnreadableImage as exc:
-            reason = f"unreadable image ({exc})"
+        image = decoded(item.read)
+        if isinstance(image, str):
+            reason: str | None = image
         else:
-            reason = _label_problem(item.label, classes) or _size_problem(image.width, image.height, min_size_px)
+            reason = _label_problem(item.label, classes) or size_problem(image.width, image.height, min_size_px)
         if reason is not None:
             result.quarantined.append(Quarantined(item.origin, item.source, reason))
             continue
@@ -107,6 +104,18 @@ def ingest(
     return result
 
 
+def decoded(read: Callable[[], Image.Image]) -> CanonicalImage | str:
+    """The image in canonical form, or why it cannot be used (the quarantine reason)."""
+    try:
+        return canonicalize(read())
+    except ImageTooLarge as exc:
+        return f"too large: {exc} (data.quality.max_image_pixels)"
+    except RefusedFile as exc:
+        return str(exc)
+    except UnreadableImage as exc:
+        return f"unreadable image ({exc})"
+
+
 def _label_problem(label: str, classes: list[str]) -> str | None:
     if label in classes:
         return None
@@ -116,7 +125,7 @@ def _label_problem(label: str, classes: list[str]) -> str | None:
     return f"unknown label '{label}'" + (f"; did you mean '{close[0]}'?" if close else f"; classes are {classes}")
 
 
-def _size_problem(width: int, height: int, min_size_px: tuple[int, int]) -> str | None:
+def size_problem(width: int, height: int, min_size_px: tuple[int, int]) -> str | None:
     if width < min_size_px[0] or height < min_size_px[1]:
         return f"image is {width}x{height}, smaller than min_size_px {min_size_px[0]}x{min_size_px[1]}"
     return None

@@ -33,7 +33,8 @@ from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training import hpo as _hpo
-from vision.training.fit import HISTORY_FIELDS, TrainResult, world
+from vision.training.engine import world
+from vision.training.fit import HISTORY_FIELDS, TrainResult
 from vision.training.model import ModelConfig, build_model, save_model
 from vision.training.modes import fit_with_mode
 from vision.training.pretrained import offline_weights_for

@@ -131,11 +131,19 @@ class TrainSection(SpecModel):
     balance: Literal["none", "sampler", "loss"] = "none"
     """How rare classes get their share: `sampler` draws every class equally often (with replacement, seeded),
     `loss` weighs each class's cross-entropy by the inverse of its share; `none` trains on the data as it is."""
-    select_by: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
-    """Which epoch's weights are kept: the lowest validation loss (steadier on a few hundred validation images,
-    where accuracy moves one image at a time), or the highest validation accuracy or macro-F1 (the mean of
-    per-class F1, so a rare class counts as much as a common one). The first epoch reaching the best value
-    wins; the train log says which epoch was kept and why."""
+    select_by: Literal["auto", "val_loss", "val_accuracy", "val_macro_f1", "val_map"] = "auto"
+    """Which epoch's weights are kept. `auto`: the lowest validation loss for classification (steadier on a few
+    hundred validation images, where accuracy moves one image at a time) and the highest validation mAP50-95
+    for detection. Classification may also choose the highest validation accuracy or macro-F1 (the mean of
+    per-class F1, so a rare class counts as much as a common one); detection `val_map` or `val_loss`. The first
+    epoch reaching the best value wins; the train log says which epoch was kept and why."""
+
+    def selection(self, task: str = "classification") -> str:
+        """The figure `select_by` names for `task` (`auto` resolved)."""
+        if self.select_by != "auto":
+            return self.select_by
+        return "val_map" if task == "detection" else "val_loss"
+
     early_stopping_patience: NonNegativeInt = 0
     """Stop after this many epochs without improving the `select_by` figure; 0 never stops early."""
     hpo: Hpo | None = None

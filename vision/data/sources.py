@@ -57,7 +57,7 @@ def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: 
     use some of the ten digits); files on disk yield everything, so stray labels are reported. Every file is
     resolved: a link that dangles or leads out of the repository is quarantined, never opened."""
     stats = stats if stats is not None else SourceStats()
-    files = _Files(root.resolve(), limits or PixelLimits())
+    files = RepoFiles(root.resolve(), limits or PixelLimits())
     if isinstance(source, SklearnDigitsSource):
         yield from _sklearn_digits(source, classes)
     elif isinstance(source, ImageFolderSource):
@@ -69,7 +69,7 @@ def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: 
 
 
 @dataclass(frozen=True)
-class _Files:
+class RepoFiles:
     """How a source opens files on disk: inside the repository only, within the pixel limits."""
 
     root: Path
@@ -114,7 +114,7 @@ def _sklearn_digits(source: SklearnDigitsSource, classes: list[str] | None) -> I
         yield RawItem(str(target), "sklearn_digits", f"sklearn_digits#{index}", lambda g=grey: from_array(g))
 
 
-def _image_folder(folder: Path, source: str, files: _Files, stats: SourceStats) -> Iterator[RawItem]:
+def _image_folder(folder: Path, source: str, files: RepoFiles, stats: SourceStats) -> Iterator[RawItem]:
     """`<folder>/<class>/**/<image>`. Symbolic links to folders are not followed; other files, links to
     folders and files outside any class folder are listed in `stats.skipped` with the reason."""
     if not folder.is_dir():
@@ -129,7 +129,7 @@ def _image_folder(folder: Path, source: str, files: _Files, stats: SourceStats) 
             stats.skipped.append(Skipped(entry.as_posix(), source, "not inside a class folder"))
 
 
-def _class_folder(class_dir: Path, source: str, files: _Files, stats: SourceStats) -> Iterator[RawItem]:
+def _class_folder(class_dir: Path, source: str, files: RepoFiles, stats: SourceStats) -> Iterator[RawItem]:
     for parent, folders, names in os.walk(class_dir):  # os.walk does not follow links to folders
         here = Path(parent)
         for name in sorted(folders):
@@ -146,7 +146,7 @@ def _class_folder(class_dir: Path, source: str, files: _Files, stats: SourceStat
                 yield RawItem(class_dir.name, source, file.as_posix(), files.reader(file))
 
 
-def _manifest(csv_path: Path, source: str, files: _Files) -> Iterator[RawItem]:
+def _manifest(csv_path: Path, source: str, files: RepoFiles) -> Iterator[RawItem]:
     if not csv_path.is_file():
         raise UnsupportedSource(f"{source}: file {csv_path} does not exist")
     with csv_path.open(newline="", encoding="utf-8") as handle:

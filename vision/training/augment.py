@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 import albumentations as A
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -62,12 +64,32 @@ fogged more than a high one (measured at 32 px: accuracy 0.39 at severity 1, 0.7
 this size and resized back, so a severity means the same fog at any input size."""
 
 
+class AtWorkingSize(A.ImageOnlyTransform):
+    """`inner` applied to the image resized to side x side, and the result resized back to the image's own
+    shape (square or not: a detector's input may be wider than high). A transform class because albumentations
+    has none that restores the input's shape; the inner transform draws from the same seeded generators."""
+
+    def __init__(self, inner: A.BasicTransform, side: int, p: float = 1.0):
+        super().__init__(p=p)
+        self.inner, self.side = inner, side
+
+    def set_random_state(self, random_generator: np.random.Generator, py_random: random.Random) -> None:
+        super().set_random_state(random_generator, py_random)
+        self.inner.set_random_state(random_generator, py_random)
+
+    def apply(self, img: np.ndarray, **params: object) -> np.ndarray:
+        height, width = img.shape[:2]
+        out = self.inner(image=cv2.resize(img, (self.side, self.side), interpolation=cv2.INTER_LINEAR))["image"]
+        out = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA)
+        return out.reshape(img.shape)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("inner", "side")
+
+
 def _fog(severity: int, size: int) -> A.BasicTransform:
     fog = A.RandomFog(fog_coef_range=(0.12 * severity, 0.12 * severity + 0.1), alpha_coef=0.12, p=1.0)
-    if size >= FOG_WORKING_SIZE:
-        return fog
-    return A.Sequential([A.Resize(FOG_WORKING_SIZE, FOG_WORKING_SIZE, interpolation=1), fog,
-                         A.Resize(size, size, interpolation=3)], p=1.0)
+    return fog if size >= FOG_WORKING_SIZE else AtWorkingSize(fog, FOG_WORKING_SIZE)
 
 
 def _rain(severity: int, size: int) -> A.BasicTransform:

@@ -13,14 +13,11 @@ rank 0 keeps the best checkpoint and returns the model (`TrainResult.primary`).
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -30,11 +27,18 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
-from core.progress import Progress
 from core.spec.training import AugmentSection, TrainSection
 from vision.data.dataset import SplitData
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
+from vision.training.engine import (
+    LineProgress,
+    launch_arguments,
+    optimizer_for,
+    quiet_lightning,
+    scheduler_for,
+    world,
+)
 from vision.training.frozen_prefix import CHECK_IMAGES, frozen_prefix
 from vision.training.loaders import BN_REFRESH_MAX_STEPS, Loaders, class_weights, fit_loaders
 
@@ -124,33 +128,10 @@ class Classifier(L.LightningModule):
             update_bn(self.bn_loader, self.model)
 
     def configure_optimizers(self):
-        optimizer = _optimizer(self.model.parameters(), self.training)
-        return {"optimizer": optimizer, "lr_scheduler": _scheduler(optimizer, self.training)}
+        optimizer = optimizer_for(self.model.parameters(), self.training)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler_for(optimizer, self.training)}
 
 
-def _optimizer(parameters, training: TrainSection) -> torch.optim.Optimizer:
-    opt = training.optimizer
-    if opt.name == "sgd":
-        return torch.optim.SGD(parameters, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
-    return cls(parameters, lr=opt.lr, weight_decay=opt.weight_decay)
-
-
-def _scheduler(optimizer: torch.optim.Optimizer, training: TrainSection) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: optional linear warm-up, then cosine to zero, step decay, or constant."""
-    warmup = min(training.scheduler.warmup_epochs, training.epochs - 1)
-    rest = training.epochs - warmup
-    sched = torch.optim.lr_scheduler
-    if training.scheduler.name == "cosine":
-        main = sched.CosineAnnealingLR(optimizer, T_max=max(rest, 1))
-    elif training.scheduler.name == "step":
-        main = sched.MultiStepLR(optimizer, milestones=[max(rest // 2, 1), max(3 * rest // 4, 1)], gamma=0.1)
-    else:
-        main = sched.ConstantLR(optimizer, factor=1.0)
-    if warmup == 0:
-        return main
-    ramp = sched.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup)
-    return sched.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
 class _History(Callback):
@@ -173,38 +154,6 @@ class _History(Callback):
             "val_macro_f1": round(float(metrics["val_macro_f1"]), 6),
             "lr": float(f"{self._lr:.6g}"),
         })
-
-
-class _LineProgress(Callback):
-    """Training progress as plain lines at a steady rate (core.progress) where stdout is not a terminal, so a log
-    shows the epochs as they pass instead of one bar at the end."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.progress: Progress | None = None
-        self.last_val = ""
-
-    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            batches = trainer.num_training_batches
-            total = int(trainer.max_epochs * batches) if batches != float("inf") else None
-            self.progress = Progress(self.label, total, unit="batch")
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        if self.progress is not None:
-            self.progress.update(1, f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}{self.last_val}")
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        if "val_loss" in metrics and "val_accuracy" in metrics:
-            self.last_val = (f", epoch {trainer.current_epoch + 1} val loss {float(metrics['val_loss']):.4f} "
-                             f"accuracy {float(metrics['val_accuracy']):.4f}")
-
-    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self.progress is not None:
-            self.progress.detail = self.last_val.removeprefix(", ")
-            self.progress.close()
 
 
 @dataclass(frozen=True)
@@ -239,28 +188,6 @@ class TrainResult:
         return line
 
 
-def world() -> tuple[int, int]:
-    """(this process's rank, number of processes) as the launcher set them; (0, 1) when run on its own."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _launch() -> dict[str, Any]:
-    """Trainer arguments for the processes the launcher started: one device per process, gloo on CPU."""
-    _, size = world()
-    if size == 1:
-        return {"devices": 1}
-    from lightning.pytorch.strategies import DDPStrategy
-
-    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun sets it; a PyTorchJob runs one per pod
-    return {"devices": per_node, "num_nodes": size // per_node,
-            "strategy": DDPStrategy(process_group_backend="gloo")}
-
-
-def _quiet_lightning() -> None:
-    """Drop Lightning's start-up chatter (accelerator inventory, adverts); warnings still show."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-
-
 # Ten parameters: the data, the spec's training section and the seed are what every caller varies; the
 # keyword-only rest are optional hooks (teacher, callbacks, task, frozen levels) with defaults, not a settings
 # object to build.
@@ -279,7 +206,7 @@ def fit(model: torch.nn.Module, train: SplitData, val: SplitData, training: Trai
     where augmentation allows (not with a teacher, which reads the images themselves).
     """
     L.seed_everything(seed, workers=True, verbose=False)
-    _quiet_lightning()
+    quiet_lightning()
     with tempfile.TemporaryDirectory(prefix="autodl-fit-") as work_dir, frozen_prefix(
             model, list(frozen) if teacher is None else [], train.images[:CHECK_IMAGES]) as prefix:
         if prefix is not None:
@@ -307,16 +234,17 @@ def _fit(model: torch.nn.Module, loaders: Loaders, training: TrainSection, teach
     module = Classifier(model, training, bn_loader=loaders.bn, teacher=teacher, task=task, class_weights=weights)
     history = _History()
     with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
-        monitor, mode = training.select_by, SELECTION_MODE[training.select_by]
+        monitor = training.selection()
+        mode = SELECTION_MODE[monitor]
         best = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1,
                                save_weights_only=True, filename="best-{epoch}", auto_insert_metric_name=False)
         all_callbacks: list[Callback] = [history, best, *callbacks]
         terminal = sys.stdout.isatty()
         if progress and not terminal:
-            all_callbacks.append(_LineProgress(label))
+            all_callbacks.append(LineProgress(label))
         if training.early_stopping_patience:
             all_callbacks.append(EarlyStopping(monitor, mode=mode, patience=training.early_stopping_patience))
-        trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **_launch(), deterministic=True,
+        trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **launch_arguments(), deterministic=True,
                             logger=False, callbacks=all_callbacks, enable_model_summary=False,
                             enable_progress_bar=progress and terminal, num_sanity_val_steps=0,
                             default_root_dir=ckpt_dir)

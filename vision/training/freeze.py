@@ -114,7 +114,8 @@ def probe(model: torch.nn.Module, train: SplitData, val: SplitData, training: Tr
                                   weight_decay=training.optimizer.weight_decay)
     history: list[dict[str, float]] = []
     best, best_state = None, copy.deepcopy(head.state_dict())
-    lower = SELECTION_MODE[training.select_by] == "min"
+    figure = training.selection()
+    lower = SELECTION_MODE[figure] == "min"
     better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
     for epoch in range(1, training.epochs + 1):
         head.train()
@@ -130,10 +131,10 @@ def probe(model: torch.nn.Module, train: SplitData, val: SplitData, training: Tr
         row = {"epoch": epoch, "train_loss": round(total / max(len(order), 1), 6),
                **_validate(head, val_features, val_labels), "lr": training.optimizer.lr}
         history.append(row)
-        if best is None or better(row[training.select_by], best):
-            best, best_state = row[training.select_by], copy.deepcopy(head.state_dict())
+        if best is None or better(row[figure], best):
+            best, best_state = row[figure], copy.deepcopy(head.state_dict())
     head.load_state_dict(best_state)
-    kept = next(r["epoch"] for r in history if r[training.select_by] == best)
+    kept = next(r["epoch"] for r in history if r[figure] == best)
     return ProbeResult(history, int(kept))
 
 

@@ -10,7 +10,8 @@ from core.spec.training import AugmentSection, TrainSection
 from vision.data.dataset import SplitData
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
-from vision.training.fit import TrainResult, fit, world
+from vision.training.engine import world
+from vision.training.fit import TrainResult, fit
 from vision.training.freeze import freeze_levels, probe, thaw
 
 
@@ -26,7 +27,7 @@ def fit_with_mode(model: torch.nn.Module, train: SplitData, val: SplitData, trai
                   f"{len(probed.history)}: val accuracy {kept['val_accuracy']:.4f}, macro-F1 "
                   f"{kept['val_macro_f1']:.4f}", flush=True)
         if training.freeze == "all":
-            return TrainResult(model.eval(), probed.history, probed.kept_epoch, training.select_by,
+            return TrainResult(model.eval(), probed.history, probed.kept_epoch, training.selection(),
                                primary=world()[0] == 0)
     frozen = freeze_levels(model, int(training.freeze))
     result = fit(model, train, val, training, seed, augment, callbacks=callbacks, progress=progress, task=task,
