@@ -15,8 +15,9 @@ from pathlib import Path
 
 from compiler.backbones import known_backbones
 from compiler.plan import source_files
+from compiler.task_checks import keys_fit_the_task, synthesized_data_is_read, synthesized_source_paths
 from core.spec import ProjectSpec
-from core.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, VideoSource
+from core.spec.data import ImageFolderSource, SklearnDigitsSource, VideoSource, VocSource, YoloSource
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,10 @@ def source_paths_stay_in_repo(spec: ProjectSpec, ctx: CheckContext) -> Iterator[
     """The lexical check runs in the schema; this one follows symbolic links that already exist."""
     root = ctx.repo_root.resolve()
     for index, source in enumerate(spec.data.sources):
-        if isinstance(source, ImageFolderSource | ManifestSource | VideoSource):
-            target = (ctx.repo_root / source.path)
+        for field, relative in source_files(source).items():
+            target = (ctx.repo_root / relative)
             if target.exists() and not target.resolve().is_relative_to(root):
-                yield Problem(("data", "sources", index, "path"), f"'{source.path}' resolves outside the "
+                yield Problem(("data", "sources", index, field), f"'{relative}' resolves outside the "
                               "repository (through a symbolic link)", "copy or DVC-import the data into the repo")
 
 
@@ -162,8 +163,11 @@ MAX_LINKS_SHOWN = 5
 def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     """A source that names nothing would make `dvc repro` fail on a missing dependency; data that DVC fetches
     later (`dvc import`, `dvc pull`) is marked by its `.dvc` file, which is enough."""
+    synthesized = synthesized_source_paths(spec)
     for index, source in enumerate(spec.data.sources):
         for field, relative in source_files(source).items():
+            if relative in synthesized:
+                continue
             if not (ctx.repo_root / relative).exists() and not _fetched_by_dvc(ctx.repo_root, relative):
                 yield Problem(("data", "sources", index, field), f"'{relative}' does not exist",
                               f"create it; if DVC fetches it (`dvc import`, `dvc pull`), commit its .dvc file "
@@ -180,7 +184,8 @@ def source_links_resolve(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Probl
     """A dangling symbolic link inside a source folder stops `dvc repro` before any stage runs (DVC cannot
     hash it), with an error that names neither the spec nor the fix: find them here first."""
     for index, source in enumerate(spec.data.sources):
-        if isinstance(source, ImageFolderSource | VideoSource) and (ctx.repo_root / source.path).is_dir():
+        folder_source = isinstance(source, ImageFolderSource | VideoSource | YoloSource | VocSource)
+        if folder_source and (ctx.repo_root / source.path).is_dir():
             dangling = _dangling_links(ctx.repo_root / source.path)
             shown = ", ".join(f"{p.relative_to(ctx.repo_root).as_posix()} -> {os.readlink(p)}"
                               for p in dangling[:MAX_LINKS_SHOWN])
@@ -233,6 +238,8 @@ CHECKS: tuple[Check, ...] = (
     source_links_resolve,
     lists_unique,
     replicas_ordered,
+    keys_fit_the_task,
+    synthesized_data_is_read,
 )
 
 

@@ -195,6 +195,23 @@ def _publish(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _frames(args: argparse.Namespace) -> int:
+    from vision.detection.frames import export_frames
+
+    root = Path(args.root)
+    classes = list(load_spec(root / args.spec, root).spec.classes) if args.spec else args.classes.split(",")
+    try:
+        done = export_frames([Path(v) for v in args.video], Path(args.out), classes, args.fps, args.static_flow_px,
+                             args.format)
+    except (FileExistsError, ValueError) as exc:
+        print(f"autodl: {exc}", file=sys.stderr)
+        return 2
+    print(f"autodl: {done.frames} frames from {len(args.video)} video(s) in {args.out} ({args.format}; "
+          f"{done.static_dropped} static frames dropped); import them into Label Studio or CVAT and read the "
+          "annotated export back with a coco or yolo source")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodl", description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="repository root; other paths are relative to it (default: .)")
@@ -237,6 +254,19 @@ def _parser() -> argparse.ArgumentParser:
     publish_cmd.add_argument("spec", nargs="*", help="specs to publish (default: every project with a promoted model)")
     publish_cmd.add_argument("--dry-run", action="store_true", help="check and list what would be uploaded")
     publish_cmd.set_defaults(run=_publish)
+
+    frames_cmd = commands.add_parser("frames", help="sample frames of videos (static stretches dropped) into a COCO "
+                                     "or YOLO image set ready for box annotation")
+    frames_cmd.add_argument("video", nargs="+", help="video files")
+    frames_cmd.add_argument("--out", required=True, help="a new folder for the image set")
+    names = frames_cmd.add_mutually_exclusive_group(required=True)
+    names.add_argument("--spec", help="take the class names from this spec")
+    names.add_argument("--classes", help="comma-separated class names")
+    frames_cmd.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (default 2)")
+    frames_cmd.add_argument("--static-flow-px", type=float, default=0.3,
+                            help="drop frames whose mean optical flow to the last kept one is below this (default 0.3)")
+    frames_cmd.add_argument("--format", choices=("coco", "yolo"), default="coco", help="layout (default coco)")
+    frames_cmd.set_defaults(run=_frames)
     return parser
 
 

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
-from core.registry import STAGES, code_dependencies, dvc_dependency
+from core.registry import PIPELINES, code_dependencies, dvc_dependency
 from core.spec import ProjectSpec
-from core.spec.data import SklearnDigitsSource, Source, VideoSource
+from core.spec.data import CocoSource, SklearnDigitsSource, Source, VideoSource
 
 
 def plan(spec: ProjectSpec, spec_path: str) -> Pipeline:
-    return Pipeline(spec.name, spec_path, tuple(_stage(info, spec) for info in STAGES))
+    stages = (info for info in PIPELINES[spec.task] if not info.only_when or _lookup(spec, info.only_when) is not None)
+    return Pipeline(spec.name, spec_path, tuple(_stage(info, spec) for info in stages))
 
 
 def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
@@ -22,7 +23,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     def fill(template: str) -> str:
         return template.format(project=project)
 
-    deps = [*code_dependencies(info), *(fill(dvc_dependency(ref)) for ref in info.inputs.values())]
+    deps = [*code_dependencies(info), *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values())]
     for key in info.reads_paths_of:
         deps.extend(_spec_paths(spec, key))
     enabled = [when for when in info.optional if _is_set(spec, when)]
@@ -38,8 +39,13 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         reports=tuple(fill(r) for r in (*info.reports.values(),
                                         *(r for when in enabled for r in when.reports.values()))),
         metrics=tuple(fill(m) for m in info.metrics.values()),
-        plots=tuple(replace(p, path=fill(p.path)) for p in info.plots),
+        plots=tuple(replace(p, path=fill(p.path), y=_per_class(p.y, spec)) for p in info.plots),
     )
+
+
+def _per_class(columns: tuple[str, ...], spec: ProjectSpec) -> tuple[str, ...]:
+    """A plot column written `name_{class}` stands for one column per class of the spec."""
+    return tuple(c.replace("{class}", name) for c in columns for name in (spec.classes if "{class}" in c else [""]))
 
 
 def _lookup(spec: ProjectSpec, key: str) -> object:
@@ -69,5 +75,7 @@ def source_files(source: Source) -> dict[str, str]:
     """The repository paths a data source reads, by the spec field that names each."""
     if isinstance(source, SklearnDigitsSource):
         return {}
+    if isinstance(source, CocoSource):
+        return {"annotations": source.annotations, **({"images": source.images} if source.images else {})}
     return {"path": source.path, **({"manifest": source.manifest} if isinstance(source, VideoSource)
                                     and source.manifest else {})}

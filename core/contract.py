@@ -22,6 +22,7 @@ class PlotInfo:
     path: str
     x: str
     y: tuple[str, ...]
+    """Columns drawn against x; `name_{class}` stands for one column per class of the project."""
     template: str = "linear"
     title: str = ""
 
@@ -59,10 +60,14 @@ class StageInfo:
     they become dependencies, so changing the files re-runs the stage."""
     data_files: tuple[str, ...] = ()
     """Files other than Python modules that the stage's code reads (templates): code dependencies too."""
+    module_name: str = ""
+    """The stage's module when it is not `stages.<name>` (a task's own version of a stage)."""
+    only_when: str = ""
+    """Spec key that must be set (not null) for the stage to be in the pipeline at all; empty: always."""
 
     @property
     def module(self) -> str:
-        return f"stages.{self.name}"
+        return self.module_name or f"stages.{self.name}"
 
     def outputs(self) -> dict[str, str]:
         """Every named thing the stage writes, conditional outputs included: name -> path template."""

@@ -191,19 +191,126 @@ STAGES: tuple[StageInfo, ...] = (
 
 STAGES_BY_NAME: dict[str, StageInfo] = {stage.name: stage for stage in STAGES}
 
+_SHARED = {name: STAGES_BY_NAME[name] for name in ("embed", "clean", "split")}
+"""Stages a detection project runs exactly as a classification project does: they see images, not labels
+(the manifest's `label` of a detection image is its stratum, see stages.detection.ingest)."""
 
-def resolve(reference: str) -> tuple[StageInfo, str]:
-    """`<stage>.<output name>` -> (the producing stage, the output's path template)."""
+DETECTION_STAGES: tuple[StageInfo, ...] = (
+    StageInfo(
+        name="synthesize",
+        summary="Build the embedded detection data set (digits pasted on real photos, exact boxes) as COCO",
+        params=("seed", "classes", "data.synthesize"),
+        outs={"dataset": f"data/{P}/synthesize"},
+        module_name="stages.detection.synthesize",
+        only_when="data.synthesize",
+    ),
+    StageInfo(
+        name="ingest",
+        summary="Collect images and boxes from the spec's coco, yolo and voc sources into one canonical image set, "
+                "an image manifest and a box table (xyxy pixels); bad images and bad boxes quarantined",
+        params=("classes", "data.sources", "data.quality.min_size_px", "data.quality.max_image_pixels",
+                "data.boxes.clip_tolerance_px", "data.boxes.min_side_px", "data.boxes.duplicate_iou"),
+        outs={"images": f"data/{P}/ingest"},
+        files={"manifest": f"data/{P}/ingest/manifest.csv", "boxes": f"data/{P}/ingest/boxes.csv",
+               "quarantine": f"data/{P}/ingest/quarantine.csv", "box_quarantine": f"data/{P}/ingest/box_quarantine.csv",
+               "skipped": f"data/{P}/ingest/skipped.csv"},
+        metrics={"summary": f"reports/{P}/ingest/summary.json"},
+        reads_paths_of=("data.sources",),
+        module_name="stages.detection.ingest",
+    ),
+    StageInfo(
+        name="validate",
+        summary="Data-quality gate for boxes: a great-expectations suite from data.quality and data.boxes, run as "
+                "a checkpoint",
+        params=("classes", "data.quality.min_images_per_class", "data.quality.max_corrupt_fraction",
+                "data.boxes.min_instances_per_class", "data.boxes.max_instance_imbalance",
+                "data.boxes.max_boxes_per_image", "data.boxes.area_fraction", "data.boxes.max_aspect_ratio",
+                "data.boxes.max_quarantined_fraction"),
+        inputs={"images": "ingest.images", "manifest": "ingest.manifest", "boxes": "ingest.boxes",
+                "quarantine": "ingest.quarantine", "box_quarantine": "ingest.box_quarantine"},
+        outs={"data_docs": f"reports/{P}/validate/data_docs"},
+        files={"data_docs_index": f"reports/{P}/validate/data_docs/index.html"},
+        reports={"result": f"reports/{P}/validate/result.json"},
+        metrics={"summary": f"reports/{P}/validate/summary.json"},
+        module_name="stages.detection.validate",
+    ),
+    _SHARED["embed"],
+    _SHARED["clean"],
+    _SHARED["split"],
+    StageInfo(
+        name="prune",
+        summary="Keep the most useful data.pruning.budget share of the training split, and at least "
+                "data.boxes.min_instances_per_class boxes of every class",
+        params=("seed", "data.pruning", "data.boxes.min_instances_per_class"),
+        inputs={"split": "split.split", "embeddings": "embed.embeddings", "boxes": "ingest.boxes"},
+        outs={"pruned": f"data/{P}/prune"},
+        files={"split": f"data/{P}/prune/split.csv"},
+        reports={"projection_png": f"reports/{P}/prune/projection.png"},
+        metrics={"summary": f"reports/{P}/prune/summary.json"},
+        plots=(PlotInfo("projection", f"reports/{P}/prune/projection.csv", x="x", y=("y",), template="scatter",
+                        title="Training embeddings (PCA): kept vs dropped"),),
+        module_name="stages.detection.prune",
+    ),
+    StageInfo(
+        name="train",
+        summary="Train the single-stage detector (timm backbone, FPN, FCOS head) with Lightning on the pruned "
+                "training split, keeping the epoch of best validation mAP (optuna search first when train.hpo is set)",
+        params=("seed", "classes", "augment", "model.backbone", "model.pretrained", "train", "detection.input_size_px",
+                "detection.strides",
+                "detection.fpn_channels", "detection.head_convs", "detection.center_sampling_radius",
+                "detection.score_threshold", "detection.nms_iou", "detection.max_detections",
+                "detection.min_visibility"),
+        inputs={"images": "ingest.images", "boxes": "ingest.boxes", "split": "prune.split"},
+        outs={"model": f"models/{P}/train"},
+        reports={"augmentations": f"reports/{P}/train/augmentations.png"},
+        metrics={"metrics": f"reports/{P}/train/metrics.json"},
+        plots=(PlotInfo("map", f"reports/{P}/train/history.csv", x="epoch", y=("val_map", "val_map50"),
+                        title="Validation mAP per epoch"),
+               PlotInfo("loss", f"reports/{P}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
+                        title="Training and validation loss per epoch")),
+        optional=(WhenSet("train.hpo", persist={"study": f"models/{P}/hpo"},
+                          reports={"trials": f"reports/{P}/train/hpo/trials.csv",
+                                   "optimization_history": f"reports/{P}/train/hpo/optimization_history.png",
+                                   "param_importances": f"reports/{P}/train/hpo/param_importances.png"}),),
+        module_name="stages.detection.train",
+    ),
+    StageInfo(
+        name="evaluate",
+        summary="Measure the trained detector on the test split: COCO mAP (torchmetrics, faster_coco_eval), "
+                "per-class AP, precision-recall curves, a confusion matrix with background, the worst images",
+        params=("classes", "detection.confidence_threshold"),
+        inputs={"images": "ingest.images", "boxes": "ingest.boxes", "split": "split.split", "model": "train.model"},
+        reports={"per_class": f"reports/{P}/evaluate/per_class.json",
+                 "worst": f"reports/{P}/evaluate/worst.png"},
+        metrics={"metrics": f"reports/{P}/evaluate/metrics.json"},
+        plots=(PlotInfo("precision_recall", f"reports/{P}/evaluate/precision_recall.csv", x="recall",
+                        y=("precision_{class}",), title="Precision-recall per class at IoU 0.5 (test split)"),
+               PlotInfo("confusion", f"reports/{P}/evaluate/confusion.csv", x="actual", y=("predicted",),
+                        template="confusion", title="Detections vs truth at IoU 0.5, with background (test split)")),
+        module_name="stages.detection.evaluate",
+    ),
+)
+
+PIPELINES: dict[str, tuple[StageInfo, ...]] = {"classification": STAGES, "detection": DETECTION_STAGES}
+"""Each task's stages in pipeline order (the spec's `task` chooses)."""
+
+
+def stage_named(name: str, task: str = "classification") -> StageInfo:
+    return next(stage for stage in PIPELINES[task] if stage.name == name)
+
+
+def resolve(reference: str, task: str = "classification") -> tuple[StageInfo, str]:
+    """`<stage>.<output name>` -> (the producing stage, the output's path template) in `task`'s pipeline."""
     stage_name, _, output = reference.partition(".")
-    stage = STAGES_BY_NAME.get(stage_name)
+    stage = next((s for s in PIPELINES[task] if s.name == stage_name), None)
     if stage is None or output not in stage.outputs():
         raise ContractError(f"'{reference}' names no output of a stage")
     return stage, stage.outputs()[output]
 
 
-def dvc_dependency(reference: str) -> str:
+def dvc_dependency(reference: str, task: str = "classification") -> str:
     """The path template DVC tracks for an input: the output itself, or the output folder holding the file."""
-    stage, path = resolve(reference)
+    stage, path = resolve(reference, task)
     if path in stage.dvc_outputs():
         return path
     return next(out for out in sorted(stage.dvc_outputs()) if path.startswith(out.rstrip("/") + "/"))

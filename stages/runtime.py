@@ -15,7 +15,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from core.contract import ContractError, StageInfo
-from core.registry import STAGES_BY_NAME, resolve
+from core.registry import resolve, stage_named
 from core.spec.keys import validated
 
 
@@ -26,8 +26,9 @@ class StageFailure(Exception):
 class StageContext:
     """What a stage's CLI needs for one project: its declared params, and its inputs and outputs by name."""
 
-    def __init__(self, info: StageInfo, project: str, params: dict[str, Any], root: Path):
-        self.info, self.project, self.params, self.root = info, project, params, root
+    def __init__(self, info: StageInfo, project: str, params: dict[str, Any], root: Path,
+                 task: str = "classification"):
+        self.info, self.project, self.params, self.root, self.task = info, project, params, root, task
 
     def spec(self, key: str) -> Any:
         """A declared spec key (`data.quality`, `seed`), validated into the spec's own model or type. A section
@@ -46,7 +47,7 @@ class StageContext:
         if name not in self.info.inputs:
             raise ContractError(f"stage {self.info.name} declares no input '{name}' (it has "
                                 f"{', '.join(self.info.inputs) or 'none'})")
-        return self._fill(resolve(self.info.inputs[name])[1])
+        return self._fill(resolve(self.info.inputs[name], self.task)[1])
 
     def output(self, name: str) -> Path:
         """A named output of this stage (a DVC output, a file inside one, a report, metric or plot)."""
@@ -84,8 +85,10 @@ def declared_params(all_params: dict[str, Any], project: str, keys: tuple[str, .
     return subset
 
 
-def run_stage(name: str, body: Callable[[StageContext], None], argv: list[str] | None = None) -> None:
-    info = STAGES_BY_NAME[name]
+def run_stage(name: str, body: Callable[[StageContext], None], argv: list[str] | None = None,
+              task: str = "classification") -> None:
+    """Run `body` as `task`'s stage `name` (a task's own stage modules pass their task)."""
+    info = stage_named(name, task)
     parser = argparse.ArgumentParser(prog=f"python -m {info.module}", description=info.summary)
     parser.add_argument("--project", required=True, help="project name (a spec in specs/)")
     parser.add_argument("--params", default="params.yaml", help="params file written by `autodl compile`")
@@ -94,7 +97,7 @@ def run_stage(name: str, body: Callable[[StageContext], None], argv: list[str] |
     root = Path(args.root)
     try:
         all_params = YAML(typ="safe", pure=True).load((root / args.params).read_text(encoding="utf-8"))
-        body(StageContext(info, args.project, declared_params(all_params, args.project, info.params), root))
+        body(StageContext(info, args.project, declared_params(all_params, args.project, info.params), root, task))
     except StageFailure as exc:
         print(f"{info.module}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -59,8 +59,46 @@ class VideoSource(SpecModel):
     """CSV with `video,start_s,end_s,label` rows; required when `label_from` is `manifest`."""
 
 
+class CocoSource(SpecModel):
+    """Boxes in a COCO instances JSON (`images`, `annotations` with xywh `bbox`, `categories`) and its image
+    folder (detection)."""
+
+    kind: Literal["coco"]
+    """Source type."""
+    annotations: RepoPath
+    """The instances JSON file relative to the repository root."""
+    images: RepoPath | None = None
+    """The folder the JSON's `file_name`s are relative to; null uses the JSON file's own folder."""
+    group_by: Literal["auto", "image", "folder"] = "auto"
+    """Which images must share a split: `auto` groups the frames of one video by the image's `video_id` (COCO
+    video extensions) and leaves other images alone; `folder` groups images by the folder of their file name;
+    `image` groups nothing."""
+
+
+class YoloSource(SpecModel):
+    """Boxes in the Ultralytics/CVAT YOLO layout: `data.yaml` with `names`, `images/**` and a `labels/**`
+    text file per image with normalised `class cx cy w h` rows (detection)."""
+
+    kind: Literal["yolo"]
+    """Source type."""
+    path: RepoPath
+    """The folder holding `data.yaml`, `images/` and `labels/`."""
+
+
+class VocSource(SpecModel):
+    """Boxes in Pascal VOC XML files, one per image, with xyxy pixel `bndbox`es (detection)."""
+
+    kind: Literal["voc"]
+    """Source type."""
+    path: RepoPath
+    """The folder holding `Annotations/*.xml` and `JPEGImages/`."""
+
+
+BOX_SOURCES = (CocoSource, YoloSource, VocSource)
+"""Source kinds that carry boxes: the sources of a detection project."""
+
 Source = Annotated[
-    SklearnDigitsSource | ImageFolderSource | ManifestSource | VideoSource,
+    SklearnDigitsSource | ImageFolderSource | ManifestSource | VideoSource | CocoSource | YoloSource | VocSource,
     Field(discriminator="kind"),
 ]
 
@@ -126,6 +164,51 @@ class Embedding(SpecModel):
     (224 for Lite0). Smaller is faster; small source images lose little."""
 
 
+class DigitsOnPhotos(SpecModel):
+    """The embedded detection data set: scikit-learn's real handwritten digits pasted at several scales and
+    positions onto crops of the real photographs that ship with scikit-image and scikit-learn, with exact
+    boxes, written as a COCO data set (`annotations.json` + `images/`) for a `coco` source to read."""
+
+    kind: Literal["digits_on_photos"]
+    """Generator type."""
+    images: Annotated[int, Interval(10, 20000)] = 600
+    """Images generated."""
+    image_size_px: Annotated[int, Interval(64, 1024)] = 160
+    """Side of each square image."""
+    digit_size_px: Annotated[list[Annotated[int, Interval(8, 512)]], Field(min_length=2, max_length=2)] = [16, 64]
+    """[smallest, largest] side of a pasted digit."""
+    digits_per_image: Annotated[list[Annotated[int, Interval(0, 20)]], Field(min_length=2, max_length=2)] = [0, 4]
+    """[fewest, most] digits pasted on one image (0: some images are negatives)."""
+
+
+class BoxSection(SpecModel):
+    """Detection only: how ingest checks every box, what the data-quality gate asks of the boxes, and what
+    data pruning must keep."""
+
+    clip_tolerance_px: Annotated[float, Interval(0.0)] = 2.0
+    """A box that leaves its image by at most this many pixels is clipped to the image; one that leaves it by
+    more is quarantined."""
+    min_side_px: PositiveFloat = 1.0
+    """Boxes narrower or lower than this (after clipping) are quarantined."""
+    duplicate_iou: PositiveFraction = 0.95
+    """A box of the same class overlapping an earlier box of its image at this IoU or more is a duplicate and
+    is quarantined."""
+    min_instances_per_class: PositiveInt = 30
+    """Fewest boxes any class may have after ingest (data.quality.min_images_per_class counts the images each
+    class appears in); data pruning also keeps at least this many boxes of each class in the training split
+    (or all it has)."""
+    max_instance_imbalance: Annotated[float, Interval(1.0)] = 10.0
+    """Largest allowed ratio between the boxes of the most and the least frequent class."""
+    max_boxes_per_image: PositiveInt = 100
+    """Most boxes one image may hold."""
+    area_fraction: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = [0.0001, 1.0]
+    """[smallest, largest] share of its image a box may cover."""
+    max_aspect_ratio: Annotated[float, Interval(1.0)] = 20.0
+    """Largest allowed elongation of a box, max(width / height, height / width)."""
+    max_quarantined_fraction: Fraction = 0.02
+    """Largest allowed share of quarantined boxes among all boxes read."""
+
+
 class DataSection(SpecModel):
     """Where images come from and how they are checked, cleaned, split and pruned."""
 
@@ -136,3 +219,8 @@ class DataSection(SpecModel):
     cleaning: Cleaning = Cleaning()
     embedding: Embedding = Embedding()
     pruning: Pruning = Pruning()
+    boxes: BoxSection | None = None
+    """Detection only (filled with its defaults there): box checks, box-quality thresholds, pruning floor."""
+    synthesize: DigitsOnPhotos | None = None
+    """An embedded data set built by the pipeline itself (its first stage) before ingest reads it; null for
+    projects with their own data."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from core.spec._base import NonNegativeInt, SpecModel
 from core.spec.cluster import ClusterSection
 from core.spec.data import DataSection
 from core.spec.deployment import CompressSection, DependabilitySection, ServingSection, TargetSection
+from core.spec.detection import DetectionSection
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 
 ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -21,8 +22,11 @@ class ProjectSpec(SpecModel):
     name: Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
     """Lower-case DNS label starting with a letter, at most 40 characters; it names stages, paths
     and Kubernetes objects (KServe derives longer names from it). Must equal the spec's file name."""
-    task: Literal["classification"] = "classification"
-    """Only classification today; the field exists so detection can be added without breaking specs."""
+    task: Literal["classification", "detection"] = "classification"
+    """`classification`: one class per image. `detection`: boxes of the classes in each image (sources with
+    boxes: coco, yolo, voc), a single-stage detector, mAP; the `detection` and `data.boxes` sections apply."""
+    detection: DetectionSection | None = None
+    """Detection only (filled with its defaults there): the detector's input size, levels and decoding."""
     seed: NonNegativeInt = 0
     """Seeds every random choice in every stage."""
     classes: Annotated[list[ClassName], Field(min_length=2)]
@@ -45,3 +49,16 @@ class ProjectSpec(SpecModel):
     """How the promoted model is served by KServe."""
     cluster: ClusterSection = ClusterSection()
     """How the same pipeline runs on a Kubernetes cluster (Argo Workflows, PyTorchJob, parallel optuna)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detection_defaults(cls, raw: object) -> object:
+        """A detection spec gets its detection-only sections with their defaults, so every stage reads typed
+        values (params.yaml shows them) without the spec spelling them out."""
+        if not isinstance(raw, dict) or raw.get("task") != "detection":
+            return raw
+        filled = {**raw, "detection": raw.get("detection", {})}
+        data = raw.get("data")
+        if isinstance(data, dict) and "boxes" not in data:
+            filled["data"] = {**data, "boxes": {}}
+        return filled

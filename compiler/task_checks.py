@@ -1,0 +1,128 @@
+"""Cross-field checks that tie the spec's keys to its `task`: a key that means nothing for the task is an
+error with a hint (never silently ignored), and each task reads only the source kinds that carry its labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from core.spec import ProjectSpec
+from core.spec.data import BOX_SOURCES, CocoSource
+
+if TYPE_CHECKING:
+    from compiler.checks import CheckContext, Problem
+
+NOT_FOR_DETECTION: dict[tuple[str, ...], str] = {
+    ("model", "input_size_px"): "a detector's input is detection.input_size_px (one side, or [width, height])",
+    ("model", "drop_rate"): "the detector has no classifier dropout; remove it",
+    ("train", "label_smoothing"): "the detector's focal loss has no label smoothing; remove it",
+    ("train", "balance"): "the focal loss already weighs rare, hard boxes up; remove it",
+    ("train", "warm_start"): "a detector has no linear-probe warm start; remove it",
+    ("data", "quality", "max_class_imbalance"): "detection bounds the imbalance of boxes: "
+                                                "data.boxes.max_instance_imbalance",
+    ("train", "freeze"): "detectors train every level (freezing backbone levels is built for classifiers only)",
+}
+"""Keys a detection spec may not set, and why."""
+
+NOT_YET_FOR_DETECTION = ("compress", "dependability")
+"""Sections a detection pipeline does not run yet: it ends at evaluate (a trained, evaluated detector)."""
+
+DETECTION_TUNABLES = ("lr", "weight_decay", "batch_size", "backbone")
+DETECTION_SELECTION = ("auto", "val_loss", "val_map")
+
+
+def _problem(path: tuple[str | int, ...], message: str, hint: str | None = None) -> Problem:
+    from compiler.checks import Problem
+
+    return Problem(path, message, hint)
+
+
+def _was_set(spec: ProjectSpec, path: tuple[str, ...]) -> bool:
+    """Whether the spec gives the key a value other than its default (writing the default out is harmless, and
+    is what a spec dumped with every key looks like)."""
+    parent: object = spec
+    for part in path[:-1]:
+        parent = getattr(parent, part)
+    field = type(parent).model_fields[path[-1]]  # type: ignore[attr-defined]
+    return getattr(parent, path[-1]) != field.get_default(call_default_factory=True)
+
+
+def keys_fit_the_task(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    if spec.task == "classification":
+        yield from _classification_keys(spec)
+    else:
+        yield from _detection_keys(spec)
+
+
+def _classification_keys(spec: ProjectSpec) -> Iterator[Problem]:
+    for path in (("detection",), ("data", "boxes")):
+        if _was_set(spec, path):
+            yield _problem(path, f"{'.'.join(path)} applies to task: detection only",
+                           "set task: detection, or remove the section")
+    if spec.train.select_by == "val_map":
+        yield _problem(("train", "select_by"), "val_map is a detection figure",
+                       "use val_loss, val_accuracy or val_macro_f1 (or auto)")
+    for index, source in enumerate(spec.data.sources):
+        if isinstance(source, BOX_SOURCES):
+            yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry boxes, which "
+                           "classification cannot use", "set task: detection, or use image_folder or manifest")
+
+
+def _detection_keys(spec: ProjectSpec) -> Iterator[Problem]:
+    for path, why in NOT_FOR_DETECTION.items():
+        if _was_set(spec, path):
+            yield _problem(path, f"{'.'.join(path)} does not apply to task: detection", why)
+    if spec.train.select_by not in DETECTION_SELECTION:
+        yield _problem(("train", "select_by"), f"{spec.train.select_by} is a classification figure",
+                       "use val_map (validation mAP50-95), val_loss or auto")
+    for section in NOT_YET_FOR_DETECTION:
+        if _was_set(spec, (section,)):
+            yield _problem((section,), f"the detection pipeline ends at evaluate: {section} does not run for "
+                           "detectors yet", f"remove the {section} section")
+    yield from _detection_search(spec)
+    for index, source in enumerate(spec.data.sources):
+        if not isinstance(source, BOX_SOURCES):
+            yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry no boxes",
+                           "a detector reads coco, yolo or voc sources; `autodl frames` turns a video into an "
+                           "image set to annotate")
+    yield from _size_fits_strides(spec)
+
+
+def _detection_search(spec: ProjectSpec) -> Iterator[Problem]:
+    hpo = spec.train.hpo
+    for name in hpo.space if hpo is not None else ():
+        if name not in DETECTION_TUNABLES:
+            yield _problem(("train", "hpo", "space", name), f"{name} cannot be searched for a detector",
+                           f"search {', '.join(DETECTION_TUNABLES)}")
+
+
+def _size_fits_strides(spec: ProjectSpec) -> Iterator[Problem]:
+    detection = spec.detection
+    assert detection is not None  # a detection spec always has it (ProjectSpec fills the defaults)
+    largest = max(detection.strides)
+    if any(side % largest for side in detection.size_wh()):
+        yield _problem(("detection", "input_size_px"), f"{detection.input_size_px} is not a multiple of the "
+                       f"largest stride, {largest}", f"for example {largest * round(detection.size_wh()[0] / largest)}")
+    if sorted(set(detection.strides)) != list(detection.strides):
+        yield _problem(("detection", "strides"), "strides must be distinct and increasing", "for example [8, 16, 32]")
+
+
+def synthesized_data_is_read(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    if spec.data.synthesize is None:
+        return
+    if spec.task != "detection":
+        yield _problem(("data", "synthesize"), "digits_on_photos builds a detection data set",
+                       "set task: detection, or use the sklearn_digits source for classification")
+    elif not synthesized_source_paths(spec):
+        yield _problem(("data", "synthesize"), f"no coco source reads what it writes (data/{spec.name}/synthesize)",
+                       f"add {{kind: coco, annotations: data/{spec.name}/synthesize/annotations.json}} to "
+                       "data.sources")
+
+
+def synthesized_source_paths(spec: ProjectSpec) -> set[str]:
+    """Source paths the project's own `synthesize` stage writes (they need not exist before `dvc repro`)."""
+    if spec.data.synthesize is None:
+        return set()
+    folder = f"data/{spec.name}/synthesize"
+    return {path for source in spec.data.sources if isinstance(source, CocoSource)
+            for path in (source.annotations, source.images) if path and path.startswith(folder)}
