@@ -1,0 +1,23 @@
+"""synthesize: build the embedded detection data set (vision.detection.demo) as COCO, before ingest reads it
+through the spec's `coco` source like any user's data."""
+
+from __future__ import annotations
+
+from core.fsutil import atomic_directory
+from core.spec.data import DigitsOnPhotos
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.detection.demo import write_dataset
+
+
+def main(ctx: StageContext) -> None:
+    settings: DigitsOnPhotos = ctx.spec("data.synthesize")
+    with atomic_directory(ctx.output("dataset")) as out:
+        try:
+            boxes = write_dataset(settings, ctx.spec("seed"), out, ctx.spec("classes"))
+        except ValueError as exc:
+            raise StageFailure(str(exc)) from None
+    print(f"synthesize: {settings.images} images with {boxes} digit boxes ({settings.kind}) in {ctx.output('dataset')}")
+
+
+if __name__ == "__main__":
+    run_stage("synthesize", main, task="detection")

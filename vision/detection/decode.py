@@ -1,0 +1,175 @@
+"""From the detector's raw tensors to boxes: location grid, box decoding, score threshold, class-wise NMS and
+the letterbox that maps boxes back to the original image. numpy only.
+
+One module for everything that turns network outputs into detections, so evaluation, export's parity checks
+and the model server (which has no torch) cannot drift apart. It mirrors torchvision's FCOS exactly: a
+location of level with stride s sits at (j * s, i * s) and stands for an s x s box around it; the regression
+(l, t, r, b) is in units of s (BoxLinearCoder with normalize_by_size); the score is sqrt(sigmoid(class) *
+sigmoid(centerness)). NMS is written here because the server cannot import torchvision's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image of (width, height) was fitted into the network input: scaled by `scale`, then padded on the
+    right and bottom. Boxes map back by dividing by `scale`."""
+
+    scale: float
+    width: int
+    height: int
+    """The original image's size (boxes are clipped to it)."""
+
+    @staticmethod
+    def fit(width: int, height: int, input_wh: tuple[int, int]) -> Letterbox:
+        return Letterbox(min(input_wh[0] / width, input_wh[1] / height), width, height)
+
+    def scaled_size(self) -> tuple[int, int]:
+        """(width, height) of the resized image inside the input, at least 1 px each."""
+        return max(1, round(self.width * self.scale)), max(1, round(self.height * self.scale))
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        return np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * np.float32(self.scale)
+
+    def to_image(self, boxes: np.ndarray) -> np.ndarray:
+        out = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) / np.float32(self.scale)
+        np.clip(out[:, 0::2], 0, self.width, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, self.height, out=out[:, 1::2])
+        return out
+
+
+def level_shapes(input_wh: tuple[int, int], strides: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(rows, columns) of each level's grid: the input divided by the stride, rounded up (convolutions with
+    padding round up)."""
+    width, height = input_wh
+    return [(-(-height // s), -(-width // s)) for s in strides]
+
+
+def locations(input_wh: tuple[int, int], strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(centres [A, 2] as x, y in input pixels; stride of each location [A]) for all levels, row-major per level,
+    in the order the network's flattened outputs use."""
+    centres, sizes = [], []
+    for (rows, cols), stride in zip(level_shapes(input_wh, strides), strides, strict=True):
+        ys, xs = np.meshgrid(np.arange(rows, dtype=np.float32) * stride, np.arange(cols, dtype=np.float32) * stride,
+                             indexing="ij")
+        centres.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        sizes.append(np.full(rows * cols, stride, dtype=np.float32))
+    return np.concatenate(centres), np.concatenate(sizes)
+
+
+def anchor_boxes(input_wh: tuple[int, int], strides: tuple[int, ...]) -> np.ndarray:
+    """Each location's s x s box, [A, 4] xyxy: what torchvision's FCOS matching and box coder work from."""
+    centres, sizes = locations(input_wh, strides)
+    half = sizes[:, None] / 2
+    return np.concatenate([centres - half, centres + half], axis=1)
+
+
+def decode_boxes(regression: np.ndarray, input_wh: tuple[int, int], strides: tuple[int, ...]) -> np.ndarray:
+    """[..., A, 4] (l, t, r, b) in strides -> [..., A, 4] xyxy in input pixels."""
+    centres, sizes = locations(input_wh, strides)
+    reg = np.asarray(regression, dtype=np.float32) * sizes[:, None]
+    return np.concatenate([centres - reg[..., :2], centres + reg[..., 2:]], axis=-1)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float32)))  # overflow-free form
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` [N, 4] with every box in `b` [M, 4] (xyxy) -> [N, M]."""
+    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float, limit: int) -> np.ndarray:
+    """Indices kept by class-wise greedy NMS, best score first (ties: lower index first), at most `limit`."""
+    order = np.lexsort((np.arange(len(scores)), -np.asarray(scores, dtype=np.float64)))
+    kept: list[int] = []
+    suppressed = np.zeros(len(scores), dtype=bool)
+    for position, index in enumerate(order):
+        if suppressed[index]:
+            continue
+        kept.append(int(index))
+        if len(kept) == limit:
+            break
+        rest = order[position + 1:]
+        rest = rest[~suppressed[rest] & (labels[rest] == labels[index])]
+        if len(rest):
+            overlap = iou_matrix(boxes[index:index + 1], boxes[rest])[0]
+            suppressed[rest[overlap >= iou]] = True
+    return np.asarray(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What the spec's `detection` section says about turning outputs into detections."""
+
+    input_wh: tuple[int, int]
+    strides: tuple[int, ...]
+    score_threshold: float = 0.05
+    nms_iou: float = 0.6
+    max_detections: int = 100
+    candidates_per_level: int = 1000
+    """Best-scoring locations per level considered before NMS (torchvision FCOS's topk_candidates)."""
+
+
+@dataclass(frozen=True)
+class Detections:
+    """One image's detections, best first: boxes [N, 4] xyxy float32, scores [N] float32, labels [N] int64."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def detect(class_logits: np.ndarray, regression: np.ndarray, centerness: np.ndarray, decoding: Decoding,
+           letterbox: Letterbox | None = None) -> Detections:
+    """One image's raw outputs ([A, C], [A, 4], [A]) -> its detections, in the original image's pixels when a
+    letterbox is given (else in input pixels)."""
+    scores = np.sqrt(_sigmoid(class_logits) * _sigmoid(centerness)[:, None])
+    boxes = decode_boxes(regression, decoding.input_wh, decoding.strides)
+    picked_locations, picked_labels = _candidates(scores, decoding)
+    chosen_boxes, chosen_scores = boxes[picked_locations], scores[picked_locations, picked_labels]
+    keep = nms(chosen_boxes, chosen_scores, picked_labels, decoding.nms_iou, decoding.max_detections)
+    out_boxes = chosen_boxes[keep]
+    if letterbox is not None:
+        out_boxes = letterbox.to_image(out_boxes)
+    return Detections(out_boxes.astype(np.float32), chosen_scores[keep].astype(np.float32),
+                      picked_labels[keep].astype(np.int64))
+
+
+def _candidates(scores: np.ndarray, decoding: Decoding) -> tuple[np.ndarray, np.ndarray]:
+    """(location, class) pairs above the threshold, at most `candidates_per_level` best per level."""
+    sizes = [rows * cols for rows, cols in level_shapes(decoding.input_wh, decoding.strides)]
+    picked_locations, picked_labels = [], []
+    start = 0
+    for size in sizes:
+        level = scores[start:start + size]
+        where, label = np.nonzero(level > decoding.score_threshold)
+        values = level[where, label]
+        best = np.lexsort((where * level.shape[1] + label, -values))[:decoding.candidates_per_level]
+        picked_locations.append(where[best] + start)
+        picked_labels.append(label[best])
+        start += size
+    return np.concatenate(picked_locations).astype(np.int64), np.concatenate(picked_labels).astype(np.int64)
+
+
+def detect_batch(class_logits: np.ndarray, regression: np.ndarray, centerness: np.ndarray, decoding: Decoding,
+                 letterboxes: list[Letterbox] | None = None) -> list[Detections]:
+    """`detect` for each image of a batch ([B, A, C], [B, A, 4], [B, A])."""
+    return [detect(class_logits[i], regression[i], centerness[i], decoding,
+                   letterboxes[i] if letterboxes is not None else None) for i in range(len(class_logits))]

@@ -1,0 +1,145 @@
+"""The Lightning engine for detectors: the spec's optimizer and schedule (the same as classification's),
+torchvision FCOS's losses, validation mAP every epoch, and the weights of the best epoch by
+`train.select_by` (validation mAP50-95 unless the spec says val_loss). Deterministic on CPU: seeded,
+deterministic algorithms, seeded augmentations, single-process loading."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from torch.utils.data import DataLoader
+
+from core.spec.training import AugmentSection, TrainSection
+from vision.detection.augment import detection_pipeline
+from vision.detection.data import DetectionSplit, LetterboxedImages, collate_for_training
+from vision.detection.decode import Decoding, detect_batch
+from vision.detection.metrics import as_prediction, map_metric
+from vision.detection.model import Detector
+from vision.training.engine import LineProgress, launch_arguments, optimizer_for, quiet_lightning, scheduler_for
+
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_map", "val_map50", "lr")
+SELECTION_MODE = {"val_loss": "min", "val_map": "max"}
+EVAL_BATCH = 16
+
+
+class DetectorModule(L.LightningModule):
+    def __init__(self, model: Detector, training: TrainSection, decoding: Decoding):
+        super().__init__()
+        self.model, self.training, self.decoding = model, training, decoding
+        self.val_map = map_metric()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.model(x)
+
+    def _loss(self, x: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, tuple]:
+        outputs = self(x.contiguous(memory_format=torch.channels_last))
+        return sum(self.model.loss(outputs, targets).values()), outputs
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        x, targets = batch
+        loss, _ = self._loss(x, targets)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        x, targets = batch
+        loss, outputs = self._loss(x, targets)
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(x), sync_dist=True)
+        found = detect_batch(*(o.detach().float().numpy() for o in outputs[:3]), self.decoding)
+        self.val_map.update([as_prediction(f) for f in found], targets)
+
+    def on_validation_epoch_end(self) -> None:
+        figures = self.val_map.compute()
+        self.log("val_map", max(float(figures["map"]), 0.0), prog_bar=True, sync_dist=True)
+        self.log("val_map50", max(float(figures["map_50"]), 0.0), sync_dist=True)
+        self.val_map.reset()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = optimizer_for([p for p in self.model.parameters() if p.requires_grad], self.training)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler_for(optimizer, self.training)}
+
+
+class _History(Callback):
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self._lr = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        m = trainer.callback_metrics
+        self.rows.append({"epoch": trainer.current_epoch + 1, "train_loss": round(float(m["train_loss"]), 6),
+                          "val_loss": round(float(m["val_loss"]), 6), "val_map": round(float(m["val_map"]), 6),
+                          "val_map50": round(float(m["val_map50"]), 6), "lr": float(f"{self._lr:.6g}")})
+
+
+@dataclass(frozen=True)
+class DetectorFit:
+    model: Detector
+    history: list[dict[str, float]]
+    kept_epoch: int
+    selected_by: str
+    primary: bool = True
+
+    @property
+    def kept(self) -> dict[str, float]:
+        return self.history[self.kept_epoch - 1]
+
+    def summary(self) -> str:
+        kept = self.kept
+        return (f"kept epoch {self.kept_epoch} of {len(self.history)} (train.select_by: {self.selected_by}): "
+                f"val mAP50-95 {kept['val_map']:.4f}, mAP50 {kept['val_map50']:.4f}, val loss {kept['val_loss']:.4f}")
+
+
+# Eight parameters, as classification's fit: data, settings and seed, with the optional hooks keyword-only.
+def fit_detector(model: Detector, train: DetectionSplit, val: DetectionSplit, training: TrainSection,
+                 decoding: Decoding, seed: int, augment: AugmentSection | None = None, *, min_visibility: float = 0.3,
+                 callbacks: tuple[Callback, ...] = (), progress: bool = True, label: str = "train") -> DetectorFit:
+    """Train `model` in place for `training.epochs`; return it with the weights of its best epoch."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    quiet_lightning()
+    pipeline = detection_pipeline(augment, decoding.input_wh, min_visibility, seed)
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(LetterboxedImages(train, decoding.input_wh, pipeline), batch_size=training.batch_size,
+                              shuffle=True, generator=generator, collate_fn=collate_for_training)
+    val_loader = DataLoader(LetterboxedImages(val, decoding.input_wh), batch_size=EVAL_BATCH,
+                            collate_fn=collate_for_training)
+    model.to(memory_format=torch.channels_last).train()
+    module = DetectorModule(model, training, decoding)
+    history = _History()
+    monitor = training.selection("detection")
+    mode = SELECTION_MODE[monitor]
+    with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
+        best = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1, save_weights_only=True,
+                               filename="best-{epoch}", auto_insert_metric_name=False)
+        all_callbacks: list[Callback] = [history, best, *callbacks]
+        terminal = sys.stdout.isatty()
+        if progress and not terminal:
+            all_callbacks.append(LineProgress(label, "val_map", "mAP50-95"))
+        if training.early_stopping_patience:
+            all_callbacks.append(EarlyStopping(monitor, mode=mode, patience=training.early_stopping_patience))
+        trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **launch_arguments(), deterministic=True,
+                            logger=False, callbacks=all_callbacks, enable_model_summary=False,
+                            enable_progress_bar=progress and terminal, num_sanity_val_steps=0,
+                            default_root_dir=ckpt_dir)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
+            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+            trainer.fit(module, train_loader, val_loader)
+        if not trainer.is_global_zero:
+            return DetectorFit(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        kept_epoch = int(Path(best.best_model_path).stem.removeprefix("best-")) + 1
+    module.load_state_dict(state)
+    module.model.to(memory_format=torch.contiguous_format)
+    return DetectorFit(module.model.eval(), history.rows, kept_epoch, monitor)

@@ -1,0 +1,28 @@
+"""Run a detector over a split and get each image's detections in its own pixels: what evaluation reports and
+what the server will answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vision.detection.data import DetectionSplit, LetterboxedImages, collate
+from vision.detection.decode import Decoding, Detections, detect_batch
+from vision.detection.model import Detector
+
+BATCH = 16
+
+
+@torch.inference_mode()
+def predict_split(model: Detector, data: DetectionSplit, decoding: Decoding) -> list[Detections]:
+    model.eval()
+    found: list[Detections] = []
+    for x, _, fits in DataLoader(LetterboxedImages(data, decoding.input_wh), batch_size=BATCH, collate_fn=collate):
+        outputs = [o.float().numpy() for o in model(x)[:3]]
+        found.extend(detect_batch(*outputs, decoding, fits))
+    return found
+
+
+def empty() -> Detections:
+    return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
