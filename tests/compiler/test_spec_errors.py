@@ -29,6 +29,20 @@ def with_lines(*extra: str) -> str:
     return BASE + "\n".join(extra) + "\n"
 
 
+DETECTION = """\
+name: bad
+task: detection
+classes: [car, person]
+data:
+  sources:
+    - {kind: coco, annotations: data/coco.json}
+"""
+
+
+def detection_with(*extra: str) -> str:
+    return DETECTION + "\n".join(extra) + "\n"
+
+
 CASES: list[tuple[str, str, str, str | None]] = [
     ("unknown-top-level-key", with_lines("modle: {}"),
      "6:1: modle: unknown field 'modle'", "did you mean 'model'?"),
@@ -157,6 +171,46 @@ CASES: list[tuple[str, str, str, str | None]] = [
      "6:7: seed: YAML tag tag:yaml.org,2002:python/object:os.system is not supported", None),
     ("non-string-key", with_lines("train:", "  1: x"),
      "7:3: train: keys must be strings (got 1)", "quote the key"),
+    ("task-typo", BASE.replace("name: bad", "name: bad\ntask: detecton"),
+     "2:7: task: must be one of 'classification', 'detection' (got 'detecton')", "did you mean 'detection'?"),
+    ("detection-section-in-classification", with_lines("detection: {input_size_px: 320}"),
+     "6:12: detection: detection applies to task: detection only", "set task: detection"),
+    ("box-source-in-classification", with_lines("    - {kind: yolo, path: data/yolo}"),
+     "6:14: data.sources[1].kind: yolo sources carry boxes, which classification cannot use", "task: detection"),
+    ("classification-source-in-detection", DETECTION.replace("{kind: coco, annotations: data/coco.json}",
+                                                             "{kind: sklearn_digits}"),
+     "6:14: data.sources[0].kind: sklearn_digits sources carry no boxes", "coco, yolo or voc"),
+    ("detection-input-size-not-multiple", detection_with("detection: {input_size_px: 300}"),
+     "7:28: detection.input_size_px: 300 is not a multiple of the largest stride, 32", "for example 288"),
+    ("detection-input-size-three-numbers", detection_with("detection: {input_size_px: [320, 256, 3]}"),
+     "7:28: detection.input_size_px", None),
+    ("detection-stride-unknown", detection_with("detection: {strides: [8, 12]}"),
+     "7:26: detection.strides[1]: must be one of 8, 16, 32, 64 (got 12)", None),
+    ("detection-strides-unordered", detection_with("detection: {strides: [16, 8]}"),
+     "7:22: detection.strides: strides must be distinct and increasing", None),
+    ("detection-nms-zero", detection_with("detection: {nms_iou: 0}"),
+     "7:22: detection.nms_iou: must be > 0 and <= 1 (got 0.0)", None),
+    ("detection-model-input-size", detection_with("model: {input_size_px: 64}"),
+     "7:24: model.input_size_px: model.input_size_px does not apply to task: detection", "detection.input_size_px"),
+    ("detection-label-smoothing", detection_with("train: {label_smoothing: 0.1}"),
+     "7:26: train.label_smoothing: train.label_smoothing does not apply to task: detection", "focal loss"),
+    ("detection-select-by-accuracy", detection_with("train: {select_by: val_accuracy}"),
+     "7:20: train.select_by: val_accuracy is a classification figure", "val_map"),
+    ("val-map-in-classification", with_lines("train: {select_by: val_map}"),
+     "6:20: train.select_by: val_map is a detection figure", None),
+    ("detection-compress-not-yet", detection_with("compress: {methods: [quantize]}"),
+     "7:11: compress: the detection pipeline ends at evaluate: compress does not run for detectors yet", None),
+    ("detection-search-label-smoothing", detection_with("train:", "  hpo:", "    space:",
+                                                        "      label_smoothing: {low: 0.0, high: 0.2}"),
+     "10:24: train.hpo.space.label_smoothing: label_smoothing cannot be searched for a detector", "search lr"),
+    ("boxes-area-fraction-one-number", DETECTION.replace("  sources:", "  boxes: {area_fraction: [0.1]}\n  sources:"),
+     "data.boxes.area_fraction", None),
+    ("boxes-negative-tolerance", DETECTION.replace("  sources:", "  boxes: {clip_tolerance_px: -1}\n  sources:"),
+     "5:30: data.boxes.clip_tolerance_px: must be >= 0 (got -1", None),
+    ("boxes-in-classification", BASE.replace("  sources:", "  boxes: {min_instances_per_class: 5}\n  sources:"),
+     "4:10: data.boxes: data.boxes applies to task: detection only", None),
+    ("synthesize-unread", DETECTION.replace("  sources:", "  synthesize: {kind: digits_on_photos}\n  sources:"),
+     "5:15: data.synthesize: no coco source reads what it writes (data/bad/synthesize)", "annotations.json"),
     ("alias-bomb", with_lines(
         "x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
         *(f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 6))),

@@ -23,6 +23,11 @@ from skimage import data as skimage_data
 
 from core.registry import STAGES
 from tests.conftest import copy_project_code, git
+from tests.e2e.helpers import autodl as _autodl
+from tests.e2e.helpers import changed_stages
+from tests.e2e.helpers import dvc as _dvc
+from tests.e2e.helpers import env as _env
+from tests.e2e.helpers import run as _run
 
 pytestmark = pytest.mark.slow
 
@@ -115,27 +120,6 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
 }
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # stage cmds call `python`
-    return env
-
-
-def _run(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(cmd, cwd=repo, env=_env(), capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return done
-
-
-def _autodl(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return _run(repo, sys.executable, "-m", "compiler.cli", *args, check=check)
-
-
-def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return _run(repo, sys.executable, "-m", "dvc", *args)
-
-
 def _new_project(repo: Path, spec: str) -> None:
     """A new repository with the project's code and one spec, compiled, before any `dvc repro`."""
     copy_project_code(repo)
@@ -161,8 +145,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _changed_stages(repo: Path) -> set[str]:
-    status = json.loads(_dvc(repo, "status", "--json").stdout or "{}")
-    return {name.removeprefix("e2e-") for name in status}
+    return changed_stages(repo, "e2e")
 
 
 def _with_edit(repo: Path, old: str, new: str) -> None:
@@ -337,7 +320,8 @@ def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:
     assert "Data and pipelines are up to date" in _dvc(pipeline, "status").stdout
 
 
-UNEDITABLE = {"task": "the spec accepts one task today (classification): there is no other value to edit to"}
+UNEDITABLE = {"task": "changing the task swaps the whole stage graph (tests/e2e/test_e2e_detection.py), not one "
+                      "stage's params"}
 
 
 def test_edit_table_covers_every_declared_param() -> None:
