@@ -19,6 +19,12 @@ CODE_ROOT = Path(__file__).resolve().parents[1]
 """Where the pipeline's code lives: the repository root this package sits in."""
 CODE_PACKAGES = ("compiler", "core", "ops", "serving", "stages", "vision")
 
+SEARCH_OUTPUTS = WhenSet("train.hpo", persist={"study": f"models/{P}/hpo"},
+                         reports={"trials": f"reports/{P}/train/hpo/trials.csv",
+                                  "optimization_history": f"reports/{P}/train/hpo/optimization_history.png",
+                                  "param_importances": f"reports/{P}/train/hpo/param_importances.png"})
+"""What the train stage of any task keeps when it searches: the resumable study and its reports."""
+
 STAGES: tuple[StageInfo, ...] = (
     StageInfo(
         name="ingest",
@@ -92,10 +98,7 @@ STAGES: tuple[StageInfo, ...] = (
                         title="Validation accuracy per epoch"),
                PlotInfo("loss", f"reports/{P}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
                         title="Training and validation loss per epoch")),
-        optional=(WhenSet("train.hpo", persist={"study": f"models/{P}/hpo"},
-                          reports={"trials": f"reports/{P}/train/hpo/trials.csv",
-                                   "optimization_history": f"reports/{P}/train/hpo/optimization_history.png",
-                                   "param_importances": f"reports/{P}/train/hpo/param_importances.png"}),),
+        optional=(SEARCH_OUTPUTS,),
     ),
     StageInfo(
         name="evaluate",
@@ -268,10 +271,7 @@ DETECTION_STAGES: tuple[StageInfo, ...] = (
                         title="Validation mAP per epoch"),
                PlotInfo("loss", f"reports/{P}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
                         title="Training and validation loss per epoch")),
-        optional=(WhenSet("train.hpo", persist={"study": f"models/{P}/hpo"},
-                          reports={"trials": f"reports/{P}/train/hpo/trials.csv",
-                                   "optimization_history": f"reports/{P}/train/hpo/optimization_history.png",
-                                   "param_importances": f"reports/{P}/train/hpo/param_importances.png"}),),
+        optional=(SEARCH_OUTPUTS,),
         module_name="stages.detection.train",
     ),
     StageInfo(

@@ -9,6 +9,7 @@ projection of the training embeddings (kept vs dropped) as a DVC plot and PNG.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,27 +43,47 @@ def save_projection_png(rows: list[dict[str, object]], path: Path, title: str) -
     save_figure(figure, path)
 
 
-def main(ctx: StageContext) -> None:
-    pruning: Pruning = ctx.spec("data.pruning")
+@dataclass(frozen=True)
+class TrainingRows:
+    """The split file's rows, its training rows and their embeddings, in split order."""
+
+    rows: list[dict[str, str]]
+    train: list[dict[str, str]]
+    vectors: np.ndarray
+
+
+def training_rows(ctx: StageContext) -> TrainingRows:
     rows = read_csv(ctx.input("split"))
     vectors, paths = load_embeddings(ctx.input("embeddings"))
     row_of = {path: i for i, path in enumerate(paths)}
     train = [r for r in rows if r["split"] == "train"]
-    train_vectors = vectors[[row_of[r["path"]] for r in train]]
-    labels = [r["label"] for r in train]
-    keep = select_per_class(train_vectors, labels, pruning.budget, pruning.method, ctx.spec("seed"))
-    kept_paths = {r["path"] for r, k in zip(train, keep, strict=True) if k}
+    return TrainingRows(rows, train, vectors[[row_of[r["path"]] for r in train]])
+
+
+def write_selection(ctx: StageContext, data: TrainingRows, keep: np.ndarray, method: str) -> set[str]:
+    """The split file with dropped training rows marked `pruned`, and the projection (CSV for `dvc plots`, PNG);
+    returns the kept training paths."""
+    kept_paths = {r["path"] for r, k in zip(data.train, keep, strict=True) if k}
     with atomic_directory(ctx.output("pruned")) as out:
         write_csv(out / ctx.inside("split"), [{**r, "split": "pruned"} if r["split"] == "train" and r["path"] not in
-                                      kept_paths else r for r in rows])
+                                              kept_paths else r for r in data.rows])
+    projection = projection_rows(data.vectors, [r["label"] for r in data.train], keep, ctx.spec("seed"))
+    write_csv(ctx.output("projection"), projection, ("x", "y", "label", "kept"))
+    save_projection_png(projection, ctx.output("projection_png"),
+                        f"{ctx.project}: {method} keeps {int(keep.sum())} of {len(data.train)} training images")
+    return kept_paths
+
+
+def main(ctx: StageContext) -> None:
+    pruning: Pruning = ctx.spec("data.pruning")
+    data = training_rows(ctx)
+    labels = [r["label"] for r in data.train]
+    keep = select_per_class(data.vectors, labels, pruning.budget, pruning.method, ctx.spec("seed"))
+    write_selection(ctx, data, keep, pruning.method)
     before, after = Counter(labels), Counter(label for label, k in zip(labels, keep, strict=True) if k)
     write_json(ctx.output("summary"), {"method": pruning.method, "budget": pruning.budget,
                               "train_before": len(labels), "train_after": int(keep.sum()),
                               "per_class_after": {label: after[label] for label in sorted(before)}})
-    projection = projection_rows(train_vectors, labels, keep, ctx.spec("seed"))
-    write_csv(ctx.output("projection"), projection, ("x", "y", "label", "kept"))
-    save_projection_png(projection, ctx.output("projection_png"),
-                        f"{ctx.project}: {pruning.method} keeps {int(keep.sum())} of {len(labels)} training images")
     print(f"prune: {pruning.method} kept {int(keep.sum())} of {len(labels)} training images "
           f"(budget {pruning.budget:g})")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 
 import great_expectations.expectations as gxe
 import pandas as pd
@@ -86,17 +87,24 @@ def main(ctx: StageContext) -> None:
     if not rows:
         raise StageFailure(f"no images were ingested ({quarantined} quarantined); see {ctx.input('quarantine')}")
     table = quality_table(rows, quarantined)
+    gate_data(ctx, table, expectations(quality, classes), explain, f"{len(table)} images")
+
+
+def gate_data(ctx: StageContext, table: pd.DataFrame, suite: list[object],
+              explain_check: Callable[[CheckResult, pd.DataFrame], str], counted: str) -> None:
+    """Run `suite` over `table` as a checkpoint; write GX's result, the Data Docs and the summary metric; fail
+    with one line per failed check (`explain_check`) and where the Data Docs are."""
     with atomic_directory(ctx.output("data_docs")) as docs:
-        checks, raw = run_checkpoint(table, expectations(quality, classes), docs, run_name=ctx.project)
+        checks, raw = run_checkpoint(table, suite, docs, run_name=ctx.project)
     ctx.output("result").parent.mkdir(parents=True, exist_ok=True)
     ctx.output("result").write_text(json.dumps(raw, indent=2, sort_keys=True, default=str) + "\n")
     failed = [c for c in checks if not c.success]
     write_json(ctx.output("summary"), {"checks": len(checks), "failed": len(failed), "success": not failed})
     if failed:
-        lines = "\n".join(f"  - {explain(c, table)}" for c in failed)
+        lines = "\n".join(f"  - {explain_check(c, table)}" for c in failed)
         raise StageFailure(f"{len(failed)} of {len(checks)} data-quality checks failed:\n{lines}\n"
                            f"  Data Docs: {ctx.output('data_docs_index')}")
-    print(f"validate: all {len(checks)} data-quality checks passed ({len(table)} images); "
+    print(f"validate: all {len(checks)} data-quality checks passed ({counted}); "
           f"Data Docs: {ctx.output('data_docs_index')}")
 
 

@@ -9,16 +9,16 @@ stay small. On failure it exits non-zero with one line per failed check saying w
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import great_expectations.expectations as gxe
 import pandas as pd
 
-from core.fsutil import atomic_directory, read_csv, write_json
+from core.fsutil import read_csv
 from core.spec.data import BoxSection, Quality
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.data.quality import CheckResult, run_checkpoint
+from stages.validate import gate_data
+from vision.data.quality import CheckResult
 
 
 def box_table(images: list[dict[str, str]], boxes: list[dict[str, str]], quarantined_images: int,
@@ -117,18 +117,7 @@ def main(ctx: StageContext) -> None:
         raise StageFailure(f"no boxes were ingested ({len(images)} images, {quarantined_boxes} boxes quarantined); "
                            f"see {ctx.input('box_quarantine')}")
     table = box_table(images, box_rows, quarantined, quarantined_boxes)
-    with atomic_directory(ctx.output("data_docs")) as docs:
-        checks, raw = run_checkpoint(table, expectations(quality, boxes, classes), docs, run_name=ctx.project)
-    ctx.output("result").parent.mkdir(parents=True, exist_ok=True)
-    ctx.output("result").write_text(json.dumps(raw, indent=2, sort_keys=True, default=str) + "\n")
-    failed = [c for c in checks if not c.success]
-    write_json(ctx.output("summary"), {"checks": len(checks), "failed": len(failed), "success": not failed})
-    if failed:
-        lines = "\n".join(f"  - {explain(c, table)}" for c in failed)
-        raise StageFailure(f"{len(failed)} of {len(checks)} data-quality checks failed:\n{lines}\n"
-                           f"  Data Docs: {ctx.output('data_docs_index')}")
-    print(f"validate: all {len(checks)} data-quality checks passed ({len(images)} images, {len(table)} boxes); "
-          f"Data Docs: {ctx.output('data_docs_index')}")
+    gate_data(ctx, table, expectations(quality, boxes, classes), explain, f"{len(images)} images, {len(table)} boxes")
 
 
 if __name__ == "__main__":

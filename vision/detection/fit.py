@@ -5,17 +5,12 @@ deterministic algorithms, seeded augmentations, single-process loading."""
 
 from __future__ import annotations
 
-import sys
-import tempfile
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from core.spec.training import AugmentSection, TrainSection
@@ -24,7 +19,13 @@ from vision.detection.data import DetectionSplit, LetterboxedImages, collate_for
 from vision.detection.decode import Decoding, detect_batch
 from vision.detection.metrics import as_prediction, map_metric
 from vision.detection.model import Detector
-from vision.training.engine import LineProgress, launch_arguments, optimizer_for, quiet_lightning, scheduler_for
+from vision.training.engine import (
+    History,
+    optimizer_for,
+    quiet_lightning,
+    run_fit,
+    scheduler_for,
+)
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_map", "val_map50", "lr")
 SELECTION_MODE = {"val_loss": "min", "val_map": "max"}
@@ -68,21 +69,6 @@ class DetectorModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": scheduler_for(optimizer, self.training)}
 
 
-class _History(Callback):
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-        self._lr = 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        m = trainer.callback_metrics
-        self.rows.append({"epoch": trainer.current_epoch + 1, "train_loss": round(float(m["train_loss"]), 6),
-                          "val_loss": round(float(m["val_loss"]), 6), "val_map": round(float(m["val_map"]), 6),
-                          "val_map50": round(float(m["val_map50"]), 6), "lr": float(f"{self._lr:.6g}")})
-
-
 @dataclass(frozen=True)
 class DetectorFit:
     model: Detector
@@ -116,30 +102,12 @@ def fit_detector(model: Detector, train: DetectionSplit, val: DetectionSplit, tr
                             collate_fn=collate_for_training)
     model.to(memory_format=torch.channels_last).train()
     module = DetectorModule(model, training, decoding)
-    history = _History()
+    history = History(HISTORY_FIELDS[1:-1])
     monitor = training.selection("detection")
-    mode = SELECTION_MODE[monitor]
-    with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
-        best = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1, save_weights_only=True,
-                               filename="best-{epoch}", auto_insert_metric_name=False)
-        all_callbacks: list[Callback] = [history, best, *callbacks]
-        terminal = sys.stdout.isatty()
-        if progress and not terminal:
-            all_callbacks.append(LineProgress(label, "val_map", "mAP50-95"))
-        if training.early_stopping_patience:
-            all_callbacks.append(EarlyStopping(monitor, mode=mode, patience=training.early_stopping_patience))
-        trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **launch_arguments(), deterministic=True,
-                            logger=False, callbacks=all_callbacks, enable_model_summary=False,
-                            enable_progress_bar=progress and terminal, num_sanity_val_steps=0,
-                            default_root_dir=ckpt_dir)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
-            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
-            trainer.fit(module, train_loader, val_loader)
-        if not trainer.is_global_zero:
-            return DetectorFit(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        kept_epoch = int(Path(best.best_model_path).stem.removeprefix("best-")) + 1
-    module.load_state_dict(state)
+    fitted = run_fit(module, (train_loader, val_loader), training, (monitor, SELECTION_MODE[monitor]), history,
+                     callbacks, progress, label, ("val_map", "mAP50-95"))
+    if fitted.state is None:
+        return DetectorFit(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
+    module.load_state_dict(fitted.state)
     module.model.to(memory_format=torch.contiguous_format)
-    return DetectorFit(module.model.eval(), history.rows, kept_epoch, monitor)
+    return DetectorFit(module.model.eval(), history.rows, fitted.kept_epoch, monitor)

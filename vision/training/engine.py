@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from torch.utils.data import DataLoader
 
 from core.progress import Progress
 from core.spec.training import TrainSection
@@ -101,3 +108,66 @@ def launch_arguments() -> dict[str, Any]:
 def quiet_lightning() -> None:
     """Drop Lightning's start-up chatter (accelerator inventory, adverts); warnings still show."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+class History(Callback):
+    """One row per epoch with the figures people plot (Lightning's CSV logger splits them over rows): the
+    epoch, each of `fields` as logged (rounded to 6 decimals), and the learning rate the epoch trained with."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.rows: list[dict[str, float]] = []
+        self._lr = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])  # the rate this epoch trains with
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        self.rows.append({"epoch": trainer.current_epoch + 1,
+                          **{name: round(float(metrics[name]), 6) for name in self.fields},
+                          "lr": float(f"{self._lr:.6g}")})
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a Lightning fit leaves: the best epoch's weights (None on the other ranks of a distributed run, which
+    did not keep them) and which epoch that was (1-based)."""
+
+    state: dict[str, torch.Tensor] | None
+    kept_epoch: int
+
+
+# Eight parameters: the module and its data, the spec's training section, what selects the kept epoch, and how
+# progress shows; callers build the module, the loaders and the history their task needs.
+def run_fit(module: L.LightningModule, loaders: tuple[DataLoader, DataLoader], training: TrainSection,
+            selection: tuple[str, str], history: History, callbacks: tuple[Callback, ...], progress: bool,
+            label: str, shown: tuple[str, str] = ("val_accuracy", "accuracy")) -> Fitted:
+    """Lightning's fit for `training.epochs`, keeping the best epoch by `selection` (figure, min or max), with
+    early stopping when the spec asks, deterministic on CPU, progress as a bar on a terminal and as `label`-ed
+    lines showing `shown` (figure, words) elsewhere."""
+    monitor, mode = selection
+    with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
+        best = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1,
+                               save_weights_only=True, filename="best-{epoch}", auto_insert_metric_name=False)
+        all_callbacks: list[Callback] = [history, best, *callbacks]
+        terminal = sys.stdout.isatty()
+        if progress and not terminal:
+            all_callbacks.append(LineProgress(label, *shown))
+        if training.early_stopping_patience:
+            all_callbacks.append(EarlyStopping(monitor, mode=mode, patience=training.early_stopping_patience))
+        trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **launch_arguments(), deterministic=True,
+                            logger=False, callbacks=all_callbacks, enable_model_summary=False,
+                            enable_progress_bar=progress and terminal, num_sanity_val_steps=0,
+                            default_root_dir=ckpt_dir)
+        with warnings.catch_warnings():
+            # Data is read in the main process on purpose (deterministic order): no loader workers.
+            warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
+            # Raised inside lightning's own pytree helper under torch >= 2.14; nothing a user can act on.
+            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+            trainer.fit(module, *loaders)
+        if not trainer.is_global_zero:  # rank 0 alone saved the best checkpoint, on its own filesystem
+            return Fitted(None, len(history.rows))
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        # the checkpoint's own name says which epoch it holds ("best-<0-based epoch>.ckpt")
+        return Fitted(state, int(Path(best.best_model_path).stem.removeprefix("best-")) + 1)

@@ -13,16 +13,13 @@ rank 0 keeps the best checkpoint and returns the model (`TrainResult.primary`).
 
 from __future__ import annotations
 
-import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from lightning.pytorch.callbacks import Callback
 from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
@@ -32,10 +29,10 @@ from vision.data.dataset import SplitData
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.engine import (
-    LineProgress,
-    launch_arguments,
+    History,
     optimizer_for,
     quiet_lightning,
+    run_fit,
     scheduler_for,
     world,
 )
@@ -134,28 +131,6 @@ class Classifier(L.LightningModule):
 
 
 
-class _History(Callback):
-    """One row per epoch with the figures people plot (Lightning's CSV logger splits them over rows)."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-        self._lr = 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])  # the rate this epoch trains with
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        self.rows.append({
-            "epoch": trainer.current_epoch + 1,
-            "train_loss": round(float(metrics["train_loss"]), 6),
-            "val_loss": round(float(metrics["val_loss"]), 6),
-            "val_accuracy": round(float(metrics["val_accuracy"]), 6),
-            "val_macro_f1": round(float(metrics["val_macro_f1"]), 6),
-            "lr": float(f"{self._lr:.6g}"),
-        })
-
-
 @dataclass(frozen=True)
 class TrainResult:
     model: torch.nn.Module
@@ -232,33 +207,12 @@ def _fit(model: torch.nn.Module, loaders: Loaders, training: TrainSection, teach
     # fine-tune with frozen BatchNorm statistics and no dropout (compress passes eval-mode models)
     weights = class_weights(loaders.labels, int(model.num_classes)) if training.balance == "loss" else None
     module = Classifier(model, training, bn_loader=loaders.bn, teacher=teacher, task=task, class_weights=weights)
-    history = _History()
-    with tempfile.TemporaryDirectory(prefix="autodl-ckpt-") as ckpt_dir:
-        monitor = training.selection()
-        mode = SELECTION_MODE[monitor]
-        best = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1,
-                               save_weights_only=True, filename="best-{epoch}", auto_insert_metric_name=False)
-        all_callbacks: list[Callback] = [history, best, *callbacks]
-        terminal = sys.stdout.isatty()
-        if progress and not terminal:
-            all_callbacks.append(LineProgress(label))
-        if training.early_stopping_patience:
-            all_callbacks.append(EarlyStopping(monitor, mode=mode, patience=training.early_stopping_patience))
-        trainer = L.Trainer(max_epochs=training.epochs, accelerator="cpu", **launch_arguments(), deterministic=True,
-                            logger=False, callbacks=all_callbacks, enable_model_summary=False,
-                            enable_progress_bar=progress and terminal, num_sanity_val_steps=0,
-                            default_root_dir=ckpt_dir)
-        with warnings.catch_warnings():
-            # Data is already in memory as tensors: extra loader workers would only add start-up cost.
-            warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
-            # Raised inside lightning's own pytree helper under torch >= 2.14; nothing a user can act on.
-            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
-            trainer.fit(module, loaders.train, loaders.val)
-        if not trainer.is_global_zero:  # rank 0 alone saved the best checkpoint, on its own filesystem
-            return TrainResult(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        # the checkpoint's own name says which epoch it holds ("best-<0-based epoch>.ckpt")
-        kept_epoch = int(Path(best.best_model_path).stem.removeprefix("best-")) + 1
-    module.load_state_dict(state)
+    history = History(HISTORY_FIELDS[1:-1])
+    monitor = training.selection()
+    fitted = run_fit(module, (loaders.train, loaders.val), training, (monitor, SELECTION_MODE[monitor]), history,
+                     callbacks, progress, label)
+    if fitted.state is None:
+        return TrainResult(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
+    module.load_state_dict(fitted.state)
     module.model.to(memory_format=torch.contiguous_format)
-    return TrainResult(module.model.eval(), history.rows, kept_epoch, monitor)
+    return TrainResult(module.model.eval(), history.rows, fitted.kept_epoch, monitor)
