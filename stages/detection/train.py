@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import lightning as L
+
 from core.fsutil import atomic_directory, write_csv, write_json
 from core.registry import CODE_ROOT, code_dependencies, stage_named
 from core.spec.detection import DetectionSection
@@ -47,6 +49,8 @@ class DetectionInputs:
                         self.detection.max_detections)
 
     def fit(self, config: DetectorConfig, pretrained: str | None, training: TrainSection, **hooks: Any) -> DetectorFit:
+        """A fresh detector for `config`, its new layers initialised from the seed, fitted."""
+        L.seed_everything(self.seed, workers=True, verbose=False)
         model = build_detector(config, pretrained)
         return fit_detector(model, self.train, self.val, training, self.decoding(config), self.seed, self.augment,
                             min_visibility=self.detection.min_visibility, **hooks)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,8 @@ data:
 augment: {horizontal_flip: 0.0, fog: 0.2}
 model: {backbone: tf_efficientnet_lite0, pretrained: efficientnet_lite0_imagenet}
 detection: {input_size_px: 96, strides: [8, 16, 32], fpn_channels: 32, head_convs: 1}
-train: {epochs: 3, batch_size: 8, optimizer: {lr: 2.0e-3}}
+train: {epochs: 3, batch_size: 8, optimizer: {lr: 2.0e-3},
+        hpo: {trials: 2, sampler: random, epochs_per_trial: 1, space: {lr: {low: 1.0e-3, high: 4.0e-3, log: true}}}}
 """
 
 # (spec edit as `old -> new` text, stages whose params it changes), written out by hand on purpose.
@@ -101,12 +103,17 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_repro_builds_the_data_trains_a_detector_and_reports_map(pipeline: Path) -> None:
-    ran = re.findall(r"Running stage 'boxes-(\w+)'", (pipeline / "repro.log").read_text())
+    log = (pipeline / "repro.log").read_text()
+    ran = re.findall(r"Running stage 'boxes-(\w+)'", log)
     assert ran == ["synthesize", "ingest", "validate", "embed", "clean", "split", "prune", "train", "evaluate"]
     ingest = json.loads((pipeline / "reports/boxes/ingest/summary.json").read_text())
     assert ingest["images"] == 90
     assert ingest["quarantined_boxes"] == 0
     assert set(ingest["instances_per_class"]) == {"0", "1", "2"}
+    assert "hyperparameter search ran 2 new trial(s)" in log
+    trained = json.loads((pipeline / "reports/boxes/train/metrics.json").read_text())
+    assert trained["hpo"]["trials"] == 2
+    assert trained["selected_by"] == "val_map"
     metrics = json.loads((pipeline / "reports/boxes/evaluate/metrics.json").read_text())
     assert {"map", "map50", "map75", "map_small", "map_medium", "map_large", "ar100", "per_class_ap"} <= set(metrics)
     assert 0.0 <= metrics["map"] <= metrics["map50"] <= 1.0
@@ -121,6 +128,13 @@ def test_repro_builds_the_data_trains_a_detector_and_reports_map(pipeline: Path)
     for figure in ("reports/boxes/train/augmentations.png", "reports/boxes/evaluate/worst.png",
                    "reports/boxes/prune/projection.png", "reports/boxes/validate/data_docs/index.html"):
         assert (pipeline / figure).stat().st_size > 1000, figure
+
+
+def test_training_again_gives_the_same_detector_and_reports_byte_for_byte(pipeline: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    dvc(clone, "repro", "--force", "--single-item", "boxes-train")
+    assert git(clone, "status", "--porcelain") == "", "a forced rerun of train changed its outputs"
 
 
 def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:

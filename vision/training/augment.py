@@ -70,8 +70,14 @@ class AtWorkingSize(A.ImageOnlyTransform):
     has none that restores the input's shape; the inner transform draws from the same seeded generators."""
 
     def __init__(self, inner: A.BasicTransform, side: int, p: float = 1.0):
+        self.inner, self.side = inner, side  # before the base class seeds itself (and with it, `inner`)
         super().__init__(p=p)
-        self.inner, self.side = inner, side
+
+    def set_random_seed(self, seed: int | None) -> None:
+        """A seeded Compose seeds its transforms through this: the inner transform must follow, or its draws
+        would come from an unseeded generator and a rerun would see other images."""
+        super().set_random_seed(seed)
+        self.inner.set_random_seed(seed)
 
     def set_random_state(self, random_generator: np.random.Generator, py_random: random.Random) -> None:
         super().set_random_state(random_generator, py_random)

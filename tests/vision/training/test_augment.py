@@ -95,3 +95,23 @@ def test_a_higher_severity_damages_more_at_any_input_size(name: str, size: int) 
 def test_fog_thickens_steadily_with_severity_on_small_images() -> None:
     damage = [_damage("fog", severity, 32) for severity in (1, 2, 3, 4, 5)]
     assert damage == sorted(damage), damage  # it once fogged severity 1 the most at 32 px
+
+
+@pytest.mark.parametrize("size", [32, 96])
+def test_fog_at_a_working_size_is_seeded_like_every_other_transform(size: int) -> None:
+    """Below FOG_WORKING_SIZE fog runs inside AtWorkingSize: its draws must follow the pipeline's seed, or a
+    rerun trains on other images (albumentations seeds a Compose's transforms through set_random_seed)."""
+    from vision.training.augment import FOG_WORKING_SIZE
+
+    assert size < FOG_WORKING_SIZE
+    image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+    def three_draws() -> list[np.ndarray]:
+        pipeline = training_pipeline(AugmentSection(fog=1.0), size, seed=5)
+        assert pipeline is not None
+        return [pipeline(image=image)["image"] for _ in range(3)]
+
+    runs = [three_draws(), three_draws()]
+    for first, second in zip(*runs, strict=True):
+        assert np.array_equal(first, second)
+    assert not np.array_equal(runs[0][0], runs[0][1])  # fresh draws from one image to the next
