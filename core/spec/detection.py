@@ -26,8 +26,9 @@ class DetectionSection(SpecModel):
     """Convolutions in each head tower (classification and box regression) before its output layer."""
     center_sampling_radius: Annotated[float, Interval(0.5, 4.0)] = 1.5
     """Locations within this many strides of a box's centre learn that box (FCOS centre sampling)."""
-    score_threshold: Fraction = 0.05
-    """Detections scoring below this are dropped before NMS; mAP ranks everything above it, so keep it low."""
+    score_threshold: Fraction = 0.001
+    """Detections scoring below this are dropped before NMS. mAP ranks everything above it, so it stays low (as
+    COCO-style evaluations do): a higher value cuts the precision-recall curve short and understates mAP."""
     confidence_threshold: Fraction = 0.5
     """The operating point: a detection scoring at least this counts as found (the confusion matrix, per-class
     precision and recall, the gallery of mistakes)."""

@@ -117,7 +117,7 @@ class Decoding:
 
     input_wh: tuple[int, int]
     strides: tuple[int, ...]
-    score_threshold: float = 0.05
+    score_threshold: float = 0.001
     nms_iou: float = 0.6
     max_detections: int = 100
     candidates_per_level: int = 1000

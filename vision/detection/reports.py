@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from core.spec.detection import DetectionSection
 from core.spec.training import AugmentSection
@@ -21,7 +21,8 @@ from vision.training.augment import CORRUPTIONS, GEOMETRIC_AND_COLOUR, enabled
 PREVIEW_COLUMNS = 4
 DRAW_SIDE_PX = 320
 """Images are drawn at least this large (nearest-neighbour), so labels and thin boxes stay legible."""
-TRUTH, PREDICTED = (40, 220, 60), (235, 40, 40)
+TRUTH, PREDICTED = (40, 220, 60), (255, 70, 70)
+CAPTION_PX = 14
 
 
 def draw_boxes(image: np.ndarray, layers: Sequence[tuple[np.ndarray, list[str], tuple[int, int, int]]]
@@ -31,11 +32,14 @@ def draw_boxes(image: np.ndarray, layers: Sequence[tuple[np.ndarray, list[str], 
     zoom = max(1.0, DRAW_SIDE_PX / max(height, width))
     canvas = Image.fromarray(image).resize((round(width * zoom), round(height * zoom)), Image.Resampling.NEAREST)
     pen = ImageDraw.Draw(canvas)
-    for boxes, captions, colour in layers:
+    font = ImageFont.load_default(size=CAPTION_PX)
+    for layer, (boxes, captions, colour) in enumerate(layers):
         for box, caption in zip(np.asarray(boxes).reshape(-1, 4), captions, strict=True):
             x1, y1, x2, y2 = (float(v) * zoom for v in box)
             pen.rectangle((x1, y1, x2, y2), outline=colour, width=2)
-            pen.text((x1 + 2, max(0.0, y1 - 11)), caption, fill=colour)
+            # the first layer (truth) is captioned under its box, the others above: both stay legible
+            y = min(y2 + 1, canvas.height - CAPTION_PX - 1) if layer == 0 else max(0.0, y1 - CAPTION_PX - 2)
+            pen.text((x1 + 1, y), caption, fill=colour, font=font, stroke_width=2, stroke_fill=(0, 0, 0))
     return np.asarray(canvas)
 
 
@@ -89,7 +93,7 @@ def worst_gallery(data: DetectionSplit, found: Sequence[Detections], ranking: Se
     tiles, captions = [], []
     for i in ranking:
         keep = found[i].scores >= score_threshold
-        predicted = [f"{classes[int(c)]} {s:.2f}" for c, s in zip(found[i].labels[keep], found[i].scores[keep],
+        predicted = [f"{classes[int(c)]}: {s:.2f}" for c, s in zip(found[i].labels[keep], found[i].scores[keep],
                                                                    strict=True)]
         tiles.append(draw_boxes(read_rgb(data.root / data.paths[i]), [
             (data.boxes[i], [classes[int(c)] for c in data.labels[i]], TRUTH),
