@@ -73,7 +73,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "model.pretrained": (("pretrained: efficientnet_lite0_imagenet", "pretrained: null"), {"train"}),
     "train": (("epochs: 3", "epochs: 4"), {"train"}),
     "detection.input_size_px": (("input_size_px: 96, strides", "input_size_px: 128, strides"), {"train"}),
-    "detection.strides": (("strides: [8, 16, 32]", "strides: [8, 16, 32, 64]"), {"train"}),
+    "detection.strides": (("strides: [8, 16, 32]", "strides: [8, 16]"), {"train"}),
     "detection.fpn_channels": (("fpn_channels: 32", "fpn_channels: 64"), {"train"}),
     "detection.head_convs": (("head_convs: 1", "head_convs: 2"), {"train"}),
     "detection.center_sampling_radius": (("head_convs: 1", "head_convs: 1, center_sampling_radius: 2.0"), {"train"}),
