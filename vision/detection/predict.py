@@ -3,7 +3,6 @@ what the server will answer."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -23,6 +22,3 @@ def predict_split(model: Detector, data: DetectionSplit, decoding: Decoding) -> 
         found.extend(detect_batch(*outputs, decoding, fits))
     return found
 
-
-def empty() -> Detections:
-    return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
