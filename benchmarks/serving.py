@@ -39,7 +39,7 @@ def bare_loop(artifact, images: list[bytes], seconds: float) -> list[float]:
     latencies, started, i = [], time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
         begin = time.perf_counter()
-        artifact.predict(artifact.normalise(artifact.decode(images[i % len(images)])[None]))
+        artifact.predict(artifact.normalise(artifact.decode(images[i % len(images)])[0][None]))
         latencies.append((time.perf_counter() - begin) * 1000)
         i += 1
     return latencies

@@ -21,11 +21,19 @@ NOT_FOR_DETECTION: dict[tuple[str, ...], str] = {
     ("data", "quality", "max_class_imbalance"): "detection bounds the imbalance of boxes: "
                                                 "data.boxes.max_instance_imbalance",
     ("train", "freeze"): "detectors train every level (freezing backbone levels is built for classifiers only)",
+    ("compress", "student"): "a detector is compressed by pruning its own channels; a student backbone is built for "
+                             "classifiers only",
+    ("compress", "sparse_training"): "sparse training is built for classifiers only: use structured_prune",
+    ("compress", "quantization", "max_fp32_layers"): "a detector's int8 file quantizes every layer; remove it",
+    ("compress", "quantization", "sensitivity_images"): "a detector's int8 file quantizes every layer; remove it",
+    ("compress", "quantization", "qat_epochs"): "quantization-aware training is built for classifiers only",
+    ("dependability", "min_accuracy"): "a detector is gated on mAP: dependability.min_map and min_map50",
+    ("dependability", "min_class_recall"): "a detector is gated on mAP: dependability.min_map and min_map50",
 }
 """Keys a detection spec may not set, and why."""
 
-NOT_YET_FOR_DETECTION = ("compress", "dependability")
-"""Sections a detection pipeline does not run yet: it ends at evaluate (a trained, evaluated detector)."""
+DETECTION_ONLY: tuple[tuple[str, ...], ...] = (("dependability", "min_map"), ("dependability", "min_map50"))
+"""Keys only a detection spec may set."""
 
 DETECTION_TUNABLES = ("lr", "weight_decay", "batch_size", "backbone")
 DETECTION_SELECTION = ("auto", "val_loss", "val_map")
@@ -55,7 +63,7 @@ def keys_fit_the_task(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]
 
 
 def _classification_keys(spec: ProjectSpec) -> Iterator[Problem]:
-    for path in (("detection",), ("data", "boxes")):
+    for path in (("detection",), ("data", "boxes"), *DETECTION_ONLY):
         if _was_set(spec, path):
             yield _problem(path, f"{'.'.join(path)} applies to task: detection only",
                            "set task: detection, or remove the section")
@@ -75,17 +83,34 @@ def _detection_keys(spec: ProjectSpec) -> Iterator[Problem]:
     if spec.train.select_by not in DETECTION_SELECTION:
         yield _problem(("train", "select_by"), f"{spec.train.select_by} is a classification figure",
                        "use val_map (validation mAP50-95), val_loss or auto")
-    for section in NOT_YET_FOR_DETECTION:
-        if _was_set(spec, (section,)):
-            yield _problem((section,), f"the detection pipeline ends at evaluate: {section} does not run for "
-                           "detectors yet", f"remove the {section} section")
+    if "sparse_train" in spec.compress.methods:
+        index = spec.compress.methods.index("sparse_train")
+        yield _problem(("compress", "methods", index), "sparse_train is built for classifiers only",
+                       "use structured_prune (with distill) for a detector")
     yield from _detection_search(spec)
+    yield from _detection_dependability(spec)
     for index, source in enumerate(spec.data.sources):
         if not isinstance(source, BOX_SOURCES):
             yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry no boxes",
                            "a detector reads coco, yolo or voc sources; `autodl frames` turns a video into an "
                            "image set to annotate")
     yield from _size_fits_strides(spec)
+
+
+DETECTION_OOD = ("auto", "mahalanobis", "knn")
+MOVING_CORRUPTIONS = ("elastic", "perspective", "rotation")
+
+
+def _detection_dependability(spec: ProjectSpec) -> Iterator[Problem]:
+    if spec.dependability.ood.detector not in DETECTION_OOD:
+        yield _problem(("dependability", "ood", "detector"), f"{spec.dependability.ood.detector} scores one softmax "
+                       "per image; a detector's image-level score comes from its pooled features",
+                       "use auto, mahalanobis or knn")
+    for index, name in enumerate(spec.dependability.robustness.corruptions):
+        if name in MOVING_CORRUPTIONS:
+            yield _problem(("dependability", "robustness", "corruptions", index), f"{name} moves pixels, so the "
+                           "boxes would no longer match the image", "use pixel-only corruptions (fog, rain, snow, "
+                           "frost, low_light, motion_blur, pixelate, occlusion, gaussian_noise)")
 
 
 def _detection_search(spec: ProjectSpec) -> Iterator[Problem]:

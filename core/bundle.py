@@ -67,6 +67,9 @@ class Preprocessing:
     execution_provider: str = "CPUExecutionProvider"
     task: str = "classification"
     """Which vision task the model answers (vision.tasks, serving.responses)."""
+    detection: dict[str, Any] | None = None
+    """A detector's input [width, height], strides and decoding (score threshold, NMS IoU, max detections,
+    confidence threshold): how the server letterboxes an image and turns the raw outputs into boxes."""
 
     _ORDER = ("model_file", "input_name", "output_name", "features_name", "layout", "input_size_px", "mean", "std",
               "scale", "classes", "variant", "precision", "target", "execution_provider")
@@ -76,6 +79,8 @@ class Preprocessing:
         keep the bytes (and content address) they had before tasks were named."""
         values = asdict(self)
         extra = {"task": self.task} if self.task != "classification" else {}
+        if self.detection is not None:
+            extra["detection"] = self.detection
         return {**{name: values[name] for name in self._ORDER}, **extra}
 
     @classmethod

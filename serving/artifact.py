@@ -22,8 +22,14 @@ from PIL import Image
 from core.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE, Preprocessing, ServingSettings
 from serving.ood import mahalanobis_terms, ood_score, softmax
 from vision.data.decode import BadImage, PixelLimits, declared_size, decode_rgb
+from vision.detection.decode import Decoding, Detections, Letterbox, detect
 
-__all__ = ["Artifact", "BadImage", "PixelLimits", "Prediction"]
+__all__ = ["Artifact", "BadImage", "DetectionPrediction", "DetectionSettings", "PixelLimits", "Prediction"]
+
+PAD_VALUE = 114
+"""The letterbox padding grey training used (vision.detection.data.PAD_VALUE; that module needs torch, the
+server does not load it)."""
+EPSILON = 1e-6
 
 LARGE_IMAGE_PIXELS = 4_000_000
 """Images above this many pixels decode one at a time per server process, so concurrent requests cannot
@@ -52,6 +58,63 @@ class Prediction:
 
 
 @dataclass
+class DetectionPrediction:
+    """Per image: detections in the original image's pixels (none where the model abstained), best first, with
+    temperature-calibrated scores; the image-level OOD score and the abstain decision."""
+
+    detections: list[Detections]
+    ood_scores: np.ndarray
+    abstained: np.ndarray
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """From `preprocess.json`: the detector's input and decoding; `confidence_threshold` is the default minimum
+    calibrated score a response holds."""
+
+    input_wh: tuple[int, int]
+    decoding: Decoding
+    confidence_threshold: float
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> DetectionSettings:
+        input_wh = (int(raw["input_wh"][0]), int(raw["input_wh"][1]))
+        decoding = Decoding(input_wh, tuple(int(s) for s in raw["strides"]), float(raw["score_threshold"]),
+                            float(raw["nms_iou"]), int(raw["max_detections"]))
+        return cls(input_wh, decoding, float(raw["confidence_threshold"]))
+
+
+@dataclass(frozen=True)
+class DetectionRequest:
+    """What one request may change, each already checked within the server's limits."""
+
+    score_threshold: float
+    nms_iou: float
+    max_detections: int
+
+
+def letterboxed(rgb: Image.Image, input_wh: tuple[int, int]) -> np.ndarray:
+    """The image scaled to fit `input_wh` (bilinear), aspect kept, padded right and bottom: as training fed it."""
+    fit = Letterbox.fit(rgb.width, rgb.height, input_wh)
+    scaled = fit.scaled_size()
+    canvas = np.full((input_wh[1], input_wh[0], 3), PAD_VALUE, dtype=np.uint8)
+    resized = rgb if scaled == rgb.size else rgb.resize(scaled, Image.Resampling.BILINEAR)
+    canvas[:scaled[1], :scaled[0]] = np.asarray(resized, dtype=np.uint8)
+    return canvas
+
+
+def _calibrated(scores: np.ndarray, temperature: float) -> np.ndarray:
+    p = np.clip(np.asarray(scores, np.float64), EPSILON, 1 - EPSILON)
+    return 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / temperature))
+
+
+def _raw_threshold(calibrated: float, temperature: float) -> float:
+    """The raw score whose calibrated value is `calibrated` (calibration is monotonic)."""
+    p = min(max(calibrated, EPSILON), 1 - EPSILON)
+    return float(1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) * temperature)))
+
+
+@dataclass
 class Artifact:
     classes: list[str]
     size_px: int
@@ -69,6 +132,7 @@ class Artifact:
     outputs: tuple[str, str] = ("logits", "features")
     limits: PixelLimits = field(default_factory=PixelLimits)
     task: str = "classification"
+    detection: DetectionSettings | None = None
 
     @classmethod
     def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True,
@@ -88,6 +152,9 @@ class Artifact:
                        outputs=(preprocess.output_name, preprocess.features_name),
                        version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12],
                        limits=limits or PixelLimits(), task=preprocess.task)
+        if preprocess.task == "detection":
+            artifact.detection = DetectionSettings.from_dict(preprocess.detection or {})
+            artifact.outputs = ("class_logits", "box_regression", "centerness", preprocess.features_name)
         serving_file = _find(folders, SERVING_FILE, required=False)
         if serving_file is not None:
             serving = ServingSettings.from_dict(json.loads(serving_file.read_text(encoding="utf-8")))
@@ -98,9 +165,10 @@ class Artifact:
                 artifact.state.update(mahalanobis_terms(artifact.state))
         return artifact
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Encoded image bytes -> uint8 RGB at the model's size, decoded as ingest decodes (deep images
-        rescaled, size checked before decoding) and resized as training read its images (bicubic)."""
+    def decode(self, data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
+        """Encoded image bytes -> (uint8 RGB at the model's input, the image's own width and height), decoded as
+        ingest decodes (deep images rescaled, size checked before decoding) and fitted as training read its
+        images (a classifier's square, bicubic; a detector's letterbox)."""
         width, height = declared_size(data)
         self.limits.check(width, height)
         if width * height > LARGE_IMAGE_PIXELS:
@@ -108,17 +176,63 @@ class Artifact:
                 rgb = decode_rgb(data, self.limits)
         else:
             rgb = decode_rgb(data, self.limits)
+        return self.fit(rgb), rgb.size
+
+    def fit(self, rgb: Image.Image) -> np.ndarray:
+        if self.detection is not None:
+            return letterboxed(rgb, self.detection.input_wh)
         if rgb.size != (self.size_px, self.size_px):
             rgb = rgb.resize((self.size_px, self.size_px), Image.Resampling.BICUBIC)
         return np.asarray(rgb, dtype=np.uint8)
 
+    def input_hw(self) -> tuple[int, int]:
+        """The network input's height and width."""
+        if self.detection is not None:
+            return self.detection.input_wh[1], self.detection.input_wh[0]
+        return self.size_px, self.size_px
+
     def normalise(self, images: np.ndarray) -> np.ndarray:
-        """uint8 N x H x W x 3 -> the float N x 3 x S x S the network takes."""
-        if images.shape[1:3] != (self.size_px, self.size_px):
+        """uint8 N x H x W x 3 -> the float N x 3 x H x W the network takes (resized or letterboxed to fit)."""
+        if images.shape[1:3] != self.input_hw() and self.detection is not None:
+            images = np.stack([self.fit(Image.fromarray(i)) for i in images])
+        if images.shape[1:3] != self.input_hw():
             images = np.stack([np.asarray(Image.fromarray(i).resize((self.size_px, self.size_px),
                                                                     Image.Resampling.BICUBIC)) for i in images])
         x = images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         return (x - self.mean) / self.std
+
+    def detect(self, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
+               request: DetectionRequest | None = None) -> DetectionPrediction:
+        """Normalised N x 3 x H x W -> each image's detections (in its own pixels when `sizes` gives each image's
+        width and height, else in input pixels) with calibrated scores, its OOD score and the abstain decision."""
+        assert self.detection is not None
+        settings = request or self.default_request()
+        decoding = Decoding(self.detection.input_wh, self.detection.decoding.strides,
+                            max(self.detection.decoding.score_threshold,
+                                _raw_threshold(settings.score_threshold, self.temperature)),
+                            settings.nms_iou, settings.max_detections)
+        input_type = self.session.get_inputs()[0].type
+        feed = tensor.astype(np.float16 if "float16" in input_type else np.float32)
+        logits, regression, centerness, features = (
+            np.asarray(o, np.float32) for o in self.session.run(list(self.outputs), {self.input_name: feed}))
+        scores = ood_score(self.detector, np.zeros((len(tensor), 1), np.float32), features, self.state)
+        abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
+        found = []
+        for i in range(len(tensor)):
+            if abstained[i]:
+                found.append(Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)))
+                continue
+            fit = Letterbox.fit(*sizes[i], self.detection.input_wh) if sizes else None
+            own = detect(logits[i], regression[i], centerness[i], decoding, fit)
+            calibrated = _calibrated(own.scores, self.temperature).astype(np.float32)
+            keep = calibrated >= settings.score_threshold
+            found.append(Detections(own.boxes[keep], calibrated[keep], own.labels[keep]))
+        return DetectionPrediction(found, scores.astype(np.float32), abstained)
+
+    def default_request(self) -> DetectionRequest:
+        assert self.detection is not None
+        return DetectionRequest(self.detection.confidence_threshold, self.detection.decoding.nms_iou,
+                                self.detection.decoding.max_detections)
 
     def predict(self, tensor: np.ndarray) -> Prediction:
         """Normalised N x 3 x S x S -> calibrated probabilities, OOD score and the abstain decision."""

@@ -28,7 +28,7 @@ from kserve import InferResponse, Model
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
-from serving.artifact import Artifact, BadImage, Prediction
+from serving.artifact import Artifact, BadImage, DetectionPrediction, DetectionRequest, Prediction
 from serving.protocol import Tensor, TensorRequest
 from serving.responses import RESPONSES
 from vision.data.decode import declared_size
@@ -40,6 +40,10 @@ headers of PNG, GIF, BMP, TIFF and most JPEGs; an image whose size is not found 
 LIGHT_PIXELS = 1_000_000
 """A request whose images declare at most this many pixels in all runs on the event loop: a millisecond of
 work, less than the hand-off to a thread costs. Anything heavier goes to the pool."""
+Batch = tuple[np.ndarray, list[tuple[int, int]] | None]
+"""The network's normalised input, and each image's own width and height where the request sent images (a
+detector answers in those pixels; FP32 input is already the network's, so its boxes are in input pixels)."""
+Answer = Prediction | DetectionPrediction
 
 
 class VisionModel(Model):
@@ -66,10 +70,10 @@ class VisionModel(Model):
 
     def get_input_types(self) -> list[dict[str, Any]]:
         """The three forms a request may take; each request sends exactly one of them."""
-        size = self._artifact().size_px
+        height, width = self._artifact().input_hw()
         return [{"name": "image", "datatype": "BYTES", "shape": [-1]},
                 {"name": "pixels", "datatype": "UINT8", "shape": [-1, -1, -1, 3]},
-                {"name": "input", "datatype": "FP32", "shape": [-1, 3, size, size]}]
+                {"name": "input", "datatype": "FP32", "shape": [-1, 3, height, width]}]
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return self.responses.output_types(self._artifact().classes)
@@ -84,9 +88,9 @@ class VisionModel(Model):
             return self._v2_response(payload, prediction)
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
             raise InvalidInput('a V1 request is {"instances": [...]}')
-        return self._v1_response(await self._run(self._v1_predict, payload["instances"]))
+        return self._v1_response(await self._run(self._v1_predict, payload))
 
-    async def _run(self, work: Any, argument: Any, light: bool = False) -> Prediction:
+    async def _run(self, work: Any, argument: Any, light: bool = False) -> Answer:
         if light:
             return work(argument)
         return await asyncio.get_running_loop().run_in_executor(self.pool, work, argument)
@@ -117,65 +121,94 @@ class VisionModel(Model):
             raise InvalidInput(f"model {self.name} is not loaded")
         return self.artifact
 
-    def _v2_predict(self, request: TensorRequest) -> Prediction:
+    def _v2_predict(self, request: TensorRequest) -> Answer:
         if len(request.inputs) != 1:
             raise InvalidInput(f"expected exactly one input tensor (got {len(request.inputs)})")
-        return self._artifact().predict(self._v2_tensor(request.inputs[0]))
+        settings = self._detection_request(request.parameters)
+        return self._answer(self._v2_tensor(request.inputs[0]), settings)
 
-    def _v1_predict(self, instances: list[Any]) -> Prediction:
-        return self._artifact().predict(self._v1_tensor(instances))
+    def _v1_predict(self, payload: dict[str, Any]) -> Answer:
+        parameters = payload.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise InvalidInput("parameters must be a JSON object")
+        settings = self._detection_request(parameters)
+        return self._answer(self._v1_tensor(payload["instances"]), settings)
+
+    def _answer(self, batch: Batch, settings: DetectionRequest | None) -> Answer:
+        tensor, sizes = batch
+        if self._artifact().detection is not None:
+            return self._artifact().detect(tensor, sizes, settings)
+        return self._artifact().predict(tensor)
+
+    def _detection_request(self, parameters: dict[str, Any]) -> DetectionRequest | None:
+        """A detector's per-request `score_threshold` (0..1, calibrated), `nms_iou` (0.05..1) and `max_detections`
+        (1 up to the spec's); the spec's values where a request gives none. Anything else is refused."""
+        artifact = self._artifact()
+        if artifact.detection is None:
+            return None
+        default = artifact.default_request()
+        score = _bounded(parameters, "score_threshold", default.score_threshold, 0.0, 1.0)
+        iou = _bounded(parameters, "nms_iou", default.nms_iou, 0.05, 1.0)
+        most = artifact.detection.decoding.max_detections
+        count = parameters.get("max_detections", most)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= most:
+            raise InvalidInput(f"parameters.max_detections must be a whole number 1..{most}")
+        return DetectionRequest(score, iou, count)
 
     # -- inputs --------------------------------------------------------------------------------------------
 
-    def _images_from_bytes(self, items: list[Any]) -> np.ndarray:
+    def _images_from_bytes(self, items: list[Any]) -> Batch:
         """Encoded images, one at a time: a request holds one full-size decoded image at most."""
         artifact = self._artifact()
-        images = []
+        images, sizes = [], []
         for index, item in enumerate(items):
             try:
-                images.append(artifact.decode(_image_bytes(item, index)))
+                image, size = artifact.decode(_image_bytes(item, index))
             except BadImage as exc:
                 raise InvalidInput(f"input {index}: {exc}") from None
-        return np.stack(images)
+            images.append(image)
+            sizes.append(size)
+        return artifact.normalise(np.stack(images)), sizes
 
-    def _pixels(self, array: np.ndarray) -> np.ndarray:
+    def _pixels(self, array: np.ndarray) -> Batch:
         if array.ndim != 4 or array.shape[-1] != 3 or min(array.shape[1:3]) < 1:
             raise InvalidInput(f"uint8 pixels must be N x H x W x 3 (got shape {list(array.shape)})")
         self._artifact().limits.check(int(array.shape[2]), int(array.shape[1]))
-        return self._artifact().normalise(np.ascontiguousarray(array, dtype=np.uint8))
+        sizes = [(int(array.shape[2]), int(array.shape[1]))] * len(array)
+        return self._artifact().normalise(np.ascontiguousarray(array, dtype=np.uint8)), sizes
 
     def _check_batch(self, count: int) -> None:
         if not 1 <= count <= MAX_BATCH:
             raise InvalidInput(f"a request holds 1 to {MAX_BATCH} images (got {count})")
 
-    def _v2_tensor(self, tensor: Tensor) -> np.ndarray:
+    def _v2_tensor(self, tensor: Tensor) -> Batch:
         self._check_batch(tensor.shape[0] if tensor.shape else 0)
         if tensor.datatype == "BYTES":
             if len(tensor.shape) != 1:
                 raise InvalidInput(f"BYTES input must have shape [N] (got {tensor.shape})")
             items = tensor.data if tensor.binary else _flat(tensor.data, tensor.shape[0])
-            return self._artifact().normalise(self._images_from_bytes(items))
+            return self._images_from_bytes(items)
         if tensor.datatype == "UINT8":
             return self._pixels(_numbers(tensor, 0, 255))
         if tensor.datatype == "FP32":
-            size = self._artifact().size_px
+            height, width = self._artifact().input_hw()
             array = _numbers(tensor)
-            if array.shape[1:] != (3, size, size):
-                raise InvalidInput(f"FP32 input must be normalised N x 3 x {size} x {size} (got {tensor.shape})")
+            if array.shape[1:] != (3, height, width):
+                raise InvalidInput(f"FP32 input must be normalised N x 3 x {height} x {width} (got {tensor.shape})")
             if not np.isfinite(array).all():
                 raise InvalidInput("FP32 input holds NaN or infinite values")
-            return array.astype(np.float32)
+            return array.astype(np.float32), None
         raise InvalidInput(f"unsupported datatype {tensor.datatype}: send BYTES (encoded images), UINT8 pixels "
                            "or normalised FP32")
 
-    def _v1_tensor(self, instances: list[Any]) -> np.ndarray:
+    def _v1_tensor(self, instances: list[Any]) -> Batch:
         self._check_batch(len(instances))
         if all(isinstance(i, dict) for i in instances):
             encoded = [(i.get("image_bytes") or i).get("b64") if isinstance(i.get("image_bytes") or i, dict)
                        else None for i in instances]
             if not all(isinstance(e, str) for e in encoded):
                 raise InvalidInput('each instance is {"b64": "<base64 image>"} or {"image_bytes": {"b64": ...}}')
-            return self._artifact().normalise(self._images_from_bytes(encoded))
+            return self._images_from_bytes(encoded)
         try:
             array = np.asarray(instances)
         except ValueError:
@@ -192,8 +225,8 @@ class VisionModel(Model):
 
     # -- outputs -------------------------------------------------------------------------------------------
 
-    def _v2_response(self, request: TensorRequest, result: Prediction) -> InferResponse:
-        outputs = self.responses.v2_outputs(result)
+    def _v2_response(self, request: TensorRequest, result: Answer) -> InferResponse:
+        outputs = self.responses.v2_outputs(result, self._artifact().classes)
         requested = None if request.outputs is None else [
             KServeRequestedOutput(o.name, {"binary_data": o.binary}) for o in request.outputs]
         return InferResponse(request.id or str(uuid.uuid4()), self.name, outputs,
@@ -202,7 +235,7 @@ class VisionModel(Model):
                              use_binary_outputs=request.parameters.get("binary_data_output") is True,
                              requested_outputs=requested)
 
-    def _v1_response(self, result: Prediction) -> dict[str, Any]:
+    def _v1_response(self, result: Answer) -> dict[str, Any]:
         return {"predictions": self.responses.v1_predictions(result, self._artifact().classes)}
 
 
@@ -222,6 +255,14 @@ def _image_bytes(item: Any, index: int, prefix: int | None = None) -> bytes:
         except (binascii.Error, ValueError):
             return bytes(item)  # raw encoded image bytes
     raise InvalidInput(f"input {index}: expected a base64-encoded image")
+
+
+def _bounded(parameters: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = parameters.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise InvalidInput(f"parameters.{name} must be a number {low:g}..{high:g}")
+    return float(value)
 
 
 def _flat(data: list[Any], count: int) -> list[Any]:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from kserve import InferOutput
 
-from serving.artifact import Prediction
+from serving.artifact import DetectionPrediction, Prediction
 
 
 class Responses(Protocol):
@@ -19,9 +19,9 @@ class Responses(Protocol):
 
     def output_types(self, classes: list[str]) -> list[dict[str, Any]]: ...
 
-    def v2_outputs(self, result: Prediction) -> list[InferOutput]: ...
+    def v2_outputs(self, result: Any, classes: list[str]) -> list[InferOutput]: ...
 
-    def v1_predictions(self, result: Prediction, classes: list[str]) -> list[dict[str, Any]]: ...
+    def v1_predictions(self, result: Any, classes: list[str]) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ClassificationResponses:
                 {"name": "ood_score", "datatype": "FP32", "shape": [-1]},
                 {"name": "abstained", "datatype": "BOOL", "shape": [-1]}]
 
-    def v2_outputs(self, result: Prediction) -> list[InferOutput]:
+    def v2_outputs(self, result: Prediction, classes: list[str]) -> list[InferOutput]:
         count = len(result.labels)
         return [InferOutput("label", [count], "BYTES", [label or "" for label in result.labels]),
                 InferOutput("probabilities", list(result.probabilities.shape), "FP32",
@@ -52,4 +52,43 @@ class ClassificationResponses:
                     strict=True)]
 
 
-RESPONSES: dict[str, Responses] = {"classification": ClassificationResponses()}
+@dataclass(frozen=True)
+class DetectionResponses:
+    """Every image's boxes (xyxy in its own pixels), calibrated scores and classes, concatenated image after
+    image; `detections_per_image` says how many belong to each, so a batch of one reads as plain [N, 4] boxes.
+    An image the model abstains on gets no boxes."""
+
+    names: tuple[str, ...] = ("boxes", "scores", "labels", "label_names", "detections_per_image", "ood_score",
+                              "abstained")
+
+    def output_types(self, classes: list[str]) -> list[dict[str, Any]]:
+        return [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
+                {"name": "scores", "datatype": "FP32", "shape": [-1]},
+                {"name": "labels", "datatype": "INT64", "shape": [-1]},
+                {"name": "label_names", "datatype": "BYTES", "shape": [-1]},
+                {"name": "detections_per_image", "datatype": "INT64", "shape": [-1]},
+                {"name": "ood_score", "datatype": "FP32", "shape": [-1]},
+                {"name": "abstained", "datatype": "BOOL", "shape": [-1]}]
+
+    def v2_outputs(self, result: DetectionPrediction, classes: list[str]) -> list[InferOutput]:
+        found = result.detections
+        boxes = [float(v) for d in found for v in d.boxes.reshape(-1)]
+        total, count = sum(len(d) for d in found), len(found)
+        return [InferOutput("boxes", [total, 4], "FP32", boxes),
+                InferOutput("scores", [total], "FP32", [float(v) for d in found for v in d.scores]),
+                InferOutput("labels", [total], "INT64", [int(v) for d in found for v in d.labels]),
+                InferOutput("label_names", [total], "BYTES", [classes[int(v)] for d in found for v in d.labels]),
+                InferOutput("detections_per_image", [count], "INT64", [len(d) for d in found]),
+                InferOutput("ood_score", [count], "FP32", result.ood_scores.tolist()),
+                InferOutput("abstained", [count], "BOOL", [bool(a) for a in result.abstained])]
+
+    def v1_predictions(self, result: DetectionPrediction, classes: list[str]) -> list[dict[str, Any]]:
+        return [{"abstained": bool(abstained), "ood_score": float(score),
+                 "detections": [{"box": [float(v) for v in box], "score": float(conf), "label": int(label),
+                                 "label_name": classes[int(label)]}
+                                for box, conf, label in zip(found.boxes, found.scores, found.labels, strict=True)]}
+                for found, score, abstained in zip(result.detections, result.ood_scores, result.abstained,
+                                                   strict=True)]
+
+
+RESPONSES: dict[str, Responses] = {"classification": ClassificationResponses(), "detection": DetectionResponses()}

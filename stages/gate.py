@@ -8,13 +8,22 @@ summary, and exits non-zero with one line per failed check when any fails, so
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.bundle import IncompleteBundle, bundle_members, file_hashes
 from core.content import digest_of_hashes
 from core.fsutil import read_json, write_json, write_text_atomically
 from core.spec.deployment import CompressionBudget
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.dependability.report import FIGURES, render_html, render_markdown
-from vision.dependability.verdict import Thresholds, budget_checks, dependability_checks, verdict, warnings
+from vision.dependability.verdict import (
+    Check,
+    Thresholds,
+    budget_checks,
+    dependability_checks,
+    verdict,
+    warnings,
+)
 
 
 def judged_files(ctx: StageContext) -> dict[str, object]:
@@ -28,14 +37,8 @@ def judged_files(ctx: StageContext) -> dict[str, object]:
     return {"files": hashes, "digest": f"sha256:{digest_of_hashes(hashes)}"}
 
 
-def main(ctx: StageContext) -> None:
-    limits = Thresholds.from_spec(ctx.spec("dependability.min_accuracy"), ctx.spec("dependability.ood.min_auroc"),
-                                  ctx.spec("dependability.ood.max_accepted_fraction"),
-                                  ctx.spec("dependability.robustness.max_accuracy_drop"),
-                                  ctx.spec("dependability.calibration"), ctx.spec("dependability.min_class_recall"))
-    budget: CompressionBudget = ctx.spec("compress.budget")
-    figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
-    checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)
+def judge(ctx: StageContext, checks: list[Check], figures: dict[str, Any], ood_report: dict[str, Any]) -> None:
+    """Write the verdict, the HTML report and the markdown summary; fail with one line per unmet check."""
     result = verdict(ctx.project, figures["variant"], checks, warnings(figures))
     result["judged"] = judged_files(ctx)
     images = {figure: ctx.input(f"{figure}_png") for figure in FIGURES}
@@ -51,6 +54,16 @@ def main(ctx: StageContext) -> None:
                            f"({figures['variant']}); nothing will be promoted. Report: {html_path}\n"
                            + "\n".join(f"  - {c.line()}" for c in failed))
     print(f"gate: all {len(checks)} checks passed for {ctx.project} ({figures['variant']}); report: {html_path}")
+
+
+def main(ctx: StageContext) -> None:
+    limits = Thresholds.from_spec(ctx.spec("dependability.min_accuracy"), ctx.spec("dependability.ood.min_auroc"),
+                                  ctx.spec("dependability.ood.max_accepted_fraction"),
+                                  ctx.spec("dependability.robustness.max_accuracy_drop"),
+                                  ctx.spec("dependability.calibration"), ctx.spec("dependability.min_class_recall"))
+    budget: CompressionBudget = ctx.spec("compress.budget")
+    figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
+    judge(ctx, dependability_checks(figures, ood_report, limits) + budget_checks(export, budget), figures, ood_report)
 
 
 if __name__ == "__main__":

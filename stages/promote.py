@@ -53,6 +53,8 @@ def promotion_record(project: str, storage_uri: str, digest: str, variant: str) 
 def model_card(project: str, digest: str, preprocess: Preprocessing, evaluation: dict[str, Any],
                export: dict[str, Any], dependability: dict[str, Any], verdict: dict[str, Any]) -> str:
     """What the model is, how good it is, and where it is known to fail, for the people who deploy it."""
+    if preprocess.task == "detection":
+        return detector_card(project, digest, preprocess, evaluation, export, dependability, verdict)
     ood, robust, cal = dependability["ood"], dependability["robustness"], dependability["calibration"]
     held_out = robust["held_out"]
     worst = robust["worst"]
@@ -96,6 +98,66 @@ def model_card(project: str, digest: str, preprocess: Preprocessing, evaluation:
     ]
     return "\n".join(lines) + "\n"
 
+
+# Seven parameters, as model_card's: the figures of each stage that measured the detector.
+def detector_card(project: str, digest: str, preprocess: Preprocessing, evaluation: dict[str, Any],
+                  export: dict[str, Any], dependability: dict[str, Any], verdict: dict[str, Any]) -> str:
+    """The model card of a detector: classes, the mAP table, robustness per corruption, limitations."""
+    ood, robust, cal = dependability["ood"], dependability["robustness"], dependability["calibration"]
+    settings = preprocess.detection or {}
+    width, height = settings.get("input_wh", [preprocess.input_size_px] * 2)
+    per_class = dependability.get("per_class_ap", {})
+    families = robust["families"]
+    lines = [
+        "<!-- Written by the promote stage (autodl); do not edit: `dvc repro` rewrites it. -->",
+        f"# Model card: {project} (object detector)",
+        "",
+        f"- **Artifact**: `{preprocess.variant}` ({preprocess.precision}, target {preprocess.target}), "
+        f"bundle digest `sha256:{digest}`",
+        f"- **Classes** ({len(preprocess.classes)}): {', '.join(preprocess.classes)}",
+        f"- **Input**: any RGB image, letterboxed into {width} x {height} px (aspect kept, padded); boxes are "
+        f"returned as xyxy in the original image's pixels, at most {settings.get('max_detections')} per image, "
+        f"NMS IoU {settings.get('nms_iou')}, default confidence threshold {settings.get('confidence_threshold')}",
+        f"- **Gate**: {'passed' if verdict['passed'] else 'FAILED'}, {len(verdict['checks'])} checks",
+        "",
+        "## Detection quality (test split)",
+        "",
+        "| model | mAP50-95 | mAP50 | mAP75 |",
+        "|---|---:|---:|---:|",
+        f"| trained (torch) | {evaluation['map']:.4f} | {evaluation['map50']:.4f} | {evaluation['map75']:.4f} |",
+        f"| deployable ({preprocess.variant}) | {dependability['map']:.4f} | {dependability['map50']:.4f} | "
+        f"{dependability['map75']:.4f} |",
+        "",
+        "AP50-95 per class: " + ", ".join(f"{name} {value:.3f}" for name, value in sorted(per_class.items())),
+        "",
+        f"Deployable model: {export['params']:,} parameters, {export['macs']:,} MACs, "
+        f"{export['latency_ms_1_thread']:.2f} ms per image on one CPU thread with decoding and NMS "
+        f"({export['speedup_vs_torch_fp32']:.1f}x faster than the trained detector in torch).",
+        "",
+        "## Dependability",
+        "",
+        "| corruption | mean mAP50-95 | drop | seen in training |",
+        "|---|---:|---:|---|",
+        *(f"| {name} | {family['mean_map']:.4f} | {family['drop']:.4f} | "
+          f"{'yes' if family['seen_in_training'] else 'no'} |" for name, family in sorted(families.items())),
+        "",
+        f"- Out of distribution (image level, `{ood['detector']}` on pooled backbone features): far AUROC "
+        f"{ood['far_auroc']:.4f}, {ood['far_accepted_fraction']:.3f} of the worst far set accepted; near AUROC "
+        f"{ood['near_auroc']:.4f}",
+        f"- Box confidences: D-ECE {cal['dece_before']:.4f} -> {cal['dece_after']:.4f} with temperature "
+        f"{cal['temperature']:.3f} (the server reports calibrated confidences)",
+        "",
+        "## Limitations",
+        "",
+        f"- The server abstains on about {100 * (1 - ood['tpr']):.0f}% of in-distribution images by design "
+        "(the OOD threshold accepts 95% of validation images); OOD is judged per image, not per box.",
+        (f"- Corruptions never seen in training ({', '.join(robust['held_out'])}): mean mAP50-95 "
+         f"{robust['held_out_mean_map']:.4f}." if robust["held_out"] else "- Every checked corruption was also a "
+         "training augmentation: robustness to unplanned conditions is not measured."),
+        "- Geometric corruptions (rotation, perspective, elastic) are not measured: they would move the boxes.",
+        "- Latency was measured on the machine that ran the export stage; serving hardware may differ.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main(ctx: StageContext) -> None:

@@ -28,7 +28,8 @@ class CompressionBudget(SpecModel):
     max_latency_ms: PositiveFloat | None = None
     """Median batch-1 latency with ONNX Runtime on one thread of the machine that runs the export stage."""
     max_accuracy_drop: Fraction = 0.01
-    """Largest allowed validation-accuracy loss against the trained model (0.01 = one point)."""
+    """Largest allowed validation-accuracy loss against the trained model (0.01 = one point); for detectors,
+    the loss of validation mAP50-95."""
 
 
 class Distillation(SpecModel):
@@ -147,7 +148,7 @@ class Robustness(SpecModel):
     """Severities (1-5) each corruption is applied at."""
     max_accuracy_drop: Fraction = 0.15
     """Largest allowed test-accuracy loss of each corruption family (mean over the severities) against
-    clean images."""
+    clean images; for detectors, the loss of test mAP50-95."""
 
 
 class Calibration(SpecModel):
@@ -170,6 +171,12 @@ class DependabilitySection(SpecModel):
     min_class_recall: Fraction | None = None
     """Smallest allowed test recall of every class (the share of its images the deployable model gets right),
     so a model that ignores one class cannot pass on overall accuracy alone; null checks no class."""
+    min_map: Fraction | None = None
+    """Detection: smallest allowed test mAP50-95 (COCO) of the deployable model (0.5 when a detection spec
+    leaves it out)."""
+    min_map50: Fraction | None = None
+    """Detection: smallest allowed test mAP at IoU 0.5 of the deployable model (0.75 when a detection spec leaves
+    it out)."""
     ood: Ood = Ood()
     """Out-of-distribution detection."""
     robustness: Robustness = Robustness()

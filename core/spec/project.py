@@ -16,6 +16,10 @@ from core.spec.training import AugmentSection, ModelSection, TrainSection
 ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
+DETECTION_GATE_DEFAULTS = {"min_map": 0.5, "min_map50": 0.75}
+"""The gate's mAP limits when a detection spec does not state its own."""
+
+
 class ProjectSpec(SpecModel):
     """A computer-vision project: data, training, compression, dependability and serving in one file."""
 
@@ -61,4 +65,7 @@ class ProjectSpec(SpecModel):
         data = raw.get("data")
         if isinstance(data, dict) and "boxes" not in data:
             filled["data"] = {**data, "boxes": {}}
+        dependability = raw.get("dependability", {})
+        if isinstance(dependability, dict):
+            filled["dependability"] = {**DETECTION_GATE_DEFAULTS, **dependability}
         return filled

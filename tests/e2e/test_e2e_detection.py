@@ -1,19 +1,30 @@
-"""End to end for detection with the real tools: a tiny detection spec through `dvc repro` (its own data set
-built by the synthesize stage, then ingest to evaluate), and each detection key's edit invalidating exactly the
-stages that read it."""
+"""End to end for detection with the real tools: a tiny detection spec through the whole `dvc repro` (its own
+data set built by the synthesize stage, then ingest to promote), the promoted detector answering a real HTTP
+request from `autodl serve`, a missed threshold leaving k8s/ untouched, and each detection key's edit
+invalidating exactly the stages that read it."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from PIL import Image
+from ruamel.yaml import YAML
+from skimage import data as skimage_data
 
 from core.registry import DETECTION_STAGES
-from tests.conftest import copy_project_code, git
-from tests.e2e.helpers import autodl, changed_stages, dvc
+from tests.conftest import REPO_ROOT, copy_project_code, free_port, git
+from tests.e2e.helpers import autodl, changed_stages, dvc, env, run
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +46,22 @@ model: {backbone: tf_efficientnet_lite0, pretrained: efficientnet_lite0_imagenet
 detection: {input_size_px: 96, strides: [8, 16, 32], fpn_channels: 32, head_convs: 1}
 train: {epochs: 3, batch_size: 8, optimizer: {lr: 2.0e-3},
         hpo: {trials: 2, sampler: random, epochs_per_trial: 1, space: {lr: {low: 1.0e-3, high: 4.0e-3, log: true}}}}
+compress: {methods: [structured_prune, distill, quantize], prune_steps: 1, max_prune_ratio: 0.3, finetune_epochs: 1,
+           budget: {max_accuracy_drop: 0.02}}
+dependability:
+  min_map: 0.005
+  min_map50: 0.01
+  ood: {min_auroc: 0.3, max_accepted_fraction: 1.0}
+  robustness: {corruptions: [fog, gaussian_noise], severities: [2], max_accuracy_drop: 0.5}
+  calibration: {max_ece: 0.5}
+  explain: {gradcam_samples: 4}
 """
+# Thresholds a three-epoch detector of 54 training images meets: the test is that every stage runs on it, passes
+# a gate, is promoted and served, and that a threshold it misses stops it (test_a_failing_detection_threshold...).
 
 # (spec edit as `old -> new` text, stages whose params it changes), written out by hand on purpose.
 EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
-    "data.synthesize": (("images: 90", "images: 91"), {"synthesize"}),
+    "data.synthesize": (("images: 90", "images: 91"), {"synthesize", "dependability"}),
     "data.sources": (("{kind: coco, annotations", "{kind: coco, group_by: folder, annotations"), {"ingest"}),
     "data.boxes.clip_tolerance_px": (("boxes: {", "boxes: {clip_tolerance_px: 3.0, "), {"ingest"}),
     "data.boxes.min_side_px": (("boxes: {", "boxes: {min_side_px: 2.0, "), {"ingest"}),
@@ -65,13 +87,13 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
                                             {"clean", "split"}),
     "data.cleaning.remove_flagged": (("  quality:", "  cleaning: {remove_flagged: [dark]}\n  quality:"), {"clean"}),
     "classes": (('["0", "1", "2"]', '["0", "1", "2", "3"]'), {"synthesize", "ingest", "validate", "train",
-                                                               "evaluate"}),
-    "seed": (("seed: 1", "seed: 2"), {"synthesize", "split", "prune", "train"}),
-    "augment": (("fog: 0.2", "fog: 0.3"), {"train"}),
+                                                               "evaluate", "compress"}),
+    "seed": (("seed: 1", "seed: 2"), {"synthesize", "split", "prune", "train", "compress", "dependability"}),
+    "augment": (("fog: 0.2", "fog: 0.3"), {"train", "compress", "dependability"}),
     "model.backbone": (("model: {backbone: tf_efficientnet_lite0, pretrained: efficientnet_lite0_imagenet}",
                         "model: {backbone: resnet10t}"), {"train"}),
     "model.pretrained": (("pretrained: efficientnet_lite0_imagenet", "pretrained: null"), {"train"}),
-    "train": (("epochs: 3", "epochs: 4"), {"train"}),
+    "train": (("epochs: 3", "epochs: 4"), {"train", "compress"}),
     "detection.input_size_px": (("input_size_px: 96, strides", "input_size_px: 128, strides"), {"train"}),
     "detection.strides": (("strides: [8, 16, 32]", "strides: [8, 16]"), {"train"}),
     "detection.fpn_channels": (("fpn_channels: 32", "fpn_channels: 64"), {"train"}),
@@ -80,8 +102,38 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "detection.score_threshold": (("head_convs: 1", "head_convs: 1, score_threshold: 0.1"), {"train"}),
     "detection.nms_iou": (("head_convs: 1", "head_convs: 1, nms_iou: 0.5"), {"train"}),
     "detection.max_detections": (("head_convs: 1", "head_convs: 1, max_detections: 50"), {"train"}),
-    "detection.min_visibility": (("head_convs: 1", "head_convs: 1, min_visibility: 0.5"), {"train"}),
-    "detection.confidence_threshold": (("head_convs: 1", "head_convs: 1, confidence_threshold: 0.4"), {"evaluate"}),
+    "detection.min_visibility": (("head_convs: 1", "head_convs: 1, min_visibility: 0.5"), {"train", "compress"}),
+    "detection.confidence_threshold": (("head_convs: 1", "head_convs: 1, confidence_threshold: 0.4"),
+                                       {"evaluate", "compress", "export"}),
+    "compress.budget": (("max_accuracy_drop: 0.02}", "max_accuracy_drop: 0.03}"), {"compress", "export", "gate"}),
+    "compress.methods": (("methods: [structured_prune, distill, quantize]", "methods: [structured_prune, quantize]"),
+                         {"compress", "export"}),
+    "compress.importance": (("prune_steps: 1,", "prune_steps: 1, importance: lamp,"), {"compress"}),
+    "compress.prune_steps": (("prune_steps: 1,", "prune_steps: 2,"), {"compress"}),
+    "compress.max_prune_ratio": (("max_prune_ratio: 0.3", "max_prune_ratio: 0.4"), {"compress"}),
+    "compress.finetune_epochs": (("finetune_epochs: 1", "finetune_epochs: 2"), {"compress"}),
+    "compress.finetune_min_steps": (("finetune_epochs: 1", "finetune_epochs: 1, finetune_min_steps: 20"),
+                                    {"compress"}),
+    "compress.distillation": (("finetune_epochs: 1", "finetune_epochs: 1, distillation: {alpha: 0.5}"),
+                              {"compress"}),
+    "compress.allocation": (("finetune_epochs: 1", "finetune_epochs: 1, allocation: global"), {"compress"}),
+    "compress.calibration_images": (("finetune_epochs: 1", "finetune_epochs: 1, calibration_images: 150"),
+                                    {"export"}),
+    "target": (("compress: {", "target: {hardware: nvidia-t4}\ncompress: {"), {"export"}),
+    "dependability.min_map": (("min_map: 0.005", "min_map: 0.006"), {"gate"}),
+    "dependability.min_map50": (("min_map50: 0.01", "min_map50: 0.02"), {"gate"}),
+    "dependability.ood.min_auroc": (("min_auroc: 0.3", "min_auroc: 0.35"), {"gate"}),
+    "dependability.ood.max_accepted_fraction": (("max_accepted_fraction: 1.0", "max_accepted_fraction: 0.99"),
+                                                {"gate"}),
+    "dependability.ood.detector": (("ood: {", "ood: {detector: knn, "), {"dependability"}),
+    "dependability.ood.ood_sources": (("ood: {", "ood: {ood_sources: [ood], "), {"dependability"}),
+    "dependability.robustness.corruptions": (("[fog, gaussian_noise]", "[fog]"), {"dependability"}),
+    "dependability.robustness.severities": (("severities: [2]", "severities: [1]"), {"dependability"}),
+    "dependability.robustness.max_accuracy_drop": (("max_accuracy_drop: 0.5", "max_accuracy_drop: 0.6"), {"gate"}),
+    "dependability.calibration": (("max_ece: 0.5", "max_ece: 0.6"), {"gate"}),
+    "dependability.explain": (("gradcam_samples: 4", "gradcam_samples: 2"), {"dependability"}),
+    "serving.storage_uri": (("compress: {", "serving: {storage_uri: 's3://other/models'}\ncompress: {"),
+                            {"promote"}),
 }
 
 
@@ -92,6 +144,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy_project_code(repo)
     (repo / "specs").mkdir()
     (repo / "specs" / "boxes.yaml").write_text(SPEC)
+    (repo / "ood").mkdir()  # an out-of-distribution folder for the ood_sources edit
+    Image.fromarray(skimage_data.astronaut()).save(repo / "ood" / "astronaut.png")
     git(repo, "init", "-q")
     dvc(repo, "init", "-q")
     autodl(repo, "compile")
@@ -105,7 +159,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_repro_builds_the_data_trains_a_detector_and_reports_map(pipeline: Path) -> None:
     log = (pipeline / "repro.log").read_text()
     ran = re.findall(r"Running stage 'boxes-(\w+)'", log)
-    assert ran == ["synthesize", "ingest", "validate", "embed", "clean", "split", "prune", "train", "evaluate"]
+    assert ran == ["synthesize", "ingest", "validate", "embed", "clean", "split", "prune", "train", "evaluate",
+                   "compress", "export", "dependability", "gate", "promote"]
     ingest = json.loads((pipeline / "reports/boxes/ingest/summary.json").read_text())
     assert ingest["images"] == 90
     assert ingest["quarantined_boxes"] == 0
@@ -128,6 +183,99 @@ def test_repro_builds_the_data_trains_a_detector_and_reports_map(pipeline: Path)
     for figure in ("reports/boxes/train/augmentations.png", "reports/boxes/evaluate/worst.png",
                    "reports/boxes/prune/projection.png", "reports/boxes/validate/data_docs/index.html"):
         assert (pipeline / figure).stat().st_size > 1000, figure
+
+
+def test_the_detector_passes_its_gate_is_promoted_and_described(pipeline: Path) -> None:
+    verdict = json.loads((pipeline / "reports/boxes/gate/verdict.json").read_text())
+    assert verdict["passed"] is True
+    names = {check["name"] for check in verdict["checks"]}
+    assert {"map", "map50", "ood_auroc", "ood_accepted_fraction", "robustness.fog", "robustness.gaussian_noise",
+            "calibration_dece", "budget.map_drop"} <= names
+    figures = json.loads((pipeline / "reports/boxes/dependability/metrics.json").read_text())
+    assert figures["task"] == "detection"
+    assert 0.0 <= figures["map"] <= figures["map50"] <= 1.0
+    assert set(figures["robustness"]["families"]) == {"fog", "gaussian_noise"}
+    assert figures["robustness"]["held_out"] == ["gaussian_noise"]  # fog is a training augmentation
+    assert figures["ood"]["detector"] in ("mahalanobis", "knn")
+    promoted = YAML(typ="safe").load((pipeline / "k8s/boxes/promoted.yaml").read_text())
+    service = YAML(typ="safe").load((pipeline / "k8s/boxes/base/inferenceservice.yaml").read_text())
+    assert promoted["digest"] in service["spec"]["predictor"]["model"]["storageUri"]
+    assert promoted["variant"] == figures["variant"]
+    card = (pipeline / "reports/boxes/model_card.md").read_text()
+    for words in ("(object detector)", "| deployable (", "| gaussian_noise |"):
+        assert words in card
+    preprocess = json.loads((pipeline / "models/boxes/release/preprocess.json").read_text())
+    assert preprocess["task"] == "detection"
+    assert preprocess["detection"]["input_wh"] == [96, 96]
+    report = (pipeline / "reports/boxes/dependability.html").read_text()
+    for words in ("GATE PASSED", "D-ECE", "EigenCAM"):
+        assert words in report
+    for figure in ("robustness", "reliability", "ood_scores", "gradcam"):
+        assert (pipeline / f"reports/boxes/dependability/{figure}.png").stat().st_size > 1000, figure
+
+
+def test_autodl_serve_answers_a_real_request_with_the_promoted_detector_s_boxes(pipeline: Path,
+                                                                               tmp_path: Path) -> None:
+    image_path = next((pipeline / "data/boxes/ingest").rglob("*.png"))
+    width, height = Image.open(image_path).size
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, "-m", "compiler.cli", "--root", str(pipeline), "serve",
+                                    "specs/boxes.yaml", "--port", str(port)], cwd=REPO_ROOT, env=env(),
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                        "data": [base64.b64encode(image_path.read_bytes()).decode()]}],
+            "parameters": {"score_threshold": 0.0, "max_detections": 5}}
+    try:
+        url, deadline = f"http://127.0.0.1:{port}/v2/models/boxes/infer", time.monotonic() + 90
+        while True:
+            try:
+                response = httpx.post(url, json=body, timeout=30)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail(f"autodl serve did not answer:\n{log.read_text()}")
+                time.sleep(0.3)
+        assert response.status_code == 200, response.text
+        outputs = {o["name"]: o for o in response.json()["outputs"]}
+        count = outputs["detections_per_image"]["data"][0]
+        if outputs["abstained"]["data"][0]:
+            assert count == 0
+        else:
+            assert 1 <= count <= 5, "score_threshold 0 asks for every detection, max_detections caps them"
+        assert outputs["boxes"]["shape"] == [count, 4]
+        assert outputs["labels"]["datatype"] == "INT64"
+        boxes = outputs["boxes"]["data"]
+        assert all(-1 <= v <= max(width, height) + 1 for v in boxes), "boxes are in the image's own pixels"
+        assert set(outputs["label_names"]["data"]) <= {"0", "1", "2"}
+        bad = httpx.post(url, json={**body, "parameters": {"nms_iou": 7}}, timeout=30)
+        assert bad.status_code == 400
+        assert "nms_iou" in bad.json()["error"]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _k8s(repo: Path) -> dict[str, bytes]:
+    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in (repo / "k8s").rglob("*") if p.is_file()}
+
+
+def test_a_failing_detection_threshold_stops_repro_and_leaves_k8s_byte_for_byte(pipeline: Path,
+                                                                               tmp_path: Path) -> None:
+    clone = tmp_path / "strict"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    before = _k8s(clone)
+    spec = clone / "specs" / "boxes.yaml"
+    spec.write_text(spec.read_text().replace("min_map: 0.005", "min_map: 0.99"))
+    autodl(clone, "compile")
+    done = run(clone, sys.executable, "-m", "dvc", "repro", check=False)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert re.findall(r"Running stage '([\w-]+)'", output) == ["boxes-gate"]
+    assert re.search(r"map: measured [0-9.e-]+, dependability.min_map needs at least 0.99 ", output)
+    assert json.loads((clone / "reports/boxes/gate/verdict.json").read_text())["failed"] == ["map"]
+    assert _k8s(clone) == before
 
 
 def test_training_again_gives_the_same_detector_and_reports_byte_for_byte(pipeline: Path, tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ from vision.plots import file_caption, image_grid, pyplot, save_figure
 
 
 def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path, title: str,
-                       classes: list[str] | None = None) -> None:
-    """Accuracy per corruption (rows) x severity (columns), annotated; corruptions seen in training marked *;
-    a cell where the model gives one class to nearly every image names that class."""
+                       classes: list[str] | None = None, figure_name: str = "accuracy") -> None:
+    """Accuracy (or `figure_name`, e.g. a detector's mAP) per corruption (rows) x severity (columns), annotated;
+    corruptions seen in training marked *; a cell where the model gives one class to nearly every image names
+    that class."""
     plt = pyplot()
     if not results:
         figure, axis = plt.subplots(figsize=(6, 1.5), dpi=100)
@@ -43,15 +44,17 @@ def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path
     axis.set_yticks(range(len(names)), [f"{n}{' *' if seen[n] else ''}" for n in names], fontsize=8)
     note = (f"; all 'c' = collapsed: {COLLAPSE_SHARE:.0%}+ of images called c (accuracy = c's share)"
             if collapsed else "")
-    axis.set_title(f"{title}\nclean accuracy {clean:.3f}; * = also a training augmentation{note}", fontsize=9)
+    axis.set_title(f"{title}\nclean {figure_name} {clean:.3f}; * = also a training augmentation{note}", fontsize=9)
     figure.colorbar(image, ax=axis, fraction=0.04)
     figure.tight_layout()
     save_figure(figure, path)
 
 
 def reliability_diagram(before: list[dict[str, float]], after: list[dict[str, float]], temperature: float,
-                        ece_before: float, ece_after: float, path: Path, title: str) -> None:
-    """Accuracy against confidence per bin, before and after temperature scaling; the diagonal is perfect."""
+                        ece_before: float, ece_after: float, path: Path, title: str, y_label: str = "accuracy",
+                        counted: str = "test images") -> None:
+    """Accuracy (or `y_label`, e.g. a detector's precision) against confidence per bin, before and after
+    temperature scaling; the diagonal is perfect."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 5), dpi=100)
     axis.plot([0, 1], [0, 1], "--", c="#999999", lw=1, label="perfect calibration")
@@ -61,10 +64,10 @@ def reliability_diagram(before: list[dict[str, float]], after: list[dict[str, fl
     for r in after:  # how many test images each point stands for: a bin of 3 says little
         axis.annotate(f"{int(r['count'])}", (r["confidence"], r["accuracy"]), fontsize=7, color="#1f77b4",
                       xytext=(0, -11), textcoords="offset points", ha="center")
-    axis.text(0.98, 0.02, "numbers: test images per bin (after scaling)", transform=axis.transAxes, fontsize=7,
+    axis.text(0.98, 0.02, f"numbers: {counted} per bin (after scaling)", transform=axis.transAxes, fontsize=7,
               ha="right", va="bottom", color="#1f77b4")
     axis.set_xlabel("mean confidence in bin")
-    axis.set_ylabel("accuracy in bin")
+    axis.set_ylabel(f"{y_label} in bin")
     axis.set_xlim(0, 1.02)
     axis.set_ylim(0, 1.02)
     axis.set_title(title, fontsize=10)

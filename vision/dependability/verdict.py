@@ -182,6 +182,60 @@ def budget_checks(export: dict[str, Any], budget: CompressionBudget) -> list[Che
     return checks
 
 
+@dataclass(frozen=True)
+class DetectionThresholds:
+    """The spec's limits for a detector (the keys the detection gate declares)."""
+
+    min_map: float
+    min_map50: float
+    min_auroc: float
+    max_accepted_fraction: float
+    max_map_drop: float
+    max_ece: float
+
+
+MAP_HINT = ("train longer (train.epochs), search hyperparameters (train.hpo), raise detection.input_size_px when "
+            "objects are small, or prune less data (data.pruning.budget); compression may cost mAP too "
+            "(compress.budget.max_accuracy_drop)")
+
+
+def detection_checks(figures: dict[str, Any], ood_report: dict[str, Any], limits: DetectionThresholds) -> list[Check]:
+    """mAP50-95 and mAP50 of the deployable detector, its image-level OOD figures, each corruption family's
+    drop of mAP50-95, and D-ECE after temperature scaling."""
+    ood, cal = figures["ood"], figures["calibration"]
+    weakest = sorted(figures.get("per_class_ap", {}).items(), key=lambda item: (item[1], item[0]))[:3]
+    where = ("lowest AP: " + ", ".join(f"'{n}' {v:g}" for n, v in weakest) + "; ") if weakest else ""
+    checks = [
+        Check("map", "dependability.min_map", figures["map"], limits.min_map, ">=", where + MAP_HINT),
+        Check("map50", "dependability.min_map50", figures["map50"], limits.min_map50, ">=", where + MAP_HINT),
+        Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], limits.min_auroc, ">=",
+              _detector_hint(ood, ood_report, "auroc")),
+        Check("ood_accepted_fraction", "dependability.ood.max_accepted_fraction", ood["far_accepted_fraction"],
+              limits.max_accepted_fraction, "<=", _detector_hint(ood, ood_report, "accepted_fraction")),
+    ]
+    for name, family in sorted(figures["robustness"]["families"].items()):
+        checks.append(Check(f"robustness.{name}", "dependability.robustness.max_accuracy_drop", family["drop"],
+                            limits.max_map_drop, "<=", _robustness_hint(name, {**family, "collapsed": []})))
+    checks.append(Check("calibration_dece", "dependability.calibration.max_ece", cal["dece_after"], limits.max_ece,
+                        "<=", "temperature scaling is already applied; more validation images with boxes usually "
+                        "help"))
+    return checks
+
+
+def detection_budget_checks(export: dict[str, Any], budget: CompressionBudget) -> list[Check]:
+    """The deployable detector against compress.budget, the drop read as validation mAP50-95."""
+    relax = "or change compress.methods / compress.max_prune_ratio"
+    measured = {"max_params": export["params"], "max_macs": export["macs"],
+                "max_latency_ms": export["latency_ms_1_thread"]}
+    checks = [Check(f"budget.{key.removeprefix('max_')}", f"compress.budget.{key}", measured[key], limit, "<=",
+                    f"relax compress.budget.{key} {relax}")
+              for key in ("max_params", "max_macs", "max_latency_ms")
+              if (limit := getattr(budget, key)) is not None]
+    checks.append(Check("budget.map_drop", "compress.budget.max_accuracy_drop", export["val_map_drop"],
+                        budget.max_accuracy_drop, "<=", f"relax compress.budget.max_accuracy_drop {relax}"))
+    return checks
+
+
 def verdict(project: str, variant: str, checks: list[Check], notes: list[str] | None = None) -> dict[str, Any]:
     failed = [c for c in checks if not c.passed]
     return {"project": project, "variant": variant, "passed": not failed,

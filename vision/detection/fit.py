@@ -17,6 +17,7 @@ from core.spec.training import AugmentSection, TrainSection
 from vision.detection.augment import detection_pipeline
 from vision.detection.data import DetectionSplit, LetterboxedImages, collate_for_training
 from vision.detection.decode import Decoding, detect_batch
+from vision.detection.distill import DetectionTeacher, imitation_loss
 from vision.detection.metrics import as_prediction, map_metric
 from vision.detection.model import Detector
 from vision.training.engine import (
@@ -33,9 +34,11 @@ EVAL_BATCH = 16
 
 
 class DetectorModule(L.LightningModule):
-    def __init__(self, model: Detector, training: TrainSection, decoding: Decoding):
+    def __init__(self, model: Detector, training: TrainSection, decoding: Decoding,
+                 teacher: DetectionTeacher | None = None):
         super().__init__()
         self.model, self.training, self.decoding = model, training, decoding
+        self.teacher = teacher
         self.val_map = map_metric()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -47,7 +50,12 @@ class DetectorModule(L.LightningModule):
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         x, targets = batch
-        loss, _ = self._loss(x, targets)
+        loss, outputs = self._loss(x, targets)
+        if self.teacher is not None:
+            with torch.no_grad():
+                guide = self.teacher.model.eval()(x.contiguous(memory_format=torch.channels_last))
+            imitation = sum(imitation_loss(outputs, guide, self.teacher.temperature).values())
+            loss = (1 - self.teacher.alpha) * loss + self.teacher.alpha * imitation
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         return loss
 
@@ -90,8 +98,10 @@ class DetectorFit:
 # Eight parameters, as classification's fit: data, settings and seed, with the optional hooks keyword-only.
 def fit_detector(model: Detector, train: DetectionSplit, val: DetectionSplit, training: TrainSection,
                  decoding: Decoding, seed: int, augment: AugmentSection | None = None, *, min_visibility: float = 0.3,
-                 callbacks: tuple[Callback, ...] = (), progress: bool = True, label: str = "train") -> DetectorFit:
-    """Train `model` in place for `training.epochs`; return it with the weights of its best epoch."""
+                 callbacks: tuple[Callback, ...] = (), progress: bool = True, label: str = "train",
+                 teacher: DetectionTeacher | None = None) -> DetectorFit:
+    """Train `model` in place for `training.epochs` (imitating `teacher` when given); return it with the weights
+    of its best epoch."""
     L.seed_everything(seed, workers=True, verbose=False)
     quiet_lightning()
     pipeline = detection_pipeline(augment, decoding.input_wh, min_visibility, seed)
@@ -101,7 +111,7 @@ def fit_detector(model: Detector, train: DetectionSplit, val: DetectionSplit, tr
     val_loader = DataLoader(LetterboxedImages(val, decoding.input_wh), batch_size=EVAL_BATCH,
                             collate_fn=collate_for_training)
     model.to(memory_format=torch.channels_last).train()
-    module = DetectorModule(model, training, decoding)
+    module = DetectorModule(model, training, decoding, teacher)
     history = History(HISTORY_FIELDS[1:-1])
     monitor = training.selection("detection")
     fitted = run_fit(module, (train_loader, val_loader), training, (monitor, SELECTION_MODE[monitor]), history,

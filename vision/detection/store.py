@@ -1,35 +1,49 @@
 """Save and load detectors: safetensors weights next to `model.json`, which carries the network's shape, the
-decoding settings and the preprocessing, so evaluation, export and serving rebuild exactly what was trained."""
+decoding settings and the preprocessing, so evaluation, export and serving rebuild exactly what was trained.
+A pruned detector's file also carries torch-pruning's record of the channels it removed: loading builds the
+unpruned network, replays that record, then loads the weights (no pickled modules, same bytes every run)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from vision.data.dataset import MEAN, STD
 from vision.detection.decode import Decoding
 from vision.detection.model import Detector, DetectorConfig
 
-WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "model.json"
+PruningStep = tuple[str, bool, list[int]]
+"""(module name, output channels or not, removed channel indices): one entry of torch-pruning's history."""
 
 
-def save_detector(model: Detector, decoding: Decoding, folder: Path) -> None:
+def save_detector(model: Detector, decoding: Decoding, folder: Path, history: list[PruningStep] | None = None,
+                  name: str = "model") -> None:
+    """`<name>.safetensors` + `<name>.json` in `folder`; `history` when the detector was pruned."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
+    save_file(state, str(folder / f"{name}.safetensors"))
     document = {"task": "detection", **model.config.to_json(), "mean": list(MEAN), "std": list(STD),
                 "decoding": {"score_threshold": decoding.score_threshold, "nms_iou": decoding.nms_iou,
                              "max_detections": decoding.max_detections}}
-    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    if history:
+        document["pruning_history"] = [[step, out, list(indices)] for step, out, indices in history]
+    (folder / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-def load_detector(folder: Path) -> tuple[Detector, Decoding]:
-    raw = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+def load_detector(folder: Path, name: str = "model") -> tuple[Detector, Decoding]:
+    raw = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
     config = DetectorConfig.from_json(raw)
-    model = Detector(config)
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model = Detector(config).eval()
+    if raw.get("pruning_history"):
+        import torch_pruning as tp
+
+        width, height = config.input_wh
+        graph = tp.DependencyGraph().build_dependency(model, torch.zeros(1, 3, height, width), verbose=False)
+        graph.load_pruning_history([(step, bool(out), list(indices)) for step, out, indices in raw["pruning_history"]])
+    model.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
     settings = raw["decoding"]
     decoding = Decoding(config.input_wh, config.strides, float(settings["score_threshold"]),
                         float(settings["nms_iou"]), int(settings["max_detections"]))

@@ -1,0 +1,133 @@
+"""compress (detection): prune the trained detector toward compress.budget, with and without distillation, and
+export every candidate to ONNX checked against torch on the test split.
+
+Candidates: `trained`; `pruned` (torch-pruning rounds over backbone, neck and head, each fine-tuned on the
+boxes); `pruned_distilled` (the same rounds fine-tuned while imitating the trained detector: class-logit KL and
+confidence-weighted box regression, vision.detection.distill) when `distill` is among compress.methods. The
+accuracy floor is the trained detector's validation mAP50-95 minus compress.budget.max_accuracy_drop. Each
+candidate is saved in torch form (`<name>.safetensors` + `<name>.json`, with its pruning record) for
+explanations, and as fp32 `<name>.onnx`; an export whose decoded detections differ from torch's fails the
+stage. Quantization, latency and the choice are the export stage's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from core.fsutil import atomic_directory, write_csv, write_json
+from core.spec.deployment import CompressSection
+from core.spec.training import AugmentSection, TrainSection
+from stages.compress import finetune_epochs
+from stages.runtime import StageContext, StageFailure, run_stage
+from vision.detection.compression import (
+    DetectorBudget,
+    DetectorRound,
+    DetectorSize,
+    DetectorTrack,
+    PruningPlan,
+    measure_detector,
+    prune_detector,
+    validation_map,
+)
+from vision.detection.data import DetectionSplit, load_detection_split
+from vision.detection.decode import Decoding
+from vision.detection.distill import DetectionTeacher
+from vision.detection.model import Detector
+from vision.detection.onnx import export_detector, parity, run_split, session
+from vision.detection.predict import predict_split
+from vision.detection.store import load_detector, save_detector
+
+
+def within(compression: CompressSection) -> DetectorBudget:
+    """Params and MACs while pruning; latency is judged by the export stage on the final (quantized) file."""
+    budget = compression.budget
+
+    def check(model: Detector, size: DetectorSize) -> bool:
+        return ((budget.max_params is None or size.params <= budget.max_params)
+                and (budget.max_macs is None or size.macs <= budget.max_macs))
+
+    return check
+
+
+def _log(track: str):
+    def log(r: DetectorRound) -> None:
+        print(f"compress: {track} round {r.step}: {r.params:,} params, {r.macs:,} MACs, val mAP50-95 "
+              f"{r.val_map:.4f}{'' if r.above_floor else ' (below the floor: round undone)'}"
+              f"{' -> within budget' if r.within_budget and r.above_floor else ''}", flush=True)
+    return log
+
+
+def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan
+                      ) -> tuple[dict[str, Detector], dict[str, DetectorTrack], float]:
+    """The candidate detectors by name, each pruning track, and the accuracy floor (validation mAP50-95)."""
+    compression = plan.compression
+    floor = validation_map(trained, val, plan.decoding) - compression.budget.max_accuracy_drop
+    models: dict[str, Detector] = {"trained": trained}
+    tracks: dict[str, DetectorTrack] = {}
+    if "structured_prune" in compression.methods:
+        teacher = DetectionTeacher(trained.eval(), compression.distillation.temperature,
+                                   compression.distillation.alpha)
+        guides = [("pruned", None)] + ([("pruned_distilled", teacher)] if "distill" in compression.methods else [])
+        for name, guide in guides:
+            tracks[name] = prune_detector(trained, train, val, plan, within(compression), floor, guide, _log(name))
+    models.update({name: track.model for name, track in tracks.items() if track.kept_steps})
+    return models, tracks, floor
+
+
+def describe(models: dict[str, Detector], tracks: dict[str, DetectorTrack], decoding: Decoding,
+             val: DetectionSplit, test: DetectionSplit, confidence: float, out: Path) -> dict[str, dict[str, Any]]:
+    """Save each candidate (torch and ONNX) in `out`; its size, validation mAP and ONNX parity on `test`."""
+    described: dict[str, dict[str, Any]] = {}
+    classes = list(next(iter(models.values())).config.classes)
+    for name, model in models.items():
+        save_detector(model, decoding, out, tracks[name].history if name in tracks else None, name=name)
+        path = out / f"{name}.onnx"
+        export_detector(model, path)
+        check = parity(predict_split(model, test, decoding), run_split(session(path), test, decoding).found, test,
+                       classes, confidence)
+        if not check.holds:
+            raise StageFailure(f"the ONNX export of {name} disagrees with torch on the test split: {check.line()}")
+        size = measure_detector(model)
+        described[name] = {"params": size.params, "macs": size.macs,
+                           "torch_val_map": round(validation_map(model, val, decoding), 6),
+                           "onnx_parity": asdict(check)}
+        print(f"compress: {name} exported; parity: {check.line()}", flush=True)
+    return described
+
+
+def main(ctx: StageContext) -> None:
+    compression: CompressSection = ctx.spec("compress")
+    training: TrainSection = ctx.spec("train")
+    augment: AugmentSection = ctx.spec("augment")
+    classes: list[str] = list(ctx.spec("classes"))
+    trained, decoding = load_detector(ctx.input("model"))
+    images, boxes, split = ctx.input("images"), ctx.input("boxes"), ctx.input("split")
+    train, val, test = (load_detection_split(images, boxes, split, name, classes) for name in ("train", "val", "test"))
+    finetune = training.model_copy(update={"epochs": finetune_epochs(compression, training, len(train)),
+                                           "hpo": None, "early_stopping_patience": 0})
+    plan = PruningPlan(compression, finetune, decoding, ctx.spec("seed"), augment,
+                       ctx.spec("detection.min_visibility"))
+    started = time.perf_counter()
+    with atomic_directory(ctx.output("candidates")) as out:
+        models, tracks, floor = compress_detector(trained, train, val, plan)
+        described = describe(models, tracks, decoding, val, test, ctx.spec("detection.confidence_threshold"), out)
+        records = {name: track.record() for name, track in tracks.items()}
+        for name in models.keys() & records.keys():
+            described[name]["budget_met"] = records[name]["budget_met"]
+        write_json(out / ctx.inside("variants"), {"model": trained.config.to_json(), "task": "detection",
+                                                  "floor": round(floor, 6), "variants": described, "tracks": records})
+    write_csv(ctx.output("rounds"), [{"track": name, **asdict(r)} for name, track in tracks.items()
+                                     for r in track.rounds],
+              ("track", "step", "params", "macs", "val_map", "within_budget", "above_floor"))
+    write_json(ctx.output("summary"), {name: {k: row[k] for k in ("params", "macs", "torch_val_map")}
+                                       for name, row in described.items()})
+    summary = ", ".join(f"{name} {row['params']:,} params (val mAP50-95 {row['torch_val_map']:.4f})"
+                        for name, row in described.items())
+    print(f"compress: {summary} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    run_stage("compress", main, task="detection")

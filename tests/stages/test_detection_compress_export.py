@@ -1,0 +1,109 @@
+"""Compressing and exporting detectors: a pruned detector saved and loaded exactly, an export whose detections
+differ from torch's failing the stage, and the choice of the deployable variant within the budget."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.spec.deployment import CompressionBudget, CompressSection
+from core.spec.training import TrainSection
+from stages.detection import compress as compress_stage
+from stages.detection.export import DetectorVariant, choose
+from stages.runtime import StageFailure
+from vision.detection.compression import PruningPlan, measure_detector, prune_detector
+from vision.detection.data import DetectionSplit
+from vision.detection.decode import Decoding
+from vision.detection.model import Detector, DetectorConfig
+from vision.detection.store import load_detector, save_detector
+
+CONFIG = DetectorConfig("resnet10t", ("a", "b"), (64, 64), (8, 16, 32), fpn_channels=32, head_convs=1)
+DECODING = Decoding(CONFIG.input_wh, CONFIG.strides, 0.001, 0.6, 20)
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> DetectionSplit:
+    """Eight 80 x 64 images, each with one bright box of class a or b."""
+    root = tmp_path_factory.mktemp("boxes")
+    rng = np.random.default_rng(0)
+    paths, boxes, labels = [], [], []
+    for i in range(8):
+        image = rng.integers(0, 90, (64, 80, 3), dtype=np.uint8)
+        x, y = int(rng.integers(4, 40)), int(rng.integers(4, 28))
+        image[y:y + 24, x:x + 30] = 200 + 40 * (i % 2)
+        Image.fromarray(image).save(root / f"{i}.png")
+        paths.append(f"{i}.png")
+        boxes.append(np.asarray([[x, y, x + 30, y + 24]], np.float32))
+        labels.append(np.asarray([i % 2], np.int64))
+    return DetectionSplit(root, paths, boxes, labels)
+
+
+def _detector(decisive: bool = False) -> Detector:
+    """An untrained detector; `decisive` spreads its class logits so detections have clearly distinct scores
+    (an untrained head scores every location about 0.01, and near-ties reorder under float rounding)."""
+    torch.manual_seed(0)
+    model = Detector(CONFIG).eval()
+    if decisive:
+        with torch.no_grad():
+            head = model.fcos.head.classification_head.cls_logits
+            head.weight.mul_(8.0)
+            head.bias.fill_(-1.0)
+            model.fcos.head.regression_head.bbox_ctrness.bias.fill_(0.0)
+    return model
+
+
+def test_a_pruned_detector_saves_and_loads_to_the_same_network(split: DetectionSplit, tmp_path: Path) -> None:
+    compression = CompressSection(prune_steps=1, max_prune_ratio=0.5, budget={"max_accuracy_drop": 1.0})
+    plan = PruningPlan(compression, TrainSection(epochs=1, batch_size=4), DECODING, seed=0)
+    trained = _detector()
+    track = prune_detector(trained, split, split, plan, lambda model, size: True, floor=-1.0)
+    assert track.kept_steps == 1
+    assert measure_detector(track.model).macs < measure_detector(trained).macs
+    save_detector(track.model, DECODING, tmp_path, track.history, name="pruned")
+    loaded, decoding = load_detector(tmp_path, "pruned")
+    assert decoding == DECODING
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        for ours, theirs in zip(track.model.eval()(x), loaded(x), strict=True):
+            assert torch.equal(ours, theirs)
+
+
+def test_an_export_whose_detections_differ_from_torch_fails_the_stage(split: DetectionSplit, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _detector(decisive=True)
+    checked = compress_stage.describe({"trained": model}, {}, DECODING, split, split, 0.5, tmp_path / "good")
+    assert checked["trained"]["onnx_parity"]["matched_share"] == 1.0
+    assert checked["trained"]["onnx_parity"]["boxes"] >= 8
+    real_export = compress_stage.export_detector
+
+    def drifting_export(detector: Detector, path: Path) -> None:
+        other = copy.deepcopy(detector)
+        with torch.no_grad():
+            other.fcos.head.regression_head.bbox_reg.weight.add_(0.5)
+        real_export(other, path)
+
+    monkeypatch.setattr(compress_stage, "export_detector", drifting_export)
+    with pytest.raises(StageFailure, match="the ONNX export of trained disagrees with torch on the test split"):
+        compress_stage.describe({"trained": model}, {}, DECODING, split, split, 0.5, tmp_path / "bad")
+
+
+def _variant(name: str, latency: float, val_map: float, params: int = 1000) -> DetectorVariant:
+    return DetectorVariant(name, name.rsplit("-", 1)[0], name.rsplit("-", 1)[1], "onnxruntime", True, params,
+                           params * 100, params * 4, val_map, val_map, val_map, val_map, latency, latency)
+
+
+def test_the_fastest_variant_within_every_limit_is_deployed() -> None:
+    rows = [_variant("trained-fp32", 30.0, 0.70), _variant("trained-int8", 12.0, 0.66),
+            _variant("pruned-int8", 8.0, 0.60, params=400), _variant("pruned-fp32", 15.0, 0.69, params=400)]
+    chosen, reason = choose(rows, CompressionBudget(max_accuracy_drop=0.05), baseline=0.70)
+    assert chosen.variant == "trained-int8"  # pruned-int8 is faster but 10 points below the trained detector
+    assert "fastest of 3 of 4 variants" in reason
+    chosen, _ = choose(rows, CompressionBudget(max_accuracy_drop=0.05, max_params=500), baseline=0.70)
+    assert chosen.variant == "pruned-fp32"
+    with pytest.raises(StageFailure, match=r"closest is pruned-int8: relax compress.budget.max_accuracy_drop to 0.1"):
+        choose(rows, CompressionBudget(max_accuracy_drop=0.05, max_latency_ms=9.0), baseline=0.70)

@@ -1,0 +1,148 @@
+"""Structured pruning of a whole detector toward a budget: backbone, feature pyramid and head channels.
+
+torch-pruning's DepGraph finds what is coupled (a backbone level feeds an FPN lateral conv; the FPN's output
+width is the head towers' input; the towers' GroupNorm ties channels in groups) and removes it together. The
+per-class logit conv and the box and centerness convs keep their outputs: they are the network's contract.
+Rounds go as classification's do: prune a step, fine-tune (imitating the trained detector when distilling),
+measure validation mAP50-95, stop at the first round within the budget or before the first that breaks the
+accuracy floor (`compress.budget.max_accuracy_drop` read as a drop of validation mAP50-95).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch_pruning as tp
+
+from core.spec.deployment import CompressSection
+from core.spec.training import AugmentSection, TrainSection
+from vision.compression.pruning import IMPORTANCE
+from vision.detection.data import DetectionSplit
+from vision.detection.decode import Decoding
+from vision.detection.distill import DetectionTeacher
+from vision.detection.fit import fit_detector
+from vision.detection.metrics import mean_average_precision
+from vision.detection.model import Detector
+from vision.detection.predict import predict_split
+from vision.detection.store import PruningStep
+
+
+@dataclass(frozen=True)
+class DetectorSize:
+    params: int
+    macs: int
+
+
+def measure_detector(model: Detector) -> DetectorSize:
+    width, height = model.config.input_wh
+    macs, params = tp.utils.count_ops_and_params(model.eval(), torch.zeros(1, 3, height, width))
+    return DetectorSize(int(params), int(macs))
+
+
+def validation_map(model: Detector, split: DetectionSplit, decoding: Decoding) -> float:
+    """COCO mAP50-95 of `model` on `split` (0 when nothing was found at all)."""
+    figures = mean_average_precision(predict_split(model, split, decoding), split.boxes, split.labels,
+                                     list(model.config.classes))
+    return max(float(figures["map"]), 0.0)
+
+
+def contract_layers(model: Detector) -> list[torch.nn.Module]:
+    """The head's output convs: their output channels are classes, box sides and centerness."""
+    head = model.fcos.head
+    return [head.classification_head.cls_logits, head.regression_head.bbox_reg, head.regression_head.bbox_ctrness]
+
+
+@dataclass(frozen=True)
+class DetectorRound:
+    step: int
+    params: int
+    macs: int
+    val_map: float
+    within_budget: bool
+    above_floor: bool
+
+
+@dataclass(frozen=True)
+class DetectorTrack:
+    model: Detector
+    """The last detector above the floor (the trained one when even the first round broke it)."""
+    rounds: list[DetectorRound]
+    budget_met: bool
+    history: list[PruningStep]
+    floor: float
+
+    @property
+    def kept_steps(self) -> int:
+        return sum(r.above_floor for r in self.rounds)
+
+    def record(self) -> dict[str, Any]:
+        """How the track ended, for the export stage's messages and the candidates file."""
+        last = self.rounds[-1] if self.rounds else None
+        stopped = ("budget" if self.budget_met else "accuracy_floor" if last and not last.above_floor else "steps")
+        return {"budget_met": self.budget_met, "stopped_by": stopped, "kept_steps": self.kept_steps,
+                "floor": round(self.floor, 6), "last_round": asdict(last) if last else None}
+
+
+DetectorBudget = Callable[[Detector, DetectorSize], bool]
+
+
+@dataclass(frozen=True)
+class PruningPlan:
+    """How one track prunes and fine-tunes: the spec's compress and train sections, resolved for detectors."""
+
+    compression: CompressSection
+    finetune: TrainSection
+    decoding: Decoding
+    seed: int
+    augment: AugmentSection | None = None
+    min_visibility: float = 0.3
+
+
+def _pruner(model: Detector, compression: CompressSection) -> tp.pruner.MetaPruner:
+    width, height = model.config.input_wh
+    spread = compression.allocation == "global"
+    # No round_to: the head towers' GroupNorm makes torch-pruning remove channels per norm group (32 groups of
+    # fpn_channels / 32), and a multiple-of-8 rule on every group would forbid pruning the neck and head at all.
+    return tp.pruner.MetaPruner(
+        model, torch.zeros(1, 3, height, width), importance=IMPORTANCE[compression.importance](),
+        pruning_ratio=compression.max_prune_ratio, iterative_steps=compression.prune_steps,
+        ignored_layers=contract_layers(model), global_pruning=spread,
+        max_pruning_ratio=max(0.9, compression.max_prune_ratio) if spread else 1.0)
+
+
+def prune_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan,
+                   within_budget: DetectorBudget, floor: float, teacher: DetectionTeacher | None = None,
+                   log: Callable[[DetectorRound], None] | None = None) -> DetectorTrack:
+    """Prune -> fine-tune rounds until `within_budget` holds or the next round falls below `floor`. A budget with
+    no size limit (params, MACs or latency) goes on to the smallest detector above the floor."""
+    budget = plan.compression.budget
+    smallest = budget.max_params is None and budget.max_macs is None and budget.max_latency_ms is None
+    torch.manual_seed(plan.seed)
+    model = copy.deepcopy(trained).eval()
+    pruner = _pruner(model, plan.compression)
+    kept, kept_history, rounds = copy.deepcopy(model), [], []
+    for step in range(1, plan.compression.prune_steps + 1):
+        pruner.step()
+        model.zero_grad(set_to_none=True)
+        fitted = fit_detector(model, train, val, plan.finetune, plan.decoding, plan.seed + step, plan.augment,
+                              min_visibility=plan.min_visibility, teacher=teacher, progress=log is not None,
+                              label=f"compress: pruning round {step} fine-tuning")
+        model = fitted.model
+        size = measure_detector(model)
+        score = validation_map(model, val, plan.decoding)
+        result = DetectorRound(step, size.params, size.macs, round(score, 6), within_budget(model, size),
+                               score >= floor)
+        rounds.append(result)
+        if log:
+            log(result)
+        if not result.above_floor:
+            return DetectorTrack(kept, rounds, smallest and step > 1, kept_history, floor)
+        kept = copy.deepcopy(model)
+        kept_history = [(str(n), bool(o), [int(i) for i in idx]) for n, o, idx in pruner.DG.pruning_history()]
+        if result.within_budget and not smallest:
+            return DetectorTrack(kept, rounds, True, kept_history, floor)
+    return DetectorTrack(kept, rounds, smallest, kept_history, floor)
