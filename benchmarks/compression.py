@@ -15,8 +15,11 @@
    uniform with distillation, global allocation with distillation), and sparse
    training with its zeroed groups removed. Validation and test accuracy, and
    batch-1 latency with ONNX Runtime on 1 and 2 threads.
+3. The demo detector of the last `dvc repro` (specs/digits-on-photos.yaml): its deployable file against the
+   trained detector in torch eager fp32 on the test split: MACs, mAP50-95 and batch-1 latency with decoding and
+   NMS (targets >= 2x fewer MACs at <= 1 point mAP50-95 drop, >= 4x faster served).
 Targets: Lite0 int8 within 1 point of fp32; Lite0 >= 2x fewer MACs within 1 point.
-Usage: python benchmarks/compression.py [--skip-stages] [--skip-digits] [--skip-lite0] [--images N]
+Usage: python benchmarks/compression.py [--skip-stages] [--skip-digits] [--skip-lite0] [--skip-detector] [--images N]
 """
 
 from __future__ import annotations
@@ -210,6 +213,59 @@ def stage_section(spec_path: Path) -> None:
           f"with 2 threads {torch2 / onnx2:.1f}x ({torch2:.3f} vs {onnx2:.3f} ms)", flush=True)
 
 
+def detector_section(spec_path: Path) -> None:
+    """Section 3: the demo detector of the last `dvc repro`: its deployable file against the trained detector in
+    torch eager fp32, measured here side by side on the test split (mAP50-95, MACs, batch-1 latency with decoding
+    and NMS on both sides)."""
+    from compiler.load import load_spec
+    from core.bundle import Preprocessing
+    from core.fsutil import read_json
+    from vision.compression.onnx import cpu_description
+    from vision.detection.compression import measure_detector
+    from vision.detection.data import load_detection_split
+    from vision.detection.metrics import mean_average_precision
+    from vision.detection.onnx import latency_ms as detector_ms
+    from vision.detection.onnx import letterboxed, run_split, session, split_map
+    from vision.detection.onnx import torch_latency_ms as detector_torch_ms
+    from vision.detection.predict import predict_split
+    from vision.detection.store import load_detector
+
+    spec = load_spec(spec_path, REPO).spec
+    export_dir, compress_dir = REPO / "models" / spec.name / "export", REPO / "models" / spec.name / "compress"
+    if not (export_dir / "model.onnx").is_file():
+        raise SystemExit(f"{export_dir} is missing: run `make demo` first")
+    preprocess = Preprocessing.from_dict(read_json(export_dir / "preprocess.json"))
+    trained, decoding = load_detector(REPO / "models" / spec.name / "train")
+    deployable, _ = load_detector(compress_dir, preprocess.variant.rsplit("-", 1)[0])
+    data = REPO / "data" / spec.name
+    test = load_detection_split(data / "ingest", data / "ingest" / "boxes.csv", data / "prune" / "split.csv", "test",
+                                list(spec.classes))
+    torch_map = mean_average_precision(predict_split(trained, test, decoding), test.boxes, test.labels,
+                                       list(spec.classes))["map"]
+    onnx_map = split_map(run_split(session(export_dir / "model.onnx"), test, decoding).found, test,
+                         list(spec.classes))["map"]
+    sample = next(letterboxed(test.take([0]), decoding.input_wh))[0][0]
+    torch_ms, onnx_ms = [], []
+    for _ in range(3):  # interleaved, so both see the same machine state
+        torch_ms.append(detector_torch_ms(trained, sample, decoding))
+        onnx_ms.append(detector_ms(export_dir / "model.onnx", sample, decoding))
+    base, chosen = measure_detector(trained), measure_detector(deployable)
+    cpu = cpu_description()
+    print(f"\n3. The {spec.name} detector: trained (torch eager fp32) vs deployable `{preprocess.variant}` (ONNX "
+          f"Runtime), test split of {len(test)} images, decoding and NMS included; measured on {cpu['cpu']}, "
+          f"VNNI {'yes' if cpu['vnni'] else 'no'}")
+    print(f"{'':<34} {'params':>10} {'MACs':>14} {'mAP50-95':>9} {'ms 1 thr':>9}")
+    print(f"{'trained, torch eager fp32':<34} {base.params:>10,} {base.macs:>14,} {torch_map:>9.4f} "
+          f"{statistics.median(torch_ms):>9.2f}")
+    print(f"{'deployable ' + preprocess.variant:<34} {chosen.params:>10,} {chosen.macs:>14,} {onnx_map:>9.4f} "
+          f"{statistics.median(onnx_ms):>9.2f}")
+    ratio, drop = base.macs / chosen.macs, 100 * (torch_map - onnx_map)
+    speedup = statistics.median(torch_ms) / statistics.median(onnx_ms)
+    print(f"MACs reduction {ratio:.2f}x at a test mAP50-95 change of {-drop:+.2f} points (target >= 2x at <= 1 "
+          f"point: {'met' if ratio >= 2 and drop <= 1 else 'MISSED'}); served {speedup:.1f}x faster than torch eager "
+          f"fp32 (target >= 4x: {'met' if speedup >= 4 else 'MISSED'})", flush=True)
+
+
 def digits_section(spec_path: Path) -> None:
     """Section 2a: every method on the digits model of the last `dvc repro`, with its spec's settings."""
     from compiler.load import load_spec
@@ -272,6 +328,8 @@ def main() -> None:
     parser.add_argument("--skip-digits", action="store_true")
     parser.add_argument("--skip-lite0", action="store_true")
     parser.add_argument("--images", type=int, default=900, help="texture images in all (a third per class)")
+    parser.add_argument("--detection-spec", type=Path, default=REPO / "specs" / "digits-on-photos.yaml")
+    parser.add_argument("--skip-detector", action="store_true")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
     if not args.skip_stages:
@@ -280,6 +338,8 @@ def main() -> None:
         digits_section(args.spec)
     if not args.skip_lite0:
         lite0_section(args.images)
+    if not args.skip_detector:
+        detector_section(args.detection_spec)
 
 
 if __name__ == "__main__":
