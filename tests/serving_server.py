@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +74,20 @@ def running_server(bundle: Path, *extra: str, host: str = "127.0.0.1") -> Iterat
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def health_latencies_during(url: str, heavy: Callable[[], httpx.Response]) -> tuple[httpx.Response, list[float]]:
+    """Run `heavy` (a slow request) on a thread and probe /v2/health/live every 50 ms until it returns: its
+    response, and how long each probe took."""
+    result: dict[str, httpx.Response] = {}
+    worker = threading.Thread(target=lambda: result.update(r=heavy()))
+    worker.start()
+    time.sleep(0.3)
+    latencies = []
+    while worker.is_alive():
+        begin = time.perf_counter()
+        assert httpx.get(f"{url}/v2/health/live", timeout=5).status_code == 200
+        latencies.append(time.perf_counter() - begin)
+        time.sleep(0.05)
+    worker.join()
+    return result["r"], latencies

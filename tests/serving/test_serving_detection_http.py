@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +16,7 @@ import torch
 from PIL import Image
 
 from tests.hostile import bomb_png
-from tests.serving_server import NAME, running_server
+from tests.serving_server import NAME, health_latencies_during, running_server
 from vision.detection.model import Detector, DetectorConfig
 from vision.detection.onnx import export_detector
 
@@ -105,17 +103,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(server) -> None:
 
 def test_health_answers_while_a_large_detection_request_letterboxes(server) -> None:
     heavy = _images(*[base64.b64encode(bomb_png(6_000, 6_000)).decode()] * 3)
-    result: dict[str, httpx.Response] = {}
-    worker = threading.Thread(target=lambda: result.update(r=_infer(server.url, heavy)))
-    worker.start()
-    time.sleep(0.3)
-    latencies = []
-    while worker.is_alive():
-        begin = time.perf_counter()
-        assert httpx.get(f"{server.url}/v2/health/live", timeout=5).status_code == 200
-        latencies.append(time.perf_counter() - begin)
-        time.sleep(0.05)
-    worker.join()
-    assert result["r"].status_code == 200, result["r"].text[:300]
+    response, latencies = health_latencies_during(server.url, lambda: _infer(server.url, heavy))
+    assert response.status_code == 200, response.text[:300]
     assert len(latencies) >= 3, "the heavy request finished before health was probed"
     assert max(latencies) < 0.1, latencies

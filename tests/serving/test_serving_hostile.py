@@ -9,8 +9,6 @@ import base64
 import io
 import json
 import struct
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.hostile import bomb_png, gradient16_png
-from tests.serving_server import NAME, SIZE, make_bundle, running_server
+from tests.serving_server import NAME, SIZE, health_latencies_during, make_bundle, running_server
 
 pytestmark = pytest.mark.slow
 MEMORY_LIMIT_BYTES = 1024**3
@@ -137,18 +135,8 @@ def test_the_pixel_limit_is_configurable(bundle: Path) -> None:
 
 def test_health_answers_fast_while_a_heavy_request_runs(server) -> None:
     heavy = _bytes_input(*[bomb_png(6_000, 6_000)] * 3)  # 36 MP each: allowed, and slow to decode and resize
-    result: dict[str, httpx.Response] = {}
-    worker = threading.Thread(target=lambda: result.update(r=_infer(server.url, heavy)))
-    worker.start()
-    time.sleep(0.3)
-    latencies = []
-    while worker.is_alive():
-        begin = time.perf_counter()
-        assert httpx.get(f"{server.url}/v2/health/live", timeout=5).status_code == 200
-        latencies.append(time.perf_counter() - begin)
-        time.sleep(0.05)
-    worker.join()
-    assert result["r"].status_code == 200, result["r"].text[:300]
+    response, latencies = health_latencies_during(server.url, lambda: _infer(server.url, heavy))
+    assert response.status_code == 200, response.text[:300]
     assert len(latencies) >= 3, "the heavy request finished before health was probed"
     assert max(latencies) < 0.1, latencies
 
