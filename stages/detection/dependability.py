@@ -4,7 +4,7 @@ measured on the file that serves (`models/<p>/export/model.onnx` through ONNX Ru
 - robustness: test mAP50-95 and mAP50 under each corruption family and severity, boxes unchanged (the
   corruptions move no pixel); families never seen in training reported apart;
 - out of distribution: an image-level score from the pooled backbone features (Mahalanobis, KNN) on far sets
-  (photographs, noise, the spec's ood_sources) and a near set (test images with shuffled patches); serving
+  (photographs, textures, noise, the spec's ood_sources) and a near set (test images with shuffled patches); serving
   abstains above the threshold that accepts 95% of validation images;
 - calibration: detection ECE (D-ECE) of the box confidences before and after a temperature fitted on the
   validation split, with its reliability diagram;

@@ -78,19 +78,39 @@ def family_drops(clean_map: float, rows: list[SweepRow]) -> dict[str, dict[str, 
     return families
 
 
+def texture_images(count: int, size_px: int, seed: int) -> np.ndarray:
+    """`count` colour textures, each three random oriented sine gratings (2 to 24 cycles across) summed: surfaces
+    with structure and edges everywhere and no object, the kind of image a detector must not answer for. Made
+    here because no texture set ships inside a package (scikit-image's brick, grass and gravel are photographs
+    the photo set already samples)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size_px, 0:size_px].astype(np.float64) / size_px
+    images = np.empty((count, size_px, size_px, 3), np.uint8)
+    for index in range(count):
+        image = np.zeros((size_px, size_px, 3))
+        for _ in range(3):
+            angle, cycles, phase = rng.uniform(0, np.pi), rng.uniform(2, 24), rng.uniform(0, 2 * np.pi)
+            wave = np.sin(2 * np.pi * cycles * (xs * np.cos(angle) + ys * np.sin(angle)) + phase)
+            image += wave[..., None] * rng.uniform(-1, 1, 3)
+        low, high = image.min(), image.max()
+        images[index] = np.round(255 * (image - low) / max(high - low, 1e-9)).astype(np.uint8)
+    return images
+
+
 def far_and_near_sets(test_images: np.ndarray, input_wh: tuple[int, int], seed: int, count: int = 64,
                       photos: bool = True) -> dict[str, tuple[str, np.ndarray]]:
     """Image sets serving should abstain on, letterboxed like every request, each with its kind: far ones
     (photographs with none of the classes, unless `photos` is False because the project's own images are built
-    on those photographs; noise) and a near one (test images with their patches shuffled: the same textures, no
-    whole objects)."""
+    on those photographs; textures; noise) and a near one (test images with their patches shuffled: the same
+    textures, no whole objects)."""
     side = max(input_wh)
 
     def boxed(images: np.ndarray) -> np.ndarray:
         return np.stack([letterbox(image, input_wh)[0] for image in images])
 
     sets = {"photos": ("far", boxed(photo_crops(count, side, seed)))} if photos else {}
-    return {**sets, "noise": ("far", boxed(noise_images(count, side, seed + 1))),
+    return {**sets, "textures": ("far", boxed(texture_images(count, side, seed + 3))),
+            "noise": ("far", boxed(noise_images(count, side, seed + 1))),
             "shuffled_patches": ("near", materialise(shuffled_patches(test_images[:count], 4, seed + 2)))}
 
 
