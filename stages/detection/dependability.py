@@ -38,14 +38,7 @@ from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import to_tensor
 from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
 from vision.dependability.robustness import CorruptionResult
-from vision.detection.calibration import (
-    FIT_MIN_SCORE,
-    calibrated_view,
-    detection_ece,
-    fit_temperature,
-    reliability_bins,
-    scored,
-)
+from vision.detection.calibration import calibrate, choose_temperature, detection_ece, reliability_bins, scored
 from vision.detection.data import DetectionSplit, letterbox, load_detection_split, read_rgb
 from vision.detection.decode import Decoding
 from vision.detection.dependability import (
@@ -162,13 +155,14 @@ def main(ctx: StageContext) -> None:
                                  list(ctx.spec("dependability.robustness.severities")), set(enabled(augment)), seed,
                                  lambda row: shown.update(1, f"{row.corruption} s{row.severity} mAP {row.map:.3f}"))
     families = family_drops(clean_map, sweep)
-    val_scored = scored(outputs["val"].found, splits["val"].boxes, splits["val"].labels, FIT_MIN_SCORE)
-    temperature = fit_temperature(val_scored.confidences, val_scored.correct)
-    test_scored = scored(outputs["test"].found, test.boxes, test.labels, FIT_MIN_SCORE)
-    before, after = calibrated_view(test_scored, 1.0), calibrated_view(test_scored, temperature)
-    dece_before = round(detection_ece(before.confidences, before.correct), 6)
-    dece_after = round(detection_ece(after.confidences, after.correct), 6)
-    rows_before, rows_after = (reliability_bins(v.confidences, v.correct) for v in (before, after))
+    validation = scored(outputs["val"].found, splits["val"].boxes, splits["val"].labels)
+    temperature = choose_temperature(validation)
+    measured = scored(outputs["test"].found, test.boxes, test.labels)
+    after = calibrate(measured.confidences, temperature)
+    dece_before = round(detection_ece(measured.confidences, measured.correct), 6)
+    dece_after = round(detection_ece(after, measured.correct), 6)
+    rows_before = reliability_bins(measured.confidences, measured.correct)
+    rows_after = reliability_bins(after, measured.correct)
     explained = explain_gallery(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0], sess, test, decoding,
                                 classes, confidence, ctx.spec("dependability.explain").gradcam_samples,
                                 ctx.output("gradcam_png"), f"{ctx.project}: EigenCAM on the deployable candidate "
@@ -193,7 +187,7 @@ def main(ctx: StageContext) -> None:
                        "worst": None if worst is None else {"corruption": worst.corruption, "severity": worst.severity,
                                                             "map": worst.map}},
         "calibration": {"temperature": temperature, "dece_before": dece_before, "dece_after": dece_after,
-                        "ece_before": dece_before, "ece_after": dece_after, "detections": len(after.confidences)},
+                        "ece_before": dece_before, "ece_after": dece_after, "detections": len(after)},
         "explain": {"method": "eigencam", "samples": explained},
     }
     write_json(ctx.output("metrics"), figures)

@@ -2,11 +2,12 @@
 "Multivariate Confidence Calibration for Object Detection") on confidence alone, and a fitted temperature.
 
 Written by hand: the authors' own library (netcal) pulls in pyro and tensorboard for this one figure. D-ECE
-here is their 1-D form: the detections scoring at least DECE_MIN_SCORE are binned by confidence; in each bin
-the precision (the share matched to a true box of the same class at IoU >= DECE_IOU, each true box matched
-once, best score first) is compared with the mean confidence; the gaps are averaged weighted by bin size.
-The temperature divides the confidence's logit (score' = sigmoid(logit(score) / T)): monotonic, so detections,
-their ranking and mAP are unchanged; only what a score of 0.8 means changes.
+here is their 1-D form: the detections scoring at least DECE_MIN_SCORE (the operating range; a fixed set of
+detections, before and after calibration) are binned by confidence over [0, 1]; in each bin the precision
+(the share matched to a true box of the same class at IoU >= DECE_IOU, each true box matched once, best score
+first) is compared with the mean confidence; the gaps are averaged weighted by bin size. The temperature
+divides the confidence's logit (score' = sigmoid(logit(score) / T)): monotonic, so detections, their ranking
+and mAP are unchanged; only what a score of 0.8 means changes.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def calibrate(confidences: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def reliability_bins(confidences: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[dict[str, float]]:
-    """Per non-empty bin over [DECE_MIN_SCORE, 1]: mean confidence, precision and count."""
-    edges = np.linspace(DECE_MIN_SCORE, 1.0, bins + 1)
+    """Per non-empty bin over [0, 1]: mean confidence, precision and count."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.searchsorted(edges, confidences, side="right") - 1, 0, bins - 1)
     rows = []
     for b in range(bins):
@@ -99,14 +100,11 @@ def fit_temperature(confidences: np.ndarray, correct: np.ndarray) -> float:
     return round(float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x), 6)
 
 
-FIT_MIN_SCORE = 0.05
-"""Detections the temperature is fitted on: lower than DECE_MIN_SCORE, since calibration may lift them into
-the measured range."""
 
-
-def calibrated_view(detections: Scored, temperature: float) -> Scored:
-    """The detections as a calibrated server reports them: confidences scaled, those now at or above
-    DECE_MIN_SCORE kept."""
-    confidences = calibrate(detections.confidences, temperature)
-    keep = confidences >= DECE_MIN_SCORE
-    return Scored(confidences[keep], detections.correct[keep])
+def choose_temperature(validation: Scored) -> float:
+    """The fitted temperature when it lowers validation D-ECE, else 1.0: a temperature fitted on few or
+    one-sided detections can make calibration worse, and the server should then report the raw scores."""
+    temperature = fit_temperature(validation.confidences, validation.correct)
+    before = detection_ece(validation.confidences, validation.correct)
+    after = detection_ece(calibrate(validation.confidences, temperature), validation.correct)
+    return temperature if after < before else 1.0
