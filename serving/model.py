@@ -100,6 +100,8 @@ class VisionModel(Model):
         headers are read; anything that does not parse here is left to the pool, which reports it."""
         if len(request.inputs) != 1:
             return True  # refused at once
+        if self._artifact().detection is not None:
+            return False  # a detector's forward pass and NMS take tens of milliseconds whatever the image's size
         tensor = request.inputs[0]
         if tensor.datatype != "BYTES":
             return math.prod(tensor.shape) <= 3 * LIGHT_PIXELS

@@ -140,3 +140,9 @@ def test_pixels_and_normalised_input_take_the_detector_s_shapes(model: VisionMod
     assert model.get_input_types()[2]["shape"] == [-1, 3, 48, 64]
     assert [o["name"] for o in model.get_output_types()] == ["boxes", "scores", "labels", "label_names",
                                                              "detections_per_image", "ood_score", "abstained"]
+
+
+def test_detection_requests_never_run_on_the_event_loop(model: VisionModel) -> None:
+    """A detector's inference takes tens of milliseconds even for a tiny image: always the thread pool."""
+    body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [_png(8, 8, 120)]}]}
+    assert model._light(parse_request(json.dumps(body).encode(), None)) is False
