@@ -24,8 +24,11 @@ NOT_FOR_DETECTION: dict[tuple[str, ...], str] = {
     ("compress", "student"): "a detector is compressed by pruning its own channels; a student backbone is built for "
                              "classifiers only",
     ("compress", "sparse_training"): "sparse training is built for classifiers only: use structured_prune",
-    ("compress", "quantization", "max_fp32_layers"): "a detector's int8 file quantizes every layer; remove it",
-    ("compress", "quantization", "sensitivity_images"): "a detector's int8 file quantizes every layer; remove it",
+    ("compress", "quantization", "max_fp32_layers"): "a detector's int8 file keeps at most 8 convolutions in fp32, "
+                                                     "ranked on 32 validation images (vision.detection.quantize); "
+                                                     "remove it",
+    ("compress", "quantization", "sensitivity_images"): "a detector's int8 file ranks its convolutions on 32 "
+                                                        "validation images (vision.detection.quantize); remove it",
     ("compress", "quantization", "qat_epochs"): "quantization-aware training is built for classifiers only",
     ("dependability", "min_accuracy"): "a detector is gated on mAP: dependability.min_map and min_map50",
     ("dependability", "min_class_recall"): "a detector is gated on mAP: dependability.min_map and min_map50",

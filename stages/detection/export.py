@@ -3,7 +3,8 @@ Runtime, and keep the fastest within compress.budget as the deployable model.
 
 Variants: each candidate as fp32 ONNX, plus static QDQ int8 (per-channel weights at the target's bits,
 activation ranges calibrated on `compress.calibration_images` letterboxed training images) for CPU targets or
-fp16 for GPU targets. Each is measured for validation and test mAP, params, MACs, file size and batch-1
+fp16 for GPU targets; an int8 file below the accuracy floor keeps its most sensitive convolutions in fp32
+(vision.detection.quantize). Each is measured for validation and test mAP, params, MACs, file size and batch-1
 latency with decoding and NMS included (what a served image costs); torch eager fp32 of the trained detector is
 the baseline row. Within the budget means: params, MACs and latency within their limits and validation mAP50-95
 at most compress.budget.max_accuracy_drop below the trained detector's.
@@ -25,7 +26,6 @@ from core.progress import Progress
 from core.spec.deployment import CompressionBudget
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.onnx import convert_fp16, cpu_description
-from vision.compression.quantize import Calibrated
 from vision.data.dataset import MEAN, STD
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.decode import Decoding
@@ -38,10 +38,12 @@ from vision.detection.onnx import (
     split_map,
     torch_latency_ms,
 )
+from vision.detection.quantize import SENSITIVITY_IMAGES, quantize_within_floor
 from vision.detection.store import load_detector
 
 ROW_FIELDS = ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
-              "val_map", "val_map50", "test_map", "test_map50", "latency_ms_1_thread", "latency_ms_2_threads")
+              "val_map", "val_map50", "test_map", "test_map50", "latency_ms_1_thread", "latency_ms_2_threads",
+              "fp32_layers")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class DetectorVariant:
     test_map50: float
     latency_ms_1_thread: float
     latency_ms_2_threads: float
+    fp32_layers: str = ""
+    """Convolutions an int8 variant keeps in fp32 (the sensitivity analysis' choice), space-separated."""
     path: Path | None = field(default=None, compare=False)
 
     def row(self) -> dict[str, Any]:
@@ -75,12 +79,16 @@ class Measuring:
     decoding: Decoding
     classes: list[str]
 
-    def sample(self):
+    def val_map(self, path: Path) -> float:
+        return split_map(run_split(session(path), self.val, self.decoding).found, self.val, self.classes)["map"]
+
+    def sample(self) -> np.ndarray:
         images, _ = next(letterboxed(self.test.take([0]), self.decoding.input_wh))
         return images[0]
 
 
-def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, on: Measuring) -> DetectorVariant:
+def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, on: Measuring,
+            fp32_layers: tuple[str, ...] = ()) -> DetectorVariant:
     sess = session(path)
     val = split_map(run_split(sess, on.val, on.decoding).found, on.val, on.classes)
     test = split_map(run_split(sess, on.test, on.decoding).found, on.test, on.classes)
@@ -89,7 +97,7 @@ def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, on
                            candidate["macs"], path.stat().st_size, round(val["map"], 6), round(val["map50"], 6),
                            round(test["map"], 6), round(test["map50"], 6),
                            round(latency_ms(path, sample, on.decoding, 1), 4),
-                           round(latency_ms(path, sample, on.decoding, 2), 4), path)
+                           round(latency_ms(path, sample, on.decoding, 2), 4), " ".join(fp32_layers), path)
 
 
 def torch_baseline(compress_dir: Path, trained: dict[str, Any], on: Measuring) -> DetectorVariant:
@@ -132,28 +140,21 @@ def choose(rows: list[DetectorVariant], budget: CompressionBudget, baseline: flo
 
 def format_table(rows: list[DetectorVariant]) -> str:
     lines = [f"{'variant':<26} {'params':>10} {'MACs':>13} {'size MB':>8} {'val mAP':>8} {'test mAP':>8} "
-             f"{'mAP50':>7} {'ms 1 thr':>9} {'ms 2 thr':>9}"]
+             f"{'mAP50':>7} {'ms 1 thr':>9} {'ms 2 thr':>9} {'fp32 layers':>11}"]
     for r in rows:
         test = "" if r.test_map < 0 else f"{r.test_map:.4f}"
         test50 = "" if r.test_map50 < 0 else f"{r.test_map50:.4f}"
         lines.append(f"{r.variant:<26} {r.params:>10,} {r.macs:>13,} {r.size_bytes / 1e6:>8.2f} {r.val_map:>8.4f} "
-                     f"{test:>8} {test50:>7} {r.latency_ms_1_thread:>9.3f} {r.latency_ms_2_threads:>9.3f}")
+                     f"{test:>8} {test50:>7} {r.latency_ms_1_thread:>9.3f} {r.latency_ms_2_threads:>9.3f} "
+                     f"{len(r.fp32_layers.split()) if r.precision == 'int8' else '':>11}")
     return "\n".join(lines)
 
 
-def quantize_weighted_layers(fp32: Path, out: Path, calibration: np.ndarray, weight_bits: int, work: Path) -> None:
-    """Static QDQ int8 of the convolutions only: ONNX Runtime's quantizer would otherwise also quantize the
-    shape constants of the head's GroupNorm (exported as Reshape + InstanceNormalization) and break the graph."""
-    folder = work / f"calibration-{fp32.stem}"
-    folder.mkdir()
-    calibrated = Calibrated(fp32, calibration, folder)
-    calibrated.quantize(out, weight_bits, only=tuple(calibrated.weighted_nodes()))
-    shutil.rmtree(folder)
-
-
+# Eight parameters: where the candidates are, what they are measured on, and how they are lowered.
 def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], on: Measuring, work: Path,
-                   precision: str, weight_bits: int, calibration: np.ndarray) -> list[DetectorVariant]:
-    """The torch baseline row, then each candidate as fp32 ONNX and at `precision` (fp32: not lowered)."""
+                   precision: str, weight_bits: int, calibration: np.ndarray, floor: float) -> list[DetectorVariant]:
+    """The torch baseline row, then each candidate as fp32 ONNX and at `precision` (fp32: not lowered); an int8
+    file below `floor` (validation mAP50-95) keeps its most sensitive convolutions in fp32."""
     lowered = precision != "fp32"
     with Progress("export", 1 + len(candidates) * (2 if lowered else 1), unit="variant") as shown:
         rows = [torch_baseline(compress_dir, candidates["trained"], on)]
@@ -164,12 +165,14 @@ def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], on
             rows.append(measure(fp32, f"{name}-fp32", candidate, "fp32", on))
             shown.update(1, f"{name}-fp32 measured")
             if lowered:
-                low = work / f"{name}-{precision}.onnx"
+                low, kept = work / f"{name}-{precision}.onnx", ()
                 if precision == "int8":
-                    quantize_weighted_layers(fp32, low, calibration, weight_bits, work)
+                    probe = calibration_images(on.val, on.decoding.input_wh, SENSITIVITY_IMAGES)
+                    kept = quantize_within_floor(fp32, low, calibration, probe, weight_bits, on.val_map,
+                                                 floor).fp32_layers
                 else:
                     convert_fp16(fp32, low)
-                rows.append(measure(low, f"{name}-{precision}", candidate, precision, on))
+                rows.append(measure(low, f"{name}-{precision}", candidate, precision, on, kept))
                 shown.update(1, f"{name}-{precision} measured")
     return rows
 
@@ -191,7 +194,7 @@ def main(ctx: StageContext) -> None:
         work = out / "variants"
         work.mkdir()
         rows = build_variants(compress_dir, described["variants"], on, work, precision, profile.int8_weight_bits,
-                              calibration)
+                              calibration, baseline - budget.max_accuracy_drop)
         print(format_table(rows), flush=True)
         chosen, reason = choose(rows, budget, baseline)
         assert chosen.path is not None

@@ -4,6 +4,7 @@ differ from torch's failing the stage, and the choice of the deployable variant 
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,33 @@ def test_the_fastest_variant_within_every_limit_is_deployed() -> None:
     assert chosen.variant == "pruned-fp32"
     with pytest.raises(StageFailure, match=r"closest is pruned-int8: relax compress.budget.max_accuracy_drop to 0.1"):
         choose(rows, CompressionBudget(max_accuracy_drop=0.05, max_latency_ms=9.0), baseline=0.70)
+
+
+def test_an_int8_detector_below_the_floor_keeps_its_costliest_convolutions_in_fp32(split: DetectionSplit,
+                                                                                    tmp_path: Path) -> None:
+    import onnx
+
+    from vision.detection.onnx import calibration_images, export_detector
+    from vision.detection.quantize import MAX_FP32_LAYERS, quantize_within_floor
+
+    fp32 = tmp_path / "fp32.onnx"
+    export_detector(_detector(), fp32)
+    images = calibration_images(split, CONFIG.input_wh, 8)
+
+    def fp32_share(path: Path) -> float:
+        """A stand-in for validation mAP that rises with every convolution left in fp32."""
+        graph = onnx.load(str(path)).graph
+        quantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        convolutions = [n for n in graph.node if n.op_type == "Conv"]
+        return sum(n.input[1] not in quantized for n in convolutions) / len(convolutions)  # input 1: weights
+
+    reached = quantize_within_floor(fp32, tmp_path / "int8.onnx", images, images, 8, fp32_share, floor=-1.0)
+    assert reached.fp32_layers == ()
+    assert [count for count, _ in reached.tried] == [0]
+    missed = quantize_within_floor(fp32, tmp_path / "int8.onnx", images, images, 8, fp32_share, floor=2.0)
+    assert [count for count, _ in missed.tried] == [0, 1, 2, 4, MAX_FP32_LAYERS]
+    assert len(missed.fp32_layers) >= MAX_FP32_LAYERS  # a head layer shared by the pyramid levels is several nodes
+    shares = [share for _, share in missed.tried]
+    assert all(before < after for before, after in itertools.pairwise(shares)), shares
+    assert fp32_share(tmp_path / "int8.onnx") == pytest.approx(missed.val_map, abs=1e-6)
+    onnx.checker.check_model(str(tmp_path / "int8.onnx"), full_check=True)
