@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from core.bundle import (
@@ -82,8 +83,10 @@ def folder_sets(root: Path, folders: list[str], input_wh: tuple[int, int]) -> di
     return found
 
 
-def assess_ood(ctx: StageContext, sess, splits: dict[str, DetectionSplit], features: dict[str, np.ndarray],
-               decoding: Decoding, seed: int) -> ImageOod:
+def assess_ood(ctx: StageContext, sess: ort.InferenceSession, splits: dict[str, DetectionSplit],
+               features: dict[str, np.ndarray], decoding: Decoding, seed: int) -> ImageOod:
+    """Every image-level OOD detector on the far and near sets (and the spec's folders), thresholded on
+    validation; `auto` chooses on validation-only selection sets."""
     test_images = np.concatenate([b for b, _ in letterboxed(splits["test"].take(range(min(OOD_SET_IMAGES, len(
         splits["test"])))), decoding.input_wh)])
     val_images = np.concatenate([b for b, _ in letterboxed(splits["val"].take(range(min(OOD_SET_IMAGES, len(
@@ -106,8 +109,10 @@ def assess_ood(ctx: StageContext, sess, splits: dict[str, DetectionSplit], featu
                             {name: featured(images) for name, (_, images) in selection.items()})
 
 
-def explain_gallery(candidate_dir: Path, candidate: str, sess, test: DetectionSplit, decoding: Decoding,
-                    classes: list[str], confidence: float, count: int, path: Path, title: str) -> int:
+# Ten parameters: the candidate, the file, the images and the gallery's settings, each from another input.
+def explain_gallery(candidate_dir: Path, candidate: str, sess: ort.InferenceSession, test: DetectionSplit,
+                    decoding: Decoding, classes: list[str], confidence: float, count: int, path: Path,
+                    title: str) -> int:
     """EigenCAM of the torch form of the deployable candidate on the first `count` test images."""
     chosen = test.take(range(min(count, len(test))))
     if not len(chosen):
