@@ -215,6 +215,7 @@ class Artifact:
         feed = tensor.astype(np.float16 if "float16" in input_type else np.float32)
         logits, regression, centerness, features = (
             np.asarray(o, np.float32) for o in self.session.run(list(self.outputs), {self.input_name: feed}))
+        # a detector's OOD detectors read the pooled features only (vision.detection.ood): no image-level logits
         scores = ood_score(self.detector, np.zeros((len(tensor), 1), np.float32), features, self.state)
         abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
         found = []
