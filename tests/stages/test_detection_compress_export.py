@@ -138,3 +138,18 @@ def test_an_int8_detector_below_the_floor_keeps_its_costliest_convolutions_in_fp
     assert all(before < after for before, after in itertools.pairwise(shares)), shares
     assert fp32_share(tmp_path / "int8.onnx") == pytest.approx(missed.val_map, abs=1e-6)
     onnx.checker.check_model(str(tmp_path / "int8.onnx"), full_check=True)
+
+
+def test_a_gpu_target_s_fp16_detector_answers_like_its_fp32_file(tmp_path: Path) -> None:
+    from vision.compression.onnx import convert_fp16
+    from vision.detection.model import OUTPUT_NAMES
+    from vision.detection.onnx import export_detector, session
+
+    export_detector(_detector(), tmp_path / "fp32.onnx")
+    convert_fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx")
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    fp32 = session(tmp_path / "fp32.onnx").run(list(OUTPUT_NAMES), {"input": x})
+    fp16 = session(tmp_path / "fp16.onnx").run(list(OUTPUT_NAMES), {"input": x})  # inputs and outputs stay fp32
+    for name, ours, theirs in zip(OUTPUT_NAMES, fp32, fp16, strict=True):
+        assert theirs.dtype == np.float32, name
+        assert np.abs(ours - theirs).max() < 0.02, name
