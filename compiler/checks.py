@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.backbones import known_backbones
-from compiler.plan import source_files
+from compiler.plan import all_sources, source_files
 from compiler.task_checks import keys_fit_the_task, synthesized_data_is_read, synthesized_source_paths
 from core.spec import ProjectSpec
 from core.spec.data import ImageFolderSource, SklearnDigitsSource, VideoSource, VocSource, YoloSource
+from core.spec.loop import PoolCaptures, PoolImages, PoolVideo
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,11 @@ def digits_source_has_classes(spec: ProjectSpec, ctx: CheckContext) -> Iterator[
 def source_paths_stay_in_repo(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     """The lexical check runs in the schema; this one follows symbolic links that already exist."""
     root = ctx.repo_root.resolve()
-    for index, source in enumerate(spec.data.sources):
+    for where, source in all_sources(spec):
         for field, relative in source_files(source).items():
             target = (ctx.repo_root / relative)
             if target.exists() and not target.resolve().is_relative_to(root):
-                yield Problem(("data", "sources", index, field), f"'{relative}' resolves outside the "
+                yield Problem((*where, field), f"'{relative}' resolves outside the "
                               "repository (through a symbolic link)", "copy or DVC-import the data into the repo")
 
 
@@ -164,14 +165,19 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
     """A source that names nothing would make `dvc repro` fail on a missing dependency; data that DVC fetches
     later (`dvc import`, `dvc pull`) is marked by its `.dvc` file, which is enough."""
     synthesized = synthesized_source_paths(spec)
-    for index, source in enumerate(spec.data.sources):
-        for field, relative in source_files(source).items():
-            if relative in synthesized:
-                continue
-            if not (ctx.repo_root / relative).exists() and not _fetched_by_dvc(ctx.repo_root, relative):
-                yield Problem(("data", "sources", index, field), f"'{relative}' does not exist",
-                              f"create it; if DVC fetches it (`dvc import`, `dvc pull`), commit its .dvc file "
-                              f"(e.g. {relative.rstrip('/')}.dvc) and run `dvc pull` before `dvc repro`")
+    named = [((*where, field), relative) for where, source in all_sources(spec)
+             for field, relative in source_files(source).items()]
+    if spec.active_learning is not None and spec.active_learning.zero_shot is not None:
+        named.append((("active_learning", "zero_shot", "model_path"), spec.active_learning.zero_shot.model_path))
+    for where, relative in named:
+        if relative in synthesized:
+            continue
+        if not (ctx.repo_root / relative).exists() and not _fetched_by_dvc(ctx.repo_root, relative):
+            hint = ("run `autodl captures fetch` first" if where[:2] == ("active_learning", "pool") and
+                    getattr(spec.active_learning.pool[where[2]], "kind", "") == "captures" else  # type: ignore[union-attr]
+                    f"create it; if DVC fetches it (`dvc import`, `dvc pull`), commit its .dvc file "
+                    f"(e.g. {relative.rstrip('/')}.dvc) and run `dvc pull` before `dvc repro`")
+            yield Problem(where, f"'{relative}' does not exist", hint)
 
 
 def _fetched_by_dvc(root: Path, relative: str) -> bool:
@@ -183,15 +189,16 @@ def _fetched_by_dvc(root: Path, relative: str) -> bool:
 def source_links_resolve(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     """A dangling symbolic link inside a source folder stops `dvc repro` before any stage runs (DVC cannot
     hash it), with an error that names neither the spec nor the fix: find them here first."""
-    for index, source in enumerate(spec.data.sources):
-        folder_source = isinstance(source, ImageFolderSource | VideoSource | YoloSource | VocSource)
+    for where, source in all_sources(spec):
+        folder_source = isinstance(source, ImageFolderSource | VideoSource | YoloSource | VocSource | PoolImages
+                                   | PoolVideo | PoolCaptures)
         if folder_source and (ctx.repo_root / source.path).is_dir():
             dangling = _dangling_links(ctx.repo_root / source.path)
             shown = ", ".join(f"{p.relative_to(ctx.repo_root).as_posix()} -> {os.readlink(p)}"
                               for p in dangling[:MAX_LINKS_SHOWN])
             more = f" and {len(dangling) - MAX_LINKS_SHOWN} more" if len(dangling) > MAX_LINKS_SHOWN else ""
             if dangling:
-                yield Problem(("data", "sources", index, "path"), f"'{source.path}' holds {len(dangling)} "
+                yield Problem((*where, "path"), f"'{source.path}' holds {len(dangling)} "
                               f"dangling symbolic link(s): {shown}{more}",
                               "DVC cannot hash a link to nothing: delete the links or restore what they point to")
 

@@ -9,7 +9,8 @@ from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
 from core.registry import PIPELINES, code_dependencies, dvc_dependency
 from core.spec import ProjectSpec
-from core.spec.data import CocoSource, SklearnDigitsSource, Source, VideoSource
+from core.spec.data import CocoSource, LabelStudioSource, SklearnDigitsSource, Source, VideoSource
+from core.spec.loop import PoolSource
 
 
 def plan(spec: ProjectSpec, spec_path: str) -> Pipeline:
@@ -49,8 +50,11 @@ def _per_class(columns: tuple[str, ...], spec: ProjectSpec) -> tuple[str, ...]:
 
 
 def _lookup(spec: ProjectSpec, key: str) -> object:
+    """The spec's value at a dotted key; None when a section on the way is unset."""
     value: object = spec
     for part in key.split("."):
+        if value is None:
+            return None
         value = getattr(value, part)
     return value
 
@@ -60,22 +64,33 @@ def _is_set(spec: ProjectSpec, when: WhenSet) -> bool:
 
 
 def _spec_paths(spec: ProjectSpec, key: str) -> list[str]:
-    """Repository paths named under `key`: the data sources' files, or a plain list of paths."""
-    if key == "data.sources":
-        return _source_paths(spec)
+    """Repository paths named under `key`: the data sources' or pool sources' files, a section's `model_path`,
+    or a plain list of paths."""
     value = _lookup(spec, key)
-    return [str(path) for path in value] if isinstance(value, list | tuple) else [str(value)]
+    if value is None:
+        return []
+    if hasattr(value, "model_path"):
+        return [str(value.model_path)]
+    items = value if isinstance(value, list | tuple) else [value]
+    return [path for item in items for path in (source_files(item).values() if hasattr(item, "kind") else [str(item)])]
 
 
-def _source_paths(spec: ProjectSpec) -> list[str]:
-    return [path for source in spec.data.sources for path in source_files(source).values()]
+def all_sources(spec: ProjectSpec) -> list[tuple[tuple[str | int, ...], Source | PoolSource]]:
+    """Every source that reads repository files, with its place in the spec: data sources and the loop's pool."""
+    found: list[tuple[tuple[str | int, ...], Source | PoolSource]] = [
+        (("data", "sources", i), source) for i, source in enumerate(spec.data.sources)]
+    if spec.active_learning is not None:
+        found += [(("active_learning", "pool", i), source) for i, source in enumerate(spec.active_learning.pool)]
+    return found
 
 
-def source_files(source: Source) -> dict[str, str]:
-    """The repository paths a data source reads, by the spec field that names each."""
+def source_files(source: Source | PoolSource) -> dict[str, str]:
+    """The repository paths a data or pool source reads, by the spec field that names each."""
     if isinstance(source, SklearnDigitsSource):
         return {}
     if isinstance(source, CocoSource):
         return {"annotations": source.annotations, **({"images": source.images} if source.images else {})}
+    if isinstance(source, LabelStudioSource):
+        return {"path": source.path, **({"images": source.images} if source.images else {})}
     return {"path": source.path, **({"manifest": source.manifest} if isinstance(source, VideoSource)
                                     and source.manifest else {})}

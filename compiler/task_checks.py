@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from core.spec import ProjectSpec
-from core.spec.data import BOX_SOURCES, CocoSource
+from core.spec.data import BOX_SOURCES, CocoSource, LabelStudioSource
 
 if TYPE_CHECKING:
     from compiler.checks import CheckContext, Problem
@@ -63,6 +63,34 @@ def keys_fit_the_task(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]
         yield from _classification_keys(spec)
     else:
         yield from _detection_keys(spec)
+    yield from _loop_keys(spec)
+
+
+CLASSIFICATION_STRATEGIES = ("bald", "badge")
+"""Selection strategies that need one softmax per image: a detector's uncertainty is per box."""
+
+
+def _loop_keys(spec: ProjectSpec) -> Iterator[Problem]:
+    loop = spec.active_learning
+    if loop is None:
+        return
+    if spec.task == "detection" and loop.strategy in CLASSIFICATION_STRATEGIES:
+        yield _problem(("active_learning", "strategy"), f"{loop.strategy} needs one softmax per image; a detector's "
+                       "uncertainty is per box", "use entropy, least_confidence, margin, ensemble, coreset or hybrid")
+    for key in ("strategy", "annotator"):
+        if getattr(loop, key) == "ensemble" and loop.ensemble is None:
+            yield _problem(("active_learning", key), "the ensemble has no members to train",
+                           "add active_learning.ensemble: {members: 3}")
+    if loop.annotator == "zero_shot" and loop.zero_shot is None:
+        yield _problem(("active_learning", "annotator"), "the zero_shot annotator needs its local checkpoint",
+                       "add active_learning.zero_shot: {model_path: <folder with an OWLv2 checkpoint>}")
+    if loop.annotator == "zero_shot" and spec.task != "detection":
+        yield _problem(("active_learning", "annotator"), "the zero-shot grounding detector pre-labels boxes",
+                       "use annotator: model or ensemble for a classifier")
+    low, high = loop.low_confidence
+    if low >= high:
+        yield _problem(("active_learning", "low_confidence"), f"[{low}, {high}] is empty",
+                       "give [lower, upper] with lower < upper, for example [0.1, 0.5]")
 
 
 def _classification_keys(spec: ProjectSpec) -> Iterator[Problem]:
@@ -93,10 +121,10 @@ def _detection_keys(spec: ProjectSpec) -> Iterator[Problem]:
     yield from _detection_search(spec)
     yield from _detection_dependability(spec)
     for index, source in enumerate(spec.data.sources):
-        if not isinstance(source, BOX_SOURCES):
+        if not isinstance(source, (*BOX_SOURCES, LabelStudioSource)):
             yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry no boxes",
-                           "a detector reads coco, yolo or voc sources; `autodl frames` turns a video into an "
-                           "image set to annotate")
+                           "a detector reads coco, yolo, voc or labelstudio sources; `autodl frames` turns a video "
+                           "into an image set to annotate")
     yield from _size_fits_strides(spec)
 
 

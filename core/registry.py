@@ -194,6 +194,53 @@ STAGES: tuple[StageInfo, ...] = (
 
 STAGES_BY_NAME: dict[str, StageInfo] = {stage.name: stage for stage in STAGES}
 
+LOOP_PARAMS = ("seed", "classes", "active_learning", "data.embedding", "data.cleaning.near_duplicate_cosine",
+               "data.cleaning.static_frame_flow_px", "data.quality.min_size_px", "data.quality.max_image_pixels")
+"""What every task's select stage reads: the loop's settings, and what pool images must pass as ingest does."""
+LOOP_REPORTS = {"queue_png": f"reports/{P}/select/queue.png"}
+LOOP_FILES = {"tasks": f"data/{P}/select/labelstudio_tasks.json", "scores": f"data/{P}/select/scores.csv",
+              "auto_labels": f"data/{P}/select/auto_labels.json", "pool": f"data/{P}/select/pool.csv"}
+
+
+def _loop_stages(task: str, module: str) -> tuple[StageInfo, ...]:
+    """The data loop's stages for one task: the optional ensemble, then select. Select scores with the deployable
+    model whatever the gate said (`dvc repro <project>-select` runs a round without the gate): a young project
+    needs labels most when its model is still poor."""
+    inputs = {"images": "ingest.images", "manifest": "ingest.manifest", "embeddings": "embed.embeddings",
+              "deployable": "export.deployable", "serving_state": "dependability.serving_state",
+              "model": "train.model"}
+    if task == "detection":
+        inputs["boxes"] = "ingest.boxes"
+    train_stage = next(s for s in PIPELINES_WITHOUT_LOOP[task] if s.name == "train")
+    return (
+        StageInfo(
+            name="ensemble",
+            summary="Train the data loop's ensemble: members like the trained model with seeds seed+1, seed+2, ...",
+            params=tuple(dict.fromkeys((*train_stage.params, "active_learning.ensemble"))),
+            inputs={"images": "ingest.images", "manifest": "ingest.manifest", "split": "prune.split",
+                    **({"boxes": "ingest.boxes"} if task == "detection" else {})},
+            outs={"members": f"models/{P}/ensemble"},
+            metrics={"summary": f"reports/{P}/ensemble/summary.json"},
+            module_name=f"{module}.ensemble",
+            only_when="active_learning.ensemble",
+        ),
+        StageInfo(
+            name="select",
+            summary="Score the unlabelled pool with the deployable model and pick the round's label queue "
+                    "(uncertainty and diversity): Label Studio tasks with pre-annotations, COCO/YOLO for CVAT, "
+                    "auto-labels apart",
+            params=(*LOOP_PARAMS, *(("detection",) if task == "detection" else ())),
+            inputs=inputs,
+            outs={"selection": f"data/{P}/select"},
+            files=LOOP_FILES,
+            reports=LOOP_REPORTS,
+            metrics={"summary": f"reports/{P}/select/summary.json"},
+            reads_paths_of=("active_learning.pool", "active_learning.zero_shot"),
+            module_name=f"{module}.select",
+            only_when="active_learning",
+        ),
+    )
+
 _SHARED = {name: STAGES_BY_NAME[name] for name in ("embed", "clean", "split")}
 """Stages a detection project runs exactly as a classification project does: they see images, not labels
 (the manifest's `label` of a detection image is its stratum, see stages.detection.ingest)."""
@@ -364,8 +411,14 @@ DETECTION_STAGES: tuple[StageInfo, ...] = (
     STAGES_BY_NAME["promote"],
 )
 
-PIPELINES: dict[str, tuple[StageInfo, ...]] = {"classification": STAGES, "detection": DETECTION_STAGES}
-"""Each task's stages in pipeline order (the spec's `task` chooses)."""
+PIPELINES_WITHOUT_LOOP: dict[str, tuple[StageInfo, ...]] = {"classification": STAGES, "detection": DETECTION_STAGES}
+
+PIPELINES: dict[str, tuple[StageInfo, ...]] = {
+    "classification": (*STAGES, *_loop_stages("classification", "stages.loop")),
+    "detection": (*DETECTION_STAGES, *_loop_stages("detection", "stages.detection.loop")),
+}
+"""Each task's stages in pipeline order (the spec's `task` chooses; stages with `only_when` only where it is
+set)."""
 
 
 def stage_named(name: str, task: str = "classification") -> StageInfo:

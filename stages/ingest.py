@@ -1,7 +1,9 @@
 """ingest: every source in the spec -> one canonical image set plus a manifest.
 
 Images land in `images/<label>/<sha256[:16]>.png`; `manifest.csv` lists
-path, label, source, origin, sha256, width, height, mode. Unreadable files,
+path, label, source, origin, sha256, width, height, mode, and for images labelled
+through the data loop their round, annotator, whether a person confirmed the
+label, and whether they are for training only. Unreadable files,
 images larger than `max_image_pixels` (checked before decoding: decompression
 bombs), links that dangle or leave the repository, labels outside `classes` and
 images below `min_size_px` are quarantined with a reason in `quarantine.csv` and
@@ -27,7 +29,8 @@ from vision.data.decode import ImageTooLarge
 from vision.data.imageio import CanonicalImage, PixelLimits, RefusedFile, UnreadableImage, canonicalize
 from vision.data.sources import RawItem, SourceStats, UnsupportedSource, iter_source
 
-MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode")
+MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode", "round",
+                   "annotator", "confirmed", "train_only")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class Record:
     width: int
     height: int
     mode: str
+    round: str = ""
+    """Data-loop provenance (vision.data.sources.Provenance); empty for images from other sources."""
+    annotator: str = ""
+    confirmed: str = ""
+    train_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ def ingest(
         (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / relative).write_bytes(image.png)
         record = Record(relative, item.label, item.source, item.origin, item.group or item.origin, image.sha256,
-                        image.width, image.height, image.mode)
+                        image.width, image.height, image.mode, **asdict(item.provenance))
         by_sha[image.sha256] = record
         result.records.append(record)
     return result

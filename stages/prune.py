@@ -51,6 +51,11 @@ class TrainingRows:
     train: list[dict[str, str]]
     vectors: np.ndarray
 
+    @property
+    def fixed(self) -> np.ndarray:
+        """Training rows the data loop labelled: people were asked for them, so pruning always keeps them."""
+        return np.array([r.get("train_only", "").lower() == "true" for r in self.train], dtype=bool)
+
 
 def training_rows(ctx: StageContext) -> TrainingRows:
     rows = read_csv(ctx.input("split"))
@@ -78,7 +83,7 @@ def main(ctx: StageContext) -> None:
     pruning: Pruning = ctx.spec("data.pruning")
     data = training_rows(ctx)
     labels = [r["label"] for r in data.train]
-    keep = select_per_class(data.vectors, labels, pruning.budget, pruning.method, ctx.spec("seed"))
+    keep = select_per_class(data.vectors, labels, pruning.budget, pruning.method, ctx.spec("seed")) | data.fixed
     write_selection(ctx, data, keep, pruning.method)
     before, after = Counter(labels), Counter(label for label, k in zip(labels, keep, strict=True) if k)
     write_json(ctx.output("summary"), {"method": pruning.method, "budget": pruning.budget,

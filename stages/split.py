@@ -1,6 +1,7 @@
 """split: assign every cleaned image to train, val or test: stratified, group-aware, seeded.
 
-Images of one group (the frames of one video) always share a split. After the
+Images of one group (the frames of one video) always share a split. Images the
+data loop labelled, and auto-labels, are training data only. After the
 split a leakage check looks for validation or test images whose embedding is a
 near-duplicate of a training image; there must be none (cleaning removed them).
 """
@@ -52,10 +53,23 @@ def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], thre
     return int(np.sum(max_similarity_to(held_out, vectors[split == "train"]) >= threshold))
 
 
+def is_train_only(row: dict[str, str]) -> bool:
+    """Manifest rows the data loop labelled (or a model auto-labelled): training data, never val or test."""
+    return row.get("train_only", "").lower() == "true"
+
+
+def assign_with_loop(rows: list[dict[str, str]], split: Split, seed: int) -> list[str]:
+    """The split of every manifest row: train-only rows go to train; the rest are split as `assign_splits`
+    does, exactly as they would be without the loop's rows (adding a round moves no test image)."""
+    free = [r for r in rows if not is_train_only(r)]
+    assigned = iter(assign_splits([r["label"] for r in free], split, seed, [r["group"] for r in free]) if free else [])
+    return ["train" if is_train_only(r) else next(assigned) for r in rows]
+
+
 def main(ctx: StageContext) -> None:
     rows = read_csv(ctx.input("manifest"))
     split: Split = ctx.spec("data.split")
-    assignment = assign_splits([r["label"] for r in rows], split, ctx.spec("seed"), [r["group"] for r in rows])
+    assignment = assign_with_loop(rows, split, ctx.spec("seed"))
     vectors, paths = load_embeddings(ctx.input("embeddings"))
     row_of = {path: i for i, path in enumerate(paths)}
     leaks = cross_split_near_duplicates(vectors[[row_of[r["path"]] for r in rows]], assignment,
@@ -66,7 +80,8 @@ def main(ctx: StageContext) -> None:
         raise StageFailure(f"{leaks} validation/test images are near-duplicates of training images")
     with atomic_directory(ctx.output("splits")) as out:
         write_csv(out / ctx.inside("split"), [{"path": r["path"], "label": r["label"], "group": r["group"],
-                                               "split": name} for r, name in zip(rows, assignment, strict=True)])
+                                               "split": name, "train_only": is_train_only(r)}
+                                              for r, name in zip(rows, assignment, strict=True)])
     print("split: " + ", ".join(f"{name} {counts[name]}" for name in SPLITS) + ", no cross-split near-duplicates")
 
 

@@ -94,11 +94,32 @@ class VocSource(SpecModel):
     """The folder holding `Annotations/*.xml` and `JPEGImages/`."""
 
 
+class LabelStudioSource(SpecModel):
+    """A Label Studio JSON export (`Export -> JSON`): tasks with their `annotations`; `choices` label a
+    classifier's image, `rectanglelabels` (percent coordinates) a detector's boxes. Each image records its
+    round (the export's file name order), its annotator and whether a person confirmed it."""
+
+    kind: Literal["labelstudio"]
+    """Source type."""
+    path: RepoPath
+    """An export JSON file, or a folder of them (one per round, read in file-name order)."""
+    images: RepoPath | None = None
+    """Folder that local image references resolve against (`/data/local-files/?d=<path>` and uploads by file
+    name); null: the repository root. Remote URLs are never fetched: such tasks are quarantined."""
+    accept_predictions: bool = False
+    """Tasks nobody annotated take the model's prediction (auto-labels written by the select stage): they are
+    recorded as not confirmed by a person and used for training only."""
+    loop: bool = True
+    """The images were chosen by the data loop: they go to the training split only (a queue is biased toward
+    hard images; evaluating on it would move the test set every round). false: split like any other source."""
+
+
 BOX_SOURCES = (CocoSource, YoloSource, VocSource)
-"""Source kinds that carry boxes: the sources of a detection project."""
+"""Source kinds that carry boxes: the sources of a detection project (and `labelstudio`, which carries either)."""
 
 Source = Annotated[
-    SklearnDigitsSource | ImageFolderSource | ManifestSource | VideoSource | CocoSource | YoloSource | VocSource,
+    SklearnDigitsSource | ImageFolderSource | ManifestSource | VideoSource | CocoSource | YoloSource | VocSource
+    | LabelStudioSource,
     Field(discriminator="kind"),
 ]
 

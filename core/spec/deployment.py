@@ -187,8 +187,34 @@ class DependabilitySection(SpecModel):
     """Visual explanations."""
 
 
+class Capture(SpecModel):
+    """Opt-in: the model server keeps the requests its model was unsure of (abstained, or a low margin) so the
+    data loop can learn from production. Captured images are user data: see the README's privacy notes before
+    turning this on; without this section nothing is written."""
+
+    destination: Annotated[str, Field(pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?|[^:\s]+)$")]
+    """Where captures go: an S3 prefix (`s3://bucket/prefix`, credentials from the predictor's service account or
+    the standard AWS variables) or a local folder of the server's machine (no `:` in it)."""
+    abstained: bool = True
+    """Capture requests the server abstained on (out-of-distribution)."""
+    max_margin: Fraction = 0.1
+    """Also capture when the model hesitates: a classifier's top-two probability gap at most this; a detector's
+    detection scoring within this above the score threshold. 0 captures abstentions only."""
+    max_image_bytes: Annotated[int, Interval(1, 50_000_000)] = 5_000_000
+    """Encoded images larger than this are not captured (the record says so)."""
+    max_per_minute: Annotated[int, Interval(1, 100_000)] = 60
+    """At most this many captures per minute per server process; further ones are counted, not written."""
+    max_stored: Annotated[int, Interval(1, 10_000_000)] = 10_000
+    """At most this many captures kept; the oldest are deleted first."""
+    retention_days: Annotated[int, Interval(1, 3650)] = 30
+    """Captures older than this are deleted."""
+
+
 class ServingSection(SpecModel):
     """How the promoted model is served by KServe."""
+
+    capture: Capture | None = None
+    """Opt-in capture of uncertain requests for the data loop; null captures nothing."""
 
     namespace: DnsLabel = "vision"
     """Kubernetes namespace of the InferenceService."""

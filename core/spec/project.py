@@ -11,6 +11,7 @@ from core.spec.cluster import ClusterSection
 from core.spec.data import DataSection
 from core.spec.deployment import CompressSection, DependabilitySection, ServingSection, TargetSection
 from core.spec.detection import DetectionSection
+from core.spec.loop import ActiveLearningSection
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 
 ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -51,6 +52,9 @@ class ProjectSpec(SpecModel):
     """Thresholds the deployable model must meet before it may be promoted."""
     serving: ServingSection = ServingSection()
     """How the promoted model is served by KServe."""
+    active_learning: ActiveLearningSection | None = None
+    """The data loop: score an unlabelled pool and write the round's label queue (a `select` stage); null: no
+    loop."""
     cluster: ClusterSection = ClusterSection()
     """How the same pipeline runs on a Kubernetes cluster (Argo Workflows, PyTorchJob, parallel optuna)."""
 

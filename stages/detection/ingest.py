@@ -105,7 +105,8 @@ def ingest_boxes(items: Iterable[LabelledImage], classes: list[str], min_size_px
         (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / relative).write_bytes(image.png)
         record = Record(relative, NEGATIVE, item.source, item.origin, item.group or item.origin, image.sha256,
-                        image.width, image.height, image.mode)
+                        image.width, image.height, image.mode,
+                        **asdict(item.provenance))
         by_sha[image.sha256] = (record, signature)
         result.records.append(record)
         result.boxes[relative] = kept

@@ -49,7 +49,7 @@ def main(ctx: StageContext) -> None:
         boxes_of.setdefault(box["path"], Counter())[box["label"]] += 1
     data = training_rows(ctx)
     selected = select_per_class(data.vectors, [r["label"] for r in data.train], pruning.budget, pruning.method,
-                                ctx.spec("seed"))
+                                ctx.spec("seed")) | data.fixed
     keep, restored = keep_instances(selected, [r["path"] for r in data.train], boxes_of, minimum)
     kept_paths = write_selection(ctx, data, keep, pruning.method)
     before = Counter(label for r in data.train for label in boxes_of.get(r["path"], Counter()).elements())

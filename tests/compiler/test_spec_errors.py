@@ -179,7 +179,7 @@ CASES: list[tuple[str, str, str, str | None]] = [
      "6:14: data.sources[1].kind: yolo sources carry boxes, which classification cannot use", "task: detection"),
     ("classification-source-in-detection", DETECTION.replace("{kind: coco, annotations: data/coco.json}",
                                                              "{kind: sklearn_digits}"),
-     "6:14: data.sources[0].kind: sklearn_digits sources carry no boxes", "coco, yolo or voc"),
+     "6:14: data.sources[0].kind: sklearn_digits sources carry no boxes", "coco, yolo, voc or labelstudio"),
     ("detection-input-size-not-multiple", detection_with("detection: {input_size_px: 300}"),
      "7:28: detection.input_size_px: 300 is not a multiple of the largest stride, 32", "for example 288"),
     ("detection-input-size-three-numbers", detection_with("detection: {input_size_px: [320, 256, 3]}"),
@@ -221,6 +221,24 @@ CASES: list[tuple[str, str, str, str | None]] = [
      "4:10: data.boxes: data.boxes applies to task: detection only", None),
     ("synthesize-unread", DETECTION.replace("  sources:", "  synthesize: {kind: digits_on_photos}\n  sources:"),
      "5:15: data.synthesize: no coco source reads what it writes (data/bad/synthesize)", "annotations.json"),
+    ("loop-bald-for-detection", detection_with("active_learning: {pool: [{kind: images, path: data}], "
+                                               "strategy: bald}"),
+     "7:65: active_learning.strategy: bald needs one softmax per image", "entropy"),
+    ("loop-ensemble-without-members", with_lines("active_learning: {pool: [{kind: images, path: data}], "
+                                                 "strategy: ensemble}"),
+     "6:65: active_learning.strategy: the ensemble has no members to train", "ensemble: {members: 3}"),
+    ("loop-zero-shot-without-checkpoint", detection_with("active_learning: {pool: [{kind: images, path: data}], "
+                                                         "annotator: zero_shot}"),
+     "7:66: active_learning.annotator: the zero_shot annotator needs its local checkpoint", "model_path"),
+    ("loop-zero-shot-for-classification", with_lines(
+        "active_learning: {pool: [{kind: images, path: data}], annotator: zero_shot, zero_shot: {model_path: data}}"),
+     "6:66: active_learning.annotator: the zero-shot grounding detector pre-labels boxes", "annotator: model"),
+    ("loop-pool-missing", with_lines("active_learning: {pool: [{kind: captures, path: captured}]}"),
+     "6:49: active_learning.pool[0].path: 'captured' does not exist", "autodl captures fetch"),
+    ("loop-pool-kind-typo", with_lines("active_learning: {pool: [{kind: image, path: data}]}"),
+     "active_learning.pool[0]", None),
+    ("capture-destination-url", with_lines("serving: {capture: {destination: 'http://x'}}"),
+     "serving.capture.destination", None),
     ("alias-bomb", with_lines(
         "x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
         *(f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 6))),

@@ -10,11 +10,33 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.spec.data import ImageFolderSource, ManifestSource, SklearnDigitsSource, Source, VideoSource
+from core.spec.data import (
+    ImageFolderSource,
+    LabelStudioSource,
+    ManifestSource,
+    SklearnDigitsSource,
+    Source,
+    VideoSource,
+)
 from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
-from vision.data.video import LabelledSpan, label_at, read_spans, sample_frames, videos_by_class
+from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
+from vision.loop.labelstudio import ExportError, Labelled, interpret, local_path, read_export
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an image's label came from, for images labelled through the data loop (empty otherwise)."""
+
+    round: str = ""
+    """The loop round: the export file's place among the source's files, 1 first."""
+    annotator: str = ""
+    """`labelstudio:<user>` for a person, `model:<version>` for an accepted prediction."""
+    confirmed: str = ""
+    """`true` when a person gave or confirmed the label, `false` for an auto-label."""
+    train_only: bool = False
+    """Never validation or test: auto-labels, and images the loop chose."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +50,7 @@ class RawItem:
     """Decodes the image; raises UnreadableImage with the reason."""
     group: str = ""
     """Images of one group (frames of one video) always land in the same split; empty = the image alone."""
+    provenance: Provenance = Provenance()
 
 
 class UnsupportedSource(Exception):
@@ -66,6 +89,65 @@ def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: 
         yield from _manifest(root / source.path, f"manifest:{source.path}", files)
     elif isinstance(source, VideoSource):
         yield from _video(source, root, static_flow_px, stats)
+    elif isinstance(source, LabelStudioSource):
+        for labelled, origin, read, provenance in labelstudio_items(source, root, files, stats, "classification"):
+            yield RawItem(labelled.label or "", f"labelstudio:{source.path}", origin, read, provenance=provenance)
+
+
+def labelstudio_items(source: LabelStudioSource, root: Path, files: RepoFiles, stats: SourceStats, task: str
+                      ) -> Iterator[tuple[Labelled, str, Callable[[], Image.Image], Provenance]]:
+    """Every labelled task of the source's export file(s), in round order, with a reader for its image. Tasks
+    without labels (not annotated yet, skipped) are listed in `stats.skipped` with the reason."""
+    path = root / source.path
+    if not path.exists():
+        raise UnsupportedSource(f"labelstudio:{source.path}: {path} does not exist")
+    exports = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    name = f"labelstudio:{source.path}"
+    for round_number, export in enumerate(exports, start=1):
+        try:
+            items = read_export(export)
+        except ExportError as exc:
+            raise UnsupportedSource(f"{name}: {exc}") from None
+        for index, item in enumerate(items):
+            origin = f"{export.as_posix()}#task {item.get('id', index)}"
+            found = interpret(item, task, source.accept_predictions)
+            if isinstance(found, str):
+                stats.skipped.append(Skipped(origin, name, found))
+                continue
+            provenance = Provenance(str(round_number), found.annotator, "true" if found.confirmed else "false",
+                                    source.loop or not found.confirmed)
+            yield found, origin, _task_image(found, source, root, files), provenance
+
+
+def _task_image(found: Labelled, source: LabelStudioSource, root: Path, files: RepoFiles
+                ) -> Callable[[], Image.Image]:
+    """A queue's task names its image's origin (`autodl_path`, or a video and time); any other task is read
+    from its `data.image` reference under the source's `images` folder. Remote images are never fetched."""
+    video, time_s = found.meta.get("video"), found.meta.get("time_s")
+    if isinstance(video, str) and isinstance(time_s, int | float):
+        file = root / video
+
+        def read_frame() -> Image.Image:
+            problem = files.problem(file)
+            if problem is not None:
+                raise RefusedFile(problem)
+            try:
+                return from_array(frame_at(file, float(time_s)))
+            except ValueError as exc:
+                raise UnreadableImage(f"unreadable video frame ({exc})") from None
+
+        return read_frame
+    if isinstance(found.meta.get("path"), str):
+        return files.reader(root / found.meta["path"], "the queued image is no longer where the queue found it")
+    try:
+        relative = local_path(found.image)
+    except ValueError as exc:
+        return _refuser(str(exc))
+    folder = root / source.images if source.images else root
+    candidate = folder / relative
+    if not candidate.exists() and "-" in relative and found.image.startswith("/data/upload/"):
+        candidate = folder / relative.split("-", 1)[1]  # Label Studio prefixes uploads with 8 hex digits
+    return files.reader(candidate, f"image {relative!r} of the task is not in {folder.as_posix()}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +272,13 @@ def _spans(manifest: Path) -> list[LabelledSpan]:
         return read_spans(manifest)
     except ValueError as exc:
         raise UnsupportedSource(str(exc)) from None
+
+
+def _refuser(reason: str) -> Callable[[], Image.Image]:
+    def read() -> Image.Image:
+        raise RefusedFile(reason)
+
+    return read
 
 
 def _raiser(reason: str) -> Callable[[], Image.Image]:

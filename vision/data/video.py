@@ -67,6 +67,26 @@ def sample_frames(video: Path, fps: float, static_flow_px: float) -> tuple[list[
     return kept, dropped
 
 
+def frame_at(video: Path, time_s: float) -> np.ndarray:
+    """The RGB frame `sample_frames` kept at `time_s` (decoded the same way, frame by frame: seeking is not
+    exact in every container). Raises ValueError when the video or the time is not there."""
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise ValueError("cannot open video")
+    native_fps = capture.get(cv2.CAP_PROP_FPS) or 1.0
+    wanted, index = round(time_s * native_fps), 0
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                raise ValueError(f"video has no frame at {time_s:.3f} s")
+            if index == wanted:
+                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        capture.release()
+
+
 @dataclass(frozen=True)
 class LabelledSpan:
     video: Path

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.spec.data import CocoSource, Source, VocSource, YoloSource
-from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
+from core.spec.data import CocoSource, LabelStudioSource, Source, VocSource, YoloSource
+from vision.data.sources import Provenance, RepoFiles, SourceStats, UnsupportedSource, labelstudio_items
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class LabelledImage:
     group: str = ""
     declared_size: tuple[int, int] | None = None
     """(width, height) the annotation says the image has, when it says so: checked against the file."""
+    provenance: Provenance = field(default_factory=Provenance)
 
 
 @dataclass
@@ -74,6 +75,12 @@ def iter_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceS
         yield from yolo.read(source, root, files, stats)
     elif isinstance(source, VocSource):
         yield from voc.read(source, root, files, stats)
+    elif isinstance(source, LabelStudioSource):
+        for found, origin, read, provenance in labelstudio_items(source, root, files, stats, "detection"):
+            boxes = tuple(RawBox(label, x1, y1, x2, y2, f"{origin} box {i}", normalised=True)
+                          for i, (label, x1, y1, x2, y2) in enumerate(found.boxes))
+            yield LabelledImage(f"labelstudio:{source.path}", origin, read, boxes,
+                                tuple(BoxProblem(origin, p) for p in found.problems), provenance=provenance)
     else:
         raise UnsupportedSource(f"{source.kind} sources carry no boxes; a detector reads coco, yolo or voc")
 
