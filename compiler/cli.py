@@ -104,14 +104,15 @@ def model_folders(root: Path, project: str) -> list[Path]:
 
 
 def serve_command(root: Path, project: str, port: int, host: str = "127.0.0.1",
-                  serving: dict[str, int] | None = None) -> list[str]:
+                  serving: dict[str, int | str | None] | None = None) -> list[str]:
     """The model server command for a project's deployable model of the last `dvc repro`; `serving` holds
-    the spec's image limits (`max_image_pixels`, `max_image_side_px`)."""
+    the spec's image limits (`max_image_pixels`, `max_image_side_px`) and its `capture` settings as JSON."""
     folders = model_folders(root, project)
     missing = [f for f in folders if not f.is_dir()]
     if missing:
         raise FileNotFoundError(f"{', '.join(map(str, missing))} missing: run `dvc repro` first (or `dvc pull`)")
-    limits = [arg for key, value in sorted((serving or {}).items()) for arg in (f"--{key}", str(value))]
+    limits = [arg for key, value in sorted((serving or {}).items()) if value is not None
+              for arg in (f"--{key}", str(value))]
     return [sys.executable, "-m", "serving", "--model_name", project, "--host", host, "--http_port", str(port),
             *limits, *(arg for folder in folders for arg in ("--model_dir", str(folder)))]
 
@@ -120,7 +121,9 @@ def _serve(args: argparse.Namespace) -> int:
     root = Path(args.root)
     spec = load_spec(root / args.spec, root).spec
     project = spec.name
-    limits = {"max_image_pixels": spec.serving.max_image_pixels, "max_image_side_px": spec.serving.max_image_side_px}
+    capture = spec.serving.capture
+    limits = {"max_image_pixels": spec.serving.max_image_pixels, "max_image_side_px": spec.serving.max_image_side_px,
+              "capture": capture.model_dump_json() if capture is not None else None}
     try:
         command = serve_command(root, project, args.port, args.host, limits)
     except FileNotFoundError as exc:
@@ -212,6 +215,23 @@ def _frames(args: argparse.Namespace) -> int:
     return 0
 
 
+def _captures(args: argparse.Namespace) -> int:
+    from ops.captures import fetch_for
+
+    root = Path(args.root)
+    spec = load_spec(root / args.spec, root).spec
+    try:
+        done, target = fetch_for(spec, root)
+    except ValueError as exc:
+        print(f"autodl: {exc}", file=sys.stderr)
+        return 2
+    for key in done.refused:
+        print(f"autodl: refused {key!r}: not an image or record name inside the capture folder", file=sys.stderr)
+    print(f"autodl: {len(done.copied)} capture file(s) copied into {target}, {done.already_there} already there"
+          f"{f', {len(done.refused)} refused' if done.refused else ''}; `dvc repro {spec.name}-select` scores them")
+    return 1 if done.refused else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodl", description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="repository root; other paths are relative to it (default: .)")
@@ -267,6 +287,12 @@ def _parser() -> argparse.ArgumentParser:
                             help="drop frames whose mean optical flow to the last kept one is below this (default 0.3)")
     frames_cmd.add_argument("--format", choices=("coco", "yolo"), default="coco", help="layout (default coco)")
     frames_cmd.set_defaults(run=_frames)
+
+    captures_cmd = commands.add_parser("captures", help="the model server's captures (serving.capture)")
+    captures_verbs = captures_cmd.add_subparsers(dest="verb", required=True)
+    fetch_cmd = captures_verbs.add_parser("fetch", help="copy new captures into the spec's captures pool folder")
+    fetch_cmd.add_argument("spec", help="the project's spec, e.g. specs/street.yaml")
+    fetch_cmd.set_defaults(run=_captures)
     return parser
 
 

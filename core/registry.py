@@ -215,10 +215,11 @@ def _loop_stages(task: str, module: str) -> tuple[StageInfo, ...]:
     return (
         StageInfo(
             name="ensemble",
-            summary="Train the data loop's ensemble: members like the trained model with seeds seed+1, seed+2, ...",
+            summary="Train the data loop's ensemble: members like the trained model (its searched settings included) "
+                    "with seeds seed+1, seed+2, ...",
             params=tuple(dict.fromkeys((*train_stage.params, "active_learning.ensemble"))),
             inputs={"images": "ingest.images", "manifest": "ingest.manifest", "split": "prune.split",
-                    **({"boxes": "ingest.boxes"} if task == "detection" else {})},
+                    "train_metrics": "train.metrics", **({"boxes": "ingest.boxes"} if task == "detection" else {})},
             outs={"members": f"models/{P}/ensemble"},
             metrics={"summary": f"reports/{P}/ensemble/summary.json"},
             module_name=f"{module}.ensemble",

@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_body_mb", type=float, default=MAX_BODY_MB)
     parser.add_argument("--max_image_pixels", type=int, default=DEFAULT_MAX_PIXELS)
     parser.add_argument("--max_image_side_px", type=int, default=DEFAULT_MAX_SIDE_PX)
+    parser.add_argument("--capture", default=None,
+                        help="the spec's serving.capture as JSON: keep abstained and low-margin requests (opt-in)")
     return parser.parse_known_args(argv)[0]
 
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         model_name=args.model_name, model_dirs=tuple(str(d.resolve()) for d in args.model_dir), host=args.host,
         port=args.http_port, workers=args.workers, threads=args.threads, inference_threads=args.inference_threads,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_image_pixels=args.max_image_pixels,
-        max_image_side_px=args.max_image_side_px,
+        max_image_side_px=args.max_image_side_px, capture=args.capture,
         abstain_on_ood=os.environ.get("AUTODL_ABSTAIN_ON_OOD", "true").lower() != "false")
     os.environ[CONFIG_ENV] = config.to_env()  # every worker process builds its app from it
     uvicorn.run("serving.app:create_app", factory=True, host=config.host, port=config.port, workers=config.workers,

@@ -33,6 +33,7 @@ from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from starlette.exceptions import HTTPException
 
 from serving.artifact import Artifact, PixelLimits
+from serving.capture import Capturer, CaptureSettings, open_store
 from serving.middleware import BodySizeLimit, BodyTooLarge, JsonByDefault, VersionedPaths
 from serving.model import VisionModel
 from serving.protocol import HEADER_LENGTH, TensorRequest, parse_request
@@ -60,6 +61,8 @@ class ServingConfig:
     max_image_pixels: int = 40_000_000
     max_image_side_px: int = 16_384
     abstain_on_ood: bool = True
+    capture: str | None = None
+    """The spec's `serving.capture` as JSON (serving.capture.CaptureSettings); None captures nothing."""
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -82,7 +85,11 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
     limits = PixelLimits(config.max_image_pixels, config.max_image_side_px)
     artifact = Artifact.load([Path(d) for d in config.model_dirs], threads=config.threads,
                              abstain_on_ood=config.abstain_on_ood, limits=limits)
-    model = VisionModel(config.model_name, artifact, config.inference_threads)
+    capture = None
+    if config.capture:
+        settings = CaptureSettings.from_json(config.capture)
+        capture = Capturer(settings, open_store(settings.destination), f"{config.model_name}:{artifact.version}")
+    model = VisionModel(config.model_name, artifact, config.inference_threads, capture)
     model.enable_latency_logging = False  # one log line per request costs more than the model at small sizes
     registry = ModelRepository()
     registry.update(model)

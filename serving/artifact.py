@@ -55,6 +55,8 @@ class Prediction:
     """Temperature-calibrated, N x classes."""
     ood_scores: np.ndarray
     abstained: np.ndarray
+    features: np.ndarray | None = None
+    """The pooled features the OOD detector read (N x D)."""
 
 
 @dataclass
@@ -103,7 +105,8 @@ def letterboxed(rgb: Image.Image, input_wh: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
-def _calibrated(scores: np.ndarray, temperature: float) -> np.ndarray:
+def calibrated(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of detection scores in logit space (the dependability stage fitted the temperature)."""
     p = np.clip(np.asarray(scores, np.float64), EPSILON, 1 - EPSILON)
     return 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / temperature))
 
@@ -225,9 +228,9 @@ class Artifact:
                 continue
             fit = Letterbox.fit(*sizes[i], self.detection.input_wh) if sizes else None
             own = detect(logits[i], regression[i], centerness[i], decoding, fit)
-            calibrated = _calibrated(own.scores, self.temperature).astype(np.float32)
-            keep = calibrated >= settings.score_threshold
-            found.append(Detections(own.boxes[keep], calibrated[keep], own.labels[keep]))
+            confidence = calibrated(own.scores, self.temperature).astype(np.float32)
+            keep = confidence >= settings.score_threshold
+            found.append(Detections(own.boxes[keep], confidence[keep], own.labels[keep]))
         return DetectionPrediction(found, scores.astype(np.float32), abstained)
 
     def default_request(self) -> DetectionRequest:
@@ -246,4 +249,4 @@ class Artifact:
         abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
         top = [self.classes[i] for i in logits.argmax(axis=1)]
         return Prediction([None if a else t for t, a in zip(top, abstained, strict=True)], top,
-                          probabilities.astype(np.float32), scores.astype(np.float32), abstained)
+                          probabilities.astype(np.float32), scores.astype(np.float32), abstained, features)

@@ -21,7 +21,7 @@ import binascii
 import math
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from kserve import InferResponse, Model
@@ -29,6 +29,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
 from serving.artifact import Artifact, BadImage, DetectionPrediction, DetectionRequest, Prediction
+from serving.capture import Capturer, classification_reason, detection_reason
 from serving.protocol import Tensor, TensorRequest
 from serving.responses import RESPONSES
 from vision.data.decode import declared_size
@@ -40,16 +41,26 @@ headers of PNG, GIF, BMP, TIFF and most JPEGs; an image whose size is not found 
 LIGHT_PIXELS = 1_000_000
 """A request whose images declare at most this many pixels in all runs on the event loop: a millisecond of
 work, less than the hand-off to a thread costs. Anything heavier goes to the pool."""
-Batch = tuple[np.ndarray, list[tuple[int, int]] | None]
-"""The network's normalised input, and each image's own width and height where the request sent images (a
-detector answers in those pixels; FP32 input is already the network's, so its boxes are in input pixels)."""
+
+
+class Batch(NamedTuple):
+    tensor: np.ndarray
+    """The network's normalised input."""
+    sizes: list[tuple[int, int]] | None
+    """Each image's own width and height where the request sent images (a detector answers in those pixels;
+    FP32 input is already the network's, so its boxes are in input pixels)."""
+    originals: list[bytes | np.ndarray] | None = None
+    """What the client sent per image (encoded bytes, or uint8 pixels), kept only for `serving.capture`."""
+
+
 Answer = Prediction | DetectionPrediction
 
 
 class VisionModel(Model):
-    def __init__(self, name: str, artifact: Artifact, inference_threads: int = 1):
+    def __init__(self, name: str, artifact: Artifact, inference_threads: int = 1, capture: Capturer | None = None):
         super().__init__(name)
         self.artifact: Artifact | None = artifact
+        self.capture = capture
         self.responses = RESPONSES[artifact.task]
         self.pool = ThreadPoolExecutor(max_workers=inference_threads, thread_name_prefix="inference")
         self.ready = True  # the artifact is loaded before the server starts
@@ -137,10 +148,36 @@ class VisionModel(Model):
         return self._answer(self._v1_tensor(payload["instances"]), settings)
 
     def _answer(self, batch: Batch, settings: DetectionRequest | None) -> Answer:
-        tensor, sizes = batch
-        if self._artifact().detection is not None:
-            return self._artifact().detect(tensor, sizes, settings)
-        return self._artifact().predict(tensor)
+        artifact = self._artifact()
+        if artifact.detection is not None:
+            answer: Answer = artifact.detect(batch.tensor, batch.sizes, settings)
+        else:
+            answer = artifact.predict(batch.tensor)
+        if self.capture is not None and batch.originals is not None:
+            self._offer_captures(batch.originals, answer, settings)
+        return answer
+
+    def _offer_captures(self, originals: list[bytes | np.ndarray], answer: Answer,
+                        settings: DetectionRequest | None) -> None:
+        """Offer the images the model was unsure of to the capture store (opt-in; the store's limits decide)."""
+        assert self.capture is not None
+        classes = self._artifact().classes
+        for index, original in enumerate(originals):
+            ood = float(answer.ood_scores[index])
+            abstained = bool(answer.abstained[index])
+            if isinstance(answer, DetectionPrediction):
+                found = answer.detections[index]
+                assert settings is not None
+                reason = detection_reason(found.scores, abstained, settings.score_threshold, self.capture.settings)
+                detail: dict[str, Any] = {"detections": [[classes[int(label)], round(float(score), 4)] for label, score
+                                                         in list(zip(found.labels, found.scores, strict=True))[:20]]}
+            else:
+                probabilities = answer.probabilities[index]
+                reason = classification_reason(probabilities, abstained, self.capture.settings)
+                top = np.argsort(-probabilities)[:5]
+                detail = {"scores": {classes[int(i)]: round(float(probabilities[i]), 4) for i in top}}
+            if reason is not None:
+                self.capture.offer(original, {"reason": reason, "ood_score": round(ood, 4), **detail})
 
     def _detection_request(self, parameters: dict[str, Any]) -> DetectionRequest | None:
         """A detector's per-request `score_threshold` (0..1, calibrated), `nms_iou` (0.05..1) and `max_detections`
@@ -162,22 +199,26 @@ class VisionModel(Model):
     def _images_from_bytes(self, items: list[Any]) -> Batch:
         """Encoded images, one at a time: a request holds one full-size decoded image at most."""
         artifact = self._artifact()
-        images, sizes = [], []
+        images, sizes, originals = [], [], []
         for index, item in enumerate(items):
+            data = _image_bytes(item, index)
             try:
-                image, size = artifact.decode(_image_bytes(item, index))
+                image, size = artifact.decode(data)
             except BadImage as exc:
                 raise InvalidInput(f"input {index}: {exc}") from None
             images.append(image)
             sizes.append(size)
-        return artifact.normalise(np.stack(images)), sizes
+            if self.capture is not None:
+                originals.append(data)
+        return Batch(artifact.normalise(np.stack(images)), sizes, originals if self.capture is not None else None)
 
     def _pixels(self, array: np.ndarray) -> Batch:
         if array.ndim != 4 or array.shape[-1] != 3 or min(array.shape[1:3]) < 1:
             raise InvalidInput(f"uint8 pixels must be N x H x W x 3 (got shape {list(array.shape)})")
         self._artifact().limits.check(int(array.shape[2]), int(array.shape[1]))
         sizes = [(int(array.shape[2]), int(array.shape[1]))] * len(array)
-        return self._artifact().normalise(np.ascontiguousarray(array, dtype=np.uint8)), sizes
+        pixels = np.ascontiguousarray(array, dtype=np.uint8)
+        return Batch(self._artifact().normalise(pixels), sizes, list(pixels) if self.capture is not None else None)
 
     def _check_batch(self, count: int) -> None:
         if not 1 <= count <= MAX_BATCH:
@@ -199,7 +240,7 @@ class VisionModel(Model):
                 raise InvalidInput(f"FP32 input must be normalised N x 3 x {height} x {width} (got {tensor.shape})")
             if not np.isfinite(array).all():
                 raise InvalidInput("FP32 input holds NaN or infinite values")
-            return array.astype(np.float32), None
+            return Batch(array.astype(np.float32), None)  # normalised floats: not an image to capture
         raise InvalidInput(f"unsupported datatype {tensor.datatype}: send BYTES (encoded images), UINT8 pixels "
                            "or normalised FP32")
 

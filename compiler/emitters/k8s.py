@@ -59,7 +59,8 @@ def serving_runtime(spec: ProjectSpec) -> dict[str, Any]:
                 # The pod must listen on its own address for the kubelet's probes and the Service.
                 "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--host=0.0.0.0",
                          f"--http_port={HTTP_PORT}", f"--max_image_pixels={spec.serving.max_image_pixels}",
-                         f"--max_image_side_px={spec.serving.max_image_side_px}"],
+                         f"--max_image_side_px={spec.serving.max_image_side_px}",
+                         *([f"--capture={spec.serving.capture.model_dump_json()}"] if spec.serving.capture else [])],
                 "env": [{"name": "OMP_NUM_THREADS", "value": resources["cpu"]},
                         {"name": "AUTODL_EXECUTION_PROVIDER", "value": profile.execution_provider},
                         {"name": "AUTODL_ABSTAIN_ON_OOD", "value": str(spec.serving.abstain_on_ood).lower()}],

@@ -31,3 +31,19 @@ def test_same_seed_same_split_other_seed_other_split() -> None:
 def test_too_little_data_fails_with_advice() -> None:
     with pytest.raises(StageFailure, match="smallest class has 1"):
         assign_splits(["a", "a", "a", "b"], Split(), seed=0)
+
+
+def test_loop_and_auto_labels_never_reach_validation_or_test() -> None:
+    """Rows the data loop labelled (people or an accepted model prediction) are training data only, and adding
+    them moves no other image between splits."""
+    from stages.split import assign_with_loop
+
+    base = [{"label": label, "group": str(i), "train_only": "False"} for i, label in enumerate(LABELS)]
+    loop = [{"label": str(i % 4), "group": f"loop{i}", "train_only": "True"} for i in range(60)]
+    mixed = [row for pair in zip(base[:60], loop, strict=True) for row in pair] + base[60:]
+    split = Split(train=0.7, val=0.15, test=0.15)
+    assignment = assign_with_loop(mixed, split, seed=2)
+    assert {s for row, s in zip(mixed, assignment, strict=True) if row["train_only"] == "True"} == {"train"}
+    without = assign_with_loop(base, split, seed=2)
+    kept = [s for row, s in zip(mixed, assignment, strict=True) if row["train_only"] == "False"]
+    assert kept == without

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vision.detection.decode import iou_matrix
+
 EPSILON = 1e-12
 
 
@@ -38,7 +40,7 @@ def margin(probabilities: np.ndarray) -> np.ndarray:
 def entropy(probabilities: np.ndarray) -> np.ndarray:
     """Shannon entropy of the predictive distribution, in nats (0 for a one-hot answer, log C for uniform)."""
     p = _checked(probabilities)
-    return -(p * np.log(p + EPSILON)).sum(axis=1)
+    return np.maximum(-(p * np.log(p + EPSILON)).sum(axis=1), 0.0) + 0.0  # + 0.0: no negative zeros in reports
 
 
 def mutual_information(samples: np.ndarray) -> np.ndarray:
@@ -97,23 +99,12 @@ def box_uncertainty(scores: np.ndarray, low_confidence: tuple[float, float]) -> 
     return BoxUncertainty(float(h.mean()), float(h.max()), int(((s >= low) & (s < high)).sum()), int(s.size))
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (A x 4, xyxy) with every box in `b` (B x 4)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, EPSILON)
-
-
 def _agreement(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], iou: float) -> float:
     """F1 of greedily matched same-class boxes at `iou` (1 when neither member found anything)."""
     (boxes_a, labels_a), (boxes_b, labels_b) = first, second
     if len(boxes_a) + len(boxes_b) == 0:
         return 1.0
-    overlap = box_iou(boxes_a, boxes_b)
+    overlap = iou_matrix(boxes_a, boxes_b)
     overlap[np.asarray(labels_a)[:, None] != np.asarray(labels_b)[None, :]] = 0.0
     matches = 0
     while overlap.size and overlap.max() >= iou:

@@ -1,0 +1,50 @@
+"""ensemble (classification): the data loop's deep ensemble. Members train exactly as the train stage trained
+the project's model (its searched settings included), each with its own seed; the trained model is member 0
+and is not trained again. A stage of its own so DVC keeps the members while the pool changes; on a cluster
+each member is an independent job, like the search's workers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from core.fsutil import atomic_directory, read_json, write_json
+from core.spec.loop import Ensemble
+from stages.runtime import StageContext, run_stage
+from stages.train import load_inputs, train_model, with_params
+from vision.training.model import save_model
+
+
+def searched(train_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The values the train stage's search chose (`best_<name>` in its metrics), to train members alike."""
+    return {k.removeprefix("best_"): v for k, v in (train_metrics.get("hpo") or {}).items()
+            if k.startswith("best_") and k != "best_trial_val_accuracy"}
+
+
+def member_seeds(seed: int, members: int) -> list[int]:
+    """Seeds of the members to train: member 0 is the trained model (seed `seed`)."""
+    return [seed + k for k in range(1, members)]
+
+
+def main(ctx: StageContext) -> None:
+    ensemble: Ensemble = ctx.spec("active_learning.ensemble")
+    inputs = load_inputs(ctx)
+    training, config = with_params(inputs.training, inputs.config, searched(read_json(ctx.input("train_metrics"))))
+    training = training.model_copy(update={"hpo": None, **({"epochs": ensemble.epochs} if ensemble.epochs else {})})
+    figures = []
+    with atomic_directory(ctx.output("members")) as out:
+        for seed in member_seeds(inputs.seed, ensemble.members):
+            started = time.perf_counter()
+            train, val = inputs.splits_at(config.input_size_px)
+            result = train_model(train, val, config, training, seed, inputs.augment, task=inputs.task,
+                                 label=f"ensemble: member seed {seed}")
+            save_model(result.model, config, out / f"member-{seed}")
+            figures.append({"seed": seed, "val_accuracy": result.val_accuracy,
+                            "seconds": round(time.perf_counter() - started, 1)})
+            print(f"ensemble: member seed {seed}: {result.summary()}")
+    write_json(ctx.output("summary"), {"members": ensemble.members, "trained": figures})
+
+
+if __name__ == "__main__":
+    run_stage("ensemble", main)

@@ -1,0 +1,37 @@
+"""The queue as people will see it: each image with the annotator's guesses (boxes drawn for a detector) and
+how uncertain the model was, in queue order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vision.detection.reports import draw_boxes
+from vision.loop.labelstudio import Guess
+from vision.plots import file_caption, image_grid
+
+COLUMNS = 8
+MOST_SHOWN = 32
+GUESS_COLOUR = (255, 64, 64)
+
+
+def queue_gallery(queue: list[tuple[Path, list[Guess], float]], path: Path, title: str) -> None:
+    cells = []
+    for png, guesses, uncertainty in queue[:MOST_SHOWN]:
+        with Image.open(png) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        boxes = [g for g in guesses if g.box is not None]
+        if boxes:
+            rgb = draw_boxes(rgb, [(np.array([g.box for g in boxes]), [f"{g.label} {g.score:.2f}" for g in boxes],
+                                    GUESS_COLOUR)])
+            caption = f"u {uncertainty:.3f}"
+        else:
+            caption = f"{guesses[0].label} {guesses[0].score:.2f}\nu {uncertainty:.3f}" if guesses else \
+                f"no guess\nu {uncertainty:.3f}"
+        cells.append((rgb, f"{file_caption(png, 18)}\n{caption}"))
+    rows = [(f"{start + 1}-{start + len(cells[start:start + COLUMNS])}",
+             [c[0] for c in cells[start:start + COLUMNS]], [c[1] for c in cells[start:start + COLUMNS]])
+            for start in range(0, len(cells), COLUMNS)]
+    image_grid(rows or [("empty", [], [])], path, title)

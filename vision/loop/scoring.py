@@ -1,0 +1,135 @@
+"""Model outputs on pool images, the inputs of vision.loop.choose: the deployable file through the same
+Artifact the server runs (calibrated probabilities, features, OOD abstention, detections), MC-dropout samples
+and ensemble members through torch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from serving.artifact import Artifact, calibrated
+from vision.detection.decode import Decoding, Detections, Letterbox, detect_batch, iou_matrix
+from vision.loop.labelstudio import Guess
+
+BATCH = 32
+
+
+def _rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def inputs(artifact: Artifact, paths: list[Path]) -> Iterator[tuple[np.ndarray, list[tuple[int, int]]]]:
+    """Normalised network inputs a batch at a time, fitted as the server fits them, with each image's size."""
+    for start in range(0, len(paths), BATCH):
+        images = [_rgb(p) for p in paths[start:start + BATCH]]
+        yield artifact.normalise(np.stack([artifact.fit(i) for i in images])), [i.size for i in images]
+
+
+@dataclass(frozen=True)
+class Classified:
+    probabilities: np.ndarray
+    """Calibrated, N x C."""
+    features: np.ndarray
+    ood_scores: np.ndarray
+    abstained: np.ndarray
+
+
+def classify(artifact: Artifact, paths: list[Path]) -> Classified:
+    parts = []
+    for x, _ in inputs(artifact, paths):
+        prediction = artifact.predict(x)
+        parts.append((prediction.probabilities, prediction.features, prediction.ood_scores, prediction.abstained))
+    if not parts:
+        return Classified(np.zeros((0, len(artifact.classes))), np.zeros((0, 0)), np.zeros(0), np.zeros(0, bool))
+    return Classified(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+@dataclass(frozen=True)
+class Detected:
+    detections: list[Detections]
+    """Calibrated, in each image's own pixels."""
+    ood_scores: np.ndarray
+    abstained: np.ndarray
+
+
+def detect(artifact: Artifact, paths: list[Path]) -> Detected:
+    """Every detection down to the decoder's floor (the unsure ones are what the loop is after), calibrated."""
+    found: list[Detections] = []
+    ood, abstained = [], []
+    request = artifact.default_request()
+    floor = type(request)(0.0, request.nms_iou, request.max_detections)
+    for x, sizes in inputs(artifact, paths):
+        prediction = artifact.detect(x, sizes, floor)
+        found.extend(prediction.detections)
+        ood.append(prediction.ood_scores)
+        abstained.append(prediction.abstained)
+    return Detected(found, np.concatenate(ood) if ood else np.zeros(0), np.concatenate(abstained) if abstained
+                    else np.zeros(0, bool))
+
+
+@torch.inference_mode()
+def mc_dropout_samples(model: torch.nn.Module, batches: list[np.ndarray], passes: int, dropout: float,
+                       temperature: float, seed: int) -> np.ndarray:
+    """T x N x C softmax samples with dropout on the pooled features before the classifier (last-layer MC
+    dropout: the trained network needs no dropout of its own, and one feature pass serves every sample)."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    head = model.get_classifier()
+    features = torch.cat([model.forward_head(model.forward_features(torch.from_numpy(b)), pre_logits=True)
+                          for b in batches]) if batches else torch.zeros((0, 1))
+    samples = []
+    for _ in range(passes):
+        keep = (torch.rand(features.shape, generator=generator) >= dropout).float() / (1.0 - dropout)
+        samples.append(torch.softmax(head(features * keep) / temperature, dim=1))
+    return torch.stack(samples).double().numpy()
+
+
+@torch.inference_mode()
+def member_probabilities(members: list[torch.nn.Module], batches: list[np.ndarray], temperature: float) -> np.ndarray:
+    """M x N x C softmax outputs of each ensemble member (the deployable's temperature applied to each)."""
+    out = []
+    for model in members:
+        model.eval()
+        logits = torch.cat([model(torch.from_numpy(b)) for b in batches])
+        out.append(torch.softmax(logits / temperature, dim=1))
+    return torch.stack(out).double().numpy()
+
+
+@torch.inference_mode()
+def member_detections(members: list[torch.nn.Module], batches: list[np.ndarray], sizes: list[tuple[int, int]],
+                      decoding: Decoding, temperature: float, min_score: float
+                      ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Per image, each member's (boxes in the image's own pixels, labels) of detections whose score, calibrated
+    with the deployable's temperature, reaches `min_score`."""
+    per_member = []
+    for model in members:
+        model.eval()
+        found: list[Detections] = []
+        for b in batches:
+            outputs = [o.float().numpy() for o in model(torch.from_numpy(b))[:3]]
+            fits = [Letterbox.fit(w, h, decoding.input_wh) for w, h in sizes[len(found):len(found) + len(b)]]
+            found.extend(detect_batch(*outputs, decoding, fits))
+        kept = [calibrated(d.scores, temperature) >= min_score for d in found]
+        per_member.append([(d.boxes[k], d.labels[k]) for d, k in zip(found, kept, strict=True)])
+    return [list(images) for images in zip(*per_member, strict=True)]
+
+
+def agreed(guesses: list[Guess], members: list[tuple[np.ndarray, np.ndarray]], classes: list[str],
+           iou: float = 0.5) -> list[Guess]:
+    """The ensemble as annotator: the deployable's boxes that at least half of the members also found (same
+    class, IoU >= `iou`)."""
+    kept = []
+    for guess in guesses:
+        votes = 0
+        for boxes, labels in members:
+            same = np.array([classes[int(label)] == guess.label for label in labels], bool)
+            votes += bool(len(boxes) and ((iou_matrix(np.array([guess.box]), boxes)[0] >= iou) & same).any())
+        if votes * 2 >= len(members):
+            kept.append(guess)
+    return kept
