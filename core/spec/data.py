@@ -169,8 +169,11 @@ class Pruning(SpecModel):
 
     budget: PositiveFraction = 1.0
     """Share of the training split kept; 1 keeps everything."""
-    method: Literal["random", "cluster_balanced", "kcenter", "semdedup"] = "cluster_balanced"
-    """How the kept share is chosen from the embeddings."""
+    method: Literal["random", "cluster_balanced", "kcenter", "semdedup", "hybrid"] = "hybrid"
+    """How the kept share is chosen from the embeddings. `hybrid`: one k-means cluster per kept image of a class,
+    and in each the image a linear proxy model (out-of-fold, on the embeddings) is least sure of among those it
+    gets right; measured on digits it keeps better training sets than random at 10% and 20% (the README's data
+    pruning table), the other methods do not."""
 
 
 class Embedding(SpecModel):

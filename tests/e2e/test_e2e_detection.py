@@ -310,3 +310,41 @@ def test_spec_edit_invalidates_exactly_the_stages_that_read_it(pipeline: Path, k
         assert changed_stages(pipeline, "boxes") == expected
     finally:
         git(pipeline, "checkout", "-q", "--", "specs", "params.yaml", "dvc.yaml")
+
+
+def test_a_data_loop_round_for_the_detector_with_an_ensemble(pipeline: Path, tmp_path: Path) -> None:
+    """The loop on a detector: an ensemble of two members (one more trained), the pool scored by box
+    disagreement, the ensemble's agreed boxes as Label Studio rectangles in percent and as COCO for CVAT."""
+    clone = tmp_path / "loop"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    (clone / "pool").mkdir()
+    for image in sorted((clone / "data/boxes/synthesize/images").glob("*.png"))[:16]:
+        Image.open(image).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(clone / "pool" / image.name)
+    spec = clone / "specs" / "boxes.yaml"
+    spec.write_text(SPEC + "active_learning: {pool: [{kind: images, path: pool}], strategy: ensemble, annotator: "
+                    "ensemble, batch_size: 5, ensemble: {members: 2, epochs: 1}}\n")
+    autodl(clone, "compile")
+    assert changed_stages(clone, "boxes") == {"ensemble", "select"}
+    dvc(clone, "repro", "boxes-select")
+    tasks = json.loads((clone / "data/boxes/select/labelstudio_tasks.json").read_text())
+    assert len(tasks) == 5
+    for item in tasks:
+        assert item["data"]["autodl_path"].startswith("pool/")
+        for result in item["predictions"][0]["result"]:
+            value = result["value"]
+            assert result["type"] == "rectanglelabels"
+            assert value["rectanglelabels"][0] in ("0", "1", "2")
+            assert 0 <= value["x"] <= value["x"] + value["width"] <= 100.0001
+            assert 0 <= value["y"] <= value["y"] + value["height"] <= 100.0001
+    coco = json.loads((clone / "data/boxes/select/queue_coco.json").read_text())
+    assert [i["file_name"] for i in coco["images"]] == [t["data"]["autodl_path"] for t in tasks]
+    assert len(coco["annotations"]) == sum(len(t["predictions"][0]["result"]) for t in tasks)
+    lines = (clone / "data/boxes/select/scores.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert {"ensemble", "entropy", "low_confidence_boxes"} <= set(header)
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    disagreement = sorted((float(r["ensemble"]) for r in rows), reverse=True)
+    assert sorted((float(r["ensemble"]) for r in rows if r["queue_rank"]), reverse=True) == disagreement[:5]
+    assert (clone / "reports/boxes/select/queue.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((clone / "reports/boxes/ensemble/summary.json").read_text())["members"] == 2
+

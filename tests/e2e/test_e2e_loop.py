@@ -173,3 +173,26 @@ def test_labels_back_retrain_on_the_grown_set(round_one: tuple[Path, dict[str, s
     git(repo, "add", "-A")
     diff = dvc(repo, "metrics", "diff", "--json").stdout
     assert "train_images" in diff
+
+
+@pytest.mark.parametrize("strategy", ["bald", "badge", "coreset", "entropy"])
+def test_every_classification_strategy_runs_a_round(round_one: tuple[Path, dict[str, str]], strategy: str) -> None:
+    """Only the select stage re-runs when the strategy changes, and the round it writes follows the strategy."""
+    repo, _ = round_one
+    spec = repo / "specs/loop.yaml"
+    spec.write_text(SPEC.replace("strategy: hybrid", f"strategy: {strategy}"))
+    autodl(repo, "compile")
+    try:
+        assert changed_stages(repo, "loop") == {"select"}
+        dvc(repo, "repro", "loop-select")
+        lines = (repo / "data/loop/select/scores.csv").read_text().splitlines()
+        rows = [dict(zip(lines[0].split(","), line.split(","), strict=True)) for line in lines[1:]]
+        queued = [r for r in rows if r["queue_rank"]]
+        assert len(queued) == BATCH
+        if strategy in ("bald", "entropy"):
+            values = sorted((float(r[strategy]) for r in rows), reverse=True)
+            assert sorted((float(r[strategy]) for r in queued), reverse=True) == values[:BATCH]
+        summary = json.loads((repo / "reports/loop/select/summary.json").read_text())
+        assert summary["strategy"] == strategy
+    finally:
+        git(repo, "checkout", "-q", "--", "specs", "params.yaml", "dvc.yaml")

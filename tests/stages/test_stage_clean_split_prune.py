@@ -61,7 +61,7 @@ def test_groups_stay_in_one_split() -> None:
     assert Counter(assignment) == {"train": 120, "val": 40, "test": 40}
 
 
-@pytest.mark.parametrize("method", sorted(SELECTORS))
+@pytest.mark.parametrize("method", [*sorted(SELECTORS), "hybrid"])
 @pytest.mark.parametrize("budget", [0.1, 0.25, 0.5, 0.9, 1.0])
 def test_each_method_keeps_exactly_the_budget_per_class(method: str, budget: float) -> None:
     vectors, labels = _clusters(n_per_class=57)
@@ -88,3 +88,25 @@ def test_semdedup_drops_redundant_copies_first() -> None:
     doubled = np.concatenate([vectors, vectors[:10]])  # ten exact copies are the most redundant images
     kept = set(SELECTORS["semdedup"](doubled, 30, 0).tolist())
     assert all(not ({i, 30 + i} <= kept) for i in range(10)), "a copy and its original both survived"
+
+
+def test_hybrid_keeps_the_proxy_s_hardest_consistent_image_of_each_cluster() -> None:
+    """Two classes along one axis: images near the boundary are hard, images past it look like the other class
+    (mislabelled, or ambiguous): the hybrid takes the hard ones and never the ones the proxy disagrees with."""
+    from vision.data.selection import hybrid_selection, proxy_agreement
+
+    rng = np.random.default_rng(0)
+    a = np.stack([rng.uniform(0.2, 1.0, 60), rng.normal(0, 0.05, 60)], axis=1)
+    b = np.stack([rng.uniform(-1.0, -0.2, 60), rng.normal(0, 0.05, 60)], axis=1)
+    wrong = np.array([[-0.8, 0.0], [-0.9, 0.02]])  # labelled "a" but lying among the b images
+    vectors = np.concatenate([a, wrong, b]).astype(np.float32)
+    labels = ["a"] * 62 + ["b"] * 60
+    agreement = proxy_agreement(vectors, labels, seed=0)
+    assert (agreement[60:62] < 0).all(), "the proxy disagrees with the two mislabelled images"
+    rows = np.arange(62)
+    picked = rows[hybrid_selection(vectors[rows], 6, 0, agreement[rows])]
+    assert not set(picked.tolist()) & {60, 61}
+    assert len(picked) == 6
+    # the picks are harder (nearer the boundary, lower agreement) than the class's typical image
+    assert np.median(agreement[picked]) < np.median(agreement[:60])
+
