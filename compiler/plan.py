@@ -24,7 +24,9 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     def fill(template: str) -> str:
         return template.format(project=project)
 
-    deps = [*code_dependencies(info), *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values())]
+    deps = [*code_dependencies(info), *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values()),
+            *(fill(dvc_dependency(ref, spec.task)) for ref, key in info.optional_inputs.values()
+              if _lookup(spec, key) is not None)]
     for key in info.reads_paths_of:
         deps.extend(_spec_paths(spec, key))
     enabled = [when for when in info.optional if _is_set(spec, when)]
@@ -33,7 +35,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         name=info.name,
         description=info.summary,
         cmd=f"python -m {info.module} --project {project}",
-        params=tuple(sorted(f"{project}.{key}" for key in info.params)),
+        params=tuple(sorted(f"{project}.{key}" for key in info.params if _parents_set(spec, key))),
         deps=tuple(sorted(set(deps))),
         outs=tuple(fill(o) for o in info.outs.values()),
         persist=tuple(fill(o) for when in enabled for o in when.persist.values()),
@@ -57,6 +59,13 @@ def _lookup(spec: ProjectSpec, key: str) -> object:
             return None
         value = getattr(value, part)
     return value
+
+
+def _parents_set(spec: ProjectSpec, key: str) -> bool:
+    """Whether every section above `key` is set: DVC cannot track `a.b` while `a` is null (the stage reads it as
+    unset, and adding the section changes the stage's definition, which re-runs it)."""
+    parent = key.rpartition(".")[0]
+    return not parent or _lookup(spec, parent) is not None
 
 
 def _is_set(spec: ProjectSpec, when: WhenSet) -> bool:

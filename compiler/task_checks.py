@@ -72,6 +72,9 @@ CLASSIFICATION_STRATEGIES = ("bald", "badge")
 
 def _loop_keys(spec: ProjectSpec) -> Iterator[Problem]:
     loop = spec.active_learning
+    if spec.dependability.ood.detector == "ensemble" and (loop is None or loop.ensemble is None):
+        yield _problem(("dependability", "ood", "detector"), "the ensemble detector needs the data loop's ensemble",
+                       "add active_learning.ensemble: {members: 3} (with its pool), or pick another detector")
     if loop is None:
         return
     if spec.task == "detection" and loop.strategy in CLASSIFICATION_STRATEGIES:

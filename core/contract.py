@@ -46,6 +46,9 @@ class StageInfo:
     """Spec keys the stage reads, relative to the project (`train.optimizer.lr`, or a whole `train`)."""
     inputs: Mapping[str, str] = field(default_factory=dict)
     """Local name -> `<stage>.<output name>` of an earlier stage: everything the stage reads."""
+    optional_inputs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Local name -> (`<stage>.<output name>`, spec key): inputs read only when the spec key is set (not null),
+    such as the data loop's ensemble; the key must be among `params`, so the stage knows whether to read it."""
     outs: Mapping[str, str] = field(default_factory=dict)
     """Outputs kept in the DVC cache (files or folders)."""
     files: Mapping[str, str] = field(default_factory=dict)

@@ -148,9 +148,11 @@ STAGES: tuple[StageInfo, ...] = (
         summary="Measure the deployable ONNX model where the test split does not look: out-of-distribution "
                 "detection, corruptions, calibration, and Grad-CAM checked with ROAD",
         params=("seed", "augment", "dependability.ood.detector", "dependability.ood.ood_sources",
-                "dependability.robustness.corruptions", "dependability.robustness.severities", "dependability.explain"),
+                "dependability.robustness.corruptions", "dependability.robustness.severities", "dependability.explain",
+                "active_learning.ensemble"),
         inputs={"images": "ingest.images", "split": "prune.split", "deployable": "export.deployable",
                 "candidates": "compress.candidates"},
+        optional_inputs={"ensemble": ("ensemble.members", "active_learning.ensemble")},
         outs={"serving_state": f"models/{P}/dependability"},
         reports={"ood": f"reports/{P}/dependability/ood.json",
                  "robustness_png": f"reports/{P}/dependability/robustness.png",
@@ -414,9 +416,19 @@ DETECTION_STAGES: tuple[StageInfo, ...] = (
 
 PIPELINES_WITHOUT_LOOP: dict[str, tuple[StageInfo, ...]] = {"classification": STAGES, "detection": DETECTION_STAGES}
 
+
+
+def _with_loop(stages: tuple[StageInfo, ...], task: str, module: str) -> tuple[StageInfo, ...]:
+    """The task's stages with the loop's: the ensemble right after train (dependability may score with it),
+    select last."""
+    ensemble, select = _loop_stages(task, module)
+    after_train = [s.name for s in stages].index("train") + 1
+    return (*stages[:after_train], ensemble, *stages[after_train:], select)
+
+
 PIPELINES: dict[str, tuple[StageInfo, ...]] = {
-    "classification": (*STAGES, *_loop_stages("classification", "stages.loop")),
-    "detection": (*DETECTION_STAGES, *_loop_stages("detection", "stages.detection.loop")),
+    "classification": _with_loop(STAGES, "classification", "stages.loop"),
+    "detection": _with_loop(DETECTION_STAGES, "detection", "stages.detection.loop"),
 }
 """Each task's stages in pipeline order (the spec's `task` chooses; stages with `only_when` only where it is
 set)."""

@@ -136,6 +136,8 @@ class Artifact:
     limits: PixelLimits = field(default_factory=PixelLimits)
     task: str = "classification"
     detection: DetectionSettings | None = None
+    members: list[ort.InferenceSession] = field(default_factory=list)
+    """The ensemble's members (ONNX files shipped in the OOD state) when the OOD detector is `ensemble`."""
 
     @classmethod
     def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True,
@@ -166,6 +168,9 @@ class Artifact:
             artifact.state = {name: np.load(serving_file.parent / path) for name, path in serving.ood.state.items()}
             if artifact.detector == "mahalanobis":
                 artifact.state.update(mahalanobis_terms(artifact.state))
+            if artifact.detector == "ensemble":
+                artifact.members = [ort.InferenceSession(artifact.state[name].tobytes(), options, providers=providers)
+                                    for name in sorted(artifact.state) if name.startswith("member")]
         return artifact
 
     def decode(self, data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
@@ -245,7 +250,9 @@ class Artifact:
         logits, features = (np.asarray(o, np.float32) for o in self.session.run(list(self.outputs),
                                                                                {self.input_name: feed}))
         probabilities = softmax(logits.astype(np.float64) / self.temperature)
-        scores = ood_score(self.detector, logits, features, self.state)
+        members = np.stack([np.asarray(m.run([self.outputs[0]], {self.input_name: tensor.astype(np.float32)})[0],
+                                       np.float32) for m in self.members]) if self.members else None
+        scores = ood_score(self.detector, logits, features, self.state, members)
         abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
         top = [self.classes[i] for i in logits.argmax(axis=1)]
         return Prediction([None if a else t for t, a in zip(top, abstained, strict=True)], top,

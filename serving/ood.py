@@ -31,9 +31,31 @@ def mahalanobis_terms(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             "mu_precision_mu": (mu * precision_mu.T).sum(axis=1)}
 
 
+def ensemble_score(logits: np.ndarray, member_logits: np.ndarray) -> np.ndarray:
+    """Disagreement of the deployable model and the ensemble's members (M x N x C logits): the mutual information
+    H[mean softmax] - mean H[softmax], high where each is sure and they disagree (Lakshminarayanan et al. 2017)."""
+    probabilities = softmax_stack(np.concatenate([np.asarray(logits, np.float64)[None],
+                                                  np.asarray(member_logits, np.float64)]))
+    mean = probabilities.mean(axis=0)
+    total = -(mean * np.log(mean + 1e-12)).sum(axis=1)
+    expected = -(probabilities * np.log(probabilities + 1e-12)).sum(axis=2).mean(axis=0)
+    return np.maximum(total - expected, 0.0)
+
+
+def softmax_stack(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of any stack of logit matrices."""
+    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def ood_score(detector: str, logits: np.ndarray, features: np.ndarray,
-              state: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The `detector`'s score per image; `state` holds what the fitted detector needs (empty for logit ones)."""
+              state: Mapping[str, np.ndarray], member_logits: np.ndarray | None = None) -> np.ndarray:
+    """The `detector`'s score per image; `state` holds what the fitted detector needs (empty for logit ones);
+    `member_logits` the ensemble members' logits for the `ensemble` detector."""
+    if detector == "ensemble":
+        if member_logits is None:
+            raise ValueError("the ensemble detector needs the members' logits")
+        return ensemble_score(logits, member_logits)
     z = np.asarray(logits, np.float64)
     if detector == "msp":
         return -softmax(z).max(axis=1)

@@ -32,9 +32,10 @@ from core.bundle import (
 )
 from core.fsutil import atomic_directory, read_json, write_csv, write_json
 from core.progress import Progress
+from serving.ood import ood_score
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import load_candidate
-from vision.compression.onnx import logits_of, predict_outputs, session
+from vision.compression.onnx import OUTPUT, logits_of, predict_outputs, session
 from vision.data.dataset import Splits, load_splits, to_tensor
 from vision.data.streams import Images
 from vision.dependability.calibration import expected_calibration_error, fit_temperature, reliability_rows
@@ -62,6 +63,8 @@ TPR = 0.95
 class Outputs:
     logits: np.ndarray
     features: np.ndarray
+    members: np.ndarray | None = None
+    """The data loop's ensemble members' logits (M x N x C) when the project has an ensemble."""
 
 
 @dataclass
@@ -95,6 +98,8 @@ class Assessment:
 
 
 def _scores(name: str, detector: FeatureDetector | None, out: Outputs) -> np.ndarray:
+    if name == "ensemble":  # the server's own formula (serving.ood): what it will compute per request
+        return ood_score("ensemble", out.logits, out.features, {}, out.members)
     return logit_scores(name, out.logits) if detector is None else detector.score(out.features)
 
 
@@ -118,20 +123,23 @@ class _Scored:
     state: dict[str, np.ndarray]
 
 
-# Nine parameters: the model's outputs on each split and set, the classifier, the spec's choice, the selection
-# sets for `auto` and a progress hook; a bundle of them would exist for this one call.
+# Ten parameters: the model's outputs on each split and set, the classifier, the spec's choice, the selection
+# sets for `auto`, a progress hook and the ensemble; a bundle of them would exist for this one call.
 def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Outputs, sets: dict[str, Outputs],
                classifier: tuple[np.ndarray, np.ndarray], chosen: str,
                selection: dict[str, Outputs] | None = None, kinds: dict[str, str] | None = None,
-               on_detector: Callable[[str], None] | None = None) -> OodResult:
+               on_detector: Callable[[str], None] | None = None,
+               member_state: dict[str, np.ndarray] | None = None) -> OodResult:
     """Every detector on every set at the threshold serving would use (95% of validation images accepted); with
-    `chosen == "auto"`, the detector is picked on `selection` (and `kinds`, which also names its sets' kinds)."""
+    `chosen == "auto"`, the detector is picked on `selection` (and `kinds`, which also names its sets' kinds).
+    With `member_state` (the ensemble's ONNX files as bytes, what serving loads) and the members' logits in every
+    Outputs, the ensemble's disagreement is measured beside the others."""
     if chosen == "auto" and (not selection or kinds is None):
         raise ValueError("detector 'auto' needs selection sets and their kinds")
     table: dict[str, dict[str, OodMetrics]] = {}
     picked: dict[str, dict[str, OodMetrics]] = {}
     scored: dict[str, _Scored] = {}
-    for name in DETECTORS:
+    for name in (*DETECTORS, *(("ensemble",) if member_state else ())):
         detector = None
         if name not in LOGIT_DETECTORS:
             weight, bias = classifier
@@ -144,8 +152,8 @@ def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Out
         if chosen == "auto":
             picked[name] = {set_name: ood_metrics(val_scores, _scores(name, detector, out), TPR, threshold)
                             for set_name, out in (selection or {}).items()}
-        scored[name] = _Scored(threshold, {"test": test_scores, **per_set},
-                               detector.state() if detector is not None else {})
+        state = member_state if name == "ensemble" else detector.state() if detector is not None else {}
+        scored[name] = _Scored(threshold, {"test": test_scores, **per_set}, state or {})
         if on_detector:
             on_detector(name)
     choice = choose_detector(picked, kinds or {}) if chosen == "auto" else None
@@ -191,16 +199,23 @@ class Plan:
 
 
 def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: Plan, seed: int,
-           extra_ood: dict[str, Images]) -> Assessment:
-    """Every figure the gate judges, measured on the deployable ONNX file, with progress lines as it goes."""
+           extra_ood: dict[str, Images], members: list[Path] | None = None) -> Assessment:
+    """Every figure the gate judges, measured on the deployable ONNX file, with progress lines as it goes;
+    `members`: the data loop's ensemble as ONNX files, whose disagreement is one more OOD detector."""
     train, val, test = splits.train, splits.val, splits.test
     sess = session(deployable)
+    member_sessions = [session(path) for path in members or []]
+    member_state = {f"member_{i}": np.frombuffer(path.read_bytes(), np.uint8)
+                    for i, path in enumerate(members or [])}
     size_px = int(test.images.shape[1])
-    steps = 1 + len(DETECTORS) + len(plan.corruptions) * len(plan.severities) + 1
+    steps = 1 + len(DETECTORS) + bool(members) + len(plan.corruptions) * len(plan.severities) + 1
     with Progress("dependability", steps, unit="step") as shown:
 
         def run(images: Images) -> Outputs:
-            return Outputs(*predict_outputs(sess, images))
+            logits, features = predict_outputs(sess, images)
+            stacked = np.stack([predict_outputs(m, images, (OUTPUT,))[0] for m in member_sessions]) \
+                if member_sessions else None
+            return Outputs(logits, features, stacked)
 
         train_out, val_out, test_out = run(train.images), run(val.images), run(test.images)
         predicted = test_out.logits.argmax(1)
@@ -214,7 +229,7 @@ def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: P
             train_out, train.labels, val_out, test_out, set_outputs,
             (classifier.weight.detach().numpy(), classifier.bias.detach().numpy()), plan.detector,
             picking_outputs, {s.name: s.kind for s in picking},
-            on_detector=lambda name: shown.update(1, f"OOD detector {name} measured"))
+            on_detector=lambda name: shown.update(1, f"OOD detector {name} measured"), member_state=member_state)
         temperature = fit_temperature(val_out.logits, val.labels)
         clean, corruptions = robustness(
             lambda images: run(images).logits.argmax(1), test.images, test.labels, plan.corruptions, plan.severities,
@@ -316,7 +331,9 @@ def main(ctx: StageContext) -> None:
     splits = load_splits(ingest_dir, split_csv, classes, size_px)
     candidate, _ = load_candidate(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0])
     extra, unreadable = extra_ood_sets(ctx.root, list(ctx.spec("dependability.ood.ood_sources")), size_px)
-    result = assess(export_dir / MODEL_FILE, candidate, splits, plan, seed, extra)
+    members = sorted(ctx.input("ensemble").glob("member-*/model.onnx")) \
+        if ctx.spec("active_learning.ensemble") is not None else []
+    result = assess(export_dir / MODEL_FILE, candidate, splits, plan, seed, extra, members)
     figures = metrics(result, preprocess.variant, classes)
     with atomic_directory(ctx.output("serving_state")) as out:
         write_json(out / SERVING_FILE, ServingSettings(result.temperature, OodSettings(

@@ -37,6 +37,8 @@ class StageContext:
         raw: Any = self.params
         for part in key.split("."):
             raw = raw[part]  # KeyError for a key the contract does not declare
+            if raw is None:
+                break  # an unset section: every key under it is unset too
         try:
             return validated(key, raw)
         except ValueError as exc:
@@ -44,6 +46,11 @@ class StageContext:
 
     def input(self, name: str) -> Path:
         """A named input: the output of an earlier stage that the contract's reference points at."""
+        if name in self.info.optional_inputs:
+            reference, key = self.info.optional_inputs[name]
+            if self.spec(key) is None:
+                raise ContractError(f"stage {self.info.name} reads '{name}' only when {key} is set")
+            return self._fill(resolve(reference, self.task)[1])
         if name not in self.info.inputs:
             raise ContractError(f"stage {self.info.name} declares no input '{name}' (it has "
                                 f"{', '.join(self.info.inputs) or 'none'})")
@@ -77,11 +84,14 @@ def declared_params(all_params: dict[str, Any], project: str, keys: tuple[str, .
     for key in keys:
         source: Any = all_params[project]
         target = subset
-        parts = key.split(".")
-        for part in parts[:-1]:
-            source = source[part]
-            target = target.setdefault(part, {})
-        target[parts[-1]] = source[parts[-1]]
+        *parents, last = key.split(".")
+        for part in parents:
+            if source[part] is None:  # an unset section (`active_learning: null`): every key under it is unset
+                target[part] = None
+                break
+            source, target = source[part], target.setdefault(part, {})
+        else:
+            target[last] = source[last]
     return subset
 
 

@@ -125,9 +125,12 @@ Corruption = Literal[
 
 
 class Ood(SpecModel):
-    detector: Literal["auto", "msp", "energy", "max_logit", "mahalanobis", "knn", "vim"] = "auto"
-    """Post-hoc out-of-distribution score used for abstaining: on the logits (msp, energy, max_logit) or on
-    the penultimate features (mahalanobis, knn, vim); the report measures all six. `auto` picks the one that
+    detector: Literal["auto", "msp", "energy", "max_logit", "mahalanobis", "knn", "vim", "ensemble"] = "auto"
+    """Post-hoc out-of-distribution score used for abstaining: on the logits (msp, energy, max_logit), on
+    the penultimate features (mahalanobis, knn, vim), or the disagreement of the data loop's ensemble
+    (`ensemble`: mutual information of the deployable model's and the members' softmax; needs
+    `active_learning.ensemble`, whose members then ship in the bundle); the report measures all of them that
+    the project has. `auto` picks the one that
     accepts the fewest far images on validation-only selection sets (held-out photos, noise, the validation
     split shuffled and occluded), never on the sets the gate reports, and the report says why."""
     min_auroc: Fraction = 0.9

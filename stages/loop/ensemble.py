@@ -1,7 +1,8 @@
 """ensemble (classification): the data loop's deep ensemble. Members train exactly as the train stage trained
 the project's model (its searched settings included), each with its own seed; the trained model is member 0
-and is not trained again. A stage of its own so DVC keeps the members while the pool changes; on a cluster
-each member is an independent job, like the search's workers.
+and is not trained again. Each member is kept in torch form (select's scoring) and as an fp32 ONNX file (the
+`ensemble` OOD detector: dependability and the server run it). A stage of its own so DVC keeps the members
+while the pool changes; on a cluster each member is an independent job, like the search's workers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from core.fsutil import atomic_directory, read_json, write_json
 from core.spec.loop import Ensemble
 from stages.runtime import StageContext, run_stage
 from stages.train import load_inputs, train_model, with_params
+from vision.compression.onnx import export_onnx
 from vision.training.model import save_model
 
 
@@ -40,6 +42,7 @@ def main(ctx: StageContext) -> None:
             result = train_model(train, val, config, training, seed, inputs.augment, task=inputs.task,
                                  label=f"ensemble: member seed {seed}")
             save_model(result.model, config, out / f"member-{seed}")
+            export_onnx(result.model, config.input_size_px, out / f"member-{seed}" / "model.onnx")
             figures.append({"seed": seed, "val_accuracy": result.val_accuracy,
                             "seconds": round(time.perf_counter() - started, 1)})
             print(f"ensemble: member seed {seed}: {result.summary()}")

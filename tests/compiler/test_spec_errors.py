@@ -237,6 +237,9 @@ CASES: list[tuple[str, str, str, str | None]] = [
      "6:49: active_learning.pool[0].path: 'captured' does not exist", "autodl captures fetch"),
     ("loop-pool-kind-typo", with_lines("active_learning: {pool: [{kind: image, path: data}]}"),
      "active_learning.pool[0]", None),
+    ("ensemble-detector-without-ensemble", with_lines("dependability: {ood: {detector: ensemble}}"),
+     "6:33: dependability.ood.detector: the ensemble detector needs the data loop's ensemble",
+     "active_learning.ensemble"),
     ("capture-destination-url", with_lines("serving: {capture: {destination: 'http://x'}}"),
      "serving.capture.destination", None),
     ("alias-bomb", with_lines(

@@ -117,6 +117,10 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "train.select_by": (("batch_size: 16", "batch_size: 16, select_by: val_macro_f1"), {"train", "compress"}),
     "train.balance": (("batch_size: 16", "batch_size: 16, balance: sampler"), {"train", "compress"}),
     "augment.occlusion": (("occlusion: 0.3", "occlusion: 0.4"), {"train", "compress", "dependability"}),
+    # the data loop: its ensemble is read by dependability (the `ensemble` OOD detector); the loop's own stages
+    # are new, so they never ran
+    "active_learning.ensemble": (("train: {", "active_learning: {pool: [{kind: images, path: ood}], ensemble: "
+                                 "{members: 2}}\ntrain: {"), {"ensemble", "dependability", "select"}),
 }
 
 

@@ -196,3 +196,52 @@ def test_every_classification_strategy_runs_a_round(round_one: tuple[Path, dict[
         assert summary["strategy"] == strategy
     finally:
         git(repo, "checkout", "-q", "--", "specs", "params.yaml", "dvc.yaml")
+
+
+def test_the_ensemble_is_an_ood_detector_that_ships_and_serves(round_one: tuple[Path, dict[str, str]],
+                                                               tmp_path: Path) -> None:
+    """`dependability.ood.detector: ensemble`: members trained by the ensemble stage, their disagreement
+    measured beside the other detectors, the members shipped in the promoted bundle, and the server's OOD
+    score equal to the same formula computed offline from the bundle's files."""
+    import shutil
+
+    import httpx
+
+    from serving.ood import ensemble_score
+    from tests.serving_server import running_server
+    from vision.compression.onnx import predict_outputs, session
+    from vision.data.dataset import load_split
+
+    repo, _ = round_one
+    clone = tmp_path / "ensemble"
+    shutil.copytree(repo, clone, symlinks=True)
+    spec = SPEC.replace("ood: {detector: mahalanobis", "ood: {detector: ensemble").replace(
+        "  strategy: hybrid", "  strategy: ensemble\n  ensemble: {members: 3, epochs: 2}")
+    (clone / "specs/loop.yaml").write_text(spec)
+    autodl(clone, "compile")
+    assert {"ensemble", "dependability", "select"} <= changed_stages(clone, "loop")
+    dvc(clone, "repro")
+    ood = json.loads((clone / "reports/loop/dependability/ood.json").read_text())
+    assert ood["detector"] == "ensemble"
+    assert {"msp", "energy", "mahalanobis", "knn", "vim", "ensemble"} <= set(ood["detectors"])
+    bundle = clone / "models/loop/release"
+    serving = json.loads((bundle / "serving.json").read_text())
+    assert serving["ood"]["detector"] == "ensemble"
+    assert sorted(serving["ood"]["state"]) == ["member_0", "member_1"]
+    members = [np.load(bundle / path).tobytes() for _, path in sorted(serving["ood"]["state"].items())]
+    split_dir = clone / "data/loop"
+    test = load_split(split_dir / "ingest", split_dir / "split/split.csv", "test", ["0", "1", "2"], 16)
+    logits, _ = predict_outputs(session(bundle / "model.onnx"), test.images[:4])
+    member_logits = []
+    for index, onnx_bytes in enumerate(members):
+        (tmp_path / f"m{index}.onnx").write_bytes(onnx_bytes)
+        member_logits.append(predict_outputs(session(tmp_path / f"m{index}.onnx"), test.images[:4])[0])
+    expected = ensemble_score(logits, np.stack(member_logits))
+    pixels = test.images[:4]
+    with running_server(bundle) as server:
+        body = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": list(pixels.shape),
+                            "data": pixels.reshape(-1).tolist()}]}
+        answer = httpx.post(f"{server.url}/v2/models/tiny/infer", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    scores = next(o["data"] for o in answer.json()["outputs"] if o["name"] == "ood_score")
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)  # pixels in: the offline tensors exactly

@@ -85,3 +85,16 @@ def test_ensemble_box_disagreement() -> None:
     assert ensemble_box_disagreement([same, same, nothing]) == pytest.approx(2 / 3)
     shifted = (box + np.array([[20, 0, 20, 0]]), np.array([1]))  # IoU 20*40 / (2*1600 - 800) = 1/3 < 0.5
     assert ensemble_box_disagreement([same, shifted]) == 1.0
+
+
+def test_the_server_s_ensemble_score_is_the_loop_s_mutual_information() -> None:
+    """The `ensemble` OOD detector (serving.ood, what the server computes per request) and the select stage's
+    ensemble disagreement are one formula."""
+    from serving.ood import ensemble_score, softmax_stack
+
+    rng = np.random.default_rng(0)
+    logits, members = rng.normal(size=(5, 3)) * 3, rng.normal(size=(2, 5, 3)) * 3
+    stacked = softmax_stack(np.concatenate([logits[None], members]))
+    assert ensemble_score(logits, members) == pytest.approx(ensemble_disagreement(stacked), abs=1e-9)
+    same = np.stack([logits, logits])
+    assert ensemble_score(logits, same) == pytest.approx(np.zeros(5), abs=1e-9)
