@@ -234,6 +234,7 @@ def _loop_stages(task: str, module: str) -> tuple[StageInfo, ...]:
                     "auto-labels apart",
             params=(*LOOP_PARAMS, *(("detection",) if task == "detection" else ())),
             inputs=inputs,
+            optional_inputs={"ensemble": ("ensemble.members", "active_learning.ensemble")},
             outs={"selection": f"data/{P}/select"},
             files=LOOP_FILES,
             reports=LOOP_REPORTS,

@@ -141,7 +141,7 @@ def assess_ood(train: Outputs, train_labels: np.ndarray, val: Outputs, test: Out
     scored: dict[str, _Scored] = {}
     for name in (*DETECTORS, *(("ensemble",) if member_state else ())):
         detector = None
-        if name not in LOGIT_DETECTORS:
+        if name not in LOGIT_DETECTORS and name != "ensemble":
             weight, bias = classifier
             detector = FeatureDetector(name, weight=weight, bias=bias).fit(train.features, train_labels)
         val_scores, test_scores = _scores(name, detector, val), _scores(name, detector, test)

@@ -1,0 +1,1 @@
+"""The data loop's stages for classification: the ensemble and select."""

@@ -153,9 +153,7 @@ def needs_torch(loop: ActiveLearningSection) -> bool:
 
 def ensemble_members(ctx: StageContext, task: str) -> list[Any]:
     """The trained model (member 0) and the ensemble stage's members, as torch modules."""
-    folder = ctx.root / f"models/{ctx.project}/ensemble"
-    if not folder.is_dir():
-        raise StageFailure(f"{folder} is missing: the ensemble stage trains it (dvc repro {ctx.project}-ensemble)")
+    folder = ctx.input("ensemble")
     member_dirs = [ctx.input("model"), *sorted(p for p in folder.iterdir() if p.name.startswith("member-"))]
     if task == "detection":
         from vision.detection.store import load_detector

@@ -1,0 +1,1 @@
+"""The data loop: the unlabelled pool, uncertainty, batch selection, Label Studio formats and annotators."""

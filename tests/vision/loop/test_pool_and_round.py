@@ -95,3 +95,37 @@ def test_detection_round_and_auto_labels() -> None:
     assert decided.figures["low_confidence_boxes"].tolist() == [0, 1, 0, 0]
     auto = sure_detections(scores, np.zeros(4, bool), np.array([3]), 0.9, (0.1, 0.5), 10)
     assert auto.tolist() == [0]  # image 1 hesitates (0.3), image 2 found nothing
+
+
+def test_video_frames_in_the_pool_come_back_through_label_studio_as_the_same_pixels(tmp_path: Path) -> None:
+    """A video pool yields the sampler's moving frames (static ones dropped); a queued frame's task names the
+    video and time, and the labelstudio source re-reads exactly that frame after labelling."""
+    import cv2
+
+    from core.spec.data import LabelStudioSource
+    from core.spec.loop import PoolVideo
+    from vision.data.sources import iter_source
+    from vision.loop.labelstudio import Guess, prediction, task
+
+    (tmp_path / "drives").mkdir()
+    writer = cv2.VideoWriter(str(tmp_path / "drives/a.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    rng = np.random.default_rng(0)
+    for index in range(30):
+        frame = np.full((64, 96, 3), 40, np.uint8) + rng.integers(0, 3, (64, 96, 3), dtype=np.uint8)
+        frame[20:44, min(index, 20) * 3:min(index, 20) * 3 + 24] = 250  # moves for 20 frames, then stands still
+        writer.write(frame)
+    writer.release()
+    stats = SourceStats()
+    files = RepoFiles(tmp_path.resolve(), PixelLimits())
+    items = list(iter_pool(PoolVideo(kind="video", path="drives", fps=5), tmp_path, files, 0.5, stats))
+    assert items
+    assert stats.static_frames_dropped > 0
+    chosen = items[len(items) // 2]
+    assert chosen.meta["video"] == "drives/a.avi"
+    export = [{"id": 1, **task("/data/local-files/?d=x.png", {k: v for k, v in chosen.meta.items()},
+                               [prediction([Guess("cat", 0.9)], 96, 64, "m")]),
+               "annotations": [{"completed_by": 1, "result": [{"type": "choices", "value": {"choices": ["cat"]}}]}]}]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    [back] = iter_source(LabelStudioSource(kind="labelstudio", path="export.json"), tmp_path)
+    assert back.label == "cat"
+    assert np.array_equal(np.asarray(back.read()), np.asarray(chosen.read()))
