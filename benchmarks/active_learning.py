@@ -18,7 +18,7 @@ Part 3 (`--detection`) runs rounds on the demo detection project: its generated 
 offline ImageNet weights, 10% of the training split labelled at random, +10% a round up to 50%, random against
 entropy and hybrid, test mAP50-95 per labelled count (fewer epochs per round than the spec: a CPU budget).
 Usage: python benchmarks/active_learning.py [--seeds 3] [--skip-rounds] [--skip-ood] [--end 0.30]
-       [--detection [--detection-seeds 1] [--detection-epochs 6]]
+       [--detection [--detection-seeds 1] [--detection-epochs 6] [--detection-shares 0.1 0.2 ...]]
 """
 
 from __future__ import annotations
@@ -323,6 +323,8 @@ def main() -> None:
                         help="also the demo detector's rounds (about 15 minutes per seed on 2 cores)")
     parser.add_argument("--detection-seeds", type=int, default=1)
     parser.add_argument("--detection-epochs", type=int, default=6)
+    parser.add_argument("--detection-shares", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5],
+                        help="labelled shares of the training split, one round each (default 0.1 ... 0.5)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = digits()
@@ -332,7 +334,7 @@ def main() -> None:
     if not args.skip_ood:
         held_out_classes(data, args.seeds)
     if args.detection:
-        detection_rounds(args.detection_seeds, args.detection_epochs, (0.1, 0.2, 0.3, 0.4, 0.5))
+        detection_rounds(args.detection_seeds, args.detection_epochs, tuple(args.detection_shares))
 
 
 if __name__ == "__main__":

@@ -147,6 +147,12 @@ def detection_decision(ctx: StageContext, loop: ActiveLearningSection, artifact:
     return Decision(decided, guesses, auto, detected.abstained, detected.ood_scores)
 
 
+def empty_decision() -> Decision:
+    """Nothing left to score (an empty pool, or everything in it already labelled): an empty round."""
+    nothing = np.zeros(0, np.int64)
+    return Decision(Round(nothing, np.zeros(0), {}), [], nothing, np.zeros(0, bool), np.zeros(0))
+
+
 def needs_torch(loop: ActiveLearningSection) -> bool:
     return loop.strategy in ("bald", "ensemble") or loop.annotator == "ensemble"
 
@@ -182,7 +188,7 @@ def main(ctx: StageContext) -> None:
         choice = Choice(loop.strategy, loop.batch_size, ctx.spec("seed"), loop.hybrid_pool)
         covered, _ = load_embeddings(ctx.input("embeddings"))
         decide = detection_decision if task == "detection" else classification_decision
-        decision = decide(ctx, loop, artifact, pool, choice, covered)
+        decision = decide(ctx, loop, artifact, pool, choice, covered) if pool.candidates else empty_decision()
         candidates = pool.candidates
         if loop.annotator == "zero_shot":
             queued_paths = [pool.pngs[candidates[i]] for i in decision.round.queue]

@@ -34,4 +34,13 @@ def queue_gallery(queue: list[tuple[Path, list[Guess], float]], path: Path, titl
     rows = [(f"{start + 1}-{start + len(cells[start:start + COLUMNS])}",
              [c[0] for c in cells[start:start + COLUMNS]], [c[1] for c in cells[start:start + COLUMNS]])
             for start in range(0, len(cells), COLUMNS)]
-    image_grid(rows or [("empty", [], [])], path, title)
+    if not rows:
+        from vision.plots import pyplot, save_figure
+
+        figure, axis = pyplot().subplots(figsize=(4, 1.2), dpi=100)
+        axis.set_axis_off()
+        axis.text(0.5, 0.5, "the queue is empty: nothing left in the pool to label", ha="center", va="center")
+        figure.suptitle(title, fontsize=9)
+        save_figure(figure, path)
+        return
+    image_grid(rows, path, title)
