@@ -196,3 +196,28 @@ def test_the_argo_schema_check_rejects_a_broken_workflow() -> None:
     workflow["spec"]["templates"][1]["container"]["resources"] = "4 cpus"
     with pytest.raises(jsonschema.ValidationError):
         validate(workflow)
+
+
+def test_capture_reaches_the_server_only_when_the_spec_turns_it_on(tmp_path: Path) -> None:
+    """serving.capture is opt-in end to end: the ServingRuntime and `autodl serve` pass `--capture` only when the
+    spec sets it, with the spec's limits; without it the server is started exactly as before."""
+    from compiler.cli import serve_command
+    from compiler.emitters.k8s import serving_runtime
+    from core.spec import ProjectSpec
+
+    base = {"name": "cars", "classes": ["a", "b"], "data": {"sources": [{"kind": "sklearn_digits"}]}}
+    off = ProjectSpec.model_validate(base, strict=False)
+    on = ProjectSpec.model_validate({**base, "serving": {"capture": {"destination": "s3://fleet/cars",
+                                                                     "max_per_minute": 5}}}, strict=False)
+    args_off = serving_runtime(off)["spec"]["containers"][0]["args"]
+    args_on = serving_runtime(on)["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--capture") for a in args_off)
+    [capture] = [a for a in args_on if a.startswith("--capture=")]
+    settings = json.loads(capture.removeprefix("--capture="))
+    assert settings["destination"] == "s3://fleet/cars"
+    assert settings["max_per_minute"] == 5
+    for folder in ("models/cars/export", "models/cars/dependability"):
+        (tmp_path / folder).mkdir(parents=True)
+    assert "--capture" not in serve_command(tmp_path, "cars", 8080, serving={"capture": None})
+    command = serve_command(tmp_path, "cars", 8080, serving={"capture": on.serving.capture.model_dump_json()})
+    assert json.loads(command[command.index("--capture") + 1])["destination"] == "s3://fleet/cars"
