@@ -24,7 +24,7 @@ from compiler.ir import Pipeline, Stage
 from core.profiles import PIPELINE_LIGHT_RESOURCES, PROFILES, HardwareProfile
 from core.spec import ProjectSpec
 
-HEAVY_STAGES = frozenset({"embed", "train", "compress", "export", "dependability"})
+HEAVY_STAGES = frozenset({"embed", "train", "ensemble", "compress", "export", "dependability", "select"})
 STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"
 """Environment variable the train stage and the HPO workers read the shared study's database URL from."""
 
