@@ -80,8 +80,13 @@ def _impact(args: argparse.Namespace) -> int:
         results = impact(loaded, baseline)
         against = f"params.yaml/dvc.yaml from {baseline.source}"
     if args.json:
-        payload = [{**asdict(r), "direct": r.direct, "reasons": r.reasons()} for r in results]
-        print(json.dumps(payload, indent=2, default=lambda v: None if v is MISSING else str(v)))
+        def present(value: object) -> object:  # before asdict: its deep copy would hide the sentinel's identity
+            return None if value is MISSING else value
+
+        payload = [{**asdict(r), "changed_params": [{"key": c.key, "before": present(c.before),
+                                                      "after": present(c.after)} for c in r.changed_params],
+                    "direct": r.direct, "reasons": r.reasons()} for r in results]
+        print(json.dumps(payload, indent=2, default=str))
         return 0
     reruns = [r for r in results if r.reruns]
     print(f"{loaded.spec.name}: {len(reruns)} of {len(results)} stages re-run ({loaded.path} against {against})")
