@@ -114,4 +114,5 @@ class ActiveLearningSection(SpecModel):
     """Opt-in: also write what the model is sure of as auto-labels; null writes none."""
     image_url_prefix: str = "/data/local-files/?d="
     """Prefix of the queue's image URLs: Label Studio's local-files storage (start it with
-    LOCAL_FILES_DOCUMENT_ROOT set to the repository root); the path after it is relative to that root."""
+    LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to the repository root); the path after it is relative to that
+    root."""
