@@ -33,7 +33,6 @@ from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from starlette.exceptions import HTTPException
 
 from serving.artifact import Artifact, PixelLimits
-from serving.capture import Capturer, CaptureSettings, open_store
 from serving.middleware import BodySizeLimit, BodyTooLarge, JsonByDefault, VersionedPaths
 from serving.model import VisionModel
 from serving.protocol import HEADER_LENGTH, TensorRequest, parse_request
@@ -87,6 +86,8 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
                              abstain_on_ood=config.abstain_on_ood, limits=limits)
     capture = None
     if config.capture:
+        from serving.capture import Capturer, CaptureSettings, open_store
+
         settings = CaptureSettings.from_json(config.capture)
         capture = Capturer(settings, open_store(settings.destination), f"{config.model_name}:{artifact.version}")
     model = VisionModel(config.model_name, artifact, config.inference_threads, capture)

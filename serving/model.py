@@ -21,7 +21,7 @@ import binascii
 import math
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from kserve import InferResponse, Model
@@ -29,10 +29,12 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
 from serving.artifact import Artifact, BadImage, DetectionPrediction, DetectionRequest, Prediction
-from serving.capture import Capturer, classification_reason, detection_reason
 from serving.protocol import Tensor, TensorRequest
 from serving.responses import RESPONSES
 from vision.data.decode import declared_size
+
+if TYPE_CHECKING:  # capture is opt-in: its module loads only in a server that captures (serving.app)
+    from serving.capture import Capturer
 
 MAX_BATCH = 256
 HEADER_PEEK_BASE64 = 4 * 16_384
@@ -160,6 +162,8 @@ class VisionModel(Model):
     def _offer_captures(self, originals: list[bytes | np.ndarray], answer: Answer,
                         settings: DetectionRequest | None) -> None:
         """Offer the images the model was unsure of to the capture store (opt-in; the store's limits decide)."""
+        from serving.capture import classification_reason, detection_reason
+
         assert self.capture is not None
         classes = self._artifact().classes
         for index, original in enumerate(originals):

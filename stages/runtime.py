@@ -85,13 +85,17 @@ def declared_params(all_params: dict[str, Any], project: str, keys: tuple[str, .
         source: Any = all_params[project]
         target = subset
         *parents, last = key.split(".")
-        for part in parents:
-            if source[part] is None:  # an unset section (`active_learning: null`): every key under it is unset
-                target[part] = None
-                break
-            source, target = source[part], target.setdefault(part, {})
-        else:
-            target[last] = source[last]
+        try:
+            for part in parents:
+                if source[part] is None:  # an unset section (`active_learning: null`): every key under it is unset
+                    target[part] = None
+                    break
+                source, target = source[part], target.setdefault(part, {})
+            else:
+                target[last] = source[last]
+        except (KeyError, TypeError):
+            raise StageFailure(f"params.yaml has no {project}.{key}, which this stage reads: it was written by an "
+                               "older `autodl compile`; run `autodl compile`") from None
     return subset
 
 

@@ -144,3 +144,12 @@ def test_no_stage_module_reads_by_position_or_by_a_declared_file_name(stage) -> 
             pytest.fail(f"stages/{stage.name}.py:{node.lineno} reads a raw param: use ctx.spec(key)")
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             assert node.value not in names, f"stages/{stage.name}.py:{node.lineno} spells out {node.value!r}"
+
+
+def test_a_declared_key_under_an_unset_section_reads_as_unset_and_a_stale_params_file_is_a_clear_error() -> None:
+    from stages.runtime import StageFailure, declared_params
+
+    assert declared_params({"p": {"active_learning": None, "seed": 1}}, "p", ("seed", "active_learning.ensemble")) \
+        == {"seed": 1, "active_learning": None}
+    with pytest.raises(StageFailure, match="run `autodl compile`"):
+        declared_params({"p": {"seed": 1}}, "p", ("active_learning.ensemble",))

@@ -166,7 +166,7 @@ def _stage_repo(root: Path, tiny_digits: Path, model: torch.nn.Module, dependabi
 
 
 def _write_params(root: Path, dependability_spec: dict, max_params: int = 2000) -> None:
-    params = {"p": {"seed": 0, "augment": AugmentSection(fog=0.2).model_dump(mode="json"),
+    params = {"p": {"seed": 0, "augment": AugmentSection(fog=0.2).model_dump(mode="json"), "active_learning": None,
                     "dependability": dependability_spec,
                     "compress": {"budget": CompressionBudget(max_params=max_params).model_dump(mode="json")}}}
     with (root / "params.yaml").open("w") as handle:
