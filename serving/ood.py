@@ -34,11 +34,17 @@ def mahalanobis_terms(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 def ensemble_score(logits: np.ndarray, member_logits: np.ndarray) -> np.ndarray:
     """Disagreement of the deployable model and the ensemble's members (M x N x C logits): the mutual information
     H[mean softmax] - mean H[softmax], high where each is sure and they disagree (Lakshminarayanan et al. 2017)."""
-    probabilities = softmax_stack(np.concatenate([np.asarray(logits, np.float64)[None],
-                                                  np.asarray(member_logits, np.float64)]))
-    mean = probabilities.mean(axis=0)
+    return mutual_information(softmax_stack(np.concatenate([np.asarray(logits, np.float64)[None],
+                                                            np.asarray(member_logits, np.float64)])))
+
+
+def mutual_information(samples: np.ndarray) -> np.ndarray:
+    """H[mean of T probability samples] - mean of H[each] for T x N x C samples: BALD's formula, shared by the
+    server's ensemble score and the data loop's uncertainty scores (vision.loop.uncertainty)."""
+    s = np.asarray(samples, np.float64)
+    mean = s.mean(axis=0)
     total = -(mean * np.log(mean + 1e-12)).sum(axis=1)
-    expected = -(probabilities * np.log(probabilities + 1e-12)).sum(axis=2).mean(axis=0)
+    expected = -(s * np.log(s + 1e-12)).sum(axis=2).mean(axis=0)
     return np.maximum(total - expected, 0.0)
 
 

@@ -50,6 +50,9 @@ class Pool:
     pngs: list[Path]
     vectors: np.ndarray
     dropped: dict[int, str]
+    labelled: np.ndarray
+    """The labelled set's embeddings (the embed stage's): what the pool is deduplicated against and what
+    diversity-aware strategies count as covered."""
 
     @property
     def candidates(self) -> list[int]:
@@ -91,14 +94,17 @@ def admit_pool(ctx: StageContext, loop: ActiveLearningSection, out: Path) -> Poo
     vectors = embed_images(pngs, embedding_model(embedding.embedder), size, progress=True)
     labelled_vectors, _ = load_embeddings(ctx.input("embeddings"))
     dropped = near_duplicates(vectors, labelled_vectors, ctx.spec("data.cleaning.near_duplicate_cosine"))
-    return Pool(admitted, pngs, vectors, dropped)
+    return Pool(admitted, pngs, vectors, dropped, labelled_vectors)
 
 
 def classification_decision(ctx: StageContext, loop: ActiveLearningSection, artifact: Artifact, pool: Pool,
                             choice: Choice, covered: np.ndarray) -> Decision:
-    paths = [pool.pngs[i] for i in pool.candidates]
-    scored = scoring.classify(artifact, paths)
-    batches = [x for x, _ in scoring.inputs(artifact, paths)] if needs_torch(loop) else []
+    fed = scoring.inputs(artifact, [pool.pngs[i] for i in pool.candidates])
+    batches = []
+    if needs_torch(loop):  # torch scores the same inputs again: decode them once
+        fed = list(fed)
+        batches = [x for x, _ in fed]
+    scored = scoring.classify(artifact, fed)
     samples = members = None
     if loop.strategy == "bald":
         from vision.training.model import load_model
@@ -120,13 +126,16 @@ def classification_decision(ctx: StageContext, loop: ActiveLearningSection, arti
 def detection_decision(ctx: StageContext, loop: ActiveLearningSection, artifact: Artifact, pool: Pool,
                        choice: Choice, covered: np.ndarray) -> Decision:
     assert artifact.detection is not None
-    paths = [pool.pngs[i] for i in pool.candidates]
-    detected = scoring.detect(artifact, paths)
+    fed = scoring.inputs(artifact, [pool.pngs[i] for i in pool.candidates])
+    with_members = loop.ensemble is not None and (loop.strategy == "ensemble" or loop.annotator == "ensemble")
+    if with_members:  # the members score the same inputs again: decode them once
+        fed = list(fed)
+    detected = scoring.detect(artifact, fed)
     low = tuple(loop.low_confidence)
     members = None
-    if loop.ensemble is not None and (loop.strategy == "ensemble" or loop.annotator == "ensemble"):
-        batches = [x for x, _ in scoring.inputs(artifact, paths)]
-        sizes = [size for _, s in scoring.inputs(artifact, paths) for size in s]
+    if with_members:
+        batches = [x for x, _ in fed]
+        sizes = [size for _, image_sizes in fed for size in image_sizes]
         members = scoring.member_detections(ensemble_members(ctx, "detection"), batches, sizes,
                                             artifact.detection.decoding, artifact.temperature,
                                             artifact.detection.confidence_threshold)
@@ -142,8 +151,9 @@ def detection_decision(ctx: StageContext, loop: ActiveLearningSection, artifact:
                             loop.auto_label.min_confidence, (low[0], low[1]), loop.auto_label.max_images)
             if loop.auto_label else np.zeros(0, np.int64))
     if loop.auto_label:
-        guesses = [[g for g in image if g.score >= loop.auto_label.min_confidence] if i in set(auto.tolist())
-                   else image for i, image in enumerate(guesses)]
+        sure = set(auto.tolist())
+        guesses = [[g for g in image if g.score >= loop.auto_label.min_confidence] if i in sure else image
+                   for i, image in enumerate(guesses)]
     return Decision(decided, guesses, auto, detected.abstained, detected.ood_scores)
 
 
@@ -186,9 +196,8 @@ def main(ctx: StageContext) -> None:
         pool = admit_pool(ctx, loop, out)
         artifact = Artifact.load([ctx.input("deployable"), ctx.input("serving_state")])
         choice = Choice(loop.strategy, loop.batch_size, ctx.spec("seed"), loop.hybrid_pool)
-        covered, _ = load_embeddings(ctx.input("embeddings"))
         decide = detection_decision if task == "detection" else classification_decision
-        decision = decide(ctx, loop, artifact, pool, choice, covered) if pool.candidates else empty_decision()
+        decision = decide(ctx, loop, artifact, pool, choice, pool.labelled) if pool.candidates else empty_decision()
         candidates = pool.candidates
         if loop.annotator == "zero_shot":
             queued_paths = [pool.pngs[candidates[i]] for i in decision.round.queue]

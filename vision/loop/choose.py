@@ -114,8 +114,9 @@ def sure_detections(box_scores: Sequence[np.ndarray], abstained: np.ndarray, que
     `min_confidence` and none between the unsure band's lower bound and it (a hesitation anywhere in the image
     means a person should look); the surest (lowest mean box entropy) first, at most `most`."""
     chosen = []
+    in_queue = set(queued.tolist())
     for index, scores in enumerate(box_scores):
-        if abstained[index] or index in set(queued.tolist()) or not len(scores):
+        if abstained[index] or index in in_queue or not len(scores):
             continue
         if scores.max() >= min_confidence and not ((scores >= low_confidence[0]) & (scores < min_confidence)).any():
             chosen.append((float(binary_entropy(scores[scores >= min_confidence]).mean()), index))

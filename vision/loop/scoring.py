@@ -4,7 +4,7 @@ and ensemble members through torch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +40,13 @@ class Classified:
     abstained: np.ndarray
 
 
-def classify(artifact: Artifact, paths: list[Path]) -> Classified:
+Fed = Iterable[tuple[np.ndarray, list[tuple[int, int]]]]
+"""What `inputs` yields: pass a list of it to score the same images again without decoding them twice."""
+
+
+def classify(artifact: Artifact, fed: Fed) -> Classified:
     parts = []
-    for x, _ in inputs(artifact, paths):
+    for x, _ in fed:
         prediction = artifact.predict(x)
         parts.append((prediction.probabilities, prediction.features, prediction.ood_scores, prediction.abstained))
     if not parts:
@@ -58,13 +62,13 @@ class Detected:
     abstained: np.ndarray
 
 
-def detect(artifact: Artifact, paths: list[Path]) -> Detected:
+def detect(artifact: Artifact, fed: Fed) -> Detected:
     """Every detection down to the decoder's floor (the unsure ones are what the loop is after), calibrated."""
     found: list[Detections] = []
     ood, abstained = [], []
     request = artifact.default_request()
     floor = type(request)(0.0, request.nms_iou, request.max_detections)
-    for x, sizes in inputs(artifact, paths):
+    for x, sizes in fed:
         prediction = artifact.detect(x, sizes, floor)
         found.extend(prediction.detections)
         ood.append(prediction.ood_scores)

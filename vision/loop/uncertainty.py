@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving import ood as serving_ood
 from vision.detection.decode import iou_matrix
 
 EPSILON = 1e-12
@@ -50,9 +51,7 @@ def mutual_information(samples: np.ndarray) -> np.ndarray:
     s = np.asarray(samples, dtype=np.float64)
     if s.ndim != 3 or s.shape[0] < 2:
         raise ValueError(f"samples must be T x N x C with T >= 2, got shape {s.shape}")
-    mean = s.mean(axis=0)
-    expected = -(s * np.log(s + EPSILON)).sum(axis=2).mean(axis=0)
-    return np.maximum(entropy(mean) - expected, 0.0)
+    return serving_ood.mutual_information(s) + 0.0  # the server's own formula (its ensemble OOD score)
 
 
 def ensemble_disagreement(member_probabilities: np.ndarray) -> np.ndarray:
