@@ -15,6 +15,8 @@ from core.contract import ContractError, PlotInfo, StageInfo, WhenSet
 from core.imports import import_closure
 
 P = "{project}"
+WEB_ASSETS = ("core/webassets/manifest.json", "core/webassets/vendor")
+"""The vendored scripts and styles the Data Docs copy: a new version re-runs the stages that ship them."""
 CODE_ROOT = Path(__file__).resolve().parents[1]
 """Where the pipeline's code lives: the repository root this package sits in."""
 CODE_PACKAGES = ("compiler", "core", "ops", "serving", "stages", "vision")
@@ -46,6 +48,7 @@ STAGES: tuple[StageInfo, ...] = (
         files={"data_docs_index": f"reports/{P}/validate/data_docs/index.html"},
         reports={"result": f"reports/{P}/validate/result.json"},
         metrics={"summary": f"reports/{P}/validate/summary.json"},
+        data_files=WEB_ASSETS,
     ),
     StageInfo(
         name="embed",
@@ -286,6 +289,7 @@ DETECTION_STAGES: tuple[StageInfo, ...] = (
         files={"data_docs_index": f"reports/{P}/validate/data_docs/index.html"},
         reports={"result": f"reports/{P}/validate/result.json"},
         metrics={"summary": f"reports/{P}/validate/summary.json"},
+        data_files=WEB_ASSETS,
         module_name="stages.detection.validate",
     ),
     _SHARED["embed"],

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from vision.data.data_docs import make_offline
+
 FIXED_RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -55,6 +57,7 @@ def run_checkpoint(table: pd.DataFrame, expectations: list[Any], docs_dir: Path,
     run = checkpoint.run(batch_parameters={"dataframe": table},
                          run_id=RunIdentifier(run_name=run_name, run_time=FIXED_RUN_TIME))
     normalise_data_docs(docs_dir)
+    make_offline(docs_dir)
     validation = next(iter(run.run_results.values()))
     checks = [CheckResult(r.expectation_config.type,
                           {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
