@@ -29,13 +29,16 @@ demo: install
 	  print('digits-on-photos (detection, test split): ' + ', '.join(f'{k} {m[k]:.4f}' for k in \
 	  ('map', 'map50', 'map75', 'map_small', 'map_medium', 'ar100')))"
 
-## system-packages: PostgreSQL, the shared optuna study's database in the scale-out tests (Debian's package)
+## system-packages: Debian's postgresql (the shared optuna study's database in the scale-out tests) and chromium
+## (the browser that opens every report offline in the tests)
 system-packages:
-	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
-	else echo "installing Debian's postgresql"; \
-	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q --no-install-recommends postgresql >/dev/null \
-	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
-	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; fi
+	@missing=""; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then echo "installing Debian's packages:$$missing"; \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+	  || { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; fi
 
 ## test: lint, then the whole test suite (what CI runs)
 test: install system-packages lint

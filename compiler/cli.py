@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from compiler.compile import compile_repo, drift
+from compiler.emitters.plots_template import setup_hint
 from compiler.errors import SpecError
 from compiler.impact import MISSING, impact, load_baseline, load_run_state, run_impact
 from compiler.load import LoadedSpec, load_spec
@@ -51,6 +52,8 @@ def _compile(args: argparse.Namespace) -> int:
         return 0
     changed = compile_repo(root, tuple(args.only))
     print(f"autodl: wrote {', '.join(changed)}" if changed else "autodl: generated files are up to date")
+    if (hint := setup_hint(root)) is not None:
+        print(f"autodl: note: {hint}", file=sys.stderr)
     return 0
 
 

@@ -62,7 +62,8 @@ class StageInfo:
     """Spec keys whose repository paths the stage also reads (`data.sources`, `dependability.ood.ood_sources`);
     they become dependencies, so changing the files re-runs the stage."""
     data_files: tuple[str, ...] = ()
-    """Files other than Python modules that the stage's code reads (templates): code dependencies too."""
+    """Files or folders other than Python modules that the stage's code reads (templates, vendored web assets):
+    code dependencies too."""
     module_name: str = ""
     """The stage's module when it is not `stages.<name>` (a task's own version of a stage)."""
     only_when: str = ""

@@ -193,7 +193,8 @@ STAGES: tuple[StageInfo, ...] = (
                 "serving_state": "dependability.serving_state", "evaluation": "evaluate.metrics",
                 "export_summary": "export.summary", "figures": "dependability.metrics"},
         outs={"release": f"models/{P}/release"},
-        reports={"record": f"k8s/{P}/promoted.yaml", "model_card": f"reports/{P}/model_card.md"},
+        reports={"record": f"k8s/{P}/promoted.yaml", "model_card": f"reports/{P}/model_card.md",
+                 "model_card_html": f"reports/{P}/model_card.html"},
     ),
 )
 

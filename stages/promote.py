@@ -5,7 +5,7 @@ ood_state/) into `models/<p>/release` (a DVC output; `autodl publish` copies it 
 the content address after a merge),
 names it by the sha256 of its files, records that content address in
 `k8s/<p>/promoted.yaml`, re-renders `k8s/<p>/` (the InferenceService now points at
-the new digest) and writes the model card. A failing gate stops `dvc repro`
+the new digest) and writes the model card (markdown, and HTML that renders offline). A failing gate stops `dvc repro`
 before this stage, so `k8s/` stays byte-for-byte unchanged.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 from core.bundle import PREPROCESS_FILE, IncompleteBundle, Preprocessing, bundle_members, file_hashes
 from core.content import PREFIX, tree_digest
 from core.fsutil import atomic_directory, read_json, write_text_atomically
+from core.html_page import markdown_page
 from stages.runtime import StageContext, StageFailure, run_stage
 
 
@@ -177,7 +178,10 @@ def main(ctx: StageContext) -> None:
                                                    preprocess.variant))
     rendered = render_manifests(ctx.root, ctx.project)
     evaluation, export, dependability = (read_json(ctx.input(n)) for n in ("evaluation", "export_summary", "figures"))
-    write_text_atomically(card, model_card(ctx.project, digest, preprocess, evaluation, export, dependability, verdict))
+    card_text = model_card(ctx.project, digest, preprocess, evaluation, export, dependability, verdict)
+    write_text_atomically(card, card_text)
+    write_text_atomically(ctx.output("model_card_html"),
+                          markdown_page(card_text, f"Model card: {ctx.project}", "the promote stage (autodl)"))
     print(f"promote: {ctx.project} sha256:{digest[:12]} ({preprocess.variant}) recorded in {record}; {rendered}")
 
 

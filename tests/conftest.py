@@ -221,3 +221,42 @@ def postgres_url() -> Iterator[str]:
     subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                    check=False, capture_output=True)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+SCREENSHOTS: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests leave their screenshots: $AUTODL_SCREENSHOT_DIR (CI uploads it) or a fresh
+    temporary folder; the run's summary names it."""
+    import os
+
+    folder = Path(os.environ.get("AUTODL_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.append(folder)
+    return folder
+
+
+@pytest.fixture
+def offline_browser(screenshot_dir: Path) -> Iterator[object]:
+    """A real headless Chromium with networking off (tests/browser.py), one per test: Playwright's sync API
+    holds an asyncio loop open in this thread while it runs, which other tests' `asyncio.run` would refuse."""
+    import os
+
+    from tests.browser import OfflineBrowser, chromium_missing
+
+    if (message := chromium_missing()) is not None:
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    browser = OfflineBrowser(screenshot_dir)
+    yield browser
+    browser.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for folder in SCREENSHOTS:
+        shots = sorted(folder.glob("*.png"))
+        if shots:
+            terminalreporter.write_line(f"browser screenshots ({len(shots)}): {folder}")

@@ -41,8 +41,9 @@ def registered_emitters() -> tuple[Emitter, ...]:
     from compiler.emitters.dvc import DvcPipelineEmitter, ParamsEmitter
     from compiler.emitters.ignore import IgnoreEmitter
     from compiler.emitters.k8s import KubernetesEmitter
+    from compiler.emitters.plots_template import OfflinePlotsTemplateEmitter
     from compiler.emitters.reference import SpecReferenceEmitter
     from compiler.emitters.schema import JsonSchemaEmitter
 
     return (ParamsEmitter(), DvcPipelineEmitter(), IgnoreEmitter(), JsonSchemaEmitter(), SpecReferenceEmitter(),
-            KubernetesEmitter(), ClusterPipelineEmitter())
+            KubernetesEmitter(), ClusterPipelineEmitter(), OfflinePlotsTemplateEmitter())

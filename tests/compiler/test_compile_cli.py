@@ -17,7 +17,8 @@ def test_compile_writes_every_generated_file_and_is_idempotent(repo: Path, write
     write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
     code, out, _ = run_autodl("compile")
     assert code == 0
-    generated = ("data/.gitignore", "docs/spec-reference.md", "dvc.yaml", "k8s/alpha/base/kustomization.yaml",
+    generated = (".dvc/offline-plots.html", "data/.gitignore", "docs/spec-reference.md", "dvc.yaml",
+                 "k8s/alpha/base/kustomization.yaml",
                  "k8s/alpha/base/serviceaccount.yaml", "k8s/alpha/base/servingruntime.yaml",
                  "k8s/alpha/overlays/production/kustomization.yaml", "k8s/alpha/overlays/staging/kustomization.yaml",
                  "k8s/alpha/pipeline/train-pytorchjob.yaml", "k8s/alpha/pipeline/workflow.yaml",

@@ -41,7 +41,7 @@ def test_every_declared_key_exists_in_the_spec(stage) -> None:
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_every_stage_has_a_module_with_a_main(stage) -> None:
     assert callable(importlib.import_module(stage.module).main)
-    assert all((REPO_ROOT / path).is_file() for path in stage.data_files)
+    assert all((REPO_ROOT / path).exists() for path in stage.data_files)
 
 
 @pytest.mark.slow  # one fresh interpreter per stage, each importing torch

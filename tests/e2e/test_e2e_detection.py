@@ -23,6 +23,7 @@ from ruamel.yaml import YAML
 from skimage import data as skimage_data
 
 from core.registry import DETECTION_STAGES
+from tests.browser import assert_project_reports_render_offline
 from tests.conftest import REPO_ROOT, copy_project_code, free_port, git
 from tests.e2e.helpers import autodl, changed_stages, dvc, env, run
 
@@ -153,6 +154,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Image.fromarray(skimage_data.astronaut()).save(repo / "ood" / "astronaut.png")
     git(repo, "init", "-q")
     dvc(repo, "init", "-q")
+    dvc(repo, "config", "plots.html_template", "offline-plots.html")  # as `autodl compile` advises
     autodl(repo, "compile")
     repro = dvc(repo, "repro")
     (repo / "repro.log").write_text(repro.stdout + repro.stderr)
@@ -217,6 +219,11 @@ def test_the_detector_passes_its_gate_is_promoted_and_described(pipeline: Path) 
         assert words in report
     for figure in ("robustness", "reliability", "ood_scores", "gradcam"):
         assert (pipeline / f"reports/boxes/dependability/{figure}.png").stat().st_size > 1000, figure
+
+
+def test_every_detection_report_renders_offline_in_a_real_browser(pipeline: Path, offline_browser,
+                                                                  tmp_path: Path) -> None:
+    assert_project_reports_render_offline(pipeline, "boxes", offline_browser, tmp_path, report_images=4)
 
 
 def test_autodl_serve_answers_a_real_request_with_the_promoted_detector_s_boxes(pipeline: Path,

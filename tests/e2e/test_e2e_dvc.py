@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 from skimage import data as skimage_data
 
 from core.registry import STAGES
+from tests.browser import assert_project_reports_render_offline
 from tests.conftest import copy_project_code, git
 from tests.e2e.helpers import autodl as _autodl
 from tests.e2e.helpers import changed_stages
@@ -133,6 +134,7 @@ def _new_project(repo: Path, spec: str) -> None:
     Image.fromarray(skimage_data.astronaut()).save(repo / "ood" / "astronaut.png")
     git(repo, "init", "-q")
     _dvc(repo, "init", "-q")
+    _dvc(repo, "config", "plots.html_template", "offline-plots.html")  # as `autodl compile` advises
     _autodl(repo, "compile")
 
 
@@ -217,6 +219,12 @@ def test_repro_runs_every_stage_and_reports_accuracy(pipeline: Path) -> None:
 
 
 UNREACHABLE_AUROC = 0.99
+
+
+def test_every_report_renders_offline_in_a_real_browser(pipeline: Path, offline_browser, tmp_path: Path) -> None:
+    """`dvc plots show` (every declared plot), the Data Docs, the dependability report and the model card, in
+    headless Chromium with networking off: everything drew and nothing was fetched from elsewhere."""
+    assert_project_reports_render_offline(pipeline, "e2e", offline_browser, tmp_path, report_images=4)
 
 
 def _measured(repo: Path, check: str) -> float:
