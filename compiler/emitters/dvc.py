@@ -39,10 +39,12 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
         "cmd": stage.cmd,
         "deps": list(stage.deps),
         "params": list(stage.params),
+        # A plot's CSV is a plain output: the top-level `plots:` definitions draw it. Declared again as a stage
+        # `plots:` output, DVC would draw every file a second time with its default template (a confusion
+        # matrix as a line chart), doubling the page `dvc plots show` writes.
         "outs": [*stage.outs, *({path: {"persist": True}} for path in stage.persist),
-                 *({path: {"cache": False}} for path in stage.reports)],
+                 *({path: {"cache": False}} for path in (*stage.reports, *stage.plot_files()))],
         "metrics": [{path: {"cache": False}} for path in stage.metrics],
-        "plots": [{path: {"cache": False}} for path in stage.plot_files()],
     }
     return {key: value for key, value in fields.items() if value}
 
