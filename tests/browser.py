@@ -53,7 +53,8 @@ DVC_PLOTS = f"""async () => {{
   const settled = await Promise.allSettled(window.autodlPlots || []);
   return settled.map((result, i) => result.status !== 'fulfilled'
     ? {{ok: false, error: String(result.reason)}}
-    : {{ok: true, id: result.value.view.container().id, marks: countMarks(result.value.view.scenegraph().root),
+    : {{ok: true, id: result.value.view.container().closest('div[id]')?.id,
+        marks: countMarks(result.value.view.scenegraph().root),
         ink: result.value.view.container().querySelector('canvas')
              ? ink(result.value.view.container().querySelector('canvas')) : null,
         svgMarks: result.value.view.container().querySelectorAll('svg [class^="mark-"] path').length}});

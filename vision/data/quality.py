@@ -8,6 +8,7 @@ so the same data gives the same result files.
 from __future__ import annotations
 
 import datetime
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,23 +49,53 @@ def run_checkpoint(table: pd.DataFrame, expectations: list[Any], docs_dir: Path,
         .add_batch_definition_whole_dataframe("all")
     suite = context.suites.add(gx.ExpectationSuite(name="data-quality"))
     for expectation in expectations:
-        suite.add_expectation(expectation)
+        suite.add_expectation(_escaped_expectation(expectation))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name="images", data=batch, suite=suite))
     checkpoint = context.checkpoints.add(gx.Checkpoint(
         name="data-quality", validation_definitions=[definition],
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs", site_names=["autodl"])],
         result_format={"result_format": "SUMMARY"}))
-    run = checkpoint.run(batch_parameters={"dataframe": table},
+    run = checkpoint.run(batch_parameters={"dataframe": escaped_strings(table)},
                          run_id=RunIdentifier(run_name=run_name, run_time=FIXED_RUN_TIME))
     normalise_data_docs(docs_dir)
     make_offline(docs_dir)
     validation = next(iter(run.run_results.values()))
     checks = [CheckResult(r.expectation_config.type,
-                          {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
-                          bool(r.success), _plain(r.result.get("observed_value")),
-                          r.result.get("unexpected_count"), _plain(r.result.get("partial_unexpected_list") or []))
+                          _unescaped({k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"}),
+                          bool(r.success), _unescaped(_plain(r.result.get("observed_value"))),
+                          r.result.get("unexpected_count"),
+                          _unescaped(_plain(r.result.get("partial_unexpected_list") or [])))
               for r in validation.results]
-    return checks, without_run_identity(validation.to_json_dict())
+    return checks, _unescaped(without_run_identity(validation.to_json_dict()))
+
+
+# GX writes column values and expectation arguments into the Data Docs as raw HTML: a label or file name like
+# `<img src=https://...>` (a folder name, a Label Studio export) would become markup in the page, a script
+# that runs when someone opens it, or a fetch from another machine. GX validates escaped copies instead;
+# html.escape is one-to-one, so set membership, uniqueness and counts are unchanged, and every value is
+# unescaped again in what this module returns.
+def escaped_strings(table: pd.DataFrame) -> pd.DataFrame:
+    safe = table.copy()
+    for column in safe.columns[safe.dtypes == object]:
+        safe[column] = safe[column].map(lambda value: html.escape(value) if isinstance(value, str) else value)
+    return safe
+
+
+def _escaped_expectation(expectation: Any) -> Any:
+    if isinstance(getattr(expectation, "value_set", None), list | tuple | set):
+        escaped = [html.escape(v) if isinstance(v, str) else v for v in expectation.value_set]
+        return expectation.copy(update={"value_set": escaped})  # GX models are pydantic v1
+    return expectation
+
+
+def _unescaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.unescape(value)
+    if isinstance(value, dict):
+        return {key: _unescaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unescaped(item) for item in value]
+    return value
 
 
 VOLATILE_KEYS = frozenset({"id", "validation_id", "checkpoint_id", "ge_load_time"})

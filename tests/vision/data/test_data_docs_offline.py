@@ -67,3 +67,25 @@ def test_a_missing_local_file_fails(tmp_path: Path) -> None:
     (site / "index.html").write_text('<img src="static/images/gone.png">')
     with pytest.raises(OfflineDocsError, match="gone.png .no such file"):
         make_offline(site)
+
+
+def test_hostile_values_stay_text_in_the_data_docs_and_raw_in_the_results(tmp_path: Path) -> None:
+    """GX writes values into its pages as raw HTML; a label or file name must not become markup there."""
+    import great_expectations as gx
+
+    hostile = ["<img src='https://evil.example/x.png'>", "<script>alert(1)</script>", "a&amp;b"]
+    table = pd.DataFrame({"label": ["a", *hostile], "path": ["x.png", *(f"{h}.png" for h in hostile)]})
+    checks, raw = run_checkpoint(
+        table, [gx.expectations.ExpectColumnValuesToBeInSet(column="label", value_set=["a", "a&amp;b"]),
+                gx.expectations.ExpectColumnValuesToBeUnique(column="path")], tmp_path / "docs", "hostile")
+    in_set, unique = checks
+    assert not in_set.success
+    assert sorted(in_set.unexpected_examples) == sorted(hostile[:2])  # the raw values, not their escaped form
+    assert in_set.kwargs["value_set"] == ["a", "a&amp;b"]
+    assert unique.success
+    site = tmp_path / "docs"
+    assert remote_addresses(site) == []
+    pages = "".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html") if "static" not in p.parts)
+    assert "<script>alert(1)" not in pages
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages
+    assert "<script>alert(1)</script>" in str(raw)
