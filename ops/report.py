@@ -40,7 +40,8 @@ def project_section(root: Path, loaded: LoadedSpec, rev: str) -> str:
         f"#### Metrics changed against `{rev}`\n\n{metrics_diff(root, rev, metric_files)}",
         "#### Reports\n\n" + "\n".join(f"- `{path}`" for path in (
             f"reports/{project}/dependability.html", f"reports/{project}/validate/data_docs/index.html",
-            f"reports/{project}/export/pareto.png")) + "\n- plots: `dvc plots diff` against the base revision",
+            f"reports/{project}/model_card.html", f"reports/{project}/export/pareto.png"))
+        + "\n- plots: `dvc plots diff` against the base revision (every report opens offline)",
     ])
     return section if len(section) <= MAX_SECTION_CHARS else section[:MAX_SECTION_CHARS] + "\n\n_(cut)_"
 
