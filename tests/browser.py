@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,10 +197,10 @@ def assert_project_reports_render_offline(repo: Path, project: str, browser: Off
     from ruamel.yaml import YAML
 
     from core.webassets.offline import remote_fetches
+    from tests.e2e.helpers import dvc
 
     out = scratch / "dvc_plots"
-    subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "-o", str(out)], cwd=repo, check=True,
-                   capture_output=True)
+    dvc(repo, "plots", "show", "-o", str(out))
     declared = YAML(typ="safe").load((repo / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
     assert remote_fetches(out / "index.html") == []
     visit, page = browser.visit(out / "index.html", f"{project}-dvc-plots")

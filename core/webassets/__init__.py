@@ -47,6 +47,11 @@ class Package:
                 return self.folder / name
         raise FileNotFoundError(f"{self.folder_name} has no licence file ({' / '.join(LICENCE_NAMES)})")
 
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every vendored file of the package, relative to its folder: the listed files and the licence."""
+        return (*self.files, self.licence.name)
+
 
 @cache
 def packages() -> tuple[Package, ...]:
@@ -83,7 +88,7 @@ def checksum_problems(vendor_dir: Path = VENDOR_DIR) -> list[str]:
     listed = {path: digest for digest, path in (line.split("  ", 1) for line in lines if line.strip())}
     problems = []
     for pkg in packages():
-        for file in (*pkg.files, pkg.licence.name):
+        for file in pkg.members:
             relative = f"{pkg.folder_name}/{file}"
             path = vendor_dir / relative
             if relative not in listed:

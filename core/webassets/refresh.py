@@ -44,7 +44,7 @@ def fetch(pkg: Package, scratch: Path) -> None:
 def write_checksums() -> None:
     lines = []
     for pkg in packages():
-        for file in (*pkg.files, pkg.licence.name):
+        for file in pkg.members:
             digest = hashlib.sha256((pkg.folder / file).read_bytes()).hexdigest()
             lines.append(f"{digest}  {pkg.folder_name}/{file}")
     CHECKSUMS.write_text("\n".join(sorted(lines, key=lambda line: line.split("  ", 1)[1])) + "\n", encoding="utf-8")

@@ -8,8 +8,6 @@ The same checks run on a real pipeline's reports in tests/e2e (slow); here they 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from compiler.emitters.plots_template import TEMPLATE_PATH, render_template
 from core.webassets.offline import remote_fetches
 from tests.browser import DVC_PLOTS, OfflineBrowser, assert_data_docs_page_styled, assert_every_plot_drew
 from tests.conftest import git
+from tests.e2e.helpers import dvc
 
 DVC_YAML = """\
 plots:
@@ -44,10 +43,6 @@ plots:
 """
 
 
-def _dvc(repo: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, check=True, capture_output=True, text=True)
-
-
 def _write_plot_data(repo: Path, shift: float) -> None:
     (repo / "history.csv").write_text("epoch,train_loss,val_loss\n" + "".join(
         f"{e},{2.0 / (e + 1) + shift:.4f},{2.2 / (e + 1) + shift:.4f}\n" for e in range(8)))
@@ -63,9 +58,9 @@ def plots_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     `autodl compile` writes."""
     repo = tmp_path_factory.mktemp("plots")
     git(repo, "init", "-q")
-    _dvc(repo, "init", "-q")
+    dvc(repo, "init", "-q")
     (repo / TEMPLATE_PATH).write_text(render_template(), encoding="utf-8")
-    _dvc(repo, "config", "plots.html_template", Path(TEMPLATE_PATH).name)
+    dvc(repo, "config", "plots.html_template", Path(TEMPLATE_PATH).name)
     (repo / "dvc.yaml").write_text(DVC_YAML)
     _write_plot_data(repo, 0.0)
     git(repo, "add", "-A")
@@ -78,10 +73,10 @@ def plots_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dvc_plots_render_offline(plots_repo: Path, offline_browser: OfflineBrowser, command: tuple[str, ...],
                                   tmp_path: Path) -> None:
     out = tmp_path / "dvc_plots"
-    _dvc(plots_repo, *command, "-o", str(out))
+    dvc(plots_repo, *command, "-o", str(out))
     page_file = out / "index.html"
     assert remote_fetches(page_file) == []
-    visit, page = offline_browser.visit(page_file, f"dvc-plots-{command[1]}", settle=None)
+    visit, page = offline_browser.visit(page_file, f"dvc-plots-{command[1]}")
     results = page.evaluate(DVC_PLOTS)
     page.close()
     assert visit.problems() == []
@@ -91,16 +86,9 @@ def test_dvc_plots_render_offline(plots_repo: Path, offline_browser: OfflineBrow
 
 
 def test_data_docs_render_styled_offline(tmp_path: Path, offline_browser: OfflineBrowser) -> None:
-    import great_expectations as gx
-    import pandas as pd
+    from tests.vision.data.test_data_docs_offline import _docs
 
-    from vision.data.quality import run_checkpoint
-
-    table = pd.DataFrame({"width": [8, 9, 10, 12], "label": ["a", "b", "a", "c"]})
-    run_checkpoint(table, [gx.expectations.ExpectColumnValuesToBeBetween(column="width", min_value=8, max_value=11),
-                           gx.expectations.ExpectColumnValuesToBeInSet(column="label", value_set=["a", "b"])],
-                   tmp_path / "docs", "browser")
-    pages = sorted((tmp_path / "docs").rglob("*.html"))
+    pages = sorted(_docs(tmp_path / "docs").rglob("*.html"))
     assert len(pages) == 3
     for number, page_file in enumerate(pages):
         visit, page = offline_browser.visit(page_file, f"data-docs-{number}-{page_file.stem}")
@@ -132,8 +120,8 @@ def test_the_browser_sees_a_page_that_reaches_for_the_internet(tmp_path: Path, o
     """The checks above can fail: DVC's own page (no template configured) tries the CDN and draws nothing."""
     plain = tmp_path / "plain"
     shutil.copytree(plots_repo, plain)
-    _dvc(plain, "config", "--unset", "plots.html_template")
-    _dvc(plain, "plots", "show", "-o", str(tmp_path / "out"))
+    dvc(plain, "config", "--unset", "plots.html_template")
+    dvc(plain, "plots", "show", "-o", str(tmp_path / "out"))
     visit, page = offline_browser.visit(tmp_path / "out" / "index.html", "dvc-plots-default-template-offline")
     assert any(url.startswith("https://cdn.jsdelivr.net/npm/vega") for url in visit.left_the_machine())
     assert any("vegaEmbed is not defined" in error for error in visit.errors)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from core.webassets import stand_in
-from core.webassets.offline import REMOTE, file_fetches, local_target, relative_link, remote_fetches
+from core.webassets.offline import REMOTE, file_fetches, local_target, relative_link
 
 VENDOR_FOLDER = "static/vendor"
 GX_ASSETS_HOST = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/"
@@ -37,29 +37,28 @@ def make_offline(site: Path) -> list[str]:
     """Rewrite every page and stylesheet of the Data Docs `site` to use local assets; returns the packages
     copied. Deterministic: the same site gives the same bytes."""
     copied: set[str] = set()
-    unknown: list[str] = []
-    for path in sorted([*site.rglob("*.html"), *site.rglob("*.css")]):
+    for path in _pages(site):
         if path.relative_to(site).as_posix().startswith(VENDOR_FOLDER):
             continue
         text = original = path.read_text(encoding="utf-8")
         for fetch in file_fetches(path):
             if REMOTE.match(fetch.url):
-                local = _local_copy(site, fetch.url, copied)
-                if local is None:
-                    unknown.append(f"{path.relative_to(site)}: {fetch.where} {fetch.url}")
-                    continue
-                text = text.replace(fetch.url, relative_link(local, path))
+                if (local := _local_copy(site, fetch.url, copied)) is not None:
+                    text = text.replace(fetch.url, relative_link(local, path))
             elif (moved := _misplaced_static(site, path, fetch.url)) is not None:
                 text = text.replace(f'"{fetch.url}"', f'"{relative_link(moved, path)}"')
         text = _TAG_WITH_LOCAL_SOURCE.sub(lambda m: _INTEGRITY.sub("", m.group()), text)
         if text != original:
             path.write_text(text, encoding="utf-8")
-    unknown += [problem for problem in (*remote_addresses(site), *broken_links(site)) if problem not in unknown]
-    if unknown:
-        raise OfflineDocsError("Data Docs would load these from the internet (no vendored file stands in) or from missing files:\n  "
-                               + "\n  ".join(unknown) + "\nvendor them in core/webassets/manifest.json "
-                               "(python -m core.webassets.refresh)")
+    if problems := offline_problems(site):  # what no stand-in replaced is still there: read back, not assumed
+        raise OfflineDocsError("Data Docs would load these from the internet (no vendored file stands in) or from "
+                               "missing files:\n  " + "\n  ".join(problems) + "\nvendor them in "
+                               "core/webassets/manifest.json (python -m core.webassets.refresh)")
     return sorted(copied)
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted([*site.rglob("*.html"), *site.rglob("*.css")])
 
 
 def _local_copy(site: Path, url: str, copied: set[str]) -> Path | None:
@@ -74,9 +73,7 @@ def _local_copy(site: Path, url: str, copied: set[str]) -> Path | None:
     target = site / VENDOR_FOLDER / package.folder_name
     if package.folder_name not in copied:
         shutil.rmtree(target, ignore_errors=True)
-        for member in (*package.files, package.licence.name):
-            (target / member).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(package.folder / member, target / member)
+        shutil.copytree(package.folder, target)  # the vendored folder holds exactly the package's members
         copied.add(package.folder_name)
     return target / file
 
@@ -91,14 +88,14 @@ def _misplaced_static(site: Path, page: Path, url: str) -> Path | None:
     return meant if meant.is_file() else None
 
 
-def broken_links(site: Path) -> list[str]:
-    """Relative addresses in the site's pages and stylesheets that name no file."""
-    return [f"{path.relative_to(site)}: {fetch.where} {fetch.url} (no such file)"
-            for path in sorted([*site.rglob("*.html"), *site.rglob("*.css")]) for fetch in file_fetches(path)
-            if (target := local_target(path, fetch.url)) is not None and not target.is_file()]
-
-
-def remote_addresses(site: Path) -> list[str]:
-    """Every address in the site's pages and stylesheets that would leave the machine (empty when offline)."""
-    return [f"{path.relative_to(site)}: {fetch.where} {fetch.url}"
-            for path in sorted([*site.rglob("*.html"), *site.rglob("*.css")]) for fetch in remote_fetches(path)]
+def offline_problems(site: Path) -> list[str]:
+    """Every address in the site's pages and stylesheets that would leave the machine or names no file (empty
+    when the site renders offline)."""
+    problems = []
+    for path in _pages(site):
+        for fetch in file_fetches(path):
+            if REMOTE.match(fetch.url):
+                problems.append(f"{path.relative_to(site)}: {fetch.where} {fetch.url}")
+            elif (target := local_target(path, fetch.url)) is not None and not target.is_file():
+                problems.append(f"{path.relative_to(site)}: {fetch.where} {fetch.url} (no such file)")
+    return problems

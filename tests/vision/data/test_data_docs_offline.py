@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vision.data.data_docs import OfflineDocsError, broken_links, make_offline, remote_addresses
+from vision.data.data_docs import OfflineDocsError, make_offline, offline_problems
 from vision.data.quality import run_checkpoint
 
 
@@ -31,8 +31,7 @@ def _digests(folder: Path) -> dict[str, str]:
 
 def test_data_docs_name_no_remote_address_and_no_missing_file(tmp_path: Path) -> None:
     site = _docs(tmp_path / "docs")
-    assert remote_addresses(site) == []
-    assert broken_links(site) == []
+    assert offline_problems(site) == []  # nothing remote, no missing file
     pages = sorted(site.rglob("*.html"))
     assert len(pages) == 3
     for page in pages:
@@ -49,7 +48,7 @@ def test_data_docs_are_byte_reproducible_and_movable(tmp_path: Path) -> None:
     assert _digests(first) == _digests(second)
     moved = tmp_path / "elsewhere" / "docs"
     shutil.move(first, moved)
-    assert broken_links(moved) == []
+    assert offline_problems(moved) == []
 
 
 def test_an_unknown_cdn_fails_naming_file_and_address(tmp_path: Path) -> None:
@@ -84,7 +83,7 @@ def test_hostile_values_stay_text_in_the_data_docs_and_raw_in_the_results(tmp_pa
     assert in_set.kwargs["value_set"] == ["a", "a&amp;b"]
     assert unique.success
     site = tmp_path / "docs"
-    assert remote_addresses(site) == []
+    assert offline_problems(site) == []
     pages = "".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html") if "static" not in p.parts)
     assert "<script>alert(1)" not in pages
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages
