@@ -31,20 +31,26 @@ class Prepared:
 
 def prepare(work: Path, spec_path: Path = REPO / "specs" / "digits.yaml") -> Prepared:
     """ingest -> embed -> clean -> split with the spec's settings, into `work`."""
-    from stages.clean import find_near_duplicates
+    from stages.clean import sort_duplicates
     from stages.ingest import ingest
     from stages.split import assign_splits
-    from vision.data.embedding import embed_images, embedding_model
+    from vision.data.duplicates import calibration_sample, choose_rule
+    from vision.data.embedding import altered_copies, embed_images, embedding_model
     from vision.data.sources import iter_source
+    from vision.data.vectors import row_similarity
     from vision.training.pretrained import WEIGHTS
 
     spec = load_spec(spec_path, REPO).spec
     items = (i for s in spec.data.sources for i in iter_source(s, REPO, classes=spec.classes))
     records = ingest(items, spec.classes, tuple(spec.data.quality.min_size_px), work).records
     size = spec.data.embedding.input_size_px or WEIGHTS[spec.data.embedding.embedder].input_size_px
-    vectors = embed_images([work / r.path for r in records], embedding_model(spec.data.embedding.embedder), size)
-    keep, _ = find_near_duplicates(vectors, [r.path for r in records], [r.label for r in records],
-                                   spec.data.cleaning.near_duplicate_cosine)
+    model = embedding_model(spec.data.embedding.embedder)
+    vectors = embed_images([work / r.path for r in records], model, size)
+    sample = calibration_sample([r.sha256 for r in records])
+    copies = {name: row_similarity(vectors[sample], altered) for name, altered
+              in altered_copies([work / records[i].path for i in sample], model, size).items()}
+    _, _, pairs = choose_rule(spec.data.cleaning.near_duplicate_cosine, copies, vectors, [r.sha256 for r in records])
+    keep = sort_duplicates([{"path": r.path, "label": r.label} for r in records], pairs).keep
     records = [r for r, k in zip(records, keep, strict=True) if k]
     vectors = vectors[np.array(keep)]
     split = assign_splits([r.label for r in records], spec.data.split, spec.seed, [r.group for r in records])

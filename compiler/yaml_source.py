@@ -69,7 +69,7 @@ def load_yaml(path: Path, display_name: str) -> tuple[dict[str, Any], SourceMap]
     try:
         documents = [node for node in yaml.compose_all(text) if not _is_null(node)]
     except MarkedYAMLError as exc:
-        raise _marked_error(display_name, exc) from None
+        raise _marked_error(display_name, exc, text) from None
     except YAMLError as exc:
         raise _file_error(display_name, f"invalid YAML: {exc}") from None
     if not documents:
@@ -173,8 +173,14 @@ def _file_error(file: str, message: str, line: int = 1) -> SpecError:
     return SpecError([Diagnostic(file, line, 1, "", message)])
 
 
-def _marked_error(file: str, exc: MarkedYAMLError) -> SpecError:
+def _marked_error(file: str, exc: MarkedYAMLError, text: str) -> SpecError:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+    lines = text.splitlines()
+    at = lines[line - 1][column - 1:column] if 0 < line <= len(lines) else ""
+    if at == "\t" or (exc.problem and "'\\t'" in exc.problem):
+        return SpecError([Diagnostic(file, line, column, "", "invalid YAML: a tab character where YAML expects "
+                                     "indentation or a value", "YAML indents with spaces only: replace the tab with "
+                                     "spaces")])
     return SpecError([Diagnostic(file, line, column, "", f"invalid YAML: {problem}")])

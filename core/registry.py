@@ -60,18 +60,22 @@ STAGES: tuple[StageInfo, ...] = (
     StageInfo(
         name="clean",
         summary="Remove near-duplicates (faiss over embeddings) and flag dark, blurry or empty images",
-        params=("data.cleaning.near_duplicate_cosine", "data.cleaning.remove_flagged"),
+        params=("data.cleaning.near_duplicate_cosine", "data.cleaning.remove_flagged",
+                "data.quality.max_removed_fraction", "data.quality.max_conflicting_duplicates"),
         inputs={"images": "ingest.images", "manifest": "ingest.manifest", "embeddings": "embed.embeddings"},
         outs={"cleaned": f"data/{P}/clean"},
-        files={"manifest": f"data/{P}/clean/manifest.csv"},
-        reports={"report": f"reports/{P}/clean/report.json"},
+        files={"manifest": f"data/{P}/clean/manifest.csv", "rule": f"data/{P}/clean/duplicate_rule.json"},
+        reports={"report": f"reports/{P}/clean/report.json", "similarity_png": f"reports/{P}/clean/similarity.png"},
         metrics={"summary": f"reports/{P}/clean/summary.json"},
+        plots=(PlotInfo("similarity", f"reports/{P}/clean/similarity.csv", x="share",
+                        y=("nearest_neighbour", "copy_reencoded", "copy_resized", "copy_cropped", "threshold"),
+                        title="What a duplicate is here: similarity of altered copies vs nearest other image"),),
     ),
     StageInfo(
         name="split",
         summary="Split into train, validation and test: stratified, group-aware, seeded, checked for leakage",
-        params=("seed", "data.split", "data.cleaning.near_duplicate_cosine"),
-        inputs={"manifest": "clean.manifest", "embeddings": "embed.embeddings"},
+        params=("seed", "data.split"),
+        inputs={"manifest": "clean.manifest", "rule": "clean.rule", "embeddings": "embed.embeddings"},
         outs={"splits": f"data/{P}/split"},
         files={"split": f"data/{P}/split/split.csv"},
         metrics={"summary": f"reports/{P}/split/summary.json"},
@@ -200,8 +204,8 @@ STAGES: tuple[StageInfo, ...] = (
 
 STAGES_BY_NAME: dict[str, StageInfo] = {stage.name: stage for stage in STAGES}
 
-LOOP_PARAMS = ("seed", "classes", "active_learning", "data.embedding", "data.cleaning.near_duplicate_cosine",
-               "data.cleaning.static_frame_flow_px", "data.quality.min_size_px", "data.quality.max_image_pixels")
+LOOP_PARAMS = ("seed", "classes", "active_learning", "data.embedding", "data.cleaning.static_frame_flow_px",
+               "data.quality.min_size_px", "data.quality.max_image_pixels")
 """What every task's select stage reads: the loop's settings, and what pool images must pass as ingest does."""
 LOOP_REPORTS = {"queue_png": f"reports/{P}/select/queue.png"}
 LOOP_FILES = {"tasks": f"data/{P}/select/labelstudio_tasks.json", "scores": f"data/{P}/select/scores.csv",
@@ -213,6 +217,7 @@ def _loop_stages(task: str, module: str) -> tuple[StageInfo, ...]:
     model whatever the gate said (`dvc repro <project>-select` runs a round without the gate): a young project
     needs labels most when its model is still poor."""
     inputs = {"images": "ingest.images", "manifest": "ingest.manifest", "embeddings": "embed.embeddings",
+              "duplicate_rule": "clean.rule",
               "deployable": "export.deployable", "serving_state": "dependability.serving_state",
               "model": "train.model"}
     if task == "detection":

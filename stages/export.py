@@ -4,14 +4,17 @@ Every variant (torch fp32 as the baseline, each candidate as fp32 ONNX and at
 the target's precision) gets accuracy, parameters, MACs, size on disk and
 batch-1 latency with 1 and 2 threads. The deployable model is the fastest
 variant within every limit of `compress.budget` (latency judged with 1 thread,
-what one serving replica gets); when none is, the stage fails and says which
-limit to relax and by how much.
+what one serving replica gets, measured interleaved and repeated as
+vision.compression.timing explains: variants within the measured noise of the
+fastest are decided by fewer bytes, then fewer MACs, so the choice does not flip
+with the machine's load); when none is, the stage fails and says which limit to
+relax and by how much. choice.json keeps every round's measurement.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,14 @@ from vision.compression.onnx import (
     cpu_description,
     latency_ms,
     onnx_accuracy,
+    onnx_runner,
     session,
     torch_latency_ms,
+    torch_runner,
 )
 from vision.compression.pruning import track_line
 from vision.compression.quantize import Int8Plan, quantize_within_floor
+from vision.compression.timing import Timing, interleaved, steady_choice, tie_reason
 from vision.data.dataset import SplitData, load_splits
 from vision.plots import pyplot, save_figure
 
@@ -64,8 +70,7 @@ def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, va
     val_acc, test_acc = onnx_accuracy(sess, val), onnx_accuracy(sess, test)
     return Variant(name, name.split("-")[0], precision, "onnxruntime", True, candidate["params"], candidate["macs"],
                    path.stat().st_size, round(val_acc, 6), round(test_acc, 6),
-                   round(latency_ms(path, size_px, 1), 4), round(latency_ms(path, size_px, 2), 4),
-                   " ".join(fp32_layers), path)
+                   0.0, round(latency_ms(path, size_px, 2, runs=50), 4), " ".join(fp32_layers), path)
 
 
 def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Variant:
@@ -75,7 +80,25 @@ def torch_baseline(model_dir: Path, trained: dict[str, Any], size_px: int) -> Va
     model, _ = load_model(model_dir)
     return Variant("trained-torch", "trained", "fp32", "torch eager", False, trained["params"], trained["macs"],
                    (model_dir / WEIGHTS_FILE).stat().st_size, trained["torch_val_accuracy"], None,
-                   round(torch_latency_ms(model, size_px, 1), 4), round(torch_latency_ms(model, size_px, 2), 4))
+                   0.0, round(torch_latency_ms(model, size_px, 2, runs=50), 4))
+
+
+def time_variants(rows: list[Variant], model_dir: Path, size_px: int) -> tuple[list[Variant], dict[str, Timing]]:
+    """Every row's 1-thread latency, measured interleaved (vision.compression.timing)."""
+    import torch
+
+    from vision.training.model import load_model
+
+    model, _ = load_model(model_dir)
+    runners = {r.variant: (onnx_runner(r.path, size_px) if r.path is not None else torch_runner(model, size_px))
+               for r in rows}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        timings = interleaved(runners)
+    finally:
+        torch.set_num_threads(before)
+    return [replace(r, latency_ms_1_thread=timings[r.variant].median_cpu_ms) for r in rows], timings
 
 
 # Ten parameters: where the candidates are and the three splits they are measured on; a bundle of them
@@ -121,19 +144,23 @@ def violations(row: Variant, budget: CompressionBudget, baseline: float) -> dict
 
 
 def choose(rows: list[Variant], budget: CompressionBudget, baseline: float,
-           tracks: dict[str, dict[str, Any]] | None = None) -> tuple[Variant, str]:
-    """The fastest deployable row within the budget (then the smallest), and why; StageFailure when none is
-    (`tracks`, how each pruning track ended, lets the failure say when the accuracy floor stopped pruning)."""
+           tracks: dict[str, dict[str, Any]] | None = None, timings: dict[str, Timing] | None = None
+           ) -> tuple[Variant, str]:
+    """The fastest deployable row within the budget, and why; rows the timings cannot tell from the fastest
+    (vision.compression.timing) are decided by fewer bytes, then fewer MACs. StageFailure when no row is within
+    the budget (`tracks`, how each pruning track ended, lets the failure say when the accuracy floor stopped
+    pruning)."""
     deployable = [r for r in rows if r.deployable]
     passing = sorted((r for r in deployable if not violations(r, budget, baseline)),
                      key=lambda r: (r.latency_ms_1_thread, r.size_bytes, r.variant))
-    if passing:
-        best = passing[0]
-        reason = (f"{best.variant}: fastest of {len(passing)} of {len(deployable)} variants within the budget "
-                  f"({best.latency_ms_1_thread:.3f} ms at batch 1 on 1 thread, {best.params:,} params, "
-                  f"{best.size_bytes / 1e6:.2f} MB, val accuracy {best.val_accuracy:.4f} vs {baseline:.4f} trained)")
-        return best, reason
-    raise StageFailure(relax_message(deployable, budget, baseline, tracks or {}))
+    if not passing:
+        raise StageFailure(relax_message(deployable, budget, baseline, tracks or {}))
+    best, tied = steady_choice(passing, timings, lambda r: r.variant, lambda r: (r.size_bytes, r.macs, r.variant))
+    why = tie_reason(tied, len(passing), len(deployable))
+    reason = (f"{best.variant}: {why} ({best.latency_ms_1_thread:.3f} ms at batch 1 on 1 thread, {best.params:,} "
+              f"params, {best.size_bytes / 1e6:.2f} MB, val accuracy {best.val_accuracy:.4f} vs {baseline:.4f} "
+              "trained)")
+    return best, reason
 
 
 SIZE_LIMITS = ("max_params", "max_macs", "max_latency_ms")
@@ -287,9 +314,10 @@ def main(ctx: StageContext) -> None:
                                   baseline - budget.max_accuracy_drop)
         rows = build_variants(compress_dir, described["variants"], size_px, ctx.input("model"), work, profile.precision,
                               int8 if "quantize" in ctx.spec("compress.methods") else None, calibration, val, test)
+        rows, timings = time_variants(rows, ctx.input("model"), size_px)
         table = [{k: v for k, v in asdict(r).items() if k in ROW_FIELDS} for r in rows]
         try:
-            chosen, reason = choose(rows, budget, baseline, described.get("tracks", {}))
+            chosen, reason = choose(rows, budget, baseline, described.get("tracks", {}), timings)
         except StageFailure:
             print(format_table(rows), flush=True)
             raise
@@ -303,7 +331,8 @@ def main(ctx: StageContext) -> None:
     choice_json, pareto_png = ctx.output("choice"), ctx.output("pareto")
     torch_row = rows[0]
     write_json(choice_json, {"chosen": chosen.variant, "reason": reason, "budget": budget.model_dump(mode="json"),
-                             "baseline_val_accuracy": baseline, "measured_on": cpu_description(), "variants": table})
+                             "baseline_val_accuracy": baseline, "measured_on": cpu_description(), "variants": table,
+                             "latency_evidence": {name: t.evidence() for name, t in timings.items()}})
     pareto_plot(rows, chosen, budget, baseline, pareto_png, f"{ctx.project}: variants ({profile.name} target)")
     write_json(ctx.output("summary"), {
         "variant": chosen.variant, "val_accuracy": chosen.val_accuracy, "test_accuracy": chosen.test_accuracy,

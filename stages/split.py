@@ -2,8 +2,9 @@
 
 Images of one group (the frames of one video) always share a split. Images the
 data loop labelled, and auto-labels, are training data only. After the
-split a leakage check looks for validation or test images whose embedding is a
-near-duplicate of a training image; there must be none (cleaning removed them).
+split a leakage check looks for validation or test images that are near-duplicates
+of a training image under the rule clean chose (`duplicate_rule.json`); there must
+be none (cleaning removed them, or put a conflicting pair in one group).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections import Counter
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from core.fsutil import atomic_directory, read_csv, write_csv, write_json
+from core.fsutil import atomic_directory, read_csv, read_json, write_csv, write_json
 from core.spec.data import Split
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.data.embedding import load_embeddings
-from vision.data.neighbours import max_similarity_to
+from vision.data.duplicates import DuplicateRule, duplicated_in
+from vision.data.vectors import load_embeddings
 
 SPLITS = ("train", "val", "test")
 
@@ -46,11 +47,10 @@ def assign_splits(labels: list[str], split: Split, seed: int, groups: list[str] 
     return [where[g] for g in groups]
 
 
-def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], threshold: float) -> int:
-    """How many val/test images have a training image at cosine >= threshold (leakage)."""
+def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], rule: DuplicateRule) -> int:
+    """How many val/test images have a near-duplicate among the training images under `rule` (leakage)."""
     split = np.array(assignment)
-    held_out = vectors[split != "train"]
-    return int(np.sum(max_similarity_to(held_out, vectors[split == "train"]) >= threshold))
+    return int(np.sum(duplicated_in(vectors[split != "train"], vectors[split == "train"], rule)))
 
 
 def is_train_only(row: dict[str, str]) -> bool:
@@ -73,7 +73,7 @@ def main(ctx: StageContext) -> None:
     vectors, paths = load_embeddings(ctx.input("embeddings"))
     row_of = {path: i for i, path in enumerate(paths)}
     leaks = cross_split_near_duplicates(vectors[[row_of[r["path"]] for r in rows]], assignment,
-                                        ctx.spec("data.cleaning.near_duplicate_cosine"))
+                                        DuplicateRule.from_dict(read_json(ctx.input("rule"))))
     counts = Counter(assignment)
     write_json(ctx.output("summary"), {**{name: counts[name] for name in SPLITS}, "cross_split_near_duplicates": leaks})
     if leaks:

@@ -148,6 +148,14 @@ class Quality(SpecModel):
     """Largest allowed share of unreadable or mislabelled files among all ingested files."""
     min_size_px: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [8, 8]
     """Smallest accepted image size as [width, height] in pixels."""
+    max_removed_fraction: Fraction = 0.1
+    """Largest share of images the clean stage may remove (near-duplicates and removed flagged images); more stops
+    the pipeline with the figures and example pairs, since a wrong threshold would silently discard a data set.
+    Static video frames are dropped at ingest and counted there, not here."""
+    max_conflicting_duplicates: Fraction = 0.01
+    """Largest share of images in near-duplicate pairs whose labels differ: such pairs are possible label noise
+    (or a threshold that calls distinct images duplicates); they are kept and reported, and more than this stops
+    the pipeline."""
     max_image_pixels: Annotated[int, Interval(1)] = 100_000_000
     """Largest accepted image in pixels (width x height), checked on the file's header before decoding: a
     larger file (or a decompression bomb) is quarantined with its size instead of exhausting memory."""
@@ -156,8 +164,11 @@ class Quality(SpecModel):
 class Cleaning(SpecModel):
     """Duplicate and static-frame removal."""
 
-    near_duplicate_cosine: PositiveFraction = 0.97
-    """Two images whose embedding cosine similarity reaches this value are near-duplicates."""
+    near_duplicate_cosine: Literal["auto"] | PositiveFraction = "auto"
+    """Two images whose embedding cosine similarity reaches this value are near-duplicates. `auto` calibrates it on
+    the project's own images: the similarity of images to their re-encoded, rescaled and trimmed copies against the
+    similarity of each image to its nearest other image; where the embedder cannot tell the two apart, only images
+    with identical embeddings count as duplicates. The clean report and its plot show both distributions."""
     static_frame_flow_px: Annotated[float, Interval(0.0)] = 0.3
     """Video frames whose mean optical-flow magnitude to the last kept frame is below this are dropped."""
     remove_flagged: list[Literal["dark", "blurry", "low_information"]] = []

@@ -13,11 +13,12 @@ at most compress.budget.max_accuracy_drop below the trained detector's.
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from core.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
 from core.fsutil import atomic_directory, read_json, write_csv, write_json
@@ -26,16 +27,19 @@ from core.progress import Progress
 from core.spec.deployment import CompressionBudget
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.onnx import convert_fp16, cpu_description
+from vision.compression.timing import Timing, interleaved, steady_choice, tie_reason
 from vision.data.dataset import MEAN, STD
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.decode import Decoding
 from vision.detection.onnx import (
     calibration_images,
+    detector_runner,
     latency_ms,
     letterboxed,
     run_split,
     session,
     split_map,
+    torch_detector_runner,
     torch_latency_ms,
 )
 from vision.detection.quantize import SENSITIVITY_IMAGES, quantize_within_floor
@@ -96,8 +100,8 @@ def measure(path: Path, name: str, candidate: dict[str, Any], precision: str, on
     return DetectorVariant(name, name.rsplit("-", 1)[0], precision, "onnxruntime", True, candidate["params"],
                            candidate["macs"], path.stat().st_size, round(val["map"], 6), round(val["map50"], 6),
                            round(test["map"], 6), round(test["map50"], 6),
-                           round(latency_ms(path, sample, on.decoding, 1), 4),
-                           round(latency_ms(path, sample, on.decoding, 2), 4), " ".join(fp32_layers), path)
+                           0.0, round(latency_ms(path, sample, on.decoding, 2, runs=40), 4), " ".join(fp32_layers),
+                           path)
 
 
 def torch_baseline(compress_dir: Path, trained: dict[str, Any], on: Measuring) -> DetectorVariant:
@@ -107,8 +111,23 @@ def torch_baseline(compress_dir: Path, trained: dict[str, Any], on: Measuring) -
     val_map = float(trained["torch_val_map"])
     return DetectorVariant("trained-torch", "trained", "fp32", "torch eager", False, trained["params"],
                            trained["macs"], (compress_dir / "trained.safetensors").stat().st_size, val_map, -1.0, -1.0,
-                           -1.0, round(torch_latency_ms(model, sample, on.decoding, 1), 4),
-                           round(torch_latency_ms(model, sample, on.decoding, 2), 4))
+                           -1.0, 0.0, round(torch_latency_ms(model, sample, on.decoding, 2, runs=40), 4))
+
+
+def time_variants(rows: list[DetectorVariant], compress_dir: Path, on: Measuring
+                  ) -> tuple[list[DetectorVariant], dict[str, Timing]]:
+    """Every row's 1-thread latency with decoding and NMS, measured interleaved (vision.compression.timing)."""
+    model, _ = load_detector(compress_dir, "trained")
+    sample = on.sample()
+    runners = {r.variant: (detector_runner(r.path, sample, on.decoding) if r.path is not None else
+                           torch_detector_runner(model, sample, on.decoding)) for r in rows}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        timings = interleaved(runners, runs=10)
+    finally:
+        torch.set_num_threads(before)
+    return [replace(r, latency_ms_1_thread=timings[r.variant].median_cpu_ms) for r in rows], timings
 
 
 def violations(row: DetectorVariant, budget: CompressionBudget, baseline: float) -> dict[str, tuple[float, float]]:
@@ -119,15 +138,17 @@ def violations(row: DetectorVariant, budget: CompressionBudget, baseline: float)
             if getattr(budget, name) is not None and value > getattr(budget, name)}
 
 
-def choose(rows: list[DetectorVariant], budget: CompressionBudget, baseline: float) -> tuple[DetectorVariant, str]:
-    """The fastest deployable row within the budget (then the smallest), and why; StageFailure naming the
-    closest row and what to relax when none is."""
+def choose(rows: list[DetectorVariant], budget: CompressionBudget, baseline: float,
+           timings: dict[str, Timing] | None = None) -> tuple[DetectorVariant, str]:
+    """The fastest deployable row within the budget, rows the timings cannot tell from it decided by fewer bytes
+    then fewer MACs (vision.compression.timing), and why; StageFailure naming the closest row and what to relax
+    when none is."""
     deployable = [r for r in rows if r.deployable]
     passing = sorted((r for r in deployable if not violations(r, budget, baseline)),
                      key=lambda r: (r.latency_ms_1_thread, r.size_bytes, r.variant))
     if passing:
-        best = passing[0]
-        return best, (f"{best.variant}: fastest of {len(passing)} of {len(deployable)} variants within the budget "
+        best, tied = steady_choice(passing, timings, lambda r: r.variant, lambda r: (r.size_bytes, r.macs, r.variant))
+        return best, (f"{best.variant}: {tie_reason(tied, len(passing), len(deployable))} "
                       f"({best.latency_ms_1_thread:.3f} ms per image at batch 1 on 1 thread with decoding and NMS, "
                       f"{best.params:,} params, val mAP50-95 {best.val_map:.4f} vs {baseline:.4f} trained)")
     closest = min(deployable, key=lambda r: (len(violations(r, budget, baseline)), r.latency_ms_1_thread))
@@ -195,8 +216,9 @@ def main(ctx: StageContext) -> None:
         work.mkdir()
         rows = build_variants(compress_dir, described["variants"], on, work, precision, profile.int8_weight_bits,
                               calibration, baseline - budget.max_accuracy_drop)
+        rows, timings = time_variants(rows, compress_dir, on)
         print(format_table(rows), flush=True)
-        chosen, reason = choose(rows, budget, baseline)
+        chosen, reason = choose(rows, budget, baseline, timings)
         assert chosen.path is not None
         shutil.copyfile(chosen.path, out / MODEL_FILE)
         shutil.rmtree(work)
@@ -213,7 +235,8 @@ def main(ctx: StageContext) -> None:
     write_json(ctx.output("choice"), {"chosen": chosen.variant, "reason": reason,
                                       "budget": budget.model_dump(mode="json"),
                                       "baseline_val_map": baseline, "measured_on": cpu_description(),
-                                      "variants": table})
+                                      "variants": table,
+                                      "latency_evidence": {name: t.evidence() for name, t in timings.items()}})
     torch_row = rows[0]
     write_json(ctx.output("summary"), {
         "variant": chosen.variant, "val_map": chosen.val_map, "test_map": chosen.test_map,

@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from core.fsutil import atomic_directory, read_csv, write_csv, write_json, write_text_atomically
+from core.fsutil import atomic_directory, read_csv, read_json, write_csv, write_json, write_text_atomically
 from core.progress import Progress
 from core.spec.data import Embedding
 from core.spec.loop import ActiveLearningSection
 from serving.artifact import Artifact
 from stages.runtime import StageContext, StageFailure, run_stage
+from vision.data.duplicates import DuplicateRule
 from vision.data.embedding import embed_images, embedding_model, load_embeddings
 from vision.data.imageio import PixelLimits
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
@@ -93,7 +94,8 @@ def admit_pool(ctx: StageContext, loop: ActiveLearningSection, out: Path) -> Poo
     size = embedding.input_size_px or WEIGHTS[embedding.embedder].input_size_px
     vectors = embed_images(pngs, embedding_model(embedding.embedder), size, progress=True)
     labelled_vectors, _ = load_embeddings(ctx.input("embeddings"))
-    dropped = near_duplicates(vectors, labelled_vectors, ctx.spec("data.cleaning.near_duplicate_cosine"))
+    rule = DuplicateRule.from_dict(read_json(ctx.input("duplicate_rule")))
+    dropped = near_duplicates(vectors, labelled_vectors, rule)
     return Pool(admitted, pngs, vectors, dropped, labelled_vectors)
 
 

@@ -163,6 +163,8 @@ CASES: list[tuple[str, str, str, str | None]] = [
      "1:1: top level must be a mapping of fields (got a list)", None),
     ("empty-file", "# nothing here\n",
      "1:1: file is empty; a spec is a YAML mapping with at least name, classes and data", None),
+    ("tab-indentation", with_lines("train:", "\tepochs: 3"),
+     "7:1: invalid YAML: a tab character where YAML expects indentation or a value", "replace the tab with spaces"),
     ("syntax-error", with_lines("train: {epochs: 3"),
      "7:1: invalid YAML: while parsing a flow mapping", None),
     ("explicit-str-tag-is-fine-but-seed-is-not-a-string", with_lines("seed: !!str 7"),

@@ -52,7 +52,7 @@ compress: {methods: [structured_prune, distill, quantize], prune_steps: 1, max_p
 dependability:
   min_map: 0.005
   min_map50: 0.01
-  ood: {detector: knn, min_auroc: 0.5, max_accepted_fraction: 1.0}
+  ood: {detector: knn, min_auroc: 0.0, max_accepted_fraction: 1.0}
   robustness: {corruptions: [fog, gaussian_noise], severities: [2], max_accuracy_drop: 0.5}
   calibration: {max_ece: 0.5}
   explain: {gradcam_samples: 4}
@@ -85,7 +85,11 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "data.pruning": (("  quality:", "  pruning: {budget: 0.9}\n  quality:"), {"prune"}),
     "data.embedding": (("input_size_px: 64}", "input_size_px: 48}"), {"embed"}),
     "data.cleaning.near_duplicate_cosine": (("  quality:", "  cleaning: {near_duplicate_cosine: 0.99}\n  quality:"),
-                                            {"clean", "split"}),
+                                            {"clean"}),
+    "data.quality.max_removed_fraction": (("quality: {", "quality: {max_removed_fraction: 0.2, "),
+                                          {"clean"}),
+    "data.quality.max_conflicting_duplicates": (("quality: {", "quality: {max_conflicting_duplicates: 0.2, "),
+                                                {"clean"}),
     "data.cleaning.remove_flagged": (("  quality:", "  cleaning: {remove_flagged: [dark]}\n  quality:"), {"clean"}),
     "classes": (('["0", "1", "2"]', '["0", "1", "2", "3"]'), {"synthesize", "ingest", "validate", "train",
                                                                "evaluate", "compress"}),
@@ -128,7 +132,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "target": (("compress: {", "target: {hardware: nvidia-t4}\ncompress: {"), {"export"}),
     "dependability.min_map": (("min_map: 0.005", "min_map: 0.006"), {"gate"}),
     "dependability.min_map50": (("min_map50: 0.01", "min_map50: 0.02"), {"gate"}),
-    "dependability.ood.min_auroc": (("min_auroc: 0.5", "min_auroc: 0.55"), {"gate"}),
+    "dependability.ood.min_auroc": (("min_auroc: 0.0", "min_auroc: 0.05"), {"gate"}),
     "dependability.ood.max_accepted_fraction": (("max_accepted_fraction: 1.0", "max_accepted_fraction: 0.99"),
                                                 {"gate"}),
     "dependability.ood.detector": (("detector: knn", "detector: mahalanobis"), {"dependability"}),

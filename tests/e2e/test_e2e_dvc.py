@@ -45,7 +45,7 @@ data:
 augment: {occlusion: 0.3, low_light: 0.2}
 compress: {budget: {max_params: 600000, max_accuracy_drop: 0.3}, prune_steps: 2, finetune_epochs: 1}
 model: {backbone: resnet10t, input_size_px: 16}
-dependability: {min_accuracy: 0.5, ood: {detector: mahalanobis, min_auroc: 0.5, max_accepted_fraction: 1.0},
+dependability: {min_accuracy: 0.5, ood: {detector: mahalanobis, min_auroc: 0.0, max_accepted_fraction: 1.0},
                 explain: {gradcam_samples: 4},
                 robustness: {corruptions: [fog, gaussian_noise], severities: [1, 3], max_accuracy_drop: 0.6},
                 calibration: {max_ece: 0.6}}
@@ -80,7 +80,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "target.hardware": (("train: {", "target: {hardware: nvidia-t4}\ntrain: {"), {"compress", "export"}),
     "dependability.min_accuracy": (("min_accuracy: 0.5", "min_accuracy: 0.55"), {"gate"}),
     "dependability.min_class_recall": (("min_accuracy: 0.5", "min_accuracy: 0.5, min_class_recall: 0.1"), {"gate"}),
-    "dependability.ood.min_auroc": (("min_auroc: 0.5", "min_auroc: 0.55"), {"gate"}),
+    "dependability.ood.min_auroc": (("min_auroc: 0.0", "min_auroc: 0.05"), {"gate"}),
     "dependability.ood.detector": (("detector: mahalanobis", "detector: knn"), {"dependability"}),
     "dependability.ood.max_accepted_fraction": (("max_accepted_fraction: 1.0", "max_accepted_fraction: 0.99"),
                                                 {"gate"}),
@@ -102,7 +102,11 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
     "classes": (('["0", "1", "2"]', '["0", "1", "2", "3"]'), {"ingest", "validate", "train"}),
     "data.embedding": (("input_size_px: 64}", "input_size_px: 48}"), {"embed"}),
     "data.cleaning.near_duplicate_cosine": (("  quality:", "  cleaning: {near_duplicate_cosine: 0.99}\n  quality:"),
-                                            {"clean", "split"}),
+                                            {"clean"}),
+    "data.quality.max_removed_fraction": (("quality: {", "quality: {max_removed_fraction: 0.2, "),
+                                          {"validate", "clean"}),
+    "data.quality.max_conflicting_duplicates": (("quality: {", "quality: {max_conflicting_duplicates: 0.2, "),
+                                                {"validate", "clean"}),
     "data.cleaning.remove_flagged": (("  quality:", "  cleaning: {remove_flagged: [dark]}\n  quality:"), {"clean"}),
     "data.split": (("val: 0.2, test: 0.2", "val: 0.25, test: 0.15"), {"split"}),
     "data.pruning.budget": (("  quality:", "  pruning: {budget: 0.5}\n  quality:"), {"prune"}),
@@ -239,7 +243,7 @@ def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocke
     # A tiny model can be perfect on 18 test images (accuracy 1.0, ECE 0), but not at telling 16 px digits from
     # 16 px crops of photographs: its far-OOD AUROC is far below 1.
     assert _measured(pipeline, "ood_auroc") < UNREACHABLE_AUROC
-    _with_edit(clone, "min_auroc: 0.5", f"min_auroc: {UNREACHABLE_AUROC}")
+    _with_edit(clone, "min_auroc: 0.0", f"min_auroc: {UNREACHABLE_AUROC}")
     done = _run(clone, sys.executable, "-m", "dvc", "repro", check=False)
     assert done.returncode != 0
     output = done.stdout + done.stderr
@@ -256,7 +260,7 @@ def test_a_failing_gate_stops_repro_with_its_reasons_and_leaves_the_gate_unlocke
         _autodl(clone, "impact", "specs/e2e.yaml", "--json").stdout)}
     assert {name for name, row in impact.items() if row["direct"]} == {"gate", "promote"}
     assert {name for name, row in impact.items() if row["reruns"]} == {"gate", "promote"}
-    assert f"param e2e.dependability.ood.min_auroc: 0.5 -> {UNREACHABLE_AUROC}" in impact["gate"]["reasons"]
+    assert f"param e2e.dependability.ood.min_auroc: 0.0 -> {UNREACHABLE_AUROC}" in impact["gate"]["reasons"]
     assert ("input reports/e2e/gate/verdict.json (written by e2e-gate) changed since its last run"
             in impact["promote"]["reasons"])
 
@@ -278,7 +282,7 @@ def test_a_new_project_whose_first_run_fails_at_the_gate_leaves_git_status_clean
     `autodl compile` writes keep every cached output out of `git status` all the same."""
     repo = tmp_path / "refused"
     repo.mkdir()
-    _new_project(repo, SPEC.replace("min_auroc: 0.5", f"min_auroc: {UNREACHABLE_AUROC}"))
+    _new_project(repo, SPEC.replace("min_auroc: 0.0", f"min_auroc: {UNREACHABLE_AUROC}"))
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "new project")
     done = _run(repo, sys.executable, "-m", "dvc", "repro", check=False)
@@ -482,7 +486,7 @@ def test_gitops_only_a_merge_of_a_passing_gate_changes_what_is_served(pipeline: 
 
     git(repo, "checkout", "-q", "-b", "impossible-ood")
     assert _measured(repo, "ood_auroc") < UNREACHABLE_AUROC
-    _edit_file(repo, "min_auroc: 0.5", f"min_auroc: {UNREACHABLE_AUROC}")
+    _edit_file(repo, "min_auroc: 0.0", f"min_auroc: {UNREACHABLE_AUROC}")
     assert _run(repo, sys.executable, "-m", "dvc", "repro", check=False).returncode != 0  # the gate refuses
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "impossible OOD threshold")

@@ -270,3 +270,67 @@ def test_sparse_and_quantization_aware_candidates_save_and_load_back(trained, sp
         x = to_tensor(test.images[:])
         torch.testing.assert_close(predict_logits(loaded, x), predict_logits(models[name], x))
         assert described[name]["onnx_parity"]["top1_agreement"] == 1.0
+
+
+def _export_project(root: Path, trained, splits, tiny_digits: Path, budget: dict) -> None:
+    """A repository holding what the export stage reads: params, ingest, the pruned split, the trained model and
+    the compress stage's candidates."""
+    import shutil
+
+    from ruamel.yaml import YAML
+
+    from core.spec import ProjectSpec
+    from stages.compress import describe
+
+    _, val, test = splits
+    spec = ProjectSpec.model_validate({"name": "p", "classes": TINY_CLASSES, "data": {"sources": [
+        {"kind": "sklearn_digits"}]}, "compress": {"budget": budget}}, strict=False)
+    YAML(typ="safe").dump({"p": spec.model_dump(mode="json")}, root / "params.yaml")
+    shutil.copytree(tiny_digits / "ingest", root / "data/p/ingest")
+    (root / "data/p/prune").mkdir(parents=True)
+    shutil.copy(tiny_digits / "split.csv", root / "data/p/prune/split.csv")
+    config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
+    compress_dir = root / "models/p/compress"
+    compress_dir.mkdir(parents=True)
+    described = describe({"trained": trained}, config, {}, None, val, test, compress_dir)
+    (compress_dir / "variants.json").write_text(json.dumps({"model": asdict(config), "variants": described}))
+    save_model(trained, config, root / "models/p/train")
+
+
+BUSY = """\
+import torch
+torch.set_num_threads(2)
+a = torch.randn(384, 384)
+while True:
+    a = torch.tanh(a @ a)
+"""
+
+
+def test_the_deployable_choice_is_the_same_with_a_busy_process_competing_for_the_cpu(
+        trained, splits, tiny_digits: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from stages.export import main
+    from stages.runtime import run_stage
+
+    choices = []
+    for run, busy in (("idle", False), ("busy", True)):
+        root = tmp_path / run
+        root.mkdir()
+        _export_project(root, trained, splits, tiny_digits, {"max_accuracy_drop": 0.2})
+        competitor = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
+        try:
+            run_stage("export", main, ["--project", "p", "--root", str(root)])
+        finally:
+            if competitor is not None:
+                competitor.kill()
+                competitor.wait()
+        choices.append(json.loads((root / "reports/p/export/choice.json").read_text()))
+    idle, busy = choices
+    assert idle["chosen"] == busy["chosen"]
+    assert (root / "models/p/export/model.onnx").read_bytes() == (tmp_path / "idle/models/p/export/model.onnx"
+                                                                  ).read_bytes()
+    evidence = busy["latency_evidence"]
+    assert set(evidence) == {v["variant"] for v in busy["variants"]}
+    assert all(len(e["cpu_ms_per_round"]) == len(e["wall_ms_per_round"]) == 7 for e in evidence.values())

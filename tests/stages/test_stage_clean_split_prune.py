@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from core.spec.data import Split
-from stages.clean import find_near_duplicates
+from stages.clean import sort_duplicates
 from stages.split import assign_splits, cross_split_near_duplicates
+from vision.data.duplicates import DuplicateRule, duplicate_pairs, fixed_rule
 from vision.data.selection import SELECTORS, budget_count, select_per_class
+from vision.data.vectors import snap
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -24,30 +26,38 @@ def _clusters(n_per_class: int = 60, classes: int = 3, dim: int = 16, seed: int 
     return _unit(vectors), [str(c) for c in range(classes) for _ in range(n_per_class)]
 
 
-def test_near_duplicates_keep_the_first_and_report_label_conflicts() -> None:
+def _rows(paths: list[str], labels: list[str]) -> list[dict[str, str]]:
+    return [{"path": p, "label": label, "group": p} for p, label in zip(paths, labels, strict=True)]
+
+
+def test_near_duplicates_keep_the_first_and_keep_label_conflicts_together() -> None:
     base = _unit(np.eye(4, 8) + 0.01)
-    vectors = np.concatenate([base, _unit(base[[0, 2]] + 0.001)])  # rows 4, 5 copy rows 0, 2
-    paths = ["a", "b", "c", "d", "a2", "c2"]
+    vectors = snap(np.concatenate([base, _unit(base[[0, 2]] + 0.001)]))  # rows 4, 5 copy rows 0, 2
     labels = ["x", "x", "y", "y", "x", "x"]
-    keep, found = find_near_duplicates(vectors, paths, labels, threshold=0.97)
-    assert keep == [True, True, True, True, False, False]
-    assert [(d.kept, d.dropped) for d in found] == [("a", "a2"), ("c", "c2")]
-    assert [d.kept_label != d.dropped_label for d in found] == [False, True]
+    rows = _rows(["a", "b", "c", "d", "a2", "c2"], labels)
+    result = sort_duplicates(rows, duplicate_pairs(vectors, fixed_rule(0.97)))
+    assert result.keep == [True, True, True, True, False, True]  # c2 (label x) copies c (label y): both stay
+    assert [(d.kept, d.dropped) for d in result.near_duplicates] == [("a", "a2")]
+    assert [(d.kept, d.dropped, d.kept_label, d.dropped_label) for d in result.conflicts] == [("c", "c2", "y", "x")]
+    assert result.groups == ["a", "b", "c", "d", "a2", "c"]  # the conflicting pair shares a split group
 
 
 def test_threshold_one_keeps_everything_distinct() -> None:
     vectors, labels = _clusters()
-    keep, found = find_near_duplicates(vectors, [str(i) for i in range(len(labels))], labels, threshold=1.0)
-    assert all(keep)
-    assert found == []
+    result = sort_duplicates(_rows([str(i) for i in range(len(labels))], labels),
+                             duplicate_pairs(snap(vectors), fixed_rule(1.0)))
+    assert all(result.keep)
+    assert result.near_duplicates == result.conflicts == []
 
 
 def test_leakage_check_counts_held_out_near_copies_of_training_images() -> None:
     vectors, _ = _clusters(n_per_class=10)
-    vectors = np.concatenate([vectors, vectors[:2]])  # two exact copies
+    vectors = snap(np.concatenate([vectors, vectors[:2]]))  # two exact copies
     assignment = ["train"] * 30 + ["test", "val"]
-    assert cross_split_near_duplicates(vectors, assignment, threshold=0.97) == 2
-    assert cross_split_near_duplicates(vectors[:30], ["train"] * 20 + ["test"] * 10, threshold=0.999) == 0
+    assert cross_split_near_duplicates(vectors, assignment, fixed_rule(0.97)) == 2
+    assert cross_split_near_duplicates(vectors[:30], ["train"] * 20 + ["test"] * 10, fixed_rule(0.999)) == 0
+    exact_only = DuplicateRule("auto-exact", None, "")
+    assert cross_split_near_duplicates(vectors, assignment, exact_only) == 2
 
 
 def test_groups_stay_in_one_split() -> None:

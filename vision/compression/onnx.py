@@ -11,6 +11,7 @@ import platform
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,25 @@ def latency_ms(path: Path, size_px: int, threads: int, runs: int = 200, warmup: 
         sess.run([OUTPUT], {INPUT: x})
         times.append((time.perf_counter() - started) * 1000.0)
     return statistics.median(times)
+
+
+def onnx_runner(path: Path, size_px: int) -> Callable[[], None]:
+    """One single-threaded batch-1 inference of the file, for vision.compression.timing."""
+    sess = session(path, 1)
+    x = np.zeros((1, 3, size_px, size_px), np.float32)
+    return lambda: sess.run([OUTPUT], {INPUT: x}) and None
+
+
+def torch_runner(model: torch.nn.Module, size_px: int) -> Callable[[], None]:
+    """One batch-1 inference in torch eager (call under torch.set_num_threads(1) for a single thread)."""
+    x = torch.zeros(1, 3, size_px, size_px)
+    model.eval()
+
+    @torch.inference_mode()
+    def once() -> None:
+        model(x)
+
+    return once
 
 
 def torch_latency_ms(model: torch.nn.Module, size_px: int, threads: int, runs: int = 200, warmup: int = 20) -> float:

@@ -1,14 +1,17 @@
 """Data-pruning selectors: choose exactly k of n embedding rows of one class.
 
 Each selector is small and deterministic for a seed; `SELECTORS` is the
-registry the prune stage and the benchmark use. Clustering is faiss k-means.
+registry the prune stage and the benchmark use. Every selector works in float64 on
+the stored, snapped embeddings (vision.data.vectors), where similarities are exact:
+k-means, k-center and the proxy model then decide the same on every CPU make
+(faiss's float32 k-means sums in a CPU-specific order, so a near-tie could fall
+either way). Scores are rounded before ranking and ties go to the earlier row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import faiss
 import numpy as np
 
 PROTOTYPICAL_BELOW = 100
@@ -18,18 +21,24 @@ plenty the hard ones do (Sorscher et al. 2022, 'Beyond neural scaling laws')."""
 
 Selector = Callable[[np.ndarray, int, int], np.ndarray]
 
+DECIMALS = 9
+"""Scores are ranked after rounding to this many decimals: float64 noise (about 1e-16) cannot reorder them."""
+
 
 def random_selection(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(len(vectors), size=k, replace=False))
 
 
 def _kmeans(vectors: np.ndarray, clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster of each row, squared L2 distance to its centre)."""
-    # One class of a few hundred images is a normal input here, so allow small clusters without warnings.
-    kmeans = faiss.Kmeans(vectors.shape[1], clusters, niter=20, seed=seed, verbose=False, min_points_per_centroid=1)
-    kmeans.train(np.ascontiguousarray(vectors, dtype=np.float32))
-    distance, assignment = kmeans.index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
-    return assignment[:, 0], distance[:, 0]
+    """(cluster of each row, squared L2 distance to its centre), scikit-learn's Lloyd k-means in float64."""
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(vectors, dtype=np.float64)
+    clusters = min(clusters, len(np.unique(x, axis=0)))  # never more centres than distinct points
+    kmeans = KMeans(clusters, init="k-means++", n_init=1, max_iter=20, random_state=seed, algorithm="lloyd").fit(x)
+    assignment = kmeans.labels_.astype(np.int64)
+    distance = np.round(((x - kmeans.cluster_centers_[assignment]) ** 2).sum(axis=1), DECIMALS)
+    return assignment, distance
 
 
 def _cluster_count(n: int, k: int) -> int:
@@ -64,8 +73,9 @@ def cluster_balanced(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def kcenter_greedy(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Greedy k-center coreset: start at the most central image, then keep adding the least covered one."""
+    vectors = np.asarray(vectors, dtype=np.float64)
     centre = vectors.mean(axis=0)
-    chosen = [int(np.argmax(vectors @ centre))]
+    chosen = [int(np.argmax(np.round(vectors @ centre, DECIMALS)))]
     nearest = 1.0 - vectors @ vectors[chosen[0]]
     for _ in range(k - 1):
         pick = int(np.argmax(nearest))
@@ -77,6 +87,7 @@ def kcenter_greedy(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
 def semdedup(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
     """SemDeDup: within each k-means cluster, drop the most redundant image (highest similarity to another
     kept one) until k remain; the threshold-free form hits the budget exactly."""
+    vectors = np.asarray(vectors, dtype=np.float64)
     assignment, _ = _kmeans(vectors, _cluster_count(len(vectors), k), seed)
     redundancy = np.full(len(vectors), -np.inf)
     similarity_of: dict[int, np.ndarray] = {}
@@ -105,10 +116,11 @@ def typicality(vectors: np.ndarray, neighbours: int = 20) -> np.ndarray:
     (TypiClust's density, Hacohen et al. 2022)."""
     if len(vectors) < 2:
         return np.ones(len(vectors))
+    vectors = np.asarray(vectors, dtype=np.float64)
     distance = 1.0 - vectors @ vectors.T
     np.fill_diagonal(distance, np.inf)
     nearest = np.sort(distance, axis=1)[:, :min(neighbours, len(vectors) - 1)]
-    return 1.0 / (nearest.mean(axis=1) + 1e-6)
+    return np.round(1.0 / (nearest.mean(axis=1) + 1e-6), DECIMALS)
 
 
 def proxy_agreement(vectors: np.ndarray, labels: list[str], seed: int) -> np.ndarray:
@@ -123,11 +135,12 @@ def proxy_agreement(vectors: np.ndarray, labels: list[str], seed: int) -> np.nda
     folds = min(5, int(np.bincount(y).min()))
     if len(names) < 2 or folds < 2:
         return np.ones(len(labels))
+    vectors = np.asarray(vectors, dtype=np.float64)
     probabilities = cross_val_predict(LogisticRegression(max_iter=2000, C=1.0), vectors, y, method="predict_proba",
                                       cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     own = probabilities[np.arange(len(y)), y]
     probabilities[np.arange(len(y)), y] = -1.0
-    return own - probabilities.max(axis=1)
+    return np.round(own - probabilities.max(axis=1), 6)  # 1e-6: far above the solver's float noise
 
 
 def hybrid_selection(vectors: np.ndarray, k: int, seed: int, agreement: np.ndarray) -> np.ndarray:

@@ -153,10 +153,9 @@ def parity(torch_found: list[Detections], onnx_found: list[Detections], split: D
                   round(split_map(onnx_found, split, classes)["map"], 6))
 
 
-def latency_ms(path: Path, sample: np.ndarray, decoding: Decoding, threads: int = 1, runs: int = 100,
-               warmup: int = 10) -> float:
-    """Median batch-1 wall time of one image through ONNX Runtime, decoding and NMS (`sample`: one letterboxed
-    uint8 image, so decoding sees realistic detections)."""
+def detector_runner(path: Path, sample: np.ndarray, decoding: Decoding, threads: int = 1) -> Callable[[], None]:
+    """One batch-1 image through ONNX Runtime, decoding and NMS (`sample`: one letterboxed uint8 image, so
+    decoding sees realistic detections), for vision.compression.timing."""
     sess = session(path, threads)
     feed = _feed(sess, sample[None])
 
@@ -165,14 +164,11 @@ def latency_ms(path: Path, sample: np.ndarray, decoding: Decoding, threads: int 
         detect(np.asarray(logits[0], np.float32), np.asarray(regression[0], np.float32),
                np.asarray(centerness[0], np.float32), decoding)
 
-    return _median_ms(once, runs, warmup)
+    return once
 
 
-def torch_latency_ms(model: Detector, sample: np.ndarray, decoding: Decoding, threads: int = 1, runs: int = 100,
-                     warmup: int = 10) -> float:
-    """The same measurement for the detector in torch eager fp32: the baseline served speed is compared with."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+def torch_detector_runner(model: Detector, sample: np.ndarray, decoding: Decoding) -> Callable[[], None]:
+    """The same for the detector in torch eager fp32 (call under torch.set_num_threads for the thread count)."""
     x = to_tensor(sample[None])
 
     @torch.inference_mode()
@@ -180,8 +176,22 @@ def torch_latency_ms(model: Detector, sample: np.ndarray, decoding: Decoding, th
         logits, regression, centerness, _ = (o.numpy() for o in model.eval()(x))
         detect(logits[0], regression[0], centerness[0], decoding)
 
+    return once
+
+
+def latency_ms(path: Path, sample: np.ndarray, decoding: Decoding, threads: int = 1, runs: int = 100,
+               warmup: int = 10) -> float:
+    """Median batch-1 wall time of one image through ONNX Runtime, decoding and NMS."""
+    return _median_ms(detector_runner(path, sample, decoding, threads), runs, warmup)
+
+
+def torch_latency_ms(model: Detector, sample: np.ndarray, decoding: Decoding, threads: int = 1, runs: int = 100,
+                     warmup: int = 10) -> float:
+    """The same measurement for the detector in torch eager fp32: the baseline served speed is compared with."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        return _median_ms(once, runs, warmup)
+        return _median_ms(torch_detector_runner(model, sample, decoding), runs, warmup)
     finally:
         torch.set_num_threads(before)
 

@@ -20,8 +20,8 @@ from PIL import Image
 
 from core.spec.loop import PoolCaptures, PoolSource, PoolVideo
 from vision.data.decode import ImageTooLarge
+from vision.data.duplicates import DuplicateRule, duplicate_pairs, duplicated_in
 from vision.data.imageio import CanonicalImage, RefusedFile, UnreadableImage, canonicalize, from_array
-from vision.data.neighbours import max_similarity_to, pairs_above
 from vision.data.sources import IMAGE_SUFFIXES, RepoFiles, Skipped, SourceStats, UnsupportedSource
 from vision.data.video import VIDEO_SUFFIXES, sample_frames
 
@@ -153,12 +153,12 @@ def admit(items: Iterator[PoolItem], min_size_px: tuple[int, int], labelled_sha:
     return found
 
 
-def near_duplicates(pool: np.ndarray, labelled: np.ndarray, threshold: float) -> dict[int, str]:
-    """Pool rows to leave out, with why: near-duplicates (cosine >= threshold) of a labelled image, and of an
-    earlier pool image (the first of each group stays)."""
-    dropped = {int(i): "near-duplicate of a labelled image"
-               for i in np.flatnonzero(max_similarity_to(pool, labelled) >= threshold)}
-    for i, j, similarity in pairs_above(pool, threshold):
+def near_duplicates(pool: np.ndarray, labelled: np.ndarray, rule: DuplicateRule) -> dict[int, str]:
+    """Pool rows to leave out, with why: near-duplicates (under the rule clean chose) of a labelled image, and of
+    an earlier pool image (the first of each group stays)."""
+    labelled_copies = np.flatnonzero(duplicated_in(pool, labelled, rule))
+    dropped = {int(i): "near-duplicate of a labelled image" for i in labelled_copies}
+    for i, j, similarity in duplicate_pairs(pool, rule):
         if i not in dropped and j not in dropped:
             dropped[j] = f"near-duplicate of pool image {i} (cosine {similarity:.3f})"
     return dropped

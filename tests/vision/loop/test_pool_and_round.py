@@ -10,8 +10,10 @@ import pytest
 from PIL import Image
 
 from core.spec.loop import PoolCaptures, PoolImages
+from vision.data.duplicates import fixed_rule
 from vision.data.imageio import PixelLimits
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
+from vision.data.vectors import snap
 from vision.loop.choose import Choice, classification_round, detection_round, sure_classifications, sure_detections
 from vision.loop.pool import admit, iter_pool, near_duplicates
 
@@ -63,7 +65,7 @@ def test_near_duplicates_of_the_labelled_set_and_within_the_pool() -> None:
     pool = np.array([[1, 0, 0], [0.999, 0.045, 0], [0, 1, 0], [0, 0, 1]], np.float32)
     pool /= np.linalg.norm(pool, axis=1, keepdims=True)
     labelled = np.array([[0, 0, 1]], np.float32)
-    dropped = near_duplicates(pool, labelled, 0.99)
+    dropped = near_duplicates(snap(pool), snap(labelled), fixed_rule(0.99))
     assert set(dropped) == {1, 3}
     assert dropped[3] == "near-duplicate of a labelled image"
 
