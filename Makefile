@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-packages demo test lint compile check clean
+.PHONY: install system-packages labelstudio demo test lint compile check clean
 
 install: $(VENV)/.installed
 
@@ -40,8 +40,18 @@ system-packages:
 	  $$sudo apt-get install -y -q --no-install-recommends $$missing >/dev/null \
 	  || { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; fi
 
+## labelstudio: a real Label Studio for the data loop's round-trip tests, in its own environment (it pins Django
+## and friends that the pipeline's environment must not share)
+LABEL_STUDIO_VERSION := 1.23.2
+labelstudio: .venv-labelstudio/.installed
+
+.venv-labelstudio/.installed: Makefile
+	test -x .venv-labelstudio/bin/python || $(PYTHON) -m venv .venv-labelstudio
+	.venv-labelstudio/bin/python -m pip install --quiet "label-studio==$(LABEL_STUDIO_VERSION)"
+	touch $@
+
 ## test: lint, then the whole test suite (what CI runs)
-test: install system-packages lint
+test: install system-packages labelstudio lint
 	python -m pytest
 
 lint: install
@@ -54,4 +64,4 @@ check: install
 	autodl compile --check
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-labelstudio .pytest_cache .ruff_cache

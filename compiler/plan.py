@@ -100,6 +100,7 @@ def source_files(source: Source | PoolSource) -> dict[str, str]:
     if isinstance(source, CocoSource):
         return {"annotations": source.annotations, **({"images": source.images} if source.images else {})}
     if isinstance(source, LabelStudioSource):
-        return {"path": source.path, **({"images": source.images} if source.images else {})}
+        return {"path": source.path, **({"images": source.images} if source.images else {}),
+                **({"queue": source.queue} if source.queue else {})}
     return {"path": source.path, **({"manifest": source.manifest} if isinstance(source, VideoSource)
                                     and source.manifest else {})}

@@ -108,7 +108,13 @@ class LabelStudioSource(SpecModel):
     name); null: the repository root. Remote URLs are never fetched: such tasks are quarantined."""
     accept_predictions: bool = False
     """Tasks nobody annotated take the model's prediction (auto-labels written by the select stage): they are
-    recorded as not confirmed by a person and used for training only."""
+    recorded as not confirmed by a person and used for training only. A Label Studio export gives predictions as
+    ids, so this needs the predictions themselves: `path` naming the select stage's `auto_labels.json`, or
+    `queue`."""
+    queue: RepoPath | None = None
+    """The round's `labelstudio_tasks.json` as it was imported (a file, or a folder of them): its tasks missing
+    from the export (Label Studio's default export leaves out tasks nobody annotated) are listed in skipped.csv,
+    and with `accept_predictions` queue tasks nobody annotated take the queue's prediction."""
     loop: bool = True
     """The images were chosen by the data loop: they go to the training split only (a queue is biased toward
     hard images; evaluating on it would move the test set every round). false: split like any other source."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,15 @@ from core.spec.data import (
 )
 from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
 from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
-from vision.loop.labelstudio import ExportError, Labelled, interpret, local_path, read_export
+from vision.loop.labelstudio import (
+    ExportError,
+    Labelled,
+    image_key,
+    interpret,
+    local_path,
+    read_export,
+    with_queue_predictions,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -97,26 +106,68 @@ def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: 
 def labelstudio_items(source: LabelStudioSource, root: Path, files: RepoFiles, stats: SourceStats, task: str
                       ) -> Iterator[tuple[Labelled, str, Callable[[], Image.Image], Provenance]]:
     """Every labelled task of the source's export file(s), in round order, with a reader for its image. Tasks
-    without labels (not annotated yet, skipped) are listed in `stats.skipped` with the reason."""
-    path = root / source.path
-    if not path.exists():
-        raise UnsupportedSource(f"labelstudio:{source.path}: {path} does not exist")
-    exports = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    without labels (not annotated yet, skipped, in the queue but not in the export) are listed in
+    `stats.skipped` with the reason."""
     name = f"labelstudio:{source.path}"
+    exports = _export_files(root, source.path, name)
+    queued = _queue_tasks(root, source.queue, name) if source.queue is not None else {}
+    exported: set[str] = set()
     for round_number, export in enumerate(exports, start=1):
-        try:
-            items = read_export(export)
-        except ExportError as exc:
-            raise UnsupportedSource(f"{name}: {exc}") from None
-        for index, item in enumerate(items):
+        for index, item in enumerate(_read(export, name)):
+            exported.add(image_key(item) or "")
             origin = f"{export.as_posix()}#task {item.get('id', index)}"
-            found = interpret(item, task, source.accept_predictions)
-            if isinstance(found, str):
-                stats.skipped.append(Skipped(origin, name, found))
-                continue
-            provenance = Provenance(str(round_number), found.annotator, "true" if found.confirmed else "false",
-                                    source.loop or not found.confirmed)
-            yield found, origin, _task_image(found, source, root, files), provenance
+            yield from _labelled(with_queue_predictions(item, queued), origin, round_number, source, root, files,
+                                 stats, task)
+    for key, (origin, item) in sorted(_queue_origins(queued).items()):
+        if key in exported:
+            continue
+        if source.accept_predictions:
+            yield from _labelled(item, origin, len(exports), source, root, files, stats, task)
+        else:
+            stats.skipped.append(Skipped(origin, name, "in the queue but not in the export: nobody annotated it "
+                                         "(Label Studio's default export leaves such tasks out)"))
+
+
+def _labelled(item: dict[str, Any], origin: str, round_number: int, source: LabelStudioSource, root: Path,
+              files: RepoFiles, stats: SourceStats, task: str
+              ) -> Iterator[tuple[Labelled, str, Callable[[], Image.Image], Provenance]]:
+    found = interpret(item, task, source.accept_predictions)
+    if isinstance(found, str):
+        stats.skipped.append(Skipped(origin, f"labelstudio:{source.path}", found))
+        return
+    provenance = Provenance(str(round_number), found.annotator, "true" if found.confirmed else "false",
+                            source.loop or not found.confirmed)
+    yield found, origin, _task_image(found, source, root, files), provenance
+
+
+def _export_files(root: Path, relative: str, name: str) -> list[Path]:
+    path = root / relative
+    if not path.exists():
+        raise UnsupportedSource(f"{name}: {path} does not exist")
+    return sorted(path.glob("*.json")) if path.is_dir() else [path]
+
+
+def _read(export: Path, name: str) -> list[dict[str, Any]]:
+    try:
+        return read_export(export)
+    except ExportError as exc:
+        raise UnsupportedSource(f"{name}: {exc}") from None
+
+
+def _queue_tasks(root: Path, relative: str, name: str) -> dict[str, dict[str, Any]]:
+    """Image key -> the queue task as imported (its predictions are objects), over every queue file."""
+    tasks: dict[str, dict[str, Any]] = {}
+    for queue in _export_files(root, relative, f"{name} queue"):
+        for index, item in enumerate(_read(queue, f"{name} queue")):
+            key = image_key(item)
+            if key is not None:
+                tasks.setdefault(key, {**item, "_origin": f"{queue.as_posix()}#queued task {index}"})
+    return tasks
+
+
+def _queue_origins(queued: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {key: (str(item["_origin"]), {k: v for k, v in item.items() if k != "_origin"})
+            for key, item in queued.items()}
 
 
 def _task_image(found: Labelled, source: LabelStudioSource, root: Path, files: RepoFiles

@@ -23,6 +23,8 @@ TO_NAME = "image"
 META_PREFIX = "autodl_"
 """Task `data` keys the queue adds (Label Studio keeps a task's data as given): where the image came from."""
 LOCAL_FILES = "/data/local-files/?d="
+HOW_TO_EXPORT = ("export the project with Export -> JSON (or GET /api/projects/<id>/export?exportType=JSON"
+                 "&download_all_tasks=true), not JSON-MIN, CSV, TSV or COCO")
 
 
 def label_config(classes: list[str], task: str) -> str:
@@ -100,21 +102,53 @@ class Labelled:
 
 
 def read_export(path: Path) -> list[dict[str, Any]]:
+    """The tasks of a Label Studio JSON export (Export -> JSON), or ExportError naming the format it is instead.
+    Only the full JSON keeps what the loop needs: each task's `data` (where the image came from), every
+    annotation with its author and whether it was cancelled."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path}: not a JSON file ({exc})") from None
+        raise ExportError(f"{path}: not a JSON file ({exc}); Label Studio's CSV and TSV exports drop the "
+                          f"annotations' authors and cancellations: {HOW_TO_EXPORT}") from None
+    if isinstance(data, dict) and {"images", "annotations", "categories"} <= set(data):
+        raise ExportError(f"{path}: a COCO export, which keeps no annotator, round or cancellation: "
+                          f"{HOW_TO_EXPORT}, or read it with a coco source")
     if not isinstance(data, list) or not all(isinstance(t, dict) for t in data):
-        raise ExportError(f"{path}: not a Label Studio JSON export (a list of tasks); export with 'JSON', "
-                          "not 'JSON-MIN' or CSV")
+        raise ExportError(f"{path}: not a Label Studio JSON export (a list of tasks): {HOW_TO_EXPORT}")
+    if data and not any(isinstance(t.get("data"), dict) for t in data):
+        flat = "JSON-MIN" if any({"annotation_id", "annotator", "lead_time"} & set(t) for t in data) else "flat"
+        raise ExportError(f"{path}: a {flat} export (one flat record per annotation, no task `data`, no "
+                          f"cancelled annotations): {HOW_TO_EXPORT}")
     return data
 
 
 def _who(annotation: dict[str, Any]) -> str:
+    """`labelstudio:<email>` where the export names the person (a snapshot export with the annotators' details),
+    `labelstudio:user-<id>` where it gives only the user id (the default JSON export)."""
     who = annotation.get("completed_by")
     if isinstance(who, dict):
-        who = who.get("email") or who.get("id")
+        who = who.get("email") or (f"user-{who['id']}" if who.get("id") is not None else None)
+    elif isinstance(who, int) and not isinstance(who, bool):
+        who = f"user-{who}"
     return f"labelstudio:{who}" if who not in (None, "") else "labelstudio:unknown"
+
+
+def image_key(item: dict[str, Any]) -> str | None:
+    """What identifies a task's image across the queue and the export: the queue's `autodl_path`, else the
+    image reference."""
+    data = item.get("data")
+    if not isinstance(data, dict):
+        return None
+    key = data.get(META_PREFIX + "path") or data.get("image")
+    return key if isinstance(key, str) else None
+
+
+def with_queue_predictions(item: dict[str, Any], queued: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The exported task with the queue's prediction objects in place of the ids an export holds."""
+    original = queued.get(image_key(item) or "")
+    if original is None or all(isinstance(p, dict) for p in item.get("predictions") or []):
+        return item
+    return {**item, "predictions": original.get("predictions") or []}
 
 
 def chosen_annotation(item: dict[str, Any], accept_predictions: bool) -> tuple[dict[str, Any] | None, str, bool]:
@@ -126,10 +160,14 @@ def chosen_annotation(item: dict[str, Any], accept_predictions: bool) -> tuple[d
         return kept[-1], _who(kept[-1]), True
     if annotations:
         return None, "every annotation of the task was cancelled (skipped by the annotator)", False
-    predictions = [p for p in item.get("predictions") or [] if isinstance(p, dict)]
+    exported = item.get("predictions") or []
+    predictions = [p for p in exported if isinstance(p, dict)]
     if accept_predictions and predictions:
         best = max(predictions, key=lambda p: _number(p.get("score")) or 0.0)
         return best, f"model:{best.get('model_version', 'unknown')}", False
+    if accept_predictions and exported:
+        return None, ("not annotated; its predictions are exported as ids, not results: name the round's "
+                      "labelstudio_tasks.json as the source's queue to take them"), False
     return None, "not annotated yet", False
 
 

@@ -47,7 +47,7 @@ def test_boxes_round_trip_in_percent_coordinates(tmp_path: Path) -> None:
     assert boxes == [("car", 20.0, 10.0, 70.0, 60.0), ("person", 150.0, 0.0, 200.0, 100.0)]
     assert items[0].read().size == (200, 100)
     assert items[0].provenance.round == "1"
-    assert items[0].provenance.annotator == "labelstudio:7"
+    assert items[0].provenance.annotator == "labelstudio:user-7"  # the default export names a user id
     assert items[0].provenance.confirmed == "true"
     assert items[0].provenance.train_only
 
@@ -140,3 +140,65 @@ def test_label_config_names_every_class() -> None:
     assert '<RectangleLabels name="label" toName="image">' in config
     assert "value='a\"b'" in config
     assert "<Choices" in label_config(["cat", "dog"], "classification")
+
+
+@pytest.mark.parametrize(("exported", "named"), [
+    ([{"image": "/data/local-files/?d=pool/a.png", "id": 1, "label": "cat", "annotator": 1, "annotation_id": 3,
+       "created_at": "2026-01-01T00:00:00Z", "lead_time": 2.5}], "a JSON-MIN export"),
+    ({"images": [], "annotations": [], "categories": []}, "a COCO export"),
+    ("image,label\npool/a.png,cat\n", "not a JSON file"),
+])
+def test_an_export_that_is_not_label_studios_full_json_fails_ingest_naming_the_format(
+        tmp_path: Path, exported: object, named: str) -> None:
+    from vision.data.sources import UnsupportedSource
+
+    text = exported if isinstance(exported, str) else json.dumps(exported)
+    (tmp_path / "export.json").write_text(text)
+    source = LabelStudioSource(kind="labelstudio", path="export.json")
+    with pytest.raises(UnsupportedSource, match=named) as failure:
+        list(iter_source(source, tmp_path, stats=SourceStats()))
+    assert "Export -> JSON" in str(failure.value)
+
+
+def test_the_queue_accounts_for_tasks_the_export_left_out_and_supplies_their_predictions(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        image(tmp_path / f"pool/{name}.png")
+    queue = [task(f"/data/local-files/?d=pool/{n}.png", {"path": f"pool/{n}.png"},
+                  [prediction([Guess(label, 0.9)], 200, 100, "m2")]) for n, label in (("a", "cat"), ("b", "dog"),
+                                                                                      ("c", "dog"))]
+    (tmp_path / "labelstudio_tasks.json").write_text(json.dumps(queue))
+    # Label Studio's default export: only the annotated task, its predictions as ids
+    export = [{"id": 1, "data": queue[0]["data"], "predictions": [41],
+               "annotations": [{"completed_by": 3, "was_cancelled": False,
+                                "result": [{"type": "choices", "value": {"choices": ["cat"]}}]}]}]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+
+    def read(**options: object) -> tuple[list, SourceStats]:
+        stats = SourceStats()
+        source = LabelStudioSource(kind="labelstudio", path="export.json", **options)
+        return list(iter_source(source, tmp_path, stats=stats)), stats
+
+    people, stats = read()
+    assert [(i.label, i.provenance.annotator) for i in people] == [("cat", "labelstudio:user-3")]
+    assert stats.skipped == []  # without the queue the two missing tasks cannot be known
+    people, stats = read(queue="labelstudio_tasks.json")
+    assert len(people) == 1
+    assert [(Path(s.origin).name, s.reason.split(":")[0]) for s in stats.skipped] == [
+        ("labelstudio_tasks.json#queued task 1", "in the queue but not in the export"),
+        ("labelstudio_tasks.json#queued task 2", "in the queue but not in the export")]
+    everything, stats = read(queue="labelstudio_tasks.json", accept_predictions=True)
+    assert [(i.label, i.provenance.confirmed, i.provenance.annotator) for i in everything] == [
+        ("cat", "true", "labelstudio:user-3"), ("dog", "false", "model:m2"), ("dog", "false", "model:m2")]
+    assert stats.skipped == []
+    _, stats = read(accept_predictions=True)  # ids alone: said so, not silently dropped
+    assert stats.skipped == []
+
+
+def test_auto_labels_json_is_read_as_a_source_of_predictions(tmp_path: Path) -> None:
+    image(tmp_path / "pool/a.png")
+    auto = [task("/data/local-files/?d=pool/a.png", {"path": "pool/a.png"},
+                 [prediction([Guess("dog", 0.99)], 200, 100, "m2:auto")])]
+    (tmp_path / "auto_labels.json").write_text(json.dumps(auto))
+    source = LabelStudioSource(kind="labelstudio", path="auto_labels.json", accept_predictions=True)
+    [item] = list(iter_source(source, tmp_path, stats=SourceStats()))
+    assert (item.label, item.provenance.confirmed, item.provenance.annotator) == ("dog", "false", "model:m2:auto")
