@@ -3,10 +3,11 @@
 `auto` compares two distributions. Copies: each sampled image against its lightly altered copies (re-encoded,
 rescaled, trimmed; vision.data.alterations), the similarity a real duplicate has here. Neighbours: each image
 against its most similar other image, the similarity distinct images reach here. The neighbours' ceiling is
-Tukey's upper fence (third quartile + 1.5 interquartile ranges): quartiles barely move when a fair share of the
-images do have a real duplicate, which a high percentile would take for the neighbours' range. An alteration whose
-copies stay above that ceiling (their 5th percentile over it) can be told apart on this data, and the threshold is
-the lowest such 5th percentile; where no alteration can (textures of one material under an ImageNet embedder), the
+the upper whisker of their box plot (the highest value within Tukey's fence, third quartile + 1.5 interquartile
+ranges): the quartiles barely move when a fair share of the images do have a real duplicate, so those stand out
+above the fence instead of passing for the neighbours' range, while every ordinary neighbour counts. An
+alteration whose copies stay above that ceiling (their 5th percentile over it) can be told apart on this data,
+and the threshold is the lowest such 5th percentile; where no alteration can (textures of one material under an ImageNet embedder), the
 embedder cannot tell duplicates from neighbours and only identical embeddings count as duplicates.
 """
 
@@ -23,7 +24,7 @@ CALIBRATION_SAMPLE = 64
 COPY_QUANTILE = 0.05
 """Share of an alteration's copies allowed to fall below the threshold."""
 FENCE_IQRS = 1.5
-"""Tukey's fence: the neighbours' ceiling is this many interquartile ranges above their third quartile."""
+"""Tukey's fence: this many interquartile ranges above the third quartile."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,13 @@ def _quantile(values: np.ndarray, share: float) -> float:
 
 
 def neighbour_ceiling(neighbours: np.ndarray) -> float:
-    """Tukey's upper fence of the nearest-neighbour similarities (-1 when there are none)."""
+    """The upper whisker of the nearest-neighbour similarities: the highest one within Tukey's upper fence (-1
+    when there are none)."""
     if not len(neighbours):
         return -1.0
     q1, q3 = _quantile(neighbours, 0.25), _quantile(neighbours, 0.75)
-    return q3 + FENCE_IQRS * (q3 - q1)
+    fence = q3 + FENCE_IQRS * (q3 - q1)
+    return float(np.max(neighbours[neighbours <= fence]))
 
 
 def calibrate(copies: dict[str, np.ndarray], neighbours: np.ndarray) -> Calibration:
@@ -85,7 +88,7 @@ def calibrate(copies: dict[str, np.ndarray], neighbours: np.ndarray) -> Calibrat
     floors = {name: _quantile(values, COPY_QUANTILE) for name, values in copies.items() if len(values)}
     separable = {name: floor > ceiling for name, floor in floors.items()}
     told_apart = [floors[name] for name, ok in separable.items() if ok]
-    figures = (f"nearest other image: upper fence {ceiling:.4f}; altered copies "
+    figures = (f"nearest other image up to {ceiling:.4f} (upper whisker); altered copies "
                f"{COPY_QUANTILE:.0%} at " + ", ".join(f"{name} {floor:.4f}" for name, floor in floors.items()))
     if not told_apart:
         rule = DuplicateRule("auto-exact", None, "the embedder cannot tell duplicates from neighbours on this data "
