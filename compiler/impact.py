@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from compiler.dvc_status import DvcUnavailable, StageStatus, dvc_status
 from compiler.emitters.dvc import stage_entry
 from compiler.ir import Pipeline, Stage
 from compiler.load import LoadedSpec
-from compiler.lock import file_md5, locked_md5s, locked_params, locked_stages
+from compiler.lock import file_md5, load_generated_yaml, locked_md5s, locked_params, locked_stages
 from compiler.plan import plan
 from core.registry import CODE_PACKAGES
 
@@ -254,7 +252,7 @@ def _show(value: Any) -> str:
 def _parse(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
-    data = YAML(typ="safe", pure=True).load(text)
+    data = load_generated_yaml(text)
     return data if isinstance(data, dict) else {}
 
 
