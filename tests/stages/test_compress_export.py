@@ -185,29 +185,10 @@ def test_when_the_accuracy_floor_stopped_pruning_the_failure_says_so_before_rela
 
 def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(trained, splits, tiny_digits: Path,
                                                                           tmp_path: Path, capsys) -> None:
-    import shutil
-
-    from ruamel.yaml import YAML
-
-    from core.spec import ProjectSpec
-    from stages.compress import describe
     from stages.export import main
     from stages.runtime import run_stage
 
-    _, val, test = splits
-    spec = ProjectSpec.model_validate({"name": "p", "classes": TINY_CLASSES, "data": {"sources": [
-        {"kind": "sklearn_digits"}]}, "compress": {"budget": {"max_params": 10}}}, strict=False)
-    YAML(typ="safe").dump({"p": spec.model_dump(mode="json")}, tmp_path / "params.yaml")
-    shutil.copytree(tiny_digits / "ingest", tmp_path / "data/p/ingest")
-    (tmp_path / "data/p/prune").mkdir(parents=True)
-    shutil.copy(tiny_digits / "split.csv", tmp_path / "data/p/prune/split.csv")
-    config = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
-    compress_dir = tmp_path / "models/p/compress"
-    compress_dir.mkdir(parents=True)
-    described = describe({"trained": trained}, config, {}, None, val, test, compress_dir)
-    (compress_dir / "variants.json").write_text(json.dumps({"model": asdict(config), "variants": described}))
-    save_model(trained, config, tmp_path / "models/p/train")
-
+    described = _export_project(tmp_path, trained, splits, tiny_digits, {"max_params": 10})
     with pytest.raises(SystemExit) as exit_code:
         run_stage("export", main, ["--project", "p", "--root", str(tmp_path)])
     assert exit_code.value.code == 1
@@ -272,7 +253,7 @@ def test_sparse_and_quantization_aware_candidates_save_and_load_back(trained, sp
         assert described[name]["onnx_parity"]["top1_agreement"] == 1.0
 
 
-def _export_project(root: Path, trained, splits, tiny_digits: Path, budget: dict) -> None:
+def _export_project(root: Path, trained, splits, tiny_digits: Path, budget: dict) -> dict:
     """A repository holding what the export stage reads: params, ingest, the pruned split, the trained model and
     the compress stage's candidates."""
     import shutil
@@ -295,6 +276,7 @@ def _export_project(root: Path, trained, splits, tiny_digits: Path, budget: dict
     described = describe({"trained": trained}, config, {}, None, val, test, compress_dir)
     (compress_dir / "variants.json").write_text(json.dumps({"model": asdict(config), "variants": described}))
     save_model(trained, config, root / "models/p/train")
+    return described
 
 
 BUSY = """\
