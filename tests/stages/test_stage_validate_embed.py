@@ -99,7 +99,8 @@ def test_image_flags_find_the_dark_image(photos: dict[str, Path]) -> None:
     assert "coffee" not in [names[i] for i in flags["low_information"]]
 
 
-def test_validate_stage_fails_the_run_with_a_readable_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def _validate(root: Path, counts: dict[str, int], quality: dict[str, float], quarantined: int = 0) -> int:
+    """The validate stage's CLI on an ingest of `counts` images per class and `quarantined` quarantined files."""
     import csv
 
     from ruamel.yaml import YAML
@@ -108,22 +109,35 @@ def test_validate_stage_fails_the_run_with_a_readable_summary(tmp_path: Path, ca
     from stages.runtime import run_stage
     from stages.validate import main
 
-    ingest_dir = tmp_path / "data" / "p" / "ingest"
+    ingest_dir = root / "data" / "p" / "ingest"
     ingest_dir.mkdir(parents=True)
     fields = ["path", "label", "sha256", "width", "height"]
     with (ingest_dir / "manifest.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(_rows({"cat": 12, "dog": 3}))
-    (ingest_dir / "quarantine.csv").write_text("origin,source,reason\n")
+        writer.writerows(_rows(counts))
+    (ingest_dir / "quarantine.csv").write_text("origin,source,reason\n" + "".join(
+        f"raw/bad{i}.png,image_folder:raw,truncated file\n" for i in range(quarantined)))
     spec = ProjectSpec.model_validate({"name": "p", "classes": CLASSES, "data": {
-        "sources": [{"kind": "image_folder", "path": "raw"}], "quality": {"min_images_per_class": 10}}},
-        strict=False)
-    with (tmp_path / "params.yaml").open("w") as handle:
+        "sources": [{"kind": "image_folder", "path": "raw"}], "quality": quality}}, strict=False)
+    with (root / "params.yaml").open("w") as handle:
         YAML(typ="safe").dump({"p": spec.model_dump(mode="json")}, handle)
     with pytest.raises(SystemExit) as exit_info:
-        run_stage("validate", main, ["--project", "p", "--root", str(tmp_path)])
-    assert exit_info.value.code == 1
+        run_stage("validate", main, ["--project", "p", "--root", str(root)])
+    return int(exit_info.value.code)
+
+
+def test_ingest_quarantine_over_its_budget_stops_the_run_naming_the_key(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    assert _validate(tmp_path, {"cat": 12, "dog": 12}, {"min_images_per_class": 10}, quarantined=3) == 1
+    err = capsys.readouterr().err
+    assert "  - 11.1% of files were quarantined, more than 2.0%; see quarantine.csv, or raise " \
+           "data.quality.max_corrupt_fraction" in err
+    assert "Traceback" not in err
+
+
+def test_validate_stage_fails_the_run_with_a_readable_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert _validate(tmp_path, {"cat": 12, "dog": 3}, {"min_images_per_class": 10}) == 1
     err = capsys.readouterr().err
     assert err.startswith("stages.validate: 2 of 9 data-quality checks failed:\n")  # imbalance 4.0 == limit passes
     assert "  - classes below 10 images: {'dog': 3} (short by up to 7)" in err
