@@ -48,9 +48,8 @@ def parse_status(raw: dict[str, Any]) -> dict[str, StageStatus]:
     return parsed
 
 
-def dvc_status(root: Path, stages: list[str] | None = None) -> dict[str, StageStatus]:
-    """What `dvc status` says of the named stages (all of them when None) in the repository at `root` (stages it
-    does not list are current). Naming one project's stages spares DVC hashing every other project's files."""
+def dvc_status(root: Path) -> dict[str, StageStatus]:
+    """What `dvc status` says of every stage in the repository at `root` (stages it does not list are current)."""
     try:
         from dvc.exceptions import DvcException, NotDvcRepoError
         from dvc.repo import Repo
@@ -58,7 +57,7 @@ def dvc_status(root: Path, stages: list[str] | None = None) -> dict[str, StageSt
         raise DvcUnavailable("DVC is not installed here: `make install` installs it") from None
     try:
         with Repo(str(root)) as repo:
-            return parse_status(repo.status(targets=stages) if stages else repo.status())
+            return parse_status(repo.status())
     except NotDvcRepoError:
         raise DvcUnavailable(f"{root} is not a DVC repository: run `dvc init`") from None
     except DvcException as exc:
