@@ -56,6 +56,7 @@ test: install system-packages labelstudio lint
 
 lint: install
 	ruff check .
+	lint-imports
 
 compile: install
 	autodl compile

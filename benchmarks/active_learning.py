@@ -245,9 +245,9 @@ def detection_rounds(seeds: int, epochs: int, shares: tuple[float, ...]) -> None
     from torch.utils.data import DataLoader
 
     from compiler.load import load_spec
+    from runtime.detections import detect_batch
     from stages.detection.train import DetectionInputs
     from vision.detection.data import LetterboxedImages, collate
-    from vision.detection.decode import detect_batch
     from vision.detection.metrics import mean_average_precision
     from vision.detection.model import DetectorConfig
     from vision.detection.predict import predict_split

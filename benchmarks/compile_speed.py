@@ -48,7 +48,7 @@ def time_cli(root: Path, repeats: int) -> list[float]:
     for _ in range(repeats):
         (root / "params.yaml").unlink(missing_ok=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "compiler.cli", "--root", str(root), "compile"], cwd=REPO,
+        subprocess.run([sys.executable, "-m", "cli.main", "--root", str(root), "compile"], cwd=REPO,
                        check=True, capture_output=True)
         timings.append(time.perf_counter() - started)
     return timings

@@ -218,8 +218,8 @@ def detector_section(spec_path: Path) -> None:
     torch eager fp32, measured here side by side on the test split (mAP50-95, MACs, batch-1 latency with decoding
     and NMS on both sides)."""
     from compiler.load import load_spec
-    from core.bundle import Preprocessing
     from core.fsutil import read_json
+    from runtime.bundle import Preprocessing
     from vision.compression.onnx import cpu_description
     from vision.detection.compression import measure_detector
     from vision.detection.data import load_detection_split

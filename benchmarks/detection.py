@@ -29,8 +29,8 @@ import torch
 
 from compiler.load import load_spec
 from core.spec import ProjectSpec
+from runtime.detections import Decoding, Detections
 from vision.detection.data import DetectionSplit, LetterboxedImages, collate_for_training, read_rgb
-from vision.detection.decode import Decoding, Detections
 from vision.detection.demo import write_dataset
 from vision.detection.metrics import mean_average_precision
 

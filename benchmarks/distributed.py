@@ -32,7 +32,7 @@ def _repo(root: Path, spec_path: Path, project: str) -> Path:
     (root / "specs").mkdir(parents=True)
     with (root / "specs" / f"{project}.yaml").open("w") as handle:
         yaml.dump(spec, handle)
-    subprocess.run([sys.executable, "-m", "compiler.cli", "--root", str(root), "compile"], cwd=REPO, check=True,
+    subprocess.run([sys.executable, "-m", "cli.main", "--root", str(root), "compile"], cwd=REPO, check=True,
                    capture_output=True)
     for stage in ("ingest", "prune"):
         shutil.copytree(REPO / "data" / project / stage, root / "data" / project / stage)

@@ -65,7 +65,7 @@ def make_project(root: Path, code: Path, images: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(picture).save(folder / f"{i:05d}.png")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "compiler.cli", "compile"], cwd=root, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "cli.main", "compile"], cwd=root, check=True, capture_output=True)
 
 
 def _peak_mb(root: Path, command: str) -> tuple[float, float, int]:

@@ -109,9 +109,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
 
-    from compiler.cli import model_folders
+    from cli.main import model_folders
     from compiler.load import load_spec
-    from serving.artifact import Artifact
+    from runtime.artifact import Artifact
 
     name = load_spec(args.spec, REPO).spec.name
     folders = model_folders(REPO, name)

@@ -19,7 +19,7 @@ WEB_ASSETS = ("core/webassets/manifest.json", "core/webassets/vendor")
 """The vendored scripts and styles the Data Docs copy: a new version re-runs the stages that ship them."""
 CODE_ROOT = Path(__file__).resolve().parents[1]
 """Where the pipeline's code lives: the repository root this package sits in."""
-CODE_PACKAGES = ("compiler", "core", "ops", "serving", "stages", "vision")
+CODE_PACKAGES = ("cli", "compiler", "core", "ops", "runtime", "serving", "stages", "vision")
 
 SEARCH_OUTPUTS = WhenSet("train.hpo", persist={"study": f"models/{P}/hpo"},
                          reports={"trials": f"reports/{P}/train/hpo/trials.csv",

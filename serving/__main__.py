@@ -16,7 +16,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from vision.data.decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE_PX  # noqa: E402
+from runtime.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE_PX  # noqa: E402
 
 MAX_BODY_MB = 8
 

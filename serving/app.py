@@ -32,7 +32,7 @@ from kserve.protocol.rest.v1_endpoints import V1Endpoints
 from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from starlette.exceptions import HTTPException
 
-from serving.artifact import Artifact, PixelLimits
+from runtime.artifact import Artifact, PixelLimits
 from serving.middleware import BodySizeLimit, BodyTooLarge, JsonByDefault, VersionedPaths
 from serving.model import VisionModel
 from serving.protocol import HEADER_LENGTH, TensorRequest, parse_request

@@ -28,10 +28,10 @@ from kserve import InferResponse, Model
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
-from serving.artifact import Artifact, BadImage, DetectionPrediction, DetectionRequest, Prediction
+from runtime.artifact import Artifact, BadImage, DetectionPrediction, DetectionRequest, Prediction
+from runtime.images import declared_size
 from serving.protocol import Tensor, TensorRequest
 from serving.responses import RESPONSES
-from vision.data.decode import declared_size
 
 if TYPE_CHECKING:  # capture is opt-in: its module loads only in a server that captures (serving.app)
     from serving.capture import Capturer

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from kserve import InferOutput
 
-from serving.artifact import DetectionPrediction, Prediction
+from runtime.artifact import DetectionPrediction, Prediction
 
 
 class Responses(Protocol):

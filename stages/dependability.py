@@ -20,7 +20,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from core.bundle import (
+from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.progress import Progress
+from runtime.bundle import (
     MODEL_FILE,
     OOD_STATE_DIR,
     PREPROCESS_FILE,
@@ -30,9 +32,7 @@ from core.bundle import (
     ServingSettings,
     ood_state_file,
 )
-from core.fsutil import atomic_directory, read_json, write_csv, write_json
-from core.progress import Progress
-from serving.ood import ood_score
+from runtime.ood import ood_score
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import load_candidate
 from vision.compression.onnx import OUTPUT, logits_of, predict_outputs, session
@@ -98,7 +98,7 @@ class Assessment:
 
 
 def _scores(name: str, detector: FeatureDetector | None, out: Outputs) -> np.ndarray:
-    if name == "ensemble":  # the server's own formula (serving.ood): what it will compute per request
+    if name == "ensemble":  # the server's own formula (runtime.ood): what it will compute per request
         return ood_score("ensemble", out.logits, out.features, {}, out.members)
     return logit_scores(name, out.logits) if detector is None else detector.score(out.features)
 

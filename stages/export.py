@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
 from core.fsutil import atomic_directory, read_json, write_csv, write_json
 from core.profiles import PROFILES
 from core.progress import Progress
 from core.spec.deployment import CompressionBudget
+from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.onnx import (
     convert_fp16,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.bundle import IncompleteBundle, bundle_members, file_hashes
 from core.content import digest_of_hashes
 from core.fsutil import read_json, write_json, write_text_atomically
 from core.spec.deployment import CompressionBudget
+from runtime.bundle import IncompleteBundle, bundle_members, file_hashes
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.dependability.report import FIGURES, render_html, render_markdown
 from vision.dependability.verdict import (

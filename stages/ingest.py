@@ -24,8 +24,8 @@ from PIL import Image
 from core.fsutil import atomic_directory, write_csv, write_json
 from core.progress import Progress
 from core.spec.data import Source
+from runtime.images import ImageTooLarge
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.data.decode import ImageTooLarge
 from vision.data.imageio import CanonicalImage, PixelLimits, RefusedFile, UnreadableImage, canonicalize
 from vision.data.sources import RawItem, SourceStats, UnsupportedSource, iter_source
 

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.bundle import PREPROCESS_FILE, IncompleteBundle, Preprocessing, bundle_members, file_hashes
 from core.content import PREFIX, tree_digest
 from core.fsutil import atomic_directory, read_json, write_text_atomically
 from core.html_page import markdown_page
+from runtime.bundle import PREPROCESS_FILE, IncompleteBundle, Preprocessing, bundle_members, file_hashes
 from stages.runtime import StageContext, StageFailure, run_stage
 
 
@@ -189,7 +189,7 @@ def render_manifests(root: Path, project: str) -> str:
     """Re-render the project's manifests (the InferenceService now names the new digest) through the
     compiler's command line: stages never import the compiler, and `autodl compile` is what CI checks against.
     Only `k8s/<project>/` and its Argo CD Application: params.yaml may hold a `dvc exp run -S` override."""
-    done = subprocess.run([sys.executable, "-m", "compiler.cli", "--root", str(root), "compile",
+    done = subprocess.run([sys.executable, "-m", "cli.main", "--root", str(root), "compile",
                            "--only", f"k8s/{project}/", "--only", f"k8s/argocd/{project}.yaml"],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import main as autodl
+from cli.main import main as autodl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SCHEMA_PROBE = "kserve-inferenceservices-crd.yaml"

@@ -20,6 +20,7 @@ from typing import Any
 from core.fsutil import atomic_directory, write_csv, write_json
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
+from runtime.detections import Decoding
 from stages.compress import finetune_epochs
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.detection.compression import (
@@ -33,7 +34,6 @@ from vision.detection.compression import (
     validation_map,
 )
 from vision.detection.data import DetectionSplit, load_detection_split
-from vision.detection.decode import Decoding
 from vision.detection.distill import DetectionTeacher
 from vision.detection.model import Detector
 from vision.detection.onnx import export_detector, parity, run_split, session

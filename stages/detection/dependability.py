@@ -22,7 +22,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from core.bundle import (
+from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.progress import Progress
+from core.spec.training import AugmentSection
+from runtime.bundle import (
     MODEL_FILE,
     OOD_STATE_DIR,
     PREPROCESS_FILE,
@@ -32,16 +35,13 @@ from core.bundle import (
     ServingSettings,
     ood_state_file,
 )
-from core.fsutil import atomic_directory, read_json, write_csv, write_json
-from core.progress import Progress
-from core.spec.training import AugmentSection
+from runtime.detections import Decoding
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import to_tensor
 from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
 from vision.dependability.robustness import CorruptionResult
 from vision.detection.calibration import calibrate, choose_temperature, detection_ece, reliability_bins, scored
 from vision.detection.data import DetectionSplit, letterbox, load_detection_split, read_rgb
-from vision.detection.decode import Decoding
 from vision.detection.dependability import (
     GEOMETRIC,
     corruption_sweep,

@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
 from core.fsutil import atomic_directory, read_json, write_csv, write_json
 from core.profiles import PROFILES
 from core.progress import Progress
 from core.spec.deployment import CompressionBudget
+from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
+from runtime.detections import Decoding
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.onnx import convert_fp16, cpu_description
 from vision.compression.timing import Timing, interleaved, steady_choice, tie_reason
 from vision.data.dataset import MEAN, STD
 from vision.detection.data import DetectionSplit, load_detection_split
-from vision.detection.decode import Decoding
 from vision.detection.onnx import (
     calibration_images,
     detector_runner,

@@ -18,9 +18,9 @@ from core.fsutil import atomic_directory, write_csv, write_json
 from core.registry import CODE_ROOT, code_dependencies, stage_named
 from core.spec.detection import DetectionSection
 from core.spec.training import AugmentSection, ModelSection, TrainSection
+from runtime.detections import Decoding
 from stages.runtime import StageContext, run_stage
 from vision.detection.data import DetectionSplit, load_detection_split
-from vision.detection.decode import Decoding
 from vision.detection.fit import HISTORY_FIELDS, DetectorFit, fit_detector
 from vision.detection.model import DetectorConfig, build_detector
 from vision.detection.reports import augmentation_preview

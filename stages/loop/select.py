@@ -22,13 +22,15 @@ from core.fsutil import atomic_directory, read_csv, read_json, write_csv, write_
 from core.progress import Progress
 from core.spec.data import Embedding
 from core.spec.loop import ActiveLearningSection
-from serving.artifact import Artifact
+from runtime.artifact import Artifact
 from stages.runtime import StageContext, StageFailure, run_stage
+from vision.data import labelstudio
 from vision.data.duplicates import DuplicateRule
 from vision.data.embedding import embed_images, embedding_model, load_embeddings
 from vision.data.imageio import PixelLimits
+from vision.data.labelstudio import Guess
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
-from vision.loop import labelstudio, scoring
+from vision.loop import scoring
 from vision.loop.choose import (
     Choice,
     Round,
@@ -37,7 +39,6 @@ from vision.loop.choose import (
     sure_classifications,
     sure_detections,
 )
-from vision.loop.labelstudio import Guess
 from vision.loop.pool import Admitted, admit, iter_pool, near_duplicates
 from vision.loop.reports import queue_gallery
 from vision.training.pretrained import WEIGHTS

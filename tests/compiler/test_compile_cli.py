@@ -87,7 +87,7 @@ def test_hand_edit_of_a_generated_file_is_caught(repo: Path, write_spec, run_aut
 
 def test_repository_generated_files_are_current() -> None:
     """The committed params.yaml/dvc.yaml/schema match specs/ (what the PR workflow enforces)."""
-    done = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--check"], cwd=REPO_ROOT,
+    done = subprocess.run([sys.executable, "-m", "cli.main", "compile", "--check"], cwd=REPO_ROOT,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -104,7 +104,7 @@ def test_schema_validates_the_default_spec_and_rejects_unknown_keys() -> None:
 def test_compiler_imports_no_ml_framework(repo: Path, write_spec) -> None:
     """Compiling must stay fast enough for every pull request: no torch, lightning, timm or DVC."""
     write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
-    probe = ("import sys; from compiler.cli import main; code = main(['--root', sys.argv[1], 'compile']); "
+    probe = ("import sys; from cli.main import main; code = main(['--root', sys.argv[1], 'compile']); "
              "heavy = {'torch', 'lightning', 'timm', 'dvc', 'sklearn', 'numpy'} & set(sys.modules); "
              "print(sorted(heavy)); raise SystemExit(code)")
     done = subprocess.run([sys.executable, "-c", probe, str(repo)], capture_output=True, text=True, check=False,

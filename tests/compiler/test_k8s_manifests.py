@@ -201,7 +201,7 @@ def test_the_argo_schema_check_rejects_a_broken_workflow() -> None:
 def test_capture_reaches_the_server_only_when_the_spec_turns_it_on(tmp_path: Path) -> None:
     """serving.capture is opt-in end to end: the ServingRuntime and `autodl serve` pass `--capture` only when the
     spec sets it, with the spec's limits; without it the server is started exactly as before."""
-    from compiler.cli import serve_command
+    from cli.main import serve_command
     from compiler.emitters.k8s import serving_runtime
     from core.spec import ProjectSpec
 

@@ -48,7 +48,7 @@ def test_the_main_workflow_publishes_with_credentials_from_secrets_only() -> Non
 
 def test_report_says_when_the_pipeline_has_not_run(repo, write_spec) -> None:
     write_spec("alpha", MINIMAL_SPEC.format(name="alpha"))
-    done = subprocess.run([sys.executable, "-m", "compiler.cli", "--root", str(repo), "report"],
+    done = subprocess.run([sys.executable, "-m", "cli.main", "--root", str(repo), "report"],
                           cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("## autodl report")

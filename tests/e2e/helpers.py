@@ -25,7 +25,7 @@ def run(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProces
 
 
 def autodl(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(repo, sys.executable, "-m", "compiler.cli", *args, check=check)
+    return run(repo, sys.executable, "-m", "cli.main", *args, check=check)
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -237,7 +237,7 @@ def test_autodl_serve_answers_a_real_request_with_the_promoted_detector_s_boxes(
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "compiler.cli", "--root", str(pipeline), "serve",
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", "--root", str(pipeline), "serve",
                                     "specs/boxes.yaml", "--port", str(port)], cwd=REPO_ROOT, env=env(),
                                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],

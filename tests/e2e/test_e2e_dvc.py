@@ -383,7 +383,7 @@ def test_an_edit_to_the_shared_decoder_reruns_exactly_the_stages_that_import_it(
     and dvc repro alike, and only by the stages that run it."""
     clone = tmp_path / "decoder"
     shutil.copytree(pipeline, clone, symlinks=True)
-    decoder = "vision/data/decode.py"
+    decoder = "runtime/images.py"
     importing = {name.removeprefix("e2e-") for name, entry in
                  YAML(typ="safe").load((clone / "dvc.yaml").read_text())["stages"].items()
                  if decoder in entry.get("deps", [])}

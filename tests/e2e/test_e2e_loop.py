@@ -207,7 +207,7 @@ def test_the_ensemble_is_an_ood_detector_that_ships_and_serves(round_one: tuple[
 
     import httpx
 
-    from serving.ood import ensemble_score
+    from runtime.ood import ensemble_score
     from tests.serving_server import running_server
     from vision.compression.onnx import predict_outputs, session
     from vision.data.dataset import load_split

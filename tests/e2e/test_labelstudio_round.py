@@ -16,9 +16,9 @@ from PIL import Image
 from core.spec.data import LabelStudioSource
 from tests.labelstudio_server import USER, LabelStudio, binary, label_studio
 from vision.data.imageio import PixelLimits
+from vision.data.labelstudio import Guess, label_config, prediction, task
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource, iter_source
 from vision.detection.formats import SourceProblems, iter_box_source
-from vision.loop.labelstudio import Guess, label_config, prediction, task
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ def _promoted(root: Path, storage_uri: str) -> str:
 
 
 def _publish(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compiler.cli", "--root", str(root), "publish", *args],
+    return subprocess.run([sys.executable, "-m", "cli.main", "--root", str(root), "publish", *args],
                           cwd=REPO_ROOT, capture_output=True, text=True, check=False)
 
 

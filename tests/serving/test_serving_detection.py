@@ -16,10 +16,10 @@ import pytest
 from kserve.errors import InvalidInput
 from PIL import Image
 
-from serving.artifact import Artifact, DetectionSettings
+from runtime.artifact import Artifact, DetectionSettings
+from runtime.detections import Decoding
 from serving.model import VisionModel
 from serving.protocol import parse_request
-from vision.detection.decode import Decoding
 
 INPUT_WH, STRIDES, CLASSES, TEMPERATURE = (64, 48), (8, 16), ["car", "bus"], 2.0
 ANCHORS = 6 * 8 + 3 * 4
@@ -58,7 +58,7 @@ def model() -> VisionModel:
                         state={"mu": np.zeros((1, 2)), "precision": np.eye(2)}, task="detection")
     artifact.outputs = ("class_logits", "box_regression", "centerness", "features")
     artifact.detection = DetectionSettings(INPUT_WH, Decoding(INPUT_WH, STRIDES, 0.001, 0.6, 10), 0.5)
-    from serving.ood import mahalanobis_terms
+    from runtime.ood import mahalanobis_terms
 
     artifact.state.update(mahalanobis_terms(artifact.state))
     return VisionModel("cars", artifact)

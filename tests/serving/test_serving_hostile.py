@@ -255,7 +255,7 @@ def test_json_without_a_content_type_is_accepted(server) -> None:
 
 
 def test_deep_images_are_rescaled_like_ingest_does(server) -> None:
-    from vision.data.decode import PixelLimits, decode_rgb
+    from runtime.images import PixelLimits, decode_rgb
 
     deep, pixels = gradient16_png(SIZE)
     eight_bit = np.asarray(decode_rgb(deep, PixelLimits()))

@@ -171,7 +171,7 @@ def test_autodl_serve_starts_the_server_on_a_project_s_pipeline_outputs(bundle: 
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "compiler.cli", "--root", str(tmp_path), "serve",
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", "--root", str(tmp_path), "serve",
                                     "specs/tiny.yaml", "--port", str(port)], cwd=REPO_ROOT, stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -197,7 +197,7 @@ def test_autodl_serve_starts_the_server_on_a_project_s_pipeline_outputs(bundle: 
 def test_autodl_serve_says_what_to_run_when_the_pipeline_has_not(tmp_path: Path) -> None:
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "tiny.yaml").write_text(MINIMAL_SPEC.format(name="tiny"))
-    done = subprocess.run([sys.executable, "-m", "compiler.cli", "--root", str(tmp_path), "serve",
+    done = subprocess.run([sys.executable, "-m", "cli.main", "--root", str(tmp_path), "serve",
                            "specs/tiny.yaml"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "missing: run `dvc repro` first" in done.stderr

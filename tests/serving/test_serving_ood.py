@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.ood import ood_score
+from runtime.ood import ood_score
 from vision.dependability.ood import DETECTORS, LOGIT_DETECTORS, FeatureDetector, logit_scores
 
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 from ruamel.yaml import YAML
 
-from core.bundle import PREPROCESS_FILE, Preprocessing
 from core.fsutil import write_json
 from core.spec.deployment import CompressionBudget, DependabilitySection
 from core.spec.training import AugmentSection
+from runtime.bundle import PREPROCESS_FILE, Preprocessing
 from stages import dependability, gate
 from stages.runtime import run_stage
 from tests.conftest import TINY_CLASSES, tiny_resnet, tiny_split_data

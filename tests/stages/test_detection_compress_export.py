@@ -14,12 +14,12 @@ from PIL import Image
 
 from core.spec.deployment import CompressionBudget, CompressSection
 from core.spec.training import TrainSection
+from runtime.detections import Decoding
 from stages.detection import compress as compress_stage
 from stages.detection.export import DetectorVariant, choose
 from stages.runtime import StageFailure
 from vision.detection.compression import PruningPlan, measure_detector, prune_detector
 from vision.detection.data import DetectionSplit
-from vision.detection.decode import Decoding
 from vision.detection.model import Detector, DetectorConfig
 from vision.detection.store import load_detector, save_detector
 

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from core.spec.data import ImageFolderSource, ManifestSource
+from runtime.images import PixelLimits
 from stages.ingest import ingest
 from tests.hostile import bomb_png, float_tiff, gradient16_png
-from vision.data.decode import PixelLimits
 from vision.data.sources import SourceStats, iter_source
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")

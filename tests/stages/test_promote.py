@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from compiler.cli import main as autodl
+from cli.main import main as autodl
 from compiler.compile import compile_repo, drift
-from core.bundle import bundle_members, file_hashes
 from core.content import digest_of_hashes, tree_digest
+from runtime.bundle import bundle_members, file_hashes
 from stages import promote
 from stages.runtime import run_stage
 from tests.conftest import MINIMAL_SPEC

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vision.data.decode import BadImage, PixelLimits, open_image, to_8bit
+from runtime.images import BadImage, PixelLimits, open_image, to_8bit
 
 UnreadableImage = BadImage
 """The file is not a usable image; the message is the reason shown in the quarantine report."""

@@ -21,7 +21,7 @@ from core.spec.data import (
 )
 from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
 from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
-from vision.loop.labelstudio import (
+from vision.data.labelstudio import (
     ExportError,
     Labelled,
     image_key,

@@ -83,7 +83,7 @@ class FeatureDetector:
 
 
     def state(self) -> dict[str, np.ndarray]:
-        """The fitted arrays the model server scores with (serving/ood.py evaluates the same formulas)."""
+        """The fitted arrays the model server scores with (runtime/ood.py evaluates the same formulas)."""
         if isinstance(self._fitted, Mahalanobis):
             return {"mu": self._fitted.mu.numpy(), "precision": self._fitted.precision.numpy()}
         if isinstance(self._fitted, ViM):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.spec.data import BoxSection
-from vision.detection.decode import iou_matrix
+from runtime.detections import iou_matrix
 from vision.detection.formats import BoxProblem, RawBox
 
 BOX_FIELDS = ("path", "label", "x1", "y1", "x2", "y2")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from vision.detection.decode import Detections, iou_matrix
+from runtime.detections import Detections, iou_matrix
 
 DECE_MIN_SCORE = 0.3
 DECE_IOU = 0.6

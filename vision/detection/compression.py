@@ -20,9 +20,9 @@ import torch_pruning as tp
 
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
+from runtime.detections import Decoding
 from vision.compression.pruning import IMPORTANCE
 from vision.detection.data import DetectionSplit
-from vision.detection.decode import Decoding
 from vision.detection.distill import DetectionTeacher
 from vision.detection.fit import fit_detector
 from vision.detection.metrics import mean_average_precision

@@ -15,8 +15,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from core.fsutil import read_csv
+from runtime.detections import Letterbox
 from vision.data.dataset import to_tensor
-from vision.detection.decode import Letterbox
 
 PAD_VALUE = 114
 """Grey of the letterbox padding (as YOLO pads): neither black nor white, so it looks like no object."""

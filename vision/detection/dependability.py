@@ -11,11 +11,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from runtime.detections import Decoding, Detections
 from vision.data.streams import materialise
 from vision.dependability.explain import overlay
 from vision.dependability.ood_sets import noise_images, photo_crops, shuffled_patches
 from vision.detection.data import DetectionSplit, letterbox
-from vision.detection.decode import Decoding, Detections
 from vision.detection.model import Detector
 from vision.detection.onnx import Corrupt, run_split, split_map
 from vision.detection.reports import draw_boxes

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vision.detection.decode import Detections, iou_matrix
+from runtime.detections import Detections, iou_matrix
 from vision.detection.metrics import as_prediction, as_target, map_metric
 
 BACKGROUND = "background"

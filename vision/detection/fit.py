@@ -14,9 +14,9 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from core.spec.training import AugmentSection, TrainSection
+from runtime.detections import Decoding, detect_batch
 from vision.detection.augment import detection_pipeline
 from vision.detection.data import DetectionSplit, LetterboxedImages, collate_for_training
-from vision.detection.decode import Decoding, detect_batch
 from vision.detection.distill import DetectionTeacher, imitation_loss
 from vision.detection.metrics import as_prediction, map_metric
 from vision.detection.model import Detector

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torchmetrics.detection import MeanAveragePrecision
 
-from vision.detection.decode import Detections
+from runtime.detections import Detections
 
 SUMMARY = {"map": "map", "map_50": "map50", "map_75": "map75", "map_small": "map_small",
            "map_medium": "map_medium", "map_large": "map_large", "mar_100": "ar100"}

@@ -5,7 +5,7 @@ torchvision's `FCOS` model holds the parts and computes the loss (centre samplin
 and centerness losses), so nothing of the training objective is written here. Its own forward is not used:
 it resizes and decodes inside the graph, which is what breaks two-stage exports. `Detector.forward` runs
 backbone, pyramid and head and returns (class logits [B, A, C], box regression [B, A, 4], centerness [B, A],
-pooled features [B, F]); decoding and NMS are vision.detection.decode's, shared with the server.
+pooled features [B, F]); decoding and NMS are runtime.detections's, shared with the server.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from vision.detection.decode import anchor_boxes, level_shapes
+from runtime.detections import anchor_boxes, level_shapes
 
 OUTPUT_NAMES = ("class_logits", "box_regression", "centerness", "features")
 """The exported graph's outputs, in order; `features` (the backbone's last level, pooled) is what image-level

@@ -15,10 +15,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from runtime.detections import Decoding, Detections, Letterbox, detect, detect_batch, iou_matrix
 from vision.compression.onnx import INPUT, OPSET
 from vision.data.dataset import to_tensor
 from vision.detection.data import DetectionSplit, letterbox, read_rgb
-from vision.detection.decode import Decoding, Detections, Letterbox, detect, detect_batch, iou_matrix
 from vision.detection.metrics import mean_average_precision
 from vision.detection.model import OUTPUT_NAMES, Detector
 

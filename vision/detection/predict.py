@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
+from runtime.detections import Decoding, Detections, detect_batch
 from vision.detection.data import DetectionSplit, LetterboxedImages, collate
-from vision.detection.decode import Decoding, Detections, detect_batch
 from vision.detection.model import Detector
 
 BATCH = 16

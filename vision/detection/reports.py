@@ -11,9 +11,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.spec.detection import DetectionSection
 from core.spec.training import AugmentSection
+from runtime.detections import Detections
 from vision.detection.augment import box_params, detection_pipeline
 from vision.detection.data import DetectionSplit, letterbox, read_rgb
-from vision.detection.decode import Detections
 from vision.detection.model import DetectorConfig
 from vision.plots import image_grid
 from vision.training.augment import CORRUPTIONS, GEOMETRIC_AND_COLOUR, enabled

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from runtime.detections import Decoding
 from vision.data.dataset import MEAN, STD
-from vision.detection.decode import Decoding
 from vision.detection.model import Detector, DetectorConfig
 
 PruningStep = tuple[str, bool, list[int]]

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from core.spec.loop import PoolCaptures, PoolSource, PoolVideo
-from vision.data.decode import ImageTooLarge
+from runtime.images import ImageTooLarge
 from vision.data.duplicates import DuplicateRule, duplicate_pairs, duplicated_in
 from vision.data.imageio import CanonicalImage, RefusedFile, UnreadableImage, canonicalize, from_array
 from vision.data.sources import IMAGE_SUFFIXES, RepoFiles, Skipped, SourceStats, UnsupportedSource

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vision.data.labelstudio import Guess
 from vision.detection.reports import draw_boxes
-from vision.loop.labelstudio import Guess
 from vision.plots import file_caption, image_grid
 
 COLUMNS = 8

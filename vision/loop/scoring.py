@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from serving.artifact import Artifact, calibrated
-from vision.detection.decode import Decoding, Detections, Letterbox, detect_batch, iou_matrix
-from vision.loop.labelstudio import Guess
+from runtime.artifact import Artifact, calibrated
+from runtime.detections import Decoding, Detections, Letterbox, detect_batch, iou_matrix
+from vision.data.labelstudio import Guess
 
 BATCH = 32
 

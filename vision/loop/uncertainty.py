@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving import ood as serving_ood
-from vision.detection.decode import iou_matrix
+from runtime import ood as serving_ood
+from runtime.detections import iou_matrix
 
 EPSILON = 1e-12
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vision.loop.labelstudio import Guess
+from vision.data.labelstudio import Guess
 
 PROMPT = "a photo of a {}"
 REQUIRED = ("config.json", "preprocessor_config.json|processor_config.json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision.detection.decode import Decoding, Letterbox, detect, iou_matrix, locations, nms
+from runtime.detections import Decoding, Letterbox, detect, iou_matrix, locations, nms
 
 LOGIT_HIGH, LOGIT_LOW = 6.0, -9.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from runtime.detections import Detections
 from vision.detection.calibration import (
     Scored,
     calibrate,
@@ -14,7 +15,6 @@ from vision.detection.calibration import (
     scored,
     true_positives,
 )
-from vision.detection.decode import Detections
 
 
 def _found(boxes: list[list[float]], scores: list[float], labels: list[int]) -> Detections:

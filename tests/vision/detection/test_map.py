@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.detection.decode import Detections
+from runtime.detections import Detections
 from vision.detection.evaluation import confusion_rows, match_image, per_class_rates
 
 CLASSES = ["a", "b"]

@@ -12,9 +12,9 @@ from PIL import Image
 
 from core.spec.data import LabelStudioSource
 from vision.data.imageio import PixelLimits
+from vision.data.labelstudio import Guess, label_config, local_path, prediction, task
 from vision.data.sources import RepoFiles, SourceStats, iter_source
 from vision.detection.formats import SourceProblems, iter_box_source
-from vision.loop.labelstudio import Guess, label_config, local_path, prediction, task
 
 
 def image(path: Path, width: int = 200, height: int = 100) -> None:

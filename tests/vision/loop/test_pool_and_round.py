@@ -106,8 +106,8 @@ def test_video_frames_in_the_pool_come_back_through_label_studio_as_the_same_pix
 
     from core.spec.data import LabelStudioSource
     from core.spec.loop import PoolVideo
+    from vision.data.labelstudio import Guess, prediction, task
     from vision.data.sources import iter_source
-    from vision.loop.labelstudio import Guess, prediction, task
 
     (tmp_path / "drives").mkdir()
     writer = cv2.VideoWriter(str(tmp_path / "drives/a.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))

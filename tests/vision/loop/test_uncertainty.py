@@ -88,9 +88,9 @@ def test_ensemble_box_disagreement() -> None:
 
 
 def test_the_server_s_ensemble_score_is_the_loop_s_mutual_information() -> None:
-    """The `ensemble` OOD detector (serving.ood, what the server computes per request) and the select stage's
+    """The `ensemble` OOD detector (runtime.ood, what the server computes per request) and the select stage's
     ensemble disagreement are one formula."""
-    from serving.ood import ensemble_score, softmax_stack
+    from runtime.ood import ensemble_score, softmax_stack
 
     rng = np.random.default_rng(0)
     logits, members = rng.normal(size=(5, 3)) * 3, rng.normal(size=(2, 5, 3)) * 3

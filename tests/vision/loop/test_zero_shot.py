@@ -12,9 +12,9 @@ from PIL import Image
 
 from core.spec.data import LabelStudioSource
 from vision.data.imageio import PixelLimits
+from vision.data.labelstudio import prediction, task
 from vision.data.sources import RepoFiles, SourceStats
 from vision.detection.formats import SourceProblems, iter_box_source
-from vision.loop.labelstudio import prediction, task
 from vision.loop.zero_shot import ZeroShotDetector, ZeroShotUnavailable
 
 CLASSES = ["car", "person"]

@@ -3,7 +3,7 @@ them (how to preprocess an image for the model, how to calibrate and when to abs
 
 Export writes `model.onnx` and `preprocess.json`, dependability `serving.json` and `ood_state/`; the gate
 hashes exactly these files when it judges a model, promote copies exactly these and refuses them if any
-byte differs from what the gate judged, and the model server reads them (serving.artifact).
+byte differs from what the gate judged, and the model server reads them (runtime.artifact).
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from core.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE, Preprocessing, ServingSettings
-from serving.ood import mahalanobis_terms, ood_score, softmax
-from vision.data.decode import BadImage, PixelLimits, declared_size, decode_rgb
-from vision.detection.decode import Decoding, Detections, Letterbox, detect
+from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE, Preprocessing, ServingSettings
+from runtime.detections import Decoding, Detections, Letterbox, detect
+from runtime.images import BadImage, PixelLimits, declared_size, decode_rgb
+from runtime.ood import mahalanobis_terms, ood_score, softmax
 
 __all__ = ["Artifact", "BadImage", "DetectionPrediction", "DetectionSettings", "PixelLimits", "Prediction"]
 
