@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-CODE_FOLDERS = ("compiler", "core", "ops", "serving", "stages", "vision")
+CODE_FOLDERS = ("cli", "compiler", "core", "ops", "runtime", "serving", "stages", "vision")
 
 SPEC = """\
 name: mem

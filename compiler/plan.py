@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
-from core.registry import PIPELINES, code_dependencies, dvc_dependency
+from core.registry import PIPELINES, code_dependencies, dvc_dependency, stage_arguments
 from core.spec import ProjectSpec
 from core.spec.data import CocoSource, LabelStudioSource, SklearnDigitsSource, Source, VideoSource
 from core.spec.loop import PoolSource
@@ -34,7 +34,9 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         project=project,
         name=info.name,
         description=info.summary,
-        cmd=f"python -m {info.module} --project {project}",
+        cmd=" ".join((f"python -m {info.module}",
+                       *stage_arguments(info, project, {key for _, key in info.optional_inputs.values()
+                                                        if _lookup(spec, key) is not None}))),
         params=tuple(sorted(f"{project}.{key}" for key in info.params if _parents_set(spec, key))),
         deps=tuple(sorted(set(deps))),
         outs=tuple(fill(o) for o in info.outs.values()),

@@ -4,7 +4,8 @@ Every file or folder a stage writes has a name (`outputs`); a stage reads anothe
 through a named input that refers to it (`"split": "prune.split"`), and its code asks for it by that name
 (`ctx.input("split")`), never by position or by a file name of its own. Files inside an output folder that
 later stages read are named outputs too (`files`), so a file's name is written in exactly one place.
-Paths are templates: `{project}` is replaced by the spec's name.
+Paths are templates: `{project}` is replaced by the spec's name. Each stage's contract is a module of its own
+(core.contracts); the compiler resolves a stage's input references and passes the paths on its command line.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class StageInfo:
     """The stage's module when it is not `stages.<name>` (a task's own version of a stage)."""
     only_when: str = ""
     """Spec key that must be set (not null) for the stage to be in the pipeline at all; empty: always."""
+    task: str = "classification"
+    """The task whose pipeline runs this form of the stage (the stages every task shares leave the default)."""
 
     @property
     def module(self) -> str:

@@ -11,20 +11,29 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
+CODE_ROOT = Path(__file__).resolve().parents[1]
+"""Where the pipeline's code lives: the repository root this package sits in."""
+CODE_PACKAGES = ("cli", "compiler", "core", "ops", "runtime", "serving", "stages", "vision")
+"""The project's own top-level packages: imports of anything else are libraries, not code dependencies."""
+
 
 def import_closure(module: str, root: Path, packages: Iterable[str]) -> tuple[str, ...]:
-    """Relative POSIX paths of every project file `module` (dotted name) runs when imported: itself, the
+    """Relative POSIX paths of every project file `module` (dotted name) runs when run as a program: itself, the
     `__init__.py` of each package on the way, and everything they import from `packages`, transitively;
-    imports inside functions count (they run when the function does)."""
+    imports inside functions count (they run when the function does). Only `module`'s own
+    `if __name__ == "__main__":` block counts: another module's runs only when that module is the program (a
+    stage module imports its contract there, so a stage that reuses another's code does not depend on the
+    other's contract)."""
     packages = frozenset(packages)
     seen: set[Path] = set()
+    program = root.resolve().joinpath(*module.split(".")).with_suffix(".py")
     pending = list(_files_of(module, root.resolve(), packages))
     while pending:
         path = pending.pop()
         if path in seen:
             continue
         seen.add(path)
-        for name in _imported_names(path, _module_name(path, root.resolve())):
+        for name in _imported_names(path, _module_name(path, root.resolve()), as_program=path == program):
             pending.extend(p for p in _files_of(name, root.resolve(), packages) if p not in seen)
     return tuple(sorted(p.relative_to(root.resolve()).as_posix() for p in seen))
 
@@ -40,9 +49,12 @@ def _files_of(name: str, root: Path, packages: frozenset[str]) -> list[Path]:
 
 
 @cache
-def _imported_names(path: Path, module: str) -> tuple[str, ...]:
-    """Dotted names `path` imports: `import a.b`, `from a import b` (a.b if b is a module, else a)."""
+def _imported_names(path: Path, module: str, as_program: bool) -> tuple[str, ...]:
+    """Dotted names `path` imports: `import a.b`, `from a import b` (a.b if b is a module, else a); its
+    `if __name__ == "__main__":` blocks only `as_program`."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    if not as_program:
+        tree.body = [node for node in tree.body if not _is_main_block(node)]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: list[str] = []
     for node in ast.walk(tree):
@@ -53,6 +65,13 @@ def _imported_names(path: Path, module: str) -> tuple[str, ...]:
             names.append(base)
             names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
     return tuple(names)
+
+
+def _is_main_block(node: ast.stmt) -> bool:
+    """`if __name__ == "__main__":` at the top of a module."""
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and isinstance(node.test.left, ast.Name)
+            and node.test.left.id == "__name__" and len(node.test.comparators) == 1
+            and isinstance(node.test.comparators[0], ast.Constant) and node.test.comparators[0].value == "__main__")
 
 
 def _absolute(module: str | None, level: int, package: str) -> str:

@@ -198,4 +198,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("clean", main)
+    from core.contracts.shared.clean import CONTRACT
+
+    run_stage(CONTRACT, main)

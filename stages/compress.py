@@ -218,4 +218,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("compress", main)
+    from core.contracts.classification.compress import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -380,4 +380,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("dependability", main)
+    from core.contracts.classification.dependability import CONTRACT
+
+    run_stage(CONTRACT, main)

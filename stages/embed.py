@@ -39,4 +39,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("embed", main)
+    from core.contracts.shared.embed import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -85,4 +85,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main)
+    from core.contracts.classification.evaluate import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -347,4 +347,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("export", main)
+    from core.contracts.classification.export import CONTRACT
+
+    run_stage(CONTRACT, main)

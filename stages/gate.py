@@ -67,4 +67,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("gate", main)
+    from core.contracts.classification.gate import CONTRACT
+
+    run_stage(CONTRACT, main)

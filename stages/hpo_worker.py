@@ -38,4 +38,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("train", main)
+    from core.contracts.classification.train import CONTRACT
+
+    run_stage(CONTRACT, main)

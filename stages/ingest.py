@@ -167,4 +167,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("ingest", main)
+    from core.contracts.classification.ingest import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -198,4 +198,6 @@ def render_manifests(root: Path, project: str) -> str:
 
 
 if __name__ == "__main__":
-    run_stage("promote", main)
+    from core.contracts.shared.promote import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -94,4 +94,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("prune", main)
+    from core.contracts.classification.prune import CONTRACT
+
+    run_stage(CONTRACT, main)

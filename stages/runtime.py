@@ -1,7 +1,8 @@
 """The thin CLI every stage shares: `python -m stages.<name> --project <p>`.
 
-It reads `params.yaml`, hands the stage only the keys the registry declares
-for it (reading any other key fails), and reports failures as one clear line.
+It reads `params.yaml`, hands the stage only the keys its contract declares (reading any other key fails),
+takes its inputs' paths by name from the command line (`--input split=data/p/prune/split.csv`, written by
+`autodl compile` into dvc.yaml), and reports failures as one clear line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from core.contract import ContractError, StageInfo
-from core.registry import resolve, stage_named
 from core.spec.keys import validated
 
 
@@ -27,8 +27,10 @@ class StageContext:
     """What a stage's CLI needs for one project: its declared params, and its inputs and outputs by name."""
 
     def __init__(self, info: StageInfo, project: str, params: dict[str, Any], root: Path,
-                 task: str = "classification"):
-        self.info, self.project, self.params, self.root, self.task = info, project, params, root, task
+                 inputs: dict[str, str] | None = None):
+        self.info, self.project, self.params, self.root = info, project, params, root
+        self.inputs = dict(inputs or {})
+        self.task = info.task
 
     def spec(self, key: str) -> Any:
         """A declared spec key (`data.quality`, `seed`), validated into the spec's own model or type. A section
@@ -45,16 +47,18 @@ class StageContext:
             raise StageFailure(str(exc)) from None
 
     def input(self, name: str) -> Path:
-        """A named input: the output of an earlier stage that the contract's reference points at."""
+        """A named input: the path of the earlier stage's output the contract refers to, as the command gave it."""
         if name in self.info.optional_inputs:
-            reference, key = self.info.optional_inputs[name]
+            _reference, key = self.info.optional_inputs[name]
             if self.spec(key) is None:
                 raise ContractError(f"stage {self.info.name} reads '{name}' only when {key} is set")
-            return self._fill(resolve(reference, self.task)[1])
-        if name not in self.info.inputs:
+        elif name not in self.info.inputs:
             raise ContractError(f"stage {self.info.name} declares no input '{name}' (it has "
                                 f"{', '.join(self.info.inputs) or 'none'})")
-        return self._fill(resolve(self.info.inputs[name], self.task)[1])
+        if name not in self.inputs:
+            raise StageFailure(f"no --input {name}=<path> was given: run the stage through `dvc repro`, whose "
+                               "command names every input (`autodl compile` writes it)")
+        return self.root / self.inputs[name]
 
     def output(self, name: str) -> Path:
         """A named output of this stage (a DVC output, a file inside one, a report, metric or plot)."""
@@ -99,19 +103,37 @@ def declared_params(all_params: dict[str, Any], project: str, keys: tuple[str, .
     return subset
 
 
-def run_stage(name: str, body: Callable[[StageContext], None], argv: list[str] | None = None,
-              task: str = "classification") -> None:
-    """Run `body` as `task`'s stage `name` (a task's own stage modules pass their task)."""
-    info = stage_named(name, task)
+def input_paths(info: StageInfo, pairs: list[str]) -> dict[str, str]:
+    """`name=path` arguments -> {name: path}, each name one the contract declares, each given once."""
+    declared = {*info.inputs, *info.optional_inputs}
+    given: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, path = pair.partition("=")
+        if not equals or not path:
+            raise StageFailure(f"--input {pair!r} is not name=path")
+        if name not in declared:
+            raise StageFailure(f"--input {name}: stage {info.name} declares no such input (it has "
+                               f"{', '.join(sorted(declared)) or 'none'})")
+        if name in given:
+            raise StageFailure(f"--input {name} is given twice")
+        given[name] = path
+    return given
+
+
+def run_stage(info: StageInfo, body: Callable[[StageContext], None], argv: list[str] | None = None) -> None:
+    """Run `body` as the stage `info` declares (its module passes its own contract)."""
     parser = argparse.ArgumentParser(prog=f"python -m {info.module}", description=info.summary)
     parser.add_argument("--project", required=True, help="project name (a spec in specs/)")
     parser.add_argument("--params", default="params.yaml", help="params file written by `autodl compile`")
     parser.add_argument("--root", default=".", help="repository root")
+    parser.add_argument("--input", action="append", default=[], metavar="NAME=PATH",
+                        help="the path of a named input, relative to the root (dvc.yaml names every one)")
     args = parser.parse_args(argv)
     root = Path(args.root)
     try:
+        inputs = input_paths(info, args.input)
         all_params = YAML(typ="safe", pure=True).load((root / args.params).read_text(encoding="utf-8"))
-        body(StageContext(info, args.project, declared_params(all_params, args.project, info.params), root, task))
+        body(StageContext(info, args.project, declared_params(all_params, args.project, info.params), root, inputs))
     except StageFailure as exc:
         print(f"{info.module}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -86,4 +86,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("split", main)
+    from core.contracts.shared.split import CONTRACT
+
+    run_stage(CONTRACT, main)

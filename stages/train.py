@@ -23,7 +23,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from core.fsutil import atomic_directory, read_csv, write_csv, write_json
-from core.registry import CODE_ROOT, STAGES_BY_NAME, code_dependencies
+from core.imports import CODE_PACKAGES, CODE_ROOT, import_closure
 from core.sizes import native_input_size
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from stages.runtime import StageContext, StageFailure, run_stage
@@ -178,7 +178,8 @@ def search_hyperparameters(inputs: TrainInputs, study_dir: Path) -> _hpo.SearchR
 
 def _code_digest() -> bytes:
     """The train stage's code dependencies (its import closure): trials scored by other code are stale."""
-    return b"".join((CODE_ROOT / path).read_bytes() for path in code_dependencies(STAGES_BY_NAME["train"]))
+    closure = import_closure("stages.train", CODE_ROOT, CODE_PACKAGES)
+    return b"".join((CODE_ROOT / path).read_bytes() for path in closure)
 
 
 def main(ctx: StageContext) -> None:
@@ -220,4 +221,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("train", main)
+    from core.contracts.classification.train import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -109,4 +109,6 @@ def gate_data(ctx: StageContext, table: pd.DataFrame, suite: list[object],
 
 
 if __name__ == "__main__":
-    run_stage("validate", main)
+    from core.contracts.classification.validate import CONTRACT
+
+    run_stage(CONTRACT, main)

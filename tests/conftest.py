@@ -62,7 +62,9 @@ def git(cwd: Path, *args: str) -> str:
 
 def copy_project_code(target: Path) -> None:
     """What a clone of this repository holds besides specs and generated files."""
-    for folder in ("compiler", "core", "ops", "serving", "stages", "vision"):
+    from core.imports import CODE_PACKAGES
+
+    for folder in CODE_PACKAGES:
         shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
 
 

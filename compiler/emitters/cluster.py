@@ -107,7 +107,8 @@ def hpo_job(spec: ProjectSpec, pipeline: Pipeline, image: str) -> dict[str, Any]
     so each pod's JOB_COMPLETION_INDEX gives its sampler a seed of its own."""
     train = next(s for s in pipeline.stages if s.name == "train")
     workers = spec.cluster.hpo_workers
-    script = _pull_inputs(pipeline, train) + f"python -m stages.hpo_worker --project {spec.name}\n"
+    arguments = train.cmd.partition(" --project ")[2]  # the train stage's project and input paths
+    script = _pull_inputs(pipeline, train) + f"python -m stages.hpo_worker --project {arguments}\n"
     pod = _pod(spec, train, "optuna", image, script)  # the train stage's pod: the study URL from the Secret
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"generateName": f"{spec.name}-hpo-", "namespace": spec.cluster.namespace,

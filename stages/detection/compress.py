@@ -130,4 +130,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("compress", main, task="detection")
+    from core.contracts.detection.compress import CONTRACT
+
+    run_stage(CONTRACT, main)

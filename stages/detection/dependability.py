@@ -222,4 +222,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("dependability", main, task="detection")
+    from core.contracts.detection.dependability import CONTRACT
+
+    run_stage(CONTRACT, main)

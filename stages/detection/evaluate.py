@@ -52,4 +52,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main, task="detection")
+    from core.contracts.detection.evaluate import CONTRACT
+
+    run_stage(CONTRACT, main)

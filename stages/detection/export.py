@@ -250,4 +250,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("export", main, task="detection")
+    from core.contracts.detection.export import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -27,4 +27,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("gate", main, task="detection")
+    from core.contracts.detection.gate import CONTRACT
+
+    run_stage(CONTRACT, main)

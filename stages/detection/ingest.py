@@ -177,4 +177,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("ingest", main, task="detection")
+    from core.contracts.detection.ingest import CONTRACT
+
+    run_stage(CONTRACT, main)

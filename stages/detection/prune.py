@@ -65,4 +65,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("prune", main, task="detection")
+    from core.contracts.detection.prune import CONTRACT
+
+    run_stage(CONTRACT, main)

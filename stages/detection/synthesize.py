@@ -20,4 +20,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("synthesize", main, task="detection")
+    from core.contracts.detection.synthesize import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 
 from core.fsutil import atomic_directory, write_csv, write_json
-from core.registry import CODE_ROOT, code_dependencies, stage_named
+from core.imports import CODE_PACKAGES, CODE_ROOT, import_closure
 from core.spec.detection import DetectionSection
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from runtime.detections import Decoding
@@ -56,7 +56,8 @@ class DetectionInputs:
                             min_visibility=self.detection.min_visibility, **hooks)
 
     def study_name(self) -> str:
-        code = b"".join((CODE_ROOT / p).read_bytes() for p in code_dependencies(stage_named("train", "detection")))
+        closure = import_closure("stages.detection.train", CODE_ROOT, CODE_PACKAGES)
+        code = b"".join((CODE_ROOT / p).read_bytes() for p in closure)
         data = [(split.paths, [b.tobytes().hex() for b in split.boxes], [lab.tolist() for lab in split.labels])
                 for split in (self.train, self.val)]
         return "hpo-" + _hpo.fingerprint(code, data, self.config.to_json(), self.pretrained,
@@ -146,4 +147,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("train", main, task="detection")
+    from core.contracts.detection.train import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -121,4 +121,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("validate", main, task="detection")
+    from core.contracts.detection.validate import CONTRACT
+
+    run_stage(CONTRACT, main)

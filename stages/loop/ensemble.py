@@ -50,4 +50,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("ensemble", main)
+    from core.contracts.loop.ensemble import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -286,4 +286,6 @@ def _json(value: Any) -> str:
 
 
 if __name__ == "__main__":
-    run_stage("select", main)
+    from core.contracts.loop.select import CONTRACT
+
+    run_stage(CONTRACT, main)

@@ -182,7 +182,8 @@ def test_the_cluster_pipeline_is_the_dvc_graph_with_training_on_a_pytorchjob() -
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert (replicas["Master"]["replicas"], replicas["Worker"]["replicas"]) == (1, 3)
     worker = replicas["Worker"]["template"]["spec"]["containers"][0]
-    assert worker["command"][-1].endswith("python -m stages.train --project full\n")
+    train = next(s for s in pipeline.stages if s.name == "train")
+    assert worker["command"][-1].endswith(train.cmd + "\n")  # the dvc.yaml command, input paths included
     hpo = manifests["k8s/full/pipeline/hpo-job.yaml"]
     assert (hpo["spec"]["parallelism"], hpo["spec"]["completionMode"]) == (4, "Indexed")
     (env,) = hpo["spec"]["template"]["spec"]["containers"][0]["env"]

@@ -14,7 +14,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from core.contract import ContractError
-from core.registry import STAGES, STAGES_BY_NAME, code_dependencies, dvc_dependency, resolve
+from core.imports import CODE_PACKAGES
+from core.registry import STAGES, STAGES_BY_NAME, code_dependencies, dvc_dependency, resolve, resolved_inputs
 from core.spec import ProjectSpec
 from stages.runtime import StageContext, StageFailure, declared_params
 from tests.conftest import REPO_ROOT
@@ -56,7 +57,7 @@ def test_every_module_a_stage_runs_is_a_dependency_of_that_stage_in_dvc_yaml(sta
                           text=True, check=True)
     loaded = {Path(f).resolve() for f in json.loads(done.stdout)}
     project = {p.relative_to(REPO_ROOT).as_posix() for p in loaded if p.is_relative_to(REPO_ROOT)
-               and p.relative_to(REPO_ROOT).parts[0] in {"compiler", "core", "ops", "serving", "stages", "vision"}}
+               and p.relative_to(REPO_ROOT).parts[0] in set(CODE_PACKAGES)}
     dvc_yaml = YAML(typ="safe").load((REPO_ROOT / "dvc.yaml").read_text())
     deps = set(dvc_yaml["stages"][f"digits-{stage.name}"]["deps"])
     missing = project - deps
@@ -113,7 +114,8 @@ def test_params_are_read_validated_into_the_spec_s_models(tmp_path: Path) -> Non
 
 
 def test_a_stage_asks_only_for_declared_names(tmp_path: Path) -> None:
-    ctx = StageContext(STAGES_BY_NAME["train"], "p", {}, tmp_path)
+    info = STAGES_BY_NAME["train"]
+    ctx = StageContext(info, "p", {}, tmp_path, resolved_inputs(info, "p"))
     assert ctx.input("split") == tmp_path / "data/p/prune/split.csv"
     assert ctx.output("study") == tmp_path / "models/p/hpo"
     with pytest.raises(ContractError, match="declares no input 'embeddings'"):

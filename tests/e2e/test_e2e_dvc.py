@@ -404,6 +404,24 @@ def test_an_edit_to_the_shared_decoder_reruns_exactly_the_stages_that_import_it(
     assert _changed_stages(clone) == set()
 
 
+def test_an_edit_to_one_stage_s_contract_reruns_that_stage_and_nothing_else(pipeline: Path, tmp_path: Path) -> None:
+    """Each stage reads only its own contract (core/contracts/): declaring one more param for prune changes
+    prune's code and params and no other stage's, so dvc status names prune alone; prune's outputs do not
+    change, so dvc repro runs nothing after it."""
+    clone = tmp_path / "contract"
+    shutil.copytree(pipeline, clone, symlinks=True)
+    contract = clone / "core/contracts/classification/prune.py"
+    declared = 'params=("seed", "data.pruning"),'
+    assert declared in contract.read_text()
+    contract.write_text(contract.read_text().replace(declared, 'params=("seed", "data.pruning", "classes"),'))
+    _autodl(clone, "compile")
+    assert "e2e.classes" in YAML(typ="safe").load((clone / "dvc.yaml").read_text())["stages"]["e2e-prune"]["params"]
+    assert _changed_stages(clone) == {"prune"}
+    ran = re.findall(r"Running stage '([\w-]+)'", _dvc(clone, "repro").stdout)
+    assert ran == ["e2e-prune"]
+    assert _changed_stages(clone) == set()
+
+
 def test_rerun_with_same_inputs_gives_same_outputs(pipeline: Path, tmp_path: Path) -> None:
     clone = tmp_path / "again"
     shutil.copytree(pipeline, clone, symlinks=True)

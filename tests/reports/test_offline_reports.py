@@ -99,12 +99,12 @@ def test_data_docs_render_styled_offline(tmp_path: Path, offline_browser: Offlin
 def test_the_model_card_page_renders_offline(tmp_path: Path, offline_browser: OfflineBrowser) -> None:
     from compiler.compile import compile_repo
     from stages import promote
-    from stages.runtime import run_stage
+    from tests.stage_runs import run_stage_as_dvc
     from tests.stages.test_promote import _outputs
 
     _outputs(tmp_path, passed=True)
     compile_repo(tmp_path)
-    run_stage("promote", promote.main, ["--project", "tiny", "--root", str(tmp_path)])
+    run_stage_as_dvc("promote", promote.main, "tiny", tmp_path)
     card = tmp_path / "reports/tiny/model_card.html"
     visit, page = offline_browser.visit(card, "model-card")
     assert visit.problems() == []

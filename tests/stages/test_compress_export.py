@@ -186,11 +186,11 @@ def test_when_the_accuracy_floor_stopped_pruning_the_failure_says_so_before_rela
 def test_the_export_stage_refuses_an_impossible_budget_and_writes_nothing(trained, splits, tiny_digits: Path,
                                                                           tmp_path: Path, capsys) -> None:
     from stages.export import main
-    from stages.runtime import run_stage
+    from tests.stage_runs import run_stage_as_dvc
 
     described = _export_project(tmp_path, trained, splits, tiny_digits, {"max_params": 10})
     with pytest.raises(SystemExit) as exit_code:
-        run_stage("export", main, ["--project", "p", "--root", str(tmp_path)])
+        run_stage_as_dvc("export", main, "p", tmp_path)
     assert exit_code.value.code == 1
     message = capsys.readouterr().err
     params = described["trained"]["params"]
@@ -294,7 +294,7 @@ def test_the_deployable_choice_is_the_same_with_a_busy_process_competing_for_the
     import sys
 
     from stages.export import main
-    from stages.runtime import run_stage
+    from tests.stage_runs import run_stage_as_dvc
 
     choices = []
     for run, busy in (("idle", False), ("busy", True)):
@@ -303,7 +303,7 @@ def test_the_deployable_choice_is_the_same_with_a_busy_process_competing_for_the
         _export_project(root, trained, splits, tiny_digits, {"max_accuracy_drop": 0.2})
         competitor = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
         try:
-            run_stage("export", main, ["--project", "p", "--root", str(root)])
+            run_stage_as_dvc("export", main, "p", root)
         finally:
             if competitor is not None:
                 competitor.kill()

@@ -19,8 +19,8 @@ from core.spec.deployment import CompressionBudget, DependabilitySection
 from core.spec.training import AugmentSection
 from runtime.bundle import PREPROCESS_FILE, Preprocessing
 from stages import dependability, gate
-from stages.runtime import run_stage
 from tests.conftest import TINY_CLASSES, tiny_resnet, tiny_split_data
+from tests.stage_runs import run_stage_as_dvc
 from vision.compression.candidates import save_candidate
 from vision.compression.onnx import export_onnx, predict, predict_outputs, session
 from vision.data.dataset import Splits, to_tensor
@@ -200,8 +200,8 @@ class _Images(HTMLParser):
 def test_the_stages_write_a_self_contained_report_and_the_gate_passes(trained, tiny_digits: Path,
                                                                        tmp_path: Path, capsys) -> None:
     _stage_repo(tmp_path, tiny_digits, trained, _spec())
-    run_stage("dependability", dependability.main, ["--project", "p", "--root", str(tmp_path)])
-    run_stage("gate", gate.main, ["--project", "p", "--root", str(tmp_path)])
+    run_stage_as_dvc("dependability", dependability.main, "p", tmp_path)
+    run_stage_as_dvc("gate", gate.main, "p", tmp_path)
     assert "gate: all 8 checks passed for p (trained-fp32)" in capsys.readouterr().out
     serving = json.loads((tmp_path / "models/p/dependability/serving.json").read_text())
     assert serving["temperature"] > 0
@@ -231,7 +231,7 @@ def test_the_stages_write_a_self_contained_report_and_the_gate_passes(trained, t
 def test_a_failing_gate_exits_non_zero_with_one_line_per_failed_check(trained, tiny_digits: Path, tmp_path: Path,
                                                                       capsys) -> None:
     _stage_repo(tmp_path, tiny_digits, trained, _spec("auto"))
-    run_stage("dependability", dependability.main, ["--project", "p", "--root", str(tmp_path)])
+    run_stage_as_dvc("dependability", dependability.main, "p", tmp_path)
     # detector auto: the choice, why, and on which sets, is recorded and serving uses it
     choice = json.loads((tmp_path / "reports/p/dependability/ood.json").read_text())["choice"]
     assert "detector auto -> " + choice["reason"] in capsys.readouterr().out
@@ -244,7 +244,7 @@ def test_a_failing_gate_exits_non_zero_with_one_line_per_failed_check(trained, t
     _write_params(tmp_path, _spec("auto"), max_params=999)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_code:
-        run_stage("gate", gate.main, ["--project", "p", "--root", str(tmp_path)])
+        run_stage_as_dvc("gate", gate.main, "p", tmp_path)
     assert exit_code.value.code == 1
     err = capsys.readouterr().err
     assert "gate: 1 of 8 checks failed for p (trained-fp32); nothing will be promoted" in err

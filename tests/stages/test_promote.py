@@ -13,8 +13,8 @@ from compiler.compile import compile_repo, drift
 from core.content import digest_of_hashes, tree_digest
 from runtime.bundle import bundle_members, file_hashes
 from stages import promote
-from stages.runtime import run_stage
 from tests.conftest import MINIMAL_SPEC
+from tests.stage_runs import run_stage_as_dvc
 
 FIGURES = {
     "variant": "pruned-int8", "accuracy": 0.97,
@@ -61,7 +61,7 @@ def _outputs(root: Path, passed: bool, weights: bytes = b"onnx-bytes", ood_state
 
 
 def _promote(root: Path) -> None:
-    run_stage("promote", promote.main, ["--project", "tiny", "--root", str(root)])
+    run_stage_as_dvc("promote", promote.main, "tiny", root)
 
 
 def test_a_passing_gate_promotes_by_content_address(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from core.fsutil import write_csv
 from core.spec import ProjectSpec
 from stages.clean import main
-from stages.runtime import run_stage
+from tests.stage_runs import run_stage_as_dvc
 from vision.data.vectors import snap
 
 CLASSES = ["cat", "dog"]
@@ -51,7 +51,7 @@ def _distinct(n: int, seed: int = 1) -> np.ndarray:
 
 def _run(root: Path) -> int:
     with pytest.raises(SystemExit) as exit_info:
-        run_stage("clean", main, ["--project", "p", "--root", str(root)])
+        run_stage_as_dvc("clean", main, "p", root)
     return int(exit_info.value.code)
 
 
@@ -93,7 +93,7 @@ def test_within_budget_conflicting_pairs_stay_together_and_are_reported(tmp_path
     vectors = np.concatenate([base, _unit(base[:1] + 0.01), _unit(base[2:3] + 0.01)])
     labels = [CLASSES[i % 2] for i in range(30)] + ["dog", "cat"]  # image 0 is cat: a conflict; image 2 cat: a copy
     _project(tmp_path, vectors, labels, {"max_conflicting_duplicates": 0.1})
-    run_stage("clean", main, ["--project", "p", "--root", str(tmp_path)])
+    run_stage_as_dvc("clean", main, "p", tmp_path)
     summary = json.loads((tmp_path / "reports/p/clean/summary.json").read_text())
     assert (summary["images_in"], summary["images_out"], summary["near_duplicates_removed"],
             summary["conflicting_pairs"]) == (32, 31, 1, 1)

@@ -106,8 +106,8 @@ def _validate(root: Path, counts: dict[str, int], quality: dict[str, float], qua
     from ruamel.yaml import YAML
 
     from core.spec import ProjectSpec
-    from stages.runtime import run_stage
     from stages.validate import main
+    from tests.stage_runs import run_stage_as_dvc
 
     ingest_dir = root / "data" / "p" / "ingest"
     ingest_dir.mkdir(parents=True)
@@ -123,7 +123,7 @@ def _validate(root: Path, counts: dict[str, int], quality: dict[str, float], qua
     with (root / "params.yaml").open("w") as handle:
         YAML(typ="safe").dump({"p": spec.model_dump(mode="json")}, handle)
     with pytest.raises(SystemExit) as exit_info:
-        run_stage("validate", main, ["--project", "p", "--root", str(root)])
+        run_stage_as_dvc("validate", main, "p", root)
     return int(exit_info.value.code)
 
 

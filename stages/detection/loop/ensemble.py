@@ -35,4 +35,6 @@ def main(ctx: StageContext) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("ensemble", main, task="detection")
+    from core.contracts.detection.ensemble import CONTRACT
+
+    run_stage(CONTRACT, main)

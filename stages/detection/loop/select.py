@@ -7,4 +7,6 @@ from stages.loop.select import main
 from stages.runtime import run_stage
 
 if __name__ == "__main__":
-    run_stage("select", main, task="detection")
+    from core.contracts.detection.select import CONTRACT
+
+    run_stage(CONTRACT, main)

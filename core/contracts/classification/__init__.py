@@ -1,0 +1,1 @@
+"""Contracts of the stages a classification project runs in its own form."""
