@@ -42,9 +42,10 @@ class WhenSet:
 @dataclass(frozen=True)
 class StageInfo:
     name: str
-    summary: str
-    params: tuple[str, ...]
-    """Spec keys the stage reads, relative to the project (`train.optimizer.lr`, or a whole `train`)."""
+    summary: str = ""
+    params: tuple[str, ...] = ()
+    """Spec keys the stage reads, relative to the project (`train.optimizer.lr`, or a whole `train`); a stage's
+    base form (core.contracts.<stage>, what every task's form of it writes) leaves them to the task's form."""
     inputs: Mapping[str, str] = field(default_factory=dict)
     """Local name -> `<stage>.<output name>` of an earlier stage: everything the stage reads."""
     optional_inputs: Mapping[str, tuple[str, str]] = field(default_factory=dict)

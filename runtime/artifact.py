@@ -157,7 +157,7 @@ class Artifact:
                        outputs=(preprocess.output_name, preprocess.features_name),
                        version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12],
                        limits=limits or PixelLimits(), task=preprocess.task)
-        if preprocess.task == "detection":
+        if preprocess.detection is not None:  # a detector: how to letterbox and decode
             artifact.detection = DetectionSettings.from_dict(preprocess.detection or {})
             artifact.outputs = ("class_logits", "box_regression", "centerness", preprocess.features_name)
         serving_file = _find(folders, SERVING_FILE, required=False)

@@ -78,7 +78,8 @@ class Preprocessing:
         """The file's content. `task` is written only when it is not classification, so bundles of classifiers
         keep the bytes (and content address) they had before tasks were named."""
         values = asdict(self)
-        extra = {"task": self.task} if self.task != "classification" else {}
+        default_task = next(f.default for f in fields(self) if f.name == "task")
+        extra = {"task": self.task} if self.task != default_task else {}
         if self.detection is not None:
             extra["detection"] = self.detection
         return {**{name: values[name] for name in self._ORDER}, **extra}

@@ -15,7 +15,7 @@ from core.fsutil import read_json, write_json, write_text_atomically
 from core.spec.deployment import CompressionBudget
 from runtime.bundle import IncompleteBundle, bundle_members, file_hashes
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.dependability.report import FIGURES, render_html, render_markdown
+from vision.dependability.report import CLASSIFICATION_PAGES, FIGURES, ReportPages
 from vision.dependability.verdict import (
     Check,
     Thresholds,
@@ -37,15 +37,16 @@ def judged_files(ctx: StageContext) -> dict[str, object]:
     return {"files": hashes, "digest": f"sha256:{digest_of_hashes(hashes)}"}
 
 
-def judge(ctx: StageContext, checks: list[Check], figures: dict[str, Any], ood_report: dict[str, Any]) -> None:
-    """Write the verdict, the HTML report and the markdown summary; fail with one line per unmet check."""
+def judge(ctx: StageContext, checks: list[Check], figures: dict[str, Any], ood_report: dict[str, Any],
+          pages: ReportPages) -> None:
+    """Write the verdict, the task's HTML report and markdown summary; fail with one line per unmet check."""
     result = verdict(ctx.project, figures["variant"], checks, warnings(figures))
     result["judged"] = judged_files(ctx)
     images = {figure: ctx.input(f"{figure}_png") for figure in FIGURES}
     html_path, markdown_path = ctx.output("report_html"), ctx.output("summary_md")
     write_json(ctx.output("verdict"), result)
-    write_text_atomically(html_path, render_html(ctx.project, result, checks, figures, ood_report, images))
-    write_text_atomically(markdown_path, render_markdown(ctx.project, result, checks, figures))
+    write_text_atomically(html_path, pages.html(ctx.project, result, checks, figures, ood_report, images))
+    write_text_atomically(markdown_path, pages.markdown(ctx.project, result, checks, figures))
     for note in result["warnings"]:
         print(f"gate: WARNING {note}")
     if not result["passed"]:
@@ -63,7 +64,8 @@ def main(ctx: StageContext) -> None:
                                   ctx.spec("dependability.calibration"), ctx.spec("dependability.min_class_recall"))
     budget: CompressionBudget = ctx.spec("compress.budget")
     figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
-    judge(ctx, dependability_checks(figures, ood_report, limits) + budget_checks(export, budget), figures, ood_report)
+    checks = dependability_checks(figures, ood_report, limits) + budget_checks(export, budget)
+    judge(ctx, checks, figures, ood_report, CLASSIFICATION_PAGES)
 
 
 if __name__ == "__main__":

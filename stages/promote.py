@@ -53,9 +53,16 @@ def promotion_record(project: str, storage_uri: str, digest: str, variant: str) 
 
 def model_card(project: str, digest: str, preprocess: Preprocessing, evaluation: dict[str, Any],
                export: dict[str, Any], dependability: dict[str, Any], verdict: dict[str, Any]) -> str:
-    """What the model is, how good it is, and where it is known to fail, for the people who deploy it."""
-    if preprocess.task == "detection":
-        return detector_card(project, digest, preprocess, evaluation, export, dependability, verdict)
+    """What the model is, how good it is, and where it is known to fail, for the people who deploy it: the card
+    of the task the bundle declares (`preprocess.json`'s `task`)."""
+    writer = MODEL_CARDS.get(preprocess.task)
+    if writer is None:
+        raise StageFailure(f"no model card for task {preprocess.task!r} (known: {', '.join(sorted(MODEL_CARDS))})")
+    return writer(project, digest, preprocess, evaluation, export, dependability, verdict)
+
+
+def classifier_card(project: str, digest: str, preprocess: Preprocessing, evaluation: dict[str, Any],
+                    export: dict[str, Any], dependability: dict[str, Any], verdict: dict[str, Any]) -> str:
     ood, robust, cal = dependability["ood"], dependability["robustness"], dependability["calibration"]
     held_out = robust["held_out"]
     worst = robust["worst"]
@@ -159,6 +166,10 @@ def detector_card(project: str, digest: str, preprocess: Preprocessing, evaluati
         "- Latency was measured on the machine that ran the export stage; serving hardware may differ.",
     ]
     return "\n".join(lines) + "\n"
+
+
+MODEL_CARDS = {"classification": classifier_card, "detection": detector_card}
+"""Each task's model card, by the task a bundle declares."""
 
 
 def main(ctx: StageContext) -> None:

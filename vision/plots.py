@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from core.fsutil import publish_mode
 
@@ -37,6 +39,9 @@ def save_figure(figure: Any, path: Path) -> None:
             os.unlink(tmp)
 
 
+DRAW_SIDE_PX = 320
+"""Images with boxes are drawn at least this large (nearest-neighbour), so labels and thin boxes stay legible."""
+CAPTION_PX = 14
 THUMBNAIL_IN = 2.4
 """Side of one image in a grid, in inches at 100 dpi: 240 px, so a 10-pixel detail of a small image stays
 visible once the HTML report scales the figure to its page width (about 1,000 px for four columns)."""
@@ -71,3 +76,21 @@ def image_grid(rows: list[tuple[str, list[np.ndarray], list[str]]], path: Path, 
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     save_figure(figure, path)
+
+
+def draw_boxes(image: np.ndarray, layers: Sequence[tuple[np.ndarray, list[str], tuple[int, int, int]]]
+               ) -> np.ndarray:
+    """`image` enlarged to DRAW_SIDE_PX with each layer's boxes (xyxy, image pixels) and captions drawn."""
+    height, width = image.shape[:2]
+    zoom = max(1.0, DRAW_SIDE_PX / max(height, width))
+    canvas = Image.fromarray(image).resize((round(width * zoom), round(height * zoom)), Image.Resampling.NEAREST)
+    pen = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=CAPTION_PX)
+    for layer, (boxes, captions, colour) in enumerate(layers):
+        for box, caption in zip(np.asarray(boxes).reshape(-1, 4), captions, strict=True):
+            x1, y1, x2, y2 = (float(v) * zoom for v in box)
+            pen.rectangle((x1, y1, x2, y2), outline=colour, width=2)
+            # the first layer (truth) is captioned under its box, the others above: both stay legible
+            y = min(y2 + 1, canvas.height - CAPTION_PX - 1) if layer == 0 else max(0.0, y1 - CAPTION_PX - 2)
+            pen.text((x1 + 1, y), caption, fill=colour, font=font, stroke_width=2, stroke_fill=(0, 0, 0))
+    return np.asarray(canvas)

@@ -11,6 +11,7 @@ from core.fsutil import read_json
 from core.spec.deployment import CompressionBudget
 from stages.gate import judge
 from stages.runtime import StageContext, run_stage
+from vision.dependability.report import DETECTION_PAGES
 from vision.dependability.verdict import DetectionThresholds, detection_budget_checks, detection_checks
 
 
@@ -23,7 +24,7 @@ def main(ctx: StageContext) -> None:
     budget: CompressionBudget = ctx.spec("compress.budget")
     figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
     judge(ctx, detection_checks(figures, ood_report, limits) + detection_budget_checks(export, budget), figures,
-          ood_report)
+          ood_report, DETECTION_PAGES)
 
 
 if __name__ == "__main__":

@@ -1,103 +1,28 @@
-"""select: one round of the data loop. The unlabelled pool is admitted as ingest admits images (checks,
-exact and near-duplicates of the labelled set and of each other dropped), scored by the deployable model as
-the server scores requests, and the round's queue is chosen by `active_learning.strategy`.
-
-Written into `data/<project>/select/`: `labelstudio_tasks.json` (Label Studio import: each task's image, where
-it came from, and the annotator's guesses as `predictions`), `labelstudio_config.xml` (the labelling
-interface), `queue_coco.json` (detection, for CVAT) or `queue.csv` (classification), `auto_labels.json` (what
-the model is sure of, only with `auto_label` set; never mixed with human labels), `scores.csv` (every figure
-of every pool image) and `pool.csv` (what happened to each pool file). `reports/<project>/select/queue.png`
-shows the queue with the model's guesses. The same module serves both tasks (stages.detection.loop.select).
-"""
+"""select (classification): one round of the data loop for a classifier: the pool scored with the deployable
+model (and, for `bald`, MC dropout; for `ensemble`, the ensemble's members), one guess per image, the queue also
+written as `queue.csv`. The round itself is stages.loop.round's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from core.fsutil import atomic_directory, read_csv, read_json, write_csv, write_json, write_text_atomically
-from core.progress import Progress
-from core.spec.data import Embedding
+from core.fsutil import write_csv
 from core.spec.loop import ActiveLearningSection
 from runtime.artifact import Artifact
-from stages.runtime import StageContext, StageFailure, run_stage
-from vision.data import labelstudio
-from vision.data.duplicates import DuplicateRule
-from vision.data.embedding import embed_images, embedding_model, load_embeddings
-from vision.data.imageio import PixelLimits
-from vision.data.labelstudio import Guess
-from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
+from stages.loop.round import Decision, LoopTask, Pool, QueuedImage, member_dirs, needs_torch, run_round
+from stages.runtime import StageContext, run_stage
+from vision.data.labelstudio import SINGLE_CHOICE, Guess
 from vision.loop import scoring
-from vision.loop.choose import (
-    Choice,
-    Round,
-    classification_round,
-    detection_round,
-    sure_classifications,
-    sure_detections,
-)
-from vision.loop.pool import Admitted, admit, iter_pool, near_duplicates
-from vision.loop.reports import queue_gallery
-from vision.training.pretrained import WEIGHTS
+from vision.loop.choose import Choice, classification_round, sure_classifications
 
 
-@dataclass
-class Pool:
-    """The admitted pool images: canonical PNGs in the stage's folder, their metadata and embeddings."""
-
-    admitted: Admitted
-    pngs: list[Path]
-    vectors: np.ndarray
-    dropped: dict[int, str]
-    labelled: np.ndarray
-    """The labelled set's embeddings (the embed stage's): what the pool is deduplicated against and what
-    diversity-aware strategies count as covered."""
-
-    @property
-    def candidates(self) -> list[int]:
-        return [i for i in range(len(self.pngs)) if i not in self.dropped]
-
-
-@dataclass
-class Decision:
-    """The round, in candidate positions, and the guesses offered for each candidate."""
-
-    round: Round
-    guesses: list[list[Guess]]
-    auto: np.ndarray
-    abstained: np.ndarray
-    ood_scores: np.ndarray
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def admit_pool(ctx: StageContext, loop: ActiveLearningSection, out: Path) -> Pool:
-    limits = PixelLimits(max_pixels=ctx.spec("data.quality.max_image_pixels"))
-    files, stats = RepoFiles(ctx.root.resolve(), limits), SourceStats()
-    labelled = {row["sha256"] for row in read_csv(ctx.input("manifest"))}
-    flow = ctx.spec("data.cleaning.static_frame_flow_px")
-    try:
-        items = (item for source in loop.pool for item in iter_pool(source, ctx.root, files, flow, stats))
-        with Progress("select: pool", None, unit="image") as shown:
-            admitted = admit(shown.iterate(items), tuple(ctx.spec("data.quality.min_size_px")), labelled)
-    except UnsupportedSource as exc:
-        raise StageFailure(str(exc)) from None
-    admitted.rows.extend({"origin": s.origin, "source": s.source, "sha256": "", "status": "skipped",
-                          "reason": s.reason} for s in stats.skipped)
-    pngs = []
-    for image in admitted.images:
-        pngs.append(out / "images" / f"{image.sha256[:16]}.png")
-        pngs[-1].parent.mkdir(parents=True, exist_ok=True)
-        pngs[-1].write_bytes(image.png)
-    embedding: Embedding = ctx.spec("data.embedding")
-    size = embedding.input_size_px or WEIGHTS[embedding.embedder].input_size_px
-    vectors = embed_images(pngs, embedding_model(embedding.embedder), size, progress=True)
-    labelled_vectors, _ = load_embeddings(ctx.input("embeddings"))
-    rule = DuplicateRule.from_dict(read_json(ctx.input("duplicate_rule")))
-    dropped = near_duplicates(vectors, labelled_vectors, rule)
-    return Pool(admitted, pngs, vectors, dropped, labelled_vectors)
+def write_queue_csv(out: Path, queued: list[QueuedImage], classes: list[str]) -> None:
+    """The queue as a table: each image's path, the guessed class and its score."""
+    write_csv(out / "queue.csv", [{"path": image.path, "guess": image.guesses[0].label,
+                                   "score": round(image.guesses[0].score, 6)} for image in queued],
+              ("path", "guess", "score"))
 
 
 def classification_decision(ctx: StageContext, loop: ActiveLearningSection, artifact: Artifact, pool: Pool,
@@ -116,7 +41,10 @@ def classification_decision(ctx: StageContext, loop: ActiveLearningSection, arti
         samples = scoring.mc_dropout_samples(model, batches, loop.mc_passes, loop.mc_dropout, artifact.temperature,
                                              ctx.spec("seed"))
     if loop.ensemble is not None and (loop.strategy == "ensemble" or loop.annotator == "ensemble"):
-        members = scoring.member_probabilities(ensemble_members(ctx, "classification"), batches, artifact.temperature)
+        from vision.training.model import load_model
+
+        members = scoring.member_probabilities([load_model(d)[0] for d in member_dirs(ctx)], batches,
+                                               artifact.temperature)
     decided = classification_round(choice, scored.probabilities, scored.features,
                                    pool.vectors[pool.candidates], covered, samples, members)
     answer = members.mean(axis=0) if members is not None and loop.annotator == "ensemble" else scored.probabilities
@@ -126,163 +54,8 @@ def classification_decision(ctx: StageContext, loop: ActiveLearningSection, arti
     return Decision(decided, guesses, auto, scored.abstained, scored.ood_scores)
 
 
-def detection_decision(ctx: StageContext, loop: ActiveLearningSection, artifact: Artifact, pool: Pool,
-                       choice: Choice, covered: np.ndarray) -> Decision:
-    assert artifact.detection is not None
-    fed = scoring.inputs(artifact, [pool.pngs[i] for i in pool.candidates])
-    with_members = loop.ensemble is not None and (loop.strategy == "ensemble" or loop.annotator == "ensemble")
-    if with_members:  # the members score the same inputs again: decode them once
-        fed = list(fed)
-    detected = scoring.detect(artifact, fed)
-    low = tuple(loop.low_confidence)
-    members = None
-    if with_members:
-        batches = [x for x, _ in fed]
-        sizes = [size for _, image_sizes in fed for size in image_sizes]
-        members = scoring.member_detections(ensemble_members(ctx, "detection"), batches, sizes,
-                                            artifact.detection.decoding, artifact.temperature,
-                                            artifact.detection.confidence_threshold)
-    decided = detection_round(choice, [d.scores for d in detected.detections], pool.vectors[pool.candidates],
-                              covered, (low[0], low[1]), members)
-    shown = artifact.detection.confidence_threshold
-    guesses = [[Guess(artifact.classes[int(label)], float(score), tuple(float(v) for v in box))
-                for box, score, label in zip(d.boxes, d.scores, d.labels, strict=True) if score >= shown]
-               for d in detected.detections]
-    if members is not None and loop.annotator == "ensemble":
-        guesses = [scoring.agreed(g, m, artifact.classes) for g, m in zip(guesses, members, strict=True)]
-    auto = (sure_detections([d.scores for d in detected.detections], detected.abstained, decided.queue,
-                            loop.auto_label.min_confidence, (low[0], low[1]), loop.auto_label.max_images)
-            if loop.auto_label else np.zeros(0, np.int64))
-    if loop.auto_label:
-        sure = set(auto.tolist())
-        guesses = [[g for g in image if g.score >= loop.auto_label.min_confidence] if i in sure else image
-                   for i, image in enumerate(guesses)]
-    return Decision(decided, guesses, auto, detected.abstained, detected.ood_scores)
-
-
-def empty_decision() -> Decision:
-    """Nothing left to score (an empty pool, or everything in it already labelled): an empty round."""
-    nothing = np.zeros(0, np.int64)
-    return Decision(Round(nothing, np.zeros(0), {}), [], nothing, np.zeros(0, bool), np.zeros(0))
-
-
-def needs_torch(loop: ActiveLearningSection) -> bool:
-    return loop.strategy in ("bald", "ensemble") or loop.annotator == "ensemble"
-
-
-def ensemble_members(ctx: StageContext, task: str) -> list[Any]:
-    """The trained model (member 0) and the ensemble stage's members, as torch modules."""
-    folder = ctx.input("ensemble")
-    member_dirs = [ctx.input("model"), *sorted(p for p in folder.iterdir() if p.name.startswith("member-"))]
-    if task == "detection":
-        from vision.detection.store import load_detector
-
-        return [load_detector(d)[0] for d in member_dirs]
-    from vision.training.model import load_model
-
-    return [load_model(d)[0] for d in member_dirs]
-
-
-def zero_shot_guesses(loop: ActiveLearningSection, ctx: StageContext, paths: list[Path]) -> list[list[Guess]]:
-    from vision.loop.zero_shot import ZeroShotDetector
-
-    assert loop.zero_shot is not None
-    detector = ZeroShotDetector.load(ctx.root / loop.zero_shot.model_path, list(ctx.spec("classes")))
-    return [detector.guesses(path, loop.zero_shot.score_threshold) for path in paths]
-
-
 def main(ctx: StageContext) -> None:
-    task = ctx.task
-    loop: ActiveLearningSection = ctx.spec("active_learning")
-    classes = list(ctx.spec("classes"))
-    with atomic_directory(ctx.output("selection")) as out:
-        pool = admit_pool(ctx, loop, out)
-        artifact = Artifact.load([ctx.input("deployable"), ctx.input("serving_state")])
-        choice = Choice(loop.strategy, loop.batch_size, ctx.spec("seed"), loop.hybrid_pool)
-        decide = detection_decision if task == "detection" else classification_decision
-        decision = decide(ctx, loop, artifact, pool, choice, pool.labelled) if pool.candidates else empty_decision()
-        candidates = pool.candidates
-        if loop.annotator == "zero_shot":
-            queued_paths = [pool.pngs[candidates[i]] for i in decision.round.queue]
-            for i, found in zip(decision.round.queue, zero_shot_guesses(loop, ctx, queued_paths), strict=True):
-                decision.guesses[i] = found
-        version = f"autodl:{ctx.project}:{artifact.version}" if loop.annotator == "model" else \
-            f"autodl:{ctx.project}:{loop.annotator}"
-        write_queue(out, ctx, loop, pool, decision, version, classes, task)
-        gallery = [(pool.pngs[candidates[i]], decision.guesses[i], float(decision.round.uncertainty[i]))
-                   for i in decision.round.queue]
-        queue_gallery(gallery, ctx.output("queue_png"), f"{ctx.project}: {len(gallery)} images to label "
-                      f"({loop.strategy}) with the {loop.annotator}'s guesses")
-    summary = round_summary(pool, decision, loop)
-    write_json(ctx.output("summary"), summary)
-    print(f"select: {summary['pool_admitted']} pool images admitted, {summary['near_duplicates']} near-duplicates "
-          f"dropped, {summary['queued']} queued ({loop.strategy}), {summary['auto_labelled']} auto-labelled; "
-          f"import {ctx.output('tasks')} into Label Studio")
-
-
-def write_queue(out: Path, ctx: StageContext, loop: ActiveLearningSection, pool: Pool, decision: Decision,
-                version: str, classes: list[str], task: str) -> None:
-    candidates = pool.candidates
-    queued = decision.round.queue.tolist()
-    published = ctx.output("selection").relative_to(ctx.root).as_posix()
-
-    def entry(i: int, model_version: str) -> dict[str, Any]:
-        index = candidates[i]
-        image, meta = pool.admitted.images[index], pool.admitted.items[index].meta
-        shown = meta.get("path") or f"{published}/images/{pool.pngs[index].name}"  # a video frame: its PNG here
-        meta = {**{k: v for k, v in meta.items() if k != "capture"}, "sha256": image.sha256,
-                "uncertainty": round(float(decision.round.uncertainty[i]), 6)}
-        return labelstudio.task(loop.image_url_prefix + str(shown), meta,
-                                [labelstudio.prediction(decision.guesses[i], image.width, image.height, model_version)])
-
-    write_text_atomically(out / ctx.inside("tasks"), _json([entry(i, version) for i in queued]))
-    write_text_atomically(out / ctx.inside("auto_labels"),
-                          _json([entry(int(i), version + ":auto") for i in decision.auto]))
-    write_text_atomically(out / "labelstudio_config.xml", labelstudio.label_config(classes, task))
-    if task == "detection":
-        from vision.detection.formats.coco import CocoImage, write
-
-        write(out / "queue_coco.json", [CocoImage(
-            str(pool.admitted.items[candidates[i]].meta.get("path", pool.pngs[candidates[i]].name)),
-            pool.admitted.images[candidates[i]].width, pool.admitted.images[candidates[i]].height,
-            tuple((g.label, *g.box) for g in decision.guesses[i] if g.box is not None)) for i in queued], classes)
-    else:
-        write_csv(out / "queue.csv", [{"path": pool.admitted.items[candidates[i]].meta.get(
-            "path", pool.pngs[candidates[i]].name), "guess": decision.guesses[i][0].label,
-            "score": round(decision.guesses[i][0].score, 6)} for i in queued], ("path", "guess", "score"))
-    write_csv(out / ctx.inside("scores"), score_rows(pool, decision))
-    status = {candidates[i]: "queued" for i in queued} | {candidates[int(i)]: "auto_labelled" for i in decision.auto}
-    rows = [{"origin": item.origin, "source": item.source, "sha256": image.sha256,
-             "status": status.get(index, "near_duplicate" if index in pool.dropped else "scored"),
-             "reason": pool.dropped.get(index, "")}
-            for index, (item, image) in enumerate(zip(pool.admitted.items, pool.admitted.images, strict=True))]
-    write_csv(out / ctx.inside("pool"), rows + pool.admitted.rows, ("origin", "source", "sha256", "status", "reason"))
-
-
-def score_rows(pool: Pool, decision: Decision) -> list[dict[str, Any]]:
-    rank = {int(i): r + 1 for r, i in enumerate(decision.round.queue)}
-    return [{"origin": pool.admitted.items[index].origin, "sha256": pool.admitted.images[index].sha256,
-             "queue_rank": rank.get(i, ""), "abstained": bool(decision.abstained[i]),
-             "ood_score": round(float(decision.ood_scores[i]), 6),
-             **{name: round(float(values[i]), 6) for name, values in sorted(decision.round.figures.items())}}
-            for i, index in enumerate(pool.candidates)]
-
-
-def round_summary(pool: Pool, decision: Decision, loop: ActiveLearningSection) -> dict[str, Any]:
-    uncertainty = decision.round.uncertainty
-    queued = decision.round.queue
-    return {"strategy": loop.strategy, "annotator": loop.annotator,
-            "pool_admitted": len(pool.pngs), "pool_refused": len(pool.admitted.rows),
-            "near_duplicates": len(pool.dropped), "scored": len(pool.candidates), "queued": len(queued),
-            "auto_labelled": len(decision.auto), "abstained": int(decision.abstained.sum()),
-            "mean_uncertainty_queued": round(float(uncertainty[queued].mean()), 6) if len(queued) else 0.0,
-            "mean_uncertainty_pool": round(float(uncertainty.mean()), 6) if len(uncertainty) else 0.0}
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    run_round(ctx, LoopTask(SINGLE_CHOICE, classification_decision, write_queue_csv))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from PIL import Image
 from core.spec.data import LabelStudioSource
 from tests.labelstudio_server import USER, LabelStudio, binary, label_studio
 from vision.data.imageio import PixelLimits
-from vision.data.labelstudio import Guess, label_config, prediction, task
+from vision.data.labelstudio import RECTANGLES, SINGLE_CHOICE, Guess, LabelKind, label_config, prediction, task
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource, iter_source
 from vision.detection.formats import SourceProblems, iter_box_source
 
@@ -54,7 +54,7 @@ def _queue(root: Path, project: str, guesses: dict[str, list[Guess]], version: s
     return path
 
 
-def _start_round(ls: LabelStudio, root: Path, title: str, classes: list[str], kind: str, queue: Path) -> tuple[
+def _start_round(ls: LabelStudio, root: Path, title: str, classes: list[str], kind: LabelKind, queue: Path) -> tuple[
         int, dict[str, int]]:
     """The README's steps: a project with the generated interface, Local Files storage on the repository's data
     folder, the queue imported. Returns the project and each image's task id."""
@@ -79,7 +79,7 @@ def test_a_classification_round_through_label_studio(server: tuple[LabelStudio, 
     _images(root, ["a", "b", "c"])
     queue = _queue(root, "cls", {"a": [Guess("cat", 0.6)], "b": [Guess("dog", 0.55)], "c": [Guess("cat", 0.7)]},
                    "autodl:r1")
-    project, ids = _start_round(ls, root, "cls round one", ["cat", "dog"], "classification", queue)
+    project, ids = _start_round(ls, root, "cls round one", ["cat", "dog"], SINGLE_CHOICE, queue)
     assert all(t["total_predictions"] == 1 for t in ls.tasks(project))  # every guess is a pre-annotation
     assert ls.call("GET", f"/api/projects/{project}")["model_version"] == "autodl:r1"
     served = ls.call("GET", f"{PREFIX}data/pool/a.png")
@@ -130,7 +130,7 @@ def test_a_detection_round_through_label_studio(server: tuple[LabelStudio, Path]
     _images(root, ["e", "f"])
     queue = _queue(root, "det", {"e": [Guess("car", 0.6, (20.0, 10.0, 70.0, 60.0))],
                                  "f": [Guess("person", 0.5, (100.0, 20.0, 140.0, 90.0))]}, "autodl:d1")
-    project, ids = _start_round(ls, root, "det round one", ["car", "person"], "detection", queue)
+    project, ids = _start_round(ls, root, "det round one", ["car", "person"], RECTANGLES, queue)
     assert all(t["total_predictions"] == 1 for t in ls.tasks(project))
     moved = {"from_name": "label", "to_name": "image", "type": "rectanglelabels", "original_width": WIDTH,
              "original_height": HEIGHT, "value": {"x": 10.0, "y": 20.0, "width": 30.0, "height": 50.0, "rotation": 0,

@@ -27,15 +27,71 @@ HOW_TO_EXPORT = ("export the project with Export -> JSON (or GET /api/projects/<
                  "&download_all_tasks=true), not JSON-MIN, CSV, TSV or COCO")
 
 
-def label_config(classes: list[str], task: str) -> str:
+class LabelKind:
+    """How one task's labels look in Label Studio: the control of its labelling interface, and how a result of
+    an export becomes a label. A task names its kind (SINGLE_CHOICE, RECTANGLES...); the reader and the queue
+    writer are the same for all."""
+
+    result_type = ""
+    """The `type` of a result this kind reads (`choices`, `rectanglelabels`)."""
+
+    def control(self, labels: str) -> str:
+        """The interface's control around the `<Choice>`/`<Label>` elements `labels`."""
+        raise NotImplementedError
+
+    element = "Choice"
+    """The element naming one class inside the control."""
+
+    def take(self, value: dict[str, Any], found: Labelled) -> str | None:
+        """Record one result's value in `found`; the reason it cannot be used, or None."""
+        raise NotImplementedError
+
+    def missing(self, found: Labelled) -> str | None:
+        """Why an annotation whose results were all read still labels nothing, or None when it labels."""
+        return None
+
+
+class SingleChoice(LabelKind):
+    """One class per image (classification)."""
+
+    result_type = "choices"
+
+    def control(self, labels: str) -> str:
+        return f'<Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single">{labels}\n  </Choices>'
+
+    def take(self, value: dict[str, Any], found: Labelled) -> str | None:
+        choices = value.get("choices")
+        if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], str):
+            return f"choices must hold exactly one class, got {choices!r}"
+        found.label = choices[0]
+        return None
+
+    def missing(self, found: Labelled) -> str | None:
+        return "annotation has no class chosen" if found.label is None else None
+
+
+class Rectangles(LabelKind):
+    """Axis-aligned boxes, one class each (detection)."""
+
+    result_type = "rectanglelabels"
+    element = "Label"
+
+    def control(self, labels: str) -> str:
+        return f'<RectangleLabels name="{FROM_NAME}" toName="{TO_NAME}">{labels}\n  </RectangleLabels>'
+
+    def take(self, value: dict[str, Any], found: Labelled) -> str | None:
+        return _box(value, found)
+
+
+SINGLE_CHOICE, RECTANGLES = SingleChoice(), Rectangles()
+
+
+def label_config(classes: list[str], kind: LabelKind) -> str:
     """The Label Studio labelling interface for the project (Settings -> Labeling Interface -> Code)."""
     from xml.sax.saxutils import quoteattr
 
-    labels = "".join(f"\n    <{'Label' if task == 'detection' else 'Choice'} value={quoteattr(c)}/>" for c in classes)
-    control = (f'<RectangleLabels name="{FROM_NAME}" toName="{TO_NAME}">{labels}\n  </RectangleLabels>'
-               if task == "detection" else f'<Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single">'
-               f'{labels}\n  </Choices>')
-    return f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n  {control}\n</View>\n'
+    labels = "".join(f"\n    <{kind.element} value={quoteattr(c)}/>" for c in classes)
+    return f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n  {kind.control(labels)}\n</View>\n'
 
 
 @dataclass(frozen=True)
@@ -171,7 +227,7 @@ def chosen_annotation(item: dict[str, Any], accept_predictions: bool) -> tuple[d
     return None, "not annotated yet", False
 
 
-def interpret(item: dict[str, Any], task_kind: str, accept_predictions: bool) -> Labelled | str:
+def interpret(item: dict[str, Any], kind: LabelKind, accept_predictions: bool) -> Labelled | str:
     """One exported task -> its labels, or why the task carries none (a reason to list, not an error)."""
     data = item.get("data")
     if not isinstance(data, dict):
@@ -186,27 +242,21 @@ def interpret(item: dict[str, Any], task_kind: str, accept_predictions: bool) ->
     found = Labelled(image, meta, annotator=who, confirmed=confirmed)
     results = annotation.get("result") or []
     for index, result in enumerate(results if isinstance(results, list) else []):
-        problem = _take(result, task_kind, found)
+        problem = _take(result, kind, found)
         if problem:
             found.problems.append(f"result {index}: {problem}")
-    if task_kind == "classification" and found.label is None:
-        return "annotation has no class chosen" + (f" ({'; '.join(found.problems)})" if found.problems else "")
+    missing = kind.missing(found)
+    if missing:
+        return missing + (f" ({'; '.join(found.problems)})" if found.problems else "")
     return found
 
 
-def _take(result: object, task_kind: str, found: Labelled) -> str | None:
+def _take(result: object, kind: LabelKind, found: Labelled) -> str | None:
     if not isinstance(result, dict) or not isinstance(result.get("value"), dict):
         return "not a result object"
-    kind, value = result.get("type"), result["value"]
-    if task_kind == "classification" and kind == "choices":
-        choices = value.get("choices")
-        if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], str):
-            return f"choices must hold exactly one class, got {choices!r}"
-        found.label = choices[0]
-        return None
-    if task_kind == "detection" and kind == "rectanglelabels":
-        return _box(value, found)
-    return f"result type {kind!r} is not used by a {task_kind} project"
+    if result.get("type") != kind.result_type:
+        return f"result type {result.get('type')!r} is not used here (this project reads {kind.result_type!r})"
+    return kind.take(result["value"], found)
 
 
 def _box(value: dict[str, Any], found: Labelled) -> str | None:

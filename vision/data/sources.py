@@ -22,6 +22,8 @@ from core.spec.data import (
 from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
 from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
 from vision.data.labelstudio import (
+    SINGLE_CHOICE,
+    LabelKind,
     ExportError,
     Labelled,
     image_key,
@@ -99,11 +101,11 @@ def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: 
     elif isinstance(source, VideoSource):
         yield from _video(source, root, static_flow_px, stats)
     elif isinstance(source, LabelStudioSource):
-        for labelled, origin, read, provenance in labelstudio_items(source, root, files, stats, "classification"):
+        for labelled, origin, read, provenance in labelstudio_items(source, root, files, stats, SINGLE_CHOICE):
             yield RawItem(labelled.label or "", f"labelstudio:{source.path}", origin, read, provenance=provenance)
 
 
-def labelstudio_items(source: LabelStudioSource, root: Path, files: RepoFiles, stats: SourceStats, task: str
+def labelstudio_items(source: LabelStudioSource, root: Path, files: RepoFiles, stats: SourceStats, kind: LabelKind
                       ) -> Iterator[tuple[Labelled, str, Callable[[], Image.Image], Provenance]]:
     """Every labelled task of the source's export file(s), in round order, with a reader for its image. Tasks
     without labels (not annotated yet, skipped, in the queue but not in the export) are listed in
@@ -117,21 +119,21 @@ def labelstudio_items(source: LabelStudioSource, root: Path, files: RepoFiles, s
             exported.add(image_key(item) or "")
             origin = f"{export.as_posix()}#task {item.get('id', index)}"
             yield from _labelled(with_queue_predictions(item, queued), origin, round_number, source, root, files,
-                                 stats, task)
+                                 stats, kind)
     for key, (origin, item) in sorted(_queue_origins(queued).items()):
         if key in exported:
             continue
         if source.accept_predictions:
-            yield from _labelled(item, origin, len(exports), source, root, files, stats, task)
+            yield from _labelled(item, origin, len(exports), source, root, files, stats, kind)
         else:
             stats.skipped.append(Skipped(origin, name, "in the queue but not in the export: nobody annotated it "
                                          "(Label Studio's default export leaves such tasks out)"))
 
 
 def _labelled(item: dict[str, Any], origin: str, round_number: int, source: LabelStudioSource, root: Path,
-              files: RepoFiles, stats: SourceStats, task: str
+              files: RepoFiles, stats: SourceStats, kind: LabelKind
               ) -> Iterator[tuple[Labelled, str, Callable[[], Image.Image], Provenance]]:
-    found = interpret(item, task, source.accept_predictions)
+    found = interpret(item, kind, source.accept_predictions)
     if isinstance(found, str):
         stats.skipped.append(Skipped(origin, f"labelstudio:{source.path}", found))
         return

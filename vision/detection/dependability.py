@@ -18,8 +18,7 @@ from vision.dependability.ood_sets import noise_images, photo_crops, shuffled_pa
 from vision.detection.data import DetectionSplit, letterbox
 from vision.detection.model import Detector
 from vision.detection.onnx import Corrupt, run_split, split_map
-from vision.detection.reports import draw_boxes
-from vision.plots import image_grid
+from vision.plots import draw_boxes, image_grid
 from vision.training.augment import apply, corruption
 
 GEOMETRIC = ("elastic", "perspective", "rotation")

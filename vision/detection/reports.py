@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from core.spec.detection import DetectionSection
 from core.spec.training import AugmentSection
@@ -15,32 +14,11 @@ from runtime.detections import Detections
 from vision.detection.augment import box_params, detection_pipeline
 from vision.detection.data import DetectionSplit, letterbox, read_rgb
 from vision.detection.model import DetectorConfig
-from vision.plots import image_grid
+from vision.plots import draw_boxes, image_grid
 from vision.training.augment import CORRUPTIONS, GEOMETRIC_AND_COLOUR, enabled
 
 PREVIEW_COLUMNS = 4
-DRAW_SIDE_PX = 320
-"""Images are drawn at least this large (nearest-neighbour), so labels and thin boxes stay legible."""
 TRUTH, PREDICTED = (40, 220, 60), (255, 70, 70)
-CAPTION_PX = 14
-
-
-def draw_boxes(image: np.ndarray, layers: Sequence[tuple[np.ndarray, list[str], tuple[int, int, int]]]
-               ) -> np.ndarray:
-    """`image` enlarged to DRAW_SIDE_PX with each layer's boxes (xyxy, image pixels) and captions drawn."""
-    height, width = image.shape[:2]
-    zoom = max(1.0, DRAW_SIDE_PX / max(height, width))
-    canvas = Image.fromarray(image).resize((round(width * zoom), round(height * zoom)), Image.Resampling.NEAREST)
-    pen = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=CAPTION_PX)
-    for layer, (boxes, captions, colour) in enumerate(layers):
-        for box, caption in zip(np.asarray(boxes).reshape(-1, 4), captions, strict=True):
-            x1, y1, x2, y2 = (float(v) * zoom for v in box)
-            pen.rectangle((x1, y1, x2, y2), outline=colour, width=2)
-            # the first layer (truth) is captioned under its box, the others above: both stay legible
-            y = min(y2 + 1, canvas.height - CAPTION_PX - 1) if layer == 0 else max(0.0, y1 - CAPTION_PX - 2)
-            pen.text((x1 + 1, y), caption, fill=colour, font=font, stroke_width=2, stroke_fill=(0, 0, 0))
-    return np.asarray(canvas)
 
 
 def _examples(train: DetectionSplit) -> list[int]:

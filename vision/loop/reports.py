@@ -9,8 +9,7 @@ import numpy as np
 from PIL import Image
 
 from vision.data.labelstudio import Guess
-from vision.detection.reports import draw_boxes
-from vision.plots import file_caption, image_grid
+from vision.plots import draw_boxes, file_caption, image_grid
 
 COLUMNS = 8
 MOST_SHOWN = 32

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from core.contract import StageInfo
+from dataclasses import replace
 
-CONTRACT = StageInfo(
-    name="gate",
-    summary=(
-        "Judge every measured figure against the spec's thresholds, write the verdict and the "
-        "dependability report, and fail on any unmet threshold"
-    ),
-    params=(
-        "dependability.min_accuracy",
-        "dependability.min_class_recall",
-        "dependability.ood.min_auroc",
-        "dependability.ood.max_accepted_fraction",
-        "dependability.robustness.max_accuracy_drop",
-        "dependability.calibration",
-        "compress.budget",
-    ),
-    inputs={
-        "figures": "dependability.metrics",
-        "export_summary": "export.summary",
-        "ood": "dependability.ood",
-        "robustness_png": "dependability.robustness_png",
-        "reliability_png": "dependability.reliability_png",
-        "ood_scores_png": "dependability.ood_scores_png",
-        "gradcam_png": "dependability.gradcam_png",
-        "deployable": "export.deployable",
-        "serving_state": "dependability.serving_state",
-    },
-    reports={"report_html": "reports/{project}/dependability.html", "summary_md": "reports/{project}/gate/summary.md"},
-    metrics={"verdict": "reports/{project}/gate/verdict.json"},
+from core.contracts.gate import BASE
+
+CONTRACT = replace(
+    BASE,
+    summary=("Judge every measured figure against the spec's thresholds, write the verdict and the dependability "
+             "report, and fail on any unmet threshold"),
+    params=("dependability.min_accuracy", "dependability.min_class_recall", *BASE.params),
     data_files=("vision/dependability/templates/dependability.html.j2",),
 )

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from core.contract import PlotInfo, StageInfo
-from core.contracts import SEARCH_OUTPUTS
+from dataclasses import replace
 
-CONTRACT = StageInfo(
-    name="train",
-    summary=(
-        "Train the spec's timm backbone with Lightning on the pruned training split (optuna search first"
-        " when train.hpo is set)"
-    ),
+from core.contract import PlotInfo
+from core.contracts.train import BASE
+
+CONTRACT = replace(
+    BASE,
+    summary=("Train the spec's timm backbone with Lightning on the pruned training split (optuna search first when "
+             "train.hpo is set)"),
     params=("task", "seed", "classes", "augment", "model", "train"),
     inputs={"images": "ingest.images", "manifest": "ingest.manifest", "split": "prune.split"},
-    outs={"model": "models/{project}/train"},
-    reports={"augmentations": "reports/{project}/train/augmentations.png"},
-    metrics={"metrics": "reports/{project}/train/metrics.json"},
-    plots=(
-        PlotInfo(
-            "accuracy",
-            "reports/{project}/train/history.csv",
-            x="epoch",
-            y=("val_accuracy",),
-            title="Validation accuracy per epoch",
-        ),
-        PlotInfo(
-            "loss",
-            "reports/{project}/train/history.csv",
-            x="epoch",
-            y=("train_loss", "val_loss"),
-            title="Training and validation loss per epoch",
-        ),
-    ),
-    optional=(SEARCH_OUTPUTS,),
+    plots=(PlotInfo("accuracy", "reports/{project}/train/history.csv", x="epoch", y=("val_accuracy",),
+                    title="Validation accuracy per epoch"),
+           PlotInfo("loss", "reports/{project}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
+                    title="Training and validation loss per epoch")),
 )

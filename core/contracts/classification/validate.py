@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from core.contract import StageInfo
-from core.contracts import WEB_ASSETS
+from dataclasses import replace
 
-CONTRACT = StageInfo(
-    name="validate",
+from core.contracts.validate import BASE
+
+CONTRACT = replace(
+    BASE,
     summary="Data-quality gate: a great-expectations suite from data.quality, run as a checkpoint",
     params=("classes", "data.quality"),
-    inputs={"images": "ingest.images", "manifest": "ingest.manifest", "quarantine": "ingest.quarantine"},
-    outs={"data_docs": "reports/{project}/validate/data_docs"},
-    files={"data_docs_index": "reports/{project}/validate/data_docs/index.html"},
-    reports={"result": "reports/{project}/validate/result.json"},
-    metrics={"summary": "reports/{project}/validate/summary.json"},
-    data_files=WEB_ASSETS,
 )

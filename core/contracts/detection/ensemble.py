@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from core.contract import StageInfo
 from core.contracts.detection.train import CONTRACT as TRAIN
-from core.contracts.loop.common import ENSEMBLE_SUMMARY, ensemble_params
+from core.contracts.loop.common import ensemble_contract
 
-CONTRACT = StageInfo(
-    name="ensemble",
-    summary=ENSEMBLE_SUMMARY,
-    params=ensemble_params(TRAIN.params),
-    inputs={"images": "ingest.images", "manifest": "ingest.manifest", "split": "prune.split",
-            "train_metrics": "train.metrics", "boxes": "ingest.boxes"},
-    outs={"members": "models/{project}/ensemble"},
-    metrics={"summary": "reports/{project}/ensemble/summary.json"},
-    module_name="stages.detection.loop.ensemble",
-    only_when="active_learning.ensemble",
-    task="detection",
-)
+CONTRACT = ensemble_contract(TRAIN, "stages.detection.loop.ensemble", {"boxes": "ingest.boxes"})

@@ -2,54 +2,23 @@
 
 from __future__ import annotations
 
-from core.contract import PlotInfo, StageInfo
-from core.contracts import SEARCH_OUTPUTS
+from dataclasses import replace
 
-CONTRACT = StageInfo(
-    name="train",
-    summary=(
-        "Train the single-stage detector (timm backbone, FPN, FCOS head) with Lightning on the pruned "
-        "training split, keeping the epoch of best validation mAP (optuna search first when train.hpo is"
-        " set)"
-    ),
-    params=(
-        "seed",
-        "classes",
-        "augment",
-        "model.backbone",
-        "model.pretrained",
-        "train",
-        "detection.input_size_px",
-        "detection.strides",
-        "detection.fpn_channels",
-        "detection.head_convs",
-        "detection.center_sampling_radius",
-        "detection.score_threshold",
-        "detection.nms_iou",
-        "detection.max_detections",
-        "detection.min_visibility",
-    ),
+from core.contract import PlotInfo
+from core.contracts.train import BASE
+
+CONTRACT = replace(
+    BASE,
+    summary=("Train the single-stage detector (timm backbone, FPN, FCOS head) with Lightning on the pruned training "
+             "split, keeping the epoch of best validation mAP (optuna search first when train.hpo is set)"),
+    params=("seed", "classes", "augment", "model.backbone", "model.pretrained", "train", "detection.input_size_px",
+            "detection.strides", "detection.fpn_channels", "detection.head_convs", "detection.center_sampling_radius",
+            "detection.score_threshold", "detection.nms_iou", "detection.max_detections", "detection.min_visibility"),
     inputs={"images": "ingest.images", "boxes": "ingest.boxes", "split": "prune.split"},
-    outs={"model": "models/{project}/train"},
-    reports={"augmentations": "reports/{project}/train/augmentations.png"},
-    metrics={"metrics": "reports/{project}/train/metrics.json"},
-    plots=(
-        PlotInfo(
-            "map",
-            "reports/{project}/train/history.csv",
-            x="epoch",
-            y=("val_map", "val_map50"),
-            title="Validation mAP per epoch",
-        ),
-        PlotInfo(
-            "loss",
-            "reports/{project}/train/history.csv",
-            x="epoch",
-            y=("train_loss", "val_loss"),
-            title="Training and validation loss per epoch",
-        ),
-    ),
-    optional=(SEARCH_OUTPUTS,),
+    plots=(PlotInfo("map", "reports/{project}/train/history.csv", x="epoch", y=("val_map", "val_map50"),
+                    title="Validation mAP per epoch"),
+           PlotInfo("loss", "reports/{project}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
+                    title="Training and validation loss per epoch")),
     module_name="stages.detection.train",
     task="detection",
 )

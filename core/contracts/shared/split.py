@@ -6,7 +6,7 @@ from core.contract import StageInfo
 
 CONTRACT = StageInfo(
     name="split",
-    summary=("Split into train, validation and test: stratified, group-aware, seeded, checked for leakage"),
+    summary="Split into train, validation and test: stratified, group-aware, seeded, checked for leakage",
     params=("seed", "data.split"),
     inputs={"manifest": "clean.manifest", "rule": "clean.rule", "embeddings": "embed.embeddings"},
     outs={"splits": "data/{project}/split"},

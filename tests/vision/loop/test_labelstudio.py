@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.spec.data import LabelStudioSource
 from vision.data.imageio import PixelLimits
-from vision.data.labelstudio import Guess, label_config, local_path, prediction, task
+from vision.data.labelstudio import RECTANGLES, SINGLE_CHOICE, Guess, label_config, local_path, prediction, task
 from vision.data.sources import RepoFiles, SourceStats, iter_source
 from vision.detection.formats import SourceProblems, iter_box_source
 
@@ -136,10 +136,10 @@ def test_a_file_that_is_not_an_export_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_label_config_names_every_class() -> None:
-    config = label_config(["car", 'a"b'], "detection")
+    config = label_config(["car", 'a"b'], RECTANGLES)
     assert '<RectangleLabels name="label" toName="image">' in config
     assert "value='a\"b'" in config
-    assert "<Choices" in label_config(["cat", "dog"], "classification")
+    assert "<Choices" in label_config(["cat", "dog"], SINGLE_CHOICE)
 
 
 @pytest.mark.parametrize(("exported", "named"), [

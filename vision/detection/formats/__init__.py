@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.spec.data import CocoSource, LabelStudioSource, Source, VocSource, YoloSource
+from vision.data.labelstudio import RECTANGLES
 from vision.data.sources import Provenance, RepoFiles, SourceStats, UnsupportedSource, labelstudio_items
 
 
@@ -76,7 +77,7 @@ def iter_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceS
     elif isinstance(source, VocSource):
         yield from voc.read(source, root, files, stats)
     elif isinstance(source, LabelStudioSource):
-        for found, origin, read, provenance in labelstudio_items(source, root, files, stats, "detection"):
+        for found, origin, read, provenance in labelstudio_items(source, root, files, stats, RECTANGLES):
             boxes = tuple(RawBox(label, x1, y1, x2, y2, f"{origin} box {i}", normalised=True)
                           for i, (label, x1, y1, x2, y2) in enumerate(found.boxes))
             yield LabelledImage(f"labelstudio:{source.path}", origin, read, boxes,
