@@ -161,8 +161,9 @@ def stage_section(spec_path: Path) -> None:
     from compiler.load import load_spec
     from core.profiles import PROFILES
     from stages.compress import compress, describe
-    from stages.export import build_variants, choose, format_table
+    from stages.export import SCORING, build_variants
     from vision.compression.onnx import cpu_description, torch_latency_ms
+    from vision.compression.variants import choose, format_table
     from vision.data.dataset import load_splits
     from vision.training.model import load_model
 
@@ -186,7 +187,7 @@ def stage_section(spec_path: Path) -> None:
         calibration = train.take(range(min(spec.compress.calibration_images, len(train.labels))))
         rows = build_variants(work, described, config.input_size_px, model_dir, work, profile.precision,
                               plan if "quantize" in spec.compress.methods else None, calibration, val, test)
-        chosen, reason = choose(rows, spec.compress.budget, baseline)
+        chosen, reason = choose(rows, spec.compress.budget, baseline, SCORING)
         trained_fp32 = next(r for r in rows if r.variant == "trained-fp32")
         size = config.input_size_px
         torch_ms, onnx_ms = [], []
@@ -198,13 +199,14 @@ def stage_section(spec_path: Path) -> None:
     print(f"\n1. Variants of {spec.name} as the stages build them ({spec.target.hardware} target; measured on "
           f"{cpu['cpu']}, {cpu['cores']} cores, ISA {', '.join(cpu['isa']) or 'baseline'}, "
           f"VNNI {'yes' if cpu['vnni'] else 'no'})")
-    print(format_table(rows))
+    print(format_table(rows, SCORING))
     print(f"\nchosen: {reason}")
     macs_ratio = trained_fp32.macs / chosen.macs
-    drop = 100 * (trained_fp32.test_accuracy - chosen.test_accuracy)
+    drop = 100 * (trained_fp32.figures["test_accuracy"] - chosen.figures["test_accuracy"])
     print(f"\n{'MACs reduction (chosen vs trained)':<46} {macs_ratio:6.2f}x")
-    print(f"{'test accuracy change (points)':<46} {-drop:+6.2f}   (trained {trained_fp32.test_accuracy:.4f}, "
-          f"chosen {chosen.test_accuracy:.4f}; target >= 2x at <= 0.5 pt drop: "
+    before, after = trained_fp32.figures["test_accuracy"], chosen.figures["test_accuracy"]
+    print(f"{'test accuracy change (points)':<46} {-drop:+6.2f}   (trained {before:.4f}, chosen {after:.4f}; "
+          f"target >= 2x at <= 0.5 pt drop: "
           f"{'met' if macs_ratio >= 2 and drop <= 0.5 else 'MISSED'})")
     speedup = statistics.median(torch_ms) / statistics.median(onnx_ms)
     print(f"{'batch-1 latency, torch eager fp32 (1 thread)':<46} {statistics.median(torch_ms):6.3f} ms")

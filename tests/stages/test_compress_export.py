@@ -12,13 +12,13 @@ import torch
 
 from core.spec.deployment import CompressionBudget, CompressSection
 from core.spec.training import TrainSection
-from stages.export import Variant, choose, relax_message
-from stages.runtime import StageFailure
+from stages.export import SCORING
 from tests.conftest import TINY_CLASSES, tiny_resnet, tiny_split_data
 from vision.compression.candidates import load_candidate, save_candidate
 from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, session
 from vision.compression.pruning import measure_size, prune_to_budget, track_line, track_record
 from vision.compression.quantize import quantize_int8
+from vision.compression.variants import NoVariantWithinBudget, Variant, choose, relax_message
 from vision.data.dataset import Splits, to_tensor
 from vision.training.fit import Teacher, distillation_loss, fit
 from vision.training.model import ModelConfig, accuracy, build_model, predict_logits, save_model
@@ -137,14 +137,14 @@ def test_a_pruned_candidate_saved_without_pickle_loads_back_identical(trained, s
 
 
 def _row(name: str, params: int, latency: float, val_acc: float, deployable: bool = True) -> Variant:
-    return Variant(name, name, "fp32", "onnxruntime", deployable, params, 10 * params, 4 * params, val_acc, val_acc,
-                   latency, latency / 2)
+    return Variant(name, name, "fp32", "onnxruntime", deployable, params, 10 * params, 4 * params,
+                   {"val_accuracy": val_acc, "test_accuracy": val_acc}, latency, latency / 2)
 
 
 def test_choice_is_the_fastest_variant_within_budget() -> None:
     rows = [_row("trained-torch", 1000, 9.0, 0.99, deployable=False), _row("trained-fp32", 1000, 3.0, 0.99),
             _row("pruned-fp32", 300, 1.5, 0.985), _row("pruned-int8", 300, 0.7, 0.95)]
-    chosen, reason = choose(rows, CompressionBudget(max_params=500, max_accuracy_drop=0.01), baseline=0.99)
+    chosen, reason = choose(rows, CompressionBudget(max_params=500, max_accuracy_drop=0.01), 0.99, SCORING)
     assert chosen.variant == "pruned-fp32"  # int8 is faster but loses 4 points
     assert reason.startswith("pruned-fp32: fastest of 1 of 3 variants within the budget")
 
@@ -152,9 +152,9 @@ def test_choice_is_the_fastest_variant_within_budget() -> None:
 def test_an_impossible_budget_says_which_limit_to_relax_and_by_how_much() -> None:
     rows = [_row("trained-fp32", 1000, 3.0, 0.99), _row("pruned-fp32", 300, 1.5, 0.985)]
     budget = CompressionBudget(max_params=200, max_latency_ms=1.0, max_accuracy_drop=0.01)
-    with pytest.raises(StageFailure) as failure:
-        choose(rows, budget, baseline=0.99)
-    assert str(failure.value) == relax_message(rows, budget, 0.99)
+    with pytest.raises(NoVariantWithinBudget) as failure:
+        choose(rows, budget, 0.99, SCORING)
+    assert str(failure.value) == relax_message(rows, budget, 0.99, SCORING)
     assert str(failure.value).startswith(
         "no variant meets compress.budget; the closest is pruned-fp32: relax compress.budget.max_params to 300 "
         "(+100) and compress.budget.max_latency_ms to 1.500 (+0.500 ms)")
@@ -167,8 +167,8 @@ def test_when_the_accuracy_floor_stopped_pruning_the_failure_says_so_before_rela
                          "finetune_epochs": 2, "prune_steps": 5,
                          "last_round": {"step": 2, "params": 600, "macs": 90, "val_accuracy": 0.91,
                                         "within_budget": True, "above_floor": False}}}
-    with pytest.raises(StageFailure) as failure:
-        choose(rows, budget, 0.99, tracks)
+    with pytest.raises(NoVariantWithinBudget) as failure:
+        choose(rows, budget, 0.99, SCORING, tracks)
     message = str(failure.value)
     assert message.startswith(
         "no variant meets compress.budget; pruning stopped at the accuracy floor, not at the size budget: pruned "
@@ -179,7 +179,7 @@ def test_when_the_accuracy_floor_stopped_pruning_the_failure_says_so_before_rela
         "compress.budget.max_macs")
     # a track that ran out of steps, not accuracy, leaves the plain advice
     tracks["pruned"]["stopped_by"] = "steps"
-    assert relax_message(rows, budget, 0.99, tracks).startswith(
+    assert relax_message(rows, budget, 0.99, SCORING, tracks).startswith(
         "no variant meets compress.budget; the closest is pruned-fp32: relax compress.budget.max_macs")
 
 
@@ -217,16 +217,16 @@ def test_a_failing_budget_names_the_best_trade_offs_and_the_values_that_reach_th
     rows = [_row("trained-fp32", 1000, 3.0, 0.99), _row("pruned-fp32", 400, 1.5, 0.97),
             _row("pruned-int8", 400, 0.6, 0.95)]
     budget = CompressionBudget(max_macs=5000, max_accuracy_drop=0.005)  # MACs are 10 x params in _row
-    with pytest.raises(StageFailure) as failure:
-        choose(rows, budget, baseline=0.99)
+    with pytest.raises(NoVariantWithinBudget) as failure:
+        choose(rows, budget, 0.99, SCORING)
     message = str(failure.value)
     assert ("best trade-offs measured: the smallest variant within the accuracy limit is trained-fp32 (1,000 params, "
             "10,000 MACs, 3.000 ms, val accuracy 0.9900): compress.budget.max_macs 10,000 would choose it; the most "
             "accurate within the size limits is pruned-fp32 (400 params, 4,000 MACs, 1.500 ms, val accuracy 0.9700): "
             "compress.budget.max_accuracy_drop 0.0200 would choose it") in message
     nothing_small = CompressionBudget(max_macs=100)
-    with pytest.raises(StageFailure) as failure:
-        choose(rows, nothing_small, baseline=0.99)
+    with pytest.raises(NoVariantWithinBudget) as failure:
+        choose(rows, nothing_small, 0.99, SCORING)
     assert "no variant is within the size limits: prune further" in str(failure.value)
 
 

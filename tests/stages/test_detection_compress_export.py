@@ -16,8 +16,9 @@ from core.spec.deployment import CompressionBudget, CompressSection
 from core.spec.training import TrainSection
 from runtime.detections import Decoding
 from stages.detection import compress as compress_stage
-from stages.detection.export import DetectorVariant, choose
+from stages.detection.export import SCORING
 from stages.runtime import StageFailure
+from vision.compression.variants import NoVariantWithinBudget, Variant, choose
 from vision.detection.compression import PruningPlan, measure_detector, prune_detector
 from vision.detection.data import DetectionSplit
 from vision.detection.model import Detector, DetectorConfig
@@ -93,21 +94,27 @@ def test_an_export_whose_detections_differ_from_torch_fails_the_stage(split: Det
         compress_stage.describe({"trained": model}, {}, DECODING, split, split, 0.5, tmp_path / "bad")
 
 
-def _variant(name: str, latency: float, val_map: float, params: int = 1000) -> DetectorVariant:
-    return DetectorVariant(name, name.rsplit("-", 1)[0], name.rsplit("-", 1)[1], "onnxruntime", True, params,
-                           params * 100, params * 4, val_map, val_map, val_map, val_map, latency, latency)
+def _variant(name: str, latency: float, val_map: float, params: int = 1000) -> Variant:
+    figures = {"val_map": val_map, "val_map50": val_map, "test_map": val_map, "test_map50": val_map}
+    return Variant(name, name.rsplit("-", 1)[0], name.rsplit("-", 1)[1], "onnxruntime", True, params, params * 100,
+                   params * 4, figures, latency, latency)
 
 
 def test_the_fastest_variant_within_every_limit_is_deployed() -> None:
     rows = [_variant("trained-fp32", 30.0, 0.70), _variant("trained-int8", 12.0, 0.66),
             _variant("pruned-int8", 8.0, 0.60, params=400), _variant("pruned-fp32", 15.0, 0.69, params=400)]
-    chosen, reason = choose(rows, CompressionBudget(max_accuracy_drop=0.05), baseline=0.70)
+    chosen, reason = choose(rows, CompressionBudget(max_accuracy_drop=0.05), 0.70, SCORING)
     assert chosen.variant == "trained-int8"  # pruned-int8 is faster but 10 points below the trained detector
     assert "fastest of 3 of 4 variants" in reason
-    chosen, _ = choose(rows, CompressionBudget(max_accuracy_drop=0.05, max_params=500), baseline=0.70)
+    assert "with decoding and NMS" in reason
+    assert "val mAP50-95 0.6600 vs 0.7000 trained" in reason
+    chosen, _ = choose(rows, CompressionBudget(max_accuracy_drop=0.05, max_params=500), 0.70, SCORING)
     assert chosen.variant == "pruned-fp32"
-    with pytest.raises(StageFailure, match=r"closest is pruned-int8: relax compress.budget.max_accuracy_drop to 0.1"):
-        choose(rows, CompressionBudget(max_accuracy_drop=0.05, max_latency_ms=9.0), baseline=0.70)
+    with pytest.raises(NoVariantWithinBudget, match=r"the closest is trained-int8: relax "
+                       r"compress.budget.max_latency_ms to 12.000 .*the most accurate within the size limits is "
+                       r"pruned-int8 .*: "
+                       r"compress.budget.max_accuracy_drop 0.1000 would choose it"):
+        choose(rows, CompressionBudget(max_accuracy_drop=0.05, max_latency_ms=9.0), 0.70, SCORING)
 
 
 def test_an_int8_detector_below_the_floor_keeps_its_costliest_convolutions_in_fp32(split: DetectionSplit,

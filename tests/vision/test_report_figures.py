@@ -12,7 +12,8 @@ from PIL import Image
 import vision.dependability.figures as figures
 import vision.plots
 from core.spec.deployment import CompressionBudget
-from stages.export import Variant, pareto_plot
+from stages.export import SCORING
+from vision.compression.variants import Variant, pareto_plot
 from vision.data.dataset import SplitData
 from vision.training.model import ModelConfig
 from vision.training.reports import PREVIEW_COLUMNS, _examples
@@ -73,19 +74,19 @@ def test_the_reliability_diagram_shows_how_many_images_each_bin_holds(monkeypatc
 
 
 def test_pareto_labels_do_not_overlap_even_when_the_points_do(monkeypatch, tmp_path: Path) -> None:
-    import stages.export as export
+    import vision.compression.variants as variants
 
     kept: list = []
-    monkeypatch.setattr(export, "save_figure", lambda figure, path: kept.append(figure))
+    monkeypatch.setattr(variants, "save_figure", lambda figure, path: kept.append(figure))
 
     def row(name: str, latency: float, accuracy: float, deployable: bool = True) -> Variant:
-        return Variant(name, name.split("-")[0], "fp32", "onnxruntime", deployable, 1000, 10_000, 4000, accuracy,
-                       accuracy, latency, latency)
+        return Variant(name, name.split("-")[0], "fp32", "onnxruntime", deployable, 1000, 10_000, 4000,
+                       {"val_accuracy": accuracy, "test_accuracy": accuracy}, latency, latency)
 
     rows = [row("trained-torch", 1.00, 0.990, False), row("trained-fp32", 0.300, 0.990), row("trained-int8", 0.120,
             0.989), row("pruned-fp32", 0.290, 0.988), row("pruned-int8", 0.118, 0.988),
             row("pruned_distilled-fp32", 0.295, 0.989), row("pruned_distilled-int8", 0.119, 0.989)]
-    pareto_plot(rows, rows[-1], CompressionBudget(max_latency_ms=0.5), 0.99, tmp_path / "p.png", "t")
+    pareto_plot(rows, rows[-1], CompressionBudget(max_latency_ms=0.5), 0.99, SCORING, tmp_path / "p.png", "t")
     figure = kept[0]
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
