@@ -46,6 +46,7 @@ from vision.compression.qat import quantization_aware_finetune
 from vision.compression.quantize import Int8Plan, quantize_within_floor
 from vision.compression.sparsity import prune_zeroed, sparse_train
 from vision.data.dataset import SplitData, Splits, load_splits
+from vision.tasks.classification import SCORING
 from vision.training.fit import Teacher, fit
 from vision.training.model import ModelConfig, accuracy, load_model
 
@@ -78,7 +79,7 @@ def finetune_epochs(compression: CompressSection, training: TrainSection, train_
 def _log_round(track: str):
     def log(r: PruneRound) -> None:
         print(f"compress: {track} step {r.step}: {r.params:,} params, {r.macs:,} MACs, val accuracy "
-              f"{r.val_accuracy:.4f}{'' if r.above_floor else ' (below the floor: step undone)'}"
+              f"{r.score:.4f}{'' if r.above_floor else ' (below the floor: step undone)'}"
               f"{' -> within budget' if r.within_budget and r.above_floor else ''}", flush=True)
     return log
 
@@ -200,14 +201,14 @@ def main(ctx: StageContext) -> None:
                                   profile.int8_weight_bits if profile.precision == "int8" else None)
         (out / "probe.onnx").unlink(missing_ok=True)
         described = describe(models, config, tracks, compression.student, splits.val, splits.test, out)
-        records = {name: track_record(result, compression) for name, result in tracks.items()}
+        records = {name: track_record(result, compression, SCORING) for name, result in tracks.items()}
         for name in models.keys() & records.keys():
             described[name]["budget_met"] = records[name]["budget_met"]
         write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described,
                                                   "tracks": records})
     for name, record in records.items():
-        print(f"compress: {track_line(name, record)}")
-    write_csv(ctx.output("rounds"), [{"track": name, **asdict(r)} for name, result in tracks.items()
+        print(f"compress: {track_line(name, record, SCORING)}")
+    write_csv(ctx.output("rounds"), [{"track": name, **r.row(SCORING)} for name, result in tracks.items()
                                      for r in result.rounds])
     write_json(ctx.output("summary"), {name: {k: v for k, v in row.items() if k in ("params", "macs",
                                                                                  "torch_val_accuracy")}

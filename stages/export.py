@@ -38,7 +38,6 @@ from vision.compression.quantize import Int8Plan, quantize_within_floor
 from vision.compression.timing import RUNS_PER_ROUND, Timing
 from vision.compression.variants import (
     NoVariantWithinBudget,
-    Scoring,
     Variant,
     choose,
     format_table,
@@ -46,10 +45,7 @@ from vision.compression.variants import (
     time_rows,
 )
 from vision.data.dataset import SplitData, load_splits
-
-SCORING = Scoring("val_accuracy", "val accuracy", "validation accuracy", ("val_accuracy", "test_accuracy"),
-                  ("val acc", "test acc"))
-"""A classifier's variants are scored by accuracy; compress.budget.max_accuracy_drop is read on validation."""
+from vision.tasks.classification import SCORING
 
 
 # Eight parameters: one variant's file and names, and the splits it is measured on.
@@ -159,7 +155,7 @@ def main(ctx: StageContext) -> None:
         "speedup_vs_torch_fp32": round(torch_row.latency_ms_1_thread / chosen.latency_ms_1_thread, 3)})
     print(format_table(rows, SCORING))
     for name, record in described.get("tracks", {}).items():
-        print(f"export: {track_line(name, record)}")
+        print(f"export: {track_line(name, record, SCORING)}")
     print(f"export: {reason}")
 
 

@@ -23,18 +23,11 @@ from core.spec.training import AugmentSection, TrainSection
 from runtime.detections import Decoding
 from stages.compress import finetune_epochs
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.detection.compression import (
-    DetectorBudget,
-    DetectorRound,
-    DetectorSize,
-    DetectorTrack,
-    PruningPlan,
-    measure_detector,
-    prune_detector,
-    validation_map,
-)
+from vision.compression.pruning import PruneResult, PruneRound, Size, track_record
+from vision.detection.compression import DetectorBudget, PruningPlan, measure_detector, prune_detector, validation_map
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.distill import DetectionTeacher
+from vision.detection.metrics import SCORING
 from vision.detection.model import Detector
 from vision.detection.onnx import export_detector, parity, run_split, session
 from vision.detection.predict import predict_split
@@ -45,7 +38,7 @@ def within(compression: CompressSection) -> DetectorBudget:
     """Params and MACs while pruning; latency is judged by the export stage on the final (quantized) file."""
     budget = compression.budget
 
-    def check(model: Detector, size: DetectorSize) -> bool:
+    def check(model: Detector, size: Size) -> bool:
         return ((budget.max_params is None or size.params <= budget.max_params)
                 and (budget.max_macs is None or size.macs <= budget.max_macs))
 
@@ -53,20 +46,20 @@ def within(compression: CompressSection) -> DetectorBudget:
 
 
 def _log(track: str):
-    def log(r: DetectorRound) -> None:
+    def log(r: PruneRound) -> None:
         print(f"compress: {track} round {r.step}: {r.params:,} params, {r.macs:,} MACs, val mAP50-95 "
-              f"{r.val_map:.4f}{'' if r.above_floor else ' (below the floor: round undone)'}"
+              f"{r.score:.4f}{'' if r.above_floor else ' (below the floor: round undone)'}"
               f"{' -> within budget' if r.within_budget and r.above_floor else ''}", flush=True)
     return log
 
 
 def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan
-                      ) -> tuple[dict[str, Detector], dict[str, DetectorTrack], float]:
+                      ) -> tuple[dict[str, Detector], dict[str, PruneResult], float]:
     """The candidate detectors by name, each pruning track, and the accuracy floor (validation mAP50-95)."""
     compression = plan.compression
     floor = validation_map(trained, val, plan.decoding) - compression.budget.max_accuracy_drop
     models: dict[str, Detector] = {"trained": trained}
-    tracks: dict[str, DetectorTrack] = {}
+    tracks: dict[str, PruneResult] = {}
     if "structured_prune" in compression.methods:
         teacher = DetectionTeacher(trained.eval(), compression.distillation.temperature,
                                    compression.distillation.alpha)
@@ -77,7 +70,7 @@ def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSp
     return models, tracks, floor
 
 
-def describe(models: dict[str, Detector], tracks: dict[str, DetectorTrack], decoding: Decoding,
+def describe(models: dict[str, Detector], tracks: dict[str, PruneResult], decoding: Decoding,
              val: DetectionSplit, test: DetectionSplit, confidence: float, out: Path) -> dict[str, dict[str, Any]]:
     """Save each candidate (torch and ONNX) in `out`; its size, validation mAP and ONNX parity on `test`."""
     described: dict[str, dict[str, Any]] = {}
@@ -114,12 +107,12 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.output("candidates")) as out:
         models, tracks, floor = compress_detector(trained, train, val, plan)
         described = describe(models, tracks, decoding, val, test, ctx.spec("detection.confidence_threshold"), out)
-        records = {name: track.record() for name, track in tracks.items()}
+        records = {name: track_record(track, compression, SCORING) for name, track in tracks.items()}
         for name in models.keys() & records.keys():
             described[name]["budget_met"] = records[name]["budget_met"]
         write_json(out / ctx.inside("variants"), {"model": trained.config.to_json(), "task": "detection",
                                                   "floor": round(floor, 6), "variants": described, "tracks": records})
-    write_csv(ctx.output("rounds"), [{"track": name, **asdict(r)} for name, track in tracks.items()
+    write_csv(ctx.output("rounds"), [{"track": name, **r.row(SCORING)} for name, track in tracks.items()
                                      for r in track.rounds],
               ("track", "step", "params", "macs", "val_map", "within_budget", "above_floor"))
     write_json(ctx.output("summary"), {name: {k: row[k] for k in ("params", "macs", "torch_val_map")}

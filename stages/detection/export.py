@@ -27,10 +27,12 @@ from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
 from runtime.detections import Decoding
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.onnx import convert_fp16, cpu_description
+from vision.compression.pruning import track_line
 from vision.compression.timing import Timing
-from vision.compression.variants import NoVariantWithinBudget, Scoring, Variant, choose, format_table, time_rows
+from vision.compression.variants import NoVariantWithinBudget, Variant, choose, format_table, time_rows
 from vision.data.dataset import MEAN, STD
 from vision.detection.data import DetectionSplit, load_detection_split
+from vision.detection.metrics import SCORING
 from vision.detection.onnx import (
     calibration_images,
     detector_runner,
@@ -44,11 +46,6 @@ from vision.detection.onnx import (
 )
 from vision.detection.quantize import SENSITIVITY_IMAGES, quantize_within_floor
 from vision.detection.store import load_detector
-
-SCORING = Scoring("val_map", "val mAP50-95", "validation mAP50-95", ("val_map", "val_map50", "test_map", "test_map50"),
-                  ("val mAP", "val mAP50", "test mAP", "test mAP50"), latency_note=" with decoding and NMS")
-"""A detector's variants are scored by COCO mAP; compress.budget.max_accuracy_drop is read on validation
-mAP50-95."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +176,7 @@ def main(ctx: StageContext) -> None:
         "macs_reduction": round(torch_row.macs / chosen.macs, 3),
         "speedup_vs_torch_fp32": round(torch_row.latency_ms_1_thread / chosen.latency_ms_1_thread, 3)})
     for name, record in described.get("tracks", {}).items():
-        print(f"export: {name} pruning ended by {record['stopped_by']} after {record['kept_steps']} kept round(s)")
+        print(f"export: {track_line(name, record, SCORING)}")
     print(f"export: {reason}")
 
 

@@ -65,10 +65,10 @@ def test_a_step_below_the_accuracy_floor_is_undone(trained, splits) -> None:
     assert not result.rounds[0].above_floor
     assert measure_size(result.model, SIZE) == measure_size(trained, SIZE)
     assert (result.kept_steps, result.stopped_by) == (0, "accuracy_floor")
-    record = track_record(result, settings)
+    record = track_record(result, settings, SCORING)
     assert record["floor"] == 1.01  # the floor the rounds were judged against, carried by the result
-    line = track_line("pruned", record)
-    assert line.startswith(f"pruned undone: its first round reached val accuracy {result.rounds[0].val_accuracy:.4f}")
+    line = track_line("pruned", record, SCORING)
+    assert line.startswith(f"pruned undone: its first round reached val accuracy {result.rounds[0].score:.4f}")
     assert "below the accuracy floor 1.0100 after 1 fine-tuning epoch(s)" in line
     assert line.endswith("this track is the trained model, not a candidate of its own")
 

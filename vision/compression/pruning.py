@@ -3,14 +3,17 @@
 torch-pruning finds the coupled channels (a conv, its BatchNorm, the residual
 add and every consumer) and removes them together; this module only drives it:
 prune a step, fine-tune, measure, stop at the first step within the budget or
-before the first step that would break the accuracy floor.
+before the first step that would break the accuracy floor. The rounds are the
+same for every task (`prune_rounds`); a task gives its pruner, its fine-tuning
+and its validation score (`RoundHooks`): classification here (`prune_to_budget`),
+detection in vision.detection.compression.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,6 +22,7 @@ from torch.nn import functional as F
 
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
+from vision.compression.variants import Scoring
 from vision.data.dataset import SplitData, to_tensor
 from vision.training.fit import Teacher, fit
 from vision.training.model import accuracy
@@ -52,9 +56,15 @@ class PruneRound:
     step: int
     params: int
     macs: int
-    val_accuracy: float
+    score: float
+    """The task's validation score after the round's fine-tuning (Scoring.field names it)."""
     within_budget: bool
     above_floor: bool
+
+    def row(self, scoring: Scoring) -> dict[str, Any]:
+        """The round as a table row, its score under the task's own name (`val_accuracy`, `val_map`)."""
+        return {"step": self.step, "params": self.params, "macs": self.macs, scoring.field: self.score,
+                "within_budget": self.within_budget, "above_floor": self.above_floor}
 
 
 PruningStep = tuple[str, bool, list[int]]
@@ -70,7 +80,7 @@ class PruneResult:
     history: list[PruningStep]
     """torch-pruning's record of the channels removed from `model`, to rebuild its architecture later."""
     floor: float = 0.0
-    """The validation accuracy below which a round was undone."""
+    """The validation score below which a round was undone."""
     searched: bool = False
     """The budget set no size limit: rounds went on to the smallest model above the floor."""
 
@@ -98,33 +108,37 @@ def _taylor_gradients(model: torch.nn.Module, train: SplitData, batch: int = 128
     F.cross_entropy(model.train()(x), y).backward()
 
 
-# Many parameters, kept flat on purpose: the three callers (compress, its benchmark, the tests) pass different
-# budgets, floors, teachers and progress hooks, and each is a plain value a reader can see at the call.
-def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, compression: CompressSection,
-                    finetune: TrainSection, seed: int, within_budget: BudgetCheck, floor: float, *,
-                    teacher: Teacher | None = None, augment: AugmentSection | None = None,
-                    progress: Callable[[PruneRound], None] | None = None, smallest: bool = False) -> PruneResult:
-    """Iterative prune -> fine-tune until `within_budget` holds or the next step would fall below `floor`;
-    `smallest` goes on past the budget to the smallest model above the floor (for budgets with no size limit)."""
-    torch.manual_seed(seed)
+@dataclass(frozen=True)
+class RoundHooks:
+    """What a task gives the pruning rounds: how a pruned model is fine-tuned, measured and scored."""
+
+    fine_tune: Callable[[torch.nn.Module, int], torch.nn.Module]
+    """(the model just pruned, the round's number) -> the fine-tuned model."""
+    measure: Callable[[torch.nn.Module], Size]
+    score: Callable[[torch.nn.Module], float]
+    """The validation score the floor is judged on."""
+    before_step: Callable[[torch.nn.Module], None] | None = None
+    """Run before each pruning step (group_taylor importance needs gradients)."""
+
+
+# Eight parameters: the model and its pruner, how many rounds, the task's hooks, and the stop rules.
+def prune_rounds(trained: torch.nn.Module, pruner_for: Callable[[torch.nn.Module], tp.pruner.MetaPruner],
+                 steps: int, hooks: RoundHooks, within_budget: BudgetCheck, floor: float, *, smallest: bool = False,
+                 progress: Callable[[PruneRound], None] | None = None) -> PruneResult:
+    """Prune -> fine-tune rounds until `within_budget` holds or the next round would fall below `floor`;
+    `smallest` goes on past the budget to the smallest model above the floor (for budgets with no size limit).
+    Callers seed torch first: the pruner's importance and the fine-tuning draw from it."""
     model = copy.deepcopy(trained).eval()
-    size_px = int(train.images.shape[1])
-    example = torch.zeros(1, 3, size_px, size_px)
-    spread = compression.allocation == "global"
-    pruner = tp.pruner.MetaPruner(
-        model, example, importance=IMPORTANCE[compression.importance](), pruning_ratio=compression.max_prune_ratio,
-        iterative_steps=compression.prune_steps, ignored_layers=[model.get_classifier()], round_to=ROUND_TO,
-        global_pruning=spread, max_pruning_ratio=max(GLOBAL_LAYER_CAP, compression.max_prune_ratio) if spread else 1.0)
+    pruner = pruner_for(model)
     kept, kept_history, rounds = copy.deepcopy(model), [], []
-    for step in range(1, compression.prune_steps + 1):
-        if compression.importance == "group_taylor":
-            _taylor_gradients(model, train)
+    for step in range(1, steps + 1):
+        if hooks.before_step is not None:
+            hooks.before_step(model)
         pruner.step()
         model.zero_grad(set_to_none=True)
-        fit(model, train, val, finetune, seed + step, augment, teacher=teacher, progress=progress is not None,
-            label=f"compress: pruning round {step} fine-tuning")
-        size = measure_size(model, size_px)
-        score = accuracy(model, val)
+        model = hooks.fine_tune(model, step)
+        size = hooks.measure(model)
+        score = hooks.score(model)
         result = PruneRound(step, size.params, size.macs, round(score, 6), within_budget(model, size),
                             score >= floor)
         rounds.append(result)
@@ -140,21 +154,52 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
                        searched=smallest)
 
 
-def track_record(result: PruneResult, compression: CompressSection) -> dict[str, Any]:
+# Many parameters, kept flat on purpose: the three callers (compress, its benchmark, the tests) pass different
+# budgets, floors, teachers and progress hooks, and each is a plain value a reader can see at the call.
+def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, compression: CompressSection,
+                    finetune: TrainSection, seed: int, within_budget: BudgetCheck, floor: float, *,
+                    teacher: Teacher | None = None, augment: AugmentSection | None = None,
+                    progress: Callable[[PruneRound], None] | None = None, smallest: bool = False) -> PruneResult:
+    """A classifier's pruning rounds (prune_rounds): its classifier layer kept, each round fine-tuned on the
+    training split (imitating `teacher` when given) and scored by validation accuracy."""
+    torch.manual_seed(seed)
+    size_px = int(train.images.shape[1])
+    spread = compression.allocation == "global"
+
+    def pruner_for(model: torch.nn.Module) -> tp.pruner.MetaPruner:
+        return tp.pruner.MetaPruner(
+            model, torch.zeros(1, 3, size_px, size_px), importance=IMPORTANCE[compression.importance](),
+            pruning_ratio=compression.max_prune_ratio, iterative_steps=compression.prune_steps,
+            ignored_layers=[model.get_classifier()], round_to=ROUND_TO, global_pruning=spread,
+            max_pruning_ratio=max(GLOBAL_LAYER_CAP, compression.max_prune_ratio) if spread else 1.0)
+
+    def fine_tune(model: torch.nn.Module, step: int) -> torch.nn.Module:
+        fit(model, train, val, finetune, seed + step, augment, teacher=teacher, progress=progress is not None,
+            label=f"compress: pruning round {step} fine-tuning")
+        return model
+
+    taylor = compression.importance == "group_taylor"
+    hooks = RoundHooks(fine_tune, lambda model: measure_size(model, size_px), lambda model: accuracy(model, val),
+                       (lambda model: _taylor_gradients(model, train)) if taylor else None)
+    return prune_rounds(trained, pruner_for, compression.prune_steps, hooks, within_budget, floor,
+                        smallest=smallest, progress=progress)
+
+
+def track_record(result: PruneResult, compression: CompressSection, scoring: Scoring) -> dict[str, Any]:
     """How a pruning track ended, for export's message when no variant meets the budget."""
     last = result.rounds[-1] if result.rounds else None
     return {"budget_met": result.budget_met, "stopped_by": result.stopped_by, "kept_steps": result.kept_steps,
             "floor": round(result.floor, 6), "finetune_epochs": compression.finetune_epochs,
-            "prune_steps": compression.prune_steps, "last_round": asdict(last) if last else None}
+            "prune_steps": compression.prune_steps, "last_round": last.row(scoring) if last else None}
 
 
-def track_line(name: str, record: dict[str, Any]) -> str:
+def track_line(name: str, record: dict[str, Any], scoring: Scoring) -> str:
     """One sentence on how a pruning track ended."""
     last = record["last_round"]
     if record["stopped_by"] == "accuracy_floor":
         head = (f"{name} undone: its first round" if not record["kept_steps"]
                 else f"{name} stopped after {record['kept_steps']} round(s): round {last['step']}")
-        return (f"{head} reached val accuracy {last['val_accuracy']:.4f} ({last['params']:,} params, "
+        return (f"{head} reached {scoring.label} {last[scoring.field]:.4f} ({last['params']:,} params, "
                 f"{last['macs']:,} MACs), below the accuracy floor {record['floor']:.4f} after "
                 f"{record['finetune_epochs']} fine-tuning epoch(s)"
                 + ("; this track is the trained model, not a candidate of its own" if not record["kept_steps"] else ""))

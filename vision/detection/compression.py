@@ -3,17 +3,16 @@
 torch-pruning's DepGraph finds what is coupled (a backbone level feeds an FPN lateral conv; the FPN's output
 width is the head towers' input; the towers' GroupNorm ties channels in groups) and removes it together. The
 per-class logit conv and the box and centerness convs keep their outputs: they are the network's contract.
-Rounds go as classification's do: prune a step, fine-tune (imitating the trained detector when distilling),
-measure validation mAP50-95, stop at the first round within the budget or before the first that breaks the
-accuracy floor (`compress.budget.max_accuracy_drop` read as a drop of validation mAP50-95).
+The rounds are classification's (vision.compression.pruning.prune_rounds): prune a step, fine-tune (imitating
+the trained detector when distilling), measure validation mAP50-95, stop at the first round within the budget
+or before the first that breaks the accuracy floor (`compress.budget.max_accuracy_drop` read as a drop of
+validation mAP50-95); this module gives them the detector's pruner, fine-tuning and score.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch_pruning as tp
@@ -21,26 +20,19 @@ import torch_pruning as tp
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
 from runtime.detections import Decoding
-from vision.compression.pruning import IMPORTANCE
+from vision.compression.pruning import IMPORTANCE, PruneResult, PruneRound, RoundHooks, Size, prune_rounds
 from vision.detection.data import DetectionSplit
 from vision.detection.distill import DetectionTeacher
 from vision.detection.fit import fit_detector
 from vision.detection.metrics import mean_average_precision
 from vision.detection.model import Detector
 from vision.detection.predict import predict_split
-from vision.detection.store import PruningStep
 
 
-@dataclass(frozen=True)
-class DetectorSize:
-    params: int
-    macs: int
-
-
-def measure_detector(model: Detector) -> DetectorSize:
+def measure_detector(model: Detector) -> Size:
     width, height = model.config.input_wh
     macs, params = tp.utils.count_ops_and_params(model.eval(), torch.zeros(1, 3, height, width))
-    return DetectorSize(int(params), int(macs))
+    return Size(int(params), int(macs))
 
 
 def validation_map(model: Detector, split: DetectionSplit, decoding: Decoding) -> float:
@@ -56,38 +48,7 @@ def contract_layers(model: Detector) -> list[torch.nn.Module]:
     return [head.classification_head.cls_logits, head.regression_head.bbox_reg, head.regression_head.bbox_ctrness]
 
 
-@dataclass(frozen=True)
-class DetectorRound:
-    step: int
-    params: int
-    macs: int
-    val_map: float
-    within_budget: bool
-    above_floor: bool
-
-
-@dataclass(frozen=True)
-class DetectorTrack:
-    model: Detector
-    """The last detector above the floor (the trained one when even the first round broke it)."""
-    rounds: list[DetectorRound]
-    budget_met: bool
-    history: list[PruningStep]
-    floor: float
-
-    @property
-    def kept_steps(self) -> int:
-        return sum(r.above_floor for r in self.rounds)
-
-    def record(self) -> dict[str, Any]:
-        """How the track ended, for the export stage's messages and the candidates file."""
-        last = self.rounds[-1] if self.rounds else None
-        stopped = ("budget" if self.budget_met else "accuracy_floor" if last and not last.above_floor else "steps")
-        return {"budget_met": self.budget_met, "stopped_by": stopped, "kept_steps": self.kept_steps,
-                "floor": round(self.floor, 6), "last_round": asdict(last) if last else None}
-
-
-DetectorBudget = Callable[[Detector, DetectorSize], bool]
+DetectorBudget = Callable[[Detector, Size], bool]
 
 
 @dataclass(frozen=True)
@@ -116,33 +77,19 @@ def _pruner(model: Detector, compression: CompressSection) -> tp.pruner.MetaPrun
 
 def prune_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan,
                    within_budget: DetectorBudget, floor: float, teacher: DetectionTeacher | None = None,
-                   log: Callable[[DetectorRound], None] | None = None) -> DetectorTrack:
-    """Prune -> fine-tune rounds until `within_budget` holds or the next round falls below `floor`. A budget with
-    no size limit (params, MACs or latency) goes on to the smallest detector above the floor."""
+                   log: Callable[[PruneRound], None] | None = None) -> PruneResult:
+    """A detector's pruning rounds (prune_rounds): its head's output convs kept, each round fine-tuned on the
+    boxes (imitating `teacher` when given) and scored by validation mAP50-95. A budget with no size limit
+    (params, MACs or latency) goes on to the smallest detector above the floor."""
     budget = plan.compression.budget
     smallest = budget.max_params is None and budget.max_macs is None and budget.max_latency_ms is None
     torch.manual_seed(plan.seed)
-    model = copy.deepcopy(trained).eval()
-    pruner = _pruner(model, plan.compression)
-    kept, kept_history, rounds = copy.deepcopy(model), [], []
-    for step in range(1, plan.compression.prune_steps + 1):
-        pruner.step()
-        model.zero_grad(set_to_none=True)
-        fitted = fit_detector(model, train, val, plan.finetune, plan.decoding, plan.seed + step, plan.augment,
-                              min_visibility=plan.min_visibility, teacher=teacher, progress=log is not None,
-                              label=f"compress: pruning round {step} fine-tuning")
-        model = fitted.model
-        size = measure_detector(model)
-        score = validation_map(model, val, plan.decoding)
-        result = DetectorRound(step, size.params, size.macs, round(score, 6), within_budget(model, size),
-                               score >= floor)
-        rounds.append(result)
-        if log:
-            log(result)
-        if not result.above_floor:
-            return DetectorTrack(kept, rounds, smallest and step > 1, kept_history, floor)
-        kept = copy.deepcopy(model)
-        kept_history = [(str(n), bool(o), [int(i) for i in idx]) for n, o, idx in pruner.DG.pruning_history()]
-        if result.within_budget and not smallest:
-            return DetectorTrack(kept, rounds, True, kept_history, floor)
-    return DetectorTrack(kept, rounds, smallest, kept_history, floor)
+
+    def fine_tune(model: torch.nn.Module, step: int) -> torch.nn.Module:
+        return fit_detector(model, train, val, plan.finetune, plan.decoding, plan.seed + step, plan.augment,
+                            min_visibility=plan.min_visibility, teacher=teacher, progress=log is not None,
+                            label=f"compress: pruning round {step} fine-tuning").model
+
+    hooks = RoundHooks(fine_tune, measure_detector, lambda model: validation_map(model, val, plan.decoding))
+    return prune_rounds(trained, lambda model: _pruner(model, plan.compression), plan.compression.prune_steps,
+                        hooks, within_budget, floor, smallest=smallest, progress=log)

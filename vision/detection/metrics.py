@@ -12,6 +12,7 @@ import torch
 from torchmetrics.detection import MeanAveragePrecision
 
 from runtime.detections import Detections
+from vision.compression.variants import Scoring
 
 SUMMARY = {"map": "map", "map_50": "map50", "map_75": "map75", "map_small": "map_small",
            "map_medium": "map_medium", "map_large": "map_large", "mar_100": "ar100"}
@@ -47,3 +48,8 @@ def mean_average_precision(found: Sequence[Detections], truth_boxes: Sequence[np
     measured = [int(c) for c in raw["classes"].reshape(-1).tolist()]
     figures["per_class_ap"] = {classes[c]: round(float(ap), 6) for c, ap in zip(measured, per_class_ap, strict=True)}
     return figures
+
+SCORING = Scoring("val_map", "val mAP50-95", "validation mAP50-95", ("val_map", "val_map50", "test_map", "test_map50"),
+                  ("val mAP", "val mAP50", "test mAP", "test mAP50"), latency_note=" with decoding and NMS")
+"""A detector's pruning rounds and exported variants are scored by COCO mAP; compress.budget.max_accuracy_drop is
+read on validation mAP50-95."""

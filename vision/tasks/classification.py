@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassF1Score
 
+from vision.compression.variants import Scoring
 from vision.tasks.base import Task
 from vision.training.metrics import classification_metrics
 
@@ -33,3 +34,8 @@ def _metrics(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict
 
 TASK = Task(name="classification", label_fields=("label",), loss=_loss, validation_figures=_validation_figures,
             epoch_figures=_epoch_figures, metrics=_metrics, onnx_outputs=("logits", "features"))
+
+SCORING = Scoring("val_accuracy", "val accuracy", "validation accuracy", ("val_accuracy", "test_accuracy"),
+                  ("val acc", "test acc"))
+"""A classifier's pruning rounds and exported variants are scored by accuracy; compress.budget.max_accuracy_drop
+is read on validation accuracy."""
