@@ -15,7 +15,6 @@ pure function of the inputs (no timings).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import lightning as L
 import timm
 import torch
 
-from core.fsutil import atomic_directory, write_csv, write_json
+from core.fsutil import atomic_directory, write_json
 from core.profiles import PROFILES
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
@@ -37,13 +36,14 @@ from vision.compression.pruning import (
     PruneResult,
     PruneRound,
     Size,
+    finetune_epochs,
     measure_size,
     prune_to_budget,
-    track_line,
     track_record,
 )
 from vision.compression.qat import quantization_aware_finetune
 from vision.compression.quantize import Int8Plan, quantize_within_floor
+from vision.compression.reports import report_candidates
 from vision.compression.sparsity import prune_zeroed, sparse_train
 from vision.data.dataset import SplitData, Splits, load_splits
 from vision.tasks.classification import SCORING
@@ -68,12 +68,6 @@ def budget_check(compression: CompressSection, size_px: int, work: Path) -> Budg
         return True
 
     return within
-
-
-def finetune_epochs(compression: CompressSection, training: TrainSection, train_images: int) -> int:
-    """`compress.finetune_epochs`, or more when that many epochs would not reach `finetune_min_steps`."""
-    steps_per_epoch = max(1, math.ceil(train_images / training.batch_size))
-    return max(compression.finetune_epochs, math.ceil(compression.finetune_min_steps / steps_per_epoch))
 
 
 def _log_round(track: str):
@@ -206,17 +200,7 @@ def main(ctx: StageContext) -> None:
             described[name]["budget_met"] = records[name]["budget_met"]
         write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described,
                                                   "tracks": records})
-    for name, record in records.items():
-        print(f"compress: {track_line(name, record, SCORING)}")
-    write_csv(ctx.output("rounds"), [{"track": name, **r.row(SCORING)} for name, result in tracks.items()
-                                     for r in result.rounds])
-    write_json(ctx.output("summary"), {name: {k: v for k, v in row.items() if k in ("params", "macs",
-                                                                                 "torch_val_accuracy")}
-                                       for name, row in described.items()})
-    summary = ", ".join(f"{name} {row['params']:,} params (val {row['torch_val_accuracy']:.4f})"
-                        for name, row in described.items())
-    print(f"compress: {summary} in {time.perf_counter() - started:.0f} s")
-
+    report_candidates(tracks, records, described, SCORING, ctx.output("rounds"), ctx.output("summary"), started)
 
 if __name__ == "__main__":
     from core.contracts.classification.compress import CONTRACT

@@ -8,53 +8,16 @@ summary, and exits non-zero with one line per failed check when any fails, so
 
 from __future__ import annotations
 
-from typing import Any
-
-from core.content import digest_of_hashes
-from core.fsutil import read_json, write_json, write_text_atomically
+from core.fsutil import read_json
 from core.spec.deployment import CompressionBudget
-from runtime.bundle import IncompleteBundle, bundle_members, file_hashes
-from stages.runtime import StageContext, StageFailure, run_stage
-from vision.dependability.report import CLASSIFICATION_PAGES, FIGURES, ReportPages
+from stages.judging import judge
+from stages.runtime import StageContext, run_stage
+from vision.dependability.report import CLASSIFICATION_PAGES
 from vision.dependability.verdict import (
-    Check,
     Thresholds,
     budget_checks,
     dependability_checks,
-    verdict,
-    warnings,
 )
-
-
-def judged_files(ctx: StageContext) -> dict[str, object]:
-    """The sha256 of every file of the bundle the figures describe, and their bundle digest: promote serves
-    only these bytes, and `autodl compile --check` binds the promotion record to them."""
-    folders = {"export": ctx.input("deployable"), "dependability": ctx.input("serving_state")}
-    try:
-        hashes = file_hashes(bundle_members(folders))
-    except IncompleteBundle as exc:
-        raise StageFailure(str(exc)) from None
-    return {"files": hashes, "digest": f"sha256:{digest_of_hashes(hashes)}"}
-
-
-def judge(ctx: StageContext, checks: list[Check], figures: dict[str, Any], ood_report: dict[str, Any],
-          pages: ReportPages) -> None:
-    """Write the verdict, the task's HTML report and markdown summary; fail with one line per unmet check."""
-    result = verdict(ctx.project, figures["variant"], checks, warnings(figures))
-    result["judged"] = judged_files(ctx)
-    images = {figure: ctx.input(f"{figure}_png") for figure in FIGURES}
-    html_path, markdown_path = ctx.output("report_html"), ctx.output("summary_md")
-    write_json(ctx.output("verdict"), result)
-    write_text_atomically(html_path, pages.html(ctx.project, result, checks, figures, ood_report, images))
-    write_text_atomically(markdown_path, pages.markdown(ctx.project, result, checks, figures))
-    for note in result["warnings"]:
-        print(f"gate: WARNING {note}")
-    if not result["passed"]:
-        failed = [c for c in checks if not c.passed]
-        raise StageFailure(f"gate: {len(failed)} of {len(checks)} checks failed for {ctx.project} "
-                           f"({figures['variant']}); nothing will be promoted. Report: {html_path}\n"
-                           + "\n".join(f"  - {c.line()}" for c in failed))
-    print(f"gate: all {len(checks)} checks passed for {ctx.project} ({figures['variant']}); report: {html_path}")
 
 
 def main(ctx: StageContext) -> None:

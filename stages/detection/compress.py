@@ -17,13 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from core.fsutil import atomic_directory, write_csv, write_json
+from core.fsutil import atomic_directory, write_json
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
 from runtime.detections import Decoding
-from stages.compress import finetune_epochs
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.compression.pruning import PruneResult, PruneRound, Size, track_record
+from vision.compression.pruning import PruneResult, PruneRound, Size, finetune_epochs, track_record
+from vision.compression.reports import report_candidates
 from vision.detection.compression import DetectorBudget, PruningPlan, measure_detector, prune_detector, validation_map
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.distill import DetectionTeacher
@@ -112,15 +112,7 @@ def main(ctx: StageContext) -> None:
             described[name]["budget_met"] = records[name]["budget_met"]
         write_json(out / ctx.inside("variants"), {"model": trained.config.to_json(), "task": "detection",
                                                   "floor": round(floor, 6), "variants": described, "tracks": records})
-    write_csv(ctx.output("rounds"), [{"track": name, **r.row(SCORING)} for name, track in tracks.items()
-                                     for r in track.rounds],
-              ("track", "step", "params", "macs", "val_map", "within_budget", "above_floor"))
-    write_json(ctx.output("summary"), {name: {k: row[k] for k in ("params", "macs", "torch_val_map")}
-                                       for name, row in described.items()})
-    summary = ", ".join(f"{name} {row['params']:,} params (val mAP50-95 {row['torch_val_map']:.4f})"
-                        for name, row in described.items())
-    print(f"compress: {summary} in {time.perf_counter() - started:.0f} s")
-
+    report_candidates(tracks, records, described, SCORING, ctx.output("rounds"), ctx.output("summary"), started)
 
 if __name__ == "__main__":
     from core.contracts.detection.compress import CONTRACT

@@ -1,6 +1,6 @@
 """gate (detection): may this detector reach serving? Every measured figure against the spec's thresholds.
 
-The same verdict, report and failure as for classifiers (stages.gate.judge), with a detector's checks: test
+The same verdict, report and failure as for classifiers (stages.judging.judge), with a detector's checks: test
 mAP50-95 and mAP50 (dependability.min_map, min_map50), image-level OOD, the mAP50-95 drop of each corruption
 family, D-ECE after temperature scaling, and the budget with its drop read as validation mAP50-95.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.fsutil import read_json
 from core.spec.deployment import CompressionBudget
-from stages.gate import judge
+from stages.judging import judge
 from stages.runtime import StageContext, run_stage
 from vision.dependability.report import DETECTION_PAGES
 from vision.dependability.verdict import DetectionThresholds, detection_budget_checks, detection_checks

@@ -8,25 +8,14 @@ while the pool changes; on a cluster each member is an independent job, like the
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from core.fsutil import atomic_directory, read_json, write_json
 from core.spec.loop import Ensemble
 from stages.runtime import StageContext, run_stage
 from stages.train import load_inputs, train_model, with_params
 from vision.compression.onnx import export_onnx
+from vision.loop.members import member_seeds, searched
 from vision.training.model import save_model
-
-
-def searched(train_metrics: dict[str, Any]) -> dict[str, Any]:
-    """The values the train stage's search chose (`best_<name>` in its metrics), to train members alike."""
-    return {k.removeprefix("best_"): v for k, v in (train_metrics.get("hpo") or {}).items()
-            if k.startswith("best_") and k != "best_trial_val_accuracy"}
-
-
-def member_seeds(seed: int, members: int) -> list[int]:
-    """Seeds of the members to train: member 0 is the trained model (seed `seed`)."""
-    return [seed + k for k in range(1, members)]
 
 
 def main(ctx: StageContext) -> None:

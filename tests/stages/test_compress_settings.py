@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.profiles import PROFILES
 from core.spec.deployment import CompressSection, Quantization
 from core.spec.training import TrainSection
-from stages.compress import finetune_epochs
+from vision.compression.pruning import finetune_epochs
 from vision.compression.quantize import Int8Plan
 
 

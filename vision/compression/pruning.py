@@ -12,6 +12,7 @@ detection in vision.detection.compression.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,12 @@ ROUND_TO = 8
 GLOBAL_LAYER_CAP = 0.9
 """With global allocation no layer loses more than this share of its channels (or `max_prune_ratio` when
 larger): ranked across layers, a layer whose channels all score low would otherwise vanish."""
+
+
+def finetune_epochs(compression: CompressSection, training: TrainSection, train_images: int) -> int:
+    """`compress.finetune_epochs`, or more when that many epochs would not reach `finetune_min_steps`."""
+    steps_per_epoch = max(1, math.ceil(train_images / training.batch_size))
+    return max(compression.finetune_epochs, math.ceil(compression.finetune_min_steps / steps_per_epoch))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from vision.detection.distill import DetectionTeacher, imitation_loss
 from vision.detection.metrics import as_prediction, map_metric
 from vision.detection.model import Detector
 from vision.training.engine import (
+    FitResult,
     History,
     optimizer_for,
     quiet_lightning,
@@ -78,16 +79,8 @@ class DetectorModule(L.LightningModule):
 
 
 @dataclass(frozen=True)
-class DetectorFit:
-    model: Detector
-    history: list[dict[str, float]]
-    kept_epoch: int
-    selected_by: str
-    primary: bool = True
-
-    @property
-    def kept(self) -> dict[str, float]:
-        return self.history[self.kept_epoch - 1]
+class DetectorFit(FitResult):
+    """A detector's fit (vision.training.engine.FitResult)."""
 
     def summary(self) -> str:
         kept = self.kept

@@ -171,3 +171,22 @@ def run_fit(module: L.LightningModule, loaders: tuple[DataLoader, DataLoader], t
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         # the checkpoint's own name says which epoch it holds ("best-<0-based epoch>.ckpt")
         return Fitted(state, int(Path(best.best_model_path).stem.removeprefix("best-")) + 1)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A trained model and what its fit measured, whatever the task: every epoch's figures and which epoch's
+    weights the model holds (each task's result adds how it sums itself up)."""
+
+    model: torch.nn.Module
+    history: list[dict[str, float]]
+    kept_epoch: int
+    """The epoch (1-based) whose weights `model` holds: the best by `selected_by`."""
+    selected_by: str
+    primary: bool = True
+    """False on the other ranks of a distributed run: their model is not the kept one; write nothing."""
+
+    @property
+    def kept(self) -> dict[str, float]:
+        """The kept epoch's row of `history`."""
+        return self.history[self.kept_epoch - 1]

@@ -29,6 +29,7 @@ from vision.data.dataset import SplitData
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.engine import (
+    FitResult,
     History,
     optimizer_for,
     quiet_lightning,
@@ -132,19 +133,8 @@ class Classifier(L.LightningModule):
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    model: torch.nn.Module
-    history: list[dict[str, float]]
-    kept_epoch: int
-    """The epoch (1-based) whose weights `model` holds: the best by `selected_by`."""
-    selected_by: str
-    primary: bool = True
-    """False on the other ranks of a distributed run: their model is not the kept one; write nothing."""
-
-    @property
-    def kept(self) -> dict[str, float]:
-        """The kept epoch's row of `history`."""
-        return self.history[self.kept_epoch - 1]
+class TrainResult(FitResult):
+    """A classifier's fit (vision.training.engine.FitResult)."""
 
     @property
     def val_accuracy(self) -> float:

@@ -10,15 +10,15 @@ from dataclasses import replace
 from core.fsutil import atomic_directory, read_json, write_json
 from core.spec.loop import Ensemble
 from stages.detection.train import load_inputs, with_params
-from stages.loop.ensemble import member_seeds, searched
 from stages.runtime import StageContext, run_stage
 from vision.detection.store import save_detector
+from vision.loop.members import member_seeds, searched
 
 
 def main(ctx: StageContext) -> None:
     ensemble: Ensemble = ctx.spec("active_learning.ensemble")
     inputs = load_inputs(ctx)
-    best = {k: v for k, v in searched(read_json(ctx.input("train_metrics"))).items() if k != "trial_val_map"}
+    best = searched(read_json(ctx.input("train_metrics")))
     training, config, pretrained = with_params(inputs.training, inputs.config, inputs.pretrained, best)
     training = training.model_copy(update={"hpo": None, **({"epochs": ensemble.epochs} if ensemble.epochs else {})})
     figures = []
