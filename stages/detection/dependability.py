@@ -192,7 +192,7 @@ def main(ctx: StageContext) -> None:
                        "worst": None if worst is None else {"corruption": worst.corruption, "severity": worst.severity,
                                                             "map": worst.map}},
         "calibration": {"temperature": temperature, "dece_before": dece_before, "dece_after": dece_after,
-                        "ece_before": dece_before, "ece_after": dece_after, "detections": len(after)},
+                        "detections": len(after)},
         "explain": {"method": "eigencam", "samples": explained},
     }
     write_json(ctx.output("metrics"), figures)
@@ -203,10 +203,9 @@ def main(ctx: StageContext) -> None:
     robustness_heatmap(clean_map, [CorruptionResult(r.corruption, r.severity, r.map, r.seen_in_training)
                                    for r in sweep], ctx.output("robustness_png"),
                        f"{ctx.project}: test mAP50-95 under corruptions (deployable model)", figure_name="mAP50-95")
-    relabel = [[{"confidence": r["confidence"], "accuracy": r["precision"], "count": r["count"]} for r in rows]
-               for rows in (rows_before, rows_after)]
-    reliability_diagram(relabel[0], relabel[1], temperature, dece_before, dece_after, ctx.output("reliability_png"),
-                        f"{ctx.project}: box confidence reliability (test split, D-ECE)", y_label="precision")
+    reliability_diagram(rows_before, rows_after, temperature, dece_before, dece_after, ctx.output("reliability_png"),
+                        f"{ctx.project}: box confidence reliability (test split, D-ECE)", y_label="precision",
+                        counted="detections", error_name="D-ECE")
     ood_histogram(ood.scores, ood.kinds, ood.threshold, ood.detector, ctx.output("ood_scores_png"),
                   f"{ctx.project}: {ood.detector} image scores")
     write_csv(ctx.output("robustness"), [{"condition": f"{r.corruption} s{r.severity}", "map": r.map, "map50": r.map50,

@@ -52,17 +52,17 @@ def robustness_heatmap(clean: float, results: list[CorruptionResult], path: Path
 
 def reliability_diagram(before: list[dict[str, float]], after: list[dict[str, float]], temperature: float,
                         ece_before: float, ece_after: float, path: Path, title: str, y_label: str = "accuracy",
-                        counted: str = "test images") -> None:
-    """Accuracy (or `y_label`, e.g. a detector's precision) against confidence per bin, before and after
-    temperature scaling; the diagonal is perfect."""
+                        counted: str = "test images", error_name: str = "ECE") -> None:
+    """Accuracy (or the bins' `y_label` column, e.g. a detector's precision) against confidence per bin, before
+    and after temperature scaling, with the task's calibration error (`error_name`); the diagonal is perfect."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 5), dpi=100)
     axis.plot([0, 1], [0, 1], "--", c="#999999", lw=1, label="perfect calibration")
-    for rows, label, colour in ((before, f"raw (ECE {ece_before:.4f})", "#ff7f0e"),
-                                (after, f"T = {temperature:.3f} (ECE {ece_after:.4f})", "#1f77b4")):
-        axis.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", c=colour, ms=4, label=label)
+    for rows, label, colour in ((before, f"raw ({error_name} {ece_before:.4f})", "#ff7f0e"),
+                                (after, f"T = {temperature:.3f} ({error_name} {ece_after:.4f})", "#1f77b4")):
+        axis.plot([r["confidence"] for r in rows], [r[y_label] for r in rows], "o-", c=colour, ms=4, label=label)
     for r in after:  # how many test images each point stands for: a bin of 3 says little
-        axis.annotate(f"{int(r['count'])}", (r["confidence"], r["accuracy"]), fontsize=7, color="#1f77b4",
+        axis.annotate(f"{int(r['count'])}", (r["confidence"], r[y_label]), fontsize=7, color="#1f77b4",
                       xytext=(0, -11), textcoords="offset points", ha="center")
     axis.text(0.98, 0.02, f"numbers: {counted} per bin (after scaling)", transform=axis.transAxes, fontsize=7,
               ha="right", va="bottom", color="#1f77b4")
