@@ -107,9 +107,9 @@ def _int8_misses(trained: torch.nn.Module, splits: Splits, compression: Compress
     result = quantize_within_floor(work / "probe.onnx", work / "probe-int8.onnx", calibration.images, splits.val,
                                    plan)
     (work / "probe-int8.onnx").unlink(missing_ok=True)
-    print(f"compress: int8 of the trained model: val accuracy {result.val_accuracy:.4f} with "
+    print(f"compress: int8 of the trained model: val accuracy {result.score:.4f} with "
           f"{len(result.fp32_layers)} layer(s) in fp32 (floor {plan.floor:.4f})", flush=True)
-    return result.val_accuracy < plan.floor
+    return result.score < plan.floor
 
 
 # Nine parameters: the model, its data, and the spec's three sections that shape compression, plus the seed,

@@ -143,7 +143,7 @@ def test_an_int8_detector_below_the_floor_keeps_its_costliest_convolutions_in_fp
     assert len(missed.fp32_layers) >= MAX_FP32_LAYERS  # a head layer shared by the pyramid levels is several nodes
     shares = [share for _, share in missed.tried]
     assert all(before < after for before, after in itertools.pairwise(shares)), shares
-    assert fp32_share(tmp_path / "int8.onnx") == pytest.approx(missed.val_map, abs=1e-6)
+    assert fp32_share(tmp_path / "int8.onnx") == pytest.approx(missed.score, abs=1e-6)
     onnx.checker.check_model(str(tmp_path / "int8.onnx"), full_check=True)
 
 

@@ -11,7 +11,7 @@ ranking layers by how far each moves the logits; the costliest are excluded
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,15 +120,16 @@ def layer_sensitivity(calibrated: Calibrated, probe: Images, weight_bits: int, w
 
 @dataclass(frozen=True)
 class Int8Result:
-    val_accuracy: float
+    score: float
+    """The kept file's validation score (the task's: accuracy, mAP50-95)."""
     fp32_layers: tuple[str, ...]
-    """Layers kept in fp32, costliest first."""
+    """Nodes kept in fp32, costliest layer first."""
     tried: tuple[tuple[int, float], ...]
-    """(layers kept in fp32, validation accuracy) for every file tried, in order."""
+    """(layers kept in fp32, validation score) for every file tried, in order."""
 
 
 def _accuracy(path: Path, split: SplitData) -> float:
-    return round(onnx_accuracy(session(path), split), 6)
+    return onnx_accuracy(session(path), split)
 
 
 @dataclass(frozen=True)
@@ -147,27 +148,42 @@ class Int8Plan:
         return cls(bits, floor, settings.max_fp32_layers, settings.sensitivity_images)
 
 
+# Eight parameters: the files, the calibration, how a file is scored against which floor, and how far to go.
+def keep_costliest_in_fp32(calibrated: Calibrated, out: Path, work: Path, plan: Int8Plan,
+                           score: Callable[[Path], float], ranking: Callable[[], list[tuple[str, ...]]],
+                           only: tuple[str, ...] | None = None) -> Int8Result:
+    """Int8 of the calibrated file at `out`, for every task; when its score is below the plan's floor, the
+    costliest layers (`ranking`, each layer a group of node names, costliest first) stay fp32: 1, 2, 4, ... up to
+    `max_fp32_layers`, the first count that reaches the floor (else the best file tried). `only`: the nodes that
+    may be quantized at all (None: every one)."""
+    tried = [(0, round(score(calibrated.quantize(out, plan.weight_bits, only=only)), 6))]
+    if tried[0][1] >= plan.floor or plan.max_fp32_layers == 0:
+        return Int8Result(tried[0][1], (), tuple(tried))
+    ranked = ranking()
+    most = min(plan.max_fp32_layers, len(ranked))
+    best = (tried[0][1], 0)
+    for count in sorted({min(2 ** k, most) for k in range(most.bit_length() + 1)}):
+        kept = tuple(name for nodes in ranked[:count] for name in nodes)
+        trial = calibrated.quantize(work / f"keep-{count}.onnx", plan.weight_bits, exclude=kept, only=only)
+        tried.append((count, round(score(trial), 6)))
+        if tried[-1][1] > best[0]:
+            best = (tried[-1][1], count)
+            trial.replace(out)
+        if best[0] >= plan.floor:
+            break
+    return Int8Result(best[0], tuple(name for nodes in ranked[:best[1]] for name in nodes), tuple(tried))
+
+
 def quantize_within_floor(fp32: Path, out: Path, calibration_images: Images, val: SplitData,
                           plan: Int8Plan) -> Int8Result:
-    """Int8 of `fp32` at `out`; when its validation accuracy is below the plan's floor, the costliest layers
-    stay fp32: 1, 2, 4, ... up to `max_fp32_layers`, the first count that reaches the floor (else the most
-    accurate file tried)."""
+    """A classifier's int8 file within the floor (keep_costliest_in_fp32): scored by validation accuracy, its
+    weighted layers ranked by how far quantizing each alone moves the outputs."""
     with tempfile.TemporaryDirectory(prefix="autodl-int8-") as folder:
         work = Path(folder)
         calibrated = Calibrated(fp32, calibration_images, work)
-        tried = [(0, _accuracy(calibrated.quantize(out, plan.weight_bits), val))]
-        if tried[0][1] >= plan.floor or plan.max_fp32_layers == 0:
-            return Int8Result(tried[0][1], (), tuple(tried))
-        probe = val.take(range(min(plan.sensitivity_images, len(val.labels))))
-        ranking = [cost.node for cost in layer_sensitivity(calibrated, probe.images, plan.weight_bits, work)]
-        most = min(plan.max_fp32_layers, len(ranking))
-        best = (tried[0][1], 0)
-        for count in sorted({min(2 ** k, most) for k in range(most.bit_length() + 1)}):
-            trial = calibrated.quantize(work / f"keep-{count}.onnx", plan.weight_bits, exclude=tuple(ranking[:count]))
-            tried.append((count, _accuracy(trial, val)))
-            if tried[-1][1] > best[0]:
-                best = (tried[-1][1], count)
-                trial.replace(out)
-            if best[0] >= plan.floor:
-                break
-        return Int8Result(best[0], tuple(ranking[:best[1]]), tuple(tried))
+
+        def ranking() -> list[tuple[str, ...]]:
+            probe = val.take(range(min(plan.sensitivity_images, len(val.labels))))
+            return [(cost.node,) for cost in layer_sensitivity(calibrated, probe.images, plan.weight_bits, work)]
+
+        return keep_costliest_in_fp32(calibrated, out, work, plan, lambda path: _accuracy(path, val), ranking)

@@ -14,27 +14,17 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from vision.compression.quantize import Calibrated
+from vision.compression.quantize import Calibrated, Int8Plan, Int8Result, keep_costliest_in_fp32
 from vision.data.dataset import to_tensor
 from vision.detection.onnx import session
 
 MAX_FP32_LAYERS = 8
 SENSITIVITY_IMAGES = 32
-
-
-@dataclass(frozen=True)
-class DetectorInt8:
-    val_map: float
-    fp32_layers: tuple[str, ...]
-    """Conv nodes kept in fp32, costliest layer first."""
-    tried: tuple[tuple[int, float], ...]
-    """(layers kept in fp32, validation mAP50-95) for every file tried, in order."""
 
 
 def _outputs(path: Path, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,28 +55,16 @@ def layer_costs(calibrated: Calibrated, convolutions: list[tuple[str, ...]], pro
 
 
 def quantize_within_floor(fp32: Path, out: Path, calibration: np.ndarray, probe: np.ndarray, weight_bits: int,
-                          val_map: Callable[[Path], float], floor: float) -> DetectorInt8:
-    """Int8 of `fp32` at `out` (calibrated on `calibration`, letterboxed uint8 images); below `floor` (validation
-    mAP50-95, as `val_map` measures a file), the costliest convolutions stay fp32, the first count that
-    reaches the floor (else the best file tried)."""
+                          val_map: Callable[[Path], float], floor: float) -> Int8Result:
+    """A detector's int8 file within the floor (vision.compression.quantize.keep_costliest_in_fp32): calibrated on
+    `calibration` (letterboxed uint8 images), only its convolutions quantized, scored by validation mAP50-95
+    (`val_map` measures a file), its convolutions ranked by how far each alone moves scores and boxes."""
     with tempfile.TemporaryDirectory(prefix="autodl-detector-int8-") as folder:
         work = Path(folder)
         calibrated = Calibrated(fp32, calibration, work)
         grouped = layers(calibrated.prepared)
         convolutions = tuple(name for nodes in grouped for name in nodes)
-        tried = [(0, round(val_map(calibrated.quantize(out, weight_bits, only=convolutions)), 6))]
-        if tried[0][1] >= floor:
-            return DetectorInt8(tried[0][1], (), tuple(tried))
-        ranking = layer_costs(calibrated, grouped, probe, weight_bits, work)
-        most = min(MAX_FP32_LAYERS, len(ranking))
-        best = (tried[0][1], 0)
-        for count in sorted({min(2 ** k, most) for k in range(most.bit_length() + 1)}):
-            kept = tuple(name for nodes in ranking[:count] for name in nodes)
-            trial = calibrated.quantize(work / f"keep-{count}.onnx", weight_bits, exclude=kept, only=convolutions)
-            tried.append((count, round(val_map(trial), 6)))
-            if tried[-1][1] > best[0]:
-                best = (tried[-1][1], count)
-                trial.replace(out)
-            if best[0] >= floor:
-                break
-        return DetectorInt8(best[0], tuple(name for nodes in ranking[:best[1]] for name in nodes), tuple(tried))
+        plan = Int8Plan(weight_bits, floor, MAX_FP32_LAYERS, len(probe))
+        return keep_costliest_in_fp32(calibrated, out, work, plan, val_map,
+                                      lambda: layer_costs(calibrated, grouped, probe, weight_bits, work),
+                                      only=convolutions)
