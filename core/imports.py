@@ -24,28 +24,29 @@ def import_closure(module: str, root: Path, packages: Iterable[str]) -> tuple[st
     `if __name__ == "__main__":` block counts: another module's runs only when that module is the program (a
     stage module imports its contract there, so a stage that reuses another's code does not depend on the
     other's contract)."""
-    packages = frozenset(packages)
+    packages, root = frozenset(packages), root.resolve()
     seen: set[Path] = set()
-    program = root.resolve().joinpath(*module.split(".")).with_suffix(".py")
-    pending = list(_files_of(module, root.resolve(), packages))
+    program = root.joinpath(*module.split(".")).with_suffix(".py")
+    pending = list(_files_of(module, root, packages))
     while pending:
         path = pending.pop()
         if path in seen:
             continue
         seen.add(path)
-        for name in _imported_names(path, _module_name(path, root.resolve()), as_program=path == program):
-            pending.extend(p for p in _files_of(name, root.resolve(), packages) if p not in seen)
-    return tuple(sorted(p.relative_to(root.resolve()).as_posix() for p in seen))
+        for name in _imported_names(path, _module_name(path, root), as_program=path == program):
+            pending.extend(p for p in _files_of(name, root, packages) if p not in seen)
+    return tuple(sorted(p.relative_to(root).as_posix() for p in seen))
 
 
-def _files_of(name: str, root: Path, packages: frozenset[str]) -> list[Path]:
+@cache
+def _files_of(name: str, root: Path, packages: frozenset[str]) -> tuple[Path, ...]:
     """The file of module `name` and the `__init__.py` of each package above it; [] outside the project."""
     parts = name.split(".")
     if parts[0] not in packages:
-        return []
+        return ()
     files = [root.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts) + 1)]
     files.append(root.joinpath(*parts).with_suffix(".py"))
-    return [f for f in files if f.is_file()]
+    return tuple(f for f in files if f.is_file())
 
 
 @cache

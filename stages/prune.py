@@ -18,8 +18,8 @@ from sklearn.decomposition import PCA
 from core.fsutil import atomic_directory, read_csv, write_csv, write_json
 from core.spec.data import Pruning
 from stages.runtime import StageContext, run_stage
-from vision.data.embedding import load_embeddings
 from vision.data.selection import select_per_class
+from vision.data.vectors import load_embeddings
 from vision.plots import pyplot, save_figure
 
 

@@ -17,10 +17,10 @@ from core.progress import Progress
 from vision.data.alterations import ALTERATIONS
 from vision.data.dataset import to_tensor
 from vision.data.imageio import load_rgb
-from vision.data.vectors import load_embeddings, snap
+from vision.data.vectors import snap
 from vision.training.pretrained import load_pretrained
 
-__all__ = ["embed_images", "embed_pixels", "embedding_model", "load_embeddings", "altered_copies"]
+__all__ = ["embed_images", "embed_pixels", "embedding_model", "altered_copies"]
 
 BATCH = 16  # larger batches are slower per image on 2 CPU cores (cache-bound depthwise convolutions)
 
