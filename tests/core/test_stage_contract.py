@@ -13,9 +13,17 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from core.contract import ContractError
-from core.imports import CODE_PACKAGES
-from core.registry import STAGES, STAGES_BY_NAME, code_dependencies, dvc_dependency, resolve, resolved_inputs
+from core.contract import ContractError, StageInfo
+from core.imports import CODE_PACKAGES, import_closure
+from core.registry import (
+    PIPELINES,
+    STAGES,
+    STAGES_BY_NAME,
+    code_dependencies,
+    dvc_dependency,
+    resolve,
+    resolved_inputs,
+)
 from core.spec import ProjectSpec
 from stages.runtime import StageContext, StageFailure, declared_params
 from tests.conftest import REPO_ROOT
@@ -155,3 +163,62 @@ def test_a_declared_key_under_an_unset_section_reads_as_unset_and_a_stale_params
         == {"seed": 1, "active_learning": None}
     with pytest.raises(StageFailure, match="run `autodl compile`"):
         declared_params({"p": {"seed": 1}}, "p", ("active_learning.ensemble",))
+
+
+def _contract_file(info: StageInfo) -> str:
+    """The module under core/contracts/ that declares `info` as its CONTRACT."""
+    import pkgutil
+
+    import core.contracts
+
+    for found in pkgutil.walk_packages(core.contracts.__path__, "core.contracts."):
+        module = importlib.import_module(found.name)
+        if getattr(module, "CONTRACT", None) is info:
+            return module.__file__.removeprefix(str(REPO_ROOT) + "/")  # type: ignore[union-attr]
+    raise AssertionError(f"no module declares {info.name}'s contract")
+
+
+@pytest.mark.parametrize(("task", "stage"), [(task, stage) for task, stages in PIPELINES.items() for stage in stages],
+                         ids=lambda value: value if isinstance(value, str) else value.name)
+def test_a_stage_depends_on_its_own_contract_and_no_other(task: str, stage: StageInfo) -> None:
+    """Editing one stage's contract must re-run that stage only: its code dependencies hold its own contract
+    module (and the base form it extends), never another stage's, and never the registry."""
+    own = _contract_file(stage)
+    contracts = {path for path in code_dependencies(stage)
+                 if path.startswith("core/contracts/") and not path.endswith("__init__.py")}
+    # what the contract itself is built from (a base form, the train stage an ensemble copies) and nothing else
+    derived_from = {path for path in import_closure(own.removesuffix(".py").replace("/", "."), REPO_ROOT,
+                                                    CODE_PACKAGES) if path.startswith("core/contracts/")}
+    assert own in contracts
+    assert contracts <= derived_from, f"{task} {stage.name} depends on {sorted(contracts - derived_from)}"
+    assert "core/registry.py" not in code_dependencies(stage)
+
+
+def test_a_classifier_s_stages_run_no_detection_code() -> None:
+    for stage in PIPELINES["classification"]:
+        detection = [p for p in code_dependencies(stage) if p.startswith(("vision/detection/", "stages/detection/"))]
+        assert not detection, f"{stage.name} depends on {detection}"
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--input", "split"], "is not name=path"),
+    (["--input", "split="], "is not name=path"),
+    (["--input", "boxes=data/p/ingest/boxes.csv"], "declares no such input"),
+    (["--input", "split=a.csv", "--input", "split=b.csv"], "is given twice"),
+])
+def test_a_stage_refuses_input_arguments_its_contract_does_not_declare(arguments: list[str], message: str,
+                                                                      tmp_path: Path, capsys) -> None:
+    from stages.runtime import run_stage
+
+    ran: list[object] = []
+    with pytest.raises(SystemExit) as exit_code:
+        run_stage(STAGES_BY_NAME["prune"], ran.append, ["--project", "p", "--root", str(tmp_path), *arguments])
+    assert exit_code.value.code == 1
+    assert message in capsys.readouterr().err
+    assert not ran
+
+
+def test_a_stage_run_without_its_input_paths_says_how_to_run_it(tmp_path: Path) -> None:
+    ctx = StageContext(STAGES_BY_NAME["prune"], "p", {}, tmp_path)
+    with pytest.raises(StageFailure, match=r"no --input split=<path> was given: run the stage through `dvc repro`"):
+        ctx.input("split")
