@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
-from vision.compression.variants import Scoring
+from vision.compression.scoring import Scoring
 from vision.data.dataset import SplitData, to_tensor
 from vision.training.fit import Teacher, fit
 from vision.training.model import accuracy

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.fsutil import write_csv, write_json
 from vision.compression.pruning import PruneResult, track_line
-from vision.compression.variants import Scoring
+from vision.compression.scoring import Scoring
 
 
 # Seven parameters: what was built (tracks, their records, the described candidates), how it is scored, and

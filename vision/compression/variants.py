@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.spec.deployment import CompressionBudget
+from vision.compression.scoring import Scoring
 from vision.compression.timing import Timing, interleaved, steady_choice, tie_reason
 from vision.plots import pyplot, save_figure
 
@@ -21,29 +22,6 @@ SIZE_LIMITS = ("max_params", "max_macs", "max_latency_ms")
 
 class NoVariantWithinBudget(Exception):
     """Every variant breaks compress.budget; the message says what to relax."""
-
-
-@dataclass(frozen=True)
-class Scoring:
-    """How a task scores its variants: the validation figure compress.budget.max_accuracy_drop is read on, the
-    task's figures in a variant's row, and how they are named in messages and tables."""
-
-    field: str
-    """The row's validation figure the budget and the choice use (`val_accuracy`, `val_map`)."""
-    label: str
-    """Its name in messages (`val accuracy`, `val mAP50-95`)."""
-    axis_label: str
-    """Its name on the Pareto plot's axis."""
-    columns: tuple[str, ...]
-    """The task's figures in a row, in order; `field` among them."""
-    headers: tuple[str, ...]
-    """Their short headers in the printed table."""
-    latency_note: str = ""
-    """What a latency includes beyond the network, said in the choice's reason (` with decoding and NMS`)."""
-
-    def row_fields(self) -> tuple[str, ...]:
-        return ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
-                *self.columns, "latency_ms_1_thread", "latency_ms_2_threads", "fp32_layers")
 
 
 @dataclass(frozen=True)

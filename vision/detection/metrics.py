@@ -12,7 +12,7 @@ import torch
 from torchmetrics.detection import MeanAveragePrecision
 
 from runtime.detections import Detections
-from vision.compression.variants import Scoring
+from vision.compression.scoring import Scoring
 
 SUMMARY = {"map": "map", "map_50": "map50", "map_75": "map75", "map_small": "map_small",
            "map_medium": "map_medium", "map_large": "map_large", "mar_100": "ar100"}

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassF1Score
 
-from vision.compression.variants import Scoring
+from vision.compression.scoring import Scoring
 from vision.tasks.base import Task
 from vision.training.metrics import classification_metrics
 
