@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,9 +41,13 @@ def _repo(root: Path, spec_path: Path, project: str) -> Path:
 
 
 def _train(root: Path, project: str, launcher: list[str]) -> float:
+    """The train stage as dvc.yaml runs it (its inputs' paths on the command line), under `launcher`."""
+    stages = YAML(typ="safe").load((root / "dvc.yaml").read_text())["stages"]
+    program, *arguments = shlex.split(stages[f"{project}-train"]["cmd"])
+    assert program == "python"
     started = time.perf_counter()
-    subprocess.run([sys.executable, *launcher, "-m", "stages.train", "--project", project, "--root", str(root)],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run([sys.executable, *launcher, *arguments, "--root", str(root)], cwd=REPO, check=True,
+                   capture_output=True)
     return time.perf_counter() - started
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from ruamel.yaml import YAML
 from scipy.ndimage import gaussian_filter
 
 from tests.conftest import copy_project_code, git
@@ -182,7 +184,10 @@ def test_data_stage_outputs_do_not_move_with_float_noise_in_the_embeddings(textu
                "reports/tex/prune/summary.json")
     for path in (*outputs, "reports/tex/clean/report.json", "reports/tex/prune/projection.csv"):
         (repo / path).unlink()
-    for stage in ("clean", "split", "prune"):
-        run(repo, sys.executable, "-m", f"stages.{stage}", "--project", "tex")
+    commands = YAML(typ="safe").load((repo / "dvc.yaml").read_text())["stages"]
+    for stage in ("clean", "split", "prune"):  # each as dvc.yaml runs it: its inputs' paths on the command line
+        program, *arguments = shlex.split(commands[f"tex-{stage}"]["cmd"])
+        assert program == "python"
+        run(repo, sys.executable, *arguments)
     for path in outputs:
         assert (repo / path).read_bytes() == (texture_repo / path).read_bytes(), path
