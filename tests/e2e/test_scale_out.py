@@ -15,6 +15,7 @@ import optuna
 import pytest
 import torch
 
+from core.registry import stage_arguments, stage_named
 from tests.conftest import REPO_ROOT, TINY_CLASSES, train_stage_repo
 from vision.data.dataset import load_split, to_tensor
 from vision.training.model import load_model
@@ -24,7 +25,10 @@ pytestmark = pytest.mark.slow
 
 def _stage(root: Path, module: str, *launcher: str, env: dict[str, str] | None = None,
            background: bool = False) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
-    command = [sys.executable, *launcher, "-m", module, "--project", "tiny", "--root", str(root)]
+    """`module` (the train stage or an HPO worker, which reads what train reads) as dvc.yaml runs train: its
+    inputs' paths on the command line."""
+    command = [sys.executable, *launcher, "-m", module, *stage_arguments(stage_named("train"), "tiny"),
+               "--root", str(root)]
     environment = {**os.environ, **(env or {})}
     if background:
         return subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE,
