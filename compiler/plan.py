@@ -24,9 +24,10 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     def fill(template: str) -> str:
         return template.format(project=project)
 
+    given = {key for _, key in info.optional_inputs.values() if _lookup(spec, key) is not None}
+    # the spec keys of the optional inputs this project reads: their paths are dependencies and arguments
     deps = [*code_dependencies(info), *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values()),
-            *(fill(dvc_dependency(ref, spec.task)) for ref, key in info.optional_inputs.values()
-              if _lookup(spec, key) is not None)]
+            *(fill(dvc_dependency(ref, spec.task)) for ref, key in info.optional_inputs.values() if key in given)]
     for key in info.reads_paths_of:
         deps.extend(_spec_paths(spec, key))
     enabled = [when for when in info.optional if _is_set(spec, when)]
@@ -34,9 +35,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         project=project,
         name=info.name,
         description=info.summary,
-        cmd=" ".join((f"python -m {info.module}",
-                       *stage_arguments(info, project, {key for _, key in info.optional_inputs.values()
-                                                        if _lookup(spec, key) is not None}))),
+        cmd=" ".join((f"python -m {info.module}", *stage_arguments(info, project, given))),
         params=tuple(sorted(f"{project}.{key}" for key in info.params if _parents_set(spec, key))),
         deps=tuple(sorted(set(deps))),
         outs=tuple(fill(o) for o in info.outs.values()),
