@@ -30,7 +30,7 @@ import logging
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -161,7 +161,8 @@ def stage_section(spec_path: Path) -> None:
     from compiler.load import load_spec
     from core.profiles import PROFILES
     from stages.compress import compress, describe
-    from stages.export import SCORING, build_variants
+    from stages.export import SCORING, ClassifierExport
+    from stages.exporting import build_variants
     from vision.compression.onnx import cpu_description, torch_latency_ms
     from vision.compression.variants import choose, format_table
     from vision.data.dataset import load_splits
@@ -185,8 +186,10 @@ def stage_section(spec_path: Path) -> None:
         plan = Int8Plan.from_spec(spec.compress.quantization, profile.int8_weight_bits,
                                   baseline - spec.compress.budget.max_accuracy_drop)
         calibration = train.take(range(min(spec.compress.calibration_images, len(train.labels))))
-        rows = build_variants(work, described, config.input_size_px, model_dir, work, profile.precision,
-                              plan if "quantize" in spec.compress.methods else None, calibration, val, test)
+        measuring = ClassifierExport(trained, model_dir, described["trained"], asdict(config), val, test,
+                                     calibration, plan)
+        rows = build_variants(work, described, measuring, work,
+                              profile.precision if "quantize" in spec.compress.methods else "fp32")
         chosen, reason = choose(rows, spec.compress.budget, baseline, SCORING)
         trained_fp32 = next(r for r in rows if r.variant == "trained-fp32")
         size = config.input_size_px

@@ -9,6 +9,6 @@ BASE = StageInfo(
     inputs={"images": "ingest.images", "split": "prune.split", "candidates": "compress.candidates",
             "variants": "compress.variants"},
     outs={"deployable": "models/{project}/export"},
-    reports={"choice": "reports/{project}/export/choice.json"},
+    reports={"choice": "reports/{project}/export/choice.json", "pareto": "reports/{project}/export/pareto.png"},
     metrics={"summary": "reports/{project}/export/summary.json"},
 )

@@ -13,7 +13,6 @@ CONTRACT = replace(
              "fastest within compress.budget as the deployable model"),
     params=("compress.budget", "compress.methods", "compress.calibration_images", "compress.quantization", "target"),
     inputs={**BASE.inputs, "model": "train.model"},
-    reports={**BASE.reports, "pareto": "reports/{project}/export/pareto.png"},
     plots=(PlotInfo("variants", "reports/{project}/export/variants.csv", x="latency_ms_1_thread", y=("val_accuracy",),
                     template="scatter", title="Variants: latency vs validation accuracy"),),
 )
