@@ -15,8 +15,7 @@ pure function of the inputs (no timings).
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,11 @@ import lightning as L
 import timm
 import torch
 
-from core.fsutil import atomic_directory, write_json
 from core.profiles import PROFILES
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
+from stages import compressing
+from stages.compressing import round_logger
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.compression.candidates import save_candidate
 from vision.compression.onnx import export_onnx, latency_ms, parity
@@ -39,11 +39,9 @@ from vision.compression.pruning import (
     finetune_epochs,
     measure_size,
     prune_to_budget,
-    track_record,
 )
 from vision.compression.qat import quantization_aware_finetune
 from vision.compression.quantize import Int8Plan, quantize_within_floor
-from vision.compression.reports import report_candidates
 from vision.compression.sparsity import prune_zeroed, sparse_train
 from vision.data.dataset import SplitData, Splits, load_splits
 from vision.tasks.classification import SCORING
@@ -70,14 +68,6 @@ def budget_check(compression: CompressSection, size_px: int, work: Path) -> Budg
     return within
 
 
-def _log_round(track: str):
-    def log(r: PruneRound) -> None:
-        print(f"compress: {track} step {r.step}: {r.params:,} params, {r.macs:,} MACs, val accuracy "
-              f"{r.score:.4f}{'' if r.above_floor else ' (below the floor: step undone)'}"
-              f"{' -> within budget' if r.within_budget and r.above_floor else ''}", flush=True)
-    return log
-
-
 def _sparse_track(trained: torch.nn.Module, splits: Splits, compression: CompressSection, finetune: TrainSection,
                   seed: int, within: BudgetCheck, floor: float, teacher: Teacher | None,
                   augment: AugmentSection | None) -> PruneResult:
@@ -91,7 +81,7 @@ def _sparse_track(trained: torch.nn.Module, splits: Splits, compression: Compres
         label="compress: sparse fine-tuning")
     size, score = measure_size(pruned.model, size_px), accuracy(pruned.model, splits.val)
     result = PruneRound(1, size.params, size.macs, round(score, 6), within(pruned.model, size), score >= floor)
-    _log_round("sparse")(result)
+    round_logger("sparse", SCORING)(result)
     if not result.above_floor:
         return PruneResult(trained, [result], budget_met=False, history=[], floor=floor)
     return PruneResult(pruned.model, [result], budget_met=result.within_budget, history=pruned.history, floor=floor)
@@ -135,7 +125,7 @@ def compress(trained: torch.nn.Module, config: ModelConfig, splits: Splits, comp
         plans = [("pruned", None)] + ([("pruned_distilled", teacher)] if distilling else [])
         for name, guide in plans:
             tracks[name] = prune_to_budget(trained, train, val, compression, finetune, seed, within, floor,
-                                           teacher=guide, augment=augment, progress=_log_round(name),
+                                           teacher=guide, augment=augment, progress=round_logger(name, SCORING),
                                            smallest=smallest)
     if "sparse_train" in compression.methods:
         tracks["sparse"] = _sparse_track(trained, splits, compression, finetune, seed, within, floor,
@@ -180,27 +170,38 @@ def describe(models: dict[str, torch.nn.Module], config: ModelConfig, tracks: di
     return described
 
 
+@dataclass(frozen=True)
+class ClassifierCompress:
+    """A classifier's candidates (stages.compressing.CompressTask)."""
+
+    trained: torch.nn.Module
+    config: ModelConfig
+    splits: Splits
+    ctx: StageContext
+    scoring = SCORING
+
+    def candidates(self, work: Path) -> tuple[dict[str, Any], dict[str, PruneResult]]:
+        ctx = self.ctx
+        profile = PROFILES[ctx.spec("target").hardware]
+        found = compress(self.trained, self.config, self.splits, ctx.spec("compress"), ctx.spec("train"),
+                         ctx.spec("augment"), ctx.spec("seed"), work,
+                         profile.int8_weight_bits if profile.precision == "int8" else None)
+        (work / "probe.onnx").unlink(missing_ok=True)
+        return found
+
+    def describe(self, models: dict[str, Any], tracks: dict[str, PruneResult], out: Path) -> dict[str, dict[str, Any]]:
+        return describe(models, self.config, tracks, self.ctx.spec("compress").student, self.splits.val,
+                        self.splits.test, out)
+
+    def header(self) -> dict[str, Any]:
+        return {"model": asdict(self.config)}
+
+
 def main(ctx: StageContext) -> None:
-    seed: int = ctx.spec("seed")
-    compression: CompressSection = ctx.spec("compress")
-    training: TrainSection = ctx.spec("train")
-    augment: AugmentSection = ctx.spec("augment")
-    profile = PROFILES[ctx.spec("target").hardware]
     trained, config = load_model(ctx.input("model"))
-    ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
-    splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px)
-    started = time.perf_counter()
-    with atomic_directory(ctx.output("candidates")) as out:
-        models, tracks = compress(trained, config, splits, compression, training, augment, seed, out,
-                                  profile.int8_weight_bits if profile.precision == "int8" else None)
-        (out / "probe.onnx").unlink(missing_ok=True)
-        described = describe(models, config, tracks, compression.student, splits.val, splits.test, out)
-        records = {name: track_record(result, compression, SCORING) for name, result in tracks.items()}
-        for name in models.keys() & records.keys():
-            described[name]["budget_met"] = records[name]["budget_met"]
-        write_json(out / ctx.inside("variants"), {"model": asdict(config), "variants": described,
-                                                  "tracks": records})
-    report_candidates(tracks, records, described, SCORING, ctx.output("rounds"), ctx.output("summary"), started)
+    splits = load_splits(ctx.input("images"), ctx.input("split"), config.classes, config.input_size_px)
+    compressing.compress(ctx, ClassifierCompress(trained, config, splits, ctx))
+
 
 if __name__ == "__main__":
     from core.contracts.classification.compress import CONTRACT

@@ -12,18 +12,17 @@ stage. Quantization, latency and the choice are the export stage's.
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core.fsutil import atomic_directory, write_json
 from core.spec.deployment import CompressSection
-from core.spec.training import AugmentSection, TrainSection
+from core.spec.training import TrainSection
 from runtime.detections import Decoding
+from stages import compressing
+from stages.compressing import round_logger
 from stages.runtime import StageContext, StageFailure, run_stage
-from vision.compression.pruning import PruneResult, PruneRound, Size, finetune_epochs, track_record
-from vision.compression.reports import report_candidates
+from vision.compression.pruning import PruneResult, Size, finetune_epochs
 from vision.detection.compression import DetectorBudget, PruningPlan, measure_detector, prune_detector, validation_map
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.distill import DetectionTeacher
@@ -45,14 +44,6 @@ def within(compression: CompressSection) -> DetectorBudget:
     return check
 
 
-def _log(track: str):
-    def log(r: PruneRound) -> None:
-        print(f"compress: {track} round {r.step}: {r.params:,} params, {r.macs:,} MACs, val mAP50-95 "
-              f"{r.score:.4f}{'' if r.above_floor else ' (below the floor: round undone)'}"
-              f"{' -> within budget' if r.within_budget and r.above_floor else ''}", flush=True)
-    return log
-
-
 def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan
                       ) -> tuple[dict[str, Detector], dict[str, PruneResult], float]:
     """The candidate detectors by name, each pruning track, and the accuracy floor (validation mAP50-95)."""
@@ -65,7 +56,8 @@ def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSp
                                    compression.distillation.alpha)
         guides = [("pruned", None)] + ([("pruned_distilled", teacher)] if "distill" in compression.methods else [])
         for name, guide in guides:
-            tracks[name] = prune_detector(trained, train, val, plan, within(compression), floor, guide, _log(name))
+            tracks[name] = prune_detector(trained, train, val, plan, within(compression), floor, guide,
+                                           round_logger(name, SCORING))
     models.update({name: track.model for name, track in tracks.items() if track.kept_steps})
     return models, tracks, floor
 
@@ -91,28 +83,47 @@ def describe(models: dict[str, Detector], tracks: dict[str, PruneResult], decodi
     return described
 
 
+@dataclass
+class DetectorCompress:
+    """A detector's candidates (stages.compressing.CompressTask)."""
+
+    trained: Detector
+    decoding: Decoding
+    train: DetectionSplit
+    val: DetectionSplit
+    test: DetectionSplit
+    plan: PruningPlan
+    confidence_threshold: float
+    floor: float | None = None
+    """The accuracy floor (validation mAP50-95), known once the candidates are made."""
+    scoring = SCORING
+
+    def candidates(self, work: Path) -> tuple[dict[str, Any], dict[str, PruneResult]]:
+        models, tracks, self.floor = compress_detector(self.trained, self.train, self.val, self.plan)
+        return models, tracks
+
+    def describe(self, models: dict[str, Any], tracks: dict[str, PruneResult], out: Path) -> dict[str, dict[str, Any]]:
+        return describe(models, tracks, self.decoding, self.val, self.test, self.confidence_threshold, out)
+
+    def header(self) -> dict[str, Any]:
+        assert self.floor is not None, "the candidates are made first"
+        return {"model": self.trained.config.to_json(), "task": "detection", "floor": round(self.floor, 6)}
+
+
 def main(ctx: StageContext) -> None:
     compression: CompressSection = ctx.spec("compress")
     training: TrainSection = ctx.spec("train")
-    augment: AugmentSection = ctx.spec("augment")
     classes: list[str] = list(ctx.spec("classes"))
     trained, decoding = load_detector(ctx.input("model"))
     images, boxes, split = ctx.input("images"), ctx.input("boxes"), ctx.input("split")
     train, val, test = (load_detection_split(images, boxes, split, name, classes) for name in ("train", "val", "test"))
     finetune = training.model_copy(update={"epochs": finetune_epochs(compression, training, len(train)),
                                            "hpo": None, "early_stopping_patience": 0})
-    plan = PruningPlan(compression, finetune, decoding, ctx.spec("seed"), augment,
+    plan = PruningPlan(compression, finetune, decoding, ctx.spec("seed"), ctx.spec("augment"),
                        ctx.spec("detection.min_visibility"))
-    started = time.perf_counter()
-    with atomic_directory(ctx.output("candidates")) as out:
-        models, tracks, floor = compress_detector(trained, train, val, plan)
-        described = describe(models, tracks, decoding, val, test, ctx.spec("detection.confidence_threshold"), out)
-        records = {name: track_record(track, compression, SCORING) for name, track in tracks.items()}
-        for name in models.keys() & records.keys():
-            described[name]["budget_met"] = records[name]["budget_met"]
-        write_json(out / ctx.inside("variants"), {"model": trained.config.to_json(), "task": "detection",
-                                                  "floor": round(floor, 6), "variants": described, "tracks": records})
-    report_candidates(tracks, records, described, SCORING, ctx.output("rounds"), ctx.output("summary"), started)
+    compressing.compress(ctx, DetectorCompress(trained, decoding, train, val, test, plan,
+                                               ctx.spec("detection.confidence_threshold")))
+
 
 if __name__ == "__main__":
     from core.contracts.detection.compress import CONTRACT
