@@ -24,13 +24,9 @@ from core.fsutil import atomic_directory, read_json, write_csv, write_json
 from core.progress import Progress
 from runtime.bundle import (
     MODEL_FILE,
-    OOD_STATE_DIR,
     PREPROCESS_FILE,
-    SERVING_FILE,
-    OodSettings,
     Preprocessing,
-    ServingSettings,
-    ood_state_file,
+    write_serving_state,
 )
 from runtime.ood import ood_score
 from stages.runtime import StageContext, StageFailure, run_stage
@@ -336,13 +332,7 @@ def main(ctx: StageContext) -> None:
     result = assess(export_dir / MODEL_FILE, candidate, splits, plan, seed, extra, members)
     figures = metrics(result, preprocess.variant, classes)
     with atomic_directory(ctx.output("serving_state")) as out:
-        write_json(out / SERVING_FILE, ServingSettings(result.temperature, OodSettings(
-            result.detector, result.threshold, TPR,
-            state={name: ood_state_file(name) for name in sorted(result.ood_state)})).to_dict())
-        if result.ood_state:
-            (out / OOD_STATE_DIR).mkdir()
-            for name, array in sorted(result.ood_state.items()):
-                np.save(out / ood_state_file(name), np.asarray(array))  # .npy: same array, same bytes
+        write_serving_state(out, result.temperature, result.detector, result.threshold, TPR, result.ood_state)
     ood_json, heatmap_png, reliability_png, scores_png, gradcam_png = (
         ctx.output(name) for name in ("ood", "robustness_png", "reliability_png", "ood_scores_png", "gradcam_png"))
     write_json(ood_json, {"detector": result.detector, "tpr": TPR, "set_kinds": result.set_kinds,

@@ -27,13 +27,9 @@ from core.progress import Progress
 from core.spec.training import AugmentSection
 from runtime.bundle import (
     MODEL_FILE,
-    OOD_STATE_DIR,
     PREPROCESS_FILE,
-    SERVING_FILE,
-    OodSettings,
     Preprocessing,
-    ServingSettings,
-    ood_state_file,
+    write_serving_state,
 )
 from runtime.detections import Decoding
 from stages.runtime import StageContext, StageFailure, run_stage
@@ -173,12 +169,7 @@ def main(ctx: StageContext) -> None:
                                 ctx.output("gradcam_png"), f"{ctx.project}: EigenCAM on the deployable candidate "
                                 "(green: truth, red: detections)")
     with atomic_directory(ctx.output("serving_state")) as out:
-        write_json(out / SERVING_FILE, ServingSettings(temperature, OodSettings(
-            ood.detector, ood.threshold, 0.95, state={name: ood_state_file(name) for name in sorted(ood.state)}
-        )).to_dict())
-        (out / OOD_STATE_DIR).mkdir()
-        for name, array in sorted(ood.state.items()):
-            np.save(out / ood_state_file(name), np.asarray(array))
+        write_serving_state(out, temperature, ood.detector, ood.threshold, 0.95, ood.state)
     ood_figures = summary(ood)
     held_out = sorted(name for name, family in families.items() if not family["seen_in_training"])
     worst = min(sweep, key=lambda r: (r.map, r.corruption, r.severity)) if sweep else None
