@@ -41,7 +41,8 @@ def _pruned(prep: Prepared, data, budget: float, method: str):
 
 
 def spec_table(prep: Prepared, work: Path) -> None:
-    from stages.train import TrainInputs, search_hyperparameters, train_model, with_params
+    from stages.train import TrainInputs, train_model, with_params
+    from stages.training import search_hyperparameters
     from vision.training.model import ModelConfig
 
     spec = prep.spec

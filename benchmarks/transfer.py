@@ -121,7 +121,8 @@ def _macro_f1(model: torch.nn.Module, test: SplitData) -> float:
 
 def search_table(images, labels, work: Path) -> None:
     """The README-style setting against the automatic search, both through the train stage's own functions."""
-    from stages.train import TrainInputs, search_hyperparameters, train_model, with_native_size, with_params
+    from stages.train import TrainInputs, train_model, with_native_size, with_params
+    from stages.training import search_hyperparameters
 
     print("\n2. Fabric proxy (small local defect): README-style setting against the automatic search")
     print(f"{'setting':<58} {'test macro-F1':>13} {'minutes':>8}")

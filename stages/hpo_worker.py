@@ -13,7 +13,8 @@ import os
 import time
 
 from stages.runtime import StageContext, StageFailure, run_stage
-from stages.train import STUDY_URL_ENV, load_inputs
+from stages.train import load_inputs
+from stages.training import STUDY_URL_ENV
 from vision.training import hpo as _hpo
 
 WORKER_INDEX_ENV = "JOB_COMPLETION_INDEX"

@@ -30,7 +30,6 @@ class StageContext:
                  inputs: dict[str, str] | None = None):
         self.info, self.project, self.params, self.root = info, project, params, root
         self.inputs = dict(inputs or {})
-        self.task = info.task
 
     def spec(self, key: str) -> Any:
         """A declared spec key (`data.quality`, `seed`), validated into the spec's own model or type. A section

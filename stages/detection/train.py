@@ -1,37 +1,38 @@
 """train (detection): fit the single-stage detector (timm backbone, FPN, FCOS head) with Lightning on the pruned
-training split and keep the epoch of best validation mAP50-95.
+training split and keep the epoch of best validation mAP50-95 (stages.training.train).
 
 With `train.hpo` set, an optuna search over the same spec section runs first (objective: validation
-mAP50-95 after `epochs_per_trial` epochs, pruned per epoch), in the stage's resumable SQLite study; its best
-trial's values train the final model. Deterministic on CPU: the same inputs give the same weights.
+mAP50-95 after `epochs_per_trial` epochs, pruned per epoch), in the stage's resumable SQLite study or the
+shared database AUTODL_OPTUNA_STORAGE names; its best trial's values train the final model. Deterministic on
+CPU: the same inputs give the same weights.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 
-from core.fsutil import atomic_directory, write_csv, write_json
 from core.imports import CODE_PACKAGES, CODE_ROOT, import_closure
 from core.spec.detection import DetectionSection
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from runtime.detections import Decoding
 from stages.runtime import StageContext, run_stage
+from stages.training import SearchFromTrainSection, train
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.fit import HISTORY_FIELDS, DetectorFit, fit_detector
 from vision.detection.model import DetectorConfig, build_detector
 from vision.detection.reports import augmentation_preview
 from vision.detection.store import save_detector
 from vision.training import hpo as _hpo
+from vision.training.engine import FitResult
 from vision.training.pretrained import offline_weights_for
-from vision.training.reports import hpo_plots
 
 
 @dataclass(frozen=True)
-class DetectionInputs:
+class DetectionInputs(SearchFromTrainSection):
     """Everything a trial's score depends on."""
 
     train: DetectionSplit
@@ -68,8 +69,7 @@ class DetectionInputs:
         from optuna_integration import PyTorchLightningPruningCallback
 
         assert self.training.hpo is not None
-        trial_training = self.training.model_copy(update={"epochs": self.training.hpo.epochs_per_trial or
-                                                          self.training.epochs, "hpo": None})
+        trial_training = self.training.model_copy(update={"epochs": self.trial_epochs, "hpo": None})
 
         def run(trial: Any, params: dict[str, Any]) -> float:
             training, config, pretrained = with_params(trial_training, self.config, self.pretrained, params)
@@ -79,6 +79,28 @@ class DetectionInputs:
             return result.kept["val_map"]
 
         return run
+
+    # What the generic train stage (stages.training.TrainTask) asks of a task.
+    history_fields = HISTORY_FIELDS
+    history_plot = "map"
+    kept_figures = ("val_loss", "val_map", "val_map50")
+    trial_figure = "val_map"
+
+    def searched(self, params: dict[str, Any]) -> DetectionInputs:
+        training, config, pretrained = with_params(self.training, self.config, self.pretrained, params)
+        return replace(self, training=training, config=config, pretrained=pretrained)
+
+    def preview(self, path: Path) -> None:
+        augmentation_preview(self.train, self.augment, self.config, self.detection, self.seed, path)
+
+    def final_fit(self) -> DetectorFit:
+        return self.fit(self.config, self.pretrained, self.training)
+
+    def save(self, result: FitResult, out: Path) -> None:
+        save_detector(result.model, self.decoding(), out)
+
+    def data_figures(self) -> dict[str, int]:
+        return {"train_images": len(self.train), "train_boxes": self.train.instances()}
 
 
 def with_params(training: TrainSection, config: DetectorConfig, pretrained: str | None, params: dict[str, Any]
@@ -104,46 +126,8 @@ def load_inputs(ctx: StageContext) -> DetectionInputs:
                            ctx.spec("train"), detection, ctx.spec("augment"), ctx.spec("seed"))
 
 
-def search(inputs: DetectionInputs, ctx: StageContext) -> tuple[TrainSection, DetectorConfig, str | None,
-                                                                 dict[str, Any]]:
-    hpo = inputs.training.hpo
-    assert hpo is not None
-    started = time.perf_counter()
-    study_dir = ctx.output("study")
-    epochs = hpo.epochs_per_trial or inputs.training.epochs
-    study = _hpo.open_study(study_dir, inputs.study_name(), hpo, epochs, inputs.seed)
-    found = _hpo.search(study, hpo, inputs.objective())
-    _hpo.settle_study_file(study_dir)
-    write_csv(ctx.output("trials"), _hpo.trials_table(found.study))
-    hpo_plots(found.study, ctx.output("optimization_history"), ctx.output("param_importances"), inputs.seed)
-    print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in {time.perf_counter() - started:.1f} "
-          f"s; best {found.best_params} (val mAP50-95 {found.best_value:.4f})")
-    training, config, pretrained = with_params(inputs.training, inputs.config, inputs.pretrained, found.best_params)
-    return training, config, pretrained, {"trials": len(found.study.trials), "best_trial_val_map": found.best_value,
-                                          **{f"best_{k}": v for k, v in found.best_params.items()}}
-
-
 def main(ctx: StageContext) -> None:
-    inputs = load_inputs(ctx)
-    augmentation_preview(inputs.train, inputs.augment, inputs.config, inputs.detection, inputs.seed,
-                         ctx.output("augmentations"))
-    training, config, pretrained, searched = inputs.training, inputs.config, inputs.pretrained, {}
-    if training.hpo:
-        training, config, pretrained, searched = search(inputs, ctx)
-    started = time.perf_counter()
-    result = inputs.fit(config, pretrained, training)
-    seconds = time.perf_counter() - started
-    with atomic_directory(ctx.output("model")) as out:
-        save_detector(result.model, inputs.decoding(config), out)
-    write_csv(ctx.output("map"), result.history, HISTORY_FIELDS)
-    kept = result.kept
-    write_json(ctx.output("metrics"), {
-        "kept_epoch": result.kept_epoch, "selected_by": result.selected_by, "val_loss": kept["val_loss"],
-        "val_map": kept["val_map"], "val_map50": kept["val_map50"], "epochs_run": len(result.history),
-        "train_images": len(inputs.train), "train_boxes": inputs.train.instances(),
-        **({"hpo": searched} if searched else {})})
-    print(f"train: {result.summary()} ({len(inputs.train)} images, {inputs.train.instances()} boxes, "
-          f"{seconds:.1f} s)")
+    train(ctx, load_inputs(ctx))
 
 
 if __name__ == "__main__":

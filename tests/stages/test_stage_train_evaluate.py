@@ -9,7 +9,8 @@ import pytest
 
 from core.spec.training import Hpo, SearchDimension, TrainSection
 from stages.evaluate import evaluate, mistakes_gallery, top_confusions
-from stages.train import TrainInputs, search_hyperparameters, train_model, with_params
+from stages.train import TrainInputs, train_model, with_params
+from stages.training import search_hyperparameters
 from tests.conftest import TINY_CLASSES
 from vision.data.dataset import load_split, to_tensor
 from vision.training.metrics import classification_metrics

@@ -11,13 +11,33 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassF1Score
 
 from vision.compression.scoring import Scoring
-from vision.tasks.base import Task
+from vision.tasks.base import Selection, Task
 from vision.training.metrics import classification_metrics
 
 
 def _loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float,
           class_weights: torch.Tensor | None = None) -> torch.Tensor:
     return F.cross_entropy(logits, labels, weight=class_weights, label_smoothing=label_smoothing)
+
+
+# Seven parameters: the Task's distillation signature (student, teacher, labels and the loss's settings).
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      temperature: float, alpha: float, label_smoothing: float = 0.0,
+                      class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels) (Hinton et al. 2015)."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                  log_target=True, reduction="batchmean") * t * t
+    ce = F.cross_entropy(student_logits, labels, weight=class_weights, label_smoothing=label_smoothing)
+    return alpha * kl + (1.0 - alpha) * ce
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Per class: the inverse of its share of the labels, scaled so the weights average 1 over the images (a
+    class with no image gets 0)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def _validation_figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -32,8 +52,15 @@ def _metrics(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict
     return classification_metrics(labels, np.asarray(logits).argmax(axis=1), classes)
 
 
-TASK = Task(name="classification", label_fields=("label",), loss=_loss, validation_figures=_validation_figures,
-            epoch_figures=_epoch_figures, metrics=_metrics, onnx_outputs=("logits", "features"))
+TASK = Task(
+    name="classification", label_fields=("label",), loss=_loss, distillation=distillation_loss,
+    class_weights=class_weights, validation_figures=_validation_figures, epoch_figures=_epoch_figures,
+    history_figures=("val_accuracy", "val_macro_f1"), primary_figure="val_accuracy",
+    selection={"val_loss": Selection("min", "lowest validation loss"),
+               "val_accuracy": Selection("max", "highest validation accuracy"),
+               "val_macro_f1": Selection("max", "highest validation macro-F1")},
+    figure_words={"val_accuracy": "accuracy", "val_macro_f1": "macro-F1"},
+    metrics=_metrics, onnx_outputs=("logits", "features"))
 
 SCORING = Scoring("val_accuracy", "val accuracy", "validation accuracy", ("val_accuracy", "test_accuracy"),
                   ("val acc", "test acc"))

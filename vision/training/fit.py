@@ -20,7 +20,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
@@ -38,13 +37,15 @@ from vision.training.engine import (
     world,
 )
 from vision.training.frozen_prefix import CHECK_IMAGES, frozen_prefix
-from vision.training.loaders import BN_REFRESH_MAX_STEPS, Loaders, class_weights, fit_loaders
+from vision.training.loaders import BN_REFRESH_MAX_STEPS, Loaders, fit_loaders
 
-HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "lr")
-SELECTION_MODE = {"val_loss": "min", "val_accuracy": "max", "val_macro_f1": "max"}
-"""Each `train.select_by` figure and whether lower or higher is better."""
-SELECTION_WORDS = {"val_loss": "lowest validation loss", "val_accuracy": "highest validation accuracy",
-                   "val_macro_f1": "highest validation macro-F1"}
+
+def history_fields(task: Task) -> tuple[str, ...]:
+    """The columns of a task's training history, one row per epoch."""
+    return ("epoch", "train_loss", "val_loss", *task.history_figures, "lr")
+
+
+HISTORY_FIELDS = history_fields(CLASSIFICATION)
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,7 @@ class Teacher:
     model: torch.nn.Module
     temperature: float = 4.0
     alpha: float = 0.7
-    """Weight of the KL term; cross-entropy on the labels gets 1 - alpha."""
-
-
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      teacher: Teacher, label_smoothing: float = 0.0,
-                      class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)."""
-    t = teacher.temperature
-    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
-                  log_target=True, reduction="batchmean") * t * t
-    ce = F.cross_entropy(student_logits, labels, weight=class_weights, label_smoothing=label_smoothing)
-    return teacher.alpha * kl + (1.0 - teacher.alpha) * ce
+    """Weight of the imitation term; the loss on the labels gets 1 - alpha."""
 
 
 class Classifier(L.LightningModule):
@@ -94,8 +84,8 @@ class Classifier(L.LightningModule):
         else:
             with torch.no_grad():
                 teacher_logits = self.teacher.model.eval()(x)
-            loss = distillation_loss(self(x), teacher_logits, y, self.teacher, self.training.label_smoothing,
-                                     self.class_weights)
+            loss = self.task.distillation(self(x), teacher_logits, y, self.teacher.temperature, self.teacher.alpha,
+                                          self.training.label_smoothing, self.class_weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
@@ -134,22 +124,31 @@ class Classifier(L.LightningModule):
 
 @dataclass(frozen=True)
 class TrainResult(FitResult):
-    """A classifier's fit (vision.training.engine.FitResult)."""
+    """A fit of an image-level task (vision.training.engine.FitResult)."""
+
+    task: Task = CLASSIFICATION
+
+    @property
+    def score(self) -> float:
+        """The task's primary validation figure (accuracy for a classifier) of the kept weights."""
+        return self.kept[self.task.primary_figure]
 
     @property
     def val_accuracy(self) -> float:
-        """Validation accuracy of the kept weights."""
+        """Validation accuracy of a classifier's kept weights."""
         return self.kept["val_accuracy"]
 
     def summary(self) -> str:
-        """Which epoch was kept, by which criterion, and how it compares with the epoch of best accuracy."""
-        kept = self.kept
-        line = (f"kept epoch {self.kept_epoch} of {len(self.history)} ({SELECTION_WORDS[self.selected_by]}, "
-                f"train.select_by: {self.selected_by}): val loss {kept['val_loss']:.4f}, accuracy "
-                f"{kept['val_accuracy']:.4f}, macro-F1 {kept['val_macro_f1']:.4f}")
-        top = max(self.history, key=lambda row: row["val_accuracy"])
-        if top["val_accuracy"] > kept["val_accuracy"]:
-            line += f"; epoch {int(top['epoch'])} reached the highest val accuracy, {top['val_accuracy']:.4f}"
+        """Which epoch was kept, by which criterion, and how it compares with the epoch best by the task's primary
+        figure."""
+        kept, task, primary = self.kept, self.task, self.task.primary_figure
+        figures = ", ".join(f"{task.figure_words[name]} {kept[name]:.4f}" for name in task.history_figures)
+        line = (f"kept epoch {self.kept_epoch} of {len(self.history)} ({task.selection[self.selected_by].words}, "
+                f"train.select_by: {self.selected_by}): val loss {kept['val_loss']:.4f}, {figures}")
+        top = max(self.history, key=lambda row: row[primary])
+        if top[primary] > kept[primary]:
+            line += (f"; epoch {int(top['epoch'])} reached the highest val {task.figure_words[primary]}, "
+                     f"{top[primary]:.4f}")
         return line
 
 
@@ -195,14 +194,14 @@ def _fit(model: torch.nn.Module, loaders: Loaders, training: TrainSection, teach
     model.to(memory_format=torch.channels_last)
     model.train()  # Lightning keeps each module's train/eval mode: a model handed over in eval mode would
     # fine-tune with frozen BatchNorm statistics and no dropout (compress passes eval-mode models)
-    weights = class_weights(loaders.labels, int(model.num_classes)) if training.balance == "loss" else None
+    weights = task.class_weights(loaders.labels, int(model.num_classes)) if training.balance == "loss" else None
     module = Classifier(model, training, bn_loader=loaders.bn, teacher=teacher, task=task, class_weights=weights)
-    history = History(HISTORY_FIELDS[1:-1])
+    history = History(history_fields(task)[1:-1])
     monitor = training.selection()
-    fitted = run_fit(module, (loaders.train, loaders.val), training, (monitor, SELECTION_MODE[monitor]), history,
-                     callbacks, progress, label)
+    fitted = run_fit(module, (loaders.train, loaders.val), training, (monitor, task.selection[monitor].mode),
+                     history, callbacks, progress, label)
     if fitted.state is None:
-        return TrainResult(module.model.eval(), history.rows, len(history.rows), monitor, primary=False)
+        return TrainResult(module.model.eval(), history.rows, len(history.rows), monitor, primary=False, task=task)
     module.load_state_dict(fitted.state)
     module.model.to(memory_format=torch.contiguous_format)
-    return TrainResult(module.model.eval(), history.rows, fitted.kept_epoch, monitor)
+    return TrainResult(module.model.eval(), history.rows, fitted.kept_epoch, monitor, task=task)

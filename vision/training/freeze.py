@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from core.spec.training import TrainSection
 from vision.data.dataset import SplitData, to_tensor
 from vision.data.streams import Images, batch_for, batches
-from vision.training.fit import SELECTION_MODE
+from vision.tasks.classification import TASK as CLASSIFICATION
 
 FEATURE_BATCH = 128
 
@@ -115,7 +115,7 @@ def probe(model: torch.nn.Module, train: SplitData, val: SplitData, training: Tr
     history: list[dict[str, float]] = []
     best, best_state = None, copy.deepcopy(head.state_dict())
     figure = training.selection()
-    lower = SELECTION_MODE[figure] == "min"
+    lower = CLASSIFICATION.selection[figure].mode == "min"
     better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
     for epoch in range(1, training.epochs + 1):
         head.train()

@@ -16,19 +16,12 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from core.spec.training import AugmentSection, TrainSection
 from vision.data.dataset import AugmentedImages, CleanImages, SplitData
 from vision.data.streams import batch_for
+from vision.tasks.classification import class_weights
 from vision.training.augment import training_pipeline
 from vision.training.frozen_prefix import StoredActivations, through_prefix
 
 BN_REFRESH_MAX_STEPS = 100
 """Epochs with fewer optimizer steps than this refresh BatchNorm statistics before validating (see Classifier)."""
-
-
-def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Per class: the inverse of its share of the labels, scaled so the weights average 1 over the images (a
-    class with no image gets 0)."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
 
 
 def training_loader(dataset: Dataset, labels: np.ndarray, training: TrainSection,

@@ -8,8 +8,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from core.spec.training import TrainSection
-from vision.tasks.classification import TASK
-from vision.training.loaders import class_weights, training_loader
+from vision.tasks.classification import TASK, class_weights
+from vision.training.loaders import training_loader
 
 
 def _labels() -> np.ndarray:

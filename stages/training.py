@@ -1,0 +1,154 @@
+"""The train stage's body, whatever the task: an optional optuna search over `train.hpo.space`, then the final
+fit with the best trial's values, the model and its per-epoch history, the metrics and the search's reports.
+
+The study lives in the stage's SQLite file, or, when AUTODL_OPTUNA_STORAGE names a database, in that shared
+database, where `python -m stages.hpo_worker` processes on other machines may already have run its trials (a
+copy is kept in the SQLite file for the record). Under a distributed launcher (torchrun, a PyTorchJob) the
+fit runs on every rank and only rank 0 writes.
+
+What differs between tasks (the data, the model, its fit and the figures it keeps) is a `TrainTask` that each
+task's train module builds from the stage's inputs and passes to `train`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.fsutil import atomic_directory, write_csv, write_json
+from core.spec.training import Hpo, TrainSection
+from stages.runtime import StageContext, StageFailure
+from vision.training import hpo as _hpo
+from vision.training.engine import FitResult, world
+from vision.training.reports import hpo_plots
+
+STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"
+"""A database URL (postgresql+psycopg2://...) for a study shared by several machines; unset: the stage's file."""
+
+
+class TrainTask(Protocol):
+    """What a task tells the train stage: its data and settings, how a trial and the final fit run, and what
+    the fit's record says."""
+
+    seed: int
+    history_fields: tuple[str, ...]
+    """The per-epoch history's columns."""
+    history_plot: str
+    """The contract's plot whose file the history is."""
+    kept_figures: tuple[str, ...]
+    """The kept epoch's figures written as metrics."""
+    trial_figure: str
+    """The validation figure a search trial returns (and optuna's pruning watches)."""
+
+    @property
+    def hpo(self) -> Hpo | None:
+        """The spec's train.hpo (None: no search)."""
+
+    @property
+    def trial_epochs(self) -> int:
+        """Epochs each search trial trains."""
+
+    def study_name(self) -> str:
+        """The study's name: a fingerprint of everything a trial's score depends on, code included."""
+
+    def objective(self) -> _hpo.Objective:
+        """One trial: its sampled values in place, fitted for `trial_epochs`, scored by `trial_figure`."""
+
+    def searched(self, params: dict[str, Any]) -> TrainTask:
+        """The same task with a search's values in place."""
+
+    def preview(self, path: Path) -> None:
+        """A picture of the training augmentations on real training images."""
+
+    def final_fit(self) -> FitResult:
+        """The final fit."""
+
+    def save(self, result: FitResult, out: Path) -> None:
+        """The fitted model in `out` (the stage's `model` output)."""
+
+    def data_figures(self) -> dict[str, int]:
+        """What the fit learned from (training images, boxes...), as metrics."""
+
+
+class SearchFromTrainSection:
+    """The search's settings read from the task's `training` (the spec's train section), as every task has it."""
+
+    training: TrainSection
+
+    @property
+    def hpo(self) -> Hpo | None:
+        return self.training.hpo
+
+    @property
+    def trial_epochs(self) -> int:
+        """Epochs each search trial trains (`hpo.epochs_per_trial`, else `train.epochs`)."""
+        assert self.training.hpo is not None
+        return self.training.hpo.epochs_per_trial or self.training.epochs
+
+
+def search_hyperparameters(task: TrainTask, study_dir: Path) -> _hpo.SearchResult:
+    """Optuna over `task.hpo.space`, in the shared database when one is set, else in `study_dir`'s file."""
+    hpo = task.hpo
+    assert hpo is not None
+    epochs = task.trial_epochs
+    url = os.environ.get(STUDY_URL_ENV)
+    rank, size = world()
+    if url:
+        study = _hpo.open_shared_study(url, task.study_name(), hpo, epochs, task.seed)
+    elif size > 1:
+        raise StageFailure(f"a distributed run needs the search in a shared database: set {STUDY_URL_ENV} and "
+                           "let `python -m stages.hpo_worker` fill it first")
+    else:
+        study = _hpo.open_study(study_dir, task.study_name(), hpo, epochs, task.seed)
+    if size > 1 and _hpo.missing_trials(study, hpo) > 0:  # every rank would run the missing trials itself
+        raise StageFailure(f"the shared study has {_hpo.missing_trials(study, hpo)} of {hpo.trials} trials still "
+                           "to run: run the HPO workers (k8s/<project>/pipeline/hpo-job.yaml) before training")
+    result = _hpo.search(study, hpo, task.objective())
+    if rank == 0:
+        if url:
+            _hpo.keep_copy(url, study.study_name, study_dir)
+        _hpo.settle_study_file(study_dir)
+    return result
+
+
+def searched_task(ctx: StageContext, task: TrainTask, primary: bool) -> tuple[TrainTask, dict[str, Any]]:
+    """The task with the search's best values in place, and the search's figures; the trials table and plots
+    written by rank 0."""
+    started = time.perf_counter()
+    found = search_hyperparameters(task, ctx.output("study"))
+    if primary:
+        write_csv(ctx.output("trials"), _hpo.trials_table(found.study))
+        hpo_plots(found.study, ctx.output("optimization_history"), ctx.output("param_importances"), task.seed)
+    print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in {time.perf_counter() - started:.1f} "
+          f"s; best {found.best_params} ({task.trial_figure} {found.best_value:.4f})")
+    return task.searched(found.best_params), {"trials": len(found.study.trials),
+                                              f"best_trial_{task.trial_figure}": found.best_value,
+                                              **{f"best_{k}": v for k, v in found.best_params.items()}}
+
+
+def train(ctx: StageContext, task: TrainTask) -> None:
+    """The train stage for `task`: search (when the spec asks), fit, and write the model and its record."""
+    primary = world()[0] == 0
+    if primary:
+        task.preview(ctx.output("augmentations"))
+    searched: dict[str, Any] = {}
+    if task.hpo:
+        task, searched = searched_task(ctx, task, primary)
+    started = time.perf_counter()
+    result = task.final_fit()
+    seconds = time.perf_counter() - started
+    if not result.primary:
+        return  # the other ranks of a distributed run: rank 0 writes the model and the reports
+    with atomic_directory(ctx.output("model")) as out:
+        task.save(result, out)
+    write_csv(ctx.output(task.history_plot), result.history, task.history_fields)
+    kept = result.kept
+    data = task.data_figures()
+    write_json(ctx.output("metrics"), {"kept_epoch": result.kept_epoch, "selected_by": result.selected_by,
+                                       **{name: kept[name] for name in task.kept_figures},
+                                       "epochs_run": len(result.history), **data,
+                                       **({"hpo": searched} if searched else {})})
+    learned = ", ".join(f"{value} {name.removeprefix('train_')}" for name, value in data.items())
+    print(f"train: {result.summary()} ({learned}, {world()[1]} process(es), {seconds:.1f} s)")
