@@ -13,10 +13,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from core.fsutil import write_json
-
 MODEL_FILE, PREPROCESS_FILE, SERVING_FILE, OOD_STATE_DIR = "model.onnx", "preprocess.json", "serving.json", "ood_state"
 FILES_BY_STAGE: dict[str, tuple[str, ...]] = {"export": (MODEL_FILE, PREPROCESS_FILE),
                                               "dependability": (SERVING_FILE, OOD_STATE_DIR)}
@@ -123,16 +119,3 @@ class ServingSettings:
 def ood_state_file(name: str) -> str:
     """Where a detector's fitted array lives inside the bundle."""
     return f"{OOD_STATE_DIR}/{name}.npy"
-
-
-def write_serving_state(folder: Path, temperature: float, detector: str, threshold: float, tpr: float,
-                        state: dict[str, Any]) -> None:
-    """Dependability's members of the bundle in `folder`: `serving.json` (the temperature, the OOD detector and
-    its threshold) and each fitted OOD array as `.npy` (same array, same bytes)."""
-    settings = ServingSettings(temperature, OodSettings(detector, threshold, tpr,
-                                                         state={name: ood_state_file(name) for name in sorted(state)}))
-    write_json(folder / SERVING_FILE, settings.to_dict())
-    if state:
-        (folder / OOD_STATE_DIR).mkdir()
-        for name, array in sorted(state.items()):
-            np.save(folder / ood_state_file(name), np.asarray(array))

@@ -26,7 +26,6 @@ from runtime.bundle import (
     MODEL_FILE,
     PREPROCESS_FILE,
     Preprocessing,
-    write_serving_state,
 )
 from runtime.ood import ood_score
 from stages.runtime import StageContext, StageFailure, run_stage
@@ -49,6 +48,7 @@ from vision.dependability.ood import (
 from vision.dependability.ood_choice import DetectorChoice, choose_detector
 from vision.dependability.ood_sets import folder_images, ood_sets, selection_sets
 from vision.dependability.robustness import CorruptionResult, robustness, summary
+from vision.dependability.serving_state import write_serving_state
 from vision.training.augment import enabled
 
 TPR = 0.95

@@ -29,13 +29,13 @@ from runtime.bundle import (
     MODEL_FILE,
     PREPROCESS_FILE,
     Preprocessing,
-    write_serving_state,
 )
 from runtime.detections import Decoding
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import to_tensor
 from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
 from vision.dependability.robustness import CorruptionResult
+from vision.dependability.serving_state import write_serving_state
 from vision.detection.calibration import calibrate, choose_temperature, detection_ece, reliability_bins, scored
 from vision.detection.data import DetectionSplit, letterbox, load_detection_split, read_rgb
 from vision.detection.dependability import (

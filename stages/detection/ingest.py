@@ -3,9 +3,9 @@ table, whatever the source format.
 
 Images land in `images/<sha256[:16]>.png` and are listed in `manifest.csv` with the same columns as for
 classification; an image's `label` there is its stratum for the split: the rarest class among its boxes
-(by boxes in the whole set), `_none` for an image without boxes (a negative), `_mixed` where that stratum
-has too few images to split. `boxes.csv` holds one row per
-kept box (path, class, x1, y1, x2, y2 in pixels, 0-based). Images that cannot be used are quarantined as
+(by boxes in the whole set, vision.data.strata), `_none` for an image without boxes (a negative), `_mixed`
+where that stratum has too few images to split. `boxes.csv` holds one row per kept box (path, class, x1, y1,
+x2, y2 in pixels, 0-based). Images that cannot be used are quarantined as
 for classification (`quarantine.csv`); boxes that cannot be used (unknown class, no area, outside the image
 beyond data.boxes.clip_tolerance_px, too small, duplicates, malformed rows) go to `box_quarantine.csv` with
 their reason, and their image keeps its good boxes.
@@ -25,14 +25,10 @@ from stages.ingest import MANIFEST_FIELDS, Quarantined, Record, decoded, size_pr
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.imageio import PixelLimits
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
+from vision.data.strata import NEGATIVE, rarest_label_strata
 from vision.detection.boxes import BOX_FIELDS, Box, check_boxes
 from vision.detection.formats import LabelledImage, SourceProblems, iter_box_source
 
-NEGATIVE = "_none"
-"""The stratum of an image without boxes (no class name can start with '_')."""
-MIXED = "_mixed"
-"""The stratum of images whose own stratum is too small to split."""
-MIN_STRATUM_IMAGES = 3
 BOX_QUARANTINE_FIELDS = ("origin", "source", "image", "reason")
 
 
@@ -124,22 +120,9 @@ def _declared_size_problem(item: LabelledImage, width: int, height: int) -> str 
 
 
 def _with_strata(records: list[Record], boxes: dict[str, list[Box]]) -> list[Record]:
-    """Each image labelled with its rarest class, so a stratified split spreads every class over the splits.
-    Strata too small to be split three ways are pooled as MIXED (and that pool, if still too small, joins the
-    largest stratum): a split must never fail on how classes happen to combine in images."""
+    """Each image labelled with its stratum for the split: its rarest class by boxes (vision.data.strata)."""
     instances = Counter(box.label for kept in boxes.values() for box in kept)
-
-    def stratum(path: str) -> str:
-        labels = sorted({box.label for box in boxes.get(path, [])})
-        return min(labels, key=lambda label: (instances[label], label)) if labels else NEGATIVE
-
-    strata = {r.path: stratum(r.path) for r in records}
-    sizes = Counter(strata.values())
-    strata = {path: s if sizes[s] >= MIN_STRATUM_IMAGES else MIXED for path, s in strata.items()}
-    sizes = Counter(strata.values())
-    if 0 < sizes[MIXED] < MIN_STRATUM_IMAGES and len(sizes) > 1:
-        largest = max((s for s in sizes if s != MIXED), key=lambda s: (sizes[s], s))
-        strata = {path: largest if s == MIXED else s for path, s in strata.items()}
+    strata = rarest_label_strata({r.path: [box.label for box in boxes.get(r.path, [])] for r in records}, instances)
     return [Record(**{**asdict(r), "label": strata[r.path]}) for r in records]
 
 

@@ -28,7 +28,7 @@ class SplitData:
     images: Images
     """uint8, N x H x W x 3: read from the files on access (ImageFiles) or, in tests, an array."""
     labels: np.ndarray
-    """int64 class indices into `classes`."""
+    """int64 class indices into `classes`, or, for a multi-label task, float multi-hot rows (N x classes)."""
     paths: list[str]
 
     def take(self, indices: Sequence[int] | np.ndarray) -> SplitData:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vision.tasks.base import Task
 
-TASKS: dict[str, str] = {"classification": "vision.tasks.classification"}
+TASKS: dict[str, str] = {"classification": "vision.tasks.classification", "multilabel": "vision.tasks.multilabel"}
 """Task name (the spec's `task`) -> the module whose `TASK` implements it. Imported lazily: naming a task
 must not import torch."""
 

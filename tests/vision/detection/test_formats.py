@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from core.spec.data import BoxSection, CocoSource, VocSource, YoloSource
-from stages.detection.ingest import NEGATIVE, ingest_boxes
+from stages.detection.ingest import ingest_boxes
 from vision.data.imageio import PixelLimits
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
+from vision.data.strata import NEGATIVE
 from vision.detection.formats import SourceProblems, coco, iter_box_source, voc, yolo
 
 CLASSES = ["car", "person"]
@@ -155,7 +156,8 @@ def test_a_file_that_is_not_coco_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_strata_are_the_rarest_class_and_small_strata_are_pooled() -> None:
-    from stages.detection.ingest import MIXED, Record, _with_strata
+    from stages.detection.ingest import Record, _with_strata
+    from vision.data.strata import MIXED
     from vision.detection.boxes import Box
 
     def record(path: str) -> Record:

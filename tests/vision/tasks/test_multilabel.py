@@ -1,0 +1,140 @@
+"""The multi-label task: its loss, positive weights, per-tag thresholds and metrics, and a real fit through the
+shared engine on tags of real digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vision.data.strata import MIXED, NEGATIVE, rarest_label_strata
+from vision.data.tags import load_tagged_split, multi_hot, parse_tags, tag_rows
+from vision.tasks import task
+from vision.tasks.multilabel import (
+    DEFAULT_THRESHOLD,
+    TASK,
+    choose_thresholds,
+    distillation_loss,
+    positive_weights,
+    sigmoid,
+    tag_metrics,
+)
+
+TAGS = ["corner", "round", "straight"]
+TAGS_OF_DIGIT = {"0": ["round"], "1": ["straight"], "7": ["corner", "straight"]}
+"""What each of the tiny digits' classes looks like: the tags are facts about the picture, several per image."""
+
+
+def test_the_registry_names_the_multilabel_task() -> None:
+    assert task("multilabel") is TASK
+    assert TASK.primary_figure == "val_map"
+    assert set(TASK.selection) == {"val_loss", "val_map", "val_macro_f1"}
+
+
+def test_a_rare_tag_weighs_its_positives_by_its_negatives() -> None:
+    targets = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 1, 1]], dtype=np.float32)
+    weights = positive_weights(targets, 3)
+    assert weights.tolist() == [3.0, 3.0, 1.0]  # 3 negatives per positive; a tag on every image weighs 1
+    logits = torch.tensor([[0.3, -1.0, 2.0], [1.5, 0.2, -0.5], [0.0, 0.0, 0.0], [-2.0, 1.0, 0.5]])
+    expected = F.binary_cross_entropy_with_logits(logits, torch.from_numpy(targets), pos_weight=weights)
+    assert float(TASK.loss(logits, torch.from_numpy(targets), 0.0, weights)) == pytest.approx(float(expected))
+
+
+def test_label_smoothing_pulls_targets_toward_one_half() -> None:
+    logits, targets = torch.zeros(2, 2), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # at logit 0 every probability is 0.5: smoothing toward 0.5 cannot change the loss there
+    assert float(TASK.loss(logits, targets, 0.2)) == pytest.approx(float(TASK.loss(logits, targets, 0.0)))
+    logits = torch.tensor([[4.0, -4.0], [-4.0, 4.0]])
+    assert float(TASK.loss(logits, targets, 0.2)) > float(TASK.loss(logits, targets, 0.0))
+
+
+def test_a_student_equal_to_its_teacher_gets_no_gradient_from_imitation() -> None:
+    student = torch.tensor([[0.5, -2.0, 1.0]], requires_grad=True)
+    teacher = student.detach().clone()
+    distillation_loss(student, teacher, torch.tensor([[1.0, 0.0, 0.0]]), temperature=4.0, alpha=1.0).backward()
+    assert student.grad is not None
+    assert float(student.grad.abs().max()) < 1e-7
+
+
+def test_each_tag_gets_the_threshold_with_its_best_validation_f1() -> None:
+    targets = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    probabilities = np.array([[0.30, 0.9], [0.25, 0.8], [0.20, 0.7], [0.05, 0.1]])
+    thresholds = choose_thresholds(targets, probabilities)
+    assert 0.20 < thresholds[0] < 0.25  # the two positives in, the negatives out: F1 1.0 where 0.5 gives 0.0
+    assert thresholds[1] == DEFAULT_THRESHOLD  # no positive image: nothing to choose on
+    at_half = tag_metrics(targets, probabilities, ["a", "b"])
+    chosen = tag_metrics(targets, probabilities, ["a", "b"], thresholds)
+    assert at_half["per_class"]["a"]["f1"] == 0.0
+    assert chosen["per_class"]["a"]["f1"] == 1.0
+    assert chosen["per_class"]["a"]["threshold"] == pytest.approx(thresholds[0], abs=1e-6)
+
+
+def test_metrics_leave_a_tag_without_positives_out_of_map() -> None:
+    targets = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 0]])
+    probabilities = np.array([[0.9, 0.2, 0.8], [0.1, 0.1, 0.7], [0.8, 0.3, 0.2]])
+    figures = tag_metrics(targets, probabilities, ["a", "b", "c"])
+    assert figures["per_class"]["b"]["ap"] is None
+    assert figures["map"] == 1.0  # a and c are ranked perfectly; b has nothing to rank
+    assert figures["exact_match"] == 1.0
+    assert figures["macro_f1"] == pytest.approx(2 / 3, abs=1e-6)
+
+
+def test_sigmoid_is_stable_for_large_logits() -> None:
+    values = sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    assert values.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_tags_parse_into_distinct_sorted_rows_and_multi_hot_targets() -> None:
+    assert parse_tags(" rain|night | rain||") == ["night", "rain"]
+    rows = tag_rows({"b.png": ["rain"], "a.png": ["night", "rain"], "c.png": []})
+    assert rows == [{"path": "a.png", "tag": "night"}, {"path": "a.png", "tag": "rain"},
+                    {"path": "b.png", "tag": "rain"}]
+    assert multi_hot(["c.png", "a.png"], rows, ["night", "rain"]).tolist() == [[0, 0], [1, 1]]
+    with pytest.raises(ValueError, match="'rain' is not among"):
+        multi_hot(["a.png"], rows, ["night"])
+
+
+def test_strata_of_tagged_images_are_their_rarest_tag() -> None:
+    tags = {f"{i}.png": ["common", "rare"] if i < 3 else ["common"] for i in range(9)} | {"x.png": [], "y.png": [],
+                                                                                           "z.png": []}
+    counts = {"common": 9, "rare": 3}
+    strata = rarest_label_strata(tags, counts)
+    assert [strata[f"{i}.png"] for i in range(4)] == ["rare", "rare", "rare", "common"]
+    assert strata["x.png"] == NEGATIVE
+    lone = rarest_label_strata({"a": ["odd"], **{f"{i}": ["common"] for i in range(5)}}, {"odd": 1, "common": 5})
+    assert MIXED not in lone.values()
+    assert lone["a"] == "common"
+
+
+def _tagged_splits(tiny_digits: Path, tmp_path: Path, size_px: int):
+    lines = (tiny_digits / "split.csv").read_text().splitlines()[1:]
+    rows = tag_rows({line.split(",")[0]: TAGS_OF_DIGIT[line.split(",")[1]] for line in lines})
+    tags_csv = tmp_path / "tags.csv"
+    tags_csv.write_text("path,tag\n" + "".join(f"{r['path']},{r['tag']}\n" for r in rows))
+    return [load_tagged_split(tiny_digits / "ingest", tags_csv, tiny_digits / "split.csv", name, TAGS, size_px)
+            for name in ("train", "val", "test")]
+
+
+def test_the_shared_engine_fits_a_tagger_and_its_thresholds_carry_to_test(tiny_digits: Path, tmp_path: Path) -> None:
+    from core.spec.training import TrainSection
+    from vision.training.fit import fit, history_fields
+    from vision.training.model import ModelConfig, build_model, predict_images
+
+    train, val, test = _tagged_splits(tiny_digits, tmp_path, 16)
+    assert train.labels.shape == (len(train.paths), 3)
+    assert train.labels.sum(axis=1).max() == 2
+    model = build_model(ModelConfig("resnet10t", TAGS, 16))
+    result = fit(model, train, val, TrainSection(epochs=6, batch_size=16, balance="loss", select_by="val_map"), 0,
+                 progress=False, task=TASK)
+    assert tuple(result.history[0]) == history_fields(TASK)  # the tagger's own figures, none borrowed
+    assert result.score == result.kept["val_map"] >= 0.9, result.history
+    assert "mAP" in result.summary()
+    assert "highest validation mAP over tags" in result.summary()
+    val_logits = predict_images(result.model, val.images).numpy()
+    thresholds = choose_thresholds(val.labels, sigmoid(val_logits))
+    figures = tag_metrics(test.labels, sigmoid(predict_images(result.model, test.images).numpy()), TAGS, thresholds)
+    assert figures["map"] >= 0.9, figures
+    assert figures["macro_f1"] >= 0.8, figures
