@@ -80,9 +80,16 @@ class IngestResult:
 
 
 def ingest(
-    items: Iterable[RawItem], classes: list[str], min_size_px: tuple[int, int], out_dir: Path
+    items: Iterable[RawItem], classes: list[str], min_size_px: tuple[int, int], out_dir: Path, *,
+    label_problem: Callable[[str, list[str]], str | None] | None = None, folder: Callable[[str], str] | None = None
 ) -> IngestResult:
-    """Decode, check and store every item under `out_dir/images/`; the first copy of identical pixels wins."""
+    """Decode, check and store every item under `out_dir/images/`; the first copy of identical pixels wins.
+
+    A task whose annotation is not one class name says why an item's label cannot be used (`label_problem`,
+    else: not one of `classes`) and under which folder of `images/` its files land (`folder`, else: the
+    class's)."""
+    label_problem = label_problem or _label_problem
+    folder = folder or (lambda label: label)
     result = IngestResult()
     by_sha: dict[str, Record] = {}
     for item in items:
@@ -90,7 +97,7 @@ def ingest(
         if isinstance(image, str):
             reason: str | None = image
         else:
-            reason = _label_problem(item.label, classes) or size_problem(image.width, image.height, min_size_px)
+            reason = label_problem(item.label, classes) or size_problem(image.width, image.height, min_size_px)
         if reason is not None:
             result.quarantined.append(Quarantined(item.origin, item.source, reason))
             continue
@@ -102,7 +109,7 @@ def ingest(
                 result.quarantined.append(Quarantined(item.origin, item.source, f"same pixels as {first.origin}, "
                                                       f"which is labelled '{first.label}' not '{item.label}'"))
             continue
-        relative = f"images/{item.label}/{image.sha256[:16]}.png"
+        relative = f"images/{folder(item.label)}/{image.sha256[:16]}.png"
         (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / relative).write_bytes(image.png)
         record = Record(relative, item.label, item.source, item.origin, item.group or item.origin, image.sha256,

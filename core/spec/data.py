@@ -36,7 +36,8 @@ class ImageFolderSource(SpecModel):
 
 
 class ManifestSource(SpecModel):
-    """A CSV file with columns `path,label`; image paths are relative to the CSV's folder."""
+    """A CSV file with columns `path,label` (one class per image) or `path,tags` (a multi-label image's tags,
+    separated by `|`, empty for none); image paths are relative to the CSV's folder."""
 
     kind: Literal["manifest"]
     """Source type."""

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from core.fsutil import read_csv
 from vision.data.streams import ImageFiles, Images, RawImages, positions
+from vision.data.tags import multi_hot
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
@@ -74,6 +75,15 @@ def _split_of(rows: list[dict[str, str]], ingest_dir: Path, split: str, classes:
     images = ImageFiles([ingest_dir / row["path"] for row in rows], size_px)
     labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
     return SplitData(images, labels, [row["path"] for row in rows])
+
+
+def load_tagged_split(ingest_dir: Path, tags_csv: Path, split_csv: Path, split: str, classes: list[str],
+                      size_px: int) -> SplitData:
+    """One split of a multi-label project: its images read on access, its multi-hot targets (vision.data.tags)
+    in memory."""
+    paths = [row["path"] for row in read_csv(split_csv) if row["split"] == split]
+    return SplitData(ImageFiles([ingest_dir / path for path in paths], size_px),
+                     multi_hot(paths, read_csv(tags_csv), classes), paths)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -19,6 +19,7 @@ from core.spec.data import (
     Source,
     VideoSource,
 )
+from vision.data.tags import TAG_SEPARATOR, parse_tags
 from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
 from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
 from vision.data.labelstudio import (
@@ -286,12 +287,15 @@ def _manifest(csv_path: Path, source: str, files: RepoFiles) -> Iterator[RawItem
         raise UnsupportedSource(f"{source}: file {csv_path} does not exist")
     with csv_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        if not {"path", "label"} <= set(reader.fieldnames or []):
-            raise UnsupportedSource(f"{source}: needs a header with columns path,label (got {reader.fieldnames})")
+        columns = set(reader.fieldnames or [])
+        if "path" not in columns or not columns & {"label", "tags"}:
+            raise UnsupportedSource(f"{source}: needs a header with columns path,label (one class per image) or "
+                                    f"path,tags (tags separated by '{TAG_SEPARATOR}') (got {reader.fieldnames})")
         for row in reader:
             file = csv_path.parent / row["path"]
-            yield RawItem(row["label"].strip(), source, file.as_posix(),
-                          files.reader(file, "file listed in the manifest does not exist"))
+            # a tagged image's label is its tags in canonical order, so equal sets compare equal
+            label = row["label"].strip() if "label" in columns else TAG_SEPARATOR.join(parse_tags(row["tags"] or ""))
+            yield RawItem(label, source, file.as_posix(), files.reader(file, "file listed in the manifest does not exist"))
 
 
 def _video(source: VideoSource, root: Path, static_flow_px: float, stats: SourceStats) -> Iterator[RawItem]:

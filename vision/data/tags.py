@@ -1,5 +1,6 @@
 """A multi-label project's tags: one row per (image, tag) in `tags.csv` beside the manifest, read into the
-multi-hot rows (N x tags, float) the tagger's loss and metrics take.
+multi-hot rows (N x tags, float) the tagger's loss and metrics take (vision.data.dataset.load_tagged_split).
+Torch-free: sources read tags too.
 
 Tags arrive in one text field per image (a manifest's `tags` column, a Label Studio choice list) separated by
 TAG_SEPARATOR; an image may carry none (a negative, which teaches every tag what it is not).
@@ -8,13 +9,9 @@ TAG_SEPARATOR; an image may carry none (a negative, which teaches every tag what
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 
-from core.fsutil import read_csv
-from vision.data.dataset import SplitData
-from vision.data.streams import ImageFiles
 
 TAG_FIELDS = ("path", "tag")
 TAG_SEPARATOR = "|"
@@ -43,10 +40,3 @@ def multi_hot(paths: Sequence[str], rows: Iterable[dict[str, str]], classes: lis
             targets[position[row["path"]], index[row["tag"]]] = 1.0
     return targets
 
-
-def load_tagged_split(ingest_dir: Path, tags_csv: Path, split_csv: Path, split: str, classes: list[str],
-                      size_px: int) -> SplitData:
-    """One split of a multi-label project: its images read on access, its multi-hot targets in memory."""
-    paths = [row["path"] for row in read_csv(split_csv) if row["split"] == split]
-    targets = multi_hot(paths, read_csv(tags_csv), classes)
-    return SplitData(ImageFiles([ingest_dir / path for path in paths], size_px), targets, paths)

@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vision.data.dataset import load_tagged_split
 from vision.data.strata import MIXED, NEGATIVE, rarest_label_strata
-from vision.data.tags import load_tagged_split, multi_hot, parse_tags, tag_rows
+from vision.data.tags import multi_hot, parse_tags, tag_rows
 from vision.tasks import task
 from vision.tasks.multilabel import (
     DEFAULT_THRESHOLD,

@@ -1,0 +1,1 @@
+"""Contracts of the stages a multi-label project runs in its own form."""
