@@ -161,11 +161,12 @@ def stage_section(spec_path: Path) -> None:
     from compiler.load import load_spec
     from core.profiles import PROFILES
     from stages.compress import compress, describe
-    from stages.export import SCORING, ClassifierExport
+    from stages.export import ClassifierExport
     from stages.exporting import build_variants
     from vision.compression.onnx import cpu_description, torch_latency_ms
     from vision.compression.variants import choose, format_table
     from vision.data.dataset import load_splits
+    from vision.tasks.classification import SCORING
     from vision.training.model import load_model
 
     spec = load_spec(spec_path, REPO).spec

@@ -20,23 +20,26 @@ from stages.exporting import ExportTask, baseline_score, export
 from stages.runtime import StageContext, run_stage
 from vision.compression.onnx import (
     latency_ms,
-    onnx_accuracy,
     onnx_runner,
+    onnx_score,
     session,
     torch_latency_ms,
     torch_runner,
 )
 from vision.compression.quantize import Int8Plan, quantize_within_floor
+from vision.compression.scoring import Scoring
 from vision.compression.timing import RUNS_PER_ROUND
 from vision.compression.variants import Variant
 from vision.data.dataset import SplitData, load_splits
-from vision.tasks.classification import SCORING
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.model import WEIGHTS_FILE, load_model
 
 
 @dataclass(frozen=True)
 class ClassifierExport:
-    """A classifier's variants: accuracy on the validation and test splits, latency of the network alone."""
+    """An image-level task's variants (a classifier's, a tagger's): the task's score on the validation and test
+    splits, latency of the network alone."""
 
     model: torch.nn.Module
     model_dir: Path
@@ -47,8 +50,12 @@ class ClassifierExport:
     test: SplitData
     calibration: SplitData
     int8: Int8Plan
-    scoring = SCORING
+    task: Task = CLASSIFICATION
     timing_runs = RUNS_PER_ROUND
+
+    @property
+    def scoring(self) -> Scoring:
+        return self.task.scoring
 
     @property
     def size_px(self) -> int:
@@ -57,19 +64,23 @@ class ClassifierExport:
     def baseline(self) -> Variant:
         return Variant("trained-torch", "trained", "fp32", "torch eager", False, self.trained["params"],
                        self.trained["macs"], (self.model_dir / WEIGHTS_FILE).stat().st_size,
-                       {"val_accuracy": self.trained["torch_val_accuracy"], "test_accuracy": None},
+                       {self.scoring.field: self.trained[f"torch_{self.scoring.field}"], self._test: None},
                        0.0, round(torch_latency_ms(self.model, self.size_px, 2, runs=50), 4))
+
+    @property
+    def _test(self) -> str:
+        return next(name for name in self.scoring.columns if name.startswith("test_"))
 
     def figures(self, path: Path) -> dict[str, float]:
         sess = session(path)
-        return {"val_accuracy": round(onnx_accuracy(sess, self.val), 6),
-                "test_accuracy": round(onnx_accuracy(sess, self.test), 6)}
+        return {self.scoring.field: round(onnx_score(sess, self.val, self.task), 6),
+                self._test: round(onnx_score(sess, self.test, self.task), 6)}
 
     def latency_2_threads(self, path: Path) -> float:
         return latency_ms(path, self.size_px, 2, runs=50)
 
     def quantize(self, fp32: Path, int8: Path) -> tuple[str, ...]:
-        return quantize_within_floor(fp32, int8, self.calibration.images, self.val, self.int8).fp32_layers
+        return quantize_within_floor(fp32, int8, self.calibration.images, self.val, self.int8, self.task).fp32_layers
 
     def runner(self, row: Variant) -> Callable[[], None]:
         return onnx_runner(row.path, self.size_px) if row.path is not None else torch_runner(self.model, self.size_px)
@@ -85,7 +96,7 @@ def classifier_export(ctx: StageContext) -> ExportTask:
     config = described["model"]
     splits = load_splits(ctx.input("images"), ctx.input("split"), config["classes"], int(config["input_size_px"]))
     calibration = splits.train.take(range(min(ctx.spec("compress.calibration_images"), len(splits.train.labels))))
-    floor = baseline_score(described, SCORING) - ctx.spec("compress.budget").max_accuracy_drop
+    floor = baseline_score(described, CLASSIFICATION.scoring) - ctx.spec("compress.budget").max_accuracy_drop
     int8 = Int8Plan.from_spec(ctx.spec("compress.quantization"),
                               PROFILES[ctx.spec("target").hardware].int8_weight_bits, floor)
     model, _ = load_model(ctx.input("model"))

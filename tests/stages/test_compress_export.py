@@ -12,7 +12,6 @@ import torch
 
 from core.spec.deployment import CompressionBudget, CompressSection
 from core.spec.training import TrainSection
-from stages.export import SCORING
 from tests.conftest import TINY_CLASSES, tiny_resnet, tiny_split_data
 from vision.compression.candidates import load_candidate, save_candidate
 from vision.compression.onnx import convert_fp16, export_onnx, parity, predict, predict_outputs, session
@@ -20,7 +19,7 @@ from vision.compression.pruning import measure_size, prune_to_budget, track_line
 from vision.compression.quantize import quantize_int8
 from vision.compression.variants import NoVariantWithinBudget, Variant, choose, relax_message
 from vision.data.dataset import Splits, to_tensor
-from vision.tasks.classification import distillation_loss
+from vision.tasks.classification import SCORING, distillation_loss
 from vision.training.fit import Teacher, fit
 from vision.training.model import ModelConfig, accuracy, build_model, predict_logits, save_model
 

@@ -12,9 +12,9 @@ from PIL import Image
 import vision.dependability.figures as figures
 import vision.plots
 from core.spec.deployment import CompressionBudget
-from stages.export import SCORING
 from vision.compression.variants import Variant, pareto_plot
 from vision.data.dataset import SplitData
+from vision.tasks.classification import SCORING
 from vision.training.model import ModelConfig
 from vision.training.reports import PREVIEW_COLUMNS, _examples
 

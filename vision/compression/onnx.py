@@ -22,6 +22,7 @@ import torch
 
 from vision.data.dataset import to_tensor
 from vision.data.streams import Images, batch_for, batches
+from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 
 OPSET = 17
@@ -102,6 +103,11 @@ def predict_outputs(sess: ort.InferenceSession, images: Images, outputs: tuple[s
 def onnx_accuracy(sess: ort.InferenceSession, split) -> float:
     """Top-1 accuracy of a session on a split (anything with `images` and `labels`)."""
     return float((predict(sess, split.images).argmax(1) == split.labels).mean())
+
+
+def onnx_score(sess: ort.InferenceSession, split, task: Task) -> float:
+    """The task's score (Task.score) of a session on a split (anything with `images` and `labels`)."""
+    return task.score(split.labels, predict(sess, split.images))
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,15 @@ from typing import Any
 
 import torch
 import torch_pruning as tp
-from torch.nn import functional as F
 
 from core.spec.deployment import CompressSection
 from core.spec.training import AugmentSection, TrainSection
 from vision.compression.scoring import Scoring
 from vision.data.dataset import SplitData, to_tensor
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.fit import Teacher, fit
-from vision.training.model import accuracy
+from vision.training.model import task_score
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
     "group_magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
@@ -108,11 +109,12 @@ class PruneResult:
 BudgetCheck = Callable[[torch.nn.Module, Size], bool]
 
 
-def _taylor_gradients(model: torch.nn.Module, train: SplitData, batch: int = 128) -> None:
-    """GroupTaylor scores channels by weight x gradient: one backward pass on a training batch provides it."""
+def _taylor_gradients(model: torch.nn.Module, train: SplitData, task: Task, batch: int = 128) -> None:
+    """GroupTaylor scores channels by weight x gradient: one backward pass of the task's loss on a training batch
+    provides it."""
     model.zero_grad()
     x, y = to_tensor(train.images[:batch]), torch.from_numpy(train.labels[:batch])
-    F.cross_entropy(model.train()(x), y).backward()
+    task.loss(model.train()(x), y, 0.0, None).backward()
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,10 @@ def prune_rounds(trained: torch.nn.Module, pruner_for: Callable[[torch.nn.Module
 def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, compression: CompressSection,
                     finetune: TrainSection, seed: int, within_budget: BudgetCheck, floor: float, *,
                     teacher: Teacher | None = None, augment: AugmentSection | None = None,
-                    progress: Callable[[PruneRound], None] | None = None, smallest: bool = False) -> PruneResult:
-    """A classifier's pruning rounds (prune_rounds): its classifier layer kept, each round fine-tuned on the
-    training split (imitating `teacher` when given) and scored by validation accuracy."""
+                    progress: Callable[[PruneRound], None] | None = None, smallest: bool = False,
+                    task: Task = CLASSIFICATION) -> PruneResult:
+    """An image-level task's pruning rounds (prune_rounds): its classifier layer kept, each round fine-tuned on the
+    training split (imitating `teacher` when given) and scored by the task's validation score."""
     torch.manual_seed(seed)
     size_px = int(train.images.shape[1])
     spread = compression.allocation == "global"
@@ -182,12 +185,13 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
 
     def fine_tune(model: torch.nn.Module, step: int) -> torch.nn.Module:
         fit(model, train, val, finetune, seed + step, augment, teacher=teacher, progress=progress is not None,
-            label=f"compress: pruning round {step} fine-tuning")
+            task=task, label=f"compress: pruning round {step} fine-tuning")
         return model
 
     taylor = compression.importance == "group_taylor"
-    hooks = RoundHooks(fine_tune, lambda model: measure_size(model, size_px), lambda model: accuracy(model, val),
-                       (lambda model: _taylor_gradients(model, train)) if taylor else None)
+    hooks = RoundHooks(fine_tune, lambda model: measure_size(model, size_px),
+                       lambda model: task_score(model, val, task),
+                       (lambda model: _taylor_gradients(model, train, task)) if taylor else None)
     return prune_rounds(trained, pruner_for, compression.prune_steps, hooks, within_budget, floor,
                         smallest=smallest, progress=progress)
 

@@ -30,6 +30,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from core.spec.training import AugmentSection, TrainSection
 from vision.data.dataset import SplitData, to_tensor
 from vision.data.streams import Images, batches
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.fit import Teacher, fit
 
 QAT_LR_SHARE = 0.1
@@ -169,10 +171,11 @@ def calibrate(model: nn.Module, images: Images, batch: int = 32) -> None:
             model(to_tensor(chunk))
 
 
-# Eight parameters: the trained model, its data and training settings, and the int8 arithmetic to train for.
+# Nine parameters: the trained model, its data and training settings, the int8 arithmetic to train for, and the
+# task whose loss it trains with.
 def quantization_aware_finetune(trained: nn.Module, train: SplitData, val: SplitData, training: TrainSection,
                                 seed: int, weight_bits: int, augment: AugmentSection | None = None,
-                                teacher: Teacher | None = None) -> nn.Module:
+                                teacher: Teacher | None = None, task: Task = CLASSIFICATION) -> nn.Module:
     """A BatchNorm-folded copy of `trained` fine-tuned under int8 fake quantization for `training.epochs`,
     returned as a plain fp32 model ready for export and static quantization."""
     model = copy.deepcopy(trained).eval()
@@ -189,7 +192,7 @@ def quantization_aware_finetune(trained: nn.Module, train: SplitData, val: Split
     calibrate(model, train.images[: min(len(train.labels), 256)])  # ranges start where the export's would be
     slower = training.optimizer.model_copy(update={"lr": training.optimizer.lr * QAT_LR_SHARE})
     settings = training.model_copy(update={"optimizer": slower, "hpo": None, "early_stopping_patience": 0})
-    fit(model, train, val, settings, seed, augment, teacher=teacher, progress=False,
+    fit(model, train, val, settings, seed, augment, teacher=teacher, progress=False, task=task,
         label="compress: quantization-aware fine-tuning")
     remove_fake_quant(model)
     return model.eval()

@@ -19,9 +19,12 @@ import numpy as np
 import onnx
 
 from core.spec.deployment import Quantization
-from vision.compression.onnx import INPUT, onnx_accuracy, predict, session
+from vision.compression.onnx import INPUT, onnx_score, predict, session
 from vision.data.dataset import SplitData, to_tensor
 from vision.data.streams import Images, batches
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
+from vision.tasks.classification import softmax_divergence
 
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 """The layers that carry weights: the ones a sensitivity ranking can keep in fp32."""
@@ -93,16 +96,8 @@ class LayerCost:
     """Share of the probe images whose top-1 class changes."""
 
 
-def _kl(reference: np.ndarray, other: np.ndarray) -> float:
-    def log_softmax(z: np.ndarray) -> np.ndarray:
-        shifted = z - z.max(axis=1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-    p_log, q_log = log_softmax(reference.astype(np.float64)), log_softmax(other.astype(np.float64))
-    return float((np.exp(p_log) * (p_log - q_log)).sum(axis=1).mean())
-
-
-def layer_sensitivity(calibrated: Calibrated, probe: Images, weight_bits: int, work: Path) -> list[LayerCost]:
+def layer_sensitivity(calibrated: Calibrated, probe: Images, weight_bits: int, work: Path,
+                      divergence: Callable[[np.ndarray, np.ndarray], float] = softmax_divergence) -> list[LayerCost]:
     """Every weighted layer quantized alone, costliest first (ties keep graph order).
 
     One layer at a time, not all-but-one: the cost of one layer alone is what keeping
@@ -112,7 +107,7 @@ def layer_sensitivity(calibrated: Calibrated, probe: Images, weight_bits: int, w
     costs = []
     for position, node in enumerate(calibrated.weighted_nodes()):
         logits = predict(session(calibrated.quantize(work / "one-layer.onnx", weight_bits, only=(node,))), probe)
-        costs.append((position, LayerCost(node, round(_kl(reference, logits), 9),
+        costs.append((position, LayerCost(node, round(divergence(reference, logits), 9),
                                           round(float((logits.argmax(1) != reference.argmax(1)).mean()), 6))))
     return [cost for _, cost in sorted(costs, key=lambda item: (-item[1].kl_divergence, -item[1].top1_changed,
                                                                   item[0]))]
@@ -126,10 +121,6 @@ class Int8Result:
     """Nodes kept in fp32, costliest layer first."""
     tried: tuple[tuple[int, float], ...]
     """(layers kept in fp32, validation score) for every file tried, in order."""
-
-
-def _accuracy(path: Path, split: SplitData) -> float:
-    return onnx_accuracy(session(path), split)
 
 
 @dataclass(frozen=True)
@@ -175,15 +166,18 @@ def keep_costliest_in_fp32(calibrated: Calibrated, out: Path, work: Path, plan: 
 
 
 def quantize_within_floor(fp32: Path, out: Path, calibration_images: Images, val: SplitData,
-                          plan: Int8Plan) -> Int8Result:
-    """A classifier's int8 file within the floor (keep_costliest_in_fp32): scored by validation accuracy, its
-    weighted layers ranked by how far quantizing each alone moves the outputs."""
+                          plan: Int8Plan, task: Task = CLASSIFICATION) -> Int8Result:
+    """An image-level task's int8 file within the floor (keep_costliest_in_fp32): scored by the task's validation
+    score (accuracy, mAP over tags), its weighted layers ranked by how far quantizing each alone moves the
+    outputs (Task.divergence)."""
     with tempfile.TemporaryDirectory(prefix="autodl-int8-") as folder:
         work = Path(folder)
         calibrated = Calibrated(fp32, calibration_images, work)
 
         def ranking() -> list[tuple[str, ...]]:
             probe = val.take(range(min(plan.sensitivity_images, len(val.labels))))
-            return [(cost.node,) for cost in layer_sensitivity(calibrated, probe.images, plan.weight_bits, work)]
+            return [(cost.node,) for cost in layer_sensitivity(calibrated, probe.images, plan.weight_bits, work,
+                                                               task.divergence)]
 
-        return keep_costliest_in_fp32(calibrated, out, work, plan, lambda path: _accuracy(path, val), ranking)
+        return keep_costliest_in_fp32(calibrated, out, work, plan, lambda path: onnx_score(session(path), val, task),
+                                      ranking)

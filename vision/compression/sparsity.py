@@ -22,6 +22,8 @@ from core.spec.deployment import SparseTraining
 from core.spec.training import AugmentSection, TrainSection
 from vision.compression.pruning import ROUND_TO, PruningStep
 from vision.data.dataset import SplitData
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.fit import fit
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
@@ -65,9 +67,10 @@ def _classifier(model: nn.Module) -> list[nn.Module]:
     return [model.get_classifier()] if hasattr(model, "get_classifier") else []
 
 
-# Seven parameters: the trained model, its data, and the three settings that shape the training.
+# Eight parameters: the trained model, its data, the three settings that shape the training, and the task whose
+# loss it trains with.
 def sparse_train(trained: nn.Module, train: SplitData, val: SplitData, training: TrainSection, sparsity: SparseTraining,
-                 seed: int, augment: AugmentSection | None = None) -> nn.Module:
+                 seed: int, augment: AugmentSection | None = None, task: Task = CLASSIFICATION) -> nn.Module:
     """A copy of `trained` trained `sparsity.epochs` more epochs with the group regulariser on."""
     model = copy.deepcopy(trained).eval()
     size_px = int(train.images.shape[1])
@@ -76,7 +79,7 @@ def sparse_train(trained: nn.Module, train: SplitData, val: SplitData, training:
                                        reg=sparsity.regularisation, ignored_layers=_classifier(model))
     settings = training.model_copy(update={"epochs": sparsity.epochs, "hpo": None, "early_stopping_patience": 0})
     regulariser = _GroupRegulariser(pruner, sparsity.weakest_pressure)
-    fit(model, train, val, settings, seed, augment, callbacks=(regulariser,), progress=False,
+    fit(model, train, val, settings, seed, augment, callbacks=(regulariser,), progress=False, task=task,
         label="compress: sparse training")
     model.load_state_dict(regulariser.last)
     return model.eval()

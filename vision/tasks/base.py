@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
+from vision.compression.scoring import Scoring
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -22,7 +24,7 @@ class Selection:
     """`lowest validation loss`..."""
 
 
-# Twelve fields: one per concern of the pipeline that differs between tasks; grouping them further would only
+# Fifteen fields: one per concern of the pipeline that differs between tasks; grouping them further would only
 # hide which concern each serves.
 @dataclass(frozen=True)
 class Task:
@@ -52,5 +54,13 @@ class Task:
     """How the train log names each history figure (`accuracy`, `macro-F1`)."""
     metrics: Callable[[np.ndarray, np.ndarray, list[str]], dict[str, Any]]
     """(targets, network outputs, class names) -> the evaluation figures written as DVC metrics."""
+    score: Callable[[np.ndarray, np.ndarray], float]
+    """(targets, network outputs) -> the one validation figure compression keeps above its floor (Scoring.field:
+    accuracy, mAP over tags)."""
+    divergence: Callable[[np.ndarray, np.ndarray], float]
+    """(reference outputs, other outputs) -> how far the other's answers moved, averaged over images (the int8
+    sensitivity of a layer)."""
+    scoring: Scoring
+    """How compression and export name and tabulate `score` (vision.compression.scoring)."""
     onnx_outputs: tuple[str, ...]
     """Names of the exported graph's outputs, in order; the last is the pooled features OOD detectors use."""

@@ -52,6 +52,26 @@ def _metrics(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict
     return classification_metrics(labels, np.asarray(logits).argmax(axis=1), classes)
 
 
+def top1_accuracy(labels: np.ndarray, logits: np.ndarray) -> float:
+    return float((np.asarray(logits).argmax(1) == labels).mean())
+
+
+def softmax_divergence(reference: np.ndarray, other: np.ndarray) -> float:
+    """Mean KL divergence of the class distribution, reference against other."""
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        shifted = z - z.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    p_log, q_log = log_softmax(reference.astype(np.float64)), log_softmax(other.astype(np.float64))
+    return float((np.exp(p_log) * (p_log - q_log)).sum(axis=1).mean())
+
+
+SCORING = Scoring("val_accuracy", "val accuracy", "validation accuracy", ("val_accuracy", "test_accuracy"),
+                  ("val acc", "test acc"))
+"""A classifier's pruning rounds and exported variants are scored by accuracy; compress.budget.max_accuracy_drop
+is read on validation accuracy."""
+
+
 TASK = Task(
     name="classification", label_fields=("label",), loss=_loss, distillation=distillation_loss,
     class_weights=class_weights, validation_figures=_validation_figures, epoch_figures=_epoch_figures,
@@ -60,9 +80,5 @@ TASK = Task(
                "val_accuracy": Selection("max", "highest validation accuracy"),
                "val_macro_f1": Selection("max", "highest validation macro-F1")},
     figure_words={"val_accuracy": "accuracy", "val_macro_f1": "macro-F1"},
-    metrics=_metrics, onnx_outputs=("logits", "features"))
-
-SCORING = Scoring("val_accuracy", "val accuracy", "validation accuracy", ("val_accuracy", "test_accuracy"),
-                  ("val acc", "test acc"))
-"""A classifier's pruning rounds and exported variants are scored by accuracy; compress.budget.max_accuracy_drop
-is read on validation accuracy."""
+    metrics=_metrics, score=top1_accuracy, divergence=softmax_divergence, scoring=SCORING,
+    onnx_outputs=("logits", "features"))

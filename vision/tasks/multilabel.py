@@ -131,8 +131,27 @@ def _metrics(targets: np.ndarray, logits: np.ndarray, classes: list[str]) -> dic
     return tag_metrics(targets, sigmoid(logits), classes)
 
 
+def mean_average_precision(targets: np.ndarray, logits: np.ndarray) -> float:
+    """The mean over tags (those some image carries) of each tag's average precision."""
+    truth, scores = np.asarray(targets) > 0.5, np.asarray(logits, dtype=np.float64)
+    measured = [average_precision_score(truth[:, i], scores[:, i]) for i in range(truth.shape[1]) if truth[:, i].any()]
+    return float(np.mean(measured)) if measured else 0.0
+
+
+def bernoulli_divergence(reference: np.ndarray, other: np.ndarray) -> float:
+    """Mean over images of the summed KL divergence of each tag's yes/no distribution, reference against other."""
+    eps = 1e-12
+    p, q = sigmoid(reference).clip(eps, 1 - eps), sigmoid(other).clip(eps, 1 - eps)
+    return float((p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))).sum(axis=1).mean())
+
+
 def _r(value: float) -> float:
     return round(float(value), 6)
+
+
+SCORING = Scoring("val_map", "val mAP", "validation mAP over tags", ("val_map", "test_map"), ("val mAP", "test mAP"))
+"""A tagger's pruning rounds and exported variants are scored by the mean of the tags' average precision;
+compress.budget.max_accuracy_drop is read on validation mAP."""
 
 
 TASK = Task(
@@ -143,8 +162,5 @@ TASK = Task(
                "val_map": Selection("max", "highest validation mAP over tags"),
                "val_macro_f1": Selection("max", "highest validation macro-F1 over tags")},
     figure_words={"val_map": "mAP", "val_macro_f1": "macro-F1"},
-    metrics=_metrics, onnx_outputs=("logits", "features"))
-
-SCORING = Scoring("val_map", "val mAP", "validation mAP over tags", ("val_map", "test_map"), ("val mAP", "test mAP"))
-"""A tagger's pruning rounds and exported variants are scored by the mean of the tags' average precision;
-compress.budget.max_accuracy_drop is read on validation mAP."""
+    metrics=_metrics, score=mean_average_precision, divergence=bernoulli_divergence,
+    scoring=SCORING, onnx_outputs=("logits", "features"))

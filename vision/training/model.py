@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from vision.data.dataset import MEAN, STD, SplitData, to_tensor
 from vision.data.streams import Images, batch_for, batches
+from vision.tasks.base import Task
 from vision.training.pretrained import load_pretrained
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "model.json"
@@ -63,6 +64,11 @@ def accuracy(model: torch.nn.Module, data: SplitData) -> float:
     """Top-1 accuracy of `model` on a loaded split."""
     predicted = predict_images(model, data.images).argmax(1).numpy()
     return float((predicted == data.labels).mean())
+
+
+def task_score(model: torch.nn.Module, data: SplitData, task: Task) -> float:
+    """The task's score (Task.score: accuracy, mAP over tags) of `model` on a loaded split."""
+    return task.score(data.labels, predict_images(model, data.images).numpy())
 
 
 @torch.inference_mode()

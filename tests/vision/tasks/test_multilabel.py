@@ -119,17 +119,28 @@ def _tagged_splits(tiny_digits: Path, tmp_path: Path, size_px: int):
             for name in ("train", "val", "test")]
 
 
-def test_the_shared_engine_fits_a_tagger_and_its_thresholds_carry_to_test(tiny_digits: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tagger(tiny_digits: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A ResNet-10t tagger fitted by the shared engine on the tiny digits' tags, with its splits."""
     from core.spec.training import TrainSection
-    from vision.training.fit import fit, history_fields
-    from vision.training.model import ModelConfig, build_model, predict_images
+    from vision.training.fit import fit
+    from vision.training.model import ModelConfig, build_model
 
-    train, val, test = _tagged_splits(tiny_digits, tmp_path, 16)
+    train, val, test = _tagged_splits(tiny_digits, tmp_path_factory.mktemp("tags"), 16)
+    config = ModelConfig("resnet10t", TAGS, 16)
+    result = fit(build_model(config), train, val,
+                 TrainSection(epochs=6, batch_size=16, balance="loss", select_by="val_map"), 0, progress=False,
+                 task=TASK)
+    return result, config, (train, val, test)
+
+
+def test_the_shared_engine_fits_a_tagger_and_its_thresholds_carry_to_test(tagger) -> None:
+    from vision.training.fit import history_fields
+    from vision.training.model import predict_images
+
+    result, _, (train, val, test) = tagger
     assert train.labels.shape == (len(train.paths), 3)
     assert train.labels.sum(axis=1).max() == 2
-    model = build_model(ModelConfig("resnet10t", TAGS, 16))
-    result = fit(model, train, val, TrainSection(epochs=6, batch_size=16, balance="loss", select_by="val_map"), 0,
-                 progress=False, task=TASK)
     assert tuple(result.history[0]) == history_fields(TASK)  # the tagger's own figures, none borrowed
     assert result.score == result.kept["val_map"] >= 0.9, result.history
     assert "mAP" in result.summary()
@@ -139,3 +150,36 @@ def test_the_shared_engine_fits_a_tagger_and_its_thresholds_carry_to_test(tiny_d
     figures = tag_metrics(test.labels, sigmoid(predict_images(result.model, test.images).numpy()), TAGS, thresholds)
     assert figures["map"] >= 0.9, figures
     assert figures["macro_f1"] >= 0.8, figures
+
+
+def test_compression_and_int8_of_a_tagger_are_scored_by_map(tagger, tmp_path: Path) -> None:
+    from core.spec.deployment import CompressSection
+    from core.spec.training import TrainSection
+    from stages.compress import compress, describe
+    from stages.export import ClassifierExport
+    from stages.exporting import build_variants
+    from vision.compression.quantize import Int8Plan
+    from vision.data.dataset import Splits
+    from vision.training.model import save_model, task_score
+
+    result, config, (train, val, test) = tagger
+    settings = CompressSection(methods=["structured_prune", "quantize"], prune_steps=2, max_prune_ratio=0.5,
+                               finetune_epochs=1)
+    models, tracks = compress(result.model, config, Splits(train, val, test), settings,
+                              TrainSection(epochs=2, batch_size=16), None, 0, tmp_path, task=TASK)
+    floor = task_score(result.model, val, TASK) - settings.budget.max_accuracy_drop
+    assert tracks["pruned"].floor == pytest.approx(floor)  # the floor is read on validation mAP, not accuracy
+    assert all(0.0 <= r.score <= 1.0 for r in tracks["pruned"].rounds)
+    described = describe(models, config, tracks, None, val, test, tmp_path, TASK)
+    assert described["trained"]["torch_val_map"] == pytest.approx(task_score(result.model, val, TASK), abs=1e-6)
+    plan = Int8Plan(8, floor=described["trained"]["torch_val_map"] - 0.05, max_fp32_layers=2)
+    measuring = ClassifierExport(result.model, tmp_path, described["trained"], {"input_size_px": 16,
+                                 "mean": [0.5] * 3, "std": [0.5] * 3, "classes": TAGS}, val, test, train, plan, TASK)
+    save_model(result.model, config, tmp_path)  # the baseline row reads the size of the weights file
+    (tmp_path / "work").mkdir()
+    rows = build_variants(tmp_path, {"trained": described["trained"]}, measuring, tmp_path / "work", "int8")
+    assert [r.variant for r in rows] == ["trained-torch", "trained-fp32", "trained-int8"]
+    fp32, int8 = rows[1], rows[2]
+    assert set(fp32.figures) == {"val_map", "test_map"}
+    assert fp32.figures["val_map"] == pytest.approx(described["trained"]["torch_val_map"], abs=1e-4)
+    assert int8.figures["val_map"] >= plan.floor or int8.fp32_layers  # the floor is held, or layers were kept
