@@ -70,6 +70,9 @@ class Preprocessing:
     detection: dict[str, Any] | None = None
     """A detector's input [width, height], strides and decoding (score threshold, NMS IoU, max detections,
     confidence threshold): how the server letterboxes an image and turns the raw outputs into boxes."""
+    thresholds: list[float] | None = None
+    """A tagger's decision threshold per tag (in `classes` order), chosen on validation: the server answers the
+    tags whose probability is above theirs."""
 
     _ORDER = ("model_file", "input_name", "output_name", "features_name", "layout", "input_size_px", "mean", "std",
               "scale", "classes", "variant", "precision", "target", "execution_provider")
@@ -82,6 +85,8 @@ class Preprocessing:
         extra = {"task": self.task} if self.task != default_task else {}
         if self.detection is not None:
             extra["detection"] = self.detection
+        if self.thresholds is not None:
+            extra["thresholds"] = self.thresholds
         return {**{name: values[name] for name in self._ORDER}, **extra}
 
     @classmethod

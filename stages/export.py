@@ -30,7 +30,7 @@ from vision.compression.quantize import Int8Plan, quantize_within_floor
 from vision.compression.scoring import Scoring
 from vision.compression.timing import RUNS_PER_ROUND
 from vision.compression.variants import Variant
-from vision.data.dataset import SplitData, load_splits
+from vision.data.dataset import SplitData, Splits, load_splits
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.model import WEIGHTS_FILE, load_model
@@ -85,23 +85,27 @@ class ClassifierExport:
     def runner(self, row: Variant) -> Callable[[], None]:
         return onnx_runner(row.path, self.size_px) if row.path is not None else torch_runner(self.model, self.size_px)
 
-    def preprocessing(self) -> dict[str, Any]:
+    def preprocessing(self, model_file: Path) -> dict[str, Any]:
         return {"input_size_px": self.size_px, "mean": self.config["mean"], "std": self.config["std"],
                 "classes": self.config["classes"]}
 
 
-def classifier_export(ctx: StageContext) -> ExportTask:
-    """The splits, the trained model and the int8 plan the stage's inputs describe."""
+def classifier_export(ctx: StageContext, splits: Splits | None = None, task: Task = CLASSIFICATION,
+                      kind: type[ClassifierExport] = ClassifierExport) -> ExportTask:
+    """The splits (a classifier's, unless given), the trained model and the int8 plan the stage's inputs
+    describe, as `kind` measures them for `task`."""
     described = read_json(ctx.input("variants"))
     config = described["model"]
-    splits = load_splits(ctx.input("images"), ctx.input("split"), config["classes"], int(config["input_size_px"]))
+    if splits is None:
+        splits = load_splits(ctx.input("images"), ctx.input("split"), config["classes"],
+                             int(config["input_size_px"]))
     calibration = splits.train.take(range(min(ctx.spec("compress.calibration_images"), len(splits.train.labels))))
-    floor = baseline_score(described, CLASSIFICATION.scoring) - ctx.spec("compress.budget").max_accuracy_drop
+    floor = baseline_score(described, task.scoring) - ctx.spec("compress.budget").max_accuracy_drop
     int8 = Int8Plan.from_spec(ctx.spec("compress.quantization"),
                               PROFILES[ctx.spec("target").hardware].int8_weight_bits, floor)
     model, _ = load_model(ctx.input("model"))
-    return ClassifierExport(model, ctx.input("model"), described["variants"]["trained"], config, splits.val,
-                            splits.test, calibration, int8)
+    return kind(model, ctx.input("model"), described["variants"]["trained"], config, splits.val, splits.test,
+                calibration, int8, task)
 
 
 def main(ctx: StageContext) -> None:

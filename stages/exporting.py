@@ -54,8 +54,9 @@ class ExportTask(Protocol):
     def runner(self, row: Variant) -> Callable[[], None]:
         """One batch-1 inference of `row`, for the interleaved timing."""
 
-    def preprocessing(self) -> dict[str, Any]:
-        """The bundle's preprocess.json fields that describe the model (size, normalisation, classes, decoding)."""
+    def preprocessing(self, model_file: Path) -> dict[str, Any]:
+        """The bundle's preprocess.json fields that describe the deployable `model_file` (size, normalisation,
+        classes, decoding, a tagger's thresholds)."""
 
 
 def candidate_variant(path: Path, name: str, candidate: dict[str, Any], precision: str, task: ExportTask,
@@ -124,8 +125,8 @@ def export(ctx: StageContext, task: ExportTask) -> None:
         shutil.copyfile(chosen.path, out / MODEL_FILE)
         shutil.rmtree(work)
         write_json(out / PREPROCESS_FILE, Preprocessing(
-            **task.preprocessing(), variant=chosen.variant, precision=chosen.precision, target=profile.name,
-            execution_provider=profile.execution_provider).to_dict())
+            **task.preprocessing(out / MODEL_FILE), variant=chosen.variant, precision=chosen.precision,
+            target=profile.name, execution_provider=profile.execution_provider).to_dict())
     table = [r.row(scoring) for r in rows]
     write_csv(ctx.output("variants"), table, scoring.row_fields())
     write_json(ctx.output("choice"), {"chosen": chosen.variant, "reason": reason,

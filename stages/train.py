@@ -22,7 +22,7 @@ from core.sizes import native_input_size
 from core.spec.training import AugmentSection, ModelSection, TrainSection
 from stages.runtime import StageContext, run_stage
 from stages.training import SearchFromTrainSection, train
-from vision.data.dataset import SplitData, load_splits
+from vision.data.dataset import SplitData, load_splits, load_tagged_splits
 from vision.data.streams import image_bytes
 from vision.tasks import task as task_named
 from vision.tasks.base import Task
@@ -71,6 +71,8 @@ class TrainInputs(SearchFromTrainSection):
     task: Task = CLASSIFICATION
     source: tuple[Path, Path] | None = None
     """The ingest folder and split file, to load the splits at another searched input size."""
+    tags: Path | None = None
+    """A multi-label project's tag table: the splits' targets come from it (vision.data.tags)."""
     _resized: dict[int, tuple[SplitData, SplitData]] = field(default_factory=dict, compare=False, repr=False)
 
     def splits_at(self, size_px: int) -> tuple[SplitData, SplitData]:
@@ -81,15 +83,19 @@ class TrainInputs(SearchFromTrainSection):
             if self.source is None:
                 raise ValueError(f"input size {size_px} searched but the images are only loaded at "
                                  f"{self.config.input_size_px}")
-            splits = load_splits(*self.source, self.config.classes, size_px, names=("train", "val"))
+            ingest_dir, split_csv = self.source
+            splits = (load_tagged_splits(ingest_dir, self.tags, split_csv, self.config.classes, size_px,
+                                         names=("train", "val")) if self.tags is not None else
+                      load_splits(ingest_dir, split_csv, self.config.classes, size_px, names=("train", "val")))
             self._resized[size_px] = (splits.train, splits.val)
         return self._resized[size_px]
 
     def study_name(self) -> str:
         return "hpo-" + _hpo.fingerprint(
-            _code_digest(), image_bytes(self.train.images), self.train.labels.tobytes(), image_bytes(self.val.images),
-            self.val.labels.tobytes(), asdict(self.config), self.training.model_dump(mode="json"),
-            self.augment.model_dump(mode="json") if self.augment else None, self.seed)
+            _code_digest(self.entry_module), image_bytes(self.train.images), self.train.labels.tobytes(),
+            image_bytes(self.val.images), self.val.labels.tobytes(), asdict(self.config),
+            self.training.model_dump(mode="json"), self.augment.model_dump(mode="json") if self.augment else None,
+            self.seed)
 
     def objective(self) -> _hpo.Objective:
         """One trial: `epochs_per_trial` epochs with the sampled values, pruned per epoch by optuna."""
@@ -109,6 +115,8 @@ class TrainInputs(SearchFromTrainSection):
 
     # What the generic train stage (stages.training.TrainTask) asks of a task.
     history_plot = "accuracy"
+    entry_module = "stages.train"
+    """The stage module whose code a trial's score depends on (its import closure names the study)."""
 
     @property
     def history_fields(self) -> tuple[str, ...]:
@@ -127,7 +135,7 @@ class TrainInputs(SearchFromTrainSection):
         return replace(self, training=training, config=config)
 
     def preview(self, path: Path) -> None:
-        augmentation_preview(self.train, self.augment, self.config, self.seed, path)
+        augmentation_preview(self.train, self.augment, self.config, self.seed, path, self.task)
 
     def final_fit(self) -> TrainResult:
         train, val = self.splits_at(self.config.input_size_px)
@@ -168,9 +176,9 @@ def with_native_size(training: TrainSection, manifest: Path) -> TrainSection:
                                                                                "input_size_px": dimension}})})
 
 
-def _code_digest() -> bytes:
+def _code_digest(module: str) -> bytes:
     """The train stage's code dependencies (its import closure): trials scored by other code are stale."""
-    closure = import_closure("stages.train", CODE_ROOT, CODE_PACKAGES)
+    closure = import_closure(module, CODE_ROOT, CODE_PACKAGES)
     return b"".join((CODE_ROOT / path).read_bytes() for path in closure)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.contract import StageInfo
+from core.contract import PlotInfo, StageInfo
 from core.contracts import SEARCH_OUTPUTS
 
 BASE = StageInfo(
@@ -13,3 +13,7 @@ BASE = StageInfo(
     metrics={"metrics": "reports/{project}/train/metrics.json"},
     optional=(SEARCH_OUTPUTS,),
 )
+
+LOSS_PLOT = PlotInfo("loss", "reports/{project}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
+                     title="Training and validation loss per epoch")
+"""Every task's training history holds both losses per epoch."""

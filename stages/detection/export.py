@@ -95,7 +95,7 @@ class DetectorExport:
             return torch_detector_runner(self.model, self.sample(), self.decoding)
         return detector_runner(row.path, self.sample(), self.decoding)
 
-    def preprocessing(self) -> dict[str, Any]:
+    def preprocessing(self, model_file: Path) -> dict[str, Any]:
         d = self.decoding
         return {"input_size_px": d.input_wh[0], "mean": list(MEAN), "std": list(STD), "classes": self.classes,
                 "output_name": "class_logits", "task": "detection",

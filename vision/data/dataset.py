@@ -86,6 +86,15 @@ def load_tagged_split(ingest_dir: Path, tags_csv: Path, split_csv: Path, split: 
                      multi_hot(paths, read_csv(tags_csv), classes), paths)
 
 
+# Six parameters: load_splits' own and the tag table that replaces the manifest's labels.
+def load_tagged_splits(ingest_dir: Path, tags_csv: Path, split_csv: Path, classes: list[str], size_px: int,
+                       names: tuple[str, ...] = ("train", "val", "test")) -> Splits:
+    """A multi-label project's splits (load_tagged_split); a split not asked for is empty."""
+    empty = SplitData(np.zeros((0, size_px, size_px, 3), np.uint8), np.zeros((0, len(classes)), np.float32), [])
+    return Splits(**{name: load_tagged_split(ingest_dir, tags_csv, split_csv, name, classes, size_px)
+                     if name in names else empty for name in ("train", "val", "test")})
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC -> normalised float NCHW, exactly as the deployed model is fed."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)

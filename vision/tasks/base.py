@@ -24,7 +24,7 @@ class Selection:
     """`lowest validation loss`..."""
 
 
-# Fifteen fields: one per concern of the pipeline that differs between tasks; grouping them further would only
+# Sixteen fields: one per concern of the pipeline that differs between tasks; grouping them further would only
 # hide which concern each serves.
 @dataclass(frozen=True)
 class Task:
@@ -62,5 +62,7 @@ class Task:
     sensitivity of a layer)."""
     scoring: Scoring
     """How compression and export name and tabulate `score` (vision.compression.scoring)."""
+    caption: Callable[[np.ndarray, list[str]], str]
+    """(one image's target, class names) -> how a picture captions it (`cat`; `night, rain`)."""
     onnx_outputs: tuple[str, ...]
     """Names of the exported graph's outputs, in order; the last is the pooled features OOD detectors use."""

@@ -81,4 +81,4 @@ TASK = Task(
                "val_macro_f1": Selection("max", "highest validation macro-F1")},
     figure_words={"val_accuracy": "accuracy", "val_macro_f1": "macro-F1"},
     metrics=_metrics, score=top1_accuracy, divergence=softmax_divergence, scoring=SCORING,
-    onnx_outputs=("logits", "features"))
+    caption=lambda label, classes: classes[int(label)], onnx_outputs=("logits", "features"))

@@ -163,4 +163,5 @@ TASK = Task(
                "val_macro_f1": Selection("max", "highest validation macro-F1 over tags")},
     figure_words={"val_map": "mAP", "val_macro_f1": "macro-F1"},
     metrics=_metrics, score=mean_average_precision, divergence=bernoulli_divergence,
-    scoring=SCORING, onnx_outputs=("logits", "features"))
+    scoring=SCORING, caption=lambda row, classes: ", ".join(c for c, on in zip(classes, row, strict=True) if on > 0.5)
+    or "(no tag)", onnx_outputs=("logits", "features"))

@@ -11,30 +11,38 @@ import numpy as np
 from core.spec.training import AugmentSection
 from vision.data.dataset import SplitData
 from vision.plots import image_grid, pyplot, save_figure
+from vision.tasks.base import Task
+from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training.augment import GEOMETRIC_AND_COLOUR, apply, corruption, enabled, training_pipeline
 from vision.training.model import ModelConfig
 
 PREVIEW_COLUMNS = 6
 
 
-def _examples(train: SplitData, config: ModelConfig) -> tuple[list[np.ndarray], list[str]]:
-    """PREVIEW_COLUMNS training images taken from the classes in turn (the first of each class, then the second
-    of each, ...), so every class shows and none fills the row."""
-    per_class = [list(np.flatnonzero(train.labels == c)) for c in np.unique(train.labels)]
+def _examples(train: SplitData, config: ModelConfig, task: Task = CLASSIFICATION
+              ) -> tuple[list[np.ndarray], list[str]]:
+    """PREVIEW_COLUMNS training images taken from the targets in turn (the first image of each caption, in
+    caption order, then the second of each, ...), so every class or tag set shows and none fills the row."""
+    captions = [task.caption(target, config.classes) for target in train.labels]
+    groups = {caption: [] for caption in sorted(set(captions))}
+    for index, caption in enumerate(captions):
+        groups[caption].append(index)
     chosen: list[int] = []
-    for rank in range(max((len(indices) for indices in per_class), default=0)):
-        chosen.extend(int(indices[rank]) for indices in per_class if rank < len(indices))
+    for rank in range(max((len(indices) for indices in groups.values()), default=0)):
+        chosen.extend(indices[rank] for indices in groups.values() if rank < len(indices))
         if len(chosen) >= PREVIEW_COLUMNS:
             break
     chosen = chosen[:PREVIEW_COLUMNS]
-    return [train.images[i] for i in chosen], [config.classes[train.labels[i]] for i in chosen]
+    return [train.images[i] for i in chosen], [captions[i] for i in chosen]
 
 
+# Six parameters: the images and the spec's augmentations, the model's size and classes, the seed, where the
+# picture goes, and the task that captions the targets.
 def augmentation_preview(train: SplitData, augment: AugmentSection, config: ModelConfig, seed: int,
-                         path: Path) -> None:
+                         path: Path, task: Task = CLASSIFICATION) -> None:
     """One row per augmentation the spec turns on (always applied, at the spec's severity) and a last row as
     training draws them (each with its probability), so a reviewer sees what the spec asks for."""
-    images, labels = _examples(train, config)
+    images, labels = _examples(train, config, task)
     rows: list[tuple[str, list[np.ndarray], list[str]]] = [("original", images, labels)]
     size = config.input_size_px
     for name in enabled(augment):

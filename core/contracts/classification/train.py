@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.contract import PlotInfo
-from core.contracts.train import BASE
+from core.contracts.train import BASE, LOSS_PLOT
 
 CONTRACT = replace(
     BASE,
@@ -15,6 +15,5 @@ CONTRACT = replace(
     inputs={"images": "ingest.images", "manifest": "ingest.manifest", "split": "prune.split"},
     plots=(PlotInfo("accuracy", "reports/{project}/train/history.csv", x="epoch", y=("val_accuracy",),
                     title="Validation accuracy per epoch"),
-           PlotInfo("loss", "reports/{project}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
-                    title="Training and validation loss per epoch")),
+           LOSS_PLOT),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.contract import PlotInfo
-from core.contracts.train import BASE
+from core.contracts.train import BASE, LOSS_PLOT
 
 CONTRACT = replace(
     BASE,
@@ -17,8 +17,7 @@ CONTRACT = replace(
     inputs={"images": "ingest.images", "boxes": "ingest.boxes", "split": "prune.split"},
     plots=(PlotInfo("map", "reports/{project}/train/history.csv", x="epoch", y=("val_map", "val_map50"),
                     title="Validation mAP per epoch"),
-           PlotInfo("loss", "reports/{project}/train/history.csv", x="epoch", y=("train_loss", "val_loss"),
-                    title="Training and validation loss per epoch")),
+           LOSS_PLOT),
     module_name="stages.detection.train",
     task="detection",
 )
