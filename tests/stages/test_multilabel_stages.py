@@ -25,11 +25,12 @@ def _context(contract, root: Path, params: dict, inputs: dict[str, str]) -> Stag
 @pytest.mark.slow
 def test_the_tagger_runs_from_ingest_to_a_bundle_with_per_tag_thresholds(tmp_path: Path) -> None:
     from core.contracts.multilabel import compress as c_compress
+    from core.contracts.multilabel import dependability as c_dependability
     from core.contracts.multilabel import evaluate as c_evaluate
     from core.contracts.multilabel import export as c_export
     from core.contracts.multilabel import ingest as c_ingest
     from core.contracts.multilabel import train as c_train
-    from stages.multilabel import compress, evaluate, export, ingest, train
+    from stages.multilabel import compress, dependability, evaluate, export, ingest, train
 
     write_dataset(150, 64, 2, 0, tmp_path / "data" / "scenes")
     spec = ProjectSpec.model_validate({
@@ -38,6 +39,7 @@ def test_the_tagger_runs_from_ingest_to_a_bundle_with_per_tag_thresholds(tmp_pat
         "model": {"backbone": "resnet10t", "input_size_px": 32},
         "train": {"epochs": 4, "batch_size": 16, "select_by": "val_map"},
         "compress": {"methods": ["quantize"], "quantization": {"qat_epochs": 0}},
+        "dependability": {"robustness": {"corruptions": ["fog", "gaussian_noise"], "severities": [3]}},
     }, strict=False)
     params = {PROJECT: spec.model_dump(mode="json")}
     ingest.main(_context(c_ingest.CONTRACT, tmp_path, params, {}))
@@ -80,3 +82,17 @@ def test_the_tagger_runs_from_ingest_to_a_bundle_with_per_tag_thresholds(tmp_pat
     summary = read_json(tmp_path / f"reports/{PROJECT}/export/summary.json")
     assert {"val_map", "test_map", "val_map_drop"} <= set(summary)
     assert summary["variant"].endswith("int8") or summary["variant"].endswith("fp32")
+
+    dependability.main(_context(c_dependability.CONTRACT, tmp_path, params, {
+        **common, "deployable": f"models/{PROJECT}/export", "candidates": f"models/{PROJECT}/compress"}))
+    measured = read_json(tmp_path / f"reports/{PROJECT}/dependability/metrics.json")
+    assert measured["map"] == pytest.approx(summary["test_map"], abs=1e-6)  # the served file, read as export read it
+    assert set(measured["per_tag"]) == set(TAGS)
+    assert set(measured["robustness"]["families"]) == {"fog", "gaussian_noise"}
+    assert 0.0 <= measured["ood"]["far_auroc"] <= 1.0
+    calibration = measured["calibration"]
+    assert calibration["ece_after"] <= calibration["ece_before"] + 0.02  # the fitted temperature does not hurt
+    assert set(calibration["per_tag_ece_after"]) == set(TAGS)
+    serving = read_json(tmp_path / f"models/{PROJECT}/dependability/serving.json")
+    assert serving["temperature"] == calibration["temperature"]
+    assert serving["ood"]["detector"] == measured["ood"]["detector"]

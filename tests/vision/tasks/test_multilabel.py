@@ -183,3 +183,22 @@ def test_compression_and_int8_of_a_tagger_are_scored_by_map(tagger, tmp_path: Pa
     assert set(fp32.figures) == {"val_map", "test_map"}
     assert fp32.figures["val_map"] == pytest.approx(described["trained"]["torch_val_map"], abs=1e-4)
     assert int8.figures["val_map"] >= plan.floor or int8.fp32_layers  # the floor is held, or layers were kept
+
+
+def test_a_tagger_s_temperature_undoes_an_overconfident_scale() -> None:
+    from vision.dependability.tag_calibration import (
+        fit_tag_temperature,
+        tag_calibration_error,
+        tag_reliability_rows,
+    )
+
+    rng = np.random.default_rng(0)
+    honest = rng.normal(0.0, 1.5, size=(4000, 3))
+    targets = (rng.random(honest.shape) < sigmoid(honest)).astype(np.float32)  # tags drawn at the said odds
+    overconfident = honest * 3.0
+    temperature = fit_tag_temperature(overconfident, targets)
+    assert temperature == pytest.approx(3.0, rel=0.1)
+    assert tag_calibration_error(overconfident, targets, temperature) < 0.5 * tag_calibration_error(overconfident,
+                                                                                                    targets)
+    rows = tag_reliability_rows(overconfident, targets, temperature)
+    assert sum(row["count"] for row in rows) == targets.size  # every image-tag pair in one bin, 0 included

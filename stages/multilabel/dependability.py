@@ -1,0 +1,164 @@
+"""dependability (multi-label): how the deployable tagger behaves where the test split does not look, measured on
+the file that serves (`models/<p>/export/model.onnx` through ONNX Runtime).
+
+- out of distribution: every post-hoc detector on the same far and near sets as a classifier's (real photos,
+  noise, the spec's `ood_sources`; shuffled patches, heavy occlusion), fitted on the training features as one
+  population (a tagger has no class per image), thresholded to accept 95% of validation images;
+- robustness: test mAP over tags under each corruption family and severity, families never seen in training
+  reported apart;
+- calibration: binary ECE over every (image, tag) pair and per tag, before and after one temperature fitted on
+  validation, with the reliability diagram.
+The temperature and the OOD detector's state are saved for serving; the tags' thresholds ship with the export.
+Grad-CAM is not measured for taggers yet (a map per tag is the open question: which tags to explain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+import numpy as np
+
+from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.progress import Progress
+from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
+from stages.dependability import TPR, Outputs, Plan, assess_ood, extra_ood_sets
+from stages.runtime import StageContext, run_stage
+from vision.compression.candidates import load_candidate
+from vision.compression.onnx import predict_outputs, session
+from vision.data.dataset import load_tagged_splits
+from vision.data.streams import Images
+from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
+from vision.dependability.ood_sets import ood_sets, selection_sets
+from vision.dependability.robustness import CorruptionResult, corrupted_stream
+from vision.dependability.serving_state import write_serving_state
+from vision.dependability.tag_calibration import (
+    fit_tag_temperature,
+    per_tag_calibration_error,
+    tag_calibration_error,
+    tag_reliability_rows,
+)
+from vision.tasks.multilabel import mean_average_precision, sigmoid, tag_metrics
+from vision.training.augment import enabled
+
+
+def map_under_corruptions(logits_of: Callable[[Images], np.ndarray], images: Images, targets: np.ndarray, plan: Plan,
+                          seed: int) -> list[CorruptionResult]:
+    """Test mAP over tags per corruption x severity (the `accuracy` field of each result holds the mAP, which the
+    shared heatmap draws under its own name)."""
+    results = []
+    for name in plan.corruptions:
+        for severity in plan.severities:
+            value = mean_average_precision(targets, logits_of(corrupted_stream(images, name, severity, seed)))
+            results.append(CorruptionResult(name, severity, round(value, 6), name in plan.trained_on))
+    return results
+
+
+def robustness_figures(clean: float, results: list[CorruptionResult]) -> dict[str, object]:
+    """Per family the mean mAP and its drop from clean, the held-out families' mean, the worst condition."""
+    families: dict[str, list[CorruptionResult]] = {}
+    for r in results:
+        families.setdefault(r.corruption, []).append(r)
+    table = {name: {"mean_map": round(float(np.mean([r.accuracy for r in rows])), 6),
+                    "drop": round(clean - float(np.mean([r.accuracy for r in rows])), 6),
+                    "seen_in_training": rows[0].seen_in_training} for name, rows in families.items()}
+    held_out = sorted(name for name, row in table.items() if not row["seen_in_training"])
+    worst = min(results, key=lambda r: (r.accuracy, r.corruption, r.severity)) if results else None
+    return {"clean_map": clean, "families": table, "held_out": held_out,
+            "held_out_mean_map": round(float(np.mean([table[n]["mean_map"] for n in held_out])), 6)
+            if held_out else None,
+            "worst": None if worst is None else {"corruption": worst.corruption, "severity": worst.severity,
+                                                 "map": worst.accuracy}}
+
+
+# Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
+# step is a call into the library, and splitting them would only pass the same dozen values around.
+def main(ctx: StageContext) -> None:
+    seed: int = ctx.spec("seed")
+    plan = Plan(ctx.spec("dependability.ood.detector"), list(ctx.spec("dependability.robustness.corruptions")),
+                list(ctx.spec("dependability.robustness.severities")), 0,
+                set(enabled(ctx.spec("augment"))))
+    export_dir = ctx.input("deployable")
+    preprocess = Preprocessing.from_dict(read_json(export_dir / PREPROCESS_FILE))
+    classes, size_px = list(preprocess.classes), preprocess.input_size_px
+    thresholds = np.asarray(preprocess.thresholds, np.float64)
+    splits = load_tagged_splits(ctx.input("images"), ctx.input("tags"), ctx.input("split"), classes, size_px)
+    train, val, test = splits.train, splits.val, splits.test
+    candidate, _ = load_candidate(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0])
+    extra, unreadable = extra_ood_sets(ctx.root, list(ctx.spec("dependability.ood.ood_sources")), size_px)
+    sess = session(export_dir / MODEL_FILE)
+
+    def run(images: Images) -> Outputs:
+        return Outputs(*predict_outputs(sess, images))
+
+    with Progress("dependability", 3, unit="step") as shown:
+        train_out, val_out, test_out = run(train.images), run(val.images), run(test.images)
+        sets = ood_sets(test.images, size_px, seed, extra)
+        picking = selection_sets(val.images, size_px, seed) if plan.detector == "auto" else []
+        head = candidate.get_classifier()
+        ood = assess_ood(train_out, np.zeros(len(train.paths), np.int64), val_out, test_out,
+                         {s.name: run(s.images) for s in sets},
+                         (head.weight.detach().numpy(), head.bias.detach().numpy()), plan.detector,
+                         {s.name: run(s.images) for s in picking}, {s.name: s.kind for s in picking})
+        shown.update(1, f"OOD: {ood.detector}")
+        clean = round(mean_average_precision(test.labels, test_out.logits), 6)
+        sweep = map_under_corruptions(lambda images: run(images).logits, test.images, test.labels, plan, seed)
+        shown.update(1, f"{len(sweep)} corrupted conditions")
+        temperature = fit_tag_temperature(val_out.logits, val.labels)
+        shown.update(1, f"temperature {temperature:.3f}")
+    figures_at = tag_metrics(test.labels, sigmoid(test_out.logits), classes, thresholds)
+    chosen = ood.table[ood.detector]
+    set_kinds = {s.name: s.kind for s in sets}
+    far = [m for name, m in chosen.items() if set_kinds[name] == "far"]
+    near = [m for name, m in chosen.items() if set_kinds[name] == "near"]
+    ece_before = tag_calibration_error(test_out.logits, test.labels)
+    ece_after = tag_calibration_error(test_out.logits, test.labels, temperature)
+    figures = {
+        "task": "multilabel", "variant": preprocess.variant, "map": figures_at["map"],
+        "macro_f1": figures_at["macro_f1"], "micro_f1": figures_at["micro_f1"],
+        "per_tag": {tag: {k: row[k] for k in ("ap", "f1", "precision", "recall", "threshold", "support")}
+                    for tag, row in figures_at["per_class"].items()},
+        "ood": {"detector": ood.detector, "chosen_by": "auto" if ood.choice else "spec", "threshold": ood.threshold,
+                "tpr": TPR, "far_auroc": min(m.auroc for m in far),
+                "far_fpr_at_95_tpr": max(m.fpr_at_95_tpr for m in far),
+                "far_accepted_fraction": max(m.accepted_fraction for m in far),
+                "near_auroc": min(m.auroc for m in near) if near else None,
+                "inverted_sets": sorted(name for name, m in chosen.items() if m.inverted),
+                "sets": {name: asdict(m) for name, m in chosen.items()}},
+        "robustness": robustness_figures(clean, sweep),
+        "calibration": {"temperature": temperature, "ece_before": ece_before, "ece_after": ece_after,
+                        "per_tag_ece_after": per_tag_calibration_error(test_out.logits, test.labels, classes,
+                                                                       temperature)},
+    }
+    with atomic_directory(ctx.output("serving_state")) as out:
+        write_serving_state(out, temperature, ood.detector, ood.threshold, TPR, ood.state)
+    write_json(ctx.output("metrics"), figures)
+    write_json(ctx.output("ood"), {"detector": ood.detector, "tpr": TPR, "set_kinds": set_kinds,
+                                   "choice": ood.choice.as_dict() if ood.choice else None,
+                                   "unreadable_ood_files": unreadable,
+                                   "detectors": {d: {s: asdict(m) for s, m in table.items()}
+                                                 for d, table in ood.table.items()}})
+    robustness_heatmap(clean, sweep, ctx.output("robustness_png"),
+                       f"{ctx.project}: test mAP over tags under corruptions (deployable model)", figure_name="mAP")
+    before = tag_reliability_rows(test_out.logits, test.labels)
+    after = tag_reliability_rows(test_out.logits, test.labels, temperature)
+    reliability_diagram(before, after, temperature, ece_before, ece_after, ctx.output("reliability_png"),
+                        f"{ctx.project}: tag reliability (test split, every image x tag)",
+                        y_label="share_tagged", counted="image-tag pairs")
+    ood_histogram(ood.scores, set_kinds, ood.threshold, ood.detector, ctx.output("ood_scores_png"),
+                  f"{ctx.project}: {ood.detector} scores")
+    write_csv(ctx.output("robustness"), [{"condition": f"{r.corruption} s{r.severity}", "map": r.accuracy,
+                                          "seen_in_training": r.seen_in_training} for r in sweep]
+              + [{"condition": "clean", "map": clean, "seen_in_training": True}])
+    write_csv(ctx.output("reliability"), after, ("confidence", "share_tagged", "count"))
+    ood_figures, robust = figures["ood"], figures["robustness"]
+    print(f"dependability: {preprocess.variant} test mAP {clean:.4f}; {ood.detector} far-OOD AUROC "
+          f"{ood_figures['far_auroc']:.4f} (accepted at the serving threshold "
+          f"{ood_figures['far_accepted_fraction']:.3f}); worst corruption {robust['worst']}; tag ECE "
+          f"{ece_before:.4f} -> {ece_after:.4f} at T={temperature:.3f}")
+
+
+if __name__ == "__main__":
+    from core.contracts.multilabel.dependability import CONTRACT
+
+    run_stage(CONTRACT, main)
