@@ -30,12 +30,14 @@ def test_the_tagger_runs_from_ingest_to_a_bundle_with_per_tag_thresholds(tmp_pat
     from core.contracts.multilabel import export as c_export
     from core.contracts.multilabel import ingest as c_ingest
     from core.contracts.multilabel import train as c_train
-    from stages.multilabel import compress, dependability, evaluate, export, ingest, train
+    from core.contracts.multilabel import validate as c_validate
+    from stages.multilabel import compress, dependability, evaluate, export, ingest, train, validate
 
     write_dataset(150, 64, 2, 0, tmp_path / "data" / "scenes")
     spec = ProjectSpec.model_validate({
         "name": PROJECT, "classes": TAGS,
-        "data": {"sources": [{"kind": "manifest", "path": "data/scenes/manifest.csv"}]},
+        "data": {"sources": [{"kind": "manifest", "path": "data/scenes/manifest.csv"}],
+                 "quality": {"min_images_per_class": 20}},
         "model": {"backbone": "resnet10t", "input_size_px": 32},
         "train": {"epochs": 4, "batch_size": 16, "select_by": "val_map"},
         "compress": {"methods": ["quantize"], "quantization": {"qat_epochs": 0}},
@@ -49,6 +51,10 @@ def test_the_tagger_runs_from_ingest_to_a_bundle_with_per_tag_thresholds(tmp_pat
     assert len(manifest) == 150
     assert {r["tag"] for r in tag_rows} == set(TAGS)
     assert {r["label"] for r in manifest} <= set(TAGS) | {"_none", "_mixed"}  # each image's stratum
+    ingested = {"images": ingest_dir, "manifest": f"{ingest_dir}/manifest.csv",
+                "quarantine": f"{ingest_dir}/quarantine.csv", "tags": f"{ingest_dir}/tags.csv"}
+    validate.main(_context(c_validate.CONTRACT, tmp_path, params, ingested))
+    assert read_json(tmp_path / f"reports/{PROJECT}/validate/summary.json")["success"] is True
     splits = assign_splits([r["label"] for r in manifest], Split(), seed=0)
     (tmp_path / "split.csv").write_text("path,label,split\n" + "".join(
         f"{r['path']},{r['label']},{s}\n" for r, s in zip(manifest, splits, strict=True)))
@@ -96,3 +102,28 @@ def test_the_tagger_runs_from_ingest_to_a_bundle_with_per_tag_thresholds(tmp_pat
     serving = read_json(tmp_path / f"models/{PROJECT}/dependability/serving.json")
     assert serving["temperature"] == calibration["temperature"]
     assert serving["ood"]["detector"] == measured["ood"]["detector"]
+
+
+def test_a_tag_too_few_images_carry_fails_validation_with_its_name(tmp_path: Path) -> None:
+    from core.contracts.multilabel import ingest as c_ingest
+    from core.contracts.multilabel import validate as c_validate
+    from stages.multilabel import ingest, validate
+    from stages.runtime import StageFailure
+
+    write_dataset(40, 64, 2, 1, tmp_path / "data" / "scenes", ["person", "animal"])
+    spec = ProjectSpec.model_validate({
+        "name": PROJECT, "classes": ["animal", "person"],
+        "data": {"sources": [{"kind": "manifest", "path": "data/scenes/manifest.csv"}],
+                 "quality": {"min_images_per_class": 30}}}, strict=False)
+    params = {PROJECT: spec.model_dump(mode="json")}
+    ingest.main(_context(c_ingest.CONTRACT, tmp_path, params, {}))
+    ingest_dir = f"data/{PROJECT}/ingest"
+    counts = {tag: sum(r["tag"] == tag for r in read_csv(tmp_path / ingest_dir / "tags.csv"))
+              for tag in ("animal", "person")}
+    assert min(counts.values()) < 30  # 40 mosaics of 4 tiles from 11 photographs: the animal is on fewer
+    with pytest.raises(StageFailure, match="tags on fewer than 30 images") as failure:
+        validate.main(_context(c_validate.CONTRACT, tmp_path, params, {
+            "images": ingest_dir, "manifest": f"{ingest_dir}/manifest.csv",
+            "quarantine": f"{ingest_dir}/quarantine.csv", "tags": f"{ingest_dir}/tags.csv"}))
+    short = {tag: n for tag, n in counts.items() if n < 30}
+    assert str(short) in str(failure.value)
