@@ -17,6 +17,7 @@ from core.fsutil import write_csv, write_json
 from stages.runtime import StageContext, run_stage
 from vision.data.dataset import SplitData, load_tagged_splits
 from vision.plots import file_caption, image_grid
+from vision.tasks.multilabel import TASK as MULTILABEL
 from vision.tasks.multilabel import choose_thresholds, sigmoid, tag_metrics
 from vision.training.model import load_model, predict_images
 
@@ -44,12 +45,9 @@ def mistakes_gallery(test: SplitData, predicted: np.ndarray, classes: list[str],
     truth = test.labels > 0.5
     wrong = (predicted != truth).sum(axis=1)
     order = [i for i in np.lexsort((np.arange(len(wrong)), -wrong)) if wrong[i] > 0][:GALLERY_SIZE]
-
-    def named(row: np.ndarray) -> str:
-        return ", ".join(c for c, on in zip(classes, row, strict=True) if on) or "(none)"
-
     rows = [("", [test.images[i] for i in order[s:s + GALLERY_COLUMNS]],
-             [f"{file_caption(test.paths[i])}\ntrue: {named(truth[i])}\ngot: {named(predicted[i])}"
+             [f"{file_caption(test.paths[i])}\ntrue: {MULTILABEL.caption(truth[i], classes)}\n"
+              f"got: {MULTILABEL.caption(predicted[i], classes)}"
               for i in order[s:s + GALLERY_COLUMNS]]) for s in range(0, len(order), GALLERY_COLUMNS)]
     image_grid(rows or [("", [np.full((8, 8, 3), 255, np.uint8)], ["no mistakes"])], path,
                f"{title}: {int((wrong > 0).sum())} test images with a wrong tag")
