@@ -9,7 +9,7 @@ from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
 from core.registry import PIPELINES, code_dependencies, dvc_dependency, stage_arguments
 from core.spec import ProjectSpec
-from core.spec.data import CocoSource, LabelStudioSource, SklearnDigitsSource, Source, VideoSource
+from core.spec.data import CocoSource, LabelStudioSource, PhotoMosaicsSource, SklearnDigitsSource, Source, VideoSource
 from core.spec.loop import PoolSource
 
 
@@ -96,8 +96,8 @@ def all_sources(spec: ProjectSpec) -> list[tuple[tuple[str | int, ...], Source |
 
 def source_files(source: Source | PoolSource) -> dict[str, str]:
     """The repository paths a data or pool source reads, by the spec field that names each."""
-    if isinstance(source, SklearnDigitsSource):
-        return {}
+    if isinstance(source, SklearnDigitsSource | PhotoMosaicsSource):
+        return {}  # built-in data sets read no file of the repository
     if isinstance(source, CocoSource):
         return {"annotations": source.annotations, **({"images": source.images} if source.images else {})}
     if isinstance(source, LabelStudioSource):

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from core.spec import ProjectSpec
-from core.spec.data import BOX_SOURCES, CocoSource, LabelStudioSource
+from core.spec.data import (
+    BOX_SOURCES,
+    PHOTO_MOSAIC_TAGS,
+    CocoSource,
+    LabelStudioSource,
+    ManifestSource,
+    PhotoMosaicsSource,
+)
 
 if TYPE_CHECKING:
     from compiler.checks import CheckContext, Problem
@@ -35,8 +42,28 @@ NOT_FOR_DETECTION: dict[tuple[str, ...], str] = {
 }
 """Keys a detection spec may not set, and why."""
 
-DETECTION_ONLY: tuple[tuple[str, ...], ...] = (("dependability", "min_map"), ("dependability", "min_map50"))
+DETECTION_ONLY: tuple[tuple[str, ...], ...] = (("dependability", "min_map50"),)
 """Keys only a detection spec may set."""
+MAP_GATED: tuple[tuple[str, ...], ...] = (("dependability", "min_map"),)
+"""Keys only a task gated on mAP (detection, multilabel) may set."""
+MULTILABEL_ONLY: tuple[tuple[str, ...], ...] = (("dependability", "min_tag_ap"),)
+"""Keys only a multilabel spec may set."""
+
+NOT_FOR_MULTILABEL: dict[tuple[str, ...], str] = {
+    ("dependability", "min_accuracy"): "a tagger is gated on mAP over tags and every tag's AP: "
+                                       "dependability.min_map and min_tag_ap",
+    ("dependability", "min_class_recall"): "a tagger's per-tag floor is dependability.min_tag_ap (average "
+                                           "precision, free of the threshold)",
+    ("data", "quality", "max_class_imbalance"): "a tagger's imbalance is checked per tag by its validate suite "
+                                                "(each tag on enough images); rare tags are weighted up by "
+                                                "train.balance: loss",
+    ("compress", "student"): "a tagger is compressed by pruning its own channels and quantization; a student "
+                             "backbone is built for classifiers only",
+}
+"""Keys a multilabel spec may not set, and why."""
+MULTILABEL_SELECTION = ("auto", "val_loss", "val_map", "val_macro_f1")
+MULTILABEL_SOURCES = (ManifestSource, LabelStudioSource, PhotoMosaicsSource)
+"""The source kinds that carry an image's tags."""
 
 DETECTION_TUNABLES = ("lr", "weight_decay", "batch_size", "backbone")
 DETECTION_SELECTION = ("auto", "val_loss", "val_map")
@@ -59,11 +86,17 @@ def _was_set(spec: ProjectSpec, path: tuple[str, ...]) -> bool:
 
 
 def keys_fit_the_task(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
-    if spec.task == "classification":
-        yield from _classification_keys(spec)
-    else:
-        yield from _detection_keys(spec)
+    yield from TASK_KEYS[spec.task](spec)
     yield from _loop_keys(spec)
+    if spec.task != "multilabel":
+        for index, source in enumerate(spec.data.sources):
+            if isinstance(source, PhotoMosaicsSource):
+                yield _problem(("data", "sources", index, "kind"), "photo_mosaics tags each image with several "
+                               "classes", "set task: multilabel, or use sklearn_digits for classification")
+        for path in MULTILABEL_ONLY:
+            if _was_set(spec, path):
+                yield _problem(path, f"{'.'.join(path)} applies to task: multilabel only",
+                               "set task: multilabel, or remove it")
 
 
 CLASSIFICATION_STRATEGIES = ("bald", "badge")
@@ -96,8 +129,51 @@ def _loop_keys(spec: ProjectSpec) -> Iterator[Problem]:
                        "give [lower, upper] with lower < upper, for example [0.1, 0.5]")
 
 
-def _classification_keys(spec: ProjectSpec) -> Iterator[Problem]:
+def _multilabel_keys(spec: ProjectSpec) -> Iterator[Problem]:
     for path in (("detection",), ("data", "boxes"), *DETECTION_ONLY):
+        if _was_set(spec, path):
+            yield _problem(path, f"{'.'.join(path)} applies to task: detection only",
+                           "set task: detection, or remove it")
+    for path, why in NOT_FOR_MULTILABEL.items():
+        if _was_set(spec, path):
+            yield _problem(path, f"{'.'.join(path)} does not apply to task: multilabel", why)
+    if spec.train.select_by not in MULTILABEL_SELECTION:
+        yield _problem(("train", "select_by"), f"{spec.train.select_by} is not a tagger's figure",
+                       "use val_map (mean over tags of validation AP), val_macro_f1, val_loss or auto")
+    yield from _tag_balance(spec)
+    if spec.active_learning is not None:
+        yield _problem(("active_learning",), "the data loop does not select for taggers yet",
+                       "remove active_learning (label new images through a labelstudio source with a "
+                       "multiple-choice interface)")
+    for index, source in enumerate(spec.data.sources):
+        if not isinstance(source, MULTILABEL_SOURCES):
+            yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry no tags",
+                           "a tagger reads manifest (path,tags), labelstudio (multiple choices) or photo_mosaics "
+                           "sources")
+        elif isinstance(source, PhotoMosaicsSource):
+            yield from _photo_mosaic_tags(spec, index)
+
+
+def _tag_balance(spec: ProjectSpec) -> Iterator[Problem]:
+    if spec.train.balance == "sampler":
+        yield _problem(("train", "balance"), "a sampler cannot draw every tag equally often (an image carries "
+                       "several)", "use balance: loss (rare tags' positives weighed up) or none")
+    hpo = spec.train.hpo
+    if hpo is not None and "balance" in hpo.space and "sampler" in (hpo.space["balance"].choices or ()):
+        yield _problem(("train", "hpo", "space", "balance"), "a sampler cannot draw every tag equally often",
+                       "search choices [none, loss]")
+
+
+def _photo_mosaic_tags(spec: ProjectSpec, index: int) -> Iterator[Problem]:
+    unknown = [name for name in spec.classes if name not in PHOTO_MOSAIC_TAGS]
+    if unknown:
+        yield _problem(("classes",), f"photo_mosaics (data.sources[{index}]) tags images with "
+                       f"{list(PHOTO_MOSAIC_TAGS)} only; {unknown} would never be seen",
+                       f"choose classes among {list(PHOTO_MOSAIC_TAGS)}")
+
+
+def _classification_keys(spec: ProjectSpec) -> Iterator[Problem]:
+    for path in (("detection",), ("data", "boxes"), *DETECTION_ONLY, *MAP_GATED):
         if _was_set(spec, path):
             yield _problem(path, f"{'.'.join(path)} applies to task: detection only",
                            "set task: detection, or remove the section")
@@ -129,6 +205,10 @@ def _detection_keys(spec: ProjectSpec) -> Iterator[Problem]:
                            "a detector reads coco, yolo, voc or labelstudio sources; `autodl frames` turns a video "
                            "into an image set to annotate")
     yield from _size_fits_strides(spec)
+
+
+TASK_KEYS = {"classification": _classification_keys, "detection": _detection_keys, "multilabel": _multilabel_keys}
+"""Each task's check of the keys that must (not) be set for it."""
 
 
 DETECTION_OOD = ("auto", "mahalanobis", "knn")

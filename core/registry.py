@@ -34,6 +34,14 @@ from core.contracts.detection import train as d_train
 from core.contracts.detection import validate as d_validate
 from core.contracts.loop import ensemble as loop_ensemble
 from core.contracts.loop import select as loop_select
+from core.contracts.multilabel import compress as m_compress
+from core.contracts.multilabel import dependability as m_dependability
+from core.contracts.multilabel import evaluate as m_evaluate
+from core.contracts.multilabel import export as m_export
+from core.contracts.multilabel import gate as m_gate
+from core.contracts.multilabel import ingest as m_ingest
+from core.contracts.multilabel import train as m_train
+from core.contracts.multilabel import validate as m_validate
 from core.contracts.shared import clean, embed, promote, split
 from core.imports import CODE_PACKAGES, CODE_ROOT, import_closure
 
@@ -50,7 +58,13 @@ DETECTION_STAGES: tuple[StageInfo, ...] = tuple(module.CONTRACT for module in (
     d_dependability, d_gate, promote))
 """The detection pipeline without the data loop."""
 
-PIPELINES_WITHOUT_LOOP: dict[str, tuple[StageInfo, ...]] = {"classification": STAGES, "detection": DETECTION_STAGES}
+MULTILABEL_STAGES: tuple[StageInfo, ...] = tuple(module.CONTRACT for module in (
+    m_ingest, m_validate, embed, clean, split, c_prune, m_train, m_evaluate, m_compress, m_export, m_dependability,
+    m_gate, promote))
+"""The multi-label pipeline (its images' strata stand for classes where the shared stages split and prune)."""
+
+PIPELINES_WITHOUT_LOOP: dict[str, tuple[StageInfo, ...]] = {
+    "classification": STAGES, "detection": DETECTION_STAGES, "multilabel": MULTILABEL_STAGES}
 
 
 def _with_loop(stages: tuple[StageInfo, ...], ensemble: StageInfo, select: StageInfo) -> tuple[StageInfo, ...]:
@@ -63,6 +77,7 @@ def _with_loop(stages: tuple[StageInfo, ...], ensemble: StageInfo, select: Stage
 PIPELINES: dict[str, tuple[StageInfo, ...]] = {
     "classification": _with_loop(STAGES, loop_ensemble.CONTRACT, loop_select.CONTRACT),
     "detection": _with_loop(DETECTION_STAGES, d_ensemble.CONTRACT, d_select.CONTRACT),
+    "multilabel": MULTILABEL_STAGES,
 }
 """Each task's stages in pipeline order (the spec's `task` chooses; stages with `only_when` only where it is
 set)."""

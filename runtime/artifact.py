@@ -24,7 +24,8 @@ from runtime.detections import Decoding, Detections, Letterbox, detect
 from runtime.images import BadImage, PixelLimits, declared_size, decode_rgb
 from runtime.ood import mahalanobis_terms, ood_score, softmax
 
-__all__ = ["Artifact", "BadImage", "DetectionPrediction", "DetectionSettings", "PixelLimits", "Prediction"]
+__all__ = ["Artifact", "BadImage", "DetectionPrediction", "DetectionSettings", "PixelLimits", "Prediction",
+           "TagPrediction"]
 
 PAD_VALUE = 114
 """The letterbox padding grey training used (vision.detection.data.PAD_VALUE; that module needs torch, the
@@ -57,6 +58,20 @@ class Prediction:
     abstained: np.ndarray
     features: np.ndarray | None = None
     """The pooled features the OOD detector read (N x D)."""
+
+
+@dataclass
+class TagPrediction:
+    """Per image: the tags whose probability passes their threshold (none where the model abstained), every
+    tag's temperature-calibrated probability (N x tags), the thresholds in that same calibrated scale, the OOD
+    score and the abstain decision."""
+
+    tags: list[list[str]]
+    probabilities: np.ndarray
+    thresholds: np.ndarray
+    ood_scores: np.ndarray
+    abstained: np.ndarray
+    features: np.ndarray | None = None
 
 
 @dataclass
@@ -138,6 +153,9 @@ class Artifact:
     detection: DetectionSettings | None = None
     members: list[ort.InferenceSession] = field(default_factory=list)
     """The ensemble's members (ONNX files shipped in the OOD state) when the OOD detector is `ensemble`."""
+    thresholds: np.ndarray | None = None
+    """A tagger's per-tag decision thresholds on the uncalibrated sigmoid (chosen on validation, shipped in
+    `preprocess.json`)."""
 
     @classmethod
     def load(cls, folders: list[Path], threads: int = 1, abstain_on_ood: bool = True,
@@ -157,6 +175,8 @@ class Artifact:
                        outputs=(preprocess.output_name, preprocess.features_name),
                        version="sha256-" + hashlib.sha256(model_file.read_bytes()).hexdigest()[:12],
                        limits=limits or PixelLimits(), task=preprocess.task)
+        if preprocess.thresholds is not None:  # a tagger: each tag's decision threshold
+            artifact.thresholds = np.asarray(preprocess.thresholds, np.float64)
         if preprocess.detection is not None:  # a detector: how to letterbox and decode
             artifact.detection = DetectionSettings.from_dict(preprocess.detection or {})
             artifact.outputs = ("class_logits", "box_regression", "centerness", preprocess.features_name)
@@ -243,17 +263,38 @@ class Artifact:
         return DetectionRequest(self.detection.confidence_threshold, self.detection.decoding.nms_iou,
                                 self.detection.decoding.max_detections)
 
-    def predict(self, tensor: np.ndarray) -> Prediction:
-        """Normalised N x 3 x S x S -> calibrated probabilities, OOD score and the abstain decision."""
+    def _image_outputs(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """An image-level model's logits and features, its OOD scores and the abstain decisions."""
         input_type = self.session.get_inputs()[0].type
         feed = tensor.astype(np.float16 if "float16" in input_type else np.float32)
         logits, features = (np.asarray(o, np.float32) for o in self.session.run(list(self.outputs),
                                                                                {self.input_name: feed}))
-        probabilities = softmax(logits.astype(np.float64) / self.temperature)
         members = np.stack([np.asarray(m.run([self.outputs[0]], {self.input_name: tensor.astype(np.float32)})[0],
                                        np.float32) for m in self.members]) if self.members else None
         scores = ood_score(self.detector, logits, features, self.state, members)
         abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
+        return logits, features, scores, abstained
+
+    def tag(self, tensor: np.ndarray) -> TagPrediction:
+        """Normalised N x 3 x S x S -> each image's tags above their thresholds, calibrated probabilities, OOD
+        score and the abstain decision. A tag is given when its uncalibrated sigmoid exceeds the threshold chosen
+        on it; calibration is monotonic, so the calibrated probability exceeds the calibrated threshold
+        reported beside it exactly then."""
+        assert self.thresholds is not None, "a tagger's bundle carries its thresholds"
+        logits, features, scores, abstained = self._image_outputs(tensor)
+        raw = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        present = raw > self.thresholds[None, :]
+        tags = [[] if abstained[i] else [self.classes[j] for j in np.flatnonzero(present[i])]
+                for i in range(len(logits))]
+        probabilities = 1.0 / (1.0 + np.exp(-logits.astype(np.float64) / self.temperature))
+        return TagPrediction(tags, probabilities.astype(np.float32),
+                             calibrated(self.thresholds, self.temperature).astype(np.float32),
+                             scores.astype(np.float32), abstained, features)
+
+    def predict(self, tensor: np.ndarray) -> Prediction:
+        """Normalised N x 3 x S x S -> calibrated probabilities, OOD score and the abstain decision."""
+        logits, features, scores, abstained = self._image_outputs(tensor)
+        probabilities = softmax(logits.astype(np.float64) / self.temperature)
         top = [self.classes[i] for i in logits.argmax(axis=1)]
         return Prediction([None if a else t for t, a in zip(top, abstained, strict=True)], top,
                           probabilities.astype(np.float32), scores.astype(np.float32), abstained, features)

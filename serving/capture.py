@@ -222,3 +222,12 @@ def detection_reason(scores: np.ndarray, abstained: bool, threshold: float, sett
         return "abstained" if settings.abstained else None
     close = (scores >= threshold) & (scores < threshold + settings.max_margin)
     return "low_margin" if close.any() else None
+
+
+def tagging_reason(probabilities: np.ndarray, thresholds: np.ndarray, abstained: bool, settings: CaptureSettings
+                   ) -> str | None:
+    """Why one tagged image is worth keeping: abstained, or a tag's calibrated probability within `max_margin` of
+    its threshold (either side), where the tag would come or go with a little more doubt."""
+    if abstained:
+        return "abstained" if settings.abstained else None
+    return "low_margin" if (np.abs(probabilities - thresholds) <= settings.max_margin).any() else None

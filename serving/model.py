@@ -28,10 +28,10 @@ from kserve import InferResponse, Model
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
-from runtime.artifact import Artifact, BadImage, DetectionPrediction, DetectionRequest, Prediction
+from runtime.artifact import Artifact, BadImage, DetectionRequest
 from runtime.images import declared_size
 from serving.protocol import Tensor, TensorRequest
-from serving.responses import RESPONSES
+from serving.responses import RESPONSES, Answer
 
 if TYPE_CHECKING:  # capture is opt-in: its module loads only in a server that captures (serving.app)
     from serving.capture import Capturer
@@ -54,8 +54,6 @@ class Batch(NamedTuple):
     originals: list[bytes | np.ndarray] | None = None
     """What the client sent per image (encoded bytes, or uint8 pixels), kept only for `serving.capture`."""
 
-
-Answer = Prediction | DetectionPrediction
 
 
 class VisionModel(Model):
@@ -150,11 +148,7 @@ class VisionModel(Model):
         return self._answer(self._v1_tensor(payload["instances"]), settings)
 
     def _answer(self, batch: Batch, settings: DetectionRequest | None) -> Answer:
-        artifact = self._artifact()
-        if artifact.detection is not None:
-            answer: Answer = artifact.detect(batch.tensor, batch.sizes, settings)
-        else:
-            answer = artifact.predict(batch.tensor)
+        answer: Answer = self.responses.answer(self._artifact(), batch.tensor, batch.sizes, settings)
         if self.capture is not None and batch.originals is not None:
             self._offer_captures(batch.originals, answer, settings)
         return answer
@@ -162,26 +156,13 @@ class VisionModel(Model):
     def _offer_captures(self, originals: list[bytes | np.ndarray], answer: Answer,
                         settings: DetectionRequest | None) -> None:
         """Offer the images the model was unsure of to the capture store (opt-in; the store's limits decide)."""
-        from serving.capture import classification_reason, detection_reason
-
         assert self.capture is not None
         classes = self._artifact().classes
         for index, original in enumerate(originals):
-            ood = float(answer.ood_scores[index])
-            abstained = bool(answer.abstained[index])
-            if isinstance(answer, DetectionPrediction):
-                found = answer.detections[index]
-                assert settings is not None
-                reason = detection_reason(found.scores, abstained, settings.score_threshold, self.capture.settings)
-                detail: dict[str, Any] = {"detections": [[classes[int(label)], round(float(score), 4)] for label, score
-                                                         in list(zip(found.labels, found.scores, strict=True))[:20]]}
-            else:
-                probabilities = answer.probabilities[index]
-                reason = classification_reason(probabilities, abstained, self.capture.settings)
-                top = np.argsort(-probabilities)[:5]
-                detail = {"scores": {classes[int(i)]: round(float(probabilities[i]), 4) for i in top}}
+            reason, detail = self.responses.capture(answer, index, classes, settings, self.capture.settings)
             if reason is not None:
-                self.capture.offer(original, {"reason": reason, "ood_score": round(ood, 4), **detail})
+                ood = round(float(answer.ood_scores[index]), 4)
+                self.capture.offer(original, {"reason": reason, "ood_score": ood, **detail})
 
     def _detection_request(self, parameters: dict[str, Any]) -> DetectionRequest | None:
         """A detector's per-request `score_threshold` (0..1, calibrated), `nms_iou` (0.05..1) and `max_detections`

@@ -7,15 +7,29 @@ like vision.tasks.TASKS; the bundle's `preprocess.json` says which task the mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 from kserve import InferOutput
 
-from runtime.artifact import DetectionPrediction, Prediction
+from runtime.artifact import Artifact, DetectionPrediction, DetectionRequest, Prediction, TagPrediction
+
+if TYPE_CHECKING:  # capture is opt-in: its module loads only in a server that captures
+    from serving.capture import CaptureSettings
+
+Answer = Prediction | DetectionPrediction | TagPrediction
+Capture = tuple[str | None, dict[str, Any]]
+"""Why one image is worth capturing (None: it is not) and what its record shows of the answer."""
 
 
 class Responses(Protocol):
     names: tuple[str, ...]
+
+    def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
+               request: DetectionRequest | None) -> Any: ...
+
+    def capture(self, result: Any, index: int, classes: list[str], request: DetectionRequest | None,
+                settings: CaptureSettings) -> Capture: ...
 
     def output_types(self, classes: list[str]) -> list[dict[str, Any]]: ...
 
@@ -29,6 +43,19 @@ class ClassificationResponses:
     """A class per image (none when the model abstains), calibrated probabilities, the OOD score."""
 
     names: tuple[str, ...] = ("label", "probabilities", "ood_score", "abstained")
+
+    def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
+               request: DetectionRequest | None) -> Prediction:
+        return artifact.predict(tensor)
+
+    def capture(self, result: Prediction, index: int, classes: list[str], request: DetectionRequest | None,
+                settings: CaptureSettings) -> Capture:
+        from serving.capture import classification_reason
+
+        probabilities = result.probabilities[index]
+        top = np.argsort(-probabilities)[:5]
+        return (classification_reason(probabilities, bool(result.abstained[index]), settings),
+                {"scores": {classes[int(i)]: round(float(probabilities[i]), 4) for i in top}})
 
     def output_types(self, classes: list[str]) -> list[dict[str, Any]]:
         return [{"name": "label", "datatype": "BYTES", "shape": [-1]},
@@ -61,6 +88,20 @@ class DetectionResponses:
     names: tuple[str, ...] = ("boxes", "scores", "labels", "label_names", "detections_per_image", "ood_score",
                               "abstained")
 
+    def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
+               request: DetectionRequest | None) -> DetectionPrediction:
+        return artifact.detect(tensor, sizes, request)
+
+    def capture(self, result: DetectionPrediction, index: int, classes: list[str], request: DetectionRequest | None,
+                settings: CaptureSettings) -> Capture:
+        from serving.capture import detection_reason
+
+        assert request is not None  # a detector's request always has its settings
+        found = result.detections[index]
+        return (detection_reason(found.scores, bool(result.abstained[index]), request.score_threshold, settings),
+                {"detections": [[classes[int(label)], round(float(score), 4)]
+                                for label, score in list(zip(found.labels, found.scores, strict=True))[:20]]})
+
     def output_types(self, classes: list[str]) -> list[dict[str, Any]]:
         return [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
                 {"name": "scores", "datatype": "FP32", "shape": [-1]},
@@ -91,4 +132,53 @@ class DetectionResponses:
                                                    strict=True)]
 
 
-RESPONSES: dict[str, Responses] = {"classification": ClassificationResponses(), "detection": DetectionResponses()}
+@dataclass(frozen=True)
+class TaggingResponses:
+    """Every image's tags above their thresholds, concatenated image after image (`tags_per_image` says how many
+    belong to each), every tag's calibrated probability and the thresholds on that scale, the OOD score. An image
+    the model abstains on gets no tags."""
+
+    names: tuple[str, ...] = ("tags", "tags_per_image", "probabilities", "thresholds", "ood_score", "abstained")
+
+    def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
+               request: DetectionRequest | None) -> TagPrediction:
+        return artifact.tag(tensor)
+
+    def capture(self, result: TagPrediction, index: int, classes: list[str], request: DetectionRequest | None,
+                settings: CaptureSettings) -> Capture:
+        from serving.capture import tagging_reason
+
+        probabilities = result.probabilities[index]
+        return (tagging_reason(probabilities, result.thresholds, bool(result.abstained[index]), settings),
+                {"tags": result.tags[index],
+                 "scores": {tag: round(float(p), 4) for tag, p in zip(classes, probabilities, strict=True)}})
+
+    def output_types(self, classes: list[str]) -> list[dict[str, Any]]:
+        return [{"name": "tags", "datatype": "BYTES", "shape": [-1]},
+                {"name": "tags_per_image", "datatype": "INT64", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(classes)]},
+                {"name": "thresholds", "datatype": "FP32", "shape": [len(classes)]},
+                {"name": "ood_score", "datatype": "FP32", "shape": [-1]},
+                {"name": "abstained", "datatype": "BOOL", "shape": [-1]}]
+
+    def v2_outputs(self, result: TagPrediction, classes: list[str]) -> list[InferOutput]:
+        count, found = len(result.tags), [tag for tags in result.tags for tag in tags]
+        return [InferOutput("tags", [len(found)], "BYTES", found),
+                InferOutput("tags_per_image", [count], "INT64", [len(t) for t in result.tags]),
+                InferOutput("probabilities", list(result.probabilities.shape), "FP32",
+                            result.probabilities.ravel().tolist()),
+                InferOutput("thresholds", [len(classes)], "FP32", result.thresholds.tolist()),
+                InferOutput("ood_score", [count], "FP32", result.ood_scores.tolist()),
+                InferOutput("abstained", [count], "BOOL", [bool(a) for a in result.abstained])]
+
+    def v1_predictions(self, result: TagPrediction, classes: list[str]) -> list[dict[str, Any]]:
+        thresholds = dict(zip(classes, (float(t) for t in result.thresholds), strict=True))
+        return [{"tags": tags, "abstained": bool(abstained), "ood_score": float(score),
+                 "probabilities": dict(zip(classes, (float(p) for p in probabilities), strict=True)),
+                 "thresholds": thresholds}
+                for tags, probabilities, score, abstained in zip(result.tags, result.probabilities, result.ood_scores,
+                                                                 result.abstained, strict=True)]
+
+
+RESPONSES: dict[str, Responses] = {"classification": ClassificationResponses(), "detection": DetectionResponses(),
+                                   "multilabel": TaggingResponses()}

@@ -10,7 +10,7 @@ from core.content import digest_of_hashes
 from core.fsutil import write_json, write_text_atomically
 from runtime.bundle import IncompleteBundle, bundle_members, file_hashes
 from stages.runtime import StageContext, StageFailure
-from vision.dependability.report import FIGURES, ReportPages
+from vision.dependability.report import ReportPages
 from vision.dependability.verdict import Check, verdict, warnings
 
 
@@ -30,7 +30,7 @@ def judge(ctx: StageContext, checks: list[Check], figures: dict[str, Any], ood_r
     """Write the verdict, the task's HTML report and markdown summary; fail with one line per unmet check."""
     result = verdict(ctx.project, figures["variant"], checks, warnings(figures))
     result["judged"] = judged_files(ctx)
-    images = {figure: ctx.input(f"{figure}_png") for figure in FIGURES}
+    images = {figure: ctx.input(f"{figure}_png") for figure in pages.figures}
     html_path, markdown_path = ctx.output("report_html"), ctx.output("summary_md")
     write_json(ctx.output("verdict"), result)
     write_text_atomically(html_path, pages.html(ctx.project, result, checks, figures, ood_report, images))

@@ -21,6 +21,7 @@ from core.content import PREFIX, tree_digest
 from core.fsutil import atomic_directory, read_json, write_text_atomically
 from core.html_page import markdown_page
 from runtime.bundle import PREPROCESS_FILE, IncompleteBundle, Preprocessing, bundle_members, file_hashes
+from stages.multilabel.card import tagger_card
 from stages.runtime import StageContext, StageFailure, run_stage
 
 
@@ -168,7 +169,7 @@ def detector_card(project: str, digest: str, preprocess: Preprocessing, evaluati
     return "\n".join(lines) + "\n"
 
 
-MODEL_CARDS = {"classification": classifier_card, "detection": detector_card}
+MODEL_CARDS = {"classification": classifier_card, "detection": detector_card, "multilabel": tagger_card}
 """Each task's model card, by the task a bundle declares."""
 
 

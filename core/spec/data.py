@@ -9,6 +9,7 @@ from pydantic import Field
 from core.spec._base import (
     Fraction,
     Interval,
+    NonNegativeInt,
     PositiveFloat,
     PositiveFraction,
     PositiveInt,
@@ -24,6 +25,27 @@ class SklearnDigitsSource(SpecModel):
     """Source type."""
     max_images_per_class: PositiveInt | None = None
     """Keep at most this many images of each digit (first ones in the data set); null keeps all."""
+
+
+PHOTO_MOSAIC_TAGS = ("animal", "building", "food", "person", "plant")
+"""The tags the embedded photo mosaics carry (vision.data.photo_tags derives them from its photographs)."""
+
+
+class PhotoMosaicsSource(SpecModel):
+    """Multi-label: the embedded scene-tag data set (vision.data.photo_tags), mosaics of the real photographs
+    that ship with scikit-image and scikit-learn, each tagged with what its photographs show (animal, building,
+    food, person, plant). The same settings give the same pixels."""
+
+    kind: Literal["photo_mosaics"]
+    """Source type."""
+    images: Annotated[int, Field(ge=10, le=20_000)] = 300
+    """How many mosaics."""
+    size_px: Annotated[int, Field(ge=16, le=512)] = 64
+    """Each mosaic's side in pixels."""
+    grid: Annotated[int, Field(ge=1, le=8)] = 2
+    """Photographs per side of a mosaic (grid x grid tiles)."""
+    seed: NonNegativeInt = 0
+    """Seeds which photographs a mosaic shows and how each is trimmed."""
 
 
 class ImageFolderSource(SpecModel):
@@ -126,7 +148,7 @@ BOX_SOURCES = (CocoSource, YoloSource, VocSource)
 
 Source = Annotated[
     SklearnDigitsSource | ImageFolderSource | ManifestSource | VideoSource | CocoSource | YoloSource | VocSource
-    | LabelStudioSource,
+    | LabelStudioSource | PhotoMosaicsSource,
     Field(discriminator="kind"),
 ]
 

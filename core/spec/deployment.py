@@ -176,10 +176,14 @@ class DependabilitySection(SpecModel):
     so a model that ignores one class cannot pass on overall accuracy alone; null checks no class."""
     min_map: Fraction | None = None
     """Detection: smallest allowed test mAP50-95 (COCO) of the deployable model (0.5 when a detection spec
-    leaves it out)."""
+    leaves it out). Multi-label: smallest allowed test mAP over tags (0.5 when a multilabel spec leaves it
+    out)."""
     min_map50: Fraction | None = None
     """Detection: smallest allowed test mAP at IoU 0.5 of the deployable model (0.75 when a detection spec leaves
     it out)."""
+    min_tag_ap: Fraction | None = None
+    """Multi-label: smallest allowed test average precision of every tag (0.3 when a multilabel spec leaves it
+    out), so a tagger that never finds one tag cannot pass on its mean (`min_map`) alone."""
     ood: Ood = Ood()
     """Out-of-distribution detection."""
     robustness: Robustness = Robustness()

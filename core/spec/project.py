@@ -19,6 +19,8 @@ ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z
 
 DETECTION_GATE_DEFAULTS = {"min_map": 0.5, "min_map50": 0.75}
 """The gate's mAP limits when a detection spec does not state its own."""
+MULTILABEL_GATE_DEFAULTS = {"min_map": 0.5, "min_tag_ap": 0.3}
+"""The gate's mAP and per-tag AP limits when a multilabel spec does not state its own."""
 
 
 class ProjectSpec(SpecModel):
@@ -27,9 +29,11 @@ class ProjectSpec(SpecModel):
     name: Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
     """Lower-case DNS label starting with a letter, at most 40 characters; it names stages, paths
     and Kubernetes objects (KServe derives longer names from it). Must equal the spec's file name."""
-    task: Literal["classification", "detection"] = "classification"
+    task: Literal["classification", "detection", "multilabel"] = "classification"
     """`classification`: one class per image. `detection`: boxes of the classes in each image (sources with
-    boxes: coco, yolo, voc), a single-stage detector, mAP; the `detection` and `data.boxes` sections apply."""
+    boxes: coco, yolo, voc), a single-stage detector, mAP; the `detection` and `data.boxes` sections apply.
+    `multilabel`: any number of `classes` per image (scene tags: a manifest's `tags` column, Label Studio
+    multiple choices, photo_mosaics), a sigmoid per tag with its own threshold, mAP over tags."""
     detection: DetectionSection | None = None
     """Detection only (filled with its defaults there): the detector's input size, levels and decoding."""
     seed: NonNegativeInt = 0
@@ -60,9 +64,14 @@ class ProjectSpec(SpecModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _detection_defaults(cls, raw: object) -> object:
-        """A detection spec gets its detection-only sections with their defaults, so every stage reads typed
-        values (params.yaml shows them) without the spec spelling them out."""
+    def _task_defaults(cls, raw: object) -> object:
+        """A detection spec gets its detection-only sections with their defaults, and a detection or multilabel
+        spec its gate's limits, so every stage reads typed values (params.yaml shows them) without the spec
+        spelling them out."""
+        if isinstance(raw, dict) and raw.get("task") == "multilabel":
+            dependability = raw.get("dependability", {})
+            return ({**raw, "dependability": {**MULTILABEL_GATE_DEFAULTS, **dependability}}
+                    if isinstance(dependability, dict) else raw)
         if not isinstance(raw, dict) or raw.get("task") != "detection":
             return raw
         filled = {**raw, "detection": raw.get("detection", {})}

@@ -12,7 +12,7 @@ from core.spec.deployment import CompressionBudget
 from stages.judging import judge
 from stages.runtime import StageContext, run_stage
 from vision.dependability.report import DETECTION_PAGES
-from vision.dependability.verdict import DetectionThresholds, detection_budget_checks, detection_checks
+from vision.dependability.verdict import DetectionThresholds, budget_checks, detection_checks
 
 
 def main(ctx: StageContext) -> None:
@@ -23,7 +23,7 @@ def main(ctx: StageContext) -> None:
                                  ctx.spec("dependability.calibration").max_ece)
     budget: CompressionBudget = ctx.spec("compress.budget")
     figures, export, ood_report = (read_json(ctx.input(name)) for name in ("figures", "export_summary", "ood"))
-    judge(ctx, detection_checks(figures, ood_report, limits) + detection_budget_checks(export, budget), figures,
+    judge(ctx, detection_checks(figures, ood_report, limits) + budget_checks(export, budget, "val_map"), figures,
           ood_report, DETECTION_PAGES)
 
 

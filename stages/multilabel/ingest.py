@@ -1,6 +1,7 @@
 """ingest (multi-label): every source -> one canonical image set, an image manifest and a tag table.
 
-An image's tags arrive as one field (a manifest's `tags` column, separated by `|`); every tag must be one of the
+An image's tags arrive as one field (a manifest's `tags` column, separated by `|`; a Label Studio multiple-choice
+annotation; the embedded photo mosaics, vision.data.tag_sources); every tag must be one of the
 spec's classes, or the image is quarantined with the reason (and the closest class name when there is one).
 Images land in `images/tagged/<sha256[:16]>.png`; `tags.csv` holds one row per (image, tag), and an image
 without tags is a negative. The manifest's `label` is the image's stratum for the split (its rarest tag,
@@ -22,8 +23,9 @@ from core.spec.data import Source
 from stages.ingest import MANIFEST_FIELDS, IngestResult, ingest
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.imageio import PixelLimits
-from vision.data.sources import RawItem, SourceStats, UnsupportedSource, iter_source
+from vision.data.sources import RawItem, SourceStats, UnsupportedSource
 from vision.data.strata import NEGATIVE, rarest_label_strata
+from vision.data.tag_sources import iter_tagged_source
 from vision.data.tags import TAG_FIELDS, parse_tags, tag_rows
 
 FOLDER = "tagged"
@@ -71,7 +73,8 @@ def main(ctx: StageContext) -> None:
     limits = PixelLimits(max_pixels=ctx.spec("data.quality.max_image_pixels"))
     with atomic_directory(ctx.output("images")) as out:
         try:
-            items = (item for source in sources for item in iter_source(source, ctx.root, 0.0, stats, None, limits))
+            items = (item for source in sources
+                     for item in iter_tagged_source(source, ctx.root, stats, limits, classes))
             with Progress("ingest", None, unit="image") as shown:
                 found = ingest_tagged(shown.iterate(items), classes, tuple(ctx.spec("data.quality.min_size_px")), out)
         except UnsupportedSource as exc:

@@ -145,40 +145,52 @@ class Thresholds:
                    min_class_recall)
 
 
+def ood_checks(ood: dict[str, Any], ood_report: dict[str, Any], min_auroc: float, max_accepted_fraction: float
+               ) -> list[Check]:
+    """The far sets' worst AUROC and the share of them serving accepts, whatever the task."""
+    return [
+        Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], min_auroc, ">=",
+              _detector_hint(ood, ood_report, "auroc")),
+        Check("ood_accepted_fraction", "dependability.ood.max_accepted_fraction", ood["far_accepted_fraction"],
+              max_accepted_fraction, "<=", _detector_hint(ood, ood_report, "accepted_fraction")),
+    ]
+
+
+def robustness_checks(robustness: dict[str, Any], max_drop: float) -> list[Check]:
+    """Each corruption family's drop of the task's figure from clean, one check per family."""
+    return [Check(f"robustness.{name}", "dependability.robustness.max_accuracy_drop", family["drop"], max_drop, "<=",
+                  _robustness_hint(name, {"collapsed": [], **family}))
+            for name, family in sorted(robustness["families"].items())]
+
+
 def dependability_checks(figures: dict[str, Any], ood_report: dict[str, Any], limits: Thresholds) -> list[Check]:
-    ood, robust, cal = figures["ood"], figures["robustness"], figures["calibration"]
-    checks = [
+    cal = figures["calibration"]
+    return [
         Check("accuracy", "dependability.min_accuracy", figures["accuracy"], limits.min_accuracy, ">=",
               _accuracy_hint(figures)),
         *([_class_recall_check(figures["recall_by_class"], limits.min_class_recall)]
           if limits.min_class_recall is not None and figures.get("recall_by_class") else []),
-        Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], limits.min_auroc, ">=",
-              _detector_hint(ood, ood_report, "auroc")),
-        Check("ood_accepted_fraction", "dependability.ood.max_accepted_fraction", ood["far_accepted_fraction"],
-              limits.max_accepted_fraction, "<=", _detector_hint(ood, ood_report, "accepted_fraction")),
+        *ood_checks(figures["ood"], ood_report, limits.min_auroc, limits.max_accepted_fraction),
+        *robustness_checks(figures["robustness"], limits.max_accuracy_drop),
+        Check("calibration_ece", "dependability.calibration.max_ece", cal["ece_after"], limits.max_ece, "<=",
+              "temperature scaling is already applied; more validation data or label smoothing "
+              "(train.label_smoothing) usually helps"),
     ]
-    for name, family in sorted(robust["families"].items()):
-        checks.append(Check(f"robustness.{name}", "dependability.robustness.max_accuracy_drop", family["drop"],
-                            limits.max_accuracy_drop, "<=", _robustness_hint(name, family)))
-    checks.append(Check("calibration_ece", "dependability.calibration.max_ece", cal["ece_after"],
-                        limits.max_ece, "<=",
-                        "temperature scaling is already applied; more validation data or label smoothing "
-                        "(train.label_smoothing) usually helps"))
-    return checks
 
 
-def budget_checks(export: dict[str, Any], budget: CompressionBudget) -> list[Check]:
-    """The deployable model against compress.budget, from the export stage's measurements."""
+def budget_checks(export: dict[str, Any], budget: CompressionBudget, score: str = "val_accuracy") -> list[Check]:
+    """The deployable model against compress.budget, from the export stage's measurements; the drop is read on
+    the task's validation figure `score` (the export summary's `<score>_drop`)."""
     relax = "or change compress.methods / compress.max_prune_ratio"
-    limits: list[tuple[str, str, float | int | None]] = [
-        ("budget.params", "max_params", budget.max_params), ("budget.macs", "max_macs", budget.max_macs),
-        ("budget.latency_ms", "max_latency_ms", budget.max_latency_ms)]
     measured = {"max_params": export["params"], "max_macs": export["macs"],
                 "max_latency_ms": export["latency_ms_1_thread"]}
-    checks = [Check(name, f"compress.budget.{key}", measured[key], limit, "<=", f"relax compress.budget.{key} {relax}")
-              for name, key, limit in limits if limit is not None]
-    checks.append(Check("budget.accuracy_drop", "compress.budget.max_accuracy_drop", export["val_accuracy_drop"],
-                        budget.max_accuracy_drop, "<=", f"relax compress.budget.max_accuracy_drop {relax}"))
+    checks = [Check(f"budget.{key.removeprefix('max_')}", f"compress.budget.{key}", measured[key], limit, "<=",
+                    f"relax compress.budget.{key} {relax}")
+              for key in ("max_params", "max_macs", "max_latency_ms")
+              if (limit := getattr(budget, key)) is not None]
+    checks.append(Check(f"budget.{score.removeprefix('val_')}_drop", "compress.budget.max_accuracy_drop",
+                        export[f"{score}_drop"], budget.max_accuracy_drop, "<=",
+                        f"relax compress.budget.max_accuracy_drop {relax}"))
     return checks
 
 
@@ -202,38 +214,17 @@ MAP_HINT = ("train longer (train.epochs), search hyperparameters (train.hpo), ra
 def detection_checks(figures: dict[str, Any], ood_report: dict[str, Any], limits: DetectionThresholds) -> list[Check]:
     """mAP50-95 and mAP50 of the deployable detector, its image-level OOD figures, each corruption family's
     drop of mAP50-95, and D-ECE after temperature scaling."""
-    ood, cal = figures["ood"], figures["calibration"]
     weakest = sorted(figures.get("per_class_ap", {}).items(), key=lambda item: (item[1], item[0]))[:3]
     where = ("lowest AP: " + ", ".join(f"'{n}' {v:g}" for n, v in weakest) + "; ") if weakest else ""
-    checks = [
+    return [
         Check("map", "dependability.min_map", figures["map"], limits.min_map, ">=", where + MAP_HINT),
         Check("map50", "dependability.min_map50", figures["map50"], limits.min_map50, ">=", where + MAP_HINT),
-        Check("ood_auroc", "dependability.ood.min_auroc", ood["far_auroc"], limits.min_auroc, ">=",
-              _detector_hint(ood, ood_report, "auroc")),
-        Check("ood_accepted_fraction", "dependability.ood.max_accepted_fraction", ood["far_accepted_fraction"],
-              limits.max_accepted_fraction, "<=", _detector_hint(ood, ood_report, "accepted_fraction")),
+        *ood_checks(figures["ood"], ood_report, limits.min_auroc, limits.max_accepted_fraction),
+        *robustness_checks(figures["robustness"], limits.max_map_drop),
+        Check("calibration_dece", "dependability.calibration.max_ece", figures["calibration"]["dece_after"],
+              limits.max_ece, "<=", "temperature scaling is already applied; more validation images with boxes "
+              "usually help"),
     ]
-    for name, family in sorted(figures["robustness"]["families"].items()):
-        checks.append(Check(f"robustness.{name}", "dependability.robustness.max_accuracy_drop", family["drop"],
-                            limits.max_map_drop, "<=", _robustness_hint(name, {**family, "collapsed": []})))
-    checks.append(Check("calibration_dece", "dependability.calibration.max_ece", cal["dece_after"], limits.max_ece,
-                        "<=", "temperature scaling is already applied; more validation images with boxes usually "
-                        "help"))
-    return checks
-
-
-def detection_budget_checks(export: dict[str, Any], budget: CompressionBudget) -> list[Check]:
-    """The deployable detector against compress.budget, the drop read as validation mAP50-95."""
-    relax = "or change compress.methods / compress.max_prune_ratio"
-    measured = {"max_params": export["params"], "max_macs": export["macs"],
-                "max_latency_ms": export["latency_ms_1_thread"]}
-    checks = [Check(f"budget.{key.removeprefix('max_')}", f"compress.budget.{key}", measured[key], limit, "<=",
-                    f"relax compress.budget.{key} {relax}")
-              for key in ("max_params", "max_macs", "max_latency_ms")
-              if (limit := getattr(budget, key)) is not None]
-    checks.append(Check("budget.map_drop", "compress.budget.max_accuracy_drop", export["val_map_drop"],
-                        budget.max_accuracy_drop, "<=", f"relax compress.budget.max_accuracy_drop {relax}"))
-    return checks
 
 
 def verdict(project: str, variant: str, checks: list[Check], notes: list[str] | None = None) -> dict[str, Any]:
