@@ -43,6 +43,20 @@ def detection_with(*extra: str) -> str:
     return DETECTION + "\n".join(extra) + "\n"
 
 
+MULTILABEL = """\
+name: bad
+task: multilabel
+classes: [animal, person]
+data:
+  sources:
+    - {kind: photo_mosaics, images: 100}
+"""
+
+
+def multilabel_with(*extra: str) -> str:
+    return MULTILABEL + "\n".join(extra) + "\n"
+
+
 CASES: list[tuple[str, str, str, str | None]] = [
     ("unknown-top-level-key", with_lines("modle: {}"),
      "6:1: modle: unknown field 'modle'", "did you mean 'model'?"),
@@ -174,7 +188,8 @@ CASES: list[tuple[str, str, str, str | None]] = [
     ("non-string-key", with_lines("train:", "  1: x"),
      "7:3: train: keys must be strings (got 1)", "quote the key"),
     ("task-typo", BASE.replace("name: bad", "name: bad\ntask: detecton"),
-     "2:7: task: must be one of 'classification', 'detection', 'multilabel' (got 'detecton')", "did you mean 'detection'?"),
+     "2:7: task: must be one of 'classification', 'detection', 'multilabel' (got 'detecton')",
+     "did you mean 'detection'?"),
     ("detection-section-in-classification", with_lines("detection: {input_size_px: 320}"),
      "6:12: detection: detection applies to task: detection only", "set task: detection"),
     ("box-source-in-classification", with_lines("    - {kind: yolo, path: data/yolo}"),
@@ -244,6 +259,22 @@ CASES: list[tuple[str, str, str, str | None]] = [
      "active_learning.ensemble"),
     ("capture-destination-url", with_lines("serving: {capture: {destination: 'http://x'}}"),
      "serving.capture.destination", None),
+    ("multilabel-min-accuracy", multilabel_with("dependability: {min_accuracy: 0.8}"),
+     "7:31: dependability.min_accuracy: dependability.min_accuracy does not apply to task: multilabel", "min_tag_ap"),
+    ("multilabel-sampler", multilabel_with("train: {balance: sampler}"),
+     "7:18: train.balance: a sampler cannot draw every tag equally often", "balance: loss"),
+    ("multilabel-select-by-accuracy", multilabel_with("train: {select_by: val_accuracy}"),
+     "7:20: train.select_by: val_accuracy is not a tagger's figure", "val_map"),
+    ("multilabel-digits-source", MULTILABEL.replace("{kind: photo_mosaics, images: 100}", "{kind: sklearn_digits}"),
+     "6:14: data.sources[0].kind: sklearn_digits sources carry no tags", "manifest (path,tags)"),
+    ("multilabel-loop", multilabel_with("active_learning: {pool: [{kind: images, path: data}]}"),
+     "7:18: active_learning: the data loop does not select for taggers yet", "multiple-choice"),
+    ("photo-mosaics-unknown-tag", MULTILABEL.replace("[animal, person]", "[animal, car]"),
+     "3:10: classes: photo_mosaics (data.sources[0]) tags images with", "choose classes among"),
+    ("photo-mosaics-in-classification", with_lines("    - {kind: photo_mosaics}"),
+     "6:14: data.sources[1].kind: photo_mosaics tags each image with several classes", "task: multilabel"),
+    ("min-tag-ap-in-classification", with_lines("dependability: {min_tag_ap: 0.3}"),
+     "6:29: dependability.min_tag_ap: dependability.min_tag_ap applies to task: multilabel only", None),
     ("alias-bomb", with_lines(
         "x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
         *(f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 6))),

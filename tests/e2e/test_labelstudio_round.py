@@ -145,3 +145,33 @@ def test_a_detection_round_through_label_studio(server: tuple[LabelStudio, Path]
         [("car", 20.0, 20.0, 80.0, 70.0)], [("person", 100.0, 20.0, 140.0, 90.0)]]
     assert [(i.provenance.annotator, i.provenance.confirmed) for i in items] == [
         (f"labelstudio:{USER}", "true"), ("model:autodl:d1", "false")]
+
+
+def test_a_tagging_round_through_label_studio(server: tuple[LabelStudio, Path]) -> None:
+    """A multiple-choice interface (the tagger's) accepted by Label Studio; an annotation with several tags, one
+    choosing none (a negative, kept) and a cancelled one come back through the tagger's source reader."""
+    from vision.data.tag_sources import MULTIPLE_CHOICES, iter_tagged_source
+
+    ls, root = server
+    _images(root, ["t1", "t2", "t3"])
+    tasks = [task(f"{PREFIX}data/pool/{name}.png", {"path": f"data/pool/{name}.png"}, [])
+             for name in ("t1", "t2", "t3")]
+    queue = root / "data" / "tags" / "labelstudio_tasks_t1.json"
+    queue.parent.mkdir(parents=True, exist_ok=True)
+    queue.write_text(json.dumps(tasks))
+    config = label_config(["night", "rain", "tunnel"], MULTIPLE_CHOICES)
+    assert 'choice="multiple"' in config
+    project, ids = _start_round(ls, root, "tags round one", ["night", "rain", "tunnel"], MULTIPLE_CHOICES, queue)
+    chosen = {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": ["tunnel", "night"]}}
+    ls.call("POST", f"/api/tasks/{ids['data/pool/t1.png']}/annotations", json={"result": [chosen]})
+    ls.call("POST", f"/api/tasks/{ids['data/pool/t2.png']}/annotations", json={"result": []})
+    ls.call("POST", f"/api/tasks/{ids['data/pool/t3.png']}/annotations", json={"result": [], "was_cancelled": True})
+    _write(root, "labels/tags/round-01.json", ls.export(project))
+
+    stats = SourceStats()
+    source = LabelStudioSource(kind="labelstudio", path="labels/tags")
+    items = list(iter_tagged_source(source, root, stats, PixelLimits(), ["night", "rain", "tunnel"]))
+    assert sorted((i.origin.rsplit("#", 1)[-1], i.label) for i in items) == sorted(
+        [(f"task {ids['data/pool/t1.png']}", "night|tunnel"), (f"task {ids['data/pool/t2.png']}", "")])
+    assert all(i.read().size == (WIDTH, HEIGHT) for i in items)
+    assert [s.reason.split(" (")[0] for s in stats.skipped] == ["every annotation of the task was cancelled"]

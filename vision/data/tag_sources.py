@@ -37,6 +37,11 @@ class MultipleChoices(LabelKind):
         found.label = TAG_SEPARATOR.join(sorted(chosen | set(choices)))
         return None
 
+    def missing(self, found: Labelled) -> str | None:
+        """A result that cannot be read may have held a tag: the task is listed as skipped rather than read as
+        a negative or with part of its tags."""
+        return "some of the annotation's tags cannot be read" if found.problems else None
+
 
 MULTIPLE_CHOICES = MultipleChoices()
 
