@@ -15,6 +15,7 @@ from core.spec.data import (
     ManifestSource,
     PhotoMosaicsSource,
 )
+from core.spec.loop import TAG_STRATEGIES
 
 if TYPE_CHECKING:
     from compiler.checks import CheckContext, Problem
@@ -141,10 +142,7 @@ def _multilabel_keys(spec: ProjectSpec) -> Iterator[Problem]:
         yield _problem(("train", "select_by"), f"{spec.train.select_by} is not a tagger's figure",
                        "use val_map (mean over tags of validation AP), val_macro_f1, val_loss or auto")
     yield from _tag_balance(spec)
-    if spec.active_learning is not None:
-        yield _problem(("active_learning",), "the data loop does not select for taggers yet",
-                       "remove active_learning (label new images through a labelstudio source with a "
-                       "multiple-choice interface)")
+    yield from _tag_loop(spec)
     for index, source in enumerate(spec.data.sources):
         if not isinstance(source, MULTILABEL_SOURCES):
             yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry no tags",
@@ -152,6 +150,21 @@ def _multilabel_keys(spec: ProjectSpec) -> Iterator[Problem]:
                            "sources")
         elif isinstance(source, PhotoMosaicsSource):
             yield from _photo_mosaic_tags(spec, index)
+
+
+def _tag_loop(spec: ProjectSpec) -> Iterator[Problem]:
+    loop = spec.active_learning
+    if loop is None:
+        return
+    if loop.strategy not in TAG_STRATEGIES:
+        yield _problem(("active_learning", "strategy"), f"{loop.strategy} is not built for taggers",
+                       f"use {', '.join(TAG_STRATEGIES)}: a tagger ranks by its per-tag uncertainty")
+    if loop.ensemble is not None:
+        yield _problem(("active_learning", "ensemble"), "a tagger's loop trains no ensemble",
+                       "remove active_learning.ensemble")
+    if loop.annotator == "ensemble":
+        yield _problem(("active_learning", "annotator"), "a tagger's loop trains no ensemble",
+                       "use annotator: model (the deployable tagger's tags above their thresholds)")
 
 
 def _tag_balance(spec: ProjectSpec) -> Iterator[Problem]:

@@ -40,6 +40,7 @@ from core.contracts.multilabel import evaluate as m_evaluate
 from core.contracts.multilabel import export as m_export
 from core.contracts.multilabel import gate as m_gate
 from core.contracts.multilabel import ingest as m_ingest
+from core.contracts.multilabel import select as m_select
 from core.contracts.multilabel import train as m_train
 from core.contracts.multilabel import validate as m_validate
 from core.contracts.shared import clean, embed, promote, split
@@ -77,7 +78,7 @@ def _with_loop(stages: tuple[StageInfo, ...], ensemble: StageInfo, select: Stage
 PIPELINES: dict[str, tuple[StageInfo, ...]] = {
     "classification": _with_loop(STAGES, loop_ensemble.CONTRACT, loop_select.CONTRACT),
     "detection": _with_loop(DETECTION_STAGES, d_ensemble.CONTRACT, d_select.CONTRACT),
-    "multilabel": MULTILABEL_STAGES,
+    "multilabel": (*MULTILABEL_STAGES, m_select.CONTRACT),
 }
 """Each task's stages in pipeline order (the spec's `task` chooses; stages with `only_when` only where it is
 set)."""

@@ -10,6 +10,9 @@ from pydantic import Field
 
 from core.spec._base import Fraction, Interval, PositiveFloat, PositiveInt, RepoPath, SpecModel
 
+TAG_STRATEGIES = ("entropy", "least_confidence", "margin", "random", "coreset", "hybrid")
+"""The strategies a tagger's round can rank or spread by (no MC dropout, ensemble or gradient embedding)."""
+
 
 class PoolImages(SpecModel):
     """A folder of unlabelled images, read recursively (any sub-folders, no class folders needed)."""

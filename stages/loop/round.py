@@ -184,7 +184,8 @@ def write_queue(out: Path, ctx: StageContext, loop: ActiveLearningSection, pool:
         meta = {**{k: v for k, v in meta.items() if k != "capture"}, "sha256": image.sha256,
                 "uncertainty": round(float(decision.round.uncertainty[i]), 6)}
         return labelstudio.task(loop.image_url_prefix + str(shown), meta,
-                                [labelstudio.prediction(decision.guesses[i], image.width, image.height, model_version)])
+                                [labelstudio.prediction(decision.guesses[i], image.width, image.height, model_version,
+                                                       task.label_kind)])
 
     write_text_atomically(out / ctx.inside("tasks"), _json([entry(i, version) for i in queued]))
     write_text_atomically(out / ctx.inside("auto_labels"),

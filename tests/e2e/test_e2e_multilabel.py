@@ -19,12 +19,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from ruamel.yaml import YAML
 
 from core.fsutil import read_csv
 from tests.browser import assert_project_reports_render_offline
 from tests.conftest import REPO_ROOT, copy_project_code, free_port, git
 from tests.e2e.helpers import autodl, changed_stages, dvc, env, run
+from vision.data.photo_tags import generate
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +51,8 @@ dependability:
   ood: {detector: knn, min_auroc: 0.0, max_accepted_fraction: 1.0}
   robustness: {corruptions: [fog, gaussian_noise], severities: [2], max_accuracy_drop: 0.5}
   calibration: {max_ece: 0.5}
+active_learning: {pool: [{kind: images, path: pool}], strategy: entropy, batch_size: 4,
+                  auto_label: {min_confidence: 0.9, max_images: 3}}
 """
 # Limits a four-epoch tagger of about a hundred mosaics meets (its test mAP is about 0.95): the test is that every
 # stage runs on it, passes a gate, is promoted and served, and that a per-tag limit it misses stops it.
@@ -61,6 +65,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy_project_code(repo)
     (repo / "specs").mkdir()
     (repo / "specs" / "scenes.yaml").write_text(SPEC)
+    (repo / "pool").mkdir()  # unlabelled mosaics for the loop's round (another seed: other pictures)
+    for index, (pixels, _) in enumerate(generate(12, 64, 2, seed=7)):
+        Image.fromarray(pixels).save(repo / "pool" / f"{index:02d}.png")
     git(repo, "init", "-q")
     dvc(repo, "init", "-q")
     dvc(repo, "config", "plots.html_template", "offline-plots.html")
@@ -76,7 +83,7 @@ def test_repro_runs_the_tagger_from_ingest_to_promote(pipeline: Path) -> None:
     log = (pipeline / "repro.log").read_text()
     assert re.findall(r"Running stage 'scenes-(\w+)'", log) == [
         "ingest", "validate", "embed", "clean", "split", "prune", "train", "evaluate", "compress", "export",
-        "dependability", "gate", "promote"]
+        "dependability", "gate", "promote", "select"]
     ingest = json.loads((pipeline / "reports/scenes/ingest/summary.json").read_text())
     assert ingest["images"] == 160
     assert set(ingest["per_tag"]) == set(TAGS)
@@ -202,6 +209,30 @@ def test_a_tag_below_its_ap_floor_stops_repro_and_leaves_k8s_byte_for_byte(pipel
     assert f"'{weakest}'" in output, "the failure names the tag below its floor"
     assert json.loads((clone / "reports/scenes/gate/verdict.json").read_text())["failed"] == ["tag_ap"]
     assert _k8s(clone) == before
+
+
+def test_the_loop_queues_the_pool_by_per_tag_entropy_with_the_tags_as_one_multiple_choice(pipeline: Path) -> None:
+    selection = pipeline / "data/scenes/select"
+    scores = read_csv(selection / "scores.csv")
+    assert len(scores) == 12
+    assert {f"entropy.{tag}" for tag in TAGS} <= set(scores[0])
+    for row in scores:  # the image's entropy is the mean of its tags'
+        assert float(row["entropy"]) == pytest.approx(np.mean([float(row[f"entropy.{t}"]) for t in TAGS]), abs=1e-5)
+    queued = sorted((r for r in scores if r["queue_rank"]), key=lambda r: int(r["queue_rank"]))
+    assert len(queued) == 4
+    rest = [float(r["entropy"]) for r in scores if not r["queue_rank"]]
+    assert min(float(r["entropy"]) for r in queued) >= max(rest), "the four most uncertain images are queued"
+    tasks = json.loads((selection / "labelstudio_tasks.json").read_text())
+    assert len(tasks) == 4
+    for item in tasks:
+        results = item["predictions"][0]["result"]
+        assert len(results) <= 1, "every guessed tag in one multiple-choice result"
+        assert all(r["type"] == "choices" and set(r["value"]["choices"]) <= set(TAGS) for r in results)
+    assert 'choice="multiple"' in (selection / "labelstudio_config.xml").read_text()
+    assert read_csv(selection / "queue.csv")[0].keys() == {"path", "tags", "scores"}
+    summary = json.loads((pipeline / "reports/scenes/select/summary.json").read_text())
+    assert summary["queued"] == 4
+    assert summary["auto_labelled"] <= 3
 
 
 def test_pipeline_is_up_to_date_after_repro(pipeline: Path) -> None:

@@ -50,6 +50,10 @@ class LabelKind:
         """Why an annotation whose results were all read still labels nothing, or None when it labels."""
         return None
 
+    def results(self, guesses: list[Guess], width: int, height: int) -> list[dict[str, Any]]:
+        """A pre-annotation's results for the model's guesses (one per guess unless the kind says otherwise)."""
+        return one_result_per_guess(guesses, width, height)
+
 
 class SingleChoice(LabelKind):
     """One class per image (classification)."""
@@ -110,8 +114,16 @@ def percent_box(box: tuple[float, float, float, float], width: int, height: int)
             "height": 100.0 * (y2 - y1) / height, "rotation": 0}
 
 
-def prediction(guesses: list[Guess], width: int, height: int, model_version: str) -> dict[str, Any]:
-    """A task's `predictions` entry: every guess as a result with its score; the entry's score is the mean."""
+def prediction(guesses: list[Guess], width: int, height: int, model_version: str, kind: LabelKind | None = None
+               ) -> dict[str, Any]:
+    """A task's `predictions` entry: the guesses as results of the project's label kind (by default one result per
+    guess: a choice, or a box), with their scores; the entry's score is the mean."""
+    results = (kind or LabelKind()).results(guesses, width, height)
+    score = float(sum(g.score for g in guesses) / len(guesses)) if guesses else 1.0
+    return {"model_version": model_version, "score": round(score, 6), "result": results}
+
+
+def one_result_per_guess(guesses: list[Guess], width: int, height: int) -> list[dict[str, Any]]:
     results = []
     for index, guess in enumerate(guesses):
         result: dict[str, Any] = {"id": f"p{index}", "from_name": FROM_NAME, "to_name": TO_NAME,
@@ -123,8 +135,7 @@ def prediction(guesses: list[Guess], width: int, height: int, model_version: str
             value = {k: round(v, 6) for k, v in percent_box(guess.box, width, height).items()}
             result |= {"type": "rectanglelabels", "value": {**value, "rectanglelabels": [guess.label]}}
         results.append(result)
-    score = float(sum(g.score for g in guesses) / len(guesses)) if guesses else 1.0
-    return {"model_version": model_version, "score": round(score, 6), "result": results}
+    return results
 
 
 def task(image_url: str, meta: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:

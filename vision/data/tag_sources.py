@@ -13,7 +13,7 @@ from typing import Any
 
 from core.spec.data import LabelStudioSource, PhotoMosaicsSource, Source
 from vision.data.imageio import PixelLimits, from_array
-from vision.data.labelstudio import FROM_NAME, TO_NAME, LabelKind, Labelled
+from vision.data.labelstudio import FROM_NAME, TO_NAME, Guess, LabelKind, Labelled
 from vision.data.sources import RawItem, RepoFiles, SourceStats, iter_source, labelstudio_items
 from vision.data.tags import TAG_SEPARATOR
 
@@ -36,6 +36,16 @@ class MultipleChoices(LabelKind):
         chosen = set(found.label.split(TAG_SEPARATOR)) if found.label else set()
         found.label = TAG_SEPARATOR.join(sorted(chosen | set(choices)))
         return None
+
+    def results(self, guesses: list[Guess], width: int, height: int) -> list[dict[str, Any]]:
+        """One `choices` result holding every guessed tag (how Label Studio stores a multiple-choice answer), its
+        score the mean of theirs; no result when the model gives no tag."""
+        if not guesses:
+            return []
+        return [{"id": "p0", "from_name": FROM_NAME, "to_name": TO_NAME, "original_width": width,
+                 "original_height": height, "image_rotation": 0, "type": "choices",
+                 "score": round(float(sum(g.score for g in guesses) / len(guesses)), 6),
+                 "value": {"choices": [g.label for g in guesses]}}]
 
     def missing(self, found: Labelled) -> str | None:
         """A result that cannot be read may have held a tag: the task is listed as skipped rather than read as

@@ -37,7 +37,7 @@ class Choice:
     pool_factor: float = 4.0
 
 
-def _by_diversity(choice: Choice, uncertainty: np.ndarray, embeddings: np.ndarray, covered: np.ndarray
+def by_diversity(choice: Choice, uncertainty: np.ndarray, embeddings: np.ndarray, covered: np.ndarray
                   ) -> np.ndarray | None:
     """The strategies that are not a plain ranking; None for those that are."""
     if choice.strategy == "random":
@@ -67,7 +67,7 @@ def classification_round(choice: Choice, probabilities: np.ndarray, features: np
     if ranked_by not in figures:
         raise ValueError(f"strategy {strategy} needs its samples (bald: MC dropout; ensemble: members' outputs)")
     uncertainty = figures[ranked_by]
-    queue = _by_diversity(choice, uncertainty, embeddings, covered)
+    queue = by_diversity(choice, uncertainty, embeddings, covered)
     return Round(batch.top_k(uncertainty, choice.k) if queue is None else queue, uncertainty, figures)
 
 
@@ -93,7 +93,7 @@ def detection_round(choice: Choice, box_scores: Sequence[np.ndarray], embeddings
     if ranked_by not in figures:
         raise ValueError(f"strategy {choice.strategy} needs the ensemble's detections")
     uncertainty = figures[ranked_by]
-    queue = _by_diversity(choice, uncertainty, embeddings, covered)
+    queue = by_diversity(choice, uncertainty, embeddings, covered)
     return Round(batch.top_k(uncertainty, choice.k) if queue is None else queue, uncertainty, figures)
 
 

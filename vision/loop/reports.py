@@ -16,6 +16,10 @@ MOST_SHOWN = 32
 GUESS_COLOUR = (255, 64, 64)
 
 
+MOST_GUESSES_SHOWN = 3
+"""A tagger guesses several tags per image; the caption names the first few."""
+
+
 def queue_gallery(queue: list[tuple[Path, list[Guess], float]], path: Path, title: str) -> None:
     cells = []
     for png, guesses, uncertainty in queue[:MOST_SHOWN]:
@@ -27,8 +31,8 @@ def queue_gallery(queue: list[tuple[Path, list[Guess], float]], path: Path, titl
                                     GUESS_COLOUR)])
             caption = f"u {uncertainty:.3f}"
         else:
-            caption = f"{guesses[0].label} {guesses[0].score:.2f}\nu {uncertainty:.3f}" if guesses else \
-                f"no guess\nu {uncertainty:.3f}"
+            shown = ", ".join(f"{g.label} {g.score:.2f}" for g in guesses[:MOST_GUESSES_SHOWN])
+            caption = f"{shown or 'no guess'}\nu {uncertainty:.3f}"
         cells.append((rgb, f"{file_caption(png, 18)}\n{caption}"))
     rows = [(f"{start + 1}-{start + len(cells[start:start + COLUMNS])}",
              [c[0] for c in cells[start:start + COLUMNS]], [c[1] for c in cells[start:start + COLUMNS]])
