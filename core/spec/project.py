@@ -17,10 +17,12 @@ from core.spec.training import AugmentSection, ModelSection, TrainSection
 ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
-DETECTION_GATE_DEFAULTS = {"min_map": 0.5, "min_map50": 0.75}
-"""The gate's mAP limits when a detection spec does not state its own."""
-MULTILABEL_GATE_DEFAULTS = {"min_map": 0.5, "min_tag_ap": 0.3}
-"""The gate's mAP and per-tag AP limits when a multilabel spec does not state its own."""
+GATE_DEFAULTS: dict[str, dict[str, float]] = {"detection": {"min_map": 0.5, "min_map50": 0.75},
+                                              "multilabel": {"min_map": 0.5, "min_tag_ap": 0.3}}
+"""The gate's limits a task's spec gets when it does not state its own (detection: mAP50-95 and mAP50;
+multi-label: mAP over tags and every tag's AP)."""
+TASK_SECTIONS: dict[str, tuple[tuple[str, ...], ...]] = {"detection": (("detection",), ("data", "boxes"))}
+"""The sections a task's spec gets with their defaults when it leaves them out."""
 
 
 class ProjectSpec(SpecModel):
@@ -65,20 +67,22 @@ class ProjectSpec(SpecModel):
     @model_validator(mode="before")
     @classmethod
     def _task_defaults(cls, raw: object) -> object:
-        """A detection spec gets its detection-only sections with their defaults, and a detection or multilabel
-        spec its gate's limits, so every stage reads typed values (params.yaml shows them) without the spec
-        spelling them out."""
-        if isinstance(raw, dict) and raw.get("task") == "multilabel":
-            dependability = raw.get("dependability", {})
-            return ({**raw, "dependability": {**MULTILABEL_GATE_DEFAULTS, **dependability}}
-                    if isinstance(dependability, dict) else raw)
-        if not isinstance(raw, dict) or raw.get("task") != "detection":
+        """A task's own sections with their defaults (detection's `detection` and `data.boxes`), and its gate's
+        limits, so every stage reads typed values (params.yaml shows them) without the spec spelling them out."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("task"), str):
             return raw
-        filled = {**raw, "detection": raw.get("detection", {})}
-        data = raw.get("data")
-        if isinstance(data, dict) and "boxes" not in data:
-            filled["data"] = {**data, "boxes": {}}
-        dependability = raw.get("dependability", {})
-        if isinstance(dependability, dict):
-            filled["dependability"] = {**DETECTION_GATE_DEFAULTS, **dependability}
+        filled = dict(raw)
+        for path in TASK_SECTIONS.get(raw["task"], ()):
+            parent = filled
+            for part in path[:-1]:
+                if not isinstance(parent.get(part), dict):
+                    break
+                parent[part] = dict(parent[part])
+                parent = parent[part]
+            else:
+                parent.setdefault(path[-1], {})
+        limits = GATE_DEFAULTS.get(raw["task"], {})
+        dependability = filled.get("dependability", {})
+        if limits and isinstance(dependability, dict):
+            filled["dependability"] = {**limits, **dependability}
         return filled

@@ -107,6 +107,10 @@ class Hpo(SpecModel):
     """Hyperparameters to search and their ranges."""
 
 
+AUTO_SELECTION = {"detection": "val_map", "multilabel": "val_map"}
+"""What `select_by: auto` keeps per task where it is not the lowest validation loss."""
+
+
 class TrainSection(SpecModel):
     """How the model is trained (always seeded and deterministic on CPU)."""
 
@@ -133,16 +137,17 @@ class TrainSection(SpecModel):
     `loss` weighs each class's cross-entropy by the inverse of its share; `none` trains on the data as it is."""
     select_by: Literal["auto", "val_loss", "val_accuracy", "val_macro_f1", "val_map"] = "auto"
     """Which epoch's weights are kept. `auto`: the lowest validation loss for classification (steadier on a few
-    hundred validation images, where accuracy moves one image at a time) and the highest validation mAP50-95
-    for detection. Classification may also choose the highest validation accuracy or macro-F1 (the mean of
-    per-class F1, so a rare class counts as much as a common one); detection `val_map` or `val_loss`. The first
-    epoch reaching the best value wins; the train log says which epoch was kept and why."""
+    hundred validation images, where accuracy moves one image at a time), the highest validation mAP50-95 for
+    detection and the highest validation mAP over tags for multi-label tagging. Classification may also choose
+    the highest validation accuracy or macro-F1 (the mean of per-class F1, so a rare class counts as much as a
+    common one); detection `val_map` or `val_loss`; multi-label `val_map`, `val_macro_f1` or `val_loss`. The
+    first epoch reaching the best value wins; the train log says which epoch was kept and why."""
 
     def selection(self, task: str = "classification") -> str:
         """The figure `select_by` names for `task` (`auto` resolved)."""
         if self.select_by != "auto":
             return self.select_by
-        return "val_map" if task == "detection" else "val_loss"
+        return AUTO_SELECTION.get(task, "val_loss")
 
     early_stopping_patience: NonNegativeInt = 0
     """Stop after this many epochs without improving the `select_by` figure; 0 never stops early."""
