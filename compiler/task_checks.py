@@ -130,17 +130,26 @@ def _loop_keys(spec: ProjectSpec) -> Iterator[Problem]:
                        "give [lower, upper] with lower < upper, for example [0.1, 0.5]")
 
 
+def _keys_not_for(spec: ProjectSpec, table: dict[tuple[str, ...], str]) -> Iterator[Problem]:
+    """Each key of `table` the spec sets, with why it means nothing for the spec's task."""
+    for path, why in table.items():
+        if _was_set(spec, path):
+            yield _problem(path, f"{'.'.join(path)} does not apply to task: {spec.task}", why)
+
+
+def _selection(spec: ProjectSpec, allowed: tuple[str, ...], what: str, hint: str) -> Iterator[Problem]:
+    if spec.train.select_by not in allowed:
+        yield _problem(("train", "select_by"), f"{spec.train.select_by} {what}", hint)
+
+
 def _multilabel_keys(spec: ProjectSpec) -> Iterator[Problem]:
     for path in (("detection",), ("data", "boxes"), *DETECTION_ONLY):
         if _was_set(spec, path):
             yield _problem(path, f"{'.'.join(path)} applies to task: detection only",
                            "set task: detection, or remove it")
-    for path, why in NOT_FOR_MULTILABEL.items():
-        if _was_set(spec, path):
-            yield _problem(path, f"{'.'.join(path)} does not apply to task: multilabel", why)
-    if spec.train.select_by not in MULTILABEL_SELECTION:
-        yield _problem(("train", "select_by"), f"{spec.train.select_by} is not a tagger's figure",
-                       "use val_map (mean over tags of validation AP), val_macro_f1, val_loss or auto")
+    yield from _keys_not_for(spec, NOT_FOR_MULTILABEL)
+    yield from _selection(spec, MULTILABEL_SELECTION, "is not a tagger's figure",
+                          "use val_map (mean over tags of validation AP), val_macro_f1, val_loss or auto")
     yield from _tag_balance(spec)
     yield from _tag_loop(spec)
     for index, source in enumerate(spec.data.sources):
@@ -200,12 +209,9 @@ def _classification_keys(spec: ProjectSpec) -> Iterator[Problem]:
 
 
 def _detection_keys(spec: ProjectSpec) -> Iterator[Problem]:
-    for path, why in NOT_FOR_DETECTION.items():
-        if _was_set(spec, path):
-            yield _problem(path, f"{'.'.join(path)} does not apply to task: detection", why)
-    if spec.train.select_by not in DETECTION_SELECTION:
-        yield _problem(("train", "select_by"), f"{spec.train.select_by} is a classification figure",
-                       "use val_map (validation mAP50-95), val_loss or auto")
+    yield from _keys_not_for(spec, NOT_FOR_DETECTION)
+    yield from _selection(spec, DETECTION_SELECTION, "is a classification figure",
+                          "use val_map (validation mAP50-95), val_loss or auto")
     if "sparse_train" in spec.compress.methods:
         index = spec.compress.methods.index("sparse_train")
         yield _problem(("compress", "methods", index), "sparse_train is built for classifiers only",

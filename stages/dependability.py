@@ -47,7 +47,7 @@ from vision.dependability.ood import (
 )
 from vision.dependability.ood_choice import DetectorChoice, choose_detector
 from vision.dependability.ood_sets import folder_images, ood_sets, selection_sets
-from vision.dependability.robustness import CorruptionResult, robustness, summary
+from vision.dependability.robustness import CorruptionResult, family_figures, robustness, summary
 from vision.dependability.serving_state import write_serving_state
 from vision.training.augment import enabled
 
@@ -262,15 +262,10 @@ def family_drops(clean: float, results: list[CorruptionResult],
                  classes: list[str] | None = None) -> dict[str, dict[str, object]]:
     """Per corruption: mean accuracy over the severities, its drop from clean, whether training saw it, and the
     severities where the model collapsed to one class."""
-    families: dict[str, list[CorruptionResult]] = {}
-    for r in results:
-        families.setdefault(r.corruption, []).append(r)
-    return {name: {"mean_accuracy": round(float(np.mean([r.accuracy for r in rows])), 6),
-                   "drop": round(clean - float(np.mean([r.accuracy for r in rows])), 6),
-                   "seen_in_training": rows[0].seen_in_training,
-                   "collapsed": [{"severity": r.severity, "class": _name(classes or [], r.top_class),
-                                  "share": r.top_share} for r in rows if r.collapsed]}
-            for name, rows in families.items()}
+    return {name: {**family, "collapsed": [{"severity": r.severity, "class": _name(classes or [], r.top_class),
+                                            "share": r.top_share}
+                                           for r in results if r.corruption == name and r.collapsed]}
+            for name, family in family_figures(clean, results).items()}
 
 
 def metrics(result: Assessment, variant: str, classes: list[str] | None = None) -> dict[str, object]:

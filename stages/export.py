@@ -69,7 +69,7 @@ class ClassifierExport:
 
     @property
     def _test(self) -> str:
-        return next(name for name in self.scoring.columns if name.startswith("test_"))
+        return self.scoring.test_columns[0]
 
     def figures(self, path: Path) -> dict[str, float]:
         sess = session(path)

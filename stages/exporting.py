@@ -145,7 +145,7 @@ def export(ctx: StageContext, task: ExportTask) -> None:
 def summary(torch_row: Variant, chosen: Variant, baseline: float, scoring: Scoring) -> dict[str, Any]:
     """The deployable's figures as DVC metrics: its validation score, its test figures, the drop from the
     trained model, its size and its speed against torch eager."""
-    tests = {name: chosen.figures[name] for name in scoring.columns if name.startswith("test_")}
+    tests = {name: chosen.figures[name] for name in scoring.test_columns}
     return {"variant": chosen.variant, scoring.field: chosen.score(scoring), **tests,
             f"{scoring.field}_drop": round(baseline - chosen.score(scoring), 6), "params": chosen.params,
             "macs": chosen.macs, "size_bytes": chosen.size_bytes, "latency_ms_1_thread": chosen.latency_ms_1_thread,

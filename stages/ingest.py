@@ -27,7 +27,7 @@ from core.spec.data import Source
 from runtime.images import ImageTooLarge
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.imageio import CanonicalImage, PixelLimits, RefusedFile, UnreadableImage, canonicalize
-from vision.data.sources import RawItem, SourceStats, UnsupportedSource, iter_source
+from vision.data.sources import RawItem, Skipped, SourceStats, UnsupportedSource, iter_source
 
 MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode", "round",
                    "annotator", "confirmed", "train_only")
@@ -146,6 +146,15 @@ def size_problem(width: int, height: int, min_size_px: tuple[int, int]) -> str |
     return None
 
 
+def write_tables(out: Path, ctx: StageContext, skipped: list[Skipped], records: list[Record],
+                 quarantined: list[Quarantined]) -> None:
+    """What every task's ingest writes beside the images: the files sources skipped, the manifest and the
+    quarantined images, each with its reason."""
+    write_csv(out / ctx.inside("skipped"), [asdict(s) for s in skipped], ("origin", "source", "reason"))
+    write_csv(out / ctx.inside("manifest"), [asdict(r) for r in records], MANIFEST_FIELDS)
+    write_csv(out / ctx.inside("quarantine"), [asdict(q) for q in quarantined], ("origin", "source", "reason"))
+
+
 def main(ctx: StageContext) -> None:
     sources: list[Source] = ctx.spec("data.sources")
     classes: list[str] = ctx.spec("classes")
@@ -162,10 +171,7 @@ def main(ctx: StageContext) -> None:
             raise StageFailure(str(exc)) from None
         result.static_frames_dropped = stats.static_frames_dropped
         result.files_skipped = len(stats.skipped)
-        write_csv(out / ctx.inside("skipped"), [asdict(s) for s in stats.skipped], ("origin", "source", "reason"))
-        write_csv(out / ctx.inside("manifest"), [asdict(r) for r in result.records], MANIFEST_FIELDS)
-        write_csv(out / ctx.inside("quarantine"), [asdict(q) for q in result.quarantined],
-                  ("origin", "source", "reason"))
+        write_tables(out, ctx, stats.skipped, result.records, result.quarantined)
     summary = result.summary()
     write_json(ctx.output("summary"), summary)
     print(f"ingest: {summary['images']} images, {summary['quarantined']} quarantined "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -34,7 +35,7 @@ from runtime.detections import Decoding
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import to_tensor
 from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
-from vision.dependability.robustness import CorruptionResult
+from vision.dependability.robustness import CorruptionResult, figure_robustness
 from vision.dependability.serving_state import write_serving_state
 from vision.detection.calibration import calibrate, choose_temperature, detection_ece, reliability_bins, scored
 from vision.detection.data import DetectionSplit, letterbox, load_detection_split, read_rgb
@@ -43,7 +44,6 @@ from vision.detection.dependability import (
     corruption_sweep,
     eigencam_gallery,
     eigencam_maps,
-    family_drops,
     far_and_near_sets,
 )
 from vision.detection.metrics import mean_average_precision
@@ -155,7 +155,9 @@ def main(ctx: StageContext) -> None:
         sweep = corruption_sweep(sess, test, decoding, classes, corruptions,
                                  list(ctx.spec("dependability.robustness.severities")), set(enabled(augment)), seed,
                                  lambda row: shown.update(1, f"{row.corruption} s{row.severity} mAP {row.map:.3f}"))
-    families = family_drops(clean_map, sweep)
+    conditions = [CorruptionResult(r.corruption, r.severity, r.map, r.seen_in_training) for r in sweep]
+    robustness = figure_robustness(clean_map, conditions, "map")
+    families: dict[str, dict[str, Any]] = robustness["families"]
     validation = scored(outputs["val"].found, splits["val"].boxes, splits["val"].labels)
     temperature = choose_temperature(validation)
     measured = scored(outputs["test"].found, test.boxes, test.labels)
@@ -171,17 +173,11 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.output("serving_state")) as out:
         write_serving_state(out, temperature, ood.detector, ood.threshold, 0.95, ood.state)
     ood_figures = summary(ood)
-    held_out = sorted(name for name, family in families.items() if not family["seen_in_training"])
-    worst = min(sweep, key=lambda r: (r.map, r.corruption, r.severity)) if sweep else None
     figures = {
         "task": "detection", "variant": preprocess.variant, "map": round(clean_map, 6), "map50": round(clean_map50, 6),
         "map75": clean["map75"], "per_class_ap": clean["per_class_ap"], "test_images": len(test),
         "ood": ood_figures,
-        "robustness": {"clean_map": round(clean_map, 6), "families": families, "held_out": held_out,
-                       "held_out_mean_map": round(float(np.mean([families[n]["mean_map"] for n in held_out])), 6)
-                       if held_out else None,
-                       "worst": None if worst is None else {"corruption": worst.corruption, "severity": worst.severity,
-                                                            "map": worst.map}},
+        "robustness": robustness,
         "calibration": {"temperature": temperature, "dece_before": dece_before, "dece_after": dece_after,
                         "detections": len(after)},
         "explain": {"method": "eigencam", "samples": explained},
@@ -191,8 +187,7 @@ def main(ctx: StageContext) -> None:
                                    "choice": ood.choice.as_dict() if ood.choice else None,
                                    "detectors": {d: {s: asdict(m) for s, m in sets.items()}
                                                  for d, sets in ood.table.items()}})
-    robustness_heatmap(clean_map, [CorruptionResult(r.corruption, r.severity, r.map, r.seen_in_training)
-                                   for r in sweep], ctx.output("robustness_png"),
+    robustness_heatmap(clean_map, conditions, ctx.output("robustness_png"),
                        f"{ctx.project}: test mAP50-95 under corruptions (deployable model)", figure_name="mAP50-95")
     reliability_diagram(rows_before, rows_after, temperature, dece_before, dece_after, ctx.output("reliability_png"),
                         f"{ctx.project}: box confidence reliability (test split, D-ECE)", y_label="precision",

@@ -21,7 +21,7 @@ from pathlib import Path
 from core.fsutil import atomic_directory, write_csv, write_json
 from core.progress import Progress
 from core.spec.data import BoxSection, Source
-from stages.ingest import MANIFEST_FIELDS, Quarantined, Record, decoded, size_problem
+from stages.ingest import Quarantined, Record, decoded, size_problem, write_tables
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.imageio import PixelLimits
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
@@ -144,11 +144,8 @@ def main(ctx: StageContext) -> None:
             raise StageFailure(str(exc)) from None
         result.files_skipped = len(stats.skipped)
         result.quarantined_boxes.extend(QuarantinedBox(p.origin, "", "", p.reason) for p in orphans.orphans)
-        write_csv(out / ctx.inside("skipped"), [asdict(s) for s in stats.skipped], ("origin", "source", "reason"))
-        write_csv(out / ctx.inside("manifest"), [asdict(r) for r in result.records], MANIFEST_FIELDS)
+        write_tables(out, ctx, stats.skipped, result.records, result.quarantined)
         write_csv(out / ctx.inside("boxes"), result.box_rows(), BOX_FIELDS)
-        write_csv(out / ctx.inside("quarantine"), [asdict(q) for q in result.quarantined],
-                  ("origin", "source", "reason"))
         write_csv(out / ctx.inside("box_quarantine"), [asdict(q) for q in result.quarantined_boxes],
                   BOX_QUARANTINE_FIELDS)
     summary = result.summary()

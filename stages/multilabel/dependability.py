@@ -30,7 +30,7 @@ from vision.data.dataset import load_tagged_splits
 from vision.data.streams import Images
 from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
 from vision.dependability.ood_sets import ood_sets, selection_sets
-from vision.dependability.robustness import CorruptionResult, corrupted_stream
+from vision.dependability.robustness import CorruptionResult, corrupted_stream, figure_robustness
 from vision.dependability.serving_state import write_serving_state
 from vision.dependability.tag_calibration import (
     fit_tag_temperature,
@@ -52,23 +52,6 @@ def map_under_corruptions(logits_of: Callable[[Images], np.ndarray], images: Ima
             value = mean_average_precision(targets, logits_of(corrupted_stream(images, name, severity, seed)))
             results.append(CorruptionResult(name, severity, round(value, 6), name in plan.trained_on))
     return results
-
-
-def robustness_figures(clean: float, results: list[CorruptionResult]) -> dict[str, object]:
-    """Per family the mean mAP and its drop from clean, the held-out families' mean, the worst condition."""
-    families: dict[str, list[CorruptionResult]] = {}
-    for r in results:
-        families.setdefault(r.corruption, []).append(r)
-    table = {name: {"mean_map": round(float(np.mean([r.accuracy for r in rows])), 6),
-                    "drop": round(clean - float(np.mean([r.accuracy for r in rows])), 6),
-                    "seen_in_training": rows[0].seen_in_training} for name, rows in families.items()}
-    held_out = sorted(name for name, row in table.items() if not row["seen_in_training"])
-    worst = min(results, key=lambda r: (r.accuracy, r.corruption, r.severity)) if results else None
-    return {"clean_map": clean, "families": table, "held_out": held_out,
-            "held_out_mean_map": round(float(np.mean([table[n]["mean_map"] for n in held_out])), 6)
-            if held_out else None,
-            "worst": None if worst is None else {"corruption": worst.corruption, "severity": worst.severity,
-                                                 "map": worst.accuracy}}
 
 
 # Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
@@ -125,7 +108,7 @@ def main(ctx: StageContext) -> None:
                 "near_auroc": min(m.auroc for m in near) if near else None,
                 "inverted_sets": sorted(name for name, m in chosen.items() if m.inverted),
                 "sets": {name: asdict(m) for name, m in chosen.items()}},
-        "robustness": robustness_figures(clean, sweep),
+        "robustness": figure_robustness(clean, sweep, "map"),
         "calibration": {"temperature": temperature, "ece_before": ece_before, "ece_after": ece_after,
                         "per_tag_ece_after": per_tag_calibration_error(test_out.logits, test.labels, classes,
                                                                        temperature)},

@@ -14,13 +14,13 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.fsutil import atomic_directory, write_csv, write_json
 from core.progress import Progress
 from core.spec.data import Source
-from stages.ingest import MANIFEST_FIELDS, IngestResult, ingest
+from stages.ingest import IngestResult, ingest, write_tables
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.imageio import PixelLimits
 from vision.data.sources import RawItem, SourceStats, UnsupportedSource
@@ -80,11 +80,8 @@ def main(ctx: StageContext) -> None:
         except UnsupportedSource as exc:
             raise StageFailure(str(exc)) from None
         found.result.files_skipped = len(stats.skipped)
-        write_csv(out / ctx.inside("skipped"), [asdict(s) for s in stats.skipped], ("origin", "source", "reason"))
-        write_csv(out / ctx.inside("manifest"), [asdict(r) for r in found.result.records], MANIFEST_FIELDS)
+        write_tables(out, ctx, stats.skipped, found.result.records, found.result.quarantined)
         write_csv(out / ctx.inside("tags"), tag_rows(found.tags), TAG_FIELDS)
-        write_csv(out / ctx.inside("quarantine"), [asdict(q) for q in found.result.quarantined],
-                  ("origin", "source", "reason"))
     summary = found.summary()
     write_json(ctx.output("summary"), summary)
     print(f"ingest: {summary['images']} images ({summary['negative_images']} without tags; per tag "

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,8 +20,8 @@ from skimage import data as skimage_data
 
 from core.registry import DETECTION_STAGES
 from tests.browser import assert_project_reports_render_offline
-from tests.conftest import REPO_ROOT, copy_project_code, free_port, git
-from tests.e2e.helpers import autodl, changed_stages, dvc, env, run
+from tests.conftest import copy_project_code, git
+from tests.e2e.helpers import autodl, autodl_serve, changed_stages, compile_and_repro, dvc, run
 
 pytestmark = pytest.mark.slow
 
@@ -156,15 +152,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "specs" / "boxes.yaml").write_text(SPEC)
     (repo / "ood").mkdir()  # an out-of-distribution folder for the ood_sources edit
     Image.fromarray(skimage_data.astronaut()).save(repo / "ood" / "astronaut.png")
-    git(repo, "init", "-q")
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "plots.html_template", "offline-plots.html")  # as `autodl compile` advises
-    autodl(repo, "compile")
-    repro = dvc(repo, "repro")
-    (repo / "repro.log").write_text(repro.stdout + repro.stderr)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "first run")
-    return repo
+    return compile_and_repro(repo)
 
 
 def test_repro_builds_the_data_trains_a_detector_and_reports_map(pipeline: Path) -> None:
@@ -234,25 +222,12 @@ def test_autodl_serve_answers_a_real_request_with_the_promoted_detector_s_boxes(
                                                                                tmp_path: Path) -> None:
     image_path = next((pipeline / "data/boxes/ingest").rglob("*.png"))
     width, height = Image.open(image_path).size
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "cli.main", "--root", str(pipeline), "serve",
-                                    "specs/boxes.yaml", "--port", str(port)], cwd=REPO_ROOT, env=env(),
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                         "data": [base64.b64encode(image_path.read_bytes()).decode()]}],
             "parameters": {"score_threshold": 0.0, "max_detections": 5}}
-    try:
-        url, deadline = f"http://127.0.0.1:{port}/v2/models/boxes/infer", time.monotonic() + 90
-        while True:
-            try:
-                response = httpx.post(url, json=body, timeout=30)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"autodl serve did not answer:\n{log.read_text()}")
-                time.sleep(0.3)
+    with autodl_serve(pipeline, "specs/boxes.yaml", tmp_path / "serve.log") as base:
+        url = f"{base}/v2/models/boxes/infer"
+        response = httpx.post(url, json=body, timeout=30)
         assert response.status_code == 200, response.text
         outputs = {o["name"]: o for o in response.json()["outputs"]}
         count = outputs["detections_per_image"]["data"][0]
@@ -268,9 +243,6 @@ def test_autodl_serve_answers_a_real_request_with_the_promoted_detector_s_boxes(
         bad = httpx.post(url, json={**body, "parameters": {"nms_iou": 7}}, timeout=30)
         assert bad.status_code == 400
         assert "nms_iou" in bad.json()["error"]
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def _k8s(repo: Path) -> dict[str, bytes]:

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,8 +20,8 @@ from ruamel.yaml import YAML
 
 from core.fsutil import read_csv
 from tests.browser import assert_project_reports_render_offline
-from tests.conftest import REPO_ROOT, copy_project_code, free_port, git
-from tests.e2e.helpers import autodl, changed_stages, dvc, env, run
+from tests.conftest import copy_project_code
+from tests.e2e.helpers import autodl, autodl_serve, changed_stages, compile_and_repro, dvc, run
 from vision.data.photo_tags import generate
 
 pytestmark = pytest.mark.slow
@@ -68,15 +64,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "pool").mkdir()  # unlabelled mosaics for the loop's round (another seed: other pictures)
     for index, (pixels, _) in enumerate(generate(12, 64, 2, seed=7)):
         Image.fromarray(pixels).save(repo / "pool" / f"{index:02d}.png")
-    git(repo, "init", "-q")
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "plots.html_template", "offline-plots.html")
-    autodl(repo, "compile")
-    repro = dvc(repo, "repro")
-    (repo / "repro.log").write_text(repro.stdout + repro.stderr)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "first run")
-    return repo
+    return compile_and_repro(repo)
 
 
 def test_repro_runs_the_tagger_from_ingest_to_promote(pipeline: Path) -> None:
@@ -125,34 +113,16 @@ def test_every_tagger_report_renders_offline_in_a_real_browser(pipeline: Path, o
     assert_project_reports_render_offline(pipeline, "scenes", offline_browser, tmp_path, report_images=3)
 
 
-def _serve(repo: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "cli.main", "--root", str(repo), "serve",
-                                    "specs/scenes.yaml", "--port", str(port)], cwd=REPO_ROOT, env=env(),
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    return process, port
-
-
 def test_autodl_serve_answers_with_the_tags_above_their_thresholds(pipeline: Path, tmp_path: Path) -> None:
     tagged: dict[str, set[str]] = {}
     for row in read_csv(pipeline / "data/scenes/ingest/tags.csv"):
         tagged.setdefault(row["path"], set()).add(row["tag"])
     paths = sorted(tagged)[:8]
     images = [base64.b64encode((pipeline / "data/scenes/ingest" / p).read_bytes()).decode() for p in paths]
-    log = tmp_path / "serve.log"
-    process, port = _serve(pipeline, log)
     body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [len(images)], "data": images}]}
-    try:
-        url, deadline = f"http://127.0.0.1:{port}/v2/models/scenes/infer", time.monotonic() + 90
-        while True:
-            try:
-                response = httpx.post(url, json=body, timeout=30)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"autodl serve did not answer:\n{log.read_text()}")
-                time.sleep(0.3)
+    with autodl_serve(pipeline, "specs/scenes.yaml", tmp_path / "serve.log") as base:
+        url = f"{base}/v2/models/scenes/infer"
+        response = httpx.post(url, json=body, timeout=30)
         assert response.status_code == 200, response.text
         outputs = {o["name"]: o for o in response.json()["outputs"]}
         counts = outputs["tags_per_image"]["data"]
@@ -172,7 +142,7 @@ def test_autodl_serve_answers_with_the_tags_above_their_thresholds(pipeline: Pat
             agreed += [(tag in tags) == (tag in tagged[paths[index]]) for tag in TAGS]
         assert start == len(given)
         assert np.mean(agreed) >= 0.75, f"only {np.mean(agreed):.2f} of the (image, tag) decisions are right"
-        v1 = httpx.post(f"http://127.0.0.1:{port}/v1/models/scenes:predict",
+        v1 = httpx.post(f"{base}/v1/models/scenes:predict",
                         json={"instances": [{"b64": images[0]}]}, timeout=30).json()["predictions"][0]
         assert set(v1["probabilities"]) == set(v1["thresholds"]) == set(TAGS)
         assert v1["tags"] == given[:counts[0]]
@@ -180,9 +150,6 @@ def test_autodl_serve_answers_with_the_tags_above_their_thresholds(pipeline: Pat
                                                 "data": ["bm90IGFuIGltYWdl"]}]}, timeout=30)
         assert bad.status_code == 400
         assert "error" in bad.json()
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def _k8s(repo: Path) -> dict[str, bytes]:

@@ -25,6 +25,11 @@ class Scoring:
     latency_note: str = ""
     """What a latency includes beyond the network, said in the choice's reason (` with decoding and NMS`)."""
 
+    @property
+    def test_columns(self) -> tuple[str, ...]:
+        """The task's test-split figures among its columns (`test_accuracy`; `test_map`, `test_map50`)."""
+        return tuple(name for name in self.columns if name.startswith("test_"))
+
     def row_fields(self) -> tuple[str, ...]:
         return ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
                 *self.columns, "latency_ms_1_thread", "latency_ms_2_threads", "fp32_layers")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,33 @@ class CorruptionResult:
     @property
     def collapsed(self) -> bool:
         return self.top_share >= COLLAPSE_SHARE
+
+
+def family_figures(clean: float, results: list[CorruptionResult], figure: str = "accuracy"
+                   ) -> dict[str, dict[str, object]]:
+    """Per corruption family, in the order measured: the mean of the task's figure (`accuracy`, `map`; each
+    result's `accuracy` field holds it) over its severities as `mean_<figure>`, its drop from clean, and whether
+    training saw the corruption."""
+    families: dict[str, list[CorruptionResult]] = {}
+    for r in results:
+        families.setdefault(r.corruption, []).append(r)
+    return {name: {f"mean_{figure}": round(float(np.mean([r.accuracy for r in rows])), 6),
+                   "drop": round(clean - float(np.mean([r.accuracy for r in rows])), 6),
+                   "seen_in_training": rows[0].seen_in_training}
+            for name, rows in families.items()}
+
+
+def figure_robustness(clean: float, results: list[CorruptionResult], figure: str) -> dict[str, Any]:
+    """A task's robustness figures read on one figure (a detector's mAP50-95, a tagger's mAP over tags): clean,
+    per family, the families training never saw and their mean, and the worst condition."""
+    families = family_figures(clean, results, figure)
+    held_out = sorted(name for name, family in families.items() if not family["seen_in_training"])
+    worst = min(results, key=lambda r: (r.accuracy, r.corruption, r.severity)) if results else None
+    return {f"clean_{figure}": round(clean, 6), "families": families, "held_out": held_out,
+            f"held_out_mean_{figure}": round(float(np.mean([families[n][f"mean_{figure}"] for n in held_out])), 6)
+            if held_out else None,
+            "worst": None if worst is None else {"corruption": worst.corruption, "severity": worst.severity,
+                                                 figure: worst.accuracy}}
 
 
 def _result(name: str, severity: int, predicted: np.ndarray, labels: np.ndarray, seen: bool) -> CorruptionResult:

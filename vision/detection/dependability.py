@@ -66,17 +66,6 @@ def corruption_sweep(sess: ort.InferenceSession, test: DetectionSplit, decoding:
     return rows
 
 
-def family_drops(clean_map: float, rows: list[SweepRow]) -> dict[str, dict[str, object]]:
-    """Per corruption family: mean mAP50-95 over its severities, its drop from clean, seen in training or not."""
-    families: dict[str, dict[str, object]] = {}
-    for name in dict.fromkeys(r.corruption for r in rows):
-        mine = [r for r in rows if r.corruption == name]
-        mean = float(np.mean([r.map for r in mine]))
-        families[name] = {"mean_map": round(mean, 6), "drop": round(clean_map - mean, 6),
-                          "seen_in_training": mine[0].seen_in_training}
-    return families
-
-
 def texture_images(count: int, size_px: int, seed: int) -> np.ndarray:
     """`count` colour textures, each three random oriented sine gratings (2 to 24 cycles across) summed: surfaces
     with structure and edges everywhere and no object, the kind of image a detector must not answer for. Made

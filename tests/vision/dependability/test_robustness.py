@@ -52,3 +52,20 @@ def test_summary_keeps_held_out_and_seen_apart() -> None:
 def test_corrupted_images_repeat_with_the_seed(images) -> None:
     x, _ = images
     assert np.array_equal(corrupted(x, "occlusion", 3, seed=1), corrupted(x, "occlusion", 3, seed=1))
+
+
+def test_figure_robustness_reads_every_task_s_figure_alike() -> None:
+    """One aggregation for every task: per family the mean of the task's figure and its drop, the families
+    training never saw and their mean, the worst condition, named by the figure."""
+    from vision.dependability.robustness import CorruptionResult, figure_robustness
+
+    results = [CorruptionResult("fog", 1, 0.8, True), CorruptionResult("fog", 2, 0.6, True),
+               CorruptionResult("gaussian_noise", 1, 0.5, False), CorruptionResult("gaussian_noise", 2, 0.3, False)]
+    figures = figure_robustness(0.9, results, "map")
+    assert figures["clean_map"] == 0.9
+    assert figures["families"] == {"fog": {"mean_map": 0.7, "drop": 0.2, "seen_in_training": True},
+                                   "gaussian_noise": {"mean_map": 0.4, "drop": 0.5, "seen_in_training": False}}
+    assert figures["held_out"] == ["gaussian_noise"]
+    assert figures["held_out_mean_map"] == 0.4
+    assert figures["worst"] == {"corruption": "gaussian_noise", "severity": 2, "map": 0.3}
+    assert figure_robustness(0.9, [], "map")["worst"] is None
