@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.bundle import Preprocessing
+from vision.dependability.tag_robustness import worst_tag_drop
 
 
 # Seven parameters, as stages.promote.model_card's: the figures of each stage that measured the tagger.
@@ -14,6 +15,7 @@ def tagger_card(project: str, digest: str, preprocess: Preprocessing, evaluation
     ood, robust, cal = dependability["ood"], dependability["robustness"], dependability["calibration"]
     per_tag: dict[str, dict[str, Any]] = dependability["per_tag"]
     thresholds = dict(zip(preprocess.classes, preprocess.thresholds or (), strict=False))
+    tag_drop = worst_tag_drop(robust)
     ap = {tag: "n/a" if row["ap"] is None else f"{row['ap']:.3f}" for tag, row in per_tag.items()}
     lines = [
         "<!-- Written by the promote stage (autodl); do not edit: `dvc repro` rewrites it. -->",
@@ -48,6 +50,8 @@ def tagger_card(project: str, digest: str, preprocess: Preprocessing, evaluation
         *(f"| {name} | {family['mean_map']:.4f} | {family['drop']:.4f} | "
           f"{'yes' if family['seen_in_training'] else 'no'} |" for name, family in sorted(robust["families"].items())),
         "",
+        *([f"- Largest drop of one tag: '{tag_drop[0]}' under {tag_drop[1]}, AP -{tag_drop[2]:.4f} (the table "
+           "above averages over tags)"] if tag_drop else []),
         f"- Out of distribution: `{ood['detector']}`, far-OOD AUROC {ood['far_auroc']:.4f}, "
         f"{ood['far_accepted_fraction']:.3f} of the worst far set accepted at the serving threshold",
         f"- Tag probabilities: ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} with one temperature "

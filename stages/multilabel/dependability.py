@@ -5,7 +5,7 @@ the file that serves (`models/<p>/export/model.onnx` through ONNX Runtime).
   noise, the spec's `ood_sources`; shuffled patches, heavy occlusion), fitted on the training features as one
   population (a tagger has no class per image), thresholded to accept 95% of validation images;
 - robustness: test mAP over tags under each corruption family and severity, families never seen in training
-  reported apart;
+  reported apart, and each tag's AP drop per family (a tag that collapses under a corruption the mean hides);
 - calibration: binary ECE over every (image, tag) pair and per tag, before and after one temperature fitted on
   validation, with the reliability diagram.
 The temperature and the OOD detector's state are saved for serving; the tags' thresholds ship with the export.
@@ -38,20 +38,26 @@ from vision.dependability.tag_calibration import (
     tag_calibration_error,
     tag_reliability_rows,
 )
+from vision.dependability.tag_robustness import per_tag_drops, tag_average_precisions
 from vision.tasks.multilabel import mean_average_precision, sigmoid, tag_metrics
 from vision.training.augment import enabled
 
+TagAps = list[tuple[str, dict[str, float]]]
+"""(corruption, each tag's AP) per corruption and severity."""
+
 
 def map_under_corruptions(logits_of: Callable[[Images], np.ndarray], images: Images, targets: np.ndarray, plan: Plan,
-                          seed: int) -> list[CorruptionResult]:
+                          seed: int, classes: list[str]) -> tuple[list[CorruptionResult], TagAps]:
     """Test mAP over tags per corruption x severity (the `accuracy` field of each result holds the mAP, which the
-    shared heatmap draws under its own name)."""
-    results = []
+    shared heatmap draws under its own name), and each tag's AP there."""
+    results, per_tag = [], []
     for name in plan.corruptions:
         for severity in plan.severities:
-            value = mean_average_precision(targets, logits_of(corrupted_stream(images, name, severity, seed)))
+            logits = logits_of(corrupted_stream(images, name, severity, seed))
+            value = mean_average_precision(targets, logits)
             results.append(CorruptionResult(name, severity, round(value, 6), name in plan.trained_on))
-    return results
+            per_tag.append((name, tag_average_precisions(targets, logits, classes)))
+    return results, per_tag
 
 
 # Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
@@ -85,7 +91,8 @@ def main(ctx: StageContext) -> None:
                          {s.name: run(s.images) for s in picking}, {s.name: s.kind for s in picking})
         shown.update(1, f"OOD: {ood.detector}")
         clean = round(mean_average_precision(test.labels, test_out.logits), 6)
-        sweep = map_under_corruptions(lambda images: run(images).logits, test.images, test.labels, plan, seed)
+        sweep, sweep_per_tag = map_under_corruptions(lambda images: run(images).logits, test.images, test.labels,
+                                                     plan, seed, classes)
         shown.update(1, f"{len(sweep)} corrupted conditions")
         temperature = fit_tag_temperature(val_out.logits, val.labels)
         shown.update(1, f"temperature {temperature:.3f}")
@@ -108,7 +115,9 @@ def main(ctx: StageContext) -> None:
                 "near_auroc": min(m.auroc for m in near) if near else None,
                 "inverted_sets": sorted(name for name, m in chosen.items() if m.inverted),
                 "sets": {name: asdict(m) for name, m in chosen.items()}},
-        "robustness": figure_robustness(clean, sweep, "map"),
+        "robustness": {**figure_robustness(clean, sweep, "map"),
+                       "per_tag_drop": per_tag_drops(tag_average_precisions(test.labels, test_out.logits, classes),
+                                                     sweep_per_tag)},
         "calibration": {"temperature": temperature, "ece_before": ece_before, "ece_after": ece_after,
                         "per_tag_ece_after": per_tag_calibration_error(test_out.logits, test.labels, classes,
                                                                        temperature)},

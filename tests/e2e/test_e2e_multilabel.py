@@ -92,6 +92,9 @@ def test_the_tagger_passes_its_gate_and_ships_its_thresholds(pipeline: Path) -> 
     figures = json.loads((pipeline / "reports/scenes/dependability/metrics.json").read_text())
     assert figures["task"] == "multilabel"
     assert set(figures["per_tag"]) == set(TAGS)
+    per_tag_drop = figures["robustness"]["per_tag_drop"]
+    assert set(per_tag_drop) == set(TAGS)
+    assert all(set(drops) == {"fog", "gaussian_noise"} for drops in per_tag_drop.values())
     preprocess = json.loads((pipeline / "models/scenes/release/preprocess.json").read_text())
     assert preprocess["task"] == "multilabel"
     assert len(preprocess["thresholds"]) == len(TAGS)
