@@ -72,6 +72,8 @@ class TagPrediction:
     ood_scores: np.ndarray
     abstained: np.ndarray
     features: np.ndarray | None = None
+    present: np.ndarray | None = None
+    """N x tags: each tag's decision before abstention (the data loop pre-labels abstained images too)."""
 
 
 @dataclass
@@ -289,7 +291,7 @@ class Artifact:
         probabilities = 1.0 / (1.0 + np.exp(-logits.astype(np.float64) / self.temperature))
         return TagPrediction(tags, probabilities.astype(np.float32),
                              calibrated(self.thresholds, self.temperature).astype(np.float32),
-                             scores.astype(np.float32), abstained, features)
+                             scores.astype(np.float32), abstained, features, present)
 
     def predict(self, tensor: np.ndarray) -> Prediction:
         """Normalised N x 3 x S x S -> calibrated probabilities, OOD score and the abstain decision."""

@@ -24,6 +24,8 @@ class Tagged:
     """Calibrated, N x tags."""
     thresholds: np.ndarray
     """Each tag's threshold on the calibrated scale."""
+    present: np.ndarray
+    """N x tags: the server's decision per tag (before abstention)."""
     features: np.ndarray
     ood_scores: np.ndarray
     abstained: np.ndarray
@@ -36,12 +38,14 @@ def tag(artifact: Artifact, fed: Fed) -> Tagged:
     for x, _ in fed:
         answer = artifact.tag(x)
         thresholds = answer.thresholds
-        parts.append((answer.probabilities, answer.features, answer.ood_scores, answer.abstained))
+        parts.append((answer.probabilities, answer.present, answer.features, answer.ood_scores, answer.abstained))
     if not parts:
-        return Tagged(np.zeros((0, len(artifact.classes))), thresholds, np.zeros((0, 0)), np.zeros(0),
+        tags = len(artifact.classes)
+        return Tagged(np.zeros((0, tags)), thresholds, np.zeros((0, tags), bool), np.zeros((0, 0)), np.zeros(0),
                       np.zeros(0, bool))
-    probabilities, features, ood, abstained = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return Tagged(probabilities, np.asarray(thresholds, np.float64), features, ood, abstained)
+    probabilities, present, features, ood, abstained = (np.concatenate(column)
+                                                        for column in zip(*parts, strict=True))
+    return Tagged(probabilities, np.asarray(thresholds, np.float64), present, features, ood, abstained)
 
 
 def tag_figures(probabilities: np.ndarray, thresholds: np.ndarray, classes: list[str]) -> dict[str, np.ndarray]:
@@ -50,9 +54,8 @@ def tag_figures(probabilities: np.ndarray, thresholds: np.ndarray, classes: list
     its threshold (the tag closest to flipping); and each tag's own entropy (`entropy.<tag>`)."""
     p = np.asarray(probabilities, np.float64).reshape(-1, len(classes))
     per_tag = binary_entropy(p)
-    figures = {"entropy": per_tag.mean(axis=1) if len(p) else np.zeros(0),
-               "least_confidence": np.minimum(p, 1 - p).max(axis=1) if len(p) else np.zeros(0),
-               "margin": 1 - np.abs(p - thresholds[None, :]).min(axis=1) if len(p) else np.zeros(0)}
+    figures = {"entropy": per_tag.mean(axis=1), "least_confidence": np.minimum(p, 1 - p).max(axis=1),
+               "margin": 1 - np.abs(p - thresholds[None, :]).min(axis=1)}
     figures.update({f"entropy.{name}": per_tag[:, i] for i, name in enumerate(classes)})
     return figures
 
@@ -69,9 +72,10 @@ def tagging_round(choice: Choice, tagged: Tagged, classes: list[str], embeddings
 
 
 def tag_guesses(tagged: Tagged, classes: list[str]) -> list[list[Guess]]:
-    """Each image's tags above their thresholds, with their calibrated probabilities, in the tags' order."""
-    return [[Guess(name, float(p[i])) for i, name in enumerate(classes) if p[i] > tagged.thresholds[i]]
-            for p in tagged.probabilities]
+    """Each image's tags the server gives (decided on the uncalibrated sigmoid, runtime.artifact.Artifact.tag),
+    with their calibrated probabilities, in the tags' order."""
+    return [[Guess(name, float(p[i])) for i, name in enumerate(classes) if given[i]]
+            for p, given in zip(tagged.probabilities, tagged.present, strict=True)]
 
 
 def sure_tags(tagged: Tagged, queued: np.ndarray, min_confidence: float, most: int) -> np.ndarray:
