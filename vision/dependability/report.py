@@ -41,8 +41,9 @@ def render_html(project: str, verdict: dict[str, Any], checks: list[Check], figu
                 ood_report: dict[str, Any], images: dict[str, Path]) -> str:
     """A classifier's dependability report as one offline HTML page."""
     chosen = ood_report["detectors"][figures["ood"]["detector"]]
-    return _environment().get_template("dependability.html.j2").render(
-        project=project, variant=verdict["variant"], passed=verdict["passed"], failed=verdict["failed"],
+    return render(
+        "dependability.html.j2", project=project, variant=verdict["variant"], passed=verdict["passed"],
+        failed=verdict["failed"],
         warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks, ood=figures["ood"],
         ood_table=ood_report["detectors"], ood_sets=list(chosen),
         set_kinds=ood_report["set_kinds"], robust=figures["robustness"], cal=figures["calibration"],
@@ -53,8 +54,9 @@ def render_html(project: str, verdict: dict[str, Any], checks: list[Check], figu
 def render_detection_html(project: str, verdict: dict[str, Any], checks: list[Check], figures: dict[str, Any],
                            ood_report: dict[str, Any], images: dict[str, Path]) -> str:
     chosen = ood_report["detectors"][figures["ood"]["detector"]]
-    return _environment().get_template("dependability_detection.html.j2").render(
-        project=project, variant=verdict["variant"], passed=verdict["passed"], failed=verdict["failed"],
+    return render(
+        "dependability_detection.html.j2", project=project, variant=verdict["variant"], passed=verdict["passed"],
+        failed=verdict["failed"],
         warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks, ood=figures["ood"],
         ood_table=ood_report["detectors"], ood_sets=list(chosen), set_kinds=ood_report["set_kinds"],
         figures=figures, robust=figures["robustness"], cal=figures["calibration"], explain=figures["explain"],
