@@ -32,19 +32,21 @@ def assign_splits(labels: list[str], split: Split, seed: int, groups: list[str] 
     units = list(per_group)
     unit_label = {g: counts.most_common(1)[0][0] for g, counts in per_group.items()}
     strata = [unit_label[g] for g in units] if split.stratify else None
-    try:
-        chosen = _three_ways(units, strata, split, seed)
-    except ValueError as exc:
-        pooled = pooled_small_strata(strata, split.val + split.test) if strata else None
+    attempts, failures = [strata], []
+    if strata and (pooled := pooled_small_strata(strata, split.val + split.test)) != strata:
+        attempts.append(pooled)  # tried only when the strata as they are fail
+    for attempt in attempts:
         try:
-            if pooled is None or pooled == strata:
-                raise exc
-            chosen = _three_ways(units, pooled, split, seed)
-        except ValueError:
-            smallest = min(Counter(unit_label.values()).values()) if units else 0
-            raise StageFailure(f"cannot split {len(units)} images/groups (smallest class has {smallest}): {exc}. "
-                               "Add data, or set data.split.stratify: false") from None
-        joined = sorted(set(strata or ()) - set(pooled or ()))
+            chosen = _three_ways(units, attempt, split, seed)
+            break
+        except ValueError as exc:
+            failures.append(exc)
+    else:
+        smallest = min(Counter(unit_label.values()).values()) if units else 0
+        raise StageFailure(f"cannot split {len(units)} images/groups (smallest class has {smallest}): {failures[0]}. "
+                           "Add data, or set data.split.stratify: false")
+    if attempt is not strata:
+        joined = sorted(set(strata or ()) - set(attempt or ()))
         print(f"split: strata {', '.join(joined)} too small to stratify three ways; split with the largest stratum")
     where = {g: name for name, units_of in zip(SPLITS, chosen, strict=True) for g in units_of}
     return [where[g] for g in groups]

@@ -15,28 +15,23 @@ The temperature and the OOD detector's state are saved for serving; the gate jud
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.fsutil import read_json
 from core.progress import Progress
-from core.spec.training import AugmentSection
-from runtime.bundle import (
-    MODEL_FILE,
-    PREPROCESS_FILE,
-    Preprocessing,
-)
+from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
 from runtime.detections import Decoding
+from stages import assessing
+from stages.assessing import Plan
 from stages.runtime import StageContext, StageFailure, run_stage
 from vision.data.dataset import to_tensor
-from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
+from vision.data.streams import materialise
+from vision.dependability.ood_assessment import OodAssessment, Populations, assess_detectors
 from vision.dependability.robustness import CorruptionResult, figure_robustness
-from vision.dependability.serving_state import write_serving_state
 from vision.detection.calibration import calibrate, choose_temperature, detection_ece, reliability_bins, scored
 from vision.detection.data import DetectionSplit, letterbox, load_detection_split, read_rgb
 from vision.detection.dependability import (
@@ -48,11 +43,9 @@ from vision.detection.dependability import (
 )
 from vision.detection.metrics import mean_average_precision
 from vision.detection.onnx import letterboxed, run_images, run_split, session
-from vision.detection.ood import ImageOod, assess_image_ood, summary
+from vision.detection.ood import image_detectors
 from vision.detection.store import load_detector
-from vision.training.augment import enabled
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 OOD_SET_IMAGES = 64
 
 
@@ -62,27 +55,10 @@ def decoding_of(preprocess: Preprocessing) -> Decoding:
                     float(settings["nms_iou"]), int(settings["max_detections"]))
 
 
-def folder_sets(root: Path, folders: list[str], input_wh: tuple[int, int]) -> dict[str, np.ndarray]:
-    """The spec's ood_sources folders, letterboxed (far sets); an empty or missing folder fails the stage."""
-    found: dict[str, np.ndarray] = {}
-    for folder in folders:
-        paths = sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        images = []
-        for path in paths:
-            try:
-                images.append(letterbox(read_rgb(path), input_wh)[0])
-            except (OSError, ValueError):
-                continue
-        if not images:
-            raise StageFailure(f"dependability.ood.ood_sources: folder '{folder}' holds no readable image")
-        found[f"source:{folder}"] = np.stack(images)
-    return found
-
-
 def assess_ood(ctx: StageContext, sess: ort.InferenceSession, splits: dict[str, DetectionSplit],
-               features: dict[str, np.ndarray], decoding: Decoding, seed: int) -> ImageOod:
+               features: dict[str, np.ndarray], decoding: Decoding, seed: int) -> tuple[OodAssessment, list[str]]:
     """Every image-level OOD detector on the far and near sets (and the spec's folders), thresholded on
-    validation; `auto` chooses on validation-only selection sets."""
+    validation; `auto` chooses on validation-only selection sets. Also the spec's OOD files that were unreadable."""
     test_images = np.concatenate([b for b, _ in letterboxed(splits["test"].take(range(min(OOD_SET_IMAGES, len(
         splits["test"])))), decoding.input_wh)])
     val_images = np.concatenate([b for b, _ in letterboxed(splits["val"].take(range(min(OOD_SET_IMAGES, len(
@@ -90,19 +66,19 @@ def assess_ood(ctx: StageContext, sess: ort.InferenceSession, splits: dict[str, 
     # a data set synthesized on the built-in photographs holds them, often without any object: not far from it
     photos = ctx.spec("data.synthesize") is None
     sets = far_and_near_sets(test_images, decoding.input_wh, seed, OOD_SET_IMAGES, photos)
-    extra = folder_sets(ctx.root, list(ctx.spec("dependability.ood.ood_sources")), decoding.input_wh)
-    sets.update({name: ("far", images) for name, images in extra.items()})
-    selection = {f"selection_{name}": value for name, value in
-                 far_and_near_sets(val_images, decoding.input_wh, seed + 100, OOD_SET_IMAGES, photos).items()}
-    kinds = {name: kind for name, (kind, _) in {**sets, **selection}.items()}
+    extra, unreadable = assessing.extra_ood_sets(ctx, max(decoding.input_wh),
+                                                 lambda path, _: letterbox(read_rgb(path), decoding.input_wh)[0])
+    sets.update({name: ("far", materialise(images)) for name, images in extra.items()})
+    chosen = ctx.spec("dependability.ood.detector")
+    selection = {f"selection_{name}": value for name, value in far_and_near_sets(
+        val_images, decoding.input_wh, seed + 100, OOD_SET_IMAGES, photos).items()} if chosen == "auto" else {}
 
-    def featured(images: np.ndarray) -> np.ndarray:
-        return run_images(sess, images, decoding).features
+    def featured(given: dict[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {name: run_images(sess, images, decoding).features for name, (_, images) in given.items()}
 
-    return assess_image_ood(features["train"], features["val"], features["test"],
-                            {name: featured(images) for name, (_, images) in sets.items()}, kinds,
-                            ctx.spec("dependability.ood.detector"),
-                            {name: featured(images) for name, (_, images) in selection.items()})
+    seen = Populations(features["val"], features["test"], featured(sets),
+                       {name: kind for name, (kind, _) in {**sets, **selection}.items()}, featured(selection))
+    return assess_detectors(image_detectors(features["train"]), seen, chosen), unreadable
 
 
 # Ten parameters: the candidate, the file, the images and the gallery's settings, each from another input.
@@ -124,19 +100,19 @@ def explain_gallery(candidate_dir: Path, candidate: str, sess: ort.InferenceSess
     return len(chosen)
 
 
-# Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
-# step is a call into the library, and splitting them would only pass the same dozen values around.
+# Over 40 lines: the stage reads its inputs, measures each figure with a library call and names them for the shared
+# writer; splitting it would only pass the same dozen values around.
 def main(ctx: StageContext) -> None:
     seed: int = ctx.spec("seed")
     torch.manual_seed(seed)
+    plan = Plan.from_spec(ctx, explains=True)
     export_dir = ctx.input("deployable")
     preprocess = Preprocessing.from_dict(read_json(export_dir / PREPROCESS_FILE))
     classes, decoding = list(preprocess.classes), decoding_of(preprocess)
     confidence = float((preprocess.detection or {})["confidence_threshold"])
-    corruptions = list(ctx.spec("dependability.robustness.corruptions"))
-    if set(corruptions) & set(GEOMETRIC):
-        raise StageFailure(f"dependability.robustness.corruptions: {sorted(set(corruptions) & set(GEOMETRIC))} move "
-                           "pixels, so a detector's boxes would move with them")
+    if set(plan.corruptions) & set(GEOMETRIC):
+        raise StageFailure(f"dependability.robustness.corruptions: {sorted(set(plan.corruptions) & set(GEOMETRIC))} "
+                           "move pixels, so a detector's boxes would move with them")
     images, boxes, split = ctx.input("images"), ctx.input("boxes"), ctx.input("split")
     splits = {name: load_detection_split(images, boxes, split, name, classes) for name in ("train", "val", "test")}
     sess = session(export_dir / MODEL_FILE)
@@ -148,62 +124,38 @@ def main(ctx: StageContext) -> None:
     test = splits["test"]
     clean = mean_average_precision(outputs["test"].found, test.boxes, test.labels, classes)
     clean_map, clean_map50 = max(clean["map"], 0.0), max(clean["map50"], 0.0)
-    ood = assess_ood(ctx, sess, splits, {n: o.features for n, o in outputs.items()}, decoding, seed)
-    augment: AugmentSection = ctx.spec("augment")
-    with Progress("dependability: corruptions", len(corruptions) * len(ctx.spec("dependability.robustness.severities")),
+    ood, unreadable = assess_ood(ctx, sess, splits, {n: o.features for n, o in outputs.items()}, decoding, seed)
+    with Progress("dependability: corruptions", len(plan.corruptions) * len(plan.severities),
                   unit="condition") as shown:
-        sweep = corruption_sweep(sess, test, decoding, classes, corruptions,
-                                 list(ctx.spec("dependability.robustness.severities")), set(enabled(augment)), seed,
-                                 lambda row: shown.update(1, f"{row.corruption} s{row.severity} mAP {row.map:.3f}"))
+        sweep = corruption_sweep(
+            sess, test, decoding, classes, plan.corruptions, plan.severities, plan.trained_on, seed,
+            lambda row: shown.update(1, f"{row.corruption} s{row.severity} mAP {row.map:.3f}"))
     conditions = [CorruptionResult(r.corruption, r.severity, r.map, r.seen_in_training) for r in sweep]
-    robustness = figure_robustness(clean_map, conditions, "map")
-    families: dict[str, dict[str, Any]] = robustness["families"]
-    validation = scored(outputs["val"].found, splits["val"].boxes, splits["val"].labels)
-    temperature = choose_temperature(validation)
+    temperature = choose_temperature(scored(outputs["val"].found, splits["val"].boxes, splits["val"].labels))
     measured = scored(outputs["test"].found, test.boxes, test.labels)
     after = calibrate(measured.confidences, temperature)
-    dece_before = round(detection_ece(measured.confidences, measured.correct), 6)
-    dece_after = round(detection_ece(after, measured.correct), 6)
-    rows_before = reliability_bins(measured.confidences, measured.correct)
-    rows_after = reliability_bins(after, measured.correct)
     explained = explain_gallery(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0], sess, test, decoding,
-                                classes, confidence, ctx.spec("dependability.explain").gradcam_samples,
-                                ctx.output("gradcam_png"), f"{ctx.project}: EigenCAM on the deployable candidate "
-                                "(green: truth, red: detections)")
-    with atomic_directory(ctx.output("serving_state")) as out:
-        write_serving_state(out, temperature, ood.detector, ood.threshold, 0.95, ood.state)
-    ood_figures = summary(ood)
-    figures = {
-        "task": "detection", "variant": preprocess.variant, "map": round(clean_map, 6), "map50": round(clean_map50, 6),
-        "map75": clean["map75"], "per_class_ap": clean["per_class_ap"], "test_images": len(test),
-        "ood": ood_figures,
-        "robustness": robustness,
-        "calibration": {"temperature": temperature, "dece_before": dece_before, "dece_after": dece_after,
-                        "detections": len(after)},
-        "explain": {"method": "eigencam", "samples": explained},
-    }
-    write_json(ctx.output("metrics"), figures)
-    write_json(ctx.output("ood"), {"detector": ood.detector, "tpr": 0.95, "set_kinds": ood.kinds,
-                                   "choice": ood.choice.as_dict() if ood.choice else None,
-                                   "detectors": {d: {s: asdict(m) for s, m in sets.items()}
-                                                 for d, sets in ood.table.items()}})
-    robustness_heatmap(clean_map, conditions, ctx.output("robustness_png"),
-                       f"{ctx.project}: test mAP50-95 under corruptions (deployable model)", figure_name="mAP50-95")
-    reliability_diagram(rows_before, rows_after, temperature, dece_before, dece_after, ctx.output("reliability_png"),
-                        f"{ctx.project}: box confidence reliability (test split, D-ECE)", y_label="precision",
-                        counted="detections", error_name="D-ECE")
-    ood_histogram(ood.scores, ood.kinds, ood.threshold, ood.detector, ctx.output("ood_scores_png"),
-                  f"{ctx.project}: {ood.detector} image scores")
-    write_csv(ctx.output("robustness"), [{"condition": f"{r.corruption} s{r.severity}", "map": r.map, "map50": r.map50,
-                                          "seen_in_training": r.seen_in_training} for r in sweep]
-              + [{"condition": "clean", "map": round(clean_map, 6), "map50": round(clean_map50, 6),
-                  "seen_in_training": True}])
-    write_csv(ctx.output("reliability"), rows_after, ("confidence", "precision", "count"))
-    print(f"dependability: {preprocess.variant} test mAP50-95 {clean_map:.4f}, mAP50 {clean_map50:.4f}; {ood.detector} "
-          f"far-OOD AUROC {ood_figures['far_auroc']:.4f} (accepted at the serving threshold "
-          f"{ood_figures['far_accepted_fraction']:.3f}), near {ood_figures['near_auroc']:.4f}; worst family drop "
-          f"{max((f['drop'] for f in families.values()), default=0.0):.4f}; D-ECE {dece_before:.4f} -> "
-          f"{dece_after:.4f} at T={temperature:.3f}; EigenCAM on {explained} images")
+                                classes, confidence, plan.gradcam_samples, ctx.output("gradcam_png"),
+                                f"{ctx.project}: EigenCAM on the deployable candidate (green: truth, red: detections)")
+    assessing.write_assessment(ctx, assessing.Assessment(
+        head={"task": "detection", "variant": preprocess.variant, "map": round(clean_map, 6),
+              "map50": round(clean_map50, 6), "map75": clean["map75"], "per_class_ap": clean["per_class_ap"],
+              "test_images": len(test)},
+        ood=ood, unreadable=unreadable,
+        robustness=assessing.Robustness(
+            clean_map, conditions, figure_robustness(clean_map, conditions, "map"),
+            [{"condition": f"{r.corruption} s{r.severity}", "map": r.map, "map50": r.map50,
+              "seen_in_training": r.seen_in_training} for r in sweep]
+            + [{"condition": "clean", "map": round(clean_map, 6), "map50": round(clean_map50, 6),
+                "seen_in_training": True}],
+            f"{ctx.project}: test mAP50-95 under corruptions (deployable model)", "mAP50-95"),
+        calibration=assessing.Calibration(
+            temperature, "dece", "D-ECE", round(detection_ece(measured.confidences, measured.correct), 6),
+            round(detection_ece(after, measured.correct), 6), reliability_bins(measured.confidences, measured.correct),
+            reliability_bins(after, measured.correct), "precision", "detections",
+            f"{ctx.project}: box confidence reliability (test split, D-ECE)", {"detections": len(after)}),
+        explain={"method": "eigencam", "samples": explained}, figure="map",
+        notes=f"EigenCAM on {explained} images"))
 
 
 if __name__ == "__main__":

@@ -15,23 +15,23 @@ Grad-CAM is not measured for taggers yet (a map per tag is the open question: wh
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 
 import numpy as np
 
-from core.fsutil import atomic_directory, read_json, write_csv, write_json
+from core.fsutil import read_json
 from core.progress import Progress
 from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, Preprocessing
-from stages.dependability import TPR, Outputs, Plan, assess_ood, extra_ood_sets
+from stages import assessing
+from stages.assessing import Plan
 from stages.runtime import StageContext, run_stage
 from vision.compression.candidates import load_candidate
 from vision.compression.onnx import predict_outputs, session
 from vision.data.dataset import load_tagged_splits
 from vision.data.streams import Images
-from vision.dependability.figures import ood_histogram, reliability_diagram, robustness_heatmap
+from vision.dependability.head_ood import Outputs, head_detectors
+from vision.dependability.ood_assessment import Populations, assess_detectors
 from vision.dependability.ood_sets import ood_sets, selection_sets
 from vision.dependability.robustness import CorruptionResult, corrupted_stream, figure_robustness
-from vision.dependability.serving_state import write_serving_state
 from vision.dependability.tag_calibration import (
     fit_tag_temperature,
     per_tag_calibration_error,
@@ -40,7 +40,6 @@ from vision.dependability.tag_calibration import (
 )
 from vision.dependability.tag_robustness import per_tag_drops, tag_average_precisions
 from vision.tasks.multilabel import mean_average_precision, sigmoid, tag_metrics
-from vision.training.augment import enabled
 
 TagAps = list[tuple[str, dict[str, float]]]
 """(corruption, each tag's AP) per corruption and severity."""
@@ -60,13 +59,11 @@ def map_under_corruptions(logits_of: Callable[[Images], np.ndarray], images: Ima
     return results, per_tag
 
 
-# Over 40 lines: the stage reads its inputs, writes each named output and prints its summary in order; each
-# step is a call into the library, and splitting them would only pass the same dozen values around.
+# Over 40 lines: the stage reads its inputs, measures each figure with a library call and names them for the shared
+# writer; splitting it would only pass the same dozen values around.
 def main(ctx: StageContext) -> None:
     seed: int = ctx.spec("seed")
-    plan = Plan(ctx.spec("dependability.ood.detector"), list(ctx.spec("dependability.robustness.corruptions")),
-                list(ctx.spec("dependability.robustness.severities")), 0,
-                set(enabled(ctx.spec("augment"))))
+    plan = Plan.from_spec(ctx, explains=False)
     export_dir = ctx.input("deployable")
     preprocess = Preprocessing.from_dict(read_json(export_dir / PREPROCESS_FILE))
     classes, size_px = list(preprocess.classes), preprocess.input_size_px
@@ -74,7 +71,7 @@ def main(ctx: StageContext) -> None:
     splits = load_tagged_splits(ctx.input("images"), ctx.input("tags"), ctx.input("split"), classes, size_px)
     train, val, test = splits.train, splits.val, splits.test
     candidate, _ = load_candidate(ctx.input("candidates"), preprocess.variant.rsplit("-", 1)[0])
-    extra, unreadable = extra_ood_sets(ctx.root, list(ctx.spec("dependability.ood.ood_sources")), size_px)
+    extra, unreadable = assessing.extra_ood_sets(ctx, size_px)
     sess = session(export_dir / MODEL_FILE)
 
     def run(images: Images) -> Outputs:
@@ -85,10 +82,11 @@ def main(ctx: StageContext) -> None:
         sets = ood_sets(test.images, size_px, seed, extra)
         picking = selection_sets(val.images, size_px, seed) if plan.detector == "auto" else []
         head = candidate.get_classifier()
-        ood = assess_ood(train_out, np.zeros(len(train.paths), np.int64), val_out, test_out,
-                         {s.name: run(s.images) for s in sets},
-                         (head.weight.detach().numpy(), head.bias.detach().numpy()), plan.detector,
-                         {s.name: run(s.images) for s in picking}, {s.name: s.kind for s in picking})
+        fits = head_detectors(train_out, np.zeros(len(train.paths), np.int64),
+                              (head.weight.detach().numpy(), head.bias.detach().numpy()))
+        ood = assess_detectors(fits, Populations(val_out, test_out, {s.name: run(s.images) for s in sets},
+                                                 {s.name: s.kind for s in (*sets, *picking)},
+                                                 {s.name: run(s.images) for s in picking}), plan.detector)
         shown.update(1, f"OOD: {ood.detector}")
         clean = round(mean_average_precision(test.labels, test_out.logits), 6)
         sweep, sweep_per_tag = map_under_corruptions(lambda images: run(images).logits, test.images, test.labels,
@@ -97,57 +95,27 @@ def main(ctx: StageContext) -> None:
         temperature = fit_tag_temperature(val_out.logits, val.labels)
         shown.update(1, f"temperature {temperature:.3f}")
     figures_at = tag_metrics(test.labels, sigmoid(test_out.logits), classes, thresholds)
-    chosen = ood.table[ood.detector]
-    set_kinds = {s.name: s.kind for s in sets}
-    far = [m for name, m in chosen.items() if set_kinds[name] == "far"]
-    near = [m for name, m in chosen.items() if set_kinds[name] == "near"]
-    ece_before = tag_calibration_error(test_out.logits, test.labels)
-    ece_after = tag_calibration_error(test_out.logits, test.labels, temperature)
-    figures = {
-        "task": "multilabel", "variant": preprocess.variant, "map": figures_at["map"],
-        "macro_f1": figures_at["macro_f1"], "micro_f1": figures_at["micro_f1"],
-        "per_tag": {tag: {k: row[k] for k in ("ap", "f1", "precision", "recall", "threshold", "support")}
-                    for tag, row in figures_at["per_class"].items()},
-        "ood": {"detector": ood.detector, "chosen_by": "auto" if ood.choice else "spec", "threshold": ood.threshold,
-                "tpr": TPR, "far_auroc": min(m.auroc for m in far),
-                "far_fpr_at_95_tpr": max(m.fpr_at_95_tpr for m in far),
-                "far_accepted_fraction": max(m.accepted_fraction for m in far),
-                "near_auroc": min(m.auroc for m in near) if near else None,
-                "inverted_sets": sorted(name for name, m in chosen.items() if m.inverted),
-                "sets": {name: asdict(m) for name, m in chosen.items()}},
-        "robustness": {**figure_robustness(clean, sweep, "map"),
-                       "per_tag_drop": per_tag_drops(tag_average_precisions(test.labels, test_out.logits, classes),
-                                                     sweep_per_tag)},
-        "calibration": {"temperature": temperature, "ece_before": ece_before, "ece_after": ece_after,
-                        "per_tag_ece_after": per_tag_calibration_error(test_out.logits, test.labels, classes,
-                                                                       temperature)},
-    }
-    with atomic_directory(ctx.output("serving_state")) as out:
-        write_serving_state(out, temperature, ood.detector, ood.threshold, TPR, ood.state)
-    write_json(ctx.output("metrics"), figures)
-    write_json(ctx.output("ood"), {"detector": ood.detector, "tpr": TPR, "set_kinds": set_kinds,
-                                   "choice": ood.choice.as_dict() if ood.choice else None,
-                                   "unreadable_ood_files": unreadable,
-                                   "detectors": {d: {s: asdict(m) for s, m in table.items()}
-                                                 for d, table in ood.table.items()}})
-    robustness_heatmap(clean, sweep, ctx.output("robustness_png"),
-                       f"{ctx.project}: test mAP over tags under corruptions (deployable model)", figure_name="mAP")
-    before = tag_reliability_rows(test_out.logits, test.labels)
-    after = tag_reliability_rows(test_out.logits, test.labels, temperature)
-    reliability_diagram(before, after, temperature, ece_before, ece_after, ctx.output("reliability_png"),
-                        f"{ctx.project}: tag reliability (test split, every image x tag)",
-                        y_label="share_tagged", counted="image-tag pairs")
-    ood_histogram(ood.scores, set_kinds, ood.threshold, ood.detector, ctx.output("ood_scores_png"),
-                  f"{ctx.project}: {ood.detector} scores")
-    write_csv(ctx.output("robustness"), [{"condition": f"{r.corruption} s{r.severity}", "map": r.accuracy,
-                                          "seen_in_training": r.seen_in_training} for r in sweep]
-              + [{"condition": "clean", "map": clean, "seen_in_training": True}])
-    write_csv(ctx.output("reliability"), after, ("confidence", "share_tagged", "count"))
-    ood_figures, robust = figures["ood"], figures["robustness"]
-    print(f"dependability: {preprocess.variant} test mAP {clean:.4f}; {ood.detector} far-OOD AUROC "
-          f"{ood_figures['far_auroc']:.4f} (accepted at the serving threshold "
-          f"{ood_figures['far_accepted_fraction']:.3f}); worst corruption {robust['worst']}; tag ECE "
-          f"{ece_before:.4f} -> {ece_after:.4f} at T={temperature:.3f}")
+    robustness = figure_robustness(clean, sweep, "map")
+    assessing.write_assessment(ctx, assessing.Assessment(
+        head={"task": "multilabel", "variant": preprocess.variant, "map": figures_at["map"],
+              "macro_f1": figures_at["macro_f1"], "micro_f1": figures_at["micro_f1"],
+              "per_tag": {tag: {k: row[k] for k in ("ap", "f1", "precision", "recall", "threshold", "support")}
+                          for tag, row in figures_at["per_class"].items()}},
+        ood=ood, unreadable=unreadable,
+        robustness=assessing.Robustness(
+            clean, sweep,
+            {**robustness, "per_tag_drop": per_tag_drops(tag_average_precisions(test.labels, test_out.logits, classes),
+                                                         sweep_per_tag)},
+            assessing.robustness_rows(clean, sweep, "map"),
+            f"{ctx.project}: test mAP over tags under corruptions (deployable model)", "mAP"),
+        calibration=assessing.Calibration(
+            temperature, "ece", "ECE", tag_calibration_error(test_out.logits, test.labels),
+            tag_calibration_error(test_out.logits, test.labels, temperature),
+            tag_reliability_rows(test_out.logits, test.labels),
+            tag_reliability_rows(test_out.logits, test.labels, temperature), "share_tagged", "image-tag pairs",
+            f"{ctx.project}: tag reliability (test split, every image x tag)",
+            {"per_tag_ece_after": per_tag_calibration_error(test_out.logits, test.labels, classes, temperature)}),
+        explain=None, figure="map"))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from core.spec.deployment import CompressionBudget, DependabilitySection
 from core.spec.training import AugmentSection
 from runtime.bundle import PREPROCESS_FILE, Preprocessing
 from stages import dependability, gate
+from stages.assessing import Plan
 from tests.conftest import TINY_CLASSES, tiny_resnet, tiny_split_data
 from tests.stage_runs import run_stage_as_dvc
 from vision.compression.candidates import save_candidate
@@ -32,7 +33,7 @@ from vision.training.model import ModelConfig, build_model
 
 pytestmark = pytest.mark.slow
 SIZE = 16
-PLAN = dependability.Plan("vim", ["fog", "gaussian_noise"], [1, 3], gradcam_samples=6, trained_on={"fog"})
+PLAN = Plan("vim", ["fog", "gaussian_noise"], [1, 3], gradcam_samples=6, trained_on={"fog"})
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def weak(splits) -> torch.nn.Module:
 
 
 def _assess(model: torch.nn.Module, splits, folder: Path,
-            plan: dependability.Plan = PLAN) -> dependability.Assessment:
+            plan: Plan = PLAN) -> dependability.Assessment:
     return dependability.assess(_deploy(model, folder), model, Splits(*splits), plan, seed=0, extra_ood={})
 
 
@@ -87,7 +88,7 @@ def test_a_trained_model_is_measured_on_its_onnx_file_and_passes(trained, splits
     assert list(recall) == TINY_CLASSES
     per_class = [float(np.mean(result.predicted[test.labels == c] == c)) for c in range(len(TINY_CLASSES))]
     assert list(recall.values()) == pytest.approx(per_class, abs=1e-6)
-    assert set(result.ood) == {"msp", "energy", "max_logit", "mahalanobis", "knn", "vim"}
+    assert set(result.ood.table) == {"msp", "energy", "max_logit", "mahalanobis", "knn", "vim"}
     families = figures["robustness"]["families"]
     assert families["fog"]["seen_in_training"]
     assert not families["gaussian_noise"]["seen_in_training"]
@@ -119,8 +120,8 @@ def test_the_serving_threshold_accepts_95_percent_of_validation_images(trained, 
     train, _, _ = splits
     detector.fit(predict_outputs(session(tmp_path / "model.onnx"), train.images)[1], train.labels)
     val_scores = detector.score(features)
-    assert np.mean(val_scores <= result.threshold) >= 0.95
-    assert np.mean(val_scores < result.threshold) < 0.95 or result.threshold == val_scores.min()
+    assert np.mean(val_scores <= result.ood.threshold) >= 0.95
+    assert np.mean(val_scores < result.ood.threshold) < 0.95 or result.ood.threshold == val_scores.min()
 
 
 def test_nothing_to_corrupt_or_explain_still_gives_a_report(trained, splits, tmp_path: Path) -> None:
@@ -137,16 +138,14 @@ def test_nothing_to_corrupt_or_explain_still_gives_a_report(trained, splits, tmp
     robustness_heatmap(result.clean_accuracy, result.corruptions, images["robustness"], "none")
     for name in ("reliability", "ood_scores", "gradcam"):
         shutil.copy(images["robustness"], images[name])
-    ood = {"set_kinds": result.set_kinds,
-           "detectors": {d: {s: dataclasses.asdict(m) for s, m in sets.items()} for d, sets in result.ood.items()}}
+    ood = result.ood.record([])
     result_verdict = verdict("p", "trained-fp32", checks)
     assert "Grad-CAM is off" in render_html("p", result_verdict, checks, figures, ood, images)
     assert "- No corruption checked" in render_markdown("p", result_verdict, checks, figures)
 
 
 def _ood_report(result: dependability.Assessment) -> dict:
-    return {"set_kinds": result.set_kinds,
-            "detectors": {d: {s: dataclasses.asdict(m) for s, m in sets.items()} for d, sets in result.ood.items()}}
+    return result.ood.record([])
 
 
 def _stage_repo(root: Path, tiny_digits: Path, model: torch.nn.Module, dependability_spec: dict) -> None:

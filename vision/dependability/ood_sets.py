@@ -138,9 +138,11 @@ def _rgb_at(path: Path, size_px: int) -> np.ndarray:
                       dtype=np.uint8)
 
 
-def folder_images(folder: Path, size_px: int) -> tuple[ImageFiles, list[str]]:
-    """Every readable image under `folder` (recursively, sorted), read at the model's size when used; and the
-    files that could not be decoded, so the report can name them instead of failing."""
+def folder_images(folder: Path, size_px: int, reader: Callable[[Path, int], np.ndarray] | None = None
+                  ) -> tuple[ImageFiles, list[str]]:
+    """Every readable image under `folder` (recursively, sorted), read at the model's size when used (by
+    `reader`, when the task presents images otherwise: a detector letterboxes them); and the files that could
+    not be decoded, so the report can name them instead of failing."""
     readable, unreadable = [], []
     for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
         try:
@@ -149,7 +151,7 @@ def folder_images(folder: Path, size_px: int) -> tuple[ImageFiles, list[str]]:
             unreadable.append(file.as_posix())
             continue
         readable.append(file)
-    return ImageFiles(readable, size_px, _rgb_at), unreadable
+    return ImageFiles(readable, size_px, reader or _rgb_at), unreadable
 
 
 @dataclass(frozen=True)

@@ -11,5 +11,6 @@ CONTRACT = replace(
     summary=("Judge every measured figure against the spec's thresholds, write the verdict and the dependability "
              "report, and fail on any unmet threshold"),
     params=("dependability.min_accuracy", "dependability.min_class_recall", *BASE.params),
-    data_files=("vision/dependability/templates/dependability.html.j2",),
+    data_files=("vision/dependability/templates/dependability_base.html.j2",
+                "vision/dependability/templates/dependability.html.j2"),
 )

@@ -11,7 +11,8 @@ CONTRACT = replace(
     summary=("Judge the detector's figures against the spec's thresholds (mAP50-95, mAP50, OOD, corruption drops, "
              "D-ECE, budget), write the verdict and the report, and fail on any unmet threshold"),
     params=("dependability.min_map", "dependability.min_map50", *BASE.params),
-    data_files=("vision/dependability/templates/dependability_detection.html.j2",),
+    data_files=("vision/dependability/templates/dependability_base.html.j2",
+                "vision/dependability/templates/dependability_detection.html.j2"),
     module_name="stages.detection.gate",
     task="detection",
 )

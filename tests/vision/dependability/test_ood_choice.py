@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.dependability import Outputs, assess_ood
+from vision.dependability.head_ood import Outputs, head_detectors
 from vision.dependability.ood import OodMetrics
+from vision.dependability.ood_assessment import OodAssessment, Populations, assess_detectors
 from vision.dependability.ood_choice import choose_detector
 from vision.dependability.ood_sets import PHOTOS, SELECTION_PHOTOS, photographs
 
@@ -61,6 +62,15 @@ def _clusters(rng: np.random.Generator, count: int, centre: np.ndarray) -> Outpu
     return Outputs(logits=features[:, :3] * 2.0, features=features)
 
 
+# Nine parameters: each population's outputs, the head, the spec's choice and the selection sets with kinds.
+def _assess(train: Outputs, labels: np.ndarray, val: Outputs, test: Outputs, sets: dict[str, Outputs],
+            head: tuple[np.ndarray, np.ndarray], chosen: str, selection: dict[str, Outputs],
+            kinds: dict[str, str]) -> OodAssessment:
+    """What the classifier's stage does with its outputs: every head detector, thresholded and measured."""
+    seen = Populations(val, test, sets, {**dict.fromkeys(sets, "far"), **kinds}, selection)
+    return assess_detectors(head_detectors(train, labels, head), seen, chosen)
+
+
 def test_the_choice_does_not_depend_on_the_gated_sets() -> None:
     rng = np.random.default_rng(0)
     centres = np.eye(3, 6) * 4.0
@@ -74,14 +84,14 @@ def test_the_choice_does_not_depend_on_the_gated_sets() -> None:
     classifier = (np.eye(3, 6) * 2.0, np.zeros(3))
     easy = {"photos": _clusters(rng, 80, np.array([0, 0, 0, 0, 0, 9.0]))}
     hard = {"photos": _clusters(rng, 80, centres[rng.integers(0, 3, 80)])}  # looks exactly like the test split
-    first = assess_ood(train, labels, val, test, easy, classifier, "auto", selection, kinds)
-    second = assess_ood(train, labels, val, test, hard, classifier, "auto", selection, kinds)
+    first = _assess(train, labels, val, test, easy, classifier, "auto", selection, kinds)
+    second = _assess(train, labels, val, test, hard, classifier, "auto", selection, kinds)
     assert first.choice is not None
     assert second.choice is not None
     assert first.detector == second.detector
     assert first.choice.as_dict() == second.choice.as_dict()
     assert first.table != second.table  # the gated figures did change
     assert first.threshold == second.threshold
-    named = assess_ood(train, labels, val, test, easy, classifier, "energy")
+    named = _assess(train, labels, val, test, easy, classifier, "energy", {}, {})
     assert named.choice is None
     assert named.detector == "energy"
