@@ -27,7 +27,8 @@ def main() -> None:
 
     from compiler.load import load_spec
     from core.spec.training import AugmentSection
-    from stages.dependability import Plan, assess, metrics
+    from stages.assessing import Plan
+    from stages.dependability import assess, metrics
     from vision.compression.candidates import load_candidate
     from vision.data.dataset import load_splits
     from vision.dependability.ood import DETECTORS
@@ -52,15 +53,15 @@ def main() -> None:
 
     print(f"Deployable {preprocess['variant']} of {spec.name}: test accuracy {result.accuracy:.4f} "
           f"({len(splits.test.labels)} test images); measured in {seconds:.0f} s")
-    far = [name for name, kind in result.set_kinds.items() if kind == "far"]
-    near = [name for name, kind in result.set_kinds.items() if kind == "near"]
+    far = [name for name, kind in result.ood.kinds.items() if kind == "far"]
+    near = [name for name, kind in result.ood.kinds.items() if kind == "near"]
     print(f"\nOOD detection: far sets {', '.join(far)}; near sets {', '.join(near)} "
           "(AUROC / FPR at 95% TPR; worst far set decides)")
     print(f"{'detector':<21} {'far AUROC':>10} {'far FPR95':>10} {'near AUROC':>11} {'near FPR95':>11}  target")
     for detector in DETECTORS:
-        sets = result.ood[detector]
+        sets = result.ood.table[detector]
         auroc, fpr = min(sets[s].auroc for s in far), max(sets[s].fpr_at_95_tpr for s in far)
-        marker = " (spec's)" if detector == result.detector else ""
+        marker = " (spec's)" if detector == result.ood.detector else ""
         print(f"{detector + marker:<21} {auroc:>10.4f} {fpr:>10.3f} {min(sets[s].auroc for s in near):>11.4f} "
               f"{max(sets[s].fpr_at_95_tpr for s in near):>11.3f}  "
               f"{'met' if auroc >= 0.97 and fpr <= 0.15 else 'MISSED'}")

@@ -61,6 +61,7 @@ class Robustness:
     rows: list[dict[str, Any]]
     """robustness.csv: one row per condition, clean last (the robustness plot's data)."""
     title: str
+    """The heatmap's title after the project's name."""
     figure_name: str
     """The heatmap's name for the figure: 'accuracy', 'mAP50-95'..."""
     classes: list[str] | None = None
@@ -92,6 +93,7 @@ class Calibration:
     counted: str
     """What a bin counts: 'test images', 'detections'..."""
     title: str
+    """The reliability diagram's title after the project's name."""
     extra: dict[str, Any] = field(default_factory=dict)
     """More calibration figures of the task's (per-tag errors, the number of detections)."""
 
@@ -152,11 +154,11 @@ def write_assessment(ctx: StageContext, result: Assessment) -> None:
     figures = metrics(result)
     write_json(ctx.output("metrics"), figures)
     write_json(ctx.output("ood"), ood.record(result.unreadable))
-    robustness_heatmap(robust.clean, robust.conditions, ctx.output("robustness_png"), robust.title, robust.classes,
-                       figure_name=robust.figure_name)
+    robustness_heatmap(robust.clean, robust.conditions, ctx.output("robustness_png"),
+                       f"{ctx.project}: {robust.title}", robust.classes, figure_name=robust.figure_name)
     reliability_diagram(cal.rows_before, cal.rows_after, cal.temperature, cal.before, cal.after,
-                        ctx.output("reliability_png"), cal.title, y_label=cal.hit, counted=cal.counted,
-                        error_name=cal.error_label)
+                        ctx.output("reliability_png"), f"{ctx.project}: {cal.title}", y_label=cal.hit,
+                        counted=cal.counted, error_name=cal.error_label)
     ood_histogram(ood.scores, ood.kinds, ood.threshold, ood.detector, ctx.output("ood_scores_png"),
                   f"{ctx.project}: {ood.detector} scores")
     write_csv(ctx.output("robustness"), robust.rows)

@@ -46,11 +46,7 @@ class Assessment:
 
     accuracy: float
     ood: OodAssessment
-    temperature: float
-    ece_before: float
-    ece_after: float
-    reliability_before: list[dict[str, float]]
-    reliability_after: list[dict[str, float]]
+    calibration: assessing.Calibration
     clean_accuracy: float
     corruptions: list[CorruptionResult]
     explanations: Explanations
@@ -120,12 +116,13 @@ def assess(deployable: Path, candidate: torch.nn.Module, splits: Splits, plan: P
         explanations = explain(candidate, onnx_forward(sess), to_tensor(test.images[chosen]), predicted[chosen],
                                seed)
         shown.update(1, f"Grad-CAM on {len(chosen)} images")
+    calibration = assessing.Calibration(
+        temperature, "ece", "ECE", expected_calibration_error(test_out.logits, test.labels),
+        expected_calibration_error(test_out.logits, test.labels, temperature),
+        reliability_rows(test_out.logits, test.labels), reliability_rows(test_out.logits, test.labels, temperature),
+        "accuracy", "test images", "reliability (test split)")
     return Assessment(
-        accuracy=round(float((predicted == test.labels).mean()), 6), ood=ood,
-        temperature=temperature, ece_before=expected_calibration_error(test_out.logits, test.labels),
-        ece_after=expected_calibration_error(test_out.logits, test.labels, temperature),
-        reliability_before=reliability_rows(test_out.logits, test.labels),
-        reliability_after=reliability_rows(test_out.logits, test.labels, temperature),
+        accuracy=round(float((predicted == test.labels).mean()), 6), ood=ood, calibration=calibration,
         clean_accuracy=clean, corruptions=corruptions, explanations=explanations, explained=chosen,
         predicted=predicted, recall=class_recall(test.labels, predicted))
 
@@ -151,9 +148,7 @@ def family_drops(clean: float, results: list[CorruptionResult],
             for name, family in family_figures(clean, results).items()}
 
 
-# Six parameters: the measurements and the names they are shown under (project, variant, classes) and the
-# files the spec's OOD folders held that could not be read.
-def shared_assessment(result: Assessment, project: str, variant: str, classes: list[str] | None = None,
+def shared_assessment(result: Assessment, variant: str, classes: list[str] | None = None,
                       unreadable: list[str] | None = None) -> assessing.Assessment:
     """The classifier's measurements in the shape every task's dependability outputs are written from."""
     robust = summary(result.clean_accuracy, result.corruptions)
@@ -168,10 +163,8 @@ def shared_assessment(result: Assessment, project: str, variant: str, classes: l
                                        "held_out", "worst")},
              "families": family_drops(result.clean_accuracy, result.corruptions, classes)},
             assessing.robustness_rows(result.clean_accuracy, result.corruptions, "accuracy"),
-            f"{project}: accuracy under corruptions (deployable model)", "accuracy", classes),
-        calibration=assessing.Calibration(
-            result.temperature, "ece", "ECE", result.ece_before, result.ece_after, result.reliability_before,
-            result.reliability_after, "accuracy", "test images", f"{project}: reliability (test split)"),
+            "accuracy under corruptions (deployable model)", "accuracy", classes),
+        calibration=result.calibration,
         explain={"samples": len(result.explained), "road_gradcam": e.road_gradcam, "road_random": e.road_random,
                  "gradcam_beats_random": e.beats_random,
                  "randomised_rank_correlation": e.randomised_rank_correlation},
@@ -182,7 +175,7 @@ def shared_assessment(result: Assessment, project: str, variant: str, classes: l
 
 def metrics(result: Assessment, variant: str, classes: list[str] | None = None) -> dict[str, object]:
     """The figures the gate reads, in one JSON that `dvc metrics diff` can compare between commits."""
-    return assessing.metrics(shared_assessment(result, "", variant, classes))
+    return assessing.metrics(shared_assessment(result, variant, classes))
 
 
 def main(ctx: StageContext) -> None:
@@ -197,7 +190,7 @@ def main(ctx: StageContext) -> None:
     members = sorted(ctx.input("ensemble").glob("member-*/model.onnx")) \
         if ctx.spec("active_learning.ensemble") is not None else []
     result = assess(export_dir / MODEL_FILE, candidate, splits, plan, seed, extra, members)
-    assessing.write_assessment(ctx, shared_assessment(result, ctx.project, preprocess.variant, classes, unreadable))
+    assessing.write_assessment(ctx, shared_assessment(result, preprocess.variant, classes, unreadable))
     gradcam_gallery(splits.test, result.predicted, result.explained, result.explanations.maps, classes,
                     ctx.output("gradcam_png"), f"{ctx.project}: Grad-CAM on the deployable candidate")
 

@@ -148,12 +148,12 @@ def main(ctx: StageContext) -> None:
               "seen_in_training": r.seen_in_training} for r in sweep]
             + [{"condition": "clean", "map": round(clean_map, 6), "map50": round(clean_map50, 6),
                 "seen_in_training": True}],
-            f"{ctx.project}: test mAP50-95 under corruptions (deployable model)", "mAP50-95"),
+            "test mAP50-95 under corruptions (deployable model)", "mAP50-95"),
         calibration=assessing.Calibration(
             temperature, "dece", "D-ECE", round(detection_ece(measured.confidences, measured.correct), 6),
             round(detection_ece(after, measured.correct), 6), reliability_bins(measured.confidences, measured.correct),
             reliability_bins(after, measured.correct), "precision", "detections",
-            f"{ctx.project}: box confidence reliability (test split, D-ECE)", {"detections": len(after)}),
+            "box confidence reliability (test split, D-ECE)", {"detections": len(after)}),
         explain={"method": "eigencam", "samples": explained}, figure="map",
         notes=f"EigenCAM on {explained} images"))
 

@@ -107,13 +107,13 @@ def main(ctx: StageContext) -> None:
             {**robustness, "per_tag_drop": per_tag_drops(tag_average_precisions(test.labels, test_out.logits, classes),
                                                          sweep_per_tag)},
             assessing.robustness_rows(clean, sweep, "map"),
-            f"{ctx.project}: test mAP over tags under corruptions (deployable model)", "mAP"),
+            "test mAP over tags under corruptions (deployable model)", "mAP"),
         calibration=assessing.Calibration(
             temperature, "ece", "ECE", tag_calibration_error(test_out.logits, test.labels),
             tag_calibration_error(test_out.logits, test.labels, temperature),
             tag_reliability_rows(test_out.logits, test.labels),
             tag_reliability_rows(test_out.logits, test.labels, temperature), "share_tagged", "image-tag pairs",
-            f"{ctx.project}: tag reliability (test split, every image x tag)",
+            "tag reliability (test split, every image x tag)",
             {"per_tag_ece_after": per_tag_calibration_error(test_out.logits, test.labels, classes, temperature)}),
         explain=None, figure="map"))
 

@@ -94,7 +94,7 @@ def test_a_trained_model_is_measured_on_its_onnx_file_and_passes(trained, splits
     assert not families["gaussian_noise"]["seen_in_training"]
     assert figures["robustness"]["held_out"] == ["gaussian_noise"]
     assert len(result.corruptions) == 4
-    assert result.temperature > 0
+    assert result.calibration.temperature > 0
     assert result.explanations.maps.shape == (len(result.explained), SIZE, SIZE)
     checks = {c.name: c for c in dependability_checks(figures, _ood_report(result), LIMITS)}
     assert checks["accuracy"].passed, checks["accuracy"].line()

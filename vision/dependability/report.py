@@ -37,30 +37,32 @@ def render(template: str, **values: Any) -> str:
     return _environment().get_template(template).render(**values)
 
 
+# Seven parameters and the task's own values: what the gate hands every page, and what only one task's page shows.
+def render_page(template: str, project: str, verdict: dict[str, Any], checks: list[Check], figures: dict[str, Any],
+                ood_report: dict[str, Any], images: dict[str, Path], **task_values: Any) -> str:
+    """A task's dependability page (its template extends dependability_base.html.j2): the verdict, the checks,
+    the OOD table, the robustness and calibration figures and the charts as data URIs, and `task_values`."""
+    chosen = ood_report["detectors"][figures["ood"]["detector"]]
+    return render(
+        template, project=project, variant=verdict["variant"], passed=verdict["passed"], failed=verdict["failed"],
+        warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks, ood=figures["ood"],
+        ood_table=ood_report["detectors"], ood_sets=list(chosen), set_kinds=ood_report["set_kinds"], figures=figures,
+        robust=figures["robustness"], cal=figures["calibration"],
+        images={name: data_uri(path) for name, path in images.items()}, **task_values)
+
+
 def render_html(project: str, verdict: dict[str, Any], checks: list[Check], figures: dict[str, Any],
                 ood_report: dict[str, Any], images: dict[str, Path]) -> str:
     """A classifier's dependability report as one offline HTML page."""
-    chosen = ood_report["detectors"][figures["ood"]["detector"]]
-    return render(
-        "dependability.html.j2", project=project, variant=verdict["variant"], passed=verdict["passed"],
-        failed=verdict["failed"],
-        warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks, ood=figures["ood"],
-        ood_table=ood_report["detectors"], ood_sets=list(chosen),
-        set_kinds=ood_report["set_kinds"], robust=figures["robustness"], cal=figures["calibration"],
-        explain=figures["explain"], recall=figures.get("recall_by_class") or {},
-        images={name: data_uri(path) for name, path in images.items()})
+    return render_page("dependability.html.j2", project, verdict, checks, figures, ood_report, images,
+                       explain=figures["explain"], recall=figures.get("recall_by_class") or {})
 
 
 def render_detection_html(project: str, verdict: dict[str, Any], checks: list[Check], figures: dict[str, Any],
-                           ood_report: dict[str, Any], images: dict[str, Path]) -> str:
-    chosen = ood_report["detectors"][figures["ood"]["detector"]]
-    return render(
-        "dependability_detection.html.j2", project=project, variant=verdict["variant"], passed=verdict["passed"],
-        failed=verdict["failed"],
-        warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks, ood=figures["ood"],
-        ood_table=ood_report["detectors"], ood_sets=list(chosen), set_kinds=ood_report["set_kinds"],
-        figures=figures, robust=figures["robustness"], cal=figures["calibration"], explain=figures["explain"],
-        images={name: data_uri(path) for name, path in images.items()})
+                          ood_report: dict[str, Any], images: dict[str, Path]) -> str:
+    """A detector's dependability report as one offline HTML page."""
+    return render_page("dependability_detection.html.j2", project, verdict, checks, figures, ood_report, images,
+                       explain=figures["explain"])
 
 
 def check_rows(checks: list[Check]) -> list[str]:

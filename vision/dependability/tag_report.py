@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vision.dependability.report import ReportPages, check_rows, data_uri, render
+from vision.dependability.report import ReportPages, check_rows, render_page
 from vision.dependability.tag_robustness import worst_tag_drop
 from vision.dependability.verdict import Check
 
@@ -20,15 +20,9 @@ def _max_drop(checks: list[Check]) -> float:
 
 def render_tagger_html(project: str, verdict: dict[str, Any], checks: list[Check], figures: dict[str, Any],
                        ood_report: dict[str, Any], images: dict[str, Path]) -> str:
-    chosen = ood_report["detectors"][figures["ood"]["detector"]]
-    return render(
-        "dependability_multilabel.html.j2", project=project, variant=verdict["variant"], passed=verdict["passed"],
-        failed=verdict["failed"], warnings=verdict["warnings"], choice=ood_report.get("choice"), checks=checks,
-        ood=figures["ood"], ood_table=ood_report["detectors"], ood_sets=list(chosen),
-        set_kinds=ood_report["set_kinds"], figures=figures, per_tag=figures["per_tag"],
-        min_tag_ap=_tag_floor(checks), max_drop=_max_drop(checks),
-        robust=figures["robustness"], cal=figures["calibration"],
-        images={name: data_uri(path) for name, path in images.items()})
+    """A tagger's dependability report as one offline HTML page."""
+    return render_page("dependability_multilabel.html.j2", project, verdict, checks, figures, ood_report, images,
+                       per_tag=figures["per_tag"], min_tag_ap=_tag_floor(checks), max_drop=_max_drop(checks))
 
 
 def render_tagger_markdown(project: str, verdict: dict[str, Any], checks: list[Check], figures: dict[str, Any]
