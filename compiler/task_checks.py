@@ -16,6 +16,7 @@ from core.spec.data import (
     PhotoMosaicsSource,
 )
 from core.spec.loop import TAG_STRATEGIES
+from core.spec.project import MIN_CLASSES
 
 if TYPE_CHECKING:
     from compiler.checks import CheckContext, Problem
@@ -86,7 +87,16 @@ def _was_set(spec: ProjectSpec, path: tuple[str, ...]) -> bool:
     return getattr(parent, path[-1]) != field.get_default(call_default_factory=True)
 
 
+CLASS_COUNT_HINTS = {"classification": "name every class the model must tell apart; for one kind of object to find "
+                                       "in images, use task: detection",
+                     "multilabel": "for a single tag, use task: classification with two classes (the tag and its "
+                                   "absence)"}
+
+
 def keys_fit_the_task(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    if len(spec.classes) < MIN_CLASSES[spec.task]:
+        yield _problem(("classes",), f"task: {spec.task} needs at least {MIN_CLASSES[spec.task]} classes (got "
+                       f"{len(spec.classes)})", CLASS_COUNT_HINTS.get(spec.task))
     yield from TASK_KEYS[spec.task](spec)
     yield from _loop_keys(spec)
     if spec.task != "multilabel":

@@ -23,6 +23,10 @@ GATE_DEFAULTS: dict[str, dict[str, float]] = {"detection": {"min_map": 0.5, "min
 multi-label: mAP over tags and every tag's AP)."""
 TASK_SECTIONS: dict[str, tuple[tuple[str, ...], ...]] = {"detection": (("detection",), ("data", "boxes"))}
 """The sections a task's spec gets with their defaults when it leaves them out."""
+MIN_CLASSES: dict[str, int] = {"classification": 2, "detection": 1, "multilabel": 2}
+"""Fewest `classes` a task's spec may name: a detector of one kind of object (cars, trees, defects) is the most
+common detector there is; a classifier must tell at least two apart, and a single tag is a two-class classifier
+(the tag and its absence)."""
 
 
 class ProjectSpec(SpecModel):
@@ -40,8 +44,9 @@ class ProjectSpec(SpecModel):
     """Detection only (filled with its defaults there): the detector's input size, levels and decoding."""
     seed: NonNegativeInt = 0
     """Seeds every random choice in every stage."""
-    classes: Annotated[list[ClassName], Field(min_length=2)]
-    """Class names in the order of the model's outputs; they double as folder names."""
+    classes: Annotated[list[ClassName], Field(min_length=1)]
+    """Class names in the order of the model's outputs; they double as folder names. A detector may have one
+    class; a classifier and a tagger need at least two."""
     data: DataSection
     """Where images come from and how they are checked, cleaned, split and pruned."""
     augment: AugmentSection = AugmentSection()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +37,35 @@ def autodl(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run(repo, sys.executable, "-m", "dvc", *args)
+
+
+def project_repo(folder: Path, specs: dict[str, str]) -> Path:
+    """`folder` holding the project's code and the given specs (name -> YAML text, written as specs/<name>.yaml),
+    before git, DVC or `autodl compile` touch it."""
+    from tests.conftest import copy_project_code
+
+    copy_project_code(folder)
+    (folder / "specs").mkdir()
+    for name, text in specs.items():
+        (folder / "specs" / f"{name}.yaml").write_text(text)
+    return folder
+
+
+def pool_clone(repo: Path, folder: Path, project: str, count: int) -> Path:
+    """A copy of `repo` in `folder` with a `pool/` of `count` unlabelled images: the project's synthesized
+    images mirrored (unseen pixels, the same kind of scene), for a data-loop round."""
+    from PIL import Image
+
+    shutil.copytree(repo, folder, symlinks=True)
+    (folder / "pool").mkdir()
+    for image in sorted((folder / f"data/{project}/synthesize/images").glob("*.png"))[:count]:
+        Image.open(image).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "pool" / image.name)
+    return folder
+
+
+def stages_run(log: str, project: str) -> list[str]:
+    """The stages of `project` a `dvc repro` output says it ran, in order, without the project's prefix."""
+    return re.findall(rf"Running stage '{re.escape(project)}-([\w-]+)'", log)
 
 
 def compile_and_repro(repo: Path) -> Path:

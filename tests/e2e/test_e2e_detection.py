@@ -20,8 +20,18 @@ from skimage import data as skimage_data
 
 from core.registry import DETECTION_STAGES
 from tests.browser import assert_project_reports_render_offline
-from tests.conftest import copy_project_code, git
-from tests.e2e.helpers import autodl, autodl_serve, changed_stages, compile_and_repro, dvc, run
+from tests.conftest import git
+from tests.e2e.helpers import (
+    autodl,
+    autodl_serve,
+    changed_stages,
+    compile_and_repro,
+    dvc,
+    pool_clone,
+    project_repo,
+    run,
+    stages_run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -146,10 +156,7 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh repository after `autodl compile` and a full `dvc repro` of the detection spec, committed."""
-    repo = tmp_path_factory.mktemp("e2e-detection")
-    copy_project_code(repo)
-    (repo / "specs").mkdir()
-    (repo / "specs" / "boxes.yaml").write_text(SPEC)
+    repo = project_repo(tmp_path_factory.mktemp("e2e-detection"), {"boxes": SPEC})
     (repo / "ood").mkdir()  # an out-of-distribution folder for the ood_sources edit
     Image.fromarray(skimage_data.astronaut()).save(repo / "ood" / "astronaut.png")
     return compile_and_repro(repo)
@@ -157,7 +164,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_repro_builds_the_data_trains_a_detector_and_reports_map(pipeline: Path) -> None:
     log = (pipeline / "repro.log").read_text()
-    ran = re.findall(r"Running stage 'boxes-(\w+)'", log)
+    ran = stages_run(log, "boxes")
     assert ran == ["synthesize", "ingest", "validate", "embed", "clean", "split", "prune", "train", "evaluate",
                    "compress", "export", "dependability", "gate", "promote"]
     ingest = json.loads((pipeline / "reports/boxes/ingest/summary.json").read_text())
@@ -298,11 +305,7 @@ def test_spec_edit_invalidates_exactly_the_stages_that_read_it(pipeline: Path, k
 def test_a_data_loop_round_for_the_detector_with_an_ensemble(pipeline: Path, tmp_path: Path) -> None:
     """The loop on a detector: an ensemble of two members (one more trained), the pool scored by box
     disagreement, the ensemble's agreed boxes as Label Studio rectangles in percent and as COCO for CVAT."""
-    clone = tmp_path / "loop"
-    shutil.copytree(pipeline, clone, symlinks=True)
-    (clone / "pool").mkdir()
-    for image in sorted((clone / "data/boxes/synthesize/images").glob("*.png"))[:16]:
-        Image.open(image).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(clone / "pool" / image.name)
+    clone = pool_clone(pipeline, tmp_path / "loop", "boxes", 16)
     spec = clone / "specs" / "boxes.yaml"
     spec.write_text(SPEC + "active_learning: {pool: [{kind: images, path: pool}], strategy: ensemble, annotator: "
                     "ensemble, batch_size: 5, ensemble: {members: 2, epochs: 1}}\n")

@@ -20,8 +20,16 @@ from ruamel.yaml import YAML
 
 from core.fsutil import read_csv
 from tests.browser import assert_project_reports_render_offline
-from tests.conftest import copy_project_code
-from tests.e2e.helpers import autodl, autodl_serve, changed_stages, compile_and_repro, dvc, run
+from tests.e2e.helpers import (
+    autodl,
+    autodl_serve,
+    changed_stages,
+    compile_and_repro,
+    dvc,
+    project_repo,
+    run,
+    stages_run,
+)
 from vision.data.photo_tags import generate
 
 pytestmark = pytest.mark.slow
@@ -57,10 +65,7 @@ active_learning: {pool: [{kind: images, path: pool}], strategy: entropy, batch_s
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh repository after `autodl compile` and a full `dvc repro` of the tagging spec, committed."""
-    repo = tmp_path_factory.mktemp("e2e-multilabel")
-    copy_project_code(repo)
-    (repo / "specs").mkdir()
-    (repo / "specs" / "scenes.yaml").write_text(SPEC)
+    repo = project_repo(tmp_path_factory.mktemp("e2e-multilabel"), {"scenes": SPEC})
     (repo / "pool").mkdir()  # unlabelled mosaics for the loop's round (another seed: other pictures)
     for index, (pixels, _) in enumerate(generate(12, 64, 2, seed=7)):
         Image.fromarray(pixels).save(repo / "pool" / f"{index:02d}.png")
@@ -69,7 +74,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_repro_runs_the_tagger_from_ingest_to_promote(pipeline: Path) -> None:
     log = (pipeline / "repro.log").read_text()
-    assert re.findall(r"Running stage 'scenes-(\w+)'", log) == [
+    assert stages_run(log, "scenes") == [
         "ingest", "validate", "embed", "clean", "split", "prune", "train", "evaluate", "compress", "export",
         "dependability", "gate", "promote", "select"]
     ingest = json.loads((pipeline / "reports/scenes/ingest/summary.json").read_text())
