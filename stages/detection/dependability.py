@@ -59,19 +59,20 @@ def assess_ood(ctx: StageContext, sess: ort.InferenceSession, splits: dict[str, 
                features: dict[str, np.ndarray], decoding: Decoding, seed: int) -> tuple[OodAssessment, list[str]]:
     """Every image-level OOD detector on the far and near sets (and the spec's folders), thresholded on
     validation; `auto` chooses on validation-only selection sets. Also the spec's OOD files that were unreadable."""
-    test_images = np.concatenate([b for b, _ in letterboxed(splits["test"].take(range(min(OOD_SET_IMAGES, len(
-        splits["test"])))), decoding.input_wh)])
-    val_images = np.concatenate([b for b, _ in letterboxed(splits["val"].take(range(min(OOD_SET_IMAGES, len(
-        splits["val"])))), decoding.input_wh)])
+    def first_images(split: DetectionSplit) -> np.ndarray:
+        chosen = split.take(range(min(OOD_SET_IMAGES, len(split))))
+        return np.concatenate([batch for batch, _ in letterboxed(chosen, decoding.input_wh)])
+
     # a data set synthesized on the built-in photographs holds them, often without any object: not far from it
     photos = ctx.spec("data.synthesize") is None
-    sets = far_and_near_sets(test_images, decoding.input_wh, seed, OOD_SET_IMAGES, photos)
+    sets = far_and_near_sets(first_images(splits["test"]), decoding.input_wh, seed, OOD_SET_IMAGES, photos)
     extra, unreadable = assessing.extra_ood_sets(ctx, max(decoding.input_wh),
                                                  lambda path, _: letterbox(read_rgb(path), decoding.input_wh)[0])
     sets.update({name: ("far", materialise(images)) for name, images in extra.items()})
     chosen = ctx.spec("dependability.ood.detector")
-    selection = {f"selection_{name}": value for name, value in far_and_near_sets(
-        val_images, decoding.input_wh, seed + 100, OOD_SET_IMAGES, photos).items()} if chosen == "auto" else {}
+    selection = {f"selection_{name}": value for name, value in far_and_near_sets(  # validation read for auto only
+        first_images(splits["val"]), decoding.input_wh, seed + 100, OOD_SET_IMAGES, photos).items()} \
+        if chosen == "auto" else {}
 
     def featured(given: dict[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
         return {name: run_images(sess, images, decoding).features for name, (_, images) in given.items()}
