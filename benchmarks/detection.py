@@ -10,8 +10,13 @@
    be installed (AGPL: never a dependency).
 3. Training throughput (images/s) of the Lightning engine against a plain PyTorch loop of the same model, data,
    batch size and optimizer.
-The split is a seeded 70/15/15 split of the generated images (the pipeline's stratified split lives in DVC).
-Usage: python benchmarks/detection.py [--skip-stock] [--skip-throughput] [--images N]
+4. Small objects in large images, on a real set (benchmarks/real_trees.py: DeepForest's airborne tree crowns,
+   one class): the same detector trained for the same wall-clock time on the whole image letterboxed into a
+   320 px and a 640 px input, and on 320 px tiles (`detection.tiling`), each measured on a whole test image it
+   never saw (sliced for the tiled one), COCO mAP counting up to 1,000 detections per image.
+The split of 1-3 is a seeded 70/15/15 split of the generated images (the pipeline's stratified split lives in DVC).
+Usage: python benchmarks/detection.py [--skip-stock] [--skip-throughput] [--skip-real] [--real-seconds S]
+       [--images N]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from runtime.detections import Decoding, Detections
 from vision.detection.data import DetectionSplit, LetterboxedImages, collate_for_training, read_rgb
 from vision.detection.demo import write_dataset
 from vision.detection.metrics import mean_average_precision
+from vision.detection.settings import spec_decoding
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "specs" / "digits-on-photos.yaml"
@@ -60,9 +66,8 @@ def _data(spec: ProjectSpec, work: Path, images: int | None) -> tuple[DetectionS
 
 
 def _decoding(spec: ProjectSpec) -> Decoding:
-    d = spec.detection
-    assert d is not None
-    return Decoding(d.size_wh(), tuple(d.strides), d.score_threshold, d.nms_iou, d.max_detections)
+    assert spec.detection is not None
+    return spec_decoding(spec.detection)
 
 
 def ours(spec: ProjectSpec, train: DetectionSplit, val: DetectionSplit, test: DetectionSplit,
@@ -155,6 +160,59 @@ def throughput(spec: ProjectSpec, train: DetectionSplit, val: DetectionSplit, ep
     return lightning, plain
 
 
+REAL_ARMS = {"whole image, 320 px input": {"input_size_px": 320},
+             "whole image, 640 px input": {"input_size_px": 640},
+             "320 px tiles (detection.tiling), 320 px input": {"input_size_px": 320, "tiling": {"overlap": 0.2}}}
+
+
+def _real_spec(detection: dict) -> ProjectSpec:
+    return ProjectSpec.model_validate({
+        "name": "trees", "task": "detection", "seed": 0, "classes": ["Tree"],
+        "data": {"sources": [{"kind": "voc", "path": "trees"}]},
+        "model": {"backbone": "tf_efficientnet_lite0", "pretrained": "efficientnet_lite0_imagenet"},
+        "augment": {"horizontal_flip": 0.5},
+        "detection": {"fpn_channels": 64, "head_convs": 2, "max_detections": 1000, **detection},
+        "train": {"batch_size": 8, "optimizer": {"lr": 2.0e-3}}}, strict=False)
+
+
+def real_tiles_vs_whole(seconds: float) -> None:
+    """Section 4: every arm gets `seconds` of training (epochs sized from a one-epoch probe of its own)."""
+    import real_trees
+
+    from stages.detection.train import DetectionInputs
+    from vision.detection.model import DetectorConfig
+    from vision.detection.predict import predict_split
+
+    folder = real_trees.data_folder()
+    if folder is None:
+        print(f"\nreal set: not installed, section 4 not run ({real_trees.INSTALL}, or AUTODL_DEEPFOREST_DATA)")
+        return
+    splits = real_trees.load(folder)
+    print(f"\nreal set ({folder}): train {splits['train'].instances()} crowns, val {splits['val'].instances()}, "
+          f"test {splits['test'].instances()}; {seconds:.0f} s of training per arm")
+    print(f"{'arm':50s} {'epochs':>6s} {'train s':>8s} {'mAP50-95':>9s} {'mAP50':>7s} {'AR':>6s}")
+    for label, detection in REAL_ARMS.items():
+        spec = _real_spec(detection)
+        d = spec.detection
+        assert d is not None
+        config = DetectorConfig(spec.model.backbone, tuple(spec.classes), d.size_wh(), tuple(d.strides),
+                                d.fpn_channels, d.head_convs, d.center_sampling_radius)
+        inputs = DetectionInputs(splits["train"], splits["val"], config, spec.model.pretrained, spec.train, d,
+                                 spec.augment, spec.seed)
+        started = time.perf_counter()
+        inputs.fit(config, spec.model.pretrained, spec.train.model_copy(update={"epochs": 1}), progress=False)
+        epochs = max(1, int(seconds / (time.perf_counter() - started)))
+        started = time.perf_counter()
+        result = inputs.fit(config, spec.model.pretrained, spec.train.model_copy(update={"epochs": epochs}),
+                            progress=False)
+        spent = time.perf_counter() - started
+        test = splits["test"]
+        found = predict_split(result.model, test, inputs.decoding())
+        f = mean_average_precision(found, test.boxes, test.labels, spec.classes, d.max_detections)
+        print(f"{label:50s} {epochs:6d} {spent:8.0f} {max(f['map'], 0):9.4f} {max(f['map50'], 0):7.4f} "
+              f"{max(f['ar100'], 0):6.3f}", flush=True)
+
+
 def _pipeline_figures() -> None:
     """What `dvc repro` measured for the demo project (its own stratified split), when it has run here."""
     evaluated = REPO / "reports" / "digits-on-photos" / "evaluate" / "metrics.json"
@@ -172,6 +230,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-real", action="store_true", help="skip section 4 (the real large-image set)")
+    parser.add_argument("--only-real", action="store_true", help="run section 4 alone")
+    parser.add_argument("--real-seconds", type=float, default=240.0, help="training time per arm in section 4")
     parser.add_argument("--images", type=int, default=None, help="generate this many images instead of the spec's")
     parser.add_argument("--epochs", type=int, default=None,
                         help="train the project's detector this many epochs (default: the spec's); the stock "
@@ -179,6 +240,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     torch.set_num_threads(2)
+    if args.only_real:
+        real_tiles_vs_whole(args.real_seconds)
+        return
     spec = load_spec(SPEC, REPO).spec
     epochs = args.epochs or spec.train.epochs
     _pipeline_figures()
@@ -202,6 +266,8 @@ def main() -> None:
             lightning, plain = throughput(spec, train, val)
             print(f"\ntraining throughput, same model/data/batch/optimizer: Lightning {lightning:.1f} images/s, "
                   f"plain PyTorch loop {plain:.1f} images/s ({lightning / plain:.0%})")
+    if not args.skip_real:
+        real_tiles_vs_whole(args.real_seconds)
 
 
 if __name__ == "__main__":

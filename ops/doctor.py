@@ -1,9 +1,11 @@
 """`autodl doctor`: look at the ingested data before training and say which spec keys fit it better.
 
 Reads what the ingest stage recorded of every image (its size and class, in
-`data/<p>/ingest/manifest.csv`) and compares it with the spec: an input size
-that shrinks the typical image so far that small details vanish, a class rare
-enough to need balancing, too few images to train a backbone from scratch.
+`data/<p>/ingest/manifest.csv`, and a detector's boxes) and compares it with the
+spec: an input size that shrinks the typical image so far that small details
+vanish, a class rare enough to need balancing, too few images to train a
+backbone from scratch, boxes that a detector's letterbox shrinks below its
+finest cell (tiling).
 Each hint names the spec key to change. Pure: no image is opened, no model
 is loaded, so it answers in a second on any data set.
 """
@@ -18,6 +20,7 @@ from core.fsutil import read_csv
 from core.registry import resolve
 from core.sizes import native_input_size
 from core.spec import ProjectSpec
+from core.spec.detection import DetectionSection
 
 DOWNSAMPLE_WARN = 1.5
 """Shrinking the typical image by more than this loses details a few pixels wide."""
@@ -25,6 +28,9 @@ RARE_RATIO = 0.25
 """A class with fewer images than this share of the largest class needs balancing."""
 FEW_PER_CLASS = 100
 """Fewer images than this in some class: training a backbone from scratch is unlikely to generalise."""
+SMALL_OBJECT_PX = 8.0
+"""A box whose shorter side letterboxing shrinks below this is smaller than a cell of the finest feature level
+(stride 8): the detector can hardly find it."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,29 @@ def hints(spec: ProjectSpec, summary: DataSummary) -> list[Hint]:
     return found
 
 
+def box_hints(detection: DetectionSection, sizes: dict[str, tuple[int, int]], boxes: list[dict[str, str]]
+              ) -> list[Hint]:
+    """Tiling when letterboxing whole images into the detector's input shrinks the typical box below
+    SMALL_OBJECT_PX (aerial and dash-cam images: small objects in large frames)."""
+    input_wh = detection.size_wh()
+    shrunk, native = [], []
+    for row in boxes:
+        width, height = sizes.get(row["path"], (0, 0))
+        if not width or not height:
+            continue
+        side = min(float(row["x2"]) - float(row["x1"]), float(row["y2"]) - float(row["y1"]))
+        native.append(side)
+        shrunk.append(side * min(input_wh[0] / width, input_wh[1] / height))
+    if not shrunk or detection.tiling is not None or median(shrunk) >= SMALL_OBJECT_PX:
+        return []
+    typical = (int(median_low(w for w, _ in sizes.values())), int(median_low(h for _, h in sizes.values())))
+    return [Hint("detection.tiling", (
+        f"the median box is {median(native):.0f} px on its shorter side in images of about {typical[0]}x"
+        f"{typical[1]} px: letterboxed whole into the {input_wh[0]}x{input_wh[1]} input it becomes "
+        f"{median(shrunk):.1f} px, below the finest level's {SMALL_OBJECT_PX:.0f} px cell; train and detect on "
+        f"tiles of the input's size (detection.tiling: {{overlap: 0.2}}), which keep every object's pixels"))]
+
+
 def manifest_path(root: Path, project: str) -> Path:
     _stage, template = resolve("ingest.manifest")
     return root / template.format(project=project)
@@ -98,4 +127,8 @@ def examine(root: Path, spec: ProjectSpec) -> tuple[DataSummary, list[Hint]]:
         raise ValueError(f"{manifest_path(root, spec.name)} lists no image")
     summary = summarise([(int(r["width"]), int(r["height"])) for r in rows], [r["label"] for r in rows],
                         list(spec.classes))
-    return summary, hints(spec, summary)
+    if spec.detection is None:
+        return summary, hints(spec, summary)
+    # a detector: its input is detection.input_size_px and what matters is the size of its boxes in it
+    boxes = read_csv(manifest_path(root, spec.name).with_name("boxes.csv"))
+    return summary, box_hints(spec.detection, {r["path"]: (int(r["width"]), int(r["height"])) for r in rows}, boxes)

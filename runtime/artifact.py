@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +23,11 @@ from runtime.bundle import MODEL_FILE, PREPROCESS_FILE, SERVING_FILE, Preprocess
 from runtime.detections import Decoding, Detections, Letterbox, detect
 from runtime.images import BadImage, PixelLimits, declared_size, decode_rgb
 from runtime.ood import mahalanobis_terms, ood_score, softmax
+from runtime.tiling import Outputs, fitted, sliced_detect
 
 __all__ = ["Artifact", "BadImage", "DetectionPrediction", "DetectionSettings", "PixelLimits", "Prediction",
            "TagPrediction"]
 
-PAD_VALUE = 114
-"""The letterbox padding grey training used (vision.detection.data.PAD_VALUE; that module needs torch, the
-server does not load it)."""
 EPSILON = 1e-6
 
 LARGE_IMAGE_PIXELS = 4_000_000
@@ -98,8 +96,7 @@ class DetectionSettings:
     @classmethod
     def from_dict(cls, raw: dict) -> DetectionSettings:
         input_wh = (int(raw["input_wh"][0]), int(raw["input_wh"][1]))
-        decoding = Decoding(input_wh, tuple(int(s) for s in raw["strides"]), float(raw["score_threshold"]),
-                            float(raw["nms_iou"]), int(raw["max_detections"]))
+        decoding = Decoding.from_dict(raw, input_wh, tuple(int(s) for s in raw["strides"]))
         return cls(input_wh, decoding, float(raw["confidence_threshold"]))
 
 
@@ -114,12 +111,7 @@ class DetectionRequest:
 
 def letterboxed(rgb: Image.Image, input_wh: tuple[int, int]) -> np.ndarray:
     """The image scaled to fit `input_wh` (bilinear), aspect kept, padded right and bottom: as training fed it."""
-    fit = Letterbox.fit(rgb.width, rgb.height, input_wh)
-    scaled = fit.scaled_size()
-    canvas = np.full((input_wh[1], input_wh[0], 3), PAD_VALUE, dtype=np.uint8)
-    resized = rgb if scaled == rgb.size else rgb.resize(scaled, Image.Resampling.BILINEAR)
-    canvas[:scaled[1], :scaled[0]] = np.asarray(resized, dtype=np.uint8)
-    return canvas
+    return fitted(np.asarray(rgb, dtype=np.uint8), input_wh)[0]
 
 
 def calibrated(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -195,20 +187,23 @@ class Artifact:
                                     for name in sorted(artifact.state) if name.startswith("member")]
         return artifact
 
-    def decode(self, data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
-        """Encoded image bytes -> (uint8 RGB at the model's input, the image's own width and height), decoded as
-        ingest decodes (deep images rescaled, size checked before decoding) and fitted as training read its
-        images (a classifier's square, bicubic; a detector's letterbox)."""
+    def decode(self, data: bytes) -> Image.Image:
+        """Encoded image bytes -> the RGB image, decoded as ingest decodes (deep images rescaled, size checked
+        before decoding); `fit` then fits it to the model's input."""
         width, height = declared_size(data)
         self.limits.check(width, height)
         if width * height > LARGE_IMAGE_PIXELS:
             with _large_decodes:
-                rgb = decode_rgb(data, self.limits)
-        else:
-            rgb = decode_rgb(data, self.limits)
-        return self.fit(rgb), rgb.size
+                return decode_rgb(data, self.limits)
+        return decode_rgb(data, self.limits)
+
+    @property
+    def tiled(self) -> bool:
+        """A detector that detects tile by tile on the full-size image (the spec's `detection.tiling`)."""
+        return self.detection is not None and self.detection.decoding.tiling is not None
 
     def fit(self, rgb: Image.Image) -> np.ndarray:
+        """The image as training read it: a classifier's square (bicubic), a detector's letterbox."""
         if self.detection is not None:
             return letterboxed(rgb, self.detection.input_wh)
         if rgb.size != (self.size_px, self.size_px):
@@ -232,19 +227,18 @@ class Artifact:
         return (x - self.mean) / self.std
 
     def detect(self, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
-               request: DetectionRequest | None = None) -> DetectionPrediction:
+               request: DetectionRequest | None = None, images: list[np.ndarray] | None = None
+               ) -> DetectionPrediction:
         """Normalised N x 3 x H x W -> each image's detections (in its own pixels when `sizes` gives each image's
-        width and height, else in input pixels) with calibrated scores, its OOD score and the abstain decision."""
+        width and height, else in input pixels) with calibrated scores, its OOD score and the abstain decision.
+        A tiled detector given the full-size `images` (uint8 H x W x 3) detects tile by tile (runtime.tiling) and
+        reads the OOD score from the whole image, as the dependability stage measured it."""
         assert self.detection is not None
         settings = request or self.default_request()
-        decoding = Decoding(self.detection.input_wh, self.detection.decoding.strides,
-                            max(self.detection.decoding.score_threshold,
-                                _raw_threshold(settings.score_threshold, self.temperature)),
-                            settings.nms_iou, settings.max_detections)
-        input_type = self.session.get_inputs()[0].type
-        feed = tensor.astype(np.float16 if "float16" in input_type else np.float32)
-        logits, regression, centerness, features = (
-            np.asarray(o, np.float32) for o in self.session.run(list(self.outputs), {self.input_name: feed}))
+        decoding = replace(self.detection.decoding, score_threshold=max(
+            self.detection.decoding.score_threshold, _raw_threshold(settings.score_threshold, self.temperature)),
+            nms_iou=settings.nms_iou, max_detections=settings.max_detections)
+        logits, regression, centerness, features = self._raw(tensor)
         # a detector's OOD detectors read the pooled features only (vision.detection.ood): no image-level logits
         scores = ood_score(self.detector, np.zeros((len(tensor), 1), np.float32), features, self.state)
         abstained = (scores > self.threshold) if self.abstain_on_ood else np.zeros(len(scores), bool)
@@ -253,12 +247,25 @@ class Artifact:
             if abstained[i]:
                 found.append(Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)))
                 continue
-            fit = Letterbox.fit(*sizes[i], self.detection.input_wh) if sizes else None
-            own = detect(logits[i], regression[i], centerness[i], decoding, fit)
+            if images is not None and decoding.tiling is not None:
+                own = sliced_detect(images[i], lambda batch: self._raw(self.normalise(batch)), decoding,
+                                    whole=(logits[i], regression[i], centerness[i], features[i])).found
+            else:
+                fit = Letterbox.fit(*sizes[i], self.detection.input_wh) if sizes else None
+                own = detect(logits[i], regression[i], centerness[i], decoding, fit)
             confidence = calibrated(own.scores, self.temperature).astype(np.float32)
             keep = confidence >= settings.score_threshold
             found.append(Detections(own.boxes[keep], confidence[keep], own.labels[keep]))
         return DetectionPrediction(found, scores.astype(np.float32), abstained)
+
+    def _raw(self, tensor: np.ndarray) -> Outputs:
+        """A detector's raw outputs (class logits, box regression, centerness, pooled features) for a normalised
+        batch."""
+        input_type = self.session.get_inputs()[0].type
+        feed = tensor.astype(np.float16 if "float16" in input_type else np.float32)
+        logits, regression, centerness, features = (
+            np.asarray(o, np.float32) for o in self.session.run(list(self.outputs), {self.input_name: feed}))
+        return logits, regression, centerness, features
 
     def default_request(self) -> DetectionRequest:
         assert self.detection is not None

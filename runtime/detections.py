@@ -112,6 +112,49 @@ def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float, l
 
 
 @dataclass(frozen=True)
+class Tiling:
+    """How a large image is cut and merged (the spec's `detection.tiling`)."""
+
+    tile_wh: tuple[int, int]
+    """Each tile's (width, height) in image pixels; it is letterboxed into the network input like an image."""
+    overlap: float = 0.2
+    """Share of a tile's side shared with its neighbour: an object smaller than this is whole in some tile."""
+    whole_image: bool = False
+    """Also run the whole image letterboxed into the input, for objects larger than a tile."""
+    merge_threshold: float = 0.5
+    """A detection its tile's edge cut is dropped when this share of it lies inside a kept detection of its class
+    (the part of an object seen whole in a neighbouring tile)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"tile_wh": list(self.tile_wh), "overlap": self.overlap, "whole_image": self.whole_image,
+                "merge_threshold": self.merge_threshold}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Tiling:
+        return cls((int(raw["tile_wh"][0]), int(raw["tile_wh"][1])), float(raw["overlap"]),
+                   bool(raw["whole_image"]), float(raw["merge_threshold"]))
+
+    def windows(self, width: int, height: int) -> np.ndarray:
+        """[T, 4] int64 xyxy windows covering the image, row by row; a side shorter than the tile is one window."""
+        xs = _starts(width, self.tile_wh[0], self.overlap)
+        ys = _starts(height, self.tile_wh[1], self.overlap)
+        return np.asarray([(x, y, min(x + self.tile_wh[0], width), min(y + self.tile_wh[1], height))
+                           for y in ys for x in xs], dtype=np.int64).reshape(-1, 4)
+
+    def tile_count(self, width: int, height: int) -> int:
+        return len(_starts(width, self.tile_wh[0], self.overlap)) * len(_starts(height, self.tile_wh[1],
+                                                                                  self.overlap))
+
+
+def _starts(length: int, tile: int, overlap: float) -> list[int]:
+    """Left (or top) edges: steps of tile x (1 - overlap) from 0, the last one moved back so it ends at the edge."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - int(overlap * tile))  # SAHI's step: the overlap rounded down to whole pixels
+    return [*range(0, length - tile, step), length - tile]
+
+
+@dataclass(frozen=True)
 class Decoding:
     """What the spec's `detection` section says about turning outputs into detections."""
 
@@ -122,6 +165,22 @@ class Decoding:
     max_detections: int = 100
     candidates_per_level: int = 1000
     """Best-scoring locations per level considered before NMS (torchvision FCOS's topk_candidates)."""
+    tiling: Tiling | None = None
+    """Sliced inference (runtime.tiling) for images larger than the input; None: each image letterboxed whole."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The settings a bundle or a saved detector carries (input and strides are the network's own)."""
+        out: dict[str, object] = {"score_threshold": self.score_threshold, "nms_iou": self.nms_iou,
+                                  "max_detections": self.max_detections}
+        if self.tiling is not None:
+            out["tiling"] = self.tiling.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict, input_wh: tuple[int, int], strides: tuple[int, ...]) -> Decoding:
+        tiling = raw.get("tiling")
+        return cls(input_wh, strides, float(raw["score_threshold"]), float(raw["nms_iou"]),
+                   int(raw["max_detections"]), tiling=Tiling.from_dict(tiling) if tiling else None)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ MAX_BATCH = 256
 HEADER_PEEK_BASE64 = 4 * 16_384
 """Base64 characters (or raw bytes) read to find an image's declared size: 48 KiB of image, ample for the
 headers of PNG, GIF, BMP, TIFF and most JPEGs; an image whose size is not found there goes to the pool."""
+TILED_REQUEST_PIXELS = 64_000_000
+"""Most pixels, all images together, one request to a tiled detector holds at full size (192 MB of RGB)."""
+TILED_REQUEST_TILES = 4_096
+"""Most tiles one request to a tiled detector may need: bounds its compute (tiny tiles on a huge image)."""
 LIGHT_PIXELS = 1_000_000
 """A request whose images declare at most this many pixels in all runs on the event loop: a millisecond of
 work, less than the hand-off to a thread costs. Anything heavier goes to the pool."""
@@ -53,6 +57,8 @@ class Batch(NamedTuple):
     FP32 input is already the network's, so its boxes are in input pixels)."""
     originals: list[bytes | np.ndarray] | None = None
     """What the client sent per image (encoded bytes, or uint8 pixels), kept only for `serving.capture`."""
+    full: list[np.ndarray] | None = None
+    """A tiled detector's images at full size (uint8 H x W x 3), which it cuts into tiles."""
 
 
 
@@ -148,7 +154,7 @@ class VisionModel(Model):
         return self._answer(self._v1_tensor(payload["instances"]), settings)
 
     def _answer(self, batch: Batch, settings: DetectionRequest | None) -> Answer:
-        answer: Answer = self.responses.answer(self._artifact(), batch.tensor, batch.sizes, settings)
+        answer: Answer = self.responses.answer(self._artifact(), batch.tensor, batch.sizes, settings, batch.full)
         if self.capture is not None and batch.originals is not None:
             self._offer_captures(batch.originals, answer, settings)
         return answer
@@ -182,20 +188,25 @@ class VisionModel(Model):
     # -- inputs --------------------------------------------------------------------------------------------
 
     def _images_from_bytes(self, items: list[Any]) -> Batch:
-        """Encoded images, one at a time: a request holds one full-size decoded image at most."""
+        """Encoded images, one at a time: a request holds one full-size decoded image at most (a tiled detector's
+        request holds them all, up to TILED_REQUEST_PIXELS)."""
         artifact = self._artifact()
-        images, sizes, originals = [], [], []
+        images, sizes, originals, full = [], [], [], []
         for index, item in enumerate(items):
             data = _image_bytes(item, index)
             try:
-                image, size = artifact.decode(data)
+                rgb = artifact.decode(data)
             except BadImage as exc:
                 raise InvalidInput(f"input {index}: {exc}") from None
-            images.append(image)
-            sizes.append(size)
+            images.append(artifact.fit(rgb))
+            sizes.append(rgb.size)
+            if artifact.tiled:
+                full.append(np.asarray(rgb, dtype=np.uint8))
+                _check_tiled(artifact, sizes)
             if self.capture is not None:
                 originals.append(data)
-        return Batch(artifact.normalise(np.stack(images)), sizes, originals if self.capture is not None else None)
+        return Batch(artifact.normalise(np.stack(images)), sizes, originals if self.capture is not None else None,
+                     full if artifact.tiled else None)
 
     def _pixels(self, array: np.ndarray) -> Batch:
         if array.ndim != 4 or array.shape[-1] != 3 or min(array.shape[1:3]) < 1:
@@ -203,7 +214,11 @@ class VisionModel(Model):
         self._artifact().limits.check(int(array.shape[2]), int(array.shape[1]))
         sizes = [(int(array.shape[2]), int(array.shape[1]))] * len(array)
         pixels = np.ascontiguousarray(array, dtype=np.uint8)
-        return Batch(self._artifact().normalise(pixels), sizes, list(pixels) if self.capture is not None else None)
+        tiled = self._artifact().tiled
+        if tiled:
+            _check_tiled(self._artifact(), sizes)
+        return Batch(self._artifact().normalise(pixels), sizes, list(pixels) if self.capture is not None else None,
+                     list(pixels) if tiled else None)
 
     def _check_batch(self, count: int) -> None:
         if not 1 <= count <= MAX_BATCH:
@@ -283,6 +298,21 @@ def _image_bytes(item: Any, index: int, prefix: int | None = None) -> bytes:
         except (binascii.Error, ValueError):
             return bytes(item)  # raw encoded image bytes
     raise InvalidInput(f"input {index}: expected a base64-encoded image")
+
+
+def _check_tiled(artifact: Artifact, sizes: list[tuple[int, int]]) -> None:
+    """A tiled detector's request within TILED_REQUEST_PIXELS and TILED_REQUEST_TILES (checked as images are
+    decoded, so an oversized request stops at the first image past the limit)."""
+    total = sum(width * height for width, height in sizes)
+    if total > TILED_REQUEST_PIXELS:
+        raise InvalidInput(f"a tiled detector takes at most {TILED_REQUEST_PIXELS / 1e6:g} megapixels per request "
+                           f"(these images hold {total / 1e6:.1f} so far); send fewer images per request")
+    tiling = artifact.detection.decoding.tiling if artifact.detection is not None else None
+    assert tiling is not None, "called for a tiled detector only"
+    tiles = sum(tiling.tile_count(width, height) for width, height in sizes)
+    if tiles > TILED_REQUEST_TILES:
+        raise InvalidInput(f"these images need {tiles} tiles; a request to this detector may need at most "
+                           f"{TILED_REQUEST_TILES}: send fewer or smaller images per request")
 
 
 def _bounded(parameters: dict[str, Any], name: str, default: float, low: float, high: float) -> float:

@@ -26,7 +26,8 @@ class Responses(Protocol):
     names: tuple[str, ...]
 
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
-               request: DetectionRequest | None) -> Any: ...
+               request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> Any:
+        """`full`: a tiled detector's images at full size (it cuts them into tiles); None for any other model."""
 
     def capture(self, result: Any, index: int, classes: list[str], request: DetectionRequest | None,
                 settings: CaptureSettings) -> Capture: ...
@@ -45,7 +46,7 @@ class ClassificationResponses:
     names: tuple[str, ...] = ("label", "probabilities", "ood_score", "abstained")
 
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
-               request: DetectionRequest | None) -> Prediction:
+               request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> Prediction:
         return artifact.predict(tensor)
 
     def capture(self, result: Prediction, index: int, classes: list[str], request: DetectionRequest | None,
@@ -89,8 +90,8 @@ class DetectionResponses:
                               "abstained")
 
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
-               request: DetectionRequest | None) -> DetectionPrediction:
-        return artifact.detect(tensor, sizes, request)
+               request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> DetectionPrediction:
+        return artifact.detect(tensor, sizes, request, full)
 
     def capture(self, result: DetectionPrediction, index: int, classes: list[str], request: DetectionRequest | None,
                 settings: CaptureSettings) -> Capture:
@@ -141,7 +142,7 @@ class TaggingResponses:
     names: tuple[str, ...] = ("tags", "tags_per_image", "probabilities", "thresholds", "ood_score", "abstained")
 
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
-               request: DetectionRequest | None) -> TagPrediction:
+               request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> TagPrediction:
         return artifact.tag(tensor)
 
     def capture(self, result: TagPrediction, index: int, classes: list[str], request: DetectionRequest | None,

@@ -52,6 +52,7 @@ class ClassifierExport:
     int8: Int8Plan
     task: Task = CLASSIFICATION
     timing_runs = RUNS_PER_ROUND
+    megapixels_per_pass = None
 
     @property
     def scoring(self) -> Scoring:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +39,9 @@ class ExportTask(Protocol):
     scoring: Scoring
     timing_runs: int
     """Interleaved rounds of the 1-thread latency measurement."""
+    megapixels_per_pass: float | None
+    """Image megapixels one batch-1 pass covers at the resolution the model sees (a detector's input, or the new
+    area a tile adds); the table's ms_per_megapixel divides by it. None: not a figure this task reports."""
 
     def baseline(self) -> Variant:
         """The trained model as torch eager fp32: what serving without export would run (not deployable)."""
@@ -64,7 +68,7 @@ def candidate_variant(path: Path, name: str, candidate: dict[str, Any], precisio
     """The row of one ONNX file `<candidate>-<precision>.onnx`."""
     return Variant(name, name.rsplit("-", 1)[0], precision, "onnxruntime", True, candidate["params"],
                    candidate["macs"], path.stat().st_size, task.figures(path), 0.0,
-                   round(task.latency_2_threads(path), 4), " ".join(fp32_layers), path)
+                   round(task.latency_2_threads(path), 4), " ".join(fp32_layers), path=path)
 
 
 def build_variants(compress_dir: Path, candidates: dict[str, dict[str, Any]], task: ExportTask, work: Path,
@@ -116,6 +120,9 @@ def export(ctx: StageContext, task: ExportTask) -> None:
         rows = build_variants(ctx.input("candidates"), described["variants"], task, work,
                               target_precision(ctx, profile))
         rows, timings = time_rows(rows, task.runner, runs=task.timing_runs)
+        if task.megapixels_per_pass is not None:
+            rows = [replace(r, ms_per_megapixel=round(r.latency_ms_1_thread / task.megapixels_per_pass, 4))
+                    for r in rows]
         print(format_table(rows, scoring), flush=True)
         try:
             chosen, reason = choose(rows, budget, baseline, scoring, described.get("tracks", {}), timings)
@@ -150,4 +157,5 @@ def summary(torch_row: Variant, chosen: Variant, baseline: float, scoring: Scori
             f"{scoring.field}_drop": round(baseline - chosen.score(scoring), 6), "params": chosen.params,
             "macs": chosen.macs, "size_bytes": chosen.size_bytes, "latency_ms_1_thread": chosen.latency_ms_1_thread,
             "macs_reduction": round(torch_row.macs / chosen.macs, 3),
-            "speedup_vs_torch_fp32": round(torch_row.latency_ms_1_thread / chosen.latency_ms_1_thread, 3)}
+            "speedup_vs_torch_fp32": round(torch_row.latency_ms_1_thread / chosen.latency_ms_1_thread, 3),
+            **({"ms_per_megapixel": chosen.ms_per_megapixel} if chosen.ms_per_megapixel is not None else {})}

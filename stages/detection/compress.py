@@ -30,6 +30,7 @@ from vision.detection.metrics import SCORING
 from vision.detection.model import Detector
 from vision.detection.onnx import export_detector, parity, run_split, session
 from vision.detection.predict import predict_split
+from vision.detection.settings import spec_sampling
 from vision.detection.store import load_detector, save_detector
 
 
@@ -120,7 +121,7 @@ def main(ctx: StageContext) -> None:
     finetune = training.model_copy(update={"epochs": finetune_epochs(compression, training, len(train)),
                                            "hpo": None, "early_stopping_patience": 0})
     plan = PruningPlan(compression, finetune, decoding, ctx.spec("seed"), ctx.spec("augment"),
-                       ctx.spec("detection.min_visibility"))
+                       ctx.spec("detection.min_visibility"), spec_sampling(ctx.spec("detection.tiling")))
     compressing.compress(ctx, DetectorCompress(trained, decoding, train, val, test, plan,
                                                ctx.spec("detection.confidence_threshold")))
 

@@ -51,8 +51,7 @@ OOD_SET_IMAGES = 64
 
 def decoding_of(preprocess: Preprocessing) -> Decoding:
     settings = preprocess.detection or {}
-    return Decoding(tuple(settings["input_wh"]), tuple(settings["strides"]), float(settings["score_threshold"]),
-                    float(settings["nms_iou"]), int(settings["max_detections"]))
+    return Decoding.from_dict(settings, tuple(settings["input_wh"]), tuple(settings["strides"]))
 
 
 def assess_ood(ctx: StageContext, sess: ort.InferenceSession, splits: dict[str, DetectionSplit],
@@ -123,7 +122,7 @@ def main(ctx: StageContext) -> None:
             outputs[name] = run_split(sess, data, decoding)
             shown.update(1, f"{name} split run")
     test = splits["test"]
-    clean = mean_average_precision(outputs["test"].found, test.boxes, test.labels, classes)
+    clean = mean_average_precision(outputs["test"].found, test.boxes, test.labels, classes, decoding.max_detections)
     clean_map, clean_map50 = max(clean["map"], 0.0), max(clean["map50"], 0.0)
     ood, unreadable = assess_ood(ctx, sess, splits, {n: o.features for n, o in outputs.items()}, decoding, seed)
     with Progress("dependability: corruptions", len(plan.corruptions) * len(plan.severities),

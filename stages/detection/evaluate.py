@@ -33,7 +33,7 @@ def main(ctx: StageContext) -> None:
     model, decoding = load_detector(ctx.input("model"))
     test = load_detection_split(ctx.input("images"), ctx.input("boxes"), ctx.input("split"), "test", classes)
     found = predict_split(model, test, decoding)
-    figures = mean_average_precision(found, test.boxes, test.labels, classes)
+    figures = mean_average_precision(found, test.boxes, test.labels, classes, decoding.max_detections)
     matches = [match_image(f, b, lab, confidence)
                for f, b, lab in zip(found, test.boxes, test.labels, strict=True)]
     rates = per_class_rates(matches, classes)

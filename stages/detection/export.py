@@ -61,12 +61,25 @@ class DetectorExport:
     scoring = SCORING
     timing_runs = 10
 
+    @property
+    def megapixels_per_pass(self) -> float:
+        """The input's area untiled (each image is seen at most at the input's resolution); tiled, the new area
+        one tile adds (a step of tile x (1 - overlap) each way, at the tile's own resolution, shrunk into the
+        input when the tile is larger)."""
+        tiling, (width, height) = self.decoding.tiling, self.decoding.input_wh
+        if tiling is None:
+            return width * height / 1e6
+        scale = min(1.0, width / tiling.tile_wh[0], height / tiling.tile_wh[1])
+        step = [(side - int(tiling.overlap * side)) * scale for side in tiling.tile_wh]
+        return step[0] * step[1] / 1e6
+
     def sample(self) -> np.ndarray:
         images, _ = next(letterboxed(self.test.take([0]), self.decoding.input_wh))
         return images[0]
 
     def val_map(self, path: Path) -> float:
-        return split_map(run_split(session(path), self.val, self.decoding).found, self.val, self.classes)["map"]
+        return split_map(run_split(session(path), self.val, self.decoding).found, self.val, self.classes,
+                         self.decoding.max_detections)["map"]
 
     def baseline(self) -> Variant:
         figures = {"val_map": float(self.trained["torch_val_map"]), "val_map50": None, "test_map": None,
@@ -77,8 +90,10 @@ class DetectorExport:
 
     def figures(self, path: Path) -> dict[str, float]:
         sess = session(path)
-        val = split_map(run_split(sess, self.val, self.decoding).found, self.val, self.classes)
-        test = split_map(run_split(sess, self.test, self.decoding).found, self.test, self.classes)
+        val = split_map(run_split(sess, self.val, self.decoding).found, self.val, self.classes,
+                         self.decoding.max_detections)
+        test = split_map(run_split(sess, self.test, self.decoding).found, self.test, self.classes,
+                         self.decoding.max_detections)
         return {"val_map": round(val["map"], 6), "val_map50": round(val["map50"], 6),
                 "test_map": round(test["map"], 6), "test_map50": round(test["map50"], 6)}
 
@@ -99,9 +114,7 @@ class DetectorExport:
         d = self.decoding
         return {"input_size_px": d.input_wh[0], "mean": list(MEAN), "std": list(STD), "classes": self.classes,
                 "output_name": "class_logits", "task": "detection",
-                "detection": {"input_wh": list(d.input_wh), "strides": list(d.strides),
-                              "score_threshold": d.score_threshold, "nms_iou": d.nms_iou,
-                              "max_detections": d.max_detections,
+                "detection": {"input_wh": list(d.input_wh), "strides": list(d.strides), **d.to_dict(),
                               "confidence_threshold": self.confidence_threshold}}
 
 

@@ -25,7 +25,9 @@ from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.fit import HISTORY_FIELDS, DetectorFit, fit_detector
 from vision.detection.model import DetectorConfig, build_detector
 from vision.detection.reports import augmentation_preview
+from vision.detection.settings import spec_decoding, spec_sampling
 from vision.detection.store import save_detector
+from vision.detection.tiles import plan_tiles
 from vision.training import hpo as _hpo
 from vision.training.engine import FitResult
 from vision.training.pretrained import offline_weights_for
@@ -46,15 +48,15 @@ class DetectionInputs(SearchFromTrainSection):
 
     def decoding(self, config: DetectorConfig | None = None) -> Decoding:
         config = config or self.config
-        return Decoding(config.input_wh, config.strides, self.detection.score_threshold, self.detection.nms_iou,
-                        self.detection.max_detections)
+        return replace(spec_decoding(self.detection), input_wh=config.input_wh, strides=config.strides)
 
     def fit(self, config: DetectorConfig, pretrained: str | None, training: TrainSection, **hooks: Any) -> DetectorFit:
         """A fresh detector for `config`, its new layers initialised from the seed, fitted."""
         L.seed_everything(self.seed, workers=True, verbose=False)
         model = build_detector(config, pretrained)
         return fit_detector(model, self.train, self.val, training, self.decoding(config), self.seed, self.augment,
-                            min_visibility=self.detection.min_visibility, **hooks)
+                            min_visibility=self.detection.min_visibility, tiles=spec_sampling(self.detection.tiling),
+                            **hooks)
 
     def study_name(self) -> str:
         closure = import_closure("stages.detection.train", CODE_ROOT, CODE_PACKAGES)
@@ -100,7 +102,12 @@ class DetectionInputs(SearchFromTrainSection):
         save_detector(result.model, self.decoding(), out)
 
     def data_figures(self) -> dict[str, int]:
-        return {"train_images": len(self.train), "train_boxes": self.train.instances()}
+        figures = {"train_images": len(self.train), "train_boxes": self.train.instances()}
+        tiling = self.decoding().tiling
+        if tiling is not None:  # what an epoch reads: the tiles with boxes and the sampled empty ones
+            figures["train_tiles"] = len(plan_tiles(self.train, tiling, spec_sampling(self.detection.tiling),
+                                                    self.seed))
+        return figures
 
 
 def with_params(training: TrainSection, config: DetectorConfig, pretrained: str | None, params: dict[str, Any]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core.fsutil import write_csv
 from core.spec import ProjectSpec
-from ops.doctor import hints, summarise
+from ops.doctor import box_hints, hints, summarise
 from tests.conftest import MINIMAL_SPEC
 
 CLASSES = ["nominal", "local_defect", "texture"]
@@ -78,3 +78,22 @@ def test_the_cli_prints_the_summary_and_hints_or_says_to_ingest_first(repo: Path
     assert "  per class: 0 100, 1 100, 2 100" in out
     assert "  hint [model.input_size_px]: the typical image's shorter side is 150 px: input_size_px 32 shrinks " \
            "it 4.7x" in out
+
+
+def _detector(tiling: dict | None = None) -> ProjectSpec:
+    return ProjectSpec.model_validate(
+        {"name": "trees", "task": "detection", "classes": ["tree"],
+         "data": {"sources": [{"kind": "coco", "annotations": "a.json"}]},
+         "detection": {"input_size_px": 320, **({"tiling": tiling} if tiling is not None else {})}}, strict=False)
+
+
+def test_small_boxes_in_large_images_get_the_tiling_hint_with_the_shrunk_size() -> None:
+    sizes = {"images/a.png": (2300, 2500), "images/b.png": (2400, 2400)}
+    boxes = [{"path": p, "x1": "100", "y1": "100", "x2": "125", "y2": "130"} for p in sizes for _ in range(20)]
+    [hint] = box_hints(_detector().detection, sizes, boxes)
+    assert hint.key == "detection.tiling"
+    assert "the median box is 25 px on its shorter side" in hint.message
+    assert "becomes 3.3 px" in hint.message  # 25 px x 320 / 2400
+    assert box_hints(_detector({"overlap": 0.2}).detection, sizes, boxes) == [], "already tiled"
+    large = [{**b, "x2": "400", "y2": "400"} for b in boxes]
+    assert box_hints(_detector().detection, sizes, large) == [], "300 px boxes stay 40 px: no tiling needed"

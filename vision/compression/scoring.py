@@ -24,6 +24,8 @@ class Scoring:
     """Their short headers in the printed table."""
     latency_note: str = ""
     """What a latency includes beyond the network, said in the choice's reason (` with decoding and NMS`)."""
+    per_megapixel: bool = False
+    """Whether rows report ms_per_megapixel (a detector's cost grows with the image's area)."""
 
     @property
     def test_columns(self) -> tuple[str, ...]:
@@ -32,4 +34,5 @@ class Scoring:
 
     def row_fields(self) -> tuple[str, ...]:
         return ("variant", "candidate", "precision", "runtime", "deployable", "params", "macs", "size_bytes",
-                *self.columns, "latency_ms_1_thread", "latency_ms_2_threads", "fp32_layers")
+                *self.columns, "latency_ms_1_thread", "latency_ms_2_threads", "fp32_layers",
+                *(("ms_per_megapixel",) if self.per_megapixel else ()))

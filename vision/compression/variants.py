@@ -43,6 +43,8 @@ class Variant:
     fp32_layers: str = ""
     """Layers an int8 variant keeps in fp32 (the sensitivity analysis' choice), space-separated."""
     path: Path | None = field(default=None, compare=False)
+    ms_per_megapixel: float | None = None
+    """The 1-thread latency per megapixel of image covered (a detector's; see stages.exporting.ExportTask)."""
 
     def score(self, scoring: Scoring) -> float:
         value = self.figures[scoring.field]
@@ -53,7 +55,8 @@ class Variant:
         values = {"variant": self.variant, "candidate": self.candidate, "precision": self.precision,
                   "runtime": self.runtime, "deployable": self.deployable, "params": self.params, "macs": self.macs,
                   "size_bytes": self.size_bytes, **self.figures, "latency_ms_1_thread": self.latency_ms_1_thread,
-                  "latency_ms_2_threads": self.latency_ms_2_threads, "fp32_layers": self.fp32_layers}
+                  "latency_ms_2_threads": self.latency_ms_2_threads, "fp32_layers": self.fp32_layers,
+                  "ms_per_megapixel": self.ms_per_megapixel}
         return {name: values[name] for name in scoring.row_fields()}
 
 

@@ -23,10 +23,11 @@ from runtime.detections import Decoding
 from vision.compression.pruning import IMPORTANCE, PruneResult, PruneRound, RoundHooks, Size, prune_rounds
 from vision.detection.data import DetectionSplit
 from vision.detection.distill import DetectionTeacher
-from vision.detection.fit import fit_detector
+from vision.detection.fit import DEFAULT_SAMPLING, fit_detector
 from vision.detection.metrics import mean_average_precision
 from vision.detection.model import Detector
 from vision.detection.predict import predict_split
+from vision.detection.tiles import TileSampling
 
 
 def measure_detector(model: Detector) -> Size:
@@ -38,7 +39,7 @@ def measure_detector(model: Detector) -> Size:
 def validation_map(model: Detector, split: DetectionSplit, decoding: Decoding) -> float:
     """COCO mAP50-95 of `model` on `split` (0 when nothing was found at all)."""
     figures = mean_average_precision(predict_split(model, split, decoding), split.boxes, split.labels,
-                                     list(model.config.classes))
+                                     list(model.config.classes), decoding.max_detections)
     return max(float(figures["map"]), 0.0)
 
 
@@ -61,6 +62,8 @@ class PruningPlan:
     seed: int
     augment: AugmentSection | None = None
     min_visibility: float = 0.3
+    tiles: TileSampling = DEFAULT_SAMPLING
+    """How a tiled detector's fine-tuning samples tiles (the trained detector's decoding says whether it is)."""
 
 
 def _pruner(model: Detector, compression: CompressSection) -> tp.pruner.MetaPruner:
@@ -87,8 +90,8 @@ def prune_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit
 
     def fine_tune(model: torch.nn.Module, step: int) -> torch.nn.Module:
         return fit_detector(model, train, val, plan.finetune, plan.decoding, plan.seed + step, plan.augment,
-                            min_visibility=plan.min_visibility, teacher=teacher, progress=log is not None,
-                            label=f"compress: pruning round {step} fine-tuning").model
+                            min_visibility=plan.min_visibility, teacher=teacher, tiles=plan.tiles,
+                            progress=log is not None, label=f"compress: pruning round {step} fine-tuning").model
 
     hooks = RoundHooks(fine_tune, measure_detector, lambda model: validation_map(model, val, plan.decoding))
     return prune_rounds(trained, lambda model: _pruner(model, plan.compression), plan.compression.prune_steps,

@@ -16,10 +16,8 @@ from torch.utils.data import Dataset
 
 from core.fsutil import read_csv
 from runtime.detections import Letterbox
+from runtime.tiling import fitted
 from vision.data.dataset import to_tensor
-
-PAD_VALUE = 114
-"""Grey of the letterbox padding (as YOLO pads): neither black nor white, so it looks like no object."""
 
 
 @dataclass(frozen=True)
@@ -65,15 +63,9 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def letterbox(image: np.ndarray, input_wh: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
-    """The image scaled to fit `input_wh` (bilinear), aspect kept, padded right and bottom with PAD_VALUE."""
-    height, width = image.shape[:2]
-    fit = Letterbox.fit(width, height, input_wh)
-    scaled = fit.scaled_size()
-    canvas = np.full((input_wh[1], input_wh[0], 3), PAD_VALUE, dtype=np.uint8)
-    resized = image if scaled == (width, height) else np.asarray(
-        Image.fromarray(image).resize(scaled, Image.Resampling.BILINEAR))
-    canvas[:scaled[1], :scaled[0]] = resized
-    return canvas, fit
+    """The image scaled to fit `input_wh` (bilinear), aspect kept, padded right and bottom with PAD_VALUE: the
+    runtime's own fit, so training, evaluation and the server see the same pixels."""
+    return fitted(image, input_wh)
 
 
 def targets_tensor(boxes: np.ndarray, labels: np.ndarray) -> dict[str, torch.Tensor]:
@@ -93,13 +85,19 @@ class LetterboxedImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], Letterbox]:
         image, fit = letterbox(read_rgb(self.data.root / self.data.paths[index]), self.input_wh)
-        boxes, labels = fit.to_input(self.data.boxes[index]), self.data.labels[index]
-        if self.pipeline is not None:
-            out = self.pipeline(image=image, bboxes=boxes, labels=labels)
-            image = out["image"]
-            boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
-            labels = np.asarray(out["labels"], dtype=np.int64)
-        return to_tensor(image[None])[0], targets_tensor(boxes, labels), fit
+        return augmented(self.pipeline, image, fit.to_input(self.data.boxes[index]), self.data.labels[index], fit)
+
+
+def augmented(pipeline: A.Compose | None, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, fit: Letterbox
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Letterbox]:
+    """A letterboxed view and its boxes (input pixels) through the augmentation pipeline, as the network reads
+    them."""
+    if pipeline is not None:
+        out = pipeline(image=image, bboxes=boxes, labels=labels)
+        image = out["image"]
+        boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+        labels = np.asarray(out["labels"], dtype=np.int64)
+    return to_tensor(image[None])[0], targets_tensor(boxes, labels), fit
 
 
 def collate(batch: list[tuple[torch.Tensor, dict[str, torch.Tensor], Letterbox]]

@@ -58,7 +58,7 @@ def corruption_sweep(sess: ort.InferenceSession, test: DetectionSplit, decoding:
     for name in corruptions:
         for severity in severities:
             found = run_split(sess, test, decoding, corrupt_batches(name, severity, seed)).found
-            figures = split_map(found, test, classes)
+            figures = split_map(found, test, classes, decoding.max_detections)
             rows.append(SweepRow(name, severity, round(figures["map"], 6), round(figures["map50"], 6),
                                  name in trained_on))
             if on_row:

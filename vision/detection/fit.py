@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import albumentations as A
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from core.spec.training import AugmentSection, TrainSection
 from runtime.detections import Decoding, detect_batch
@@ -20,6 +21,7 @@ from vision.detection.data import DetectionSplit, LetterboxedImages, collate_for
 from vision.detection.distill import DetectionTeacher, imitation_loss
 from vision.detection.metrics import as_prediction, map_metric
 from vision.detection.model import Detector
+from vision.detection.tiles import TiledImages, TileSampling, plan_tiles
 from vision.training.engine import (
     FitResult,
     History,
@@ -32,6 +34,7 @@ from vision.training.engine import (
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_map", "val_map50", "lr")
 SELECTION_MODE = {"val_loss": "min", "val_map": "max"}
 EVAL_BATCH = 16
+DEFAULT_SAMPLING = TileSampling()
 
 
 class DetectorModule(L.LightningModule):
@@ -88,20 +91,29 @@ class DetectorFit(FitResult):
                 f"val mAP50-95 {kept['val_map']:.4f}, mAP50 {kept['val_map50']:.4f}, val loss {kept['val_loss']:.4f}")
 
 
+def views(split: DetectionSplit, decoding: Decoding, tiles: TileSampling, seed: int,
+          pipeline: A.Compose | None = None) -> Dataset:
+    """What the network reads of a split: each image letterboxed whole, or a tiled detector's sampled tiles."""
+    if decoding.tiling is None:
+        return LetterboxedImages(split, decoding.input_wh, pipeline)
+    return TiledImages(split, plan_tiles(split, decoding.tiling, tiles, seed), decoding.input_wh, tiles.min_visibility,
+                       pipeline)
+
+
 # Eight parameters, as classification's fit: data, settings and seed, with the optional hooks keyword-only.
 def fit_detector(model: Detector, train: DetectionSplit, val: DetectionSplit, training: TrainSection,
                  decoding: Decoding, seed: int, augment: AugmentSection | None = None, *, min_visibility: float = 0.3,
                  callbacks: tuple[Callback, ...] = (), progress: bool = True, label: str = "train",
-                 teacher: DetectionTeacher | None = None) -> DetectorFit:
+                 teacher: DetectionTeacher | None = None, tiles: TileSampling = DEFAULT_SAMPLING) -> DetectorFit:
     """Train `model` in place for `training.epochs` (imitating `teacher` when given); return it with the weights
-    of its best epoch."""
+    of its best epoch. A tiled detector (`decoding.tiling`) trains and validates on tiles sampled by `tiles`."""
     L.seed_everything(seed, workers=True, verbose=False)
     quiet_lightning()
     pipeline = detection_pipeline(augment, decoding.input_wh, min_visibility, seed)
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(LetterboxedImages(train, decoding.input_wh, pipeline), batch_size=training.batch_size,
+    train_loader = DataLoader(views(train, decoding, tiles, seed, pipeline), batch_size=training.batch_size,
                               shuffle=True, generator=generator, collate_fn=collate_for_training)
-    val_loader = DataLoader(LetterboxedImages(val, decoding.input_wh), batch_size=EVAL_BATCH,
+    val_loader = DataLoader(views(val, decoding, tiles, seed + 1), batch_size=EVAL_BATCH,
                             collate_fn=collate_for_training)
     model.to(memory_format=torch.channels_last).train()
     module = DetectorModule(model, training, decoding, teacher)

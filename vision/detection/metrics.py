@@ -19,9 +19,12 @@ SUMMARY = {"map": "map", "map_50": "map50", "map_75": "map75", "map_small": "map
 """torchmetrics' key -> the name written as a DVC metric. COCO's size bands: small < 32^2 px, large > 96^2."""
 
 
-def map_metric(class_metrics: bool = False) -> MeanAveragePrecision:
+def map_metric(class_metrics: bool = False, max_detections: int = 100) -> MeanAveragePrecision:
+    """COCO's evaluation; mAP counts up to `max_detections` per image (COCO's 100 unless a detector keeps more:
+    a large aerial image holds hundreds of objects, and a cap of 100 would cap recall with it)."""
+    thresholds = [1, 10, 100] if max_detections <= 100 else [1, 100, max_detections]
     return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="faster_coco_eval",
-                                class_metrics=class_metrics)
+                                class_metrics=class_metrics, max_detection_thresholds=thresholds)
 
 
 def as_prediction(found: Detections) -> dict[str, torch.Tensor]:
@@ -36,10 +39,11 @@ def as_target(boxes: np.ndarray, labels: np.ndarray) -> dict[str, torch.Tensor]:
 
 
 def mean_average_precision(found: Sequence[Detections], truth_boxes: Sequence[np.ndarray],
-                           truth_labels: Sequence[np.ndarray], classes: Sequence[str]) -> dict[str, Any]:
+                           truth_labels: Sequence[np.ndarray], classes: Sequence[str],
+                           max_detections: int = 100) -> dict[str, Any]:
     """COCO figures over the images (-1 where COCO has nothing to measure, e.g. no large boxes), and AP50-95 and
     AP50... per class name."""
-    metric = map_metric(class_metrics=True)
+    metric = map_metric(class_metrics=True, max_detections=max_detections)
     metric.update([as_prediction(f) for f in found],
                   [as_target(b, lab) for b, lab in zip(truth_boxes, truth_labels, strict=True)])
     raw = metric.compute()
@@ -50,6 +54,7 @@ def mean_average_precision(found: Sequence[Detections], truth_boxes: Sequence[np
     return figures
 
 SCORING = Scoring("val_map", "val mAP50-95", "validation mAP50-95", ("val_map", "val_map50", "test_map", "test_map50"),
-                  ("val mAP", "val mAP50", "test mAP", "test mAP50"), latency_note=" with decoding and NMS")
+                  ("val mAP", "val mAP50", "test mAP", "test mAP50"), latency_note=" with decoding and NMS",
+                  per_megapixel=True)
 """A detector's pruning rounds and exported variants are scored by COCO mAP; compress.budget.max_accuracy_drop is
 read on validation mAP50-95."""

@@ -16,11 +16,13 @@ import onnxruntime as ort
 import torch
 
 from runtime.detections import Decoding, Detections, Letterbox, detect, detect_batch, iou_matrix
+from runtime.tiling import Outputs, Run
 from vision.compression.onnx import INPUT, OPSET
 from vision.data.dataset import to_tensor
 from vision.detection.data import DetectionSplit, letterbox, read_rgb
 from vision.detection.metrics import mean_average_precision
 from vision.detection.model import OUTPUT_NAMES, Detector
+from vision.detection.sliced import sliced_split
 
 BATCH = 16
 PARITY_IOU = 0.99
@@ -82,8 +84,22 @@ class SplitOutputs:
     features: np.ndarray
 
 
+def onnx_run(sess: ort.InferenceSession) -> Run:
+    """The file as runtime.tiling's `Run` (uint8 batch in, float32 outputs out)."""
+    def run(images: np.ndarray) -> Outputs:
+        logits, regression, centerness, pooled = (np.asarray(o, np.float32)
+                                                  for o in sess.run(list(OUTPUT_NAMES), _feed(sess, images)))
+        return logits, regression, centerness, pooled
+
+    return run
+
+
 def run_split(sess: ort.InferenceSession, split: DetectionSplit, decoding: Decoding,
               corrupt: Corrupt | None = None) -> SplitOutputs:
+    """Each image's detections in its own pixels (tile by tile for a tiled detector) and its pooled features (of
+    the whole image letterboxed)."""
+    if decoding.tiling is not None:
+        return SplitOutputs(*sliced_split(split, onnx_run(sess), decoding, corrupt))
     found: list[Detections] = []
     features: list[np.ndarray] = []
     for images, fits in letterboxed(split, decoding.input_wh):
@@ -106,8 +122,9 @@ def run_images(sess: ort.InferenceSession, images: np.ndarray, decoding: Decodin
     return SplitOutputs(found, np.concatenate(features) if features else np.zeros((0, 0), np.float32))
 
 
-def split_map(found: list[Detections], split: DetectionSplit, classes: list[str]) -> dict[str, float]:
-    figures = mean_average_precision(found, split.boxes, split.labels, classes)
+def split_map(found: list[Detections], split: DetectionSplit, classes: list[str], max_detections: int = 100
+              ) -> dict[str, float]:
+    figures = mean_average_precision(found, split.boxes, split.labels, classes, max_detections)
     return {"map": max(float(figures["map"]), 0.0), "map50": max(float(figures["map50"]), 0.0)}
 
 

@@ -26,8 +26,7 @@ def save_detector(model: Detector, decoding: Decoding, folder: Path, history: li
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, str(folder / f"{name}.safetensors"))
     document = {"task": "detection", **model.config.to_json(), "mean": list(MEAN), "std": list(STD),
-                "decoding": {"score_threshold": decoding.score_threshold, "nms_iou": decoding.nms_iou,
-                             "max_detections": decoding.max_detections}}
+                "decoding": decoding.to_dict()}
     if history:
         document["pruning_history"] = [[step, out, list(indices)] for step, out, indices in history]
     (folder / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -44,7 +43,4 @@ def load_detector(folder: Path, name: str = "model") -> tuple[Detector, Decoding
         graph = tp.DependencyGraph().build_dependency(model, torch.zeros(1, 3, height, width), verbose=False)
         graph.load_pruning_history([(step, bool(out), list(indices)) for step, out, indices in raw["pruning_history"]])
     model.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
-    settings = raw["decoding"]
-    decoding = Decoding(config.input_wh, config.strides, float(settings["score_threshold"]),
-                        float(settings["nms_iou"]), int(settings["max_detections"]))
-    return model.eval(), decoding
+    return model.eval(), Decoding.from_dict(raw["decoding"], config.input_wh, config.strides)
