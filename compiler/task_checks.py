@@ -30,8 +30,6 @@ NOT_FOR_DETECTION: dict[tuple[str, ...], str] = {
     ("data", "quality", "max_class_imbalance"): "detection bounds the imbalance of boxes: "
                                                 "data.boxes.max_instance_imbalance",
     ("train", "freeze"): "detectors train every level (freezing backbone levels is built for classifiers only)",
-    ("compress", "student"): "a detector is compressed by pruning its own channels; a student backbone is built for "
-                             "classifiers only",
     ("compress", "sparse_training"): "sparse training is built for classifiers only: use structured_prune",
     ("compress", "quantization", "max_fp32_layers"): "a detector's int8 file keeps at most 8 convolutions in fp32, "
                                                      "ranked on 32 validation images (vision.detection.quantize); "
@@ -44,7 +42,7 @@ NOT_FOR_DETECTION: dict[tuple[str, ...], str] = {
 }
 """Keys a detection spec may not set, and why."""
 
-DETECTION_ONLY: tuple[tuple[str, ...], ...] = (("dependability", "min_map50"),)
+DETECTION_ONLY: tuple[tuple[str, ...], ...] = (("dependability", "min_map50"), ("compress", "student_head"))
 """Keys only a detection spec may set."""
 MAP_GATED: tuple[tuple[str, ...], ...] = (("dependability", "min_map"),)
 """Keys only a task gated on mAP (detection, multilabel) may set."""

@@ -77,6 +77,15 @@ class SparseTraining(SpecModel):
     of its layer."""
 
 
+class StudentHead(SpecModel):
+    """A smaller detector head: most of a single-stage detector's MACs are its head towers at the finest level."""
+
+    fpn_channels: Literal[32, 64, 96, 128, 192, 256] = 64
+    """Channels of the student's feature pyramid and head."""
+    head_convs: Annotated[int, Interval(1, 4)] = 1
+    """Convolutions in each of the student's head towers."""
+
+
 class CompressSection(SpecModel):
     """Shrink the trained model to the budget, export it to ONNX and quantize it for the target."""
 
@@ -104,7 +113,11 @@ class CompressSection(SpecModel):
     distillation: Distillation = Distillation()
     """Teacher settings, used when `methods` lists `distill`."""
     student: str | None = None
-    """Optional smaller timm backbone distilled from the trained model for `train.epochs` epochs."""
+    """Optional smaller timm backbone distilled from the trained model for `train.epochs` epochs (a detector's
+    student may keep the trained backbone and shrink its head instead: `student_head`)."""
+    student_head: StudentHead | None = None
+    """Detection only: the student detector's feature pyramid and head (with `student`, or the trained
+    backbone when `student` is null), distilled from the trained detector and offered beside the pruned ones."""
     calibration_images: Annotated[int, Interval(100, 100_000)] = 200
     """Training images that calibrate int8 quantization."""
     quantization: Quantization = Quantization()

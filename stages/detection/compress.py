@@ -3,7 +3,10 @@ export every candidate to ONNX checked against torch on the test split.
 
 Candidates: `trained`; `pruned` (torch-pruning rounds over backbone, neck and head, each fine-tuned on the
 boxes); `pruned_distilled` (the same rounds fine-tuned while imitating the trained detector: class-logit KL and
-confidence-weighted box regression, vision.detection.distill) when `distill` is among compress.methods. The
+confidence-weighted box regression, vision.detection.distill) when `distill` is among compress.methods;
+`student` (with compress.student_head: a detector with a smaller feature pyramid and head, on compress.student's
+backbone or the trained one, from its offline ImageNet weights where they ship, trained for train.epochs while
+imitating the trained detector: most of a single-stage detector's MACs are its head towers). The
 accuracy floor is the trained detector's validation mAP50-95 minus compress.budget.max_accuracy_drop. Each
 candidate is saved in torch form (`<name>.safetensors` + `<name>.json`, with its pruning record) for
 explanations, and as fp32 `<name>.onnx`; an export whose decoded detections differ from torch's fails the
@@ -12,9 +15,11 @@ stage. Quantization, latency and the choice are the export stage's.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from core.spec.deployment import CompressSection
 from core.spec.training import TrainSection
@@ -26,12 +31,14 @@ from vision.compression.pruning import PruneResult, Size, finetune_epochs
 from vision.detection.compression import DetectorBudget, PruningPlan, measure_detector, prune_detector, validation_map
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.distill import DetectionTeacher
+from vision.detection.fit import fit_detector
 from vision.detection.metrics import SCORING
-from vision.detection.model import Detector
+from vision.detection.model import Detector, DetectorConfig, build_detector
 from vision.detection.onnx import export_detector, parity, run_split, session
 from vision.detection.predict import predict_split
 from vision.detection.settings import spec_sampling
 from vision.detection.store import load_detector, save_detector
+from vision.training.pretrained import offline_weights_for
 
 
 def within(compression: CompressSection) -> DetectorBudget:
@@ -45,16 +52,40 @@ def within(compression: CompressSection) -> DetectorBudget:
     return check
 
 
-def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan
+@dataclass(frozen=True)
+class StudentPlan:
+    """The student detector: its shape, its backbone's offline weights and its training (train.epochs)."""
+
+    config: DetectorConfig
+    pretrained: str | None
+    training: TrainSection
+
+
+def student_plan(compression: CompressSection, trained: Detector, training: TrainSection) -> StudentPlan | None:
+    head = compression.student_head
+    if head is None:
+        return None
+    backbone = compression.student or trained.config.backbone
+    config = replace(trained.config, backbone=backbone, fpn_channels=head.fpn_channels, head_convs=head.head_convs)
+    return StudentPlan(config, offline_weights_for(backbone), training.model_copy(update={"hpo": None}))
+
+
+def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan,
+                      student: StudentPlan | None = None
                       ) -> tuple[dict[str, Detector], dict[str, PruneResult], float]:
     """The candidate detectors by name, each pruning track, and the accuracy floor (validation mAP50-95)."""
     compression = plan.compression
     floor = validation_map(trained, val, plan.decoding) - compression.budget.max_accuracy_drop
     models: dict[str, Detector] = {"trained": trained}
     tracks: dict[str, PruneResult] = {}
+    teacher = DetectionTeacher(trained.eval(), compression.distillation.temperature, compression.distillation.alpha)
+    if student is not None:
+        torch.manual_seed(plan.seed)
+        models["student"] = fit_detector(build_detector(student.config, student.pretrained), train, val,
+                                         student.training, plan.decoding, plan.seed, plan.augment,
+                                         min_visibility=plan.min_visibility, teacher=teacher, tiles=plan.tiles,
+                                         label="compress: student").model
     if "structured_prune" in compression.methods:
-        teacher = DetectionTeacher(trained.eval(), compression.distillation.temperature,
-                                   compression.distillation.alpha)
         guides = [("pruned", None)] + ([("pruned_distilled", teacher)] if "distill" in compression.methods else [])
         for name, guide in guides:
             tracks[name] = prune_detector(trained, train, val, plan, within(compression), floor, guide,
@@ -95,12 +126,13 @@ class DetectorCompress:
     test: DetectionSplit
     plan: PruningPlan
     confidence_threshold: float
+    student: StudentPlan | None = None
     floor: float | None = None
     """The accuracy floor (validation mAP50-95), known once the candidates are made."""
     scoring = SCORING
 
     def candidates(self, work: Path) -> tuple[dict[str, Any], dict[str, PruneResult]]:
-        models, tracks, self.floor = compress_detector(self.trained, self.train, self.val, self.plan)
+        models, tracks, self.floor = compress_detector(self.trained, self.train, self.val, self.plan, self.student)
         return models, tracks
 
     def describe(self, models: dict[str, Any], tracks: dict[str, PruneResult], out: Path) -> dict[str, dict[str, Any]]:
@@ -123,7 +155,8 @@ def main(ctx: StageContext) -> None:
     plan = PruningPlan(compression, finetune, decoding, ctx.spec("seed"), ctx.spec("augment"),
                        ctx.spec("detection.min_visibility"), spec_sampling(ctx.spec("detection.tiling")))
     compressing.compress(ctx, DetectorCompress(trained, decoding, train, val, test, plan,
-                                               ctx.spec("detection.confidence_threshold")))
+                                               ctx.spec("detection.confidence_threshold"),
+                                               student_plan(compression, trained, training)))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def classification_decision(ctx: StageContext, loop: ActiveLearningSection, arti
     batches = []
     if needs_torch(loop):  # torch scores the same inputs again: decode them once
         fed = list(fed)
-        batches = [x for x, _ in fed]
+        batches = [batch.tensor for batch in fed]
     scored = scoring.classify(artifact, fed)
     samples = members = None
     if loop.strategy == "bald":

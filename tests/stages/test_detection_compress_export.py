@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,27 @@ def test_a_pruned_detector_saves_and_loads_to_the_same_network(split: DetectionS
     with torch.inference_mode():
         for ours, theirs in zip(track.model.eval()(x), loaded(x), strict=True):
             assert torch.equal(ours, theirs)
+
+
+def test_a_student_with_a_smaller_head_is_distilled_saved_and_offered_beside_the_trained_detector(
+        split: DetectionSplit, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trained = Detector(replace(CONFIG, fpn_channels=64, head_convs=2)).eval()
+    compression = CompressSection(methods=["quantize"], student_head={"fpn_channels": 32, "head_convs": 1},
+                                  budget={"max_accuracy_drop": 1.0})
+    student = compress_stage.student_plan(compression, trained, TrainSection(epochs=1, batch_size=4))
+    assert student is not None
+    assert (student.config.backbone, student.config.fpn_channels, student.config.head_convs) == ("resnet10t", 32, 1)
+    plan = PruningPlan(compression, TrainSection(epochs=1, batch_size=4), DECODING, seed=0)
+    models, tracks, _ = compress_stage.compress_detector(trained, split, split, plan, student)
+    assert set(models) == {"trained", "student"}
+    assert tracks == {}
+    assert measure_detector(models["student"]).macs < measure_detector(trained).macs
+    described = compress_stage.describe(models, tracks, DECODING, split, split, 0.5, tmp_path)
+    assert described["student"]["macs"] < described["trained"]["macs"]
+    loaded, _ = load_detector(tmp_path, "student")
+    assert loaded.config == models["student"].config
+    assert compress_stage.student_plan(CompressSection(), trained, TrainSection()) is None, "opt-in"
 
 
 def test_an_export_whose_detections_differ_from_torch_fails_the_stage(split: DetectionSplit, tmp_path: Path,

@@ -43,7 +43,7 @@ class DetectorModule(L.LightningModule):
         super().__init__()
         self.model, self.training, self.decoding = model, training, decoding
         self.teacher = teacher
-        self.val_map = map_metric()
+        self.val_map = map_metric(max_detections=decoding.max_detections)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.model(x)

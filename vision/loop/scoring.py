@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
 
-from runtime.artifact import Artifact, calibrated
-from runtime.detections import Decoding, Detections, Letterbox, detect_batch, iou_matrix
+from runtime.artifact import Artifact
+from runtime.detections import Detections, iou_matrix
 from vision.data.labelstudio import Guess
 
 BATCH = 32
@@ -24,11 +25,25 @@ def _rgb(path: Path) -> Image.Image:
         return image.convert("RGB")
 
 
-def inputs(artifact: Artifact, paths: list[Path]) -> Iterator[tuple[np.ndarray, list[tuple[int, int]]]]:
-    """Normalised network inputs a batch at a time, fitted as the server fits them, with each image's size."""
+class FedBatch(NamedTuple):
+    tensor: np.ndarray
+    """Normalised network inputs, fitted as the server fits them."""
+    sizes: list[tuple[int, int]]
+    """Each image's own width and height."""
+    paths: list[Path]
+    """The images' files: a tiled detector reads each again at full size, one batch at a time."""
+
+    def full_images(self) -> list[np.ndarray]:
+        return [np.asarray(_rgb(p), dtype=np.uint8) for p in self.paths]
+
+
+def inputs(artifact: Artifact, paths: list[Path]) -> Iterator[FedBatch]:
+    """The pool a batch at a time, as the server would receive it."""
     for start in range(0, len(paths), BATCH):
-        images = [_rgb(p) for p in paths[start:start + BATCH]]
-        yield artifact.normalise(np.stack([artifact.fit(i) for i in images])), [i.size for i in images]
+        chosen = paths[start:start + BATCH]
+        images = [_rgb(p) for p in chosen]
+        yield FedBatch(artifact.normalise(np.stack([artifact.fit(i) for i in images])), [i.size for i in images],
+                       list(chosen))
 
 
 @dataclass(frozen=True)
@@ -40,14 +55,14 @@ class Classified:
     abstained: np.ndarray
 
 
-Fed = Iterable[tuple[np.ndarray, list[tuple[int, int]]]]
+Fed = Iterable[FedBatch]
 """What `inputs` yields: pass a list of it to score the same images again without decoding them twice."""
 
 
 def classify(artifact: Artifact, fed: Fed) -> Classified:
     parts = []
-    for x, _ in fed:
-        prediction = artifact.predict(x)
+    for batch in fed:
+        prediction = artifact.predict(batch.tensor)
         parts.append((prediction.probabilities, prediction.features, prediction.ood_scores, prediction.abstained))
     if not parts:
         return Classified(np.zeros((0, len(artifact.classes))), np.zeros((0, 0)), np.zeros(0), np.zeros(0, bool))
@@ -68,8 +83,8 @@ def detect(artifact: Artifact, fed: Fed) -> Detected:
     ood, abstained = [], []
     request = artifact.default_request()
     floor = type(request)(0.0, request.nms_iou, request.max_detections)
-    for x, sizes in fed:
-        prediction = artifact.detect(x, sizes, floor)
+    for batch in fed:
+        prediction = artifact.detect(batch.tensor, batch.sizes, floor, batch.full_images() if artifact.tiled else None)
         found.extend(prediction.detections)
         ood.append(prediction.ood_scores)
         abstained.append(prediction.abstained)
@@ -103,25 +118,6 @@ def member_probabilities(members: list[torch.nn.Module], batches: list[np.ndarra
         logits = torch.cat([model(torch.from_numpy(b)) for b in batches])
         out.append(torch.softmax(logits / temperature, dim=1))
     return torch.stack(out).double().numpy()
-
-
-@torch.inference_mode()
-def member_detections(members: list[torch.nn.Module], batches: list[np.ndarray], sizes: list[tuple[int, int]],
-                      decoding: Decoding, temperature: float, min_score: float
-                      ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """Per image, each member's (boxes in the image's own pixels, labels) of detections whose score, calibrated
-    with the deployable's temperature, reaches `min_score`."""
-    per_member = []
-    for model in members:
-        model.eval()
-        found: list[Detections] = []
-        for b in batches:
-            outputs = [o.float().numpy() for o in model(torch.from_numpy(b))[:3]]
-            fits = [Letterbox.fit(w, h, decoding.input_wh) for w, h in sizes[len(found):len(found) + len(b)]]
-            found.extend(detect_batch(*outputs, decoding, fits))
-        kept = [calibrated(d.scores, temperature) >= min_score for d in found]
-        per_member.append([(d.boxes[k], d.labels[k]) for d, k in zip(found, kept, strict=True)])
-    return [list(images) for images in zip(*per_member, strict=True)]
 
 
 def agreed(guesses: list[Guess], members: list[tuple[np.ndarray, np.ndarray]], classes: list[str],

@@ -35,8 +35,8 @@ def tag(artifact: Artifact, fed: Fed) -> Tagged:
     """Every pool image through the deployable tagger, as the server answers it."""
     thresholds = np.zeros(len(artifact.classes))
     parts = []
-    for x, _ in fed:
-        answer = artifact.tag(x)
+    for fed_batch in fed:
+        answer = artifact.tag(fed_batch.tensor)
         thresholds = answer.thresholds
         parts.append((answer.probabilities, answer.present, answer.features, answer.ood_scores, answer.abstained))
     if not parts:

@@ -16,7 +16,7 @@ CONTRACT = replace(
             "train.select_by", "compress.budget", "compress.methods", "compress.importance", "compress.prune_steps",
             "compress.max_prune_ratio", "compress.finetune_epochs", "compress.finetune_min_steps",
             "compress.distillation", "compress.allocation", "detection.min_visibility",
-            "detection.confidence_threshold", "detection.tiling"),
+            "detection.confidence_threshold", "detection.tiling", "compress.student", "compress.student_head"),
     inputs={"images": "ingest.images", "boxes": "ingest.boxes", "split": "prune.split", "model": "train.model"},
     plots=(PlotInfo("rounds", "reports/{project}/compress/rounds.csv", x="params", y=("val_map",), template="scatter",
                     title="Pruning rounds: parameters vs validation mAP50-95"),),

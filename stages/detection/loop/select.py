@@ -37,11 +37,10 @@ def detection_decision(ctx: StageContext, loop: ActiveLearningSection, artifact:
     low = tuple(loop.low_confidence)
     members = None
     if with_members:
-        batches = [x for x, _ in fed]
-        sizes = [size for _, image_sizes in fed for size in image_sizes]
+        from vision.detection.members import member_detections
         from vision.detection.store import load_detector
 
-        members = scoring.member_detections([load_detector(d)[0] for d in member_dirs(ctx)], batches, sizes,
+        members = member_detections([load_detector(d)[0] for d in member_dirs(ctx)], list(fed),
                                             artifact.detection.decoding, artifact.temperature,
                                             artifact.detection.confidence_threshold)
     decided = detection_round(choice, [d.scores for d in detected.detections], pool.vectors[pool.candidates],
