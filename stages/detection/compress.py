@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from core.spec.deployment import CompressSection
+from core.spec.deployment import CompressSection, StudentHead
 from core.spec.training import TrainSection
 from runtime.detections import Decoding
 from stages import compressing
@@ -62,9 +62,11 @@ class StudentPlan:
 
 
 def student_plan(compression: CompressSection, trained: Detector, training: TrainSection) -> StudentPlan | None:
-    head = compression.student_head
-    if head is None:
+    """The student when compress.student or compress.student_head asks for one (a student backbone alone gets
+    the default student head), else None."""
+    if compression.student is None and compression.student_head is None:
         return None
+    head = compression.student_head or StudentHead()
     backbone = compression.student or trained.config.backbone
     config = replace(trained.config, backbone=backbone, fpn_channels=head.fpn_channels, head_convs=head.head_convs)
     return StudentPlan(config, offline_weights_for(backbone), training.model_copy(update={"hpo": None}))

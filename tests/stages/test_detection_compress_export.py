@@ -95,6 +95,9 @@ def test_a_student_with_a_smaller_head_is_distilled_saved_and_offered_beside_the
     loaded, _ = load_detector(tmp_path, "student")
     assert loaded.config == models["student"].config
     assert compress_stage.student_plan(CompressSection(), trained, TrainSection()) is None, "opt-in"
+    alone = compress_stage.student_plan(CompressSection(student="resnet18"), trained, TrainSection())
+    assert alone is not None
+    assert (alone.config.backbone, alone.config.fpn_channels, alone.config.head_convs) == ("resnet18", 64, 1)
 
 
 def test_an_export_whose_detections_differ_from_torch_fails_the_stage(split: DetectionSplit, tmp_path: Path,
