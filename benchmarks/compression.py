@@ -18,8 +18,13 @@
 3. The demo detector of the last `dvc repro` (specs/digits-on-photos.yaml): its deployable file against the
    trained detector in torch eager fp32 on the test split: MACs, mAP50-95 and batch-1 latency with decoding and
    NMS (targets >= 2x fewer MACs at <= 1 point mAP50-95 drop, >= 4x faster served).
+4. Students of that detector (compress.student_head): a narrower feature pyramid and fewer head convolutions on
+   the trained detector's own backbone, distilled from it for train.epochs as the compress stage does, then int8
+   within the spec's floor as the export stage does; beside the trained detector in torch eager fp32 and its own
+   int8 file (targets >= 1.5x fewer MACs within 1 point of test mAP50-95, >= 3x faster than torch eager).
 Targets: Lite0 int8 within 1 point of fp32; Lite0 >= 2x fewer MACs within 1 point.
-Usage: python benchmarks/compression.py [--skip-stages] [--skip-digits] [--skip-lite0] [--skip-detector] [--images N]
+Usage: python benchmarks/compression.py [--skip-stages] [--skip-digits] [--skip-lite0] [--skip-detector]
+       [--skip-students] [--students 64x1,64x1@40,32x2] [--images N]
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from _digits import REPO
 
-from core.spec.deployment import CompressSection, SparseTraining
+from core.spec.deployment import CompressSection, SparseTraining, StudentHead
 from core.spec.training import TrainSection
 from vision.compression.onnx import export_onnx, latency_ms, onnx_accuracy, session
 from vision.compression.pruning import Size, measure_size, prune_to_budget
@@ -272,6 +278,150 @@ def detector_section(spec_path: Path) -> None:
           f"fp32 (target >= 4x: {'met' if speedup >= 4 else 'MISSED'})", flush=True)
 
 
+@dataclass(frozen=True)
+class DetectorRow:
+    variant: str
+    macs: int
+    test_map: float
+    runner: Callable[[], None]
+
+
+def student_section(spec_path: Path, students: list[tuple[int, int, int | None]]) -> None:
+    """Section 4: students distilled from the demo detector of the last `dvc repro`, each trained as the compress
+    stage trains compress.student_head and quantized as the export stage quantizes, all measured in one run."""
+    from compiler.load import load_spec
+    from core.profiles import PROFILES
+    from vision.compression.timing import interleaved
+    from vision.detection.compression import measure_detector
+    from vision.detection.data import load_detection_split
+    from vision.detection.distill import DetectionTeacher
+    from vision.detection.fit import fit_detector
+    from vision.detection.metrics import mean_average_precision
+    from vision.detection.onnx import (
+        calibration_images,
+        detector_runner,
+        export_detector,
+        letterboxed,
+        run_split,
+        session,
+        split_map,
+        torch_detector_runner,
+    )
+    from vision.detection.predict import predict_split
+    from vision.detection.quantize import SENSITIVITY_IMAGES, quantize_within_floor
+    from vision.detection.settings import spec_sampling
+    from vision.detection.store import load_detector
+    from vision.detection.student import initial_student, student_plan
+
+    spec = load_spec(spec_path, REPO).spec
+    if not (REPO / "models" / spec.name / "train" / "model.json").is_file():
+        raise SystemExit(f"models/{spec.name}/train is missing: run `make demo` first")
+    trained, decoding = load_detector(REPO / "models" / spec.name / "train")
+    classes, data = list(spec.classes), REPO / "data" / spec.name
+    train, val, test = (load_detection_split(data / "ingest", data / "ingest" / "boxes.csv", data / "prune" /
+                                             "split.csv", name, classes) for name in ("train", "val", "test"))
+    calibration = calibration_images(train, decoding.input_wh, spec.compress.calibration_images)
+    probe = calibration_images(val, decoding.input_wh, SENSITIVITY_IMAGES)
+    weight_bits = PROFILES[spec.target.hardware].int8_weight_bits
+    sample = next(letterboxed(test.take([0]), decoding.input_wh))[0][0]
+
+    def onnx_map(path: Path, split) -> float:
+        return split_map(run_split(session(path), split, decoding).found, split, classes,
+                         decoding.max_detections)["map"]
+
+    def torch_map(model, split) -> float:
+        return mean_average_precision(predict_split(model, split, decoding), split.boxes, split.labels, classes,
+                                      max_detections=decoding.max_detections)["map"]
+
+    def int8_of(model, name: str, floor: float, work: Path) -> tuple[Path, str]:
+        fp32, int8 = work / f"{name}.onnx", work / f"{name}-int8.onnx"
+        export_detector(model, fp32)
+        kept = quantize_within_floor(fp32, int8, calibration, probe, weight_bits, lambda p: onnx_map(p, val), floor)
+        return int8, f"{len(kept.fp32_layers)} conv(s) kept fp32"
+
+    floor = torch_map(trained, val) - spec.compress.budget.max_accuracy_drop
+    teacher = DetectionTeacher(trained.eval(), spec.compress.distillation.temperature,
+                               spec.compress.distillation.alpha)
+    with tempfile.TemporaryDirectory(prefix="autodl-student-bench-") as folder:
+        work = Path(folder)
+        int8, note = int8_of(trained, "trained", floor, work)
+        rows = [DetectorRow("trained, torch eager fp32", measure_detector(trained).macs, torch_map(trained, test),
+                            torch_detector_runner(trained, sample, decoding)),
+                DetectorRow(f"trained, int8 ({note})", measure_detector(trained).macs, onnx_map(int8, test),
+                            detector_runner(int8, sample, decoding))]
+        for fpn_channels, head_convs, epochs in students:
+            training = spec.train.model_copy(update={"epochs": epochs or spec.train.epochs})
+            compression = spec.compress.model_copy(update={"student_head": StudentHead(
+                fpn_channels=fpn_channels, head_convs=head_convs)})
+            plan = student_plan(compression, trained, training)
+            assert plan is not None
+            started = time.perf_counter()
+            torch.manual_seed(spec.seed)
+            student = fit_detector(initial_student(plan, trained), train, val, plan.training, decoding, spec.seed,
+                                   spec.augment, min_visibility=spec.detection.min_visibility, teacher=teacher,
+                                   tiles=spec_sampling(spec.detection.tiling), progress=False).model
+            name = f"student pyramid {fpn_channels}, {head_convs} head conv(s), {training.epochs} epochs"
+            print(f"{name}: distilled in {time.perf_counter() - started:.0f} s", flush=True)
+            macs = measure_detector(student).macs
+            rows.append(DetectorRow(f"{name}, torch fp32", macs, torch_map(student, test),
+                                    torch_detector_runner(student, sample, decoding)))
+            int8, note = int8_of(student, f"student-{fpn_channels}-{head_convs}-{training.epochs}", floor, work)
+            rows.append(DetectorRow(f"{name}, int8 ({note})", macs, onnx_map(int8, test),
+                                    detector_runner(int8, sample, decoding)))
+        parts = latency_parts(trained, sample, decoding)
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)  # torch held to one thread as ONNX Runtime is, as the export stage times
+        try:
+            timings = interleaved({row.variant: row.runner for row in rows} | parts)
+        finally:
+            torch.set_num_threads(before)
+    base_macs, base_map = rows[0].macs, rows[0].test_map
+    base_ms = timings[rows[0].variant].median_cpu_ms
+    print(f"\n4. Students of the {spec.name} detector ({len(test)} test images; batch-1 latency, 1 thread, decoding "
+          "and NMS included, CPU time in interleaved rounds as the export stage times)")
+    width = max(len(row.variant) for row in rows)
+    print(f"{'variant':<{width}} {'MACs':>13} {'fewer':>6} {'mAP50-95':>9} {'points':>7} {'ms':>7} {'faster':>7}")
+    faster = {row.variant: base_ms / timings[row.variant].median_cpu_ms for row in rows}
+    for row in rows:
+        print(f"{row.variant:<{width}} {row.macs:>13,} {base_macs / row.macs:>5.2f}x {row.test_map:>9.4f} "
+              f"{100 * (row.test_map - base_map):>+7.2f} {timings[row.variant].median_cpu_ms:>7.2f} "
+              f"{faster[row.variant]:>6.2f}x")
+    print("where the trained detector's time goes: " + "; ".join(
+        f"{name} {timings[name].median_cpu_ms:.2f} ms" for name in parts))
+    met = [row for row in rows if base_macs / row.macs >= 1.5 and base_map - row.test_map <= 0.01
+           and faster[row.variant] >= 3]
+    print(f"target (>= 1.5x fewer MACs within 1 point of test mAP50-95 and >= 3x faster than torch eager): "
+          f"{'met by ' + met[0].variant if met else 'MISSED by every student'}", flush=True)
+
+
+def student_arm(text: str) -> tuple[int, int, int | None]:
+    """`64x1` or `64x1@40` -> (pyramid channels, head convolutions, epochs or None for the spec's)."""
+    shape, _, epochs = text.strip().partition("@")
+    fpn_channels, head_convs = (int(n) for n in shape.split("x"))
+    return fpn_channels, head_convs, int(epochs) if epochs else None
+
+
+def latency_parts(trained: torch.nn.Module, sample, decoding) -> dict[str, Callable[[], None]]:
+    """Runners for the parts of one torch eager inference: the backbone alone, and decoding with NMS alone (on
+    the trained detector's own outputs for the sample), to show which part a smaller head cannot shrink."""
+    from runtime.detections import detect
+    from vision.data.dataset import to_tensor
+
+    x = to_tensor(sample[None])
+    body = trained.fcos.backbone.body.eval()
+    with torch.inference_mode():
+        logits, regression, centerness, _ = (o.numpy() for o in trained.eval()(x))
+
+    @torch.inference_mode()
+    def backbone() -> None:
+        body(x)
+
+    def decode() -> None:
+        detect(logits[0], regression[0], centerness[0], decoding)
+
+    return {"backbone alone (torch eager fp32)": backbone, "decoding and NMS alone": decode}
+
+
 def digits_section(spec_path: Path) -> None:
     """Section 2a: every method on the digits model of the last `dvc repro`, with its spec's settings."""
     from compiler.load import load_spec
@@ -336,6 +486,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=900, help="texture images in all (a third per class)")
     parser.add_argument("--detection-spec", type=Path, default=REPO / "specs" / "digits-on-photos.yaml")
     parser.add_argument("--skip-detector", action="store_true")
+    parser.add_argument("--skip-students", action="store_true")
+    parser.add_argument("--students", default="64x1,32x2",
+                        help="students as <pyramid channels>x<head convolutions>[@<epochs>] (default epochs: "
+                             "the spec's train.epochs), comma-separated")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
     if not args.skip_stages:
@@ -346,6 +500,8 @@ def main() -> None:
         lite0_section(args.images)
     if not args.skip_detector:
         detector_section(args.detection_spec)
+    if not args.skip_students:
+        student_section(args.detection_spec, [student_arm(arm) for arm in args.students.split(",")])
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ export every candidate to ONNX checked against torch on the test split.
 Candidates: `trained`; `pruned` (torch-pruning rounds over backbone, neck and head, each fine-tuned on the
 boxes); `pruned_distilled` (the same rounds fine-tuned while imitating the trained detector: class-logit KL and
 confidence-weighted box regression, vision.detection.distill) when `distill` is among compress.methods;
-`student` (with compress.student_head: a detector with a smaller feature pyramid and head, on compress.student's
-backbone or the trained one, from its offline ImageNet weights where they ship, trained for train.epochs while
-imitating the trained detector: most of a single-stage detector's MACs are its head towers). The
+`student` (with compress.student_head: a detector with a smaller feature pyramid and head, on the trained
+detector's fine-tuned backbone or on compress.student's from its offline ImageNet weights, trained for
+train.epochs while imitating the trained detector: vision.detection.student). The
 accuracy floor is the trained detector's validation mAP50-95 minus compress.budget.max_accuracy_drop. Each
 candidate is saved in torch form (`<name>.safetensors` + `<name>.json`, with its pruning record) for
 explanations, and as fp32 `<name>.onnx`; an export whose decoded detections differ from torch's fails the
@@ -15,13 +15,13 @@ stage. Quantization, latency and the choice are the export stage's.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.spec.deployment import CompressSection, StudentHead
+from core.spec.deployment import CompressSection
 from core.spec.training import TrainSection
 from runtime.detections import Decoding
 from stages import compressing
@@ -33,12 +33,12 @@ from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.distill import DetectionTeacher
 from vision.detection.fit import fit_detector
 from vision.detection.metrics import SCORING
-from vision.detection.model import Detector, DetectorConfig, build_detector
+from vision.detection.model import Detector
 from vision.detection.onnx import export_detector, parity, run_split, session
 from vision.detection.predict import predict_split
 from vision.detection.settings import spec_sampling
 from vision.detection.store import load_detector, save_detector
-from vision.training.pretrained import offline_weights_for
+from vision.detection.student import StudentPlan, initial_student, student_plan
 
 
 def within(compression: CompressSection) -> DetectorBudget:
@@ -52,26 +52,6 @@ def within(compression: CompressSection) -> DetectorBudget:
     return check
 
 
-@dataclass(frozen=True)
-class StudentPlan:
-    """The student detector: its shape, its backbone's offline weights and its training (train.epochs)."""
-
-    config: DetectorConfig
-    pretrained: str | None
-    training: TrainSection
-
-
-def student_plan(compression: CompressSection, trained: Detector, training: TrainSection) -> StudentPlan | None:
-    """The student when compress.student or compress.student_head asks for one (a student backbone alone gets
-    the default student head), else None."""
-    if compression.student is None and compression.student_head is None:
-        return None
-    head = compression.student_head or StudentHead()
-    backbone = compression.student or trained.config.backbone
-    config = replace(trained.config, backbone=backbone, fpn_channels=head.fpn_channels, head_convs=head.head_convs)
-    return StudentPlan(config, offline_weights_for(backbone), training.model_copy(update={"hpo": None}))
-
-
 def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSplit, plan: PruningPlan,
                       student: StudentPlan | None = None
                       ) -> tuple[dict[str, Detector], dict[str, PruneResult], float]:
@@ -83,7 +63,7 @@ def compress_detector(trained: Detector, train: DetectionSplit, val: DetectionSp
     teacher = DetectionTeacher(trained.eval(), compression.distillation.temperature, compression.distillation.alpha)
     if student is not None:
         torch.manual_seed(plan.seed)
-        models["student"] = fit_detector(build_detector(student.config, student.pretrained), train, val,
+        models["student"] = fit_detector(initial_student(student, trained), train, val,
                                          student.training, plan.decoding, plan.seed, plan.augment,
                                          min_visibility=plan.min_visibility, teacher=teacher, tiles=plan.tiles,
                                          label="compress: student").model

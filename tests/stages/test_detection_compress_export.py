@@ -24,6 +24,7 @@ from vision.detection.compression import PruningPlan, measure_detector, prune_de
 from vision.detection.data import DetectionSplit
 from vision.detection.model import Detector, DetectorConfig
 from vision.detection.store import load_detector, save_detector
+from vision.detection.student import initial_student, student_plan
 
 CONFIG = DetectorConfig("resnet10t", ("a", "b"), (64, 64), (8, 16, 32), fpn_channels=32, head_convs=1)
 DECODING = Decoding(CONFIG.input_wh, CONFIG.strides, 0.001, 0.6, 20)
@@ -82,7 +83,7 @@ def test_a_student_with_a_smaller_head_is_distilled_saved_and_offered_beside_the
     trained = Detector(replace(CONFIG, fpn_channels=64, head_convs=2)).eval()
     compression = CompressSection(methods=["quantize"], student_head={"fpn_channels": 32, "head_convs": 1},
                                   budget={"max_accuracy_drop": 1.0})
-    student = compress_stage.student_plan(compression, trained, TrainSection(epochs=1, batch_size=4))
+    student = student_plan(compression, trained, TrainSection(epochs=1, batch_size=4))
     assert student is not None
     assert (student.config.backbone, student.config.fpn_channels, student.config.head_convs) == ("resnet10t", 32, 1)
     plan = PruningPlan(compression, TrainSection(epochs=1, batch_size=4), DECODING, seed=0)
@@ -94,10 +95,31 @@ def test_a_student_with_a_smaller_head_is_distilled_saved_and_offered_beside_the
     assert described["student"]["macs"] < described["trained"]["macs"]
     loaded, _ = load_detector(tmp_path, "student")
     assert loaded.config == models["student"].config
-    assert compress_stage.student_plan(CompressSection(), trained, TrainSection()) is None, "opt-in"
-    alone = compress_stage.student_plan(CompressSection(student="resnet18"), trained, TrainSection())
+    assert student_plan(CompressSection(), trained, TrainSection()) is None, "opt-in"
+    alone = student_plan(CompressSection(student="resnet18"), trained, TrainSection())
     assert alone is not None
     assert (alone.config.backbone, alone.config.fpn_channels, alone.config.head_convs) == ("resnet18", 64, 1)
+
+
+def test_a_student_on_the_trained_backbone_starts_from_its_fine_tuned_weights_not_a_copy_it_shares() -> None:
+    trained = _detector()
+    with torch.no_grad():  # stands for fine-tuning: weights no fresh or ImageNet backbone would have
+        for parameter in trained.fcos.backbone.body.parameters():
+            parameter.add_(0.5)
+    plan = student_plan(CompressSection(student_head={"fpn_channels": 32, "head_convs": 1}), trained, TrainSection())
+    assert plan is not None
+    student = initial_student(plan, trained)
+    theirs = trained.fcos.backbone.body.state_dict()
+    ours = student.fcos.backbone.body.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+    with torch.no_grad():  # training the student must not move the teacher
+        next(student.fcos.backbone.body.parameters()).add_(1.0)
+    assert not torch.equal(next(student.fcos.backbone.body.parameters()), next(trained.fcos.backbone.body.parameters()))
+    other = student_plan(CompressSection(student="resnet18"), trained, TrainSection())
+    assert other is not None
+    fresh = initial_student(other, trained)
+    assert fresh.config.backbone == "resnet18", "another backbone cannot inherit the trained one's weights"
 
 
 def test_an_export_whose_detections_differ_from_torch_fails_the_stage(split: DetectionSplit, tmp_path: Path,
