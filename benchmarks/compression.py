@@ -291,12 +291,10 @@ def student_section(spec_path: Path, students: list[tuple[int, int, int | None]]
     stage trains compress.student_head and quantized as the export stage quantizes, all measured in one run."""
     from compiler.load import load_spec
     from core.profiles import PROFILES
+    from stages.detection.compress import compress_detector
     from vision.compression.timing import interleaved
-    from vision.detection.compression import measure_detector
+    from vision.detection.compression import PruningPlan, measure_detector, validation_map
     from vision.detection.data import load_detection_split
-    from vision.detection.distill import DetectionTeacher
-    from vision.detection.fit import fit_detector
-    from vision.detection.metrics import mean_average_precision
     from vision.detection.onnx import (
         calibration_images,
         detector_runner,
@@ -307,11 +305,10 @@ def student_section(spec_path: Path, students: list[tuple[int, int, int | None]]
         split_map,
         torch_detector_runner,
     )
-    from vision.detection.predict import predict_split
     from vision.detection.quantize import SENSITIVITY_IMAGES, quantize_within_floor
     from vision.detection.settings import spec_sampling
     from vision.detection.store import load_detector
-    from vision.detection.student import initial_student, student_plan
+    from vision.detection.student import student_plan
 
     spec = load_spec(spec_path, REPO).spec
     if not (REPO / "models" / spec.name / "train" / "model.json").is_file():
@@ -329,41 +326,35 @@ def student_section(spec_path: Path, students: list[tuple[int, int, int | None]]
         return split_map(run_split(session(path), split, decoding).found, split, classes,
                          decoding.max_detections)["map"]
 
-    def torch_map(model, split) -> float:
-        return mean_average_precision(predict_split(model, split, decoding), split.boxes, split.labels, classes,
-                                      max_detections=decoding.max_detections)["map"]
-
     def int8_of(model, name: str, floor: float, work: Path) -> tuple[Path, str]:
         fp32, int8 = work / f"{name}.onnx", work / f"{name}-int8.onnx"
         export_detector(model, fp32)
         kept = quantize_within_floor(fp32, int8, calibration, probe, weight_bits, lambda p: onnx_map(p, val), floor)
         return int8, f"{len(kept.fp32_layers)} conv(s) kept fp32"
 
-    floor = torch_map(trained, val) - spec.compress.budget.max_accuracy_drop
-    teacher = DetectionTeacher(trained.eval(), spec.compress.distillation.temperature,
-                               spec.compress.distillation.alpha)
+    floor = validation_map(trained, val, decoding) - spec.compress.budget.max_accuracy_drop
     with tempfile.TemporaryDirectory(prefix="autodl-student-bench-") as folder:
         work = Path(folder)
         int8, note = int8_of(trained, "trained", floor, work)
-        rows = [DetectorRow("trained, torch eager fp32", measure_detector(trained).macs, torch_map(trained, test),
+        rows = [DetectorRow("trained, torch eager fp32", measure_detector(trained).macs,
+                            validation_map(trained, test, decoding),
                             torch_detector_runner(trained, sample, decoding)),
                 DetectorRow(f"trained, int8 ({note})", measure_detector(trained).macs, onnx_map(int8, test),
                             detector_runner(int8, sample, decoding))]
         for fpn_channels, head_convs, epochs in students:
             training = spec.train.model_copy(update={"epochs": epochs or spec.train.epochs})
-            compression = spec.compress.model_copy(update={"student_head": StudentHead(
+            # the student alone: the compress stage's own candidates without its pruning tracks
+            compression = spec.compress.model_copy(update={"methods": ["quantize"], "student_head": StudentHead(
                 fpn_channels=fpn_channels, head_convs=head_convs)})
-            plan = student_plan(compression, trained, training)
-            assert plan is not None
+            plan = PruningPlan(compression, training, decoding, spec.seed, spec.augment,
+                               spec.detection.min_visibility, spec_sampling(spec.detection.tiling))
             started = time.perf_counter()
-            torch.manual_seed(spec.seed)
-            student = fit_detector(initial_student(plan, trained), train, val, plan.training, decoding, spec.seed,
-                                   spec.augment, min_visibility=spec.detection.min_visibility, teacher=teacher,
-                                   tiles=spec_sampling(spec.detection.tiling), progress=False).model
+            student = compress_detector(trained, train, val, plan, student_plan(compression, trained, training)
+                                        )[0]["student"]
             name = f"student pyramid {fpn_channels}, {head_convs} head conv(s), {training.epochs} epochs"
             print(f"{name}: distilled in {time.perf_counter() - started:.0f} s", flush=True)
             macs = measure_detector(student).macs
-            rows.append(DetectorRow(f"{name}, torch fp32", macs, torch_map(student, test),
+            rows.append(DetectorRow(f"{name}, torch fp32", macs, validation_map(student, test, decoding),
                                     torch_detector_runner(student, sample, decoding)))
             int8, note = int8_of(student, f"student-{fpn_channels}-{head_convs}-{training.epochs}", floor, work)
             rows.append(DetectorRow(f"{name}, int8 ({note})", macs, onnx_map(int8, test),
