@@ -160,6 +160,7 @@ def _multilabel_keys(spec: ProjectSpec) -> Iterator[Problem]:
                           "use val_map (mean over tags of validation AP), val_macro_f1, val_loss or auto")
     yield from _tag_balance(spec)
     yield from _tag_loop(spec)
+    yield from _no_class_maps(spec)
     for index, source in enumerate(spec.data.sources):
         if not isinstance(source, MULTILABEL_SOURCES):
             yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry no tags",
@@ -214,6 +215,7 @@ def _classification_keys(spec: ProjectSpec) -> Iterator[Problem]:
         if isinstance(source, BOX_SOURCES):
             yield _problem(("data", "sources", index, "kind"), f"{source.kind} sources carry boxes, which "
                            "classification cannot use", "set task: detection, or use image_folder or manifest")
+    yield from _no_class_maps(spec)
 
 
 def _detection_keys(spec: ProjectSpec) -> Iterator[Problem]:
@@ -232,6 +234,25 @@ def _detection_keys(spec: ProjectSpec) -> Iterator[Problem]:
                            "a detector reads coco, yolo, voc or labelstudio sources; `autodl frames` turns a video "
                            "into an image set to annotate")
     yield from _size_fits_strides(spec)
+    yield from _class_maps(spec)
+
+
+def _no_class_maps(spec: ProjectSpec) -> Iterator[Problem]:
+    for index, source in enumerate(spec.data.sources):
+        if getattr(source, "class_map", None):
+            yield _problem(("data", "sources", index, "class_map"), "class_map maps box categories; it applies to "
+                           "task: detection only", "remove class_map, or rename the labels in the source")
+
+
+def _class_maps(spec: ProjectSpec) -> Iterator[Problem]:
+    """Every class a source's class_map names must be one of the spec's classes (a typo would otherwise
+    quarantine every box of the mapped categories)."""
+    for index, source in enumerate(spec.data.sources):
+        for category, target in getattr(source, "class_map", {}).items():
+            if target not in spec.classes:
+                yield _problem(("data", "sources", index, "class_map", category),
+                               f"maps {category!r} to {target!r}, which is not among classes {list(spec.classes)}",
+                               "map each annotation category to one of `classes`, or add the class")
 
 
 TASK_KEYS = {"classification": _classification_keys, "detection": _detection_keys, "multilabel": _multilabel_keys}

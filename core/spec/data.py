@@ -96,6 +96,10 @@ class CocoSource(SpecModel):
     """Which images must share a split: `auto` groups the frames of one video by the image's `video_id` (COCO
     video extensions) and leaves other images alone; `folder` groups images by the folder of their file name;
     `image` groups nothing."""
+    class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
+    """Annotation category -> one of `classes`, for a detector coarser than its annotations (`{sedan: car, truck:
+    car}`); a category not named keeps its own name, and a box whose class is not among `classes` is quarantined
+    with its reason as always."""
 
 
 class YoloSource(SpecModel):
@@ -106,6 +110,10 @@ class YoloSource(SpecModel):
     """Source type."""
     path: RepoPath
     """The folder holding `data.yaml`, `images/` and `labels/`."""
+    class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
+    """Annotation category -> one of `classes`, for a detector coarser than its annotations (`{sedan: car, truck:
+    car}`); a category not named keeps its own name, and a box whose class is not among `classes` is quarantined
+    with its reason as always."""
 
 
 class VocSource(SpecModel):
@@ -115,6 +123,10 @@ class VocSource(SpecModel):
     """Source type."""
     path: RepoPath
     """The folder holding `Annotations/*.xml` and `JPEGImages/`."""
+    class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
+    """Annotation category -> one of `classes`, for a detector coarser than its annotations (`{sedan: car, truck:
+    car}`); a category not named keeps its own name, and a box whose class is not among `classes` is quarantined
+    with its reason as always."""
 
 
 class LabelStudioSource(SpecModel):
@@ -138,6 +150,10 @@ class LabelStudioSource(SpecModel):
     """The round's `labelstudio_tasks.json` as it was imported (a file, or a folder of them): its tasks missing
     from the export (Label Studio's default export leaves out tasks nobody annotated) are listed in skipped.csv,
     and with `accept_predictions` queue tasks nobody annotated take the queue's prediction."""
+    class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
+    """Annotation category -> one of `classes`, detection only: for a detector coarser than its annotations
+    (`{sedan: car, truck: car}`); a category not named keeps its own name, and a box whose class is not among
+    `classes` is quarantined with its reason as always."""
     loop: bool = True
     """The images were chosen by the data loop: they go to the training split only (a queue is biased toward
     hard images; evaluating on it would move the test set every round). false: split like any other source."""

@@ -81,6 +81,21 @@ def test_voc_one_based_xyxy_round_trips_to_canonical_xyxy(tmp_path: Path) -> Non
     assert _canonical(result) == EXPECTED
 
 
+def test_a_class_map_folds_fine_categories_into_the_spec_classes_and_quarantines_the_rest(tmp_path: Path) -> None:
+    _images(tmp_path / "voc" / "JPEGImages")
+    fine = iter(["sedan", "cyclist", "truck"])  # the three boxes of IMAGES, in order
+    for name, width, height, boxes in IMAGES:
+        voc.write(tmp_path / "voc", name, width, height, [(next(fine), *box[1:]) for box in boxes])
+    source = VocSource(kind="voc", path="voc", class_map={"sedan": "car", "truck": "car", "bicycle": "person"})
+    result = _read(source, tmp_path)
+    kept = {name: [b.label for b in boxes] for name, boxes in result.boxes.items()}
+    assert sorted(label for labels in kept.values() for label in labels) == ["car", "car"]
+    assert len(result.quarantined_boxes) == 1, "the unmapped cyclist is not one of the classes"
+    assert "cyclist" in result.quarantined_boxes[0].reason
+    unmapped = _read(VocSource(kind="voc", path="voc"), tmp_path, out=tmp_path / "unmapped")
+    assert len(unmapped.quarantined_boxes) == 3, "without the map no fine category is a class"
+
+
 def test_every_bad_box_is_quarantined_with_its_reason_and_the_image_keeps_its_good_boxes(tmp_path: Path) -> None:
     _images(tmp_path / "d")
     boxes = [

@@ -5,7 +5,7 @@ round trip is exact (tests)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -68,6 +68,19 @@ class SourceProblems:
 
 def iter_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceStats,
                     problems: SourceProblems) -> Iterator[LabelledImage]:
+    """The source's images with their boxes, each box's category renamed by the source's `class_map`."""
+    mapping: dict[str, str] = getattr(source, "class_map", {})
+    for item in _read_box_source(source, root, files, stats, problems):
+        yield mapped(item, mapping) if mapping else item
+
+
+def mapped(item: LabelledImage, mapping: dict[str, str]) -> LabelledImage:
+    """`item` with each box's label renamed by `mapping` (labels it does not name stay as they are)."""
+    return replace(item, boxes=tuple(replace(box, label=mapping.get(box.label, box.label)) for box in item.boxes))
+
+
+def _read_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceStats,
+                     problems: SourceProblems) -> Iterator[LabelledImage]:
     from vision.detection.formats import coco, voc, yolo
 
     if isinstance(source, CocoSource):
