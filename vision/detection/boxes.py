@@ -14,8 +14,9 @@ from core.spec.data import BoxSection
 from runtime.detections import iou_matrix
 from vision.detection.formats import BoxProblem, RawBox
 
-BOX_FIELDS = ("path", "label", "x1", "y1", "x2", "y2")
-"""Columns of the canonical box table (boxes.csv): xyxy in pixels of the canonical image, 0-based."""
+BOX_FIELDS = ("path", "label", "x1", "y1", "x2", "y2", "category")
+"""Columns of the canonical box table (boxes.csv): xyxy in pixels of the canonical image, 0-based; `category` is
+the annotation's own category (the label before the source's class_map: a cascade's classifier learns it)."""
 DECIMALS = 3
 
 
@@ -26,9 +27,12 @@ class Box:
     y1: float
     x2: float
     y2: float
+    category: str = ""
+    """The annotation's own category; empty when it is the label."""
 
     def row(self, path: str) -> dict[str, object]:
-        return {"path": path, "label": self.label, "x1": self.x1, "y1": self.y1, "x2": self.x2, "y2": self.y2}
+        return {"path": path, "label": self.label, "x1": self.x1, "y1": self.y1, "x2": self.x2, "y2": self.y2,
+                "category": self.category or self.label}
 
 
 def check_boxes(raw: Sequence[RawBox], width: int, height: int, classes: list[str], rules: BoxSection
@@ -69,7 +73,7 @@ def _check_one(box: RawBox, width: int, height: int, classes: list[str], rules: 
     if min(x2 - x1, y2 - y1) < rules.min_side_px:
         return (f"{x2 - x1:g}x{y2 - y1:g} px after clipping, smaller than data.boxes.min_side_px "
                 f"{rules.min_side_px:g}")
-    return Box(box.label, x1, y1, x2, y2)
+    return Box(box.label, x1, y1, x2, y2, box.category)
 
 
 def _coords(box: Box) -> np.ndarray:

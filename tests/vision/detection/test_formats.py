@@ -90,6 +90,7 @@ def test_a_class_map_folds_fine_categories_into_the_spec_classes_and_quarantines
     result = _read(source, tmp_path)
     kept = {name: [b.label for b in boxes] for name, boxes in result.boxes.items()}
     assert sorted(label for labels in kept.values() for label in labels) == ["car", "car"]
+    assert sorted(b.row("x")["category"] for boxes in result.boxes.values() for b in boxes) == ["sedan", "truck"]
     assert len(result.quarantined_boxes) == 1, "the unmapped cyclist is not one of the classes"
     assert "cyclist" in result.quarantined_boxes[0].reason
     unmapped = _read(VocSource(kind="voc", path="voc"), tmp_path, out=tmp_path / "unmapped")

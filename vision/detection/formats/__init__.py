@@ -28,6 +28,8 @@ class RawBox:
     """Where in the source: `annotations.json#annotation 17`, `labels/a.txt:3`, `Annotations/a.xml#object 2`."""
     normalised: bool = False
     """Coordinates are fractions of the image's width and height (YOLO), not pixels."""
+    category: str = ""
+    """The annotation's own category when the source's class_map renamed it to `label`; empty otherwise."""
 
     def in_pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
         if not self.normalised:
@@ -75,8 +77,11 @@ def iter_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceS
 
 
 def mapped(item: LabelledImage, mapping: dict[str, str]) -> LabelledImage:
-    """`item` with each box's label renamed by `mapping` (labels it does not name stay as they are)."""
-    return replace(item, boxes=tuple(replace(box, label=mapping.get(box.label, box.label)) for box in item.boxes))
+    """`item` with each box's label renamed by `mapping`, its own category kept (labels the map does not name stay
+    as they are)."""
+    boxes = tuple(replace(box, label=mapping[box.label], category=box.label) if box.label in mapping else box
+                  for box in item.boxes)
+    return replace(item, boxes=boxes)
 
 
 def _read_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceStats,
