@@ -17,7 +17,7 @@ from compiler.backbones import known_backbones
 from compiler.plan import all_sources, source_files
 from compiler.task_checks import keys_fit_the_task, synthesized_data_is_read, synthesized_source_paths
 from core.spec import ProjectSpec
-from core.spec.data import ImageFolderSource, SklearnDigitsSource, VideoSource, VocSource, YoloSource
+from core.spec.data import CropsSource, ImageFolderSource, SklearnDigitsSource, VideoSource, VocSource, YoloSource
 from core.spec.loop import PoolCaptures, PoolImages, PoolVideo
 
 
@@ -151,7 +151,7 @@ def source_paths_stay_in_repo(spec: ProjectSpec, ctx: CheckContext) -> Iterator[
     """The lexical check runs in the schema; this one follows symbolic links that already exist."""
     root = ctx.repo_root.resolve()
     for where, source in all_sources(spec):
-        for field, relative in source_files(source).items():
+        for field, relative in source_files(source):
             target = (ctx.repo_root / relative)
             if target.exists() and not target.resolve().is_relative_to(root):
                 yield Problem((*where, field), f"'{relative}' resolves outside the "
@@ -166,7 +166,7 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
     later (`dvc import`, `dvc pull`) is marked by its `.dvc` file, which is enough."""
     synthesized = synthesized_source_paths(spec)
     named = [((*where, field), relative) for where, source in all_sources(spec)
-             for field, relative in source_files(source).items()]
+             for field, relative in source_files(source) if not isinstance(source, CropsSource)]
     if spec.active_learning is not None and spec.active_learning.zero_shot is not None:
         named.append((("active_learning", "zero_shot", "model_path"), spec.active_learning.zero_shot.model_path))
     for where, relative in named:
@@ -178,6 +178,39 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
                     f"create it; if DVC fetches it (`dvc import`, `dvc pull`), commit its .dvc file "
                     f"(e.g. {relative.rstrip('/')}.dvc) and run `dvc pull` before `dvc repro`")
             yield Problem(where, f"'{relative}' does not exist", hint)
+
+
+def crops_read_a_detection_project(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    """A crops source reads another project's ingest and split: that project must exist and be a detector (its
+    outputs are made by `dvc repro` before this project's ingest, so they need not exist yet)."""
+    for index, source in enumerate(spec.data.sources):
+        if not isinstance(source, CropsSource):
+            continue
+        where = ("data", "sources", index, "project")
+        if source.project == spec.name:
+            yield Problem(where, "a project cannot crop its own boxes", "name the detection project")
+            continue
+        found = [ctx.repo_root / "specs" / f"{source.project}{suffix}" for suffix in (".yaml", ".yml")]
+        path = next((p for p in found if p.is_file()), None)
+        if path is None:
+            yield Problem(where, f"no spec specs/{source.project}.yaml", "name a detection project of this "
+                          "repository (crops are cut from its ingested boxes)")
+            continue
+        task = _task_of(path)
+        if task != "detection":
+            yield Problem(where, f"project '{source.project}' is task: {task}, not detection",
+                          "crops come from a detection project's boxes")
+
+
+def _task_of(path: Path) -> str:
+    """The `task` a spec file names (classification when it names none), read without validating the file."""
+    from ruamel.yaml import YAML
+
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except Exception:  # the other spec's own errors are reported when it is loaded
+        return "unreadable"
+    return str(data.get("task", "classification")) if isinstance(data, dict) else "unreadable"
 
 
 def _fetched_by_dvc(root: Path, relative: str) -> bool:
@@ -242,6 +275,7 @@ CHECKS: tuple[Check, ...] = (
     digits_source_has_classes,
     source_paths_stay_in_repo,
     source_paths_exist,
+    crops_read_a_detection_project,
     source_links_resolve,
     lists_unique,
     replicas_ordered,

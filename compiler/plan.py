@@ -9,7 +9,15 @@ from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
 from core.registry import PIPELINES, code_dependencies, dvc_dependency, stage_arguments
 from core.spec import ProjectSpec
-from core.spec.data import CocoSource, LabelStudioSource, PhotoMosaicsSource, SklearnDigitsSource, Source, VideoSource
+from core.spec.data import (
+    CocoSource,
+    CropsSource,
+    LabelStudioSource,
+    PhotoMosaicsSource,
+    SklearnDigitsSource,
+    Source,
+    VideoSource,
+)
 from core.spec.loop import PoolSource
 
 
@@ -82,7 +90,8 @@ def _spec_paths(spec: ProjectSpec, key: str) -> list[str]:
     if hasattr(value, "model_path"):
         return [str(value.model_path)]
     items = value if isinstance(value, list | tuple) else [value]
-    return [path for item in items for path in (source_files(item).values() if hasattr(item, "kind") else [str(item)])]
+    return [path for item in items for path in ([path for _, path in source_files(item)] if hasattr(item, "kind")
+                                                else [str(item)])]
 
 
 def all_sources(spec: ProjectSpec) -> list[tuple[tuple[str | int, ...], Source | PoolSource]]:
@@ -94,14 +103,16 @@ def all_sources(spec: ProjectSpec) -> list[tuple[tuple[str | int, ...], Source |
     return found
 
 
-def source_files(source: Source | PoolSource) -> dict[str, str]:
-    """The repository paths a data or pool source reads, by the spec field that names each."""
+def source_files(source: Source | PoolSource) -> list[tuple[str, str]]:
+    """The repository paths a data or pool source reads, each with the spec field that names it."""
     if isinstance(source, SklearnDigitsSource | PhotoMosaicsSource):
-        return {}  # built-in data sets read no file of the repository
+        return []  # built-in data sets read no file of the repository
+    if isinstance(source, CropsSource):
+        return [("project", path) for path in source.inputs()]
     if isinstance(source, CocoSource):
-        return {"annotations": source.annotations, **({"images": source.images} if source.images else {})}
+        return [("annotations", source.annotations), *([("images", source.images)] if source.images else [])]
     if isinstance(source, LabelStudioSource):
-        return {"path": source.path, **({"images": source.images} if source.images else {}),
-                **({"queue": source.queue} if source.queue else {})}
-    return {"path": source.path, **({"manifest": source.manifest} if isinstance(source, VideoSource)
-                                    and source.manifest else {})}
+        return [("path", source.path), *([("images", source.images)] if source.images else []),
+                *([("queue", source.queue)] if source.queue else [])]
+    return [("path", source.path), *([("manifest", source.manifest)] if isinstance(source, VideoSource)
+                                     and source.manifest else [])]

@@ -30,7 +30,7 @@ from vision.data.imageio import CanonicalImage, PixelLimits, RefusedFile, Unread
 from vision.data.sources import RawItem, Skipped, SourceStats, UnsupportedSource, iter_source
 
 MANIFEST_FIELDS = ("path", "label", "source", "origin", "group", "sha256", "width", "height", "mode", "round",
-                   "annotator", "confirmed", "train_only")
+                   "annotator", "confirmed", "train_only", "fixed_split")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Record:
     annotator: str = ""
     confirmed: str = ""
     train_only: bool = False
+    fixed_split: str = ""
 
 
 @dataclass(frozen=True)

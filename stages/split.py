@@ -86,12 +86,18 @@ def is_train_only(row: dict[str, str]) -> bool:
     return row.get("train_only", "").lower() == "true"
 
 
+def fixed_split(row: dict[str, str]) -> str:
+    """The split a manifest row must land in, or "" when the split stage decides: train for the data loop's
+    rows, the source image's split for a crop of a detection project."""
+    return "train" if is_train_only(row) else row.get("fixed_split", "")
+
+
 def assign_with_loop(rows: list[dict[str, str]], split: Split, seed: int) -> list[str]:
-    """The split of every manifest row: train-only rows go to train; the rest are split as `assign_splits`
-    does, exactly as they would be without the loop's rows (adding a round moves no test image)."""
-    free = [r for r in rows if not is_train_only(r)]
+    """The split of every manifest row: rows with a fixed split keep it; the rest are split as `assign_splits`
+    does, exactly as they would be without the fixed rows (adding a loop round moves no test image)."""
+    free = [r for r in rows if not fixed_split(r)]
     assigned = iter(assign_splits([r["label"] for r in free], split, seed, [r["group"] for r in free]) if free else [])
-    return ["train" if is_train_only(r) else next(assigned) for r in rows]
+    return [fixed_split(r) or next(assigned) for r in rows]
 
 
 def main(ctx: StageContext) -> None:

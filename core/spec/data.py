@@ -159,12 +159,34 @@ class LabelStudioSource(SpecModel):
     hard images; evaluating on it would move the test set every round). false: split like any other source."""
 
 
+class CropsSource(SpecModel):
+    """One image per box of a detection project's ingest (classification): the classifier of a detect-then-classify
+    cascade learns from the very boxes its detector does. Each crop is its box grown by `padding` and labelled
+    with the box's annotation category (its name before the detector's class_map) or its class; a crop keeps the
+    split its source image has in the detection project, so the pair is never tested on what either trained on."""
+
+    kind: Literal["crops"]
+    """Source type."""
+    project: Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
+    """A detection project of this repository (its spec in specs/): its ingested boxes and its split are read."""
+    label: Literal["category", "class"] = "category"
+    """`category`: the annotation's own category (the fine class); `class`: the detector's class."""
+    padding: Annotated[float, Interval(0.0, 1.0)] = 0.1
+    """Share of the box's width (height) added on each side: a detector's slightly-off box keeps the object."""
+    min_size_px: Annotated[int, Interval(1, 1024)] = 16
+    """Crops narrower or shorter than this are quarantined with their size."""
+
+    def inputs(self) -> tuple[str, str]:
+        """The detection project's outputs this source reads: its ingest folder and its split table."""
+        return f"data/{self.project}/ingest", f"data/{self.project}/prune/split.csv"
+
+
 BOX_SOURCES = (CocoSource, YoloSource, VocSource)
 """Source kinds that carry boxes: the sources of a detection project (and `labelstudio`, which carries either)."""
 
 Source = Annotated[
     SklearnDigitsSource | ImageFolderSource | ManifestSource | VideoSource | CocoSource | YoloSource | VocSource
-    | LabelStudioSource | PhotoMosaicsSource,
+    | LabelStudioSource | PhotoMosaicsSource | CropsSource,
     Field(discriminator="kind"),
 ]
 

@@ -49,6 +49,19 @@ def test_loop_and_auto_labels_never_reach_validation_or_test() -> None:
     assert kept == without
 
 
+def test_crops_keep_the_split_of_their_source_image_in_the_detection_project() -> None:
+    """A cascade is tested on the detector's test images: a crop of one must be a classifier test image too."""
+    from stages.split import assign_with_loop
+
+    base = [{"label": label, "group": str(i), "train_only": "False"} for i, label in enumerate(LABELS)]
+    crops = [{"label": str(i % 4), "group": f"crop{i}", "train_only": "False", "fixed_split": ("train", "val",
+              "test")[i % 3]} for i in range(30)]
+    split = Split(train=0.7, val=0.15, test=0.15)
+    assignment = assign_with_loop(base + crops, split, seed=2)
+    assert assignment[len(base):] == [row["fixed_split"] for row in crops]
+    assert assignment[:len(base)] == assign_with_loop(base, split, seed=2), "the free rows split as before"
+
+
 def test_a_stratum_too_small_for_three_ways_is_split_with_the_largest_instead_of_failing(capsys) -> None:
     """Four negatives among a tagger's strata: stratified as they are, the held-out share would hold one of them
     and validation/test could not be stratified; every image is still assigned, the rest stay stratified."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.spec.data import (
+    CropsSource,
     ImageFolderSource,
     LabelStudioSource,
     ManifestSource,
@@ -49,6 +50,9 @@ class Provenance:
     """`true` when a person gave or confirmed the label, `false` for an auto-label."""
     train_only: bool = False
     """Never validation or test: auto-labels, and images the loop chose."""
+    fixed_split: str = ""
+    """The split the image must land in (`train`, `val`, `test`): a crop keeps its source image's split in its
+    detection project; empty: the split stage decides."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: 
     elif isinstance(source, LabelStudioSource):
         for labelled, origin, read, provenance in labelstudio_items(source, root, files, stats, SINGLE_CHOICE):
             yield RawItem(labelled.label or "", f"labelstudio:{source.path}", origin, read, provenance=provenance)
+    elif isinstance(source, CropsSource):
+        yield from _crops(source, root, files.limits)
 
 
 def labelstudio_items(source: LabelStudioSource, root: Path, files: RepoFiles, stats: SourceStats, kind: LabelKind
@@ -343,3 +349,21 @@ def _raiser(reason: str) -> Callable[[], Image.Image]:
         raise UnreadableImage(f"unreadable video ({reason})")
 
     return read
+
+
+def _crops(source: CropsSource, root: Path, limits: PixelLimits) -> Iterator[RawItem]:
+    """One item per box of the detection project's ingest, in its box table's order, each in its image's split."""
+    from vision.data.crops import BoxRow, CropRule, crops
+
+    ingest, split_csv = (root / path for path in source.inputs())
+    with open(ingest / "boxes.csv", newline="", encoding="utf-8") as handle:
+        boxes = list(csv.DictReader(handle))
+    with open(split_csv, newline="", encoding="utf-8") as handle:
+        split_of = {row["path"]: row["split"] for row in csv.DictReader(handle)}
+    column = "category" if source.label == "category" else "label"
+    rows = [BoxRow(b["path"], b.get(column) or b["label"], float(b["x1"]), float(b["y1"]), float(b["x2"]),
+                   float(b["y2"])) for b in boxes]
+    name = f"crops:{source.project}"
+    for crop in crops(rows, ingest, CropRule(source.padding, source.min_size_px), limits):
+        yield RawItem(crop.label, name, crop.origin, crop.read, group=f"{name}:{crop.group}",
+                      provenance=Provenance(fixed_split=split_of.get(crop.group, "")))
