@@ -82,7 +82,8 @@ def test_dvc_plots_render_offline(plots_repo: Path, offline_browser: OfflineBrow
     assert visit.problems() == []
     assert_every_plot_drew(results, 4)
     if command[1] == "diff":  # both revisions drawn: the workspace's loss curves sit above HEAD's
-        assert "HEAD" in page_file.read_text() and "workspace" in page_file.read_text()
+        assert "HEAD" in page_file.read_text()
+        assert "workspace" in page_file.read_text()
 
 
 def test_data_docs_render_styled_offline(tmp_path: Path, offline_browser: OfflineBrowser) -> None:

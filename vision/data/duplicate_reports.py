@@ -39,7 +39,8 @@ def similarity_histogram(calibration: Calibration, rule: DuplicateRule, path: Pa
         axis.hist(np.clip(values, bins[0], 1.0), bins=bins, histtype="step", linewidth=1.5, density=True,
                   label=f"{name} copy ({len(values)}, {state})")
     if rule.threshold is not None:
-        axis.axvline(rule.threshold, color="black", linestyle="--", label=f"threshold {rule.threshold:.4f} ({rule.mode})")
+        axis.axvline(rule.threshold, color="black", linestyle="--",
+                     label=f"threshold {rule.threshold:.4f} ({rule.mode})")
     else:
         axis.set_title("only identical embeddings count as duplicates", fontsize=9)
     axis.set_xlabel("cosine similarity of the embeddings")

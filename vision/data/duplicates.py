@@ -7,8 +7,9 @@ the upper whisker of their box plot (the highest value within Tukey's fence, thi
 ranges): the quartiles barely move when a fair share of the images do have a real duplicate, so those stand out
 above the fence instead of passing for the neighbours' range, while every ordinary neighbour counts. An
 alteration whose copies stay above that ceiling (their 5th percentile over it) can be told apart on this data,
-and the threshold is the lowest such 5th percentile; where no alteration can (textures of one material under an ImageNet embedder), the
-embedder cannot tell duplicates from neighbours and only identical embeddings count as duplicates.
+and the threshold is the lowest such 5th percentile; where no alteration can (textures of one material under an
+ImageNet embedder), the embedder cannot tell duplicates from neighbours and only identical embeddings count as
+duplicates.
 """
 
 from __future__ import annotations

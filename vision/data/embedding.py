@@ -20,7 +20,7 @@ from vision.data.imageio import load_rgb
 from vision.data.vectors import snap
 from vision.training.pretrained import load_pretrained
 
-__all__ = ["embed_images", "embed_pixels", "embedding_model", "altered_copies"]
+__all__ = ["altered_copies", "embed_images", "embed_pixels", "embedding_model"]
 
 BATCH = 16  # larger batches are slower per image on 2 CPU cores (cache-bound depthwise convolutions)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from vision.data.vectors import row_similarity, similarity
+from vision.data.vectors import row_similarity
 
 EXACT_UP_TO = 50_000
 """Above this many vectors an inverted-file index (approximate, probes 16 lists) replaces the exact one."""

@@ -76,7 +76,7 @@ def run_checkpoint(table: pd.DataFrame, expectations: list[Any], docs_dir: Path,
 # unescaped again in what this module returns.
 def escaped_strings(table: pd.DataFrame) -> pd.DataFrame:
     safe = table.copy()
-    for column in safe.columns[safe.dtypes == object]:
+    for column in safe.select_dtypes(include="object").columns:
         safe[column] = safe[column].map(lambda value: html.escape(value) if isinstance(value, str) else value)
     return safe
 

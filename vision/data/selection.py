@@ -146,8 +146,9 @@ def proxy_agreement(vectors: np.ndarray, labels: list[str], seed: int) -> np.nda
 def hybrid_selection(vectors: np.ndarray, k: int, seed: int, agreement: np.ndarray) -> np.ndarray:
     """Diversity from clusters, the pick from uncertainty: k k-means clusters of the class (one per kept image),
     and in each the image the proxy model is least sure of among those it still gets right (a cluster it gets
-    wrong throughout is skipped, its pick going to the hardest consistent image elsewhere). The clusters spread the budget over the class; within a cluster the hardest
-    consistent image carries the most information, and the proxy's disagreement keeps out the ambiguous and
+    wrong throughout is skipped, its pick going to the hardest consistent image elsewhere). The clusters spread
+    the budget over the class; within a cluster the hardest consistent image carries the most information, and
+    the proxy's disagreement keeps out the ambiguous and
     mislabelled images that "hardest" alone would pick. Measured on digits (benchmarks/data_pruning.py)
     against the cluster's most typical image (TypiClust) and its medoid, which both lose to random at 10%."""
     assignment, _ = _kmeans(vectors, k, seed)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -20,13 +20,11 @@ from core.spec.data import (
     Source,
     VideoSource,
 )
-from vision.data.tags import TAG_SEPARATOR, parse_tags
 from vision.data.imageio import PixelLimits, RefusedFile, UnreadableImage, decode_file, from_array
-from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
 from vision.data.labelstudio import (
     SINGLE_CHOICE,
-    LabelKind,
     ExportError,
+    LabelKind,
     Labelled,
     image_key,
     interpret,
@@ -34,6 +32,8 @@ from vision.data.labelstudio import (
     read_export,
     with_queue_predictions,
 )
+from vision.data.tags import TAG_SEPARATOR, parse_tags
+from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -301,7 +301,8 @@ def _manifest(csv_path: Path, source: str, files: RepoFiles) -> Iterator[RawItem
             file = csv_path.parent / row["path"]
             # a tagged image's label is its tags in canonical order, so equal sets compare equal
             label = row["label"].strip() if "label" in columns else TAG_SEPARATOR.join(parse_tags(row["tags"] or ""))
-            yield RawItem(label, source, file.as_posix(), files.reader(file, "file listed in the manifest does not exist"))
+            yield RawItem(label, source, file.as_posix(),
+                          files.reader(file, "file listed in the manifest does not exist"))
 
 
 def _video(source: VideoSource, root: Path, static_flow_px: float, stats: SourceStats) -> Iterator[RawItem]:

@@ -22,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class ImageStream(Protocol):
     def batches(self, size: int = BATCH) -> Iterator[np.ndarray]: ...
 
 
-Images = Union[np.ndarray, ImageStream]
+Images = np.ndarray | ImageStream
 """What image consumers accept: an N x H x W x 3 uint8 array or a stream of them."""
 
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-
 TAG_FIELDS = ("path", "tag")
 TAG_SEPARATOR = "|"
 

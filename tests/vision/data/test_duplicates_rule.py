@@ -47,7 +47,7 @@ def test_when_copies_overlap_the_neighbours_only_identical_embeddings_are_duplic
     assert calibration.rule.mode == "auto-exact"
     assert calibration.rule.threshold is None
     vectors = snap(np.concatenate([np.eye(4, 16), np.eye(4, 16)[:1], [np.eye(4, 16)[1] * 0.9999]]))
-    rule, pairs = settle(calibration.rule, vectors)
+    _rule, pairs = settle(calibration.rule, vectors)
     assert [(i, j) for i, j, _ in pairs] == [(0, 4)]  # row 5 is near row 1 but not identical
 
 

@@ -29,7 +29,8 @@ def files(tmp_path: Path) -> list[Path]:
 def test_image_files_index_like_an_array_of_the_decoded_images(files: list[Path]) -> None:
     whole = np.stack([load_rgb(p, 16) for p in files])
     images = ImageFiles(files, 16)
-    assert images.shape == whole.shape and len(images) == 7
+    assert images.shape == whole.shape
+    assert len(images) == 7
     assert np.array_equal(images[3], whole[3])
     assert np.array_equal(images[2:5], whole[2:5])
     assert np.array_equal(images[[6, 0, 6]], whole[[6, 0, 6]])
@@ -45,7 +46,8 @@ def test_taking_from_a_split_keeps_the_images_unread_and_aligned(files: list[Pat
     split = SplitData(ImageFiles(files, 16), np.arange(7), [p.name for p in files])
     taken = split.take([4, 1])
     assert isinstance(taken.images, ImageFiles)
-    assert taken.labels.tolist() == [4, 1] and taken.paths == ["4.png", "1.png"]
+    assert taken.labels.tolist() == [4, 1]
+    assert taken.paths == ["4.png", "1.png"]
     assert np.array_equal(taken.images[0], split.images[4])
     masked = split.take(np.arange(7) % 2 == 0)
     assert masked.labels.tolist() == [0, 2, 4, 6]
