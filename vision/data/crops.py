@@ -1,7 +1,8 @@
 """One classifier image per box of a detection data set: what a detect-then-classify cascade's classifier sees.
 
 The crop is the box grown by `padding` of its own width and height on every side (a classifier on tight crops
-loses the context a detector's slightly-off boxes cut away), clipped to the image. A box whose crop is below
+loses the context a detector's slightly-off boxes cut away), clipped to the image: runtime.cascade's window, so
+the server crops a detection as the classifier's training crops were cut. A box whose crop is below
 `min_size_px` on either side cannot be classified any better than it was detected: it is quarantined with its
 reason, as a bad image is. Every crop of one source image shares that image's group, so crops of one photo never
 land in different splits. Written here because no library crops COCO-style box tables into a labelled image set.
@@ -9,13 +10,13 @@ land in different splits. Written here because no library crops COCO-style box t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from runtime.cascade import crop_window
 from vision.data.imageio import PixelLimits, UnreadableImage, decode_file
 
 
@@ -49,14 +50,6 @@ class Crop:
     read: Callable[[], Image.Image]
 
 
-def crop_window(box: BoxRow, width: int, height: int, padding: float) -> tuple[int, int, int, int]:
-    """The padded box in whole pixels, clipped to the image (left, top, right, bottom; right/bottom exclusive)."""
-    grow_x, grow_y = padding * (box.x2 - box.x1), padding * (box.y2 - box.y1)
-    left, top = max(0, math.floor(box.x1 - grow_x)), max(0, math.floor(box.y1 - grow_y))
-    right, bottom = min(width, math.ceil(box.x2 + grow_x)), min(height, math.ceil(box.y2 + grow_y))
-    return left, top, max(left, right), max(top, bottom)
-
-
 def crops(rows: list[BoxRow], image_root: Path, rule: CropRule, limits: PixelLimits | None = None
           ) -> Iterator[Crop]:
     """A crop per box, in the rows' order; reading a crop decodes its image (once per call: a classifier's
@@ -72,7 +65,8 @@ def crops(rows: list[BoxRow], image_root: Path, rule: CropRule, limits: PixelLim
 
 def _read_crop(path: Path, box: BoxRow, rule: CropRule, limits: PixelLimits) -> Image.Image:
     image = decode_file(path, limits)
-    left, top, right, bottom = crop_window(box, image.width, image.height, rule.padding)
+    left, top, right, bottom = crop_window((box.x1, box.y1, box.x2, box.y2), image.width, image.height,
+                                           rule.padding)
     if right - left < rule.min_size_px or bottom - top < rule.min_size_px:
         raise UnreadableImage(f"crop of {right - left}x{bottom - top} px is below min_size_px {rule.min_size_px}")
     return image.convert("RGB").crop((left, top, right, bottom))

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vision.data.crops import BoxRow, CropRule, crop_window, crops
+from runtime.cascade import crop_window
+from vision.data.crops import BoxRow, CropRule, crops
 from vision.data.imageio import UnreadableImage
 
 
 def test_the_window_grows_by_the_padding_and_stays_inside_the_image() -> None:
-    assert crop_window(BoxRow("a.png", "car", 10, 20, 30, 60), 100, 100, 0.1) == (8, 16, 32, 64)
-    assert crop_window(BoxRow("a.png", "car", 0, 0, 50, 50), 40, 40, 0.5) == (0, 0, 40, 40)
+    assert crop_window((10, 20, 30, 60), 100, 100, 0.1) == (8, 16, 32, 64)
+    assert crop_window((0, 0, 50, 50), 40, 40, 0.5) == (0, 0, 40, 40)
+    assert crop_window((39.6, 10, 39.6, 10), 40, 40, 0.0) == (39, 10, 40, 11), "never empty, never outside"
 
 
 def test_each_box_becomes_a_crop_with_its_label_grouped_by_its_image(tmp_path: Path) -> None:
