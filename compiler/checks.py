@@ -17,7 +17,7 @@ from compiler.backbones import known_backbones
 from compiler.plan import all_sources, source_files
 from compiler.task_checks import keys_fit_the_task, synthesized_data_is_read, synthesized_source_paths
 from core.spec import ProjectSpec
-from core.spec.data import CropsSource, ImageFolderSource, SklearnDigitsSource, VideoSource, VocSource, YoloSource
+from core.spec.data import PROJECT_SOURCES, ImageFolderSource, SklearnDigitsSource, VideoSource, VocSource, YoloSource
 from core.spec.loop import PoolCaptures, PoolImages, PoolVideo
 
 
@@ -166,7 +166,7 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
     later (`dvc import`, `dvc pull`) is marked by its `.dvc` file, which is enough."""
     synthesized = synthesized_source_paths(spec)
     named = [((*where, field), relative) for where, source in all_sources(spec)
-             for field, relative in source_files(source) if not isinstance(source, CropsSource)]
+             for field, relative in source_files(source) if not isinstance(source, PROJECT_SOURCES)]
     if spec.active_learning is not None and spec.active_learning.zero_shot is not None:
         named.append((("active_learning", "zero_shot", "model_path"), spec.active_learning.zero_shot.model_path))
     for where, relative in named:
@@ -180,32 +180,34 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
             yield Problem(where, f"'{relative}' does not exist", hint)
 
 
-def crops_read_a_detection_project(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
-    """A crops source reads another project's ingest and split: that project must exist and be a detector (its
-    outputs are made by `dvc repro` before this project's ingest, so they need not exist yet)."""
+def sources_read_a_detection_project(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    """A crops or project source reads another project's ingest and split: that project must exist and be a
+    detector (its outputs are made by `dvc repro` before this project's ingest, so they need not exist yet)."""
     for index, source in enumerate(spec.data.sources):
-        if not isinstance(source, CropsSource):
+        if not isinstance(source, PROJECT_SOURCES):
             continue
         where = ("data", "sources", index, "project")
         if source.project == spec.name:
-            yield Problem(where, "a project cannot crop its own boxes", "name the detection project")
+            yield Problem(where, "a project cannot read its own boxes", "name another detection project")
             continue
-        found = [ctx.repo_root / "specs" / f"{source.project}{suffix}" for suffix in (".yaml", ".yml")]
-        path = next((p for p in found if p.is_file()), None)
-        if path is None:
+        task = _task_of(ctx.repo_root, source.project)
+        if task is None:
             yield Problem(where, f"no spec specs/{source.project}.yaml", "name a detection project of this "
-                          "repository (crops are cut from its ingested boxes)")
-            continue
-        task = _task_of(path)
-        if task != "detection":
+                          f"repository (a {source.kind} source reads its ingested boxes)")
+        elif task != "detection":
             yield Problem(where, f"project '{source.project}' is task: {task}, not detection",
-                          "crops come from a detection project's boxes")
+                          f"a {source.kind} source reads a detection project's boxes")
 
 
-def _task_of(path: Path) -> str:
-    """The `task` a spec file names (classification when it names none), read without validating the file."""
+def _task_of(repo_root: Path, project: str) -> str | None:
+    """The `task` the project's spec names (classification when it names none), read without validating the file
+    (its own errors are reported when it is loaded); None when the repository has no spec of that name."""
     from ruamel.yaml import YAML
 
+    found = [repo_root / "specs" / f"{project}{suffix}" for suffix in (".yaml", ".yml")]
+    path = next((p for p in found if p.is_file()), None)
+    if path is None:
+        return None
     try:
         data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
     except Exception:  # the other spec's own errors are reported when it is loaded
@@ -275,7 +277,7 @@ CHECKS: tuple[Check, ...] = (
     digits_source_has_classes,
     source_paths_stay_in_repo,
     source_paths_exist,
-    crops_read_a_detection_project,
+    sources_read_a_detection_project,
     source_links_resolve,
     lists_unique,
     replicas_ordered,

@@ -10,8 +10,8 @@ from core.contract import StageInfo, WhenSet
 from core.registry import PIPELINES, code_dependencies, dvc_dependency, stage_arguments
 from core.spec import ProjectSpec
 from core.spec.data import (
+    PROJECT_SOURCES,
     CocoSource,
-    CropsSource,
     LabelStudioSource,
     PhotoMosaicsSource,
     SklearnDigitsSource,
@@ -107,7 +107,7 @@ def source_files(source: Source | PoolSource) -> list[tuple[str, str]]:
     """The repository paths a data or pool source reads, each with the spec field that names it."""
     if isinstance(source, SklearnDigitsSource | PhotoMosaicsSource):
         return []  # built-in data sets read no file of the repository
-    if isinstance(source, CropsSource):
+    if isinstance(source, PROJECT_SOURCES):
         return [("project", path) for path in source.inputs()]
     if isinstance(source, CocoSource):
         return [("annotations", source.annotations), *([("images", source.images)] if source.images else [])]

@@ -98,7 +98,8 @@ class CocoSource(SpecModel):
     `image` groups nothing."""
     class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
     """Annotation category -> one of `classes`, for a detector coarser than its annotations (`{sedan: car, truck:
-    car}`); a category not named keeps its own name, and a box whose class is not among `classes` is quarantined
+    car}`); a category not named takes the class of `"*"` when the map has one and keeps its own
+    name otherwise, and a box whose class is not among `classes` is quarantined
     with its reason as always."""
 
 
@@ -112,7 +113,8 @@ class YoloSource(SpecModel):
     """The folder holding `data.yaml`, `images/` and `labels/`."""
     class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
     """Annotation category -> one of `classes`, for a detector coarser than its annotations (`{sedan: car, truck:
-    car}`); a category not named keeps its own name, and a box whose class is not among `classes` is quarantined
+    car}`); a category not named takes the class of `"*"` when the map has one and keeps its own
+    name otherwise, and a box whose class is not among `classes` is quarantined
     with its reason as always."""
 
 
@@ -125,7 +127,8 @@ class VocSource(SpecModel):
     """The folder holding `Annotations/*.xml` and `JPEGImages/`."""
     class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
     """Annotation category -> one of `classes`, for a detector coarser than its annotations (`{sedan: car, truck:
-    car}`); a category not named keeps its own name, and a box whose class is not among `classes` is quarantined
+    car}`); a category not named takes the class of `"*"` when the map has one and keeps its own
+    name otherwise, and a box whose class is not among `classes` is quarantined
     with its reason as always."""
 
 
@@ -152,14 +155,30 @@ class LabelStudioSource(SpecModel):
     and with `accept_predictions` queue tasks nobody annotated take the queue's prediction."""
     class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
     """Annotation category -> one of `classes`, detection only: for a detector coarser than its annotations
-    (`{sedan: car, truck: car}`); a category not named keeps its own name, and a box whose class is not among
+    (`{sedan: car, truck: car}`); a category not named takes the class of `"*"` when the map has one and keeps its own
+    name otherwise, and a box whose class is not among
     `classes` is quarantined with its reason as always."""
     loop: bool = True
     """The images were chosen by the data loop: they go to the training split only (a queue is biased toward
     hard images; evaluating on it would move the test set every round). false: split like any other source."""
 
 
-class CropsSource(SpecModel):
+ProjectName = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
+
+
+class _ReadsAProject(SpecModel):
+    """A source made of another detection project's ingested boxes: DVC runs that project's ingest, cleaning and
+    split first, and each image keeps the split it has there (an image its cleaning removed is skipped)."""
+
+    project: ProjectName
+    """A detection project of this repository (its spec in specs/): its ingested boxes and its split are read."""
+
+    def inputs(self) -> tuple[str, str]:
+        """The detection project's outputs this source reads: its ingest folder and its split table."""
+        return f"data/{self.project}/ingest", f"data/{self.project}/split/split.csv"
+
+
+class CropsSource(_ReadsAProject):
     """One image per box of a detection project's ingest (classification): the classifier of a detect-then-classify
     cascade learns from the very boxes its detector does. Each crop is its box grown by `padding` and labelled
     with the box's annotation category (its name before the detector's class_map) or its class; a crop keeps the
@@ -167,8 +186,6 @@ class CropsSource(SpecModel):
 
     kind: Literal["crops"]
     """Source type."""
-    project: Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
-    """A detection project of this repository (its spec in specs/): its ingested boxes and its split are read."""
     label: Literal["category", "class"] = "category"
     """`category`: the annotation's own category (the fine class); `class`: the detector's class."""
     padding: Annotated[float, Interval(0.0, 1.0)] = 0.1
@@ -176,17 +193,27 @@ class CropsSource(SpecModel):
     min_size_px: Annotated[int, Interval(1, 1024)] = 16
     """Crops narrower or shorter than this are quarantined with their size."""
 
-    def inputs(self) -> tuple[str, str]:
-        """The detection project's outputs this source reads: its ingest folder and its split table."""
-        return f"data/{self.project}/ingest", f"data/{self.project}/prune/split.csv"
+
+class ProjectSource(_ReadsAProject):
+    """The images and boxes of another detection project's ingest (detection), each box named by its annotation
+    category and folded by `class_map`: a coarse detector (`{"*": car}`) on the very images, boxes and splits of a
+    fine one, so the two (and a cascade built on the coarse one) are tested on the same images."""
+
+    kind: Literal["project"]
+    """Source type."""
+    class_map: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
+    """Annotation category -> one of `classes`; `"*"` maps every category the map does not name."""
 
 
-BOX_SOURCES = (CocoSource, YoloSource, VocSource)
+PROJECT_SOURCES = (CropsSource, ProjectSource)
+"""Source kinds read from another project's outputs (`inputs()`), not from files of the repository."""
+
+BOX_SOURCES = (CocoSource, YoloSource, VocSource, ProjectSource)
 """Source kinds that carry boxes: the sources of a detection project (and `labelstudio`, which carries either)."""
 
 Source = Annotated[
     SklearnDigitsSource | ImageFolderSource | ManifestSource | VideoSource | CocoSource | YoloSource | VocSource
-    | LabelStudioSource | PhotoMosaicsSource | CropsSource,
+    | LabelStudioSource | PhotoMosaicsSource | CropsSource | ProjectSource,
     Field(discriminator="kind"),
 ]
 

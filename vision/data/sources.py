@@ -109,7 +109,7 @@ def iter_source(source: Source, root: Path, static_flow_px: float = 0.0, stats: 
         for labelled, origin, read, provenance in labelstudio_items(source, root, files, stats, SINGLE_CHOICE):
             yield RawItem(labelled.label or "", f"labelstudio:{source.path}", origin, read, provenance=provenance)
     elif isinstance(source, CropsSource):
-        yield from _crops(source, root, files.limits)
+        yield from _crops(source, root, files.limits, stats)
 
 
 def labelstudio_items(source: LabelStudioSource, root: Path, files: RepoFiles, stats: SourceStats, kind: LabelKind
@@ -352,19 +352,28 @@ def _raiser(reason: str) -> Callable[[], Image.Image]:
     return read
 
 
-def _crops(source: CropsSource, root: Path, limits: PixelLimits) -> Iterator[RawItem]:
-    """One item per box of the detection project's ingest, in its box table's order, each in its image's split."""
+def _crops(source: CropsSource, root: Path, limits: PixelLimits, stats: SourceStats) -> Iterator[RawItem]:
+    """One item per box of the detection project's ingest, in its box table's order, each in its image's split
+    there; the boxes of an image that project's cleaning removed are listed as skipped."""
     from vision.data.crops import BoxRow, CropRule, crops
+    from vision.data.ingested import ingested_images
 
-    ingest, split_csv = (root / path for path in source.inputs())
-    with open(ingest / "boxes.csv", newline="", encoding="utf-8") as handle:
-        boxes = list(csv.DictReader(handle))
-    with open(split_csv, newline="", encoding="utf-8") as handle:
-        split_of = {row["path"]: row["split"] for row in csv.DictReader(handle)}
-    column = "category" if source.label == "category" else "label"
-    rows = [BoxRow(b["path"], b.get(column) or b["label"], float(b["x1"]), float(b["y1"]), float(b["x2"]),
-                   float(b["y2"])) for b in boxes]
+    ingest, split_table = (root / path for path in source.inputs())
     name = f"crops:{source.project}"
+    if not (ingest / "manifest.csv").is_file() or not split_table.is_file():
+        raise UnsupportedSource(f"{name}: {ingest}/manifest.csv or {split_table} does not exist; run that "
+                                f"project's stages first (`dvc repro` runs them before this project's ingest)")
+    rows, split_of = [], {}
+    for image in ingested_images(ingest, split_table):
+        if not image.split:
+            stats.skipped.append(Skipped(f"data/{source.project}/ingest/{image.path}", name,
+                                         f"removed by {source.project}'s cleaning (a near-duplicate of an image kept "
+                                         f"there): its {len(image.boxes)} boxes have no split to keep"))
+            continue
+        split_of[image.path] = (image.split, image.group)
+        rows.extend(BoxRow(image.path, box.category if source.label == "category" else box.label, box.x1, box.y1,
+                           box.x2, box.y2) for box in image.boxes)
     for crop in crops(rows, ingest, CropRule(source.padding, source.min_size_px), limits):
-        yield RawItem(crop.label, name, crop.origin, crop.read, group=f"{name}:{crop.group}",
-                      provenance=Provenance(fixed_split=split_of.get(crop.group, "")))
+        split, group = split_of[crop.group]
+        yield RawItem(crop.label, name, crop.origin, crop.read, group=f"{name}:{group}",
+                      provenance=Provenance(fixed_split=split))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.spec.data import CocoSource, LabelStudioSource, Source, VocSource, YoloSource
+from core.spec.data import CocoSource, LabelStudioSource, ProjectSource, Source, VocSource, YoloSource
 from vision.data.labelstudio import RECTANGLES
 from vision.data.sources import Provenance, RepoFiles, SourceStats, UnsupportedSource, labelstudio_items
 
@@ -76,17 +76,23 @@ def iter_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceS
         yield mapped(item, mapping) if mapping else item
 
 
+ANY_CATEGORY = "*"
+"""A class_map key that stands for every category the map does not name."""
+
+
 def mapped(item: LabelledImage, mapping: dict[str, str]) -> LabelledImage:
-    """`item` with each box's label renamed by `mapping`, its own category kept (labels the map does not name stay
-    as they are)."""
-    boxes = tuple(replace(box, label=mapping[box.label], category=box.label) if box.label in mapping else box
-                  for box in item.boxes)
-    return replace(item, boxes=boxes)
+    """`item` with each box's label renamed by `mapping` (`"*"` for any category it does not name), its own
+    category kept; without a `"*"`, labels the map does not name stay as they are."""
+    def renamed(box: RawBox) -> RawBox:
+        target = mapping.get(box.label, mapping.get(ANY_CATEGORY))
+        return box if target is None else replace(box, label=target, category=box.category or box.label)
+
+    return replace(item, boxes=tuple(renamed(box) for box in item.boxes))
 
 
 def _read_box_source(source: Source, root: Path, files: RepoFiles, stats: SourceStats,
                      problems: SourceProblems) -> Iterator[LabelledImage]:
-    from vision.detection.formats import coco, voc, yolo
+    from vision.detection.formats import coco, project, voc, yolo
 
     if isinstance(source, CocoSource):
         yield from coco.read(source, root, files, problems)
@@ -94,6 +100,8 @@ def _read_box_source(source: Source, root: Path, files: RepoFiles, stats: Source
         yield from yolo.read(source, root, files, stats)
     elif isinstance(source, VocSource):
         yield from voc.read(source, root, files, stats)
+    elif isinstance(source, ProjectSource):
+        yield from project.read(source, root, files, stats)
     elif isinstance(source, LabelStudioSource):
         for found, origin, read, provenance in labelstudio_items(source, root, files, stats, RECTANGLES):
             boxes = tuple(RawBox(label, x1, y1, x2, y2, f"{origin} box {i}", normalised=True)
@@ -101,7 +109,8 @@ def _read_box_source(source: Source, root: Path, files: RepoFiles, stats: Source
             yield LabelledImage(f"labelstudio:{source.path}", origin, read, boxes,
                                 tuple(BoxProblem(origin, p) for p in found.problems), provenance=provenance)
     else:
-        raise UnsupportedSource(f"{source.kind} sources carry no boxes; a detector reads coco, yolo or voc")
+        raise UnsupportedSource(f"{source.kind} sources carry no boxes; a detector reads coco, yolo, voc, labelstudio "
+                                "or project")
 
 
 def number(value: object) -> float | None:
