@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
-from core.registry import PIPELINES, code_dependencies, dvc_dependency, stage_arguments
+from core.registry import PIPELINES, code_dependencies, dvc_dependency, project_dependencies, stage_arguments
 from core.spec import ProjectSpec
 from core.spec.data import (
     PROJECT_SOURCES,
@@ -33,9 +33,13 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         return template.format(project=project)
 
     given = {key for _, key in info.optional_inputs.values() if _lookup(spec, key) is not None}
+    others = {other.key: str(_lookup(spec, other.key)) for other in info.project_inputs.values()
+              if _lookup(spec, other.key) is not None}
+    # other projects this stage reads (a cascade's detector and classifier): their outputs are dependencies
     # the spec keys of the optional inputs this project reads: their paths are dependencies and arguments
     deps = [*code_dependencies(info), *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values()),
-            *(fill(dvc_dependency(ref, spec.task)) for ref, key in info.optional_inputs.values() if key in given)]
+            *(fill(dvc_dependency(ref, spec.task)) for ref, key in info.optional_inputs.values() if key in given),
+            *project_dependencies(info, others)]
     for key in info.reads_paths_of:
         deps.extend(_spec_paths(spec, key))
     enabled = [when for when in info.optional if _is_set(spec, when)]
@@ -43,7 +47,7 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         project=project,
         name=info.name,
         description=info.summary,
-        cmd=" ".join((f"python -m {info.module}", *stage_arguments(info, project, given))),
+        cmd=" ".join((f"python -m {info.module}", *stage_arguments(info, project, given, others))),
         params=tuple(sorted(f"{project}.{key}" for key in info.params if _parents_set(spec, key))),
         deps=tuple(sorted(set(deps))),
         outs=tuple(fill(o) for o in info.outs.values()),

@@ -40,6 +40,20 @@ class WhenSet:
 
 
 @dataclass(frozen=True)
+class ProjectInput:
+    """An output of another project's pipeline: the project is named by a spec key of this one (a cascade's
+    `cascade.detector`), runs `task`, and `reference` names the output in that task's pipeline. DVC runs the other
+    project's stage first; an edit to that project re-runs this stage, and nothing else of this project."""
+
+    key: str
+    """Spec key (relative to this project) whose value names the other project; unset (null): no input."""
+    task: str
+    """The task the named project runs (the compiler checks it)."""
+    reference: str
+    """`<stage>.<output name>` in that project's pipeline."""
+
+
+@dataclass(frozen=True)
 class StageInfo:
     name: str
     summary: str = ""
@@ -51,6 +65,9 @@ class StageInfo:
     optional_inputs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     """Local name -> (`<stage>.<output name>`, spec key): inputs read only when the spec key is set (not null),
     such as the data loop's ensemble; the key must be among `params`, so the stage knows whether to read it."""
+    project_inputs: Mapping[str, ProjectInput] = field(default_factory=dict)
+    """Local name -> an output of another project named in this project's spec (a cascade reads its detector's
+    and classifier's deployable models); read only when the spec key is set, and the key must be among `params`."""
     outs: Mapping[str, str] = field(default_factory=dict)
     """Outputs kept in the DVC cache (files or folders)."""
     files: Mapping[str, str] = field(default_factory=dict)

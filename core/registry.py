@@ -8,6 +8,7 @@ contract and the paths it is given, so an edit here re-runs nothing by itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 
 from core.contract import ContractError, StageInfo
@@ -104,18 +105,31 @@ def dvc_dependency(reference: str, task: str = "classification") -> str:
     return next(out for out in sorted(stage.dvc_outputs()) if path.startswith(out.rstrip("/") + "/"))
 
 
-def resolved_inputs(info: StageInfo, project: str, given: set[str] = frozenset()) -> dict[str, str]:
+def resolved_inputs(info: StageInfo, project: str, given: set[str] = frozenset(),
+                    others: Mapping[str, str] | None = None) -> dict[str, str]:
     """The paths of the stage's inputs in `project` (what its command names, `--input split=...`), in the
-    contract's order: every declared input, and each optional input whose spec key is among `given`."""
+    contract's order: every declared input, each optional input whose spec key is among `given`, and each other
+    project's output whose spec key `others` maps to that project's name."""
     names = [*info.inputs.items(),
              *((name, reference) for name, (reference, key) in info.optional_inputs.items() if key in given)]
-    return {name: resolve(reference, info.task)[1].format(project=project) for name, reference in names}
+    paths = {name: resolve(reference, info.task)[1].format(project=project) for name, reference in names}
+    for name, other in info.project_inputs.items():
+        if (others or {}).get(other.key):
+            paths[name] = resolve(other.reference, other.task)[1].format(project=(others or {})[other.key])
+    return paths
 
 
-def stage_arguments(info: StageInfo, project: str, given: set[str] = frozenset()) -> list[str]:
+def project_dependencies(info: StageInfo, others: Mapping[str, str]) -> list[str]:
+    """The paths DVC tracks for the stage's inputs from other projects (`others`: spec key -> project name)."""
+    return [dvc_dependency(other.reference, other.task).format(project=others[other.key])
+            for other in info.project_inputs.values() if others.get(other.key)]
+
+
+def stage_arguments(info: StageInfo, project: str, given: set[str] = frozenset(),
+                    others: Mapping[str, str] | None = None) -> list[str]:
     """The stage's command-line arguments after `python -m <module>`: the project and every input's path."""
     return ["--project", project,
-            *(argument for name, path in resolved_inputs(info, project, given).items()
+            *(argument for name, path in resolved_inputs(info, project, given, others).items()
               for argument in ("--input", f"{name}={path}"))]
 
 

@@ -8,28 +8,16 @@ classifier abstaining on a crop leaves that box without a fine class, its coarse
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
+from runtime.windows import crop_window
+
 if TYPE_CHECKING:
     from runtime.artifact import Artifact, DetectionRequest
-
-
-def crop_window(box: tuple[float, float, float, float], width: int, height: int, padding: float
-                ) -> tuple[int, int, int, int]:
-    """The box grown by `padding` of its width (height) on each side, in whole pixels inside the image (left, top,
-    right, bottom; right and bottom exclusive), never empty."""
-    x1, y1, x2, y2 = box
-    grow_x, grow_y = padding * (x2 - x1), padding * (y2 - y1)
-    left = min(max(0, math.floor(x1 - grow_x)), width - 1)
-    top = min(max(0, math.floor(y1 - grow_y)), height - 1)
-    right = max(left + 1, min(width, math.ceil(x2 + grow_x)))
-    bottom = max(top + 1, min(height, math.ceil(y2 + grow_y)))
-    return left, top, right, bottom
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,9 @@ class StageContext:
 
     def input(self, name: str) -> Path:
         """A named input: the path of the earlier stage's output the contract refers to, as the command gave it."""
-        if name in self.info.optional_inputs:
-            _reference, key = self.info.optional_inputs[name]
+        if name in self.info.optional_inputs or name in self.info.project_inputs:
+            key = self.info.optional_inputs[name][1] if name in self.info.optional_inputs \
+                else self.info.project_inputs[name].key
             if self.spec(key) is None:
                 raise ContractError(f"stage {self.info.name} reads '{name}' only when {key} is set")
         elif name not in self.info.inputs:
@@ -104,7 +105,7 @@ def declared_params(all_params: dict[str, Any], project: str, keys: tuple[str, .
 
 def input_paths(info: StageInfo, pairs: list[str]) -> dict[str, str]:
     """`name=path` arguments -> {name: path}, each name one the contract declares, each given once."""
-    declared = {*info.inputs, *info.optional_inputs}
+    declared = {*info.inputs, *info.optional_inputs, *info.project_inputs}
     given: dict[str, str] = {}
     for pair in pairs:
         name, equals, path = pair.partition("=")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from core.spec._base import NonNegativeInt, SpecModel
+from core.spec.cascade import CascadeSection
 from core.spec.cluster import ClusterSection
 from core.spec.data import DataSection
 from core.spec.deployment import CompressSection, DependabilitySection, ServingSection, TargetSection
@@ -18,12 +19,13 @@ ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z
 
 
 GATE_DEFAULTS: dict[str, dict[str, float]] = {"detection": {"min_map": 0.5, "min_map50": 0.75},
+                                              "cascade": {"min_map": 0.5, "min_map50": 0.75},
                                               "multilabel": {"min_map": 0.5, "min_tag_ap": 0.3}}
-"""The gate's limits a task's spec gets when it does not state its own (detection: mAP50-95 and mAP50;
-multi-label: mAP over tags and every tag's AP)."""
+"""The gate's limits a task's spec gets when it does not state its own (detection and a cascade: mAP50-95 and
+mAP50; multi-label: mAP over tags and every tag's AP)."""
 TASK_SECTIONS: dict[str, tuple[tuple[str, ...], ...]] = {"detection": (("detection",), ("data", "boxes"))}
 """The sections a task's spec gets with their defaults when it leaves them out."""
-MIN_CLASSES: dict[str, int] = {"classification": 2, "detection": 1, "multilabel": 2}
+MIN_CLASSES: dict[str, int] = {"classification": 2, "detection": 1, "multilabel": 2, "cascade": 2}
 """Fewest `classes` a task's spec may name: a detector of one kind of object (cars, trees, defects) is the most
 common detector there is; a classifier must tell at least two apart, and a single tag is a two-class classifier
 (the tag and its absence)."""
@@ -35,11 +37,14 @@ class ProjectSpec(SpecModel):
     name: Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
     """Lower-case DNS label starting with a letter, at most 40 characters; it names stages, paths
     and Kubernetes objects (KServe derives longer names from it). Must equal the spec's file name."""
-    task: Literal["classification", "detection", "multilabel"] = "classification"
+    task: Literal["classification", "detection", "multilabel", "cascade"] = "classification"
     """`classification`: one class per image. `detection`: boxes of the classes in each image (sources with
     boxes: coco, yolo, voc), a single-stage detector, mAP; the `detection` and `data.boxes` sections apply.
     `multilabel`: any number of `classes` per image (scene tags: a manifest's `tags` column, Label Studio
-    multiple choices, photo_mosaics), a sigmoid per tag with its own threshold, mAP over tags."""
+    multiple choices, photo_mosaics), a sigmoid per tag with its own threshold, mAP over tags. `cascade`: a
+    detection project and a classification project on its crops joined (the `cascade` section), measured end to
+    end (mAP per fine class), gated and served as one; `classes` are the classifier's, and its data are the
+    detector's test images (a cascade spec states no data, model, training or compression of its own)."""
     detection: DetectionSection | None = None
     """Detection only (filled with its defaults there): the detector's input size, levels and decoding."""
     seed: NonNegativeInt = 0
@@ -66,6 +71,9 @@ class ProjectSpec(SpecModel):
     active_learning: ActiveLearningSection | None = None
     """The data loop: score an unlabelled pool and write the round's label queue (a `select` stage); null: no
     loop."""
+    cascade: CascadeSection | None = None
+    """Cascade only: the detector and the classifier it joins (and the single-stage baseline it is measured
+    against)."""
     cluster: ClusterSection = ClusterSection()
     """How the same pipeline runs on a Kubernetes cluster (Argo Workflows, PyTorchJob, parallel optuna)."""
 
@@ -86,6 +94,9 @@ class ProjectSpec(SpecModel):
                 parent = parent[part]
             else:
                 parent.setdefault(path[-1], {})
+        if raw["task"] == "cascade" and "data" not in filled and isinstance(raw.get("cascade"), dict):
+            # a cascade's images are its detector's (its test split); the pipeline reads them through its inputs
+            filled["data"] = {"sources": [{"kind": "project", "project": raw["cascade"].get("detector")}]}
         limits = GATE_DEFAULTS.get(raw["task"], {})
         dependability = filled.get("dependability", {})
         if limits and isinstance(dependability, dict):

@@ -192,7 +192,7 @@ CASES: list[tuple[str, str, str, str | None]] = [
     ("non-string-key", with_lines("train:", "  1: x"),
      "7:3: train: keys must be strings (got 1)", "quote the key"),
     ("task-typo", BASE.replace("name: bad", "name: bad\ntask: detecton"),
-     "2:7: task: must be one of 'classification', 'detection', 'multilabel' (got 'detecton')",
+     "2:7: task: must be one of 'classification', 'detection', 'multilabel', 'cascade' (got 'detecton')",
      "did you mean 'detection'?"),
     ("detection-section-in-classification", with_lines("detection: {input_size_px: 320}"),
      "6:12: detection: detection applies to task: detection only", "set task: detection"),

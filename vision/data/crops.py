@@ -1,7 +1,7 @@
 """One classifier image per box of a detection data set: what a detect-then-classify cascade's classifier sees.
 
 The crop is the box grown by `padding` of its own width and height on every side (a classifier on tight crops
-loses the context a detector's slightly-off boxes cut away), clipped to the image: runtime.cascade's window, so
+loses the context a detector's slightly-off boxes cut away), clipped to the image: runtime.windows' window, so
 the server crops a detection as the classifier's training crops were cut. A box whose crop is below
 `min_size_px` on either side cannot be classified any better than it was detected: it is quarantined with its
 reason, as a bad image is. Every crop of one source image shares that image's group, so crops of one photo never
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from runtime.cascade import crop_window
+from runtime.windows import crop_window
 from vision.data.imageio import PixelLimits, UnreadableImage, decode_file
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.cascade import crop_window
+from runtime.windows import crop_window
 from vision.data.crops import BoxRow, CropRule, crops
 from vision.data.imageio import UnreadableImage
 
