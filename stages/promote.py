@@ -11,17 +11,15 @@ before this stage, so `k8s/` stays byte-for-byte unchanged.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from core.content import PREFIX, tree_digest
+from core.content import tree_digest
 from core.fsutil import atomic_directory, read_json, write_text_atomically
 from core.html_page import markdown_page
-from runtime.bundle import PREPROCESS_FILE, IncompleteBundle, Preprocessing, bundle_members, file_hashes
+from runtime.bundle import PREPROCESS_FILE, IncompleteBundle, Preprocessing, bundle_members
 from stages.multilabel.card import tagger_card
+from stages.promoting import copy_exactly, passing_verdict, promotion_record, render_manifests
 from stages.runtime import StageContext, StageFailure, run_stage
 
 
@@ -32,24 +30,7 @@ def bundle(sources: dict[str, Path], out: Path, judged: dict[str, str] | None = 
         members = bundle_members(sources)
     except IncompleteBundle as exc:
         raise StageFailure(str(exc)) from None
-    for name, source in members.items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, out / name)
-    if judged is None:
-        return
-    copied = file_hashes({name: out / name for name in members})
-    if copied != judged:
-        differing = sorted(n for n in set(copied) | set(judged) if copied.get(n) != judged.get(n))
-        raise StageFailure(f"the bundle differs from what the gate judged ({', '.join(differing)}): nothing is "
-                           "promoted; run `dvc repro` so the gate judges these files")
-
-
-def promotion_record(project: str, storage_uri: str, digest: str, variant: str) -> str:
-    return (f"# Written by the promote stage of `dvc repro` after a passing gate; do not edit.\n"
-            f"# `autodl compile` renders k8s/{project}/ from it: the model that serves after a merge.\n"
-            f"storage_uri: {storage_uri.rstrip('/')}/{project}/{PREFIX}{digest}\n"
-            f"digest: sha256:{digest}\n"
-            f"variant: {variant}\n")
+    copy_exactly(members, out, judged)
 
 
 def model_card(project: str, digest: str, preprocess: Preprocessing, evaluation: dict[str, Any],
@@ -174,12 +155,7 @@ MODEL_CARDS = {"classification": classifier_card, "detection": detector_card, "m
 
 
 def main(ctx: StageContext) -> None:
-    verdict = read_json(ctx.input("verdict"))
-    if verdict.get("passed") is not True:
-        raise StageFailure(f"the gate did not pass for {ctx.project}: nothing is promoted")
-    judged = (verdict.get("judged") or {}).get("files")
-    if not judged:
-        raise StageFailure(f"{ctx.input('verdict')} records no judged files: re-run the gate before promoting")
+    verdict, judged = passing_verdict(ctx)
     export_dir, dependability_dir = ctx.input("deployable"), ctx.input("serving_state")
     preprocess = Preprocessing.from_dict(read_json(export_dir / PREPROCESS_FILE))
     with atomic_directory(ctx.output("release")) as out:
@@ -195,18 +171,6 @@ def main(ctx: StageContext) -> None:
     write_text_atomically(ctx.output("model_card_html"),
                           markdown_page(card_text, f"Model card: {ctx.project}", "the promote stage (autodl)"))
     print(f"promote: {ctx.project} sha256:{digest[:12]} ({preprocess.variant}) recorded in {record}; {rendered}")
-
-
-def render_manifests(root: Path, project: str) -> str:
-    """Re-render the project's manifests (the InferenceService now names the new digest) through the
-    compiler's command line: stages never import the compiler, and `autodl compile` is what CI checks against.
-    Only `k8s/<project>/` and its Argo CD Application: params.yaml may hold a `dvc exp run -S` override."""
-    done = subprocess.run([sys.executable, "-m", "cli.main", "--root", str(root), "compile",
-                           "--only", f"k8s/{project}/", "--only", f"k8s/argocd/{project}.yaml"],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise StageFailure(f"`autodl compile` failed after recording the promotion:\n{done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 if __name__ == "__main__":

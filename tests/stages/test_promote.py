@@ -117,7 +117,7 @@ def test_a_failed_gate_promotes_nothing_and_leaves_k8s_as_it_was(tmp_path: Path,
 def test_promote_refuses_a_bundle_that_differs_from_what_the_gate_judged(tmp_path: Path, capsys) -> None:
     err = _refused_after_a_promotion(
         tmp_path, capsys, lambda: (tmp_path / "models/tiny/export/model.onnx").write_bytes(b"weights never judged"))
-    assert "the bundle differs from what the gate judged (model.onnx)" in err
+    assert "the release differs from what the gate judged (model.onnx)" in err
 
 
 def test_a_verdict_without_judged_files_promotes_nothing(tmp_path: Path, capsys) -> None:
