@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compiler.backbones import known_backbones
 from compiler.plan import all_sources, source_files
@@ -183,6 +184,8 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
 def sources_read_a_detection_project(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     """A crops or project source reads another project's ingest and split: that project must exist and be a
     detector (its outputs are made by `dvc repro` before this project's ingest, so they need not exist yet)."""
+    if spec.cascade is not None:
+        return  # a cascade's data are its detector's: cascade_joins_its_projects checks that project
     for index, source in enumerate(spec.data.sources):
         if not isinstance(source, PROJECT_SOURCES):
             continue
@@ -199,9 +202,60 @@ def sources_read_a_detection_project(spec: ProjectSpec, ctx: CheckContext) -> It
                           f"a {source.kind} source reads a detection project's boxes")
 
 
-def _task_of(repo_root: Path, project: str) -> str | None:
-    """The `task` the project's spec names (classification when it names none), read without validating the file
-    (its own errors are reported when it is loaded); None when the repository has no spec of that name."""
+def cascade_joins_its_projects(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    """A cascade's detector and baseline are detection projects, its classifier a classification project trained
+    on crops of the detector's boxes with the cascade's padding, and the classifier and baseline name the
+    cascade's classes (read from their spec files without validating them: their own errors are reported when
+    they are loaded)."""
+    if spec.cascade is None or spec.task != "cascade":
+        return  # the section on another task is keys_fit_the_task's error
+    wanted = {"detector": "detection", "classifier": "classification", "baseline": "detection"}
+    specs: dict[str, dict[str, Any]] = {}
+    for role, task in wanted.items():
+        project = getattr(spec.cascade, role)
+        if project is None:
+            continue
+        found = _other_spec(ctx.repo_root, project)
+        if found is None:
+            yield Problem(("cascade", role), f"no spec specs/{project}.yaml", f"name a {task} project of this "
+                          "repository")
+        elif str(found.get("task", "classification")) != task:
+            yield Problem(("cascade", role), f"project '{project}' is task: {found.get('task', 'classification')}, "
+                          f"not {task}", f"the cascade's {role} is a {task} project")
+        else:
+            specs[role] = found
+    for role in ("classifier", "baseline"):
+        if role in specs and sorted(map(str, specs[role].get("classes") or [])) != sorted(spec.classes):
+            yield Problem(("classes",), f"the cascade's classes {list(spec.classes)} are not the classes of its "
+                          f"{role} '{getattr(spec.cascade, role)}' ({specs[role].get('classes')})",
+                          f"name the {role}'s classes (the fine classes every found object is given)")
+    if "classifier" in specs and "detector" in specs:
+        yield from _classifier_crops_the_detector(spec, specs["classifier"], specs["detector"])
+
+
+def _classifier_crops_the_detector(spec: ProjectSpec, classifier: dict[str, Any], detector: dict[str, Any]
+                                   ) -> Iterator[Problem]:
+    """The classifier must learn from crops of the detector's boxes (or of the project the detector reads), cut
+    with the padding the cascade crops detections with: otherwise it is judged on crops unlike its training's."""
+    assert spec.cascade is not None
+    readable = {spec.cascade.detector} | {
+        str(source.get("project")) for source in (detector.get("data") or {}).get("sources") or []
+        if isinstance(source, dict) and source.get("kind") == "project"}
+    crops = [source for source in (classifier.get("data") or {}).get("sources") or []
+             if isinstance(source, dict) and source.get("kind") == "crops" and source.get("project") in readable]
+    if not crops:
+        yield Problem(("cascade", "classifier"), f"'{spec.cascade.classifier}' reads no crops of the boxes of "
+                      f"'{spec.cascade.detector}'", f"give it a source {{kind: crops, project: "
+                      f"{spec.cascade.detector}}}: the classifier must learn from the boxes the detector learns from")
+    elif any(float(source.get("padding", 0.1)) != spec.cascade.padding for source in crops):
+        yield Problem(("cascade", "padding"), f"{spec.cascade.padding} is not the padding of the crops source of "
+                      f"'{spec.cascade.classifier}' ({crops[0].get('padding', 0.1)})",
+                      "crop detections as the classifier's training crops were cut: use the same padding")
+
+
+def _other_spec(repo_root: Path, project: str) -> dict[str, Any] | None:
+    """Another project's spec file as plain data, without validating it; None when the repository has none of that
+    name, {} when it cannot be read (its own errors are reported when it is loaded)."""
     from ruamel.yaml import YAML
 
     found = [repo_root / "specs" / f"{project}{suffix}" for suffix in (".yaml", ".yml")]
@@ -211,8 +265,14 @@ def _task_of(repo_root: Path, project: str) -> str | None:
     try:
         data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
     except Exception:  # the other spec's own errors are reported when it is loaded
-        return "unreadable"
-    return str(data.get("task", "classification")) if isinstance(data, dict) else "unreadable"
+        return {"task": "unreadable"}
+    return data if isinstance(data, dict) else {"task": "unreadable"}
+
+
+def _task_of(repo_root: Path, project: str) -> str | None:
+    """The `task` the project's spec names (classification when it names none); None when there is no spec."""
+    data = _other_spec(repo_root, project)
+    return None if data is None else str(data.get("task", "classification"))
 
 
 def _fetched_by_dvc(root: Path, relative: str) -> bool:
@@ -278,6 +338,7 @@ CHECKS: tuple[Check, ...] = (
     source_paths_stay_in_repo,
     source_paths_exist,
     sources_read_a_detection_project,
+    cascade_joins_its_projects,
     source_links_resolve,
     lists_unique,
     replicas_ordered,

@@ -96,6 +96,8 @@ def keys_fit_the_task(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]
         yield _problem(("classes",), f"task: {spec.task} needs at least {MIN_CLASSES[spec.task]} classes (got "
                        f"{len(spec.classes)})", CLASS_COUNT_HINTS.get(spec.task))
     yield from TASK_KEYS[spec.task](spec)
+    if spec.task != "cascade":
+        yield from _no_cascade(spec)
     yield from _loop_keys(spec)
     if spec.task != "multilabel":
         for index, source in enumerate(spec.data.sources):
@@ -255,7 +257,45 @@ def _class_maps(spec: ProjectSpec) -> Iterator[Problem]:
                                "map each annotation category to one of `classes`, or add the class")
 
 
-TASK_KEYS = {"classification": _classification_keys, "detection": _detection_keys, "multilabel": _multilabel_keys}
+CASCADE_SECTIONS = ("augment", "model", "train", "compress", "detection", "active_learning")
+"""Sections a cascade spec may not set: each of its models is trained and compressed by its own project."""
+CASCADE_GATE = ("min_map", "min_map50", "robustness", "calibration", "ood")
+"""The dependability sections a cascade measures and gates end to end; the others are each model's own gate's."""
+CASCADE_OOD = ("max_accepted_fraction",)
+"""The only OOD key a cascade reads: each model's own OOD detector decides its abstentions."""
+
+
+def _cascade_keys(spec: ProjectSpec) -> Iterator[Problem]:
+    if spec.cascade is None:
+        yield _problem(("task",), "task: cascade needs a cascade section",
+                       "add cascade: {detector: <detection project>, classifier: <classification project>}")
+        return
+    for section in CASCADE_SECTIONS:
+        if _was_set(spec, (section,)):
+            yield _problem((section,), f"a cascade sets no {section} of its own",
+                           f"set it in the spec of {spec.cascade.detector} or {spec.cascade.classifier}")
+    for path in [*(("dependability", key) for key in type(spec.dependability).model_fields if key not in CASCADE_GATE),
+                 *(("dependability", "ood", key) for key in type(spec.dependability.ood).model_fields
+                   if key not in CASCADE_OOD)]:
+        if _was_set(spec, path):
+            yield _problem(path, "a cascade judges its end-to-end mAP, corruption drops, answers on far images and "
+                           "calibration only", f"set it in the spec of {spec.cascade.detector} or "
+                           f"{spec.cascade.classifier}: each model's own gate judges it")
+    filled = [{"kind": "project", "project": spec.cascade.detector, "class_map": {}}]
+    if [source.model_dump() for source in spec.data.sources] != filled or any(
+            _was_set(spec, ("data", key)) for key in type(spec.data).model_fields if key != "sources"):
+        yield _problem(("data",), "a cascade's images are its detector's test split",
+                       f"remove data (the images of {spec.cascade.detector} are read)")
+
+
+def _no_cascade(spec: ProjectSpec) -> Iterator[Problem]:
+    if spec.cascade is not None:
+        yield _problem(("cascade",), f"the cascade section applies to task: cascade only (this is task: {spec.task})",
+                       "write the cascade in a spec of its own with task: cascade, or remove the section")
+
+
+TASK_KEYS = {"classification": _classification_keys, "detection": _detection_keys, "multilabel": _multilabel_keys,
+             "cascade": _cascade_keys}
 """Each task's check of the keys that must (not) be set for it."""
 
 

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from functools import cache
 
 from core.contract import ContractError, StageInfo
+from core.contracts.cascade import dependability as k_dependability
+from core.contracts.cascade import evaluate as k_evaluate
+from core.contracts.cascade import gate as k_gate
+from core.contracts.cascade import promote as k_promote
 from core.contracts.classification import compress as c_compress
 from core.contracts.classification import dependability as c_dependability
 from core.contracts.classification import evaluate as c_evaluate
@@ -65,8 +69,13 @@ MULTILABEL_STAGES: tuple[StageInfo, ...] = tuple(module.CONTRACT for module in (
     m_gate, promote))
 """The multi-label pipeline (its images' strata stand for classes where the shared stages split and prune)."""
 
+CASCADE_STAGES: tuple[StageInfo, ...] = tuple(module.CONTRACT for module in (k_evaluate, k_dependability, k_gate,
+                                                                                k_promote))
+"""A cascade's stages: its two models come from their own projects' pipelines (ProjectInput)."""
+
 PIPELINES_WITHOUT_LOOP: dict[str, tuple[StageInfo, ...]] = {
-    "classification": STAGES, "detection": DETECTION_STAGES, "multilabel": MULTILABEL_STAGES}
+    "classification": STAGES, "detection": DETECTION_STAGES, "multilabel": MULTILABEL_STAGES,
+    "cascade": CASCADE_STAGES}
 
 
 def _with_loop(stages: tuple[StageInfo, ...], ensemble: StageInfo, select: StageInfo) -> tuple[StageInfo, ...]:
@@ -80,6 +89,7 @@ PIPELINES: dict[str, tuple[StageInfo, ...]] = {
     "classification": _with_loop(STAGES, loop_ensemble.CONTRACT, loop_select.CONTRACT),
     "detection": _with_loop(DETECTION_STAGES, d_ensemble.CONTRACT, d_select.CONTRACT),
     "multilabel": (*MULTILABEL_STAGES, m_select.CONTRACT),
+    "cascade": CASCADE_STAGES,
 }
 """Each task's stages in pipeline order (the spec's `task` chooses; stages with `only_when` only where it is
 set)."""

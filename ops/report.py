@@ -30,7 +30,12 @@ def metrics_diff(root: Path, rev: str, metric_files: list[str]) -> str:
 
 def project_section(root: Path, loaded: LoadedSpec, rev: str) -> str:
     project = loaded.spec.name
-    metric_files = [path for stage in plan(loaded.spec, loaded.path).stages for path in stage.metrics]
+    stages = plan(loaded.spec, loaded.path).stages
+    metric_files = [path for stage in stages for path in stage.metrics]
+    written = [path for stage in stages for path in stage.written()]
+    shown = ("dependability.html", "validate/data_docs/index.html", "model_card.html", "export/pareto.png")
+    pages = [path for path in (f"reports/{project}/{page}" for page in shown)
+             if any(path == out or path.startswith(out.rstrip("/") + "/") for out in written)]  # this task's pages
     summary = root / "reports" / project / "gate" / "summary.md"
     verdict = (summary.read_text(encoding="utf-8").strip() if summary.is_file()
                else f"### {project}: no gate verdict yet (run `dvc repro`)")
@@ -38,9 +43,7 @@ def project_section(root: Path, loaded: LoadedSpec, rev: str) -> str:
     section = "\n\n".join([
         verdict,
         f"#### Metrics changed against `{rev}`\n\n{metrics_diff(root, rev, metric_files)}",
-        "#### Reports\n\n" + "\n".join(f"- `{path}`" for path in (
-            f"reports/{project}/dependability.html", f"reports/{project}/validate/data_docs/index.html",
-            f"reports/{project}/model_card.html", f"reports/{project}/export/pareto.png"))
+        "#### Reports\n\n" + "\n".join(f"- `{path}`" for path in pages)
         + "\n- plots: `dvc plots diff` against the base revision (every report opens offline)",
     ])
     return section if len(section) <= MAX_SECTION_CHARS else section[:MAX_SECTION_CHARS] + "\n\n_(cut)_"

@@ -173,8 +173,9 @@ class ClusterPipelineEmitter:
         for item, pipeline in zip(ctx.specs, ctx.pipelines, strict=True):
             spec, banner = item.spec, header("#", [item.path])
             folder = f"k8s/{spec.name}/pipeline"
-            documents = {f"{folder}/workflow.yaml": workflow(spec, pipeline),
-                         f"{folder}/train-pytorchjob.yaml": pytorch_job(spec, pipeline, spec.cluster.image)}
+            documents = {f"{folder}/workflow.yaml": workflow(spec, pipeline)}
+            if any(stage.name == "train" for stage in pipeline.stages):  # a cascade trains nothing of its own
+                documents[f"{folder}/train-pytorchjob.yaml"] = pytorch_job(spec, pipeline, spec.cluster.image)
             if spec.train.hpo is not None:
                 documents[f"{folder}/hpo-job.yaml"] = hpo_job(spec, pipeline, spec.cluster.image)
             files.update({path: banner + dump_yaml(document) for path, document in documents.items()})

@@ -70,10 +70,10 @@ def _render(case: str, promoted: dict[str, PromotedModel] | None = None) -> dict
     return render([load_spec(path, GOLDEN / case) for path in specs], promoted)
 
 
-@pytest.mark.parametrize("case", ["minimal", "full", "multi-source"])
+@pytest.mark.parametrize("case", ["minimal", "full", "multi-source", "cascade"])
 def test_every_object_is_valid_against_the_real_schemas(case: str) -> None:
     shared_schemas()
-    manifests = _manifests(_render(case, {"full": MODEL}))
+    manifests = _manifests(_render(case, {"full": MODEL, "digit-pair": MODEL}))
     objects = [doc for path, doc in manifests.items() if doc["kind"] != "Kustomization"]
     assert {doc["kind"] for doc in objects} >= {"ServingRuntime", "ServiceAccount"}
     for document in objects:
@@ -222,3 +222,16 @@ def test_capture_reaches_the_server_only_when_the_spec_turns_it_on(tmp_path: Pat
     assert "--capture" not in serve_command(tmp_path, "cars", 8080, serving={"capture": None})
     command = serve_command(tmp_path, "cars", 8080, serving={"capture": on.serving.capture.model_dump_json()})
     assert json.loads(command[command.index("--capture") + 1])["destination"] == "s3://fleet/cars"
+
+
+def test_a_promoted_cascade_is_one_inference_service_serving_its_release() -> None:
+    """A cascade's release (both models and what joins them) is served by one predictor, one content address."""
+    shared_schemas()
+    manifests = _manifests(_render("cascade", {"digit-pair": MODEL}))
+    services = {path: doc for path, doc in manifests.items() if doc["kind"] == "InferenceService"}
+    assert list(services) == ["k8s/digit-pair/base/inferenceservice.yaml"]
+    model = services["k8s/digit-pair/base/inferenceservice.yaml"]["spec"]["predictor"]["model"]
+    assert model["storageUri"] == MODEL.storage_uri
+    assert model["runtime"] == "digit-pair-onnx"
+    assert not any(path.startswith("k8s/digit-pair/pipeline/train") for path in manifests), "a cascade trains nothing"
+    validate(services["k8s/digit-pair/base/inferenceservice.yaml"])

@@ -1,0 +1,1 @@
+"""A cascade project's stages: evaluate the released detector and classifier together, gate, promote the pair."""
