@@ -104,18 +104,23 @@ def _impact(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_folders(root: Path, project: str) -> list[Path]:
+SERVED_FOLDERS: dict[str, tuple[str, ...]] = {"cascade": ("release",)}
+"""The model folders a task serves from, where they are not its export and dependability outputs: a cascade's
+deployable is its release (both models and what joins them), written once its gate passed."""
+
+
+def model_folders(root: Path, project: str, task: str = "classification") -> list[Path]:
     """Where a project's deployable model of the last `dvc repro` lives, in the order the server searches:
     the export stage's (model.onnx, preprocess.json), then the dependability stage's (serving.json: temperature,
     OOD threshold and state)."""
-    return [root / "models" / project / "export", root / "models" / project / "dependability"]
+    return [root / "models" / project / name for name in SERVED_FOLDERS.get(task, ("export", "dependability"))]
 
 
 def serve_command(root: Path, project: str, port: int, host: str = "127.0.0.1",
-                  serving: dict[str, int | str | None] | None = None) -> list[str]:
+                  serving: dict[str, int | str | None] | None = None, task: str = "classification") -> list[str]:
     """The model server command for a project's deployable model of the last `dvc repro`; `serving` holds
     the spec's image limits (`max_image_pixels`, `max_image_side_px`) and its `capture` settings as JSON."""
-    folders = model_folders(root, project)
+    folders = model_folders(root, project, task)
     missing = [f for f in folders if not f.is_dir()]
     if missing:
         raise FileNotFoundError(f"{', '.join(map(str, missing))} missing: run `dvc repro` first (or `dvc pull`)")
@@ -133,7 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
     limits = {"max_image_pixels": spec.serving.max_image_pixels, "max_image_side_px": spec.serving.max_image_side_px,
               "capture": capture.model_dump_json() if capture is not None else None}
     try:
-        command = serve_command(root, project, args.port, args.host, limits)
+        command = serve_command(root, project, args.port, args.host, limits, spec.task)
     except FileNotFoundError as exc:
         print(f"autodl: {exc}", file=sys.stderr)
         return 1
@@ -165,6 +170,10 @@ def _doctor(args: argparse.Namespace) -> int:
     root = Path(args.root)
     loaded = load_spec(root / args.spec, root)
     name = loaded.spec.name
+    if loaded.spec.cascade is not None:
+        print(f"autodl: {name} is a cascade: its data are those of {loaded.spec.cascade.detector} and "
+              f"{loaded.spec.cascade.classifier}; run `autodl doctor` on their specs", file=sys.stderr)
+        return 1
     try:
         summary, hints = examine(root, loaded.spec)
     except (FileNotFoundError, ValueError):

@@ -33,6 +33,7 @@ from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from starlette.exceptions import HTTPException
 
 from runtime.artifact import Artifact, PixelLimits
+from runtime.cascade import CascadeArtifact, is_cascade
 from serving.middleware import BodySizeLimit, BodyTooLarge, JsonByDefault, VersionedPaths
 from serving.model import VisionModel
 from serving.protocol import HEADER_LENGTH, TensorRequest, parse_request
@@ -82,8 +83,9 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
     config = config or ServingConfig.from_env()
     cap_log_lines(LOG_LINE_LIMIT)
     limits = PixelLimits(config.max_image_pixels, config.max_image_side_px)
-    artifact = Artifact.load([Path(d) for d in config.model_dirs], threads=config.threads,
-                             abstain_on_ood=config.abstain_on_ood, limits=limits)
+    folders = [Path(d) for d in config.model_dirs]
+    loader = CascadeArtifact.load if is_cascade(folders) else Artifact.load  # a cascade's release holds two bundles
+    artifact = loader(folders, threads=config.threads, abstain_on_ood=config.abstain_on_ood, limits=limits)
     capture = None
     if config.capture:
         from serving.capture import Capturer, CaptureSettings, open_store

@@ -29,6 +29,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import RequestedOutput as KServeRequestedOutput
 
 from runtime.artifact import Artifact, BadImage, DetectionRequest
+from runtime.cascade import CascadeArtifact
 from runtime.images import declared_size
 from serving.protocol import Tensor, TensorRequest
 from serving.responses import RESPONSES, Answer
@@ -58,14 +59,16 @@ class Batch(NamedTuple):
     originals: list[bytes | np.ndarray] | None = None
     """What the client sent per image (encoded bytes, or uint8 pixels), kept only for `serving.capture`."""
     full: list[np.ndarray] | None = None
-    """A tiled detector's images at full size (uint8 H x W x 3), which it cuts into tiles."""
+    """The images at full size (uint8 H x W x 3) where the model needs them: a tiled detector cuts them into tiles,
+    a cascade crops its detections from them."""
 
 
 
 class VisionModel(Model):
-    def __init__(self, name: str, artifact: Artifact, inference_threads: int = 1, capture: Capturer | None = None):
+    def __init__(self, name: str, artifact: Artifact | CascadeArtifact, inference_threads: int = 1,
+                 capture: Capturer | None = None):
         super().__init__(name)
-        self.artifact: Artifact | None = artifact
+        self.artifact: Artifact | CascadeArtifact | None = artifact
         self.capture = capture
         self.responses = RESPONSES[artifact.task]
         self.pool = ThreadPoolExecutor(max_workers=inference_threads, thread_name_prefix="inference")
@@ -135,7 +138,7 @@ class VisionModel(Model):
                 return False
         return True
 
-    def _artifact(self) -> Artifact:
+    def _artifact(self) -> Artifact | CascadeArtifact:
         if self.artifact is None:
             raise InvalidInput(f"model {self.name} is not loaded")
         return self.artifact
@@ -191,6 +194,7 @@ class VisionModel(Model):
         """Encoded images, one at a time: a request holds one full-size decoded image at most (a tiled detector's
         request holds them all, up to TILED_REQUEST_PIXELS)."""
         artifact = self._artifact()
+        keep_full = self.responses.needs_full_images(artifact)
         images, sizes, originals, full = [], [], [], []
         for index, item in enumerate(items):
             data = _image_bytes(item, index)
@@ -200,13 +204,14 @@ class VisionModel(Model):
                 raise InvalidInput(f"input {index}: {exc}") from None
             images.append(artifact.fit(rgb))
             sizes.append(rgb.size)
-            if artifact.tiled:
+            if keep_full:
                 full.append(np.asarray(rgb, dtype=np.uint8))
+            if artifact.tiled:
                 _check_tiled(artifact, sizes)
             if self.capture is not None:
                 originals.append(data)
         return Batch(artifact.normalise(np.stack(images)), sizes, originals if self.capture is not None else None,
-                     full if artifact.tiled else None)
+                     full if keep_full else None)
 
     def _pixels(self, array: np.ndarray) -> Batch:
         if array.ndim != 4 or array.shape[-1] != 3 or min(array.shape[1:3]) < 1:
@@ -214,11 +219,11 @@ class VisionModel(Model):
         self._artifact().limits.check(int(array.shape[2]), int(array.shape[1]))
         sizes = [(int(array.shape[2]), int(array.shape[1]))] * len(array)
         pixels = np.ascontiguousarray(array, dtype=np.uint8)
-        tiled = self._artifact().tiled
-        if tiled:
+        if self._artifact().tiled:
             _check_tiled(self._artifact(), sizes)
+        keep_full = self.responses.needs_full_images(self._artifact())
         return Batch(self._artifact().normalise(pixels), sizes, list(pixels) if self.capture is not None else None,
-                     list(pixels) if tiled else None)
+                     list(pixels) if keep_full else None)
 
     def _check_batch(self, count: int) -> None:
         if not 1 <= count <= MAX_BATCH:

@@ -11,19 +11,25 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from kserve import InferOutput
+from kserve.errors import InvalidInput
 
 from runtime.artifact import Artifact, DetectionPrediction, DetectionRequest, Prediction, TagPrediction
+from runtime.cascade import CascadeArtifact, CascadePrediction
 
 if TYPE_CHECKING:  # capture is opt-in: its module loads only in a server that captures
     from serving.capture import CaptureSettings
 
-Answer = Prediction | DetectionPrediction | TagPrediction
+Answer = Prediction | DetectionPrediction | TagPrediction | CascadePrediction
 Capture = tuple[str | None, dict[str, Any]]
 """Why one image is worth capturing (None: it is not) and what its record shows of the answer."""
 
 
 class Responses(Protocol):
     names: tuple[str, ...]
+
+    def needs_full_images(self, artifact: Any) -> bool:
+        """Whether `answer` needs the request's images at full size (a tiled detector's tiles, a cascade's
+        crops), not only the network's input."""
 
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
                request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> Any:
@@ -44,6 +50,9 @@ class ClassificationResponses:
     """A class per image (none when the model abstains), calibrated probabilities, the OOD score."""
 
     names: tuple[str, ...] = ("label", "probabilities", "ood_score", "abstained")
+
+    def needs_full_images(self, artifact: Artifact) -> bool:
+        return False
 
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
                request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> Prediction:
@@ -88,6 +97,9 @@ class DetectionResponses:
 
     names: tuple[str, ...] = ("boxes", "scores", "labels", "label_names", "detections_per_image", "ood_score",
                               "abstained")
+
+    def needs_full_images(self, artifact: Artifact) -> bool:
+        return artifact.tiled
 
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
                request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> DetectionPrediction:
@@ -141,6 +153,9 @@ class TaggingResponses:
 
     names: tuple[str, ...] = ("tags", "tags_per_image", "probabilities", "thresholds", "ood_score", "abstained")
 
+    def needs_full_images(self, artifact: Artifact) -> bool:
+        return False
+
     def answer(self, artifact: Artifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
                request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> TagPrediction:
         return artifact.tag(tensor)
@@ -181,5 +196,67 @@ class TaggingResponses:
                                                                  result.abstained, strict=True)]
 
 
+@dataclass(frozen=True)
+class CascadeResponses:
+    """A cascade's boxes, concatenated image after image as a detector's (`detections_per_image`): each box with
+    the detector's class and score (`coarse_labels`, `coarse_scores`), the classifier's fine class and its
+    probability (`labels`, `fine_scores`; an empty label where the classifier abstained on the crop) and their
+    product (`scores`); an image the detector abstains on gets no boxes."""
+
+    names: tuple[str, ...] = ("boxes", "scores", "labels", "fine_scores", "coarse_labels", "coarse_scores",
+                              "detections_per_image", "ood_score", "abstained")
+
+    def needs_full_images(self, artifact: CascadeArtifact) -> bool:
+        return True
+
+    def answer(self, artifact: CascadeArtifact, tensor: np.ndarray, sizes: list[tuple[int, int]] | None,
+               request: DetectionRequest | None, full: list[np.ndarray] | None = None) -> CascadePrediction:
+        if full is None or sizes is None:
+            raise InvalidInput("a cascade crops its detections from the images: send encoded images (BYTES) or "
+                               "uint8 pixels, not normalised FP32")
+        return artifact.answer(tensor, sizes, full, request)
+
+    def capture(self, result: CascadePrediction, index: int, classes: list[str], request: DetectionRequest | None,
+                settings: CaptureSettings) -> Capture:
+        from serving.capture import detection_reason
+
+        assert request is not None  # a cascade's request always has its detector's settings
+        answer = result.answers[index]
+        scores = np.asarray([box.score for box in answer.boxes], np.float32)
+        return (detection_reason(scores, answer.abstained, request.score_threshold, settings),
+                {"detections": [[box.coarse, box.fine or "", round(box.score, 4)] for box in answer.boxes[:20]]})
+
+    def output_types(self, classes: list[str]) -> list[dict[str, Any]]:
+        return [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
+                {"name": "scores", "datatype": "FP32", "shape": [-1]},
+                {"name": "labels", "datatype": "BYTES", "shape": [-1]},
+                {"name": "fine_scores", "datatype": "FP32", "shape": [-1]},
+                {"name": "coarse_labels", "datatype": "BYTES", "shape": [-1]},
+                {"name": "coarse_scores", "datatype": "FP32", "shape": [-1]},
+                {"name": "detections_per_image", "datatype": "INT64", "shape": [-1]},
+                {"name": "ood_score", "datatype": "FP32", "shape": [-1]},
+                {"name": "abstained", "datatype": "BOOL", "shape": [-1]}]
+
+    def v2_outputs(self, result: CascadePrediction, classes: list[str]) -> list[InferOutput]:
+        boxes = [box for answer in result.answers for box in answer.boxes]
+        total, count = len(boxes), len(result.answers)
+        return [InferOutput("boxes", [total, 4], "FP32", [float(v) for box in boxes for v in box.box]),
+                InferOutput("scores", [total], "FP32", [box.score for box in boxes]),
+                InferOutput("labels", [total], "BYTES", [box.fine or "" for box in boxes]),
+                InferOutput("fine_scores", [total], "FP32", [box.fine_score for box in boxes]),
+                InferOutput("coarse_labels", [total], "BYTES", [box.coarse for box in boxes]),
+                InferOutput("coarse_scores", [total], "FP32", [box.coarse_score for box in boxes]),
+                InferOutput("detections_per_image", [count], "INT64", [len(a.boxes) for a in result.answers]),
+                InferOutput("ood_score", [count], "FP32", result.ood_scores.tolist()),
+                InferOutput("abstained", [count], "BOOL", [bool(a) for a in result.abstained])]
+
+    def v1_predictions(self, result: CascadePrediction, classes: list[str]) -> list[dict[str, Any]]:
+        return [{"abstained": answer.abstained, "ood_score": answer.ood_score,
+                 "detections": [{"box": list(box.box), "score": box.score, "label": box.fine,
+                                 "fine_score": box.fine_score, "coarse_label": box.coarse,
+                                 "coarse_score": box.coarse_score} for box in answer.boxes]}
+                for answer in result.answers]
+
+
 RESPONSES: dict[str, Responses] = {"classification": ClassificationResponses(), "detection": DetectionResponses(),
-                                   "multilabel": TaggingResponses()}
+                                   "multilabel": TaggingResponses(), "cascade": CascadeResponses()}
