@@ -16,17 +16,12 @@ import argparse
 import asyncio
 import base64
 import json
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from _digits import REPO
+from _servers import model_server
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -122,7 +117,7 @@ def main() -> None:
     bare = bare_loop(artifact, images, args.seconds)
     rows = [("bare ONNX Runtime loop, 1 thread", bare)]
     for workers in args.workers:
-        with _server(name, folders, workers) as url:
+        with model_server(name, folders, workers) as url:
             asyncio.run(http_clients(url, name, images, max(args.clients), 2.0))  # warm-up
             rows += [(f"server, {workers} worker(s), {clients} client(s)",
                       asyncio.run(http_clients(url, name, images, clients, args.seconds))) for clients in args.clients]
@@ -130,32 +125,6 @@ def main() -> None:
                 rows.append((f"HTTP alone (GET live), {workers} worker(s)",
                              asyncio.run(http_floor(url, 1, args.seconds / 2))))
     _print_table(name, "x".join(map(str, artifact.input_hw()[::-1])), args.seconds, rows)
-
-
-@contextmanager
-def _server(name: str, folders: list[Path], workers: int) -> Iterator[str]:
-    import httpx
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen([sys.executable, "-m", "serving", "--model_name", name, "--http_port", str(port),
-                                   "--threads", "1", "--workers", str(workers),
-                                   *(a for f in folders for a in ("--model_dir", str(f)))],
-                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def _print_table(name: str, input_size: str, seconds: float, rows: list[tuple[str, list[float]]]) -> None:
