@@ -33,7 +33,7 @@ def own_gate_checks(project: str, role: str, verdict_file: dict[str, Any], relea
         problems.append(f"the {role} '{project}' did not pass its own gate")
     judged = ((verdict_file.get("judged") or {}).get("files")) or {}
     if file_hashes(tree_files(release)) != judged:
-        problems.append(f"the {role} '{project}'s release is not the bundle its gate judged: run `dvc repro`")
+        problems.append(f"the release of the {role} '{project}' is not the bundle its gate judged: run `dvc repro`")
     return problems
 
 

@@ -222,3 +222,13 @@ def test_a_stage_run_without_its_input_paths_says_how_to_run_it(tmp_path: Path) 
     ctx = StageContext(STAGES_BY_NAME["prune"], "p", {}, tmp_path)
     with pytest.raises(StageFailure, match=r"no --input split=<path> was given: run the stage through `dvc repro`"):
         ctx.input("split")
+
+
+@pytest.mark.parametrize(("task", "stage"), [(task, stage) for task, stages in PIPELINES.items() for stage in stages],
+                         ids=lambda value: value if isinstance(value, str) else value.name)
+def test_a_stage_reads_the_spec_key_of_every_input_it_may_skip(task: str, stage: StageInfo) -> None:
+    """An optional input or another project's output is read only when its spec key is set: the stage must be
+    given that key (its params), or asking for the input fails at run time."""
+    keys = [key for _, key in stage.optional_inputs.values()] + [o.key for o in stage.project_inputs.values()]
+    for key in keys:
+        assert any(key == p or key.startswith(p + ".") for p in stage.params), f"{stage.name} reads {key}"

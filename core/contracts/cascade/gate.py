@@ -11,7 +11,8 @@ CONTRACT = StageInfo(
              "corruption, the far images it answers, the combined score's D-ECE), "
              "require both models' own gates to have passed the very files the cascade ran, record every judged "
              "file's digest, and fail on any unmet check"),
-    params=("dependability.min_map", "dependability.min_map50", "dependability.robustness.max_accuracy_drop",
+    params=("cascade.detector", "cascade.classifier", "dependability.min_map", "dependability.min_map50",
+            "dependability.robustness.max_accuracy_drop",
             "dependability.ood.max_accepted_fraction", "dependability.calibration"),
     inputs={"metrics": "evaluate.metrics", "settings": "evaluate.settings", "figures": "dependability.metrics"},
     project_inputs={"detector": DETECTOR_RELEASE, "classifier": CLASSIFIER_RELEASE,

@@ -10,7 +10,7 @@ CONTRACT = StageInfo(
     summary=("On a passing gate only: bundle the detector, the classifier and the cascade's settings into one "
              "release (exactly the files the gate judged), record its content address with both models' digests "
              "in k8s/<project>/promoted.yaml, render the serving manifests and write the model card"),
-    params=("serving.storage_uri",),
+    params=("cascade.detector", "cascade.classifier", "serving.storage_uri"),
     inputs={"verdict": "gate.verdict", "settings": "evaluate.settings", "evaluation": "evaluate.metrics",
             "figures": "dependability.metrics"},
     project_inputs={"detector": DETECTOR_RELEASE, "classifier": CLASSIFIER_RELEASE},
