@@ -52,7 +52,7 @@ def main(ctx: StageContext) -> None:
     coarse = figures(coarse_detections(answers, detector.classes), images, detector.classes, truth="coarse")
     metrics: dict[str, Any] = {**{key: end_to_end[key] for key in ("map", "map50", "map75")},
                                "detector_map": coarse["map"], "detector_map50": coarse["map50"],
-                               "held_out_images": len(images), "test_boxes": sum(len(i.boxes) for i in images),
+                               "test_images": len(images), "test_boxes": sum(len(i.boxes) for i in images),
                                "found_boxes": sum(len(a.boxes) for a in answers)}
     baseline_ap: dict[str, float] = {}
     if section.baseline is not None:

@@ -87,7 +87,7 @@ def test_one_repro_runs_both_projects_and_the_cascade_to_a_promoted_pair(pipelin
     assert all(split[row.split(",")[0]] == row.split(",")[3] for row in
                (pipeline / "data/marks/split/split.csv").read_text().splitlines()[1:]), "one split for both"
     crops = json.loads((pipeline / "reports/kinds/ingest/summary.json").read_text())
-    assert set(crops["images_per_class"]) == {"0", "1", "2"}
+    assert set(crops["per_class"]) == {"0", "1", "2"}
 
     metrics = json.loads((pipeline / "reports/pair/evaluate/metrics.json").read_text())
     assert metrics["test_images"] == split_count(split, "test")
