@@ -32,11 +32,11 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     def fill(template: str) -> str:
         return template.format(project=project)
 
+    # the spec keys of the optional inputs this project reads: their paths are dependencies and arguments
     given = {key for _, key in info.optional_inputs.values() if _lookup(spec, key) is not None}
+    # other projects this stage reads (a cascade's detector and classifier): their outputs are dependencies
     others = {other.key: str(_lookup(spec, other.key)) for other in info.project_inputs.values()
               if _lookup(spec, other.key) is not None}
-    # other projects this stage reads (a cascade's detector and classifier): their outputs are dependencies
-    # the spec keys of the optional inputs this project reads: their paths are dependencies and arguments
     deps = [*code_dependencies(info), *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values()),
             *(fill(dvc_dependency(ref, spec.task)) for ref, key in info.optional_inputs.values() if key in given),
             *project_dependencies(info, others)]

@@ -123,9 +123,10 @@ def resolved_inputs(info: StageInfo, project: str, given: set[str] = frozenset()
     names = [*info.inputs.items(),
              *((name, reference) for name, (reference, key) in info.optional_inputs.items() if key in given)]
     paths = {name: resolve(reference, info.task)[1].format(project=project) for name, reference in names}
+    others = others or {}
     for name, other in info.project_inputs.items():
-        if (others or {}).get(other.key):
-            paths[name] = resolve(other.reference, other.task)[1].format(project=(others or {})[other.key])
+        if others.get(other.key):
+            paths[name] = resolve(other.reference, other.task)[1].format(project=others[other.key])
     return paths
 
 

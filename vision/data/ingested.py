@@ -8,9 +8,10 @@ and list it as skipped, so a copy of a test image never trains the other project
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.fsutil import read_csv
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,16 @@ class IngestedImage:
 def ingested_images(ingest: Path, split_table: Path) -> list[IngestedImage]:
     """Every image of the ingest's manifest in its order, with its boxes in the box table's order."""
     boxes: dict[str, list[IngestedBox]] = {}
-    for row in _rows(ingest / "boxes.csv"):
+    for row in read_csv(ingest / "boxes.csv"):
         boxes.setdefault(row["path"], []).append(IngestedBox(
             row["label"], row.get("category") or row["label"], float(row["x1"]), float(row["y1"]), float(row["x2"]),
             float(row["y2"])))
-    split_of = {row["path"]: row for row in _rows(split_table)}
-    return [IngestedImage(row["path"], int(row["width"]), int(row["height"]),
-                          split_of.get(row["path"], {}).get("group") or row["path"],
-                          split_of.get(row["path"], {}).get("split", ""), tuple(boxes.get(row["path"], ())))
-            for row in _rows(ingest / "manifest.csv")]
+    split_of = {row["path"]: row for row in read_csv(split_table)}
+    images = []
+    for row in read_csv(ingest / "manifest.csv"):
+        placed = split_of.get(row["path"], {})
+        images.append(IngestedImage(row["path"], int(row["width"]), int(row["height"]),
+                                    placed.get("group") or row["path"], placed.get("split", ""),
+                                    tuple(boxes.get(row["path"], ()))))
+    return images
 
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -34,6 +34,9 @@ from vision.data.labelstudio import (
 )
 from vision.data.tags import TAG_SEPARATOR, parse_tags
 from vision.data.video import LabelledSpan, frame_at, label_at, read_spans, sample_frames, videos_by_class
+
+if TYPE_CHECKING:
+    from vision.data.ingested import IngestedImage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -356,24 +359,34 @@ def _crops(source: CropsSource, root: Path, limits: PixelLimits, stats: SourceSt
     """One item per box of the detection project's ingest, in its box table's order, each in its image's split
     there; the boxes of an image that project's cleaning removed are listed as skipped."""
     from vision.data.crops import BoxRow, CropRule, crops
-    from vision.data.ingested import ingested_images
 
-    ingest, split_table = (root / path for path in source.inputs())
     name = f"crops:{source.project}"
-    if not (ingest / "manifest.csv").is_file() or not split_table.is_file():
-        raise UnsupportedSource(f"{name}: {ingest}/manifest.csv or {split_table} does not exist; run that "
-                                f"project's stages first (`dvc repro` runs them before this project's ingest)")
     rows, split_of = [], {}
-    for image in ingested_images(ingest, split_table):
-        if not image.split:
-            stats.skipped.append(Skipped(f"data/{source.project}/ingest/{image.path}", name,
-                                         f"removed by {source.project}'s cleaning (a near-duplicate of an image kept "
-                                         f"there): its {len(image.boxes)} boxes have no split to keep"))
-            continue
+    for image in kept_images(source.project, source.inputs(), root, name, stats):
         split_of[image.path] = (image.split, image.group)
         rows.extend(BoxRow(image.path, box.category if source.label == "category" else box.label, box.x1, box.y1,
                            box.x2, box.y2) for box in image.boxes)
+    ingest = root / source.inputs()[0]
     for crop in crops(rows, ingest, CropRule(source.padding, source.min_size_px), limits):
         split, group = split_of[crop.group]
         yield RawItem(crop.label, name, crop.origin, crop.read, group=f"{name}:{group}",
                       provenance=Provenance(fixed_split=split))
+
+
+def kept_images(project: str, inputs: tuple[str, str], root: Path, source: str, stats: SourceStats
+                ) -> Iterator[IngestedImage]:
+    """The images of `project` that have a split there (`inputs`: its ingest folder and split table); each one its
+    cleaning removed is listed in `stats.skipped`. A project whose stages have not run is an UnsupportedSource."""
+    from vision.data.ingested import ingested_images
+
+    ingest, split_table = (root / path for path in inputs)
+    if not (ingest / "manifest.csv").is_file() or not split_table.is_file():
+        raise UnsupportedSource(f"{source}: {ingest}/manifest.csv or {split_table} does not exist; run that "
+                                f"project's stages first (`dvc repro` runs them before this project's ingest)")
+    for image in ingested_images(ingest, split_table):
+        if image.split:
+            yield image
+        else:
+            stats.skipped.append(Skipped(f"data/{project}/ingest/{image.path}", source,
+                                         f"removed by {project}'s cleaning (a near-duplicate of an image kept "
+                                         f"there): its {len(image.boxes)} boxes have no split to keep"))
