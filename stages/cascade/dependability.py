@@ -49,14 +49,14 @@ def main(ctx: StageContext) -> None:
     write_csv(ctx.output("robustness"), [{"condition": f"{r.corruption} s{r.severity}", "map": r.map,
                                           "map50": r.map50} for r in rows]
               + [{"condition": "clean", "map": round(clean_map, 6), "map50": round(clean_map50, 6)}])
+    by_family, calibration = families(clean_map, rows), combined_dece(clean, images, classes)
     write_json(ctx.output("metrics"), {
-        "map": round(clean_map, 6), "robustness": {"rows": [r.__dict__ for r in rows],
-                                                   "families": families(clean_map, rows)},
-        "ood": ood, "calibration": combined_dece(clean, images, classes)})
-    worst = max(families(clean_map, rows).items(), key=lambda item: item[1]["drop"], default=None)
+        "map": round(clean_map, 6), "robustness": {"rows": [r.__dict__ for r in rows], "families": by_family},
+        "ood": ood, "calibration": calibration})
+    worst = max(by_family.items(), key=lambda item: item[1]["drop"], default=None)
     print(f"dependability: the pair answers {ood['worst_answered_fraction']:.3f} of the worst far set; "
           + (f"worst corruption {worst[0]} (mAP drop {worst[1]['drop']:.4f}); " if worst else "")
-          + f"combined-score D-ECE {combined_dece(clean, images, classes)['dece']:.4f}")
+          + f"combined-score D-ECE {calibration['dece']:.4f}")
 
 
 if __name__ == "__main__":
