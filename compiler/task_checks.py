@@ -15,7 +15,7 @@ from core.spec.data import (
     ManifestSource,
     PhotoMosaicsSource,
 )
-from core.spec.loop import TAG_STRATEGIES
+from core.spec.loop import CASCADE_STRATEGIES, TAG_STRATEGIES, ActiveLearningSection
 from core.spec.project import MIN_CLASSES
 
 if TYPE_CHECKING:
@@ -173,18 +173,27 @@ def _multilabel_keys(spec: ProjectSpec) -> Iterator[Problem]:
 
 
 def _tag_loop(spec: ProjectSpec) -> Iterator[Problem]:
-    loop = spec.active_learning
-    if loop is None:
-        return
-    if loop.strategy not in TAG_STRATEGIES:
-        yield _problem(("active_learning", "strategy"), f"{loop.strategy} is not built for taggers",
-                       f"use {', '.join(TAG_STRATEGIES)}: a tagger ranks by its per-tag uncertainty")
-    if loop.ensemble is not None:
-        yield _problem(("active_learning", "ensemble"), "a tagger's loop trains no ensemble",
-                       "remove active_learning.ensemble")
-    if loop.annotator == "ensemble":
-        yield _problem(("active_learning", "annotator"), "a tagger's loop trains no ensemble",
-                       "use annotator: model (the deployable tagger's tags above their thresholds)")
+    if spec.active_learning is not None:
+        yield from _restricted_loop(
+            spec.active_learning, TAG_STRATEGIES, "taggers", "a tagger ranks by its per-tag uncertainty",
+            (("ensemble", "a tagger's loop trains no ensemble", "remove active_learning.ensemble"),),
+            ("model", "zero_shot"), ("a tagger's loop trains no ensemble",
+                                     "use annotator: model (the deployable tagger's tags above their thresholds)"))
+
+
+def _restricted_loop(loop: ActiveLearningSection, strategies: tuple[str, ...], who: str, ranked_by: str,
+                     refused: tuple[tuple[str, str, str], ...], annotators: tuple[str, ...],
+                     annotator_problem: tuple[str, str]) -> Iterator[Problem]:
+    """The loop of a task that offers only some strategies and annotators: each other one, and each set key of
+    `refused` (key, why, hint), is an error."""
+    if loop.strategy not in strategies:
+        yield _problem(("active_learning", "strategy"), f"{loop.strategy} is not built for {who}",
+                       f"use {', '.join(strategies)}: {ranked_by}")
+    for key, why, hint in refused:
+        if getattr(loop, key) is not None:
+            yield _problem(("active_learning", key), why, hint)
+    if loop.annotator not in annotators:
+        yield _problem(("active_learning", "annotator"), *annotator_problem)
 
 
 def _tag_balance(spec: ProjectSpec) -> Iterator[Problem]:
@@ -257,7 +266,7 @@ def _class_maps(spec: ProjectSpec) -> Iterator[Problem]:
                                "map each annotation category to one of `classes`, or add the class")
 
 
-CASCADE_SECTIONS = ("augment", "model", "train", "compress", "detection", "active_learning")
+CASCADE_SECTIONS = ("augment", "model", "train", "compress", "detection")
 """Sections a cascade spec may not set: each of its models is trained and compressed by its own project."""
 CASCADE_GATE = ("min_map", "min_map50", "robustness", "calibration", "ood")
 """The dependability sections a cascade measures and gates end to end; the others are each model's own gate's."""
@@ -281,11 +290,24 @@ def _cascade_keys(spec: ProjectSpec) -> Iterator[Problem]:
             yield _problem(path, "a cascade judges its end-to-end mAP, corruption drops, answers on far images and "
                            "calibration only", f"set it in the spec of {spec.cascade.detector} or "
                            f"{spec.cascade.classifier}: each model's own gate judges it")
+    yield from _cascade_loop(spec)
     filled = [{"kind": "project", "project": spec.cascade.detector, "class_map": {}}]
     if [source.model_dump() for source in spec.data.sources] != filled or any(
             _was_set(spec, ("data", key)) for key in type(spec.data).model_fields if key != "sources"):
         yield _problem(("data",), "a cascade's images are its detector's test split",
                        f"remove data (the images of {spec.cascade.detector} are read)")
+
+
+def _cascade_loop(spec: ProjectSpec) -> Iterator[Problem]:
+    if spec.active_learning is not None:
+        yield from _restricted_loop(
+            spec.active_learning, CASCADE_STRATEGIES, "a cascade",
+            "a cascade ranks by its most doubtful box or fine class",
+            (("ensemble", "a cascade's loop trains no ensemble", "remove active_learning.ensemble"),
+             ("auto_label", "a cascade auto-labels nothing: its labels go to the fine project, checked by people",
+              "remove active_learning.auto_label"),
+             ("zero_shot", "a cascade's queue is pre-labelled by the pair itself", "remove active_learning.zero_shot")),
+            ("model",), ("a cascade's queue is pre-labelled by the pair itself", "use annotator: model"))
 
 
 def _no_cascade(spec: ProjectSpec) -> Iterator[Problem]:

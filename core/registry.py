@@ -16,6 +16,7 @@ from core.contracts.cascade import dependability as k_dependability
 from core.contracts.cascade import evaluate as k_evaluate
 from core.contracts.cascade import gate as k_gate
 from core.contracts.cascade import promote as k_promote
+from core.contracts.cascade import select as k_select
 from core.contracts.classification import compress as c_compress
 from core.contracts.classification import dependability as c_dependability
 from core.contracts.classification import evaluate as c_evaluate
@@ -89,7 +90,7 @@ PIPELINES: dict[str, tuple[StageInfo, ...]] = {
     "classification": _with_loop(STAGES, loop_ensemble.CONTRACT, loop_select.CONTRACT),
     "detection": _with_loop(DETECTION_STAGES, d_ensemble.CONTRACT, d_select.CONTRACT),
     "multilabel": (*MULTILABEL_STAGES, m_select.CONTRACT),
-    "cascade": CASCADE_STAGES,
+    "cascade": (*CASCADE_STAGES, k_select.CONTRACT),
 }
 """Each task's stages in pipeline order (the spec's `task` chooses; stages with `only_when` only where it is
 set)."""

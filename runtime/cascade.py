@@ -122,11 +122,16 @@ class CascadeArtifact:
         from runtime.artifact import Artifact
 
         folder = next(f for f in folders if (f / SETTINGS_FILE).is_file())
-        raw = (folder / SETTINGS_FILE).read_bytes()
-        settings: dict[str, Any] = json.loads(raw)
         detector, classifier = (Artifact.load([folder / name], threads, abstain_on_ood, limits) for name in MEMBERS)
+        return cls.joined((folder / SETTINGS_FILE).read_bytes(), detector, classifier)
+
+    @classmethod
+    def joined(cls, settings_file: bytes, detector: Artifact, classifier: Artifact) -> CascadeArtifact:
+        """The pair `cascade.json`'s bytes join, from models loaded however the caller needs them (the data
+        loop's round keeps the classifier's guess on crops it would abstain on)."""
+        settings: dict[str, Any] = json.loads(settings_file)
         return cls(detector, classifier, float(settings["padding"]), list(settings["classes"]),
-                   "sha256-" + hashlib.sha256(raw).hexdigest()[:12])
+                   "sha256-" + hashlib.sha256(settings_file).hexdigest()[:12])
 
     def __getattr__(self, name: str) -> Any:
         """What a request needs of the model (decode, fit, normalise, input size, limits, detection settings) is

@@ -3,7 +3,8 @@
 Cleaning (near-duplicates) and pruning both work on these vectors, so they are computed once and kept in the
 DVC cache: `embeddings.npy` (float32 at the fixed precision of vision.data.vectors, one row per manifest row, same
 order), `index.csv` (path, sha256) to join on, and `copies.json`: for a sample of images, the similarity of each
-to its lightly altered copies, which calibrates what a duplicate looks like on this data (vision.data.duplicates).
+to its lightly altered copies, which calibrates what a duplicate looks like on this data (vision.data.duplicates),
+and `embedder.json`: the backbone and input size, which later embeddings of new images (the loop's pool) follow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from core.spec.data import Embedding
 from stages.runtime import StageContext, run_stage
 from vision.data.duplicates import calibration_sample
 from vision.data.embedding import altered_copies, embed_images, embedding_model
-from vision.data.vectors import row_similarity
+from vision.data.vectors import EMBEDDER_FILE, row_similarity
 from vision.training.pretrained import WEIGHTS
 
 
@@ -31,6 +32,7 @@ def main(ctx: StageContext) -> None:
     with atomic_directory(ctx.output("embeddings")) as out:
         np.save(out / "embeddings.npy", vectors, allow_pickle=False)
         write_csv(out / "index.csv", rows, ("path", "sha256"))
+        write_json(out / EMBEDDER_FILE, {"embedder": embedding.embedder, "input_size_px": size})
         write_json(out / "copies.json", {"paths": [rows[i]["path"] for i in sample],
                                          "similarity": {name: row_similarity(vectors[sample], altered).tolist()
                                                         for name, altered in copies.items()}})

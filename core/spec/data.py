@@ -308,6 +308,10 @@ class DigitsOnPhotos(SpecModel):
     """[smallest, largest] side of a pasted digit."""
     digits_per_image: Annotated[list[Annotated[int, Interval(0, 20)]], Field(min_length=2, max_length=2)] = [0, 4]
     """[fewest, most] digits pasted on one image (0: some images are negatives)."""
+    pool_images: Annotated[int, Interval(0, 20000)] = 0
+    """Further images made the same way after the labelled ones, written to `pool/` without annotations: an
+    unlabelled pool for the data loop (`active_learning.pool`) whose digits are scans the labelled images did not
+    use while any were left. The labelled images do not change with it."""
 
 
 class BoxSection(SpecModel):

@@ -12,6 +12,9 @@ from core.spec._base import Fraction, Interval, PositiveFloat, PositiveInt, Repo
 
 TAG_STRATEGIES = ("entropy", "least_confidence", "margin", "random", "coreset", "hybrid")
 """The strategies a tagger's round can rank or spread by (no MC dropout, ensemble or gradient embedding)."""
+CASCADE_STRATEGIES = ("random", "least_confidence", "coreset", "hybrid")
+"""The strategies a detect-then-classify pair's round can rank or spread by: its one figure, the most doubtful box
+or fine class of an image (no MC dropout, ensemble or gradient embedding)."""
 
 
 class PoolImages(SpecModel):

@@ -16,7 +16,9 @@ def main(ctx: StageContext) -> None:
             boxes = write_dataset(settings, ctx.spec("seed"), out, ctx.spec("classes"))
         except ValueError as exc:
             raise StageFailure(str(exc)) from None
-    print(f"synthesize: {settings.images} images with {boxes} digit boxes ({settings.kind}) in {ctx.output('dataset')}")
+    pool = f", {settings.pool_images} unlabelled pool images in pool/" if settings.pool_images else ""
+    print(f"synthesize: {settings.images} images with {boxes} digit boxes ({settings.kind}){pool} in "
+          f"{ctx.output('dataset')}")
 
 
 if __name__ == "__main__":

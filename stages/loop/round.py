@@ -33,7 +33,7 @@ from vision.data.embedding import embed_images, embedding_model
 from vision.data.imageio import PixelLimits
 from vision.data.labelstudio import Guess, LabelKind
 from vision.data.sources import RepoFiles, SourceStats, UnsupportedSource
-from vision.data.vectors import load_embeddings
+from vision.data.vectors import load_embeddings, stored_embedder
 from vision.loop.choose import Choice, Round
 from vision.loop.pool import Admitted, admit, iter_pool, near_duplicates
 from vision.loop.reports import queue_gallery
@@ -88,8 +88,9 @@ def admit_pool(ctx: StageContext, loop: ActiveLearningSection, out: Path) -> Poo
         pngs[-1].parent.mkdir(parents=True, exist_ok=True)
         pngs[-1].write_bytes(image.png)
     embedding: Embedding = ctx.spec("data.embedding")
-    size = embedding.input_size_px or WEIGHTS[embedding.embedder].input_size_px
-    vectors = embed_images(pngs, embedding_model(embedding.embedder), size, progress=True)
+    embedder, size = stored_embedder(ctx.input("embeddings")) or (
+        embedding.embedder, embedding.input_size_px or WEIGHTS[embedding.embedder].input_size_px)
+    vectors = embed_images(pngs, embedding_model(embedder), size, progress=True)
     labelled_vectors, _ = load_embeddings(ctx.input("embeddings"))
     rule = DuplicateRule.from_dict(read_json(ctx.input("duplicate_rule")))
     dropped = near_duplicates(vectors, labelled_vectors, rule)
@@ -106,16 +107,23 @@ class QueuedImage:
     guesses: list[Guess]
 
 
+def deployable_artifact(ctx: StageContext) -> Artifact:
+    """The project's deployable model with its serving state, as the server would load it."""
+    return Artifact.load([ctx.input("deployable"), ctx.input("serving_state")])
+
+
 @dataclass(frozen=True)
 class LoopTask:
     """What differs between tasks in a round: how the pool is scored and the queue chosen, the Label Studio
     interface, and the queue file other labelling tools import. Each task's select module supplies one."""
 
     label_kind: LabelKind
-    decide: Callable[[StageContext, ActiveLearningSection, Artifact, Pool, Choice, np.ndarray], Decision]
-    """(context, loop settings, deployable artifact, admitted pool, strategy, labelled embeddings) -> the round."""
+    decide: Callable[[StageContext, ActiveLearningSection, Any, Pool, Choice, np.ndarray], Decision]
+    """(context, loop settings, the loaded model, admitted pool, strategy, labelled embeddings) -> the round."""
     write_queue_file: Callable[[Path, list[QueuedImage], list[str]], None]
     """(the round's folder, the queue, class names) -> the queue in the task's usual interchange format."""
+    load: Callable[[StageContext], Any] = deployable_artifact
+    """The model that scores the pool (it has a `version`): by default the deployable file."""
 
 
 def empty_decision() -> Decision:
@@ -148,7 +156,7 @@ def run_round(ctx: StageContext, task: LoopTask) -> None:
     classes = list(ctx.spec("classes"))
     with atomic_directory(ctx.output("selection")) as out:
         pool = admit_pool(ctx, loop, out)
-        artifact = Artifact.load([ctx.input("deployable"), ctx.input("serving_state")])
+        artifact = task.load(ctx)
         choice = Choice(loop.strategy, loop.batch_size, ctx.spec("seed"), loop.hybrid_pool)
         decision = (task.decide(ctx, loop, artifact, pool, choice, pool.labelled) if pool.candidates
                     else empty_decision())

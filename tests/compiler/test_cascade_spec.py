@@ -62,10 +62,12 @@ def test_a_cascade_reads_both_released_models_and_its_detectors_test_images(repo
     assert [name for name in stages if name.startswith("street-cascade")] == [
         "street-cascade-evaluate", "street-cascade-dependability", "street-cascade-gate", "street-cascade-promote"]
     evaluate = stages["street-cascade-evaluate"]
-    assert {"models/vehicles/release", "models/kinds/release", "models/street/release", "data/vehicles/ingest",
+    assert {"models/vehicles/release", "models/kinds/release", "models/street/export", "data/vehicles/ingest",
             "data/vehicles/split", "data/street/split"} <= set(evaluate["deps"])
     assert "--input detector=models/vehicles/release" in evaluate["cmd"]
-    assert "--input baseline=models/street/release" in evaluate["cmd"]
+    assert "--input baseline=models/street/export" in evaluate["cmd"]
+    assert not any(dep.startswith(("reports/street/", "models/street/release")) for dep in evaluate["deps"]), \
+        "the baseline is compared whatever its own gate says"
     gate = stages["street-cascade-gate"]
     assert {"reports/vehicles/gate/verdict.json", "reports/kinds/gate/verdict.json"} <= set(gate["deps"])
     assert not any("street/" in dep for dep in gate["deps"]), "the baseline is measured, never judged"
@@ -112,6 +114,46 @@ def test_a_cascades_classifier_must_learn_from_the_detectors_boxes(repo: Path, w
     code, _, err = run_autodl("compile")
     assert code == 2
     assert "cascade.classifier: 'kinds' reads no crops of the boxes of 'vehicles'" in err
+
+
+def test_a_cascades_loop_round_reads_the_pair_and_the_detectors_labelled_set(repo: Path, write_spec, run_autodl
+                                                                              ) -> None:
+    _projects(repo, write_spec)
+    (repo / "pool").mkdir()
+    write_spec("street-cascade", CASCADE + "active_learning: {pool: [{kind: images, path: pool}], batch_size: 5}\n")
+    code, _, err = run_autodl("compile")
+    assert code == 0, err
+    select = YAML(typ="safe").load((repo / "dvc.yaml").read_text())["stages"]["street-cascade-select"]
+    assert {"models/vehicles/release", "models/kinds/release", "models/street-cascade/cascade", "data/vehicles/ingest",
+            "data/vehicles/embed", "data/vehicles/clean", "pool"} <= set(select["deps"])
+    assert "--input embeddings=data/vehicles/embed" in select["cmd"]
+    assert not any("street/" in dep for dep in select["deps"]), "the baseline plays no part in the loop"
+
+
+def test_a_cascades_loop_ranks_by_its_one_figure_and_people_label(repo: Path, write_spec, run_autodl) -> None:
+    _projects(repo, write_spec)
+    (repo / "pool").mkdir()
+    write_spec("street-cascade", CASCADE + "active_learning: {pool: [{kind: images, path: pool}], strategy: bald, "
+               "auto_label: {min_confidence: 0.99}}\n")
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "active_learning.strategy: bald is not built for a cascade" in err
+    assert "active_learning.auto_label: a cascade auto-labels nothing" in err
+
+
+def test_a_pool_made_by_another_projects_synthesize_stage_need_not_exist_yet(repo: Path, write_spec, run_autodl
+                                                                            ) -> None:
+    _projects(repo, write_spec)
+    write_spec("street", FINE + "  synthesize: {kind: digits_on_photos, pool_images: 20}\n")
+    write_spec("street-cascade", CASCADE + "active_learning: {pool: [{kind: images, path: "
+               "data/street/synthesize/pool}]}\n")
+    code, _, err = run_autodl("compile")
+    assert "data/street/synthesize/pool' does not exist" not in err
+    write_spec("street-cascade", CASCADE + "active_learning: {pool: [{kind: images, path: data/vehicles/synthesize/"
+               "pool}]}\n")
+    code, _, err = run_autodl("compile")
+    assert code == 2
+    assert "'data/vehicles/synthesize/pool' does not exist" in err, "vehicles synthesizes nothing"
 
 
 def test_the_cascade_section_belongs_to_a_cascade_spec(repo: Path, write_spec, run_autodl) -> None:

@@ -174,3 +174,58 @@ def test_the_served_pair_answers_a_test_image_as_its_evaluation_did(pipeline: Pa
     assert outputs["coarse_labels"] == [box["coarse"] for box in answer["boxes"]]
     assert np.allclose(outputs["boxes"], [v for box in answer["boxes"] for v in box["box"]], atol=0.01)
     assert np.allclose(outputs["fine_scores"], [box["fine_score"] for box in answer["boxes"]], atol=1e-5)
+
+
+def test_a_loop_round_queues_the_pairs_answers_and_the_labels_return_to_the_fine_project(pipeline: Path,
+                                                                                         tmp_path: Path) -> None:
+    """The pair scores an unlabelled pool; the queue goes to Label Studio with each box's fine class (the coarse
+    class and both scores beside it); the export of the queue, accepted as it was pre-labelled, is a
+    `labelstudio` source of the fine project, whose ingest reads the boxes in its own classes."""
+    clone = e2e.pool_clone(pipeline, tmp_path / "loop", "fine", 12)
+    (clone / "specs" / "pair.yaml").write_text(CASCADE + "active_learning: {pool: [{kind: images, path: pool}], "
+                                               "strategy: least_confidence, batch_size: 4}\n")
+    e2e.autodl(clone, "compile")
+    assert e2e.changed_stages(clone, "pair") == {"select"}
+    e2e.dvc(clone, "repro", "pair-select")
+    tasks = json.loads((clone / "data/pair/select/labelstudio_tasks.json").read_text())
+    assert len(tasks) == 4
+    answered_boxes = 0
+    for item in tasks:
+        assert item["data"]["autodl_path"].startswith("pool/")
+        assert item["predictions"][0]["model_version"].startswith("autodl:pair:sha256-")
+        for result in item["predictions"][0]["result"]:
+            assert result["type"] == "rectanglelabels"
+            assert result["value"]["rectanglelabels"][0] in ("0", "1", "2")
+            assert result["meta"]["text"][0].startswith("digit ")
+            answered_boxes += 1
+    assert answered_boxes, "the pair answers some pool image with a named box"
+    assert '<Label value="2"/>' in (clone / "data/pair/select/labelstudio_config.xml").read_text()
+    lines = (clone / "data/pair/select/scores.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert {"box", "fine_class", "cascade", "answered_boxes"} <= set(header)
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    ranked = sorted((float(r["cascade"]) for r in rows), reverse=True)
+    assert sorted((float(r["cascade"]) for r in rows if r["queue_rank"]), reverse=True) == ranked[:4]
+
+    export = [{"id": n, "data": t["data"], "predictions": t["predictions"], "annotations": [{
+        "id": 100 + n, "completed_by": {"id": 3, "email": "person@example.com"}, "was_cancelled": False,
+        "result": t["predictions"][0]["result"]}]} for n, t in enumerate(tasks, start=1)]
+    (clone / "data/labels").mkdir(parents=True)
+    (clone / "data/labels/round-1.json").write_text(json.dumps(export))
+    fine = FINE.replace("    - {kind: coco, annotations: data/fine/synthesize/annotations.json}\n",
+                        "    - {kind: coco, annotations: data/fine/synthesize/annotations.json}\n"
+                        "    - {kind: labelstudio, path: data/labels}\n")
+    assert fine != FINE
+    (clone / "specs" / "fine.yaml").write_text(fine)
+    e2e.autodl(clone, "compile")
+    e2e.dvc(clone, "repro", "fine-ingest")
+    manifest = (clone / "data/fine/ingest/manifest.csv").read_text().splitlines()
+    columns = manifest[0].split(",")
+    looped = [dict(zip(columns, line.split(","), strict=True)) for line in manifest[1:]]
+    looped = [row for row in looped if row["round"] == "1"]
+    assert len(looped) == 4
+    assert {row["annotator"] for row in looped} == {"labelstudio:person@example.com"}
+    boxes = (clone / "data/fine/ingest/boxes.csv").read_text().splitlines()
+    looped_paths = {row["path"] for row in looped}
+    returned = [line for line in boxes[1:] if line.split(",")[0] in looped_paths]
+    assert len(returned) == answered_boxes

@@ -105,6 +105,9 @@ class Guess:
     label: str
     score: float
     box: tuple[float, float, float, float] | None = None
+    note: str = ""
+    """Shown beside the region in Label Studio (its meta text): what else the model said of it, such as the
+    coarse class and both scores of a cascade's box."""
 
 
 def percent_box(box: tuple[float, float, float, float], width: int, height: int) -> dict[str, float]:
@@ -134,6 +137,8 @@ def one_result_per_guess(guesses: list[Guess], width: int, height: int) -> list[
         else:
             value = {k: round(v, 6) for k, v in percent_box(guess.box, width, height).items()}
             result |= {"type": "rectanglelabels", "value": {**value, "rectanglelabels": [guess.label]}}
+        if guess.note:
+            result["meta"] = {"text": [guess.note]}
         results.append(result)
     return results
 

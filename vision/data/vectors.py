@@ -40,3 +40,21 @@ def load_embeddings(embed_dir: Path) -> tuple[np.ndarray, list[str]]:
     """The stored vectors (snapped again on reading) and the image path of each row."""
     paths = [row["path"] for row in read_csv(embed_dir / "index.csv")]
     return snap(np.load(embed_dir / "embeddings.npy", allow_pickle=False)), paths
+
+
+EMBEDDER_FILE = "embedder.json"
+"""Beside the vectors: the backbone and input size that made them, so images embedded later (a data loop's
+pool, perhaps by another project reading these vectors) are embedded the same way and compare."""
+
+
+def stored_embedder(embed_dir: Path) -> tuple[str, int] | None:
+    """(embedder, input size in px) the vectors in `embed_dir` were made with; None for vectors stored before
+    the embed stage recorded it."""
+    import json
+
+    path = embed_dir / EMBEDDER_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return str(record["embedder"]), int(record["input_size_px"])
+

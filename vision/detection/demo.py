@@ -78,8 +78,8 @@ def _free(box: tuple[int, int, int, int], taken: list[tuple[int, int, int, int]]
 
 def generate(settings: DigitsOnPhotos, seed: int, classes: Sequence[str] = CLASSES
              ) -> Iterator[tuple[np.ndarray, list[Pasted]]]:
-    """(image uint8 HxWx3, its digits) for each image, in order; only the digits named in `classes` are pasted
-    (a project may detect some of the ten)."""
+    """(image uint8 HxWx3, its digits) for each image, in order, the labelled images then the pool's; only the
+    digits named in `classes` are pasted (a project may detect some of the ten)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -92,7 +92,7 @@ def generate(settings: DigitsOnPhotos, seed: int, classes: Sequence[str] = CLASS
     used = 0
     size = settings.image_size_px
     low, high = settings.digit_size_px
-    for _ in range(settings.images):
+    for _ in range(settings.images + settings.pool_images):
         canvas = _background(photos[int(rng.integers(len(photos)))], size, rng)
         wanted = int(rng.integers(settings.digits_per_image[0], settings.digits_per_image[1] + 1))
         placed: list[Pasted] = []
@@ -114,17 +114,23 @@ def generate(settings: DigitsOnPhotos, seed: int, classes: Sequence[str] = CLASS
 
 
 def write_dataset(settings: DigitsOnPhotos, seed: int, folder: Path, classes: Sequence[str] = CLASSES) -> int:
-    """Write the data set as COCO under `folder`; returns the number of boxes."""
+    """Write the data set as COCO under `folder` (and the unlabelled pool's images under `folder/pool`); returns
+    the number of labelled boxes."""
     from core.progress import Progress
 
     (folder / "images").mkdir(parents=True, exist_ok=True)
+    if settings.pool_images:
+        (folder / "pool").mkdir()
     records = []
-    with Progress("synthesize", settings.images, unit="image") as shown:
+    with Progress("synthesize", settings.images + settings.pool_images, unit="image") as shown:
         for number, (pixels, placed) in enumerate(generate(settings, seed, classes)):
-            name = f"images/{number:05d}.png"
-            Image.fromarray(pixels).save(folder / name, format="PNG", optimize=False)
-            records.append(CocoImage(name, pixels.shape[1], pixels.shape[0],
-                                     tuple((p.label, *map(float, p.box)) for p in placed)))
+            if number >= settings.images:  # the pool: pixels only, its digits are for people to label
+                Image.fromarray(pixels).save(folder / f"pool/{number:05d}.png", format="PNG", optimize=False)
+            else:
+                name = f"images/{number:05d}.png"
+                Image.fromarray(pixels).save(folder / name, format="PNG", optimize=False)
+                records.append(CocoImage(name, pixels.shape[1], pixels.shape[0],
+                                         tuple((p.label, *map(float, p.box)) for p in placed)))
             shown.update(1)
     write(folder / "annotations.json", records, [c for c in CLASSES if c in classes])
     return sum(len(r.boxes) for r in records)

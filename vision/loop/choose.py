@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.spec.loop import CASCADE_STRATEGIES
 from vision.loop import batch
 from vision.loop.uncertainty import (
     CLASSIFICATION_SCORES,
@@ -15,6 +16,7 @@ from vision.loop.uncertainty import (
     box_uncertainty,
     ensemble_box_disagreement,
     ensemble_disagreement,
+    fine_class_uncertainty,
     mutual_information,
 )
 
@@ -93,6 +95,28 @@ def detection_round(choice: Choice, box_scores: Sequence[np.ndarray], embeddings
     if ranked_by not in figures:
         raise ValueError(f"strategy {choice.strategy} needs the ensemble's detections")
     uncertainty = figures[ranked_by]
+    queue = by_diversity(choice, uncertainty, embeddings, covered)
+    return Round(batch.top_k(uncertainty, choice.k) if queue is None else queue, uncertainty, figures)
+
+
+def cascade_round(choice: Choice, box_scores: Sequence[np.ndarray], fine_top: Sequence[np.ndarray], classes: int,
+                  embeddings: np.ndarray, covered: np.ndarray, low_confidence: tuple[float, float]) -> Round:
+    """A detect-then-classify pair's round. `box_scores`: each pool image's calibrated detector confidences (down
+    to the decoder's floor); `fine_top`: the classifier's top probability on the crop of each box the pair
+    answers with. An image is as uncertain as its most doubtful part: a box the detector hesitates on
+    (`box`: 1 - |2s - 1|, 1 at s = 0.5) or a box it is sure of whose fine class the classifier hesitates on
+    (`fine_class`, vision.loop.uncertainty.fine_class_uncertainty); `cascade` is the larger, what every
+    strategy ranks by."""
+    if choice.strategy not in CASCADE_STRATEGIES:
+        raise ValueError(f"a cascade's round ranks by one figure: strategy {choice.strategy} is not one of "
+                         f"{', '.join(CASCADE_STRATEGIES)}")
+    box = np.array([float((1 - np.abs(2 * s - 1)).max()) if len(s) else 0.0 for s in box_scores])
+    fine = np.array([fine_class_uncertainty(top, classes) for top in fine_top])
+    low, high = low_confidence
+    figures = {"box": box, "fine_class": fine, "cascade": np.maximum(box, fine),
+               "low_confidence_boxes": np.array([float(((s >= low) & (s < high)).sum()) for s in box_scores]),
+               "answered_boxes": np.array([float(len(top)) for top in fine_top])}
+    uncertainty = figures["cascade"]
     queue = by_diversity(choice, uncertainty, embeddings, covered)
     return Round(batch.top_k(uncertainty, choice.k) if queue is None else queue, uncertainty, figures)
 

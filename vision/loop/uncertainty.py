@@ -120,3 +120,13 @@ def ensemble_box_disagreement(members: Sequence[tuple[np.ndarray, np.ndarray]], 
         raise ValueError("an ensemble needs at least two members")
     pairs = [(a, b) for i, a in enumerate(members) for b in members[i + 1:]]
     return 1.0 - float(np.mean([_agreement(a, b, iou) for a, b in pairs]))
+
+
+def fine_class_uncertainty(top_probabilities: np.ndarray, classes: int) -> float:
+    """How unsure a classifier of `classes` classes is of the most doubtful of one image's crops: the largest
+    1 - top probability, scaled so that a uniform answer scores 1 (0 without crops)."""
+    p = np.asarray(top_probabilities, dtype=np.float64)
+    if classes < 2:
+        raise ValueError(f"a classifier has at least two classes, got {classes}")
+    return float(((1.0 - p) * classes / (classes - 1)).max()) if p.size else 0.0
+

@@ -15,7 +15,9 @@ CONTRACT = StageInfo(
         "detector": DETECTOR_RELEASE, "classifier": CLASSIFIER_RELEASE,
         "images": ProjectInput("cascade.detector", "detection", "ingest.images"),
         "split": ProjectInput("cascade.detector", "detection", "split.split"),
-        "baseline": ProjectInput("cascade.baseline", "detection", "promote.release"),
+        # the baseline is measured, never judged: its deployable file (what its release would hold), so a cascade
+        # is compared with it whether or not its own gate passed
+        "baseline": ProjectInput("cascade.baseline", "detection", "export.deployable"),
         "baseline_split": ProjectInput("cascade.baseline", "detection", "split.split"),
     },
     outs={"settings": "models/{project}/cascade", "answers": "data/{project}/evaluate"},

@@ -52,6 +52,23 @@ def test_boxes_round_trip_in_percent_coordinates(tmp_path: Path) -> None:
     assert items[0].provenance.train_only
 
 
+def test_a_box_with_a_note_carries_it_as_region_meta_and_still_reads_back(tmp_path: Path) -> None:
+    """A cascade's box: its fine class as the label, the coarse class and both scores as the region's meta text
+    (what Label Studio shows beside a region); an export of it accepted unchanged reads back the fine class."""
+    image(tmp_path / "pool/a.png")
+    note = "digit 0.95 (detector), 7 0.81 (classifier)"
+    queued = task("/data/local-files/?d=pool/a.png", {"path": "pool/a.png"},
+                  [prediction([Guess("7", 0.77, (20.0, 10.0, 70.0, 60.0), note)], 200, 100, "autodl:pair", RECTANGLES)])
+    result = queued["predictions"][0]["result"][0]
+    assert result["meta"] == {"text": [note]}
+    assert result["value"]["rectanglelabels"] == ["7"]
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels/round-1.json").write_text(json.dumps(accepted([queued])))
+    items = list(iter_box_source(LabelStudioSource(kind="labelstudio", path="labels"), tmp_path,
+                                 RepoFiles(tmp_path.resolve(), PixelLimits()), SourceStats(), SourceProblems()))
+    assert [(b.label, *b.in_pixels(200, 100)) for b in items[0].boxes] == [("7", 20.0, 10.0, 70.0, 60.0)]
+
+
 def test_documented_export_is_read(tmp_path: Path) -> None:
     """The annotated task of labelstud.io/guide/task_format (image made local), a reviewer's second annotation
     and a cancelled one."""
