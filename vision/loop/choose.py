@@ -73,6 +73,11 @@ def classification_round(choice: Choice, probabilities: np.ndarray, features: np
     return Round(batch.top_k(uncertainty, choice.k) if queue is None else queue, uncertainty, figures)
 
 
+def box_margins(box_scores: Sequence[np.ndarray]) -> np.ndarray:
+    """Per image, the largest 1 - |2s - 1| of its box confidences (1 at s = 0.5; 0 without boxes)."""
+    return np.array([float((1 - np.abs(2 * s - 1)).max()) if len(s) else 0.0 for s in box_scores])
+
+
 def detection_round(choice: Choice, box_scores: Sequence[np.ndarray], embeddings: np.ndarray, covered: np.ndarray,
                     low_confidence: tuple[float, float],
                     member_boxes: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]] | None = None) -> Round:
@@ -85,7 +90,7 @@ def detection_round(choice: Choice, box_scores: Sequence[np.ndarray], embeddings
         "entropy": np.array([a.score for a in aggregates]),
         "mean_entropy": np.array([a.mean_entropy for a in aggregates]),
         "least_confidence": np.array([float((np.minimum(s, 1 - s)).max()) if len(s) else 0.0 for s in box_scores]),
-        "margin": np.array([float((1 - np.abs(2 * s - 1)).max()) if len(s) else 0.0 for s in box_scores]),
+        "margin": box_margins(box_scores),
         "low_confidence_boxes": np.array([a.low_confidence_boxes for a in aggregates], float),
         "detections": np.array([a.detections for a in aggregates], float),
     }
@@ -110,11 +115,11 @@ def cascade_round(choice: Choice, box_scores: Sequence[np.ndarray], fine_top: Se
     if choice.strategy not in CASCADE_STRATEGIES:
         raise ValueError(f"a cascade's round ranks by one figure: strategy {choice.strategy} is not one of "
                          f"{', '.join(CASCADE_STRATEGIES)}")
-    box = np.array([float((1 - np.abs(2 * s - 1)).max()) if len(s) else 0.0 for s in box_scores])
+    box = box_margins(box_scores)
     fine = np.array([fine_class_uncertainty(top, classes) for top in fine_top])
-    low, high = low_confidence
     figures = {"box": box, "fine_class": fine, "cascade": np.maximum(box, fine),
-               "low_confidence_boxes": np.array([float(((s >= low) & (s < high)).sum()) for s in box_scores]),
+               "low_confidence_boxes": np.array([float(box_uncertainty(s, low_confidence).low_confidence_boxes)
+                                                 for s in box_scores]),
                "answered_boxes": np.array([float(len(top)) for top in fine_top])}
     uncertainty = figures["cascade"]
     queue = by_diversity(choice, uncertainty, embeddings, covered)
