@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from core.spec.training import AugmentSection
+from vision.training.fog import FastRandomFog
 
 Builder = Callable[[int, int], A.BasicTransform]
 """(severity 1..5, image size in px) -> a transform applied with p=1."""
@@ -94,7 +95,7 @@ class AtWorkingSize(A.ImageOnlyTransform):
 
 
 def _fog(severity: int, size: int) -> A.BasicTransform:
-    fog = A.RandomFog(fog_coef_range=(0.12 * severity, 0.12 * severity + 0.1), alpha_coef=0.12, p=1.0)
+    fog = FastRandomFog(fog_coef_range=(0.12 * severity, 0.12 * severity + 0.1), alpha_coef=0.12, p=1.0)
     return fog if size >= FOG_WORKING_SIZE else AtWorkingSize(fog, FOG_WORKING_SIZE)
 
 
