@@ -24,7 +24,7 @@ from compiler.dvc_status import DvcUnavailable, StageStatus, dvc_status
 from compiler.emitters.dvc import stage_entry
 from compiler.ir import Pipeline, Stage
 from compiler.load import LoadedSpec
-from compiler.lock import file_md5, load_generated_yaml, locked_md5s, locked_params, locked_stages
+from compiler.lock import load_generated_yaml, locked_md5s, locked_params, locked_stages, path_md5
 from compiler.plan import plan
 from core.registry import CODE_PACKAGES
 
@@ -224,11 +224,11 @@ def _propagate(pipeline: Pipeline, changes: list[ParamChange], baseline: Baselin
 
 
 def _changed_code(deps: tuple[str, ...], locked: dict[str, str], root: Path | None) -> list[str]:
-    """Code files whose bytes differ from the md5 dvc.lock recorded when the stage last ran."""
+    """Code files (or code directories) whose bytes differ from the md5 dvc.lock recorded when the stage last ran."""
     if root is None or not locked:
         return []
     code = [d for d in deps if d.split("/", 1)[0] in CODE_PACKAGES and d in locked]
-    return [d for d in code if file_md5(root / d) != locked[d]]
+    return [d for d in code if path_md5(root / d) != locked[d]]
 
 
 def _overlaps(changed: str, declared: str) -> bool:

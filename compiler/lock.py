@@ -7,11 +7,14 @@ promotion record the one the pipeline wrote?).
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+
+from core.imports import NOT_HASHED
 
 LOCK_FILE = "dvc.lock"
 
@@ -59,3 +62,18 @@ def locked_params(entry: dict[str, Any]) -> dict[str, Any]:
 def file_md5(path: Path) -> str:
     """md5 of a file's bytes, as DVC hashes it (not for security); "missing" when there is no file."""
     return hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+
+def path_md5(path: Path) -> str:
+    """The md5 dvc.lock records for a dependency: a file's, or a directory's `.dir` hash (below)."""
+    return directory_md5(path) if path.is_dir() else file_md5(path)
+
+
+def directory_md5(path: Path) -> str:
+    """A directory's hash as DVC 3 records it: md5 of the JSON list of its files' {md5, relpath}, sorted by
+    relpath, with `.dir` appended (dvc_data's Tree.as_bytes); byte-code folders aside, as .dvcignore has it.
+    Computed here so that `autodl impact` needs no DVC repository object to compare a code directory."""
+    files = sorted(p for p in path.rglob("*") if p.is_file() and NOT_HASHED not in p.relative_to(path).parts)
+    entries = [{"md5": file_md5(p), "relpath": p.relative_to(path).as_posix()} for p in files]
+    listing = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True).encode("utf-8")
+    return hashlib.md5(listing).hexdigest() + ".dir"

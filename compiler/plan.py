@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from compiler.ir import Pipeline, Stage
 from core.contract import StageInfo, WhenSet
+from core.imports import CODE_ROOT, compact_paths
 from core.registry import PIPELINES, code_dependencies, dvc_dependency, project_dependencies, stage_arguments
 from core.spec import ProjectSpec
 from core.spec.data import (
@@ -37,7 +38,8 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
     # other projects this stage reads (a cascade's detector and classifier): their outputs are dependencies
     others = {other.key: str(_lookup(spec, other.key)) for other in info.project_inputs.values()
               if _lookup(spec, other.key) is not None}
-    deps = [*code_dependencies(info), *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values()),
+    code = compact_paths(code_dependencies(info), CODE_ROOT)  # whole code directories as one entry each
+    deps = [*code, *(fill(dvc_dependency(ref, spec.task)) for ref in info.inputs.values()),
             *(fill(dvc_dependency(ref, spec.task)) for ref, key in info.optional_inputs.values() if key in given),
             *project_dependencies(info, others)]
     for key in info.reads_paths_of:

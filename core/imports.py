@@ -85,3 +85,36 @@ def _absolute(module: str | None, level: int, package: str) -> str:
 def _module_name(path: Path, root: Path) -> str:
     parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+NOT_HASHED = "__pycache__"
+"""Python's byte-code folders: `.dvcignore` hides them from DVC, so they never count as a directory's files."""
+
+
+def compact_paths(paths: Iterable[str], root: Path) -> tuple[str, ...]:
+    """`paths` (files, relative POSIX), with the files of each directory that they hold entirely written as that
+    directory (the highest such, never the root), in the order of their first file.
+
+    Why: DVC rereads and rewrites the whole `dvc.lock` after every stage it runs (treeverse/dvc#10629), so its cost
+    per stage grows with every file every stage lists; a directory is one entry. Exact: a directory is named only
+    when every file in it is among `paths`, so an edit re-runs the same stages as before (a new file in such a
+    directory also re-runs them, which is how DVC treats directories)."""
+    wanted = list(dict.fromkeys(paths))
+    members = set(wanted)
+    out: dict[str, None] = {}
+    for path in wanted:
+        parts = path.split("/")
+        covering = next((d for d in ("/".join(parts[:i]) for i in range(1, len(parts)))
+                         if _files_under(root, d) <= members), path)
+        out.setdefault(covering)
+    return tuple(out)
+
+
+@cache
+def _files_under(root: Path, directory: str) -> frozenset[str]:
+    """Every file below `directory` (relative POSIX paths), byte-code folders aside; a sentinel that no list of
+    files holds when it is empty or not a directory."""
+    base = root / directory
+    files = frozenset(p.relative_to(root).as_posix() for p in base.rglob("*")
+                      if p.is_file() and NOT_HASHED not in p.relative_to(base).parts)
+    return files or frozenset({f"{directory}/"})
