@@ -66,6 +66,8 @@ def copy_project_code(target: Path) -> None:
 
     for folder in CODE_PACKAGES:
         shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    # stages depend on whole code directories: byte code Python writes into them must stay invisible to DVC
+    shutil.copy2(REPO_ROOT / ".dvcignore", target / ".dvcignore")
 
 
 TINY_CLASSES = ["0", "1", "7"]
