@@ -73,7 +73,7 @@ def directory_md5(path: Path) -> str:
     """A directory's hash as DVC 3 records it: md5 of the JSON list of its files' {md5, relpath}, sorted by
     relpath, with `.dir` appended (dvc_data's Tree.as_bytes); byte-code folders aside, as .dvcignore has it.
     Computed here so that `autodl impact` needs no DVC repository object to compare a code directory."""
-    files = sorted(p for p in path.rglob("*") if p.is_file() and NOT_HASHED not in p.relative_to(path).parts)
-    entries = [{"md5": file_md5(p), "relpath": p.relative_to(path).as_posix()} for p in files]
-    listing = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True).encode("utf-8")
+    entries = sorted(({"md5": file_md5(p), "relpath": p.relative_to(path).as_posix()} for p in path.rglob("*")
+                      if p.is_file() and NOT_HASHED not in p.relative_to(path).parts), key=lambda e: e["relpath"])
+    listing = json.dumps(entries, sort_keys=True).encode("utf-8")
     return hashlib.md5(listing).hexdigest() + ".dir"
