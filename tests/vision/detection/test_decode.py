@@ -46,6 +46,37 @@ def test_nms_keeps_the_best_box_per_class_and_boxes_of_other_classes() -> None:
     assert nms(boxes, scores, labels, iou=0.7, limit=10).tolist() == [1, 2, 3, 0]  # 0.68 < 0.7: both stay
 
 
+def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float, limit: int) -> list[int]:
+    """Greedy NMS as its definition reads, one box at a time: the reference the vectorised one must equal."""
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    kept: list[int] = []
+    for i in order:
+        if len(kept) == limit:
+            break
+        if not any(labels[k] == labels[i] and iou_matrix(boxes[k:k + 1], boxes[i:i + 1])[0, 0] >= iou for k in kept):
+            kept.append(i)
+    return kept
+
+
+def test_nms_equals_greedy_nms_on_crowds_ties_and_broken_boxes() -> None:
+    rng = np.random.default_rng(3)
+    for case in range(300):
+        n, classes = int(rng.integers(0, 120)), int(rng.integers(1, 4))
+        corner = rng.uniform(0, 60, (n, 2))
+        size = rng.uniform(-2, 30, (n, 2))  # some boxes inverted: no area
+        if case % 3 == 0:  # on a grid: equal boxes and exact IoU ties with the threshold
+            corner, size = np.round(corner / 5) * 5, np.round(size / 5) * 5
+        boxes = np.concatenate([corner, corner + size], axis=1).astype(np.float32)
+        scores = rng.uniform(0, 1, n).astype(np.float32)
+        if case % 2:
+            scores = np.round(scores * 4) / 4  # equal scores: the lower index goes first
+        if case % 5 == 0 and n:
+            boxes[rng.integers(0, n)] = np.nan  # a broken box overlaps nothing
+        labels = rng.integers(0, classes, n)
+        iou, limit = float(rng.choice([0.0, 0.25, 0.5, 1.0])), int(rng.choice([1, 3, 100]))
+        assert nms(boxes, scores, labels, iou, limit).tolist() == _greedy_nms(boxes, scores, labels, iou, limit), case
+
+
 def test_iou_of_hand_made_boxes() -> None:
     a = np.array([[0, 0, 10, 10]])
     b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]])
