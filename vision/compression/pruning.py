@@ -15,7 +15,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch_pruning as tp
@@ -26,8 +26,10 @@ from vision.compression.scoring import Scoring
 from vision.data.dataset import SplitData, to_tensor
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
-from vision.training.fit import Teacher, fit
 from vision.training.model import task_score
+
+if TYPE_CHECKING:
+    from vision.training.fit import Teacher
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
     "group_magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
@@ -184,6 +186,9 @@ def prune_to_budget(trained: torch.nn.Module, train: SplitData, val: SplitData, 
             max_pruning_ratio=max(GLOBAL_LAYER_CAP, compression.max_prune_ratio) if spread else 1.0)
 
     def fine_tune(model: torch.nn.Module, step: int) -> torch.nn.Module:
+        # imported here: the stages that only rebuild or describe a pruned model need no Lightning (2-3 s to import)
+        from vision.training.fit import fit
+
         fit(model, train, val, finetune, seed + step, augment, teacher=teacher, progress=progress is not None,
             task=task, label=f"compress: pruning round {step} fine-tuning")
         return model

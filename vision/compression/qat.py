@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -32,7 +33,9 @@ from vision.data.dataset import SplitData, to_tensor
 from vision.data.streams import Images, batches
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
-from vision.training.fit import Teacher, fit
+
+if TYPE_CHECKING:
+    from vision.training.fit import Teacher
 
 QAT_LR_SHARE = 0.1
 """Share of the training learning rate the fine-tuning uses: the weights are already trained, QAT only moves
@@ -192,6 +195,8 @@ def quantization_aware_finetune(trained: nn.Module, train: SplitData, val: Split
     calibrate(model, train.images[: min(len(train.labels), 256)])  # ranges start where the export's would be
     slower = training.optimizer.model_copy(update={"lr": training.optimizer.lr * QAT_LR_SHARE})
     settings = training.model_copy(update={"optimizer": slower, "hpo": None, "early_stopping_patience": 0})
+    from vision.training.fit import fit  # here: a stage that only loads a QAT candidate needs no Lightning
+
     fit(model, train, val, settings, seed, augment, teacher=teacher, progress=False, task=task,
         label="compress: quantization-aware fine-tuning")
     remove_fake_quant(model)

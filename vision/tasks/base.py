@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torchmetrics import Metric
 
 from vision.compression.scoring import Scoring
+
+if TYPE_CHECKING:  # only training builds metrics: importing torchmetrics costs every other stage 2-3 s
+    from torchmetrics import Metric
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
-from torchmetrics.classification import MulticlassF1Score
 
 from vision.compression.scoring import Scoring
 from vision.tasks.base import Selection, Task
 from vision.training.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    from torchmetrics import Metric
 
 
 def _loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float,
@@ -45,6 +46,9 @@ def _validation_figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str,
 
 
 def _epoch_figures(num_classes: int) -> dict[str, Metric]:
+    # imported here: only training builds the metric, and torchmetrics' import costs every other stage 2-3 s
+    from torchmetrics.classification import MulticlassF1Score
+
     return {"val_macro_f1": MulticlassF1Score(num_classes=num_classes, average="macro")}
 
 
