@@ -14,7 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from core.imports import NOT_HASHED
+from core.imports import hashed_files
 
 LOCK_FILE = "dvc.lock"
 
@@ -73,7 +73,6 @@ def directory_md5(path: Path) -> str:
     """A directory's hash as DVC 3 records it: md5 of the JSON list of its files' {md5, relpath}, sorted by
     relpath, with `.dir` appended (dvc_data's Tree.as_bytes); byte-code folders aside, as .dvcignore has it.
     Computed here so that `autodl impact` needs no DVC repository object to compare a code directory."""
-    entries = sorted(({"md5": file_md5(p), "relpath": p.relative_to(path).as_posix()} for p in path.rglob("*")
-                      if p.is_file() and NOT_HASHED not in p.relative_to(path).parts), key=lambda e: e["relpath"])
+    entries = [{"md5": file_md5(p), "relpath": p.relative_to(path).as_posix()} for p in hashed_files(path)]
     listing = json.dumps(entries, sort_keys=True).encode("utf-8")
     return hashlib.md5(listing).hexdigest() + ".dir"

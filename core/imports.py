@@ -91,30 +91,54 @@ NOT_HASHED = "__pycache__"
 """Python's byte-code folders: `.dvcignore` hides them from DVC, so they never count as a directory's files."""
 
 
+def hashed_files(directory: Path) -> list[Path]:
+    """Every file DVC hashes for `directory` (byte-code folders aside), in DVC's order: by relative POSIX path."""
+    files = (p for p in directory.rglob("*") if p.is_file() and NOT_HASHED not in p.relative_to(directory).parts)
+    return sorted(files, key=lambda p: p.relative_to(directory).as_posix())
+
+
 def compact_paths(paths: Iterable[str], root: Path) -> tuple[str, ...]:
-    """`paths` (files, relative POSIX), with the files of each directory that they hold entirely written as that
-    directory (the highest such, never the root), in the order of their first file.
+    """`paths` (files, relative POSIX) as DVC dependencies: the files of each directory that they hold entirely
+    written as that directory (the highest such, never the root), in the order of their first file, and a
+    package's `__init__.py` that runs no code (`runs_no_code`) left out unless such a directory holds it.
 
     Why: DVC rereads and rewrites the whole `dvc.lock` after every stage it runs (treeverse/dvc#10629), so its cost
-    per stage grows with every file every stage lists; a directory is one entry. Exact: a directory is named only
-    when every file in it is among `paths`, so an edit re-runs the same stages as before (a new file in such a
-    directory also re-runs them, which is how DVC treats directories)."""
+    per stage grows with every file every stage lists; a directory is one entry, and a docstring is none. Exact: a
+    directory is named only when every file in it is among `paths`, and a file left out cannot change what a stage
+    computes, so an edit re-runs the same stages as before (a new file in such a directory also re-runs them, which
+    is how DVC treats directories; code added to an `__init__.py` lists it at the next compile, as a new import
+    lists a new module)."""
     wanted = list(dict.fromkeys(paths))
     members = set(wanted)
     out: dict[str, None] = {}
     for path in wanted:
         parts = path.split("/")
         covering = next((d for d in ("/".join(parts[:i]) for i in range(1, len(parts)))
-                         if _files_under(root, d) <= members), path)
-        out.setdefault(covering)
+                         if _files_under(root, d) and _files_under(root, d) <= members), None)
+        if covering is not None:
+            out.setdefault(covering)
+        elif not runs_no_code(root / path):
+            out.setdefault(path)
     return tuple(out)
 
 
 @cache
+def runs_no_code(path: Path) -> bool:
+    """A package's `__init__.py` holding only its docstring and `from __future__` imports: importing it runs
+    nothing, so no stage's result depends on its text."""
+    if path.name != "__init__.py" or not path.is_file():
+        return False
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return all(_is_docstring(node) or (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+               for node in tree.body)
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+@cache
 def _files_under(root: Path, directory: str) -> frozenset[str]:
-    """Every file below `directory` (relative POSIX paths), byte-code folders aside; a sentinel that no list of
-    files holds when it is empty or not a directory."""
+    """Every file DVC hashes below `directory` (relative POSIX paths); none when it is empty or not a directory."""
     base = root / directory
-    files = frozenset(p.relative_to(root).as_posix() for p in base.rglob("*")
-                      if p.is_file() and NOT_HASHED not in p.relative_to(base).parts)
-    return files or frozenset({f"{directory}/"})
+    return frozenset(p.relative_to(root).as_posix() for p in hashed_files(base)) if base.is_dir() else frozenset()
