@@ -76,11 +76,14 @@ def running_server(bundle: Path, *extra: str, host: str = "127.0.0.1") -> Iterat
         process.wait(timeout=30)
 
 
-def health_latencies_during(url: str, heavy: Callable[[], httpx.Response]) -> tuple[httpx.Response, list[float]]:
+def health_latencies_during(url: str, heavy: Callable[[], httpx.Response]
+                            ) -> tuple[httpx.Response, list[float], float]:
     """Run `heavy` (a slow request) on a thread and probe /v2/health/live every 50 ms until it returns: its
-    response, and how long each probe took."""
+    response, how long each probe took, and how long the heavy request took (a blocked event loop would make a
+    probe wait about that long)."""
     result: dict[str, httpx.Response] = {}
     worker = threading.Thread(target=lambda: result.update(r=heavy()))
+    started = time.perf_counter()
     worker.start()
     time.sleep(0.3)
     latencies = []
@@ -90,4 +93,4 @@ def health_latencies_during(url: str, heavy: Callable[[], httpx.Response]) -> tu
         latencies.append(time.perf_counter() - begin)
         time.sleep(0.05)
     worker.join()
-    return result["r"], latencies
+    return result["r"], latencies, time.perf_counter() - started

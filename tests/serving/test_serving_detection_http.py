@@ -103,7 +103,9 @@ def test_a_decompression_bomb_is_refused_before_decoding(server) -> None:
 
 def test_health_answers_while_a_large_detection_request_letterboxes(server) -> None:
     heavy = _images(*[base64.b64encode(bomb_png(6_000, 6_000)).decode()] * 3)
-    response, latencies = health_latencies_during(server.url, lambda: _infer(server.url, heavy))
+    response, latencies, heavy_seconds = health_latencies_during(server.url, lambda: _infer(server.url, heavy))
     assert response.status_code == 200, response.text[:300]
     assert len(latencies) >= 3, "the heavy request finished before health was probed"
-    assert max(latencies) < 0.1, latencies
+    # a blocked event loop holds a probe for about the whole heavy request; an answered probe on a busy 2-core
+    # machine takes tens of milliseconds
+    assert max(latencies) < min(0.25, heavy_seconds / 4), (latencies, heavy_seconds)

@@ -135,10 +135,12 @@ def test_the_pixel_limit_is_configurable(bundle: Path) -> None:
 
 def test_health_answers_fast_while_a_heavy_request_runs(server) -> None:
     heavy = _bytes_input(*[bomb_png(6_000, 6_000)] * 3)  # 36 MP each: allowed, and slow to decode and resize
-    response, latencies = health_latencies_during(server.url, lambda: _infer(server.url, heavy))
+    response, latencies, heavy_seconds = health_latencies_during(server.url, lambda: _infer(server.url, heavy))
     assert response.status_code == 200, response.text[:300]
     assert len(latencies) >= 3, "the heavy request finished before health was probed"
-    assert max(latencies) < 0.1, latencies
+    # a blocked event loop holds a probe for about the whole heavy request; an answered probe on a busy 2-core
+    # machine takes tens of milliseconds
+    assert max(latencies) < min(0.25, heavy_seconds / 4), (latencies, heavy_seconds)
 
 
 # 5. Malformed requests: a short 4xx, never a 5xx, never an echo ----------------------------------------------
