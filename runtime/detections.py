@@ -128,7 +128,7 @@ class _Remaining:
     def __init__(self, boxes: np.ndarray, indices: np.ndarray):
         self.indices = indices
         self.x1, self.y1, self.x2, self.y2 = (np.ascontiguousarray(boxes[indices, k]) for k in range(4))
-        self.areas = np.maximum(self.x2 - self.x1, 0.0) * np.maximum(self.y2 - self.y1, 0.0)
+        self.areas = _areas(boxes[indices])
 
     def __bool__(self) -> bool:
         return len(self.indices) > 0
