@@ -175,7 +175,7 @@ def _doctor(args: argparse.Namespace) -> int:
               f"{loaded.spec.cascade.classifier}; run `autodl doctor` on their specs", file=sys.stderr)
         return 1
     try:
-        summary, hints = examine(root, loaded.spec)
+        summary, choice, hints = examine(root, loaded.spec)
     except (FileNotFoundError, ValueError):
         print(f"autodl: {manifest_path(root, name).relative_to(root)} is missing or empty: run `dvc repro "
               f"{name}-ingest` first (doctor reads what ingest recorded of every image)", file=sys.stderr)
@@ -184,6 +184,10 @@ def _doctor(args: argparse.Namespace) -> int:
     print(f"{name}: {lines[0]}")
     for line in lines[1:]:
         print(f"  {line}")
+    for reason in choice.reasons:
+        print(f"  model: auto chooses {reason}")
+    if choice.chosen:
+        print(f"  to pin it: {choice.pinned()}")
     for hint in hints:
         print(f"  hint [{hint.key}]: {hint.message}")
     if not hints:

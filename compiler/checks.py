@@ -20,6 +20,7 @@ from compiler.task_checks import keys_fit_the_task, synthesized_data_is_read, sy
 from core.spec import ProjectSpec
 from core.spec.data import PROJECT_SOURCES, ImageFolderSource, SklearnDigitsSource, VideoSource, VocSource, YoloSource
 from core.spec.loop import PoolCaptures, PoolImages, PoolVideo
+from core.spec.training import weights_backbone
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def split_sums_to_one(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]
 
 def backbones_known(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     for path, name in ((("model", "backbone"), spec.model.backbone), (("compress", "student"), spec.compress.student)):
-        if name is not None and name not in known_backbones():
+        if name is not None and (name, path) != ("auto", ("model", "backbone")) and name not in known_backbones():
             close = difflib.get_close_matches(name, sorted(known_backbones()), n=3, cutoff=0.7)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see timm.list_models()"
             yield Problem(path, f"'{name}' is not a timm model", hint)
@@ -72,9 +73,9 @@ def backbones_known(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
 
 def pretrained_matches_backbone(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     weights = spec.model.pretrained
-    if weights is not None:
-        expected = "tf_" + weights.removesuffix("_imagenet")  # efficientnet_lite0_imagenet -> tf_efficientnet_lite0
-        if spec.model.backbone != expected:
+    if weights is not None and weights != "auto":
+        expected = weights_backbone(weights)
+        if spec.model.backbone not in (expected, "auto"):  # auto: the backbone the weights were made for
             yield Problem(("model", "pretrained"), f"{weights} weights fit backbone '{expected}', "
                           f"not '{spec.model.backbone}'", f"set model.backbone: {expected} or pretrained: null")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -31,7 +32,22 @@ def validate_spec(data: dict[str, Any], source_map: SourceMap) -> ProjectSpec:
     try:
         return ProjectSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError([_diagnostic(error, data, source_map) for error in exc.errors()]) from None
+        raise SpecError(_joined([_diagnostic(error, data, source_map) for error in exc.errors()])) from None
+
+
+def _joined(found: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per place: a value that fails every member of a union (`input_size_px`: a number in range,
+    or `auto`) gets one message naming what each member wanted, not one error per member."""
+    merged: dict[tuple[str, int, int], Diagnostic] = {}
+    for diagnostic in found:
+        key = (diagnostic.path, diagnostic.line, diagnostic.column)
+        if key not in merged:
+            merged[key] = diagnostic
+            continue
+        first = merged[key]
+        wanted = diagnostic.message.split(" (got ")[0].removeprefix("must be ")
+        merged[key] = replace(first, message=f"{first.message}, or {wanted}", hint=first.hint or diagnostic.hint)
+    return list(merged.values())
 
 
 def _diagnostic(error: Any, data: dict[str, Any], source_map: SourceMap) -> Diagnostic:
@@ -75,6 +91,8 @@ def data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     for part in loc:
         if isinstance(node, dict) and part not in node and node.get("kind") == part:
             continue  # pydantic names the chosen union member by its tag; the file has no such level
+        if isinstance(part, str) and node is not None and not isinstance(node, dict | list):
+            continue  # a member of a scalar's union (`int | Literal["auto"]`): the file has no such level
         path.append(part)
         node = node.get(part) if isinstance(node, dict) else (
             node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)

@@ -31,6 +31,10 @@ class HardwareProfile:
     """Bits int8 weights use. 7 where the fleet may run x86 CPUs without VNNI: there ONNX Runtime's
     uint8 x int8 kernels add pairs of products in int16 (vpmaddubsw), which saturates when 8-bit weights meet
     large activations; 7-bit weights keep every pair in range (ONNX Runtime's `reduce_range`)."""
+    serving_ms_per_gmac: float | None = None
+    """Milliseconds one core takes per billion multiply-accumulates of a float32 ONNX model (int8 is faster, so
+    this bounds it from above): what `model: auto` estimates a backbone's latency with before anything is
+    trained. None where it was never measured; the compress stage always measures the real latency."""
 
 
 PIPELINE_LIGHT_RESOURCES = {"cpu": "1", "memory": "2Gi"}
@@ -46,6 +50,8 @@ PROFILES: dict[str, HardwareProfile] = {
             description="x86-64 CPU nodes (AVX2/AVX-512, VNNI where present)",
             precision="int8",
             int8_weight_bits=7,  # a node pool mixes CPU generations: the file must be right on the oldest
+            # EfficientNet-Lite0/1/2 at 224 px under ONNX Runtime on one x86 core (AVX2): 21-24 ms per GMAC
+            serving_ms_per_gmac=24.0,
             execution_provider="CPUExecutionProvider",
             resources={"cpu": "1", "memory": "1Gi"},
             node_selector={"kubernetes.io/arch": "amd64"},

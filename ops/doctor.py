@@ -17,6 +17,7 @@ from pathlib import Path
 from statistics import median, median_low, quantiles
 
 from core.fsutil import read_csv
+from core.model_choice import ModelChoice, choose_model
 from core.registry import resolve
 from core.sizes import native_input_size
 from core.spec import ProjectSpec
@@ -64,9 +65,16 @@ def summarise(sizes: list[tuple[int, int]], labels: list[str], classes: list[str
                        (low, round(median(short)), high), {name: labels.count(name) for name in classes})
 
 
-def hints(spec: ProjectSpec, summary: DataSummary) -> list[Hint]:
+def model_choice(spec: ProjectSpec, sizes: list[tuple[int, int]]) -> ModelChoice:
+    """What the train stage will train: the spec's model with its `auto` keys decided as the stage decides them."""
+    hardware = None if spec.detection is not None else spec.target.hardware  # a detector's size is its own
+    return choose_model(spec.model, sizes, hardware, spec.compress.budget.max_latency_ms)
+
+
+def hints(spec: ProjectSpec, summary: DataSummary, choice: ModelChoice) -> list[Hint]:
+    """Hints for a classifier or tagger about to train `choice` (see `model_choice`)."""
     found: list[Hint] = []
-    size, (_, typical, _) = spec.model.input_size_px, summary.short_side
+    size, (_, typical, _) = choice.input_size_px, summary.short_side
     factor = typical / size
     if factor > DOWNSAMPLE_WARN:
         native = native_input_size([(typical, typical)])
@@ -84,7 +92,7 @@ def hints(spec: ProjectSpec, summary: DataSummary) -> list[Hint]:
             f"rare class(es): {named} against '{largest_name}' {counts[largest_name]:,}: set train.balance: sampler "
             "(or loss) and train.select_by: val_macro_f1, and guard them with dependability.min_class_recall")))
     fewest = min(counts.values())
-    if fewest < FEW_PER_CLASS and spec.model.pretrained is None:
+    if fewest < FEW_PER_CLASS and choice.pretrained is None:
         found.append(Hint("model.pretrained", (
             f"the smallest class has {fewest:,} images: a backbone trained from scratch rarely generalises from so "
             "few; start from the offline ImageNet weights (model.pretrained: efficientnet_lite0_imagenet with "
@@ -120,15 +128,18 @@ def manifest_path(root: Path, project: str) -> Path:
     return root / template.format(project=project)
 
 
-def examine(root: Path, spec: ProjectSpec) -> tuple[DataSummary, list[Hint]]:
-    """The summary and hints for a project whose ingest stage has run; FileNotFoundError when it has not."""
+def examine(root: Path, spec: ProjectSpec) -> tuple[DataSummary, ModelChoice, list[Hint]]:
+    """The summary, the model the train stage will train and the hints for a project whose ingest stage has run;
+    FileNotFoundError when it has not."""
     rows = read_csv(manifest_path(root, spec.name))
     if not rows:
         raise ValueError(f"{manifest_path(root, spec.name)} lists no image")
-    summary = summarise([(int(r["width"]), int(r["height"])) for r in rows], [r["label"] for r in rows],
-                        list(spec.classes))
+    sizes = [(int(r["width"]), int(r["height"])) for r in rows]
+    summary = summarise(sizes, [r["label"] for r in rows], list(spec.classes))
+    choice = model_choice(spec, sizes)
     if spec.detection is None:
-        return summary, hints(spec, summary)
+        return summary, choice, hints(spec, summary, choice)
     # a detector: its input is detection.input_size_px and what matters is the size of its boxes in it
     boxes = read_csv(manifest_path(root, spec.name).with_name("boxes.csv"))
-    return summary, box_hints(spec.detection, {r["path"]: (int(r["width"]), int(r["height"])) for r in rows}, boxes)
+    by_path = {r["path"]: (int(r["width"]), int(r["height"])) for r in rows}
+    return summary, choice, box_hints(spec.detection, by_path, boxes)

@@ -18,10 +18,11 @@ from lightning.pytorch.callbacks import Callback
 
 from core.fsutil import read_csv
 from core.imports import CODE_PACKAGES, CODE_ROOT, import_closure
+from core.model_choice import ModelChoice
 from core.sizes import native_input_size
-from core.spec.training import AugmentSection, ModelSection, TrainSection
+from core.spec.training import AugmentSection, TrainSection, offline_weights
 from stages.runtime import StageContext, run_stage
-from stages.training import SearchFromTrainSection, train
+from stages.training import SearchFromTrainSection, chosen_model, model_record, train
 from vision.data.dataset import SplitData, load_splits, load_tagged_splits
 from vision.data.streams import image_bytes
 from vision.tasks import task as task_named
@@ -32,7 +33,6 @@ from vision.training.engine import FitResult
 from vision.training.fit import TrainResult, history_fields
 from vision.training.model import ModelConfig, build_model, save_model
 from vision.training.modes import fit_with_mode
-from vision.training.pretrained import offline_weights_for
 from vision.training.reports import augmentation_preview
 
 
@@ -54,7 +54,7 @@ def with_params(training: TrainSection, config: ModelConfig,
     top = {k: params[k] for k in ("batch_size", "label_smoothing", "freeze", "balance") if k in params}
     model = {k: params[k] for k in ("drop_rate", "input_size_px") if k in params}
     if "backbone" in params:
-        model |= {"backbone": params["backbone"], "pretrained": offline_weights_for(params["backbone"])}
+        model |= {"backbone": params["backbone"], "pretrained": offline_weights(params["backbone"])}
     return training.model_copy(update={"optimizer": optimizer, **top}), replace(config, **model)
 
 
@@ -73,6 +73,8 @@ class TrainInputs(SearchFromTrainSection):
     """The ingest folder and split file, to load the splits at another searched input size."""
     tags: Path | None = None
     """A multi-label project's tag table: the splits' targets come from it (vision.data.tags)."""
+    choice: ModelChoice | None = None
+    """What `model: auto` decided, and why (None: the spec named every key)."""
     _resized: dict[int, tuple[SplitData, SplitData]] = field(default_factory=dict, compare=False, repr=False)
 
     def splits_at(self, size_px: int) -> tuple[SplitData, SplitData]:
@@ -147,16 +149,25 @@ class TrainInputs(SearchFromTrainSection):
     def data_figures(self) -> dict[str, int]:
         return {"train_images": len(self.splits_at(self.config.input_size_px)[0].labels)}
 
+    def model_record(self) -> dict[str, Any]:
+        return model_record(self.config.backbone, self.config.pretrained, self.config.input_size_px, self.choice)
+
+
+def model_config(ctx: StageContext) -> tuple[ModelConfig, ModelChoice]:
+    """The classifier's (or tagger's) config: the spec's model with its `auto` keys decided."""
+    choice = chosen_model(ctx)
+    config = ModelConfig(choice.backbone, list(ctx.spec("classes")), choice.input_size_px,
+                         ctx.spec("model").drop_rate, choice.pretrained)
+    return config, choice
+
 
 def load_inputs(ctx: StageContext) -> TrainInputs:
-    model: ModelSection = ctx.spec("model")
-    config = ModelConfig(model.backbone, list(ctx.spec("classes")), model.input_size_px, model.drop_rate,
-                         model.pretrained)
+    config, choice = model_config(ctx)
     ingest_dir, split_csv = ctx.input("images"), ctx.input("split")
     splits = load_splits(ingest_dir, split_csv, config.classes, config.input_size_px, names=("train", "val"))
     training = with_native_size(ctx.spec("train"), ctx.input("manifest"))
     return TrainInputs(splits.train, splits.val, config, training, ctx.spec("augment"), ctx.spec("seed"),
-                       task_named(ctx.spec("task")), (ingest_dir, split_csv))
+                       task_named(ctx.spec("task")), (ingest_dir, split_csv), choice=choice)
 
 
 def with_native_size(training: TrainSection, manifest: Path) -> TrainSection:

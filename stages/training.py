@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.fsutil import atomic_directory, write_csv, write_json
+from core.fsutil import atomic_directory, read_csv, write_csv, write_json
+from core.model_choice import ModelChoice, choose_model
 from core.spec.training import Hpo, TrainSection
 from stages.runtime import StageContext, StageFailure
 from vision.training import hpo as _hpo
@@ -50,6 +51,10 @@ class TrainTask(Protocol):
     def trial_epochs(self) -> int:
         """Epochs each search trial trains."""
 
+    @property
+    def final_epochs(self) -> int:
+        """Epochs the final fit trains (what a search budget keeps time for)."""
+
     def study_name(self) -> str:
         """The study's name: a fingerprint of everything a trial's score depends on, code included."""
 
@@ -71,6 +76,9 @@ class TrainTask(Protocol):
     def data_figures(self) -> dict[str, int]:
         """What the fit learned from (training images, boxes...), as metrics."""
 
+    def model_record(self) -> dict[str, Any]:
+        """The model that trains (after the search), and which of its keys `model: auto` chose and why."""
+
 
 class SearchFromTrainSection:
     """The search's settings read from the task's `training` (the spec's train section), as every task has it."""
@@ -87,9 +95,40 @@ class SearchFromTrainSection:
         assert self.training.hpo is not None
         return self.training.hpo.epochs_per_trial or self.training.epochs
 
+    @property
+    def final_epochs(self) -> int:
+        return self.training.epochs
 
-def search_hyperparameters(task: TrainTask, study_dir: Path) -> _hpo.SearchResult:
-    """Optuna over `task.hpo.space`, in the shared database when one is set, else in `study_dir`'s file."""
+
+def chosen_model(ctx: StageContext, *, sized: bool = True) -> ModelChoice:
+    """The spec's model with its `auto` keys decided (core.model_choice) from the images' sizes ingest recorded
+    and the target hardware; `sized`: False where the task takes its input size from elsewhere. Printed, so
+    the log says what to pin."""
+    model = ctx.spec("model")
+    sized = sized and model.input_size_px == "auto"
+    sizes = [(int(r["width"]), int(r["height"])) for r in read_csv(ctx.input("manifest"))] if sized else []
+    choice = choose_model(model, sizes, ctx.spec("target.hardware") if sized else None,
+                          ctx.spec("compress.budget.max_latency_ms") if sized else None)
+    for reason in choice.reasons:
+        print(f"train: model: auto chose {reason}", flush=True)
+    if choice.chosen:
+        print(f"train: to keep this choice, pin it in the spec: {choice.pinned()}", flush=True)
+    return choice
+
+
+def model_record(backbone: str, pretrained: str | None, input_size_px: int | tuple[int, int],
+                 choice: ModelChoice | None) -> dict[str, Any]:
+    """The train report's `model`: what trained (the search's values in place), and what `auto` chose and why."""
+    record: dict[str, Any] = {"backbone": backbone, "pretrained": pretrained, "input_size_px": input_size_px}
+    if choice is not None and choice.chosen:
+        record |= {"chosen": list(choice.chosen), "reasons": list(choice.reasons)}
+    return record
+
+
+def search_hyperparameters(task: TrainTask, study_dir: Path, budget: _hpo.Budget | None = None
+                           ) -> _hpo.SearchResult:
+    """Optuna over `task.hpo.space`, in the shared database when one is set, else in `study_dir`'s file; with a
+    budget (`train.hpo.budget_minutes`), only the trials that leave the final fit its time."""
     hpo = task.hpo
     assert hpo is not None
     epochs = task.trial_epochs
@@ -105,7 +144,7 @@ def search_hyperparameters(task: TrainTask, study_dir: Path) -> _hpo.SearchResul
     if size > 1 and _hpo.missing_trials(study, hpo) > 0:  # every rank would run the missing trials itself
         raise StageFailure(f"the shared study has {_hpo.missing_trials(study, hpo)} of {hpo.trials} trials still "
                            "to run: run the HPO workers (k8s/<project>/pipeline/hpo-job.yaml) before training")
-    result = _hpo.search(study, hpo, task.objective())
+    result = _hpo.search(study, hpo, task.objective(), budget)
     if rank == 0:
         if url:
             _hpo.keep_copy(url, study.study_name, study_dir)
@@ -117,13 +156,19 @@ def searched_task(ctx: StageContext, task: TrainTask, primary: bool) -> tuple[Tr
     """The task with the search's best values in place, and the search's figures; the trials table and plots
     written by rank 0."""
     started = time.perf_counter()
-    found = search_hyperparameters(task, ctx.output("study"))
+    hpo = task.hpo
+    assert hpo is not None
+    budget = _hpo.Budget(hpo.budget_minutes, task.final_epochs) if hpo.budget_minutes else None
+    found = search_hyperparameters(task, ctx.output("study"), budget)
     if primary:
         write_csv(ctx.output("trials"), _hpo.trials_table(found.study))
+        write_csv(ctx.output("leaderboard"), _hpo.leaderboard(found.study, found.seconds, task.trial_figure))
         hpo_plots(found.study, ctx.output("optimization_history"), ctx.output("param_importances"), task.seed)
     print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in {time.perf_counter() - started:.1f} "
           f"s; best {found.best_params} ({task.trial_figure} {found.best_value:.4f})")
-    return task.searched(found.best_params), {"trials": len(found.study.trials),
+    if found.budget:
+        print(f"train: {found.budget}", flush=True)
+    return task.searched(found.best_params), {"trials": len(found.study.trials), "skipped_trials": found.skipped,
                                               f"best_trial_{task.trial_figure}": found.best_value,
                                               **{f"best_{k}": v for k, v in found.best_params.items()}}
 
@@ -149,6 +194,7 @@ def train(ctx: StageContext, task: TrainTask) -> None:
     write_json(ctx.output("metrics"), {"kept_epoch": result.kept_epoch, "selected_by": result.selected_by,
                                        **{name: kept[name] for name in task.kept_figures},
                                        "epochs_run": len(result.history), **data,
+                                       "model": task.model_record(),
                                        **({"hpo": searched} if searched else {})})
     learned = ", ".join(f"{value} {name.removeprefix('train_')}" for name, value in data.items())
     print(f"train: {result.summary()} ({learned}, {world()[1]} process(es), {seconds:.1f} s)")

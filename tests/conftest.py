@@ -76,8 +76,11 @@ TINY_CLASSES = ["0", "1", "7"]
 @pytest.fixture(scope="session")
 def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """120 real digits of three classes, ingested and split: `ingest/` and `split.csv` under the returned root."""
+    from dataclasses import asdict
+
+    from core.fsutil import write_csv
     from core.spec.data import SklearnDigitsSource, Split
-    from stages.ingest import ingest
+    from stages.ingest import MANIFEST_FIELDS, ingest
     from stages.split import assign_splits
     from vision.data.sources import iter_source
 
@@ -85,6 +88,7 @@ def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     items = [i for i in iter_source(SklearnDigitsSource(kind="sklearn_digits", max_images_per_class=40), root)
              if i.label in TINY_CLASSES]
     result = ingest(items, TINY_CLASSES, (8, 8), root / "ingest")
+    write_csv(root / "ingest/manifest.csv", [asdict(r) for r in result.records], MANIFEST_FIELDS)
     assignment = assign_splits([r.label for r in result.records], Split(), seed=0)
     lines = ["path,label,split"] + [f"{r.path},{r.label},{s}" for r, s in zip(result.records, assignment,
                                                                                strict=True)]
@@ -166,20 +170,22 @@ classes: ["0", "1", "7"]
 data:
   sources:
     - kind: sklearn_digits
-model:
-  backbone: resnet10t
-  input_size_px: 16
-train:
+{model}train:
   epochs: {epochs}
   batch_size: 16
 {extra}"""
 
 
-def train_stage_repo(root: Path, tiny_digits: Path, epochs: int = 6, extra: str = "") -> Path:
+TINY_MODEL = "model:\n  backbone: resnet10t\n  input_size_px: 16\n"
+
+
+def train_stage_repo(root: Path, tiny_digits: Path, epochs: int = 6, extra: str = "", model: str = TINY_MODEL
+                     ) -> Path:
     """A repository where project `tiny`'s train stage can run: its spec compiled and its inputs (120 real
-    digits, ingested and split) where dvc.yaml says the stage reads them."""
+    digits, ingested and split) where dvc.yaml says the stage reads them. `model`: the spec's model section
+    ("" for `model: auto`)."""
     (root / "specs").mkdir(parents=True)
-    (root / "specs" / "tiny.yaml").write_text(TINY_TRAIN_SPEC.format(epochs=epochs, extra=extra))
+    (root / "specs" / "tiny.yaml").write_text(TINY_TRAIN_SPEC.format(epochs=epochs, extra=extra, model=model))
     assert autodl(["--root", str(root), "compile"]) == 0
     shutil.copytree(tiny_digits / "ingest", root / "data/tiny/ingest")
     (root / "data/tiny/prune").mkdir(parents=True)

@@ -19,6 +19,7 @@ SEARCH_OUTPUTS = WhenSet(
     persist={"study": "models/{project}/hpo"},
     reports={
         "trials": "reports/{project}/train/hpo/trials.csv",
+        "leaderboard": "reports/{project}/train/hpo/leaderboard.csv",
         "optimization_history": "reports/{project}/train/hpo/optimization_history.png",
         "param_importances": "reports/{project}/train/hpo/param_importances.png",
     },

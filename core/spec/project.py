@@ -57,7 +57,8 @@ class ProjectSpec(SpecModel):
     augment: AugmentSection = AugmentSection()
     """Training-time augmentations (weather, night, blur, pixelation, occlusion)."""
     model: ModelSection = ModelSection()
-    """The network to train."""
+    """The network to train; `model: auto` (what a spec without this section gets) lets the train stage choose
+    the backbone, its weights and the input size from the data and the target (see `model.backbone`)."""
     train: TrainSection = TrainSection()
     """How the model is trained."""
     compress: CompressSection = CompressSection()
@@ -82,6 +83,8 @@ class ProjectSpec(SpecModel):
     def _task_defaults(cls, raw: object) -> object:
         """A task's own sections with their defaults (detection's `detection` and `data.boxes`), and its gate's
         limits, so every stage reads typed values (params.yaml shows them) without the spec spelling them out."""
+        if isinstance(raw, dict) and raw.get("model") == "auto":
+            raw = {**raw, "model": {}}  # every key of the section at its default, `auto`
         if not isinstance(raw, dict) or not isinstance(raw.get("task"), str):
             return raw
         filled = dict(raw)

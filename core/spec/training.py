@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
@@ -39,16 +39,34 @@ class AugmentSection(SpecModel):
 
 
 class ModelSection(SpecModel):
-    """The network: any timm backbone, optionally starting from offline ImageNet weights."""
+    """The network: any timm backbone, optionally starting from offline ImageNet weights. Each of the first three
+    keys may be `auto` (their default; `model: auto` sets all three): the train stage then chooses from what
+    ingest recorded of the data and from the target hardware (core.model_choice), writes what it chose and why
+    into reports/<project>/train/metrics.json, and `autodl doctor` shows the same choice before training."""
 
-    backbone: str = "resnet10t"
-    """A timm model name (see `timm.list_models()`)."""
-    pretrained: PretrainedWeights | None = None
-    """Offline ImageNet weights; they need the matching `tf_efficientnet_lite*` backbone."""
-    input_size_px: Annotated[int, Interval(8, 1024)] = 32
-    """Images are resized to this square size for training and serving."""
+    backbone: str = "auto"
+    """A timm model name (see `timm.list_models()`); `auto`: EfficientNet-Lite0 with its offline ImageNet weights
+    (the cheapest backbone to fine-tune on CPU that ships weights here)."""
+    pretrained: PretrainedWeights | Literal["auto"] | None = "auto"
+    """Offline ImageNet weights; they need the matching `tf_efficientnet_lite*` backbone. `auto`: the backbone's
+    own weights when some ship here, else none (trained from scratch)."""
+    input_size_px: Annotated[int, Interval(8, 1024)] | Literal["auto"] = "auto"
+    """Images are resized to this square size for training and serving. `auto`: the data's native size (the median
+    shorter side, a multiple of 32, at least 64 for pretrained weights and at most 320), lowered until the
+    serving latency estimate fits `compress.budget.max_latency_ms` when that is set."""
     drop_rate: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
     """Dropout before the classifier head."""
+
+
+def weights_backbone(weights: str) -> str:
+    """The timm backbone offline ImageNet weights were made for (efficientnet_lite0_imagenet ->
+    tf_efficientnet_lite0)."""
+    return "tf_" + weights.removesuffix("_imagenet")
+
+
+def offline_weights(backbone: str) -> str | None:
+    """The offline ImageNet weights made for `backbone`, if any ship here."""
+    return next((w for w in get_args(PretrainedWeights) if weights_backbone(w) == backbone), None)
 
 
 class Optimizer(SpecModel):
@@ -101,6 +119,13 @@ class Hpo(SpecModel):
     """How optuna stops unpromising trials early (per-epoch validation accuracy)."""
     epochs_per_trial: PositiveInt | None = None
     """Epochs each trial trains; null uses `train.epochs`."""
+    budget_minutes: Annotated[float, Interval(0.0, 100_000.0, lo_open=True)] | None = None
+    """Wall-clock minutes for the search and the final training together, on the machine that runs them. A trial
+    starts only while the time spent, the longest trial so far and the final training (`train.epochs` at the pace
+    the trials measured) still fit; the search stops there, and the train log, `metrics.json` and the search's
+    leaderboard say how many trials it skipped. The first trial always runs and the final training is never cut,
+    so the model always comes. A search the budget cut short depends on the machine's speed: its study keeps the
+    trials that ran, and a rerun continues it with a fresh budget. null: every trial runs."""
     space: Annotated[dict[Tunable, SearchDimension], Field(min_length=1)] = {
         "lr": SearchDimension(low=1.0e-4, high=1.0e-2, log=True)
     }

@@ -16,11 +16,12 @@ from typing import Any
 import lightning as L
 
 from core.imports import CODE_PACKAGES, CODE_ROOT, import_closure
+from core.model_choice import ModelChoice
 from core.spec.detection import DetectionSection
-from core.spec.training import AugmentSection, ModelSection, TrainSection
+from core.spec.training import AugmentSection, TrainSection, offline_weights
 from runtime.detections import Decoding
 from stages.runtime import StageContext, run_stage
-from stages.training import SearchFromTrainSection, train
+from stages.training import SearchFromTrainSection, chosen_model, model_record, train
 from vision.detection.data import DetectionSplit, load_detection_split
 from vision.detection.fit import HISTORY_FIELDS, DetectorFit, fit_detector
 from vision.detection.model import DetectorConfig, build_detector
@@ -30,7 +31,6 @@ from vision.detection.store import save_detector
 from vision.detection.tiles import plan_tiles
 from vision.training import hpo as _hpo
 from vision.training.engine import FitResult
-from vision.training.pretrained import offline_weights_for
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class DetectionInputs(SearchFromTrainSection):
     detection: DetectionSection
     augment: AugmentSection | None
     seed: int
+    choice: ModelChoice | None = None
+    """What `model: auto` decided, and why (None: the spec named the backbone and its weights)."""
 
     def decoding(self, config: DetectorConfig | None = None) -> Decoding:
         config = config or self.config
@@ -101,6 +103,9 @@ class DetectionInputs(SearchFromTrainSection):
     def save(self, result: FitResult, out: Path) -> None:
         save_detector(result.model, self.decoding(), out)
 
+    def model_record(self) -> dict[str, Any]:
+        return model_record(self.config.backbone, self.pretrained, self.config.input_wh, self.choice)
+
     def data_figures(self) -> dict[str, int]:
         figures = {"train_images": len(self.train), "train_boxes": self.train.instances()}
         tiling = self.decoding().tiling
@@ -117,20 +122,20 @@ def with_params(training: TrainSection, config: DetectorConfig, pretrained: str 
     optimizer = training.optimizer.model_copy(update={k: params[k] for k in ("lr", "weight_decay") if k in params})
     top = {k: params[k] for k in ("batch_size",) if k in params}
     if "backbone" in params:
-        config, pretrained = replace(config, backbone=params["backbone"]), offline_weights_for(params["backbone"])
+        config, pretrained = replace(config, backbone=params["backbone"]), offline_weights(params["backbone"])
     return training.model_copy(update={"optimizer": optimizer, **top}), config, pretrained
 
 
 def load_inputs(ctx: StageContext) -> DetectionInputs:
-    model: ModelSection = ctx.spec("model")
+    choice = chosen_model(ctx, sized=False)  # the detector's input size is detection.input_size_px
     detection: DetectionSection = ctx.spec("detection")
     classes = list(ctx.spec("classes"))
-    config = DetectorConfig(model.backbone, tuple(classes), detection.size_wh(), tuple(detection.strides),
+    config = DetectorConfig(choice.backbone, tuple(classes), detection.size_wh(), tuple(detection.strides),
                             detection.fpn_channels, detection.head_convs, detection.center_sampling_radius)
     ingest, boxes, split = ctx.input("images"), ctx.input("boxes"), ctx.input("split")
     return DetectionInputs(load_detection_split(ingest, boxes, split, "train", classes),
-                           load_detection_split(ingest, boxes, split, "val", classes), config, model.pretrained,
-                           ctx.spec("train"), detection, ctx.spec("augment"), ctx.spec("seed"))
+                           load_detection_split(ingest, boxes, split, "val", classes), config, choice.pretrained,
+                           ctx.spec("train"), detection, ctx.spec("augment"), ctx.spec("seed"), choice)
 
 
 def main(ctx: StageContext) -> None:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.spec.training import ModelSection
 from stages.runtime import StageContext, run_stage
-from stages.train import TrainInputs, with_native_size
+from stages.train import TrainInputs, model_config, with_native_size
 from stages.training import train
 from vision.data.dataset import load_tagged_splits
 from vision.tasks.multilabel import TASK as MULTILABEL
-from vision.training.model import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -26,15 +24,13 @@ class TaggerInputs(TrainInputs):
 
 
 def load_inputs(ctx: StageContext) -> TaggerInputs:
-    model: ModelSection = ctx.spec("model")
-    config = ModelConfig(model.backbone, list(ctx.spec("classes")), model.input_size_px, model.drop_rate,
-                         model.pretrained)
+    config, choice = model_config(ctx)
     ingest_dir, tags_csv, split_csv = ctx.input("images"), ctx.input("tags"), ctx.input("split")
     splits = load_tagged_splits(ingest_dir, tags_csv, split_csv, config.classes, config.input_size_px,
                                 names=("train", "val"))
     training = with_native_size(ctx.spec("train"), ctx.input("manifest"))
     return TaggerInputs(splits.train, splits.val, config, training, ctx.spec("augment"), ctx.spec("seed"), MULTILABEL,
-                        (ingest_dir, split_csv), tags_csv)
+                        (ingest_dir, split_csv), tags_csv, choice=choice)
 
 
 def main(ctx: StageContext) -> None:

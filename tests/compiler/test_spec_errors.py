@@ -107,11 +107,15 @@ CASES: list[tuple[str, str, str, str | None]] = [
      "6:7: data.sources[1].manifest: a manifest is required exactly when label_from is 'manifest'", None),
     ("unknown-backbone", with_lines("model: {backbone: resnet10}"),
      "6:19: model.backbone: 'resnet10' is not a timm model", "resnet10t"),
-    ("pretrained-wrong-backbone", with_lines("model: {pretrained: efficientnet_lite0_imagenet}"),
-     "6:21: model.pretrained: efficientnet_lite0_imagenet weights fit backbone 'tf_efficientnet_lite0', not "
+    ("pretrained-wrong-backbone", with_lines("model: {backbone: resnet10t, pretrained: efficientnet_lite0_imagenet}"),
+     "6:42: model.pretrained: efficientnet_lite0_imagenet weights fit backbone 'tf_efficientnet_lite0', not "
      "'resnet10t'", "set model.backbone: tf_efficientnet_lite0"),
     ("input-size-too-small", with_lines("model: {input_size_px: 4}"),
      "6:24: model.input_size_px: must be >= 8 and <= 1024 (got 4)", None),
+    ("input-size-neither-number-nor-auto", with_lines("model: {input_size_px: big}"),
+     "6:24: model.input_size_px: must be an integer (got 'big'), or one of 'auto'", None),
+    ("auto-student", with_lines("compress: {student: auto}"),
+     "6:21: compress.student: 'auto' is not a timm model", None),
     ("unknown-optimizer-field", with_lines("train:", "  optimizer: {name: adamw, learning_rate: 0.1}"),
      "7:28: train.optimizer.learning_rate: unknown field 'learning_rate'", "allowed: lr, momentum, name, weight_decay"),
     ("unknown-optimizer", with_lines("train:", "  optimizer: {name: adamx}"),

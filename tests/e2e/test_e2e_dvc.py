@@ -77,7 +77,10 @@ EDITS: dict[str, tuple[tuple[str, str], set[str]]] = {
                                  {"compress"}),
     "compress.quantization": (("finetune_epochs: 1", "finetune_epochs: 1, quantization: {max_fp32_layers: 2}"),
                               {"compress", "export"}),
-    "target.hardware": (("train: {", "target: {hardware: nvidia-t4}\ntrain: {"), {"compress", "export"}),
+    # the target and its latency budget size a `model: auto` (core.model_choice), so train reads them too
+    "target.hardware": (("train: {", "target: {hardware: nvidia-t4}\ntrain: {"), {"train", "compress", "export"}),
+    "compress.budget.max_latency_ms": (("max_params: 600000", "max_params: 600000, max_latency_ms: 500"),
+                                       {"train", "compress", "export", "gate"}),
     "dependability.min_accuracy": (("min_accuracy: 0.5", "min_accuracy: 0.55"), {"gate"}),
     "dependability.min_class_recall": (("min_accuracy: 0.5", "min_accuracy: 0.5, min_class_recall: 0.1"), {"gate"}),
     "dependability.ood.min_auroc": (("min_auroc: 0.0", "min_auroc: 0.05"), {"gate"}),
@@ -292,6 +295,26 @@ def test_a_new_project_whose_first_run_fails_at_the_gate_leaves_git_status_clean
     status = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
     leaked = [line for line in status if line[3:].startswith(("data/", "models/", "reports/e2e/validate/data_docs"))]
     assert not leaked, leaked
+
+
+def test_a_search_budget_stops_the_search_and_the_model_still_trains_and_is_promoted(tmp_path: Path) -> None:
+    """40 trials cannot fit in 15 seconds: the search stops where the final training would no longer fit, says
+    so, and the pipeline trains, gates and promotes the best setting found."""
+    repo = tmp_path / "budget"
+    repo.mkdir()
+    _new_project(repo, SPEC.replace("hpo: {trials: 2,", "hpo: {trials: 40, budget_minutes: 0.25,"))
+    log = _dvc(repo, "repro").stdout
+    ran = int(log.split("the search ran ")[1].split(" of the 40 trial(s)")[0])
+    assert 1 <= ran < 40, log
+    assert f"and skipped {40 - ran}: they would not have left the final training its time" in log
+    assert json.loads((repo / "reports/e2e/train/metrics.json").read_text())["hpo"]["skipped_trials"] == 40 - ran
+    board = (repo / "reports/e2e/train/hpo/leaderboard.csv").read_text().splitlines()
+    assert board[0].startswith("rank,number,state,val_accuracy,epochs,lr,minutes")
+    assert len(board) == 1 + ran
+    assert json.loads((repo / "reports/e2e/gate/verdict.json").read_text())["passed"] is True
+    promoted = YAML(typ="safe").load((repo / "k8s/e2e/promoted.yaml").read_text())
+    service = YAML(typ="safe").load((repo / "k8s/e2e/base/inferenceservice.yaml").read_text())
+    assert service["metadata"]["annotations"]["autodl.dev/model-digest"] == promoted["digest"]
 
 
 # The final training's 40 epochs are seconds of work after trial 1 starts, so the Ctrl-C always lands while

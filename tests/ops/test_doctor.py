@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core.fsutil import write_csv
 from core.spec import ProjectSpec
-from ops.doctor import box_hints, hints, summarise
+from ops.doctor import box_hints, hints, model_choice, summarise
 from tests.conftest import MINIMAL_SPEC
 
 CLASSES = ["nominal", "local_defect", "texture"]
@@ -17,6 +17,12 @@ def _spec(**overrides) -> ProjectSpec:
     return ProjectSpec.model_validate(raw, strict=False)
 
 
+def _hints(spec: ProjectSpec, summary) -> list:
+    """Doctor's hints for `spec` on data of `summary`'s sizes, about the model the train stage would train."""
+    typical = summary.short_side[1]
+    return hints(spec, summary, model_choice(spec, [(typical, typical)] * summary.images))
+
+
 def _data(size: tuple[int, int], counts: tuple[int, ...]) -> tuple[list[tuple[int, int]], list[str]]:
     labels = [name for name, count in zip(CLASSES, counts, strict=True) for _ in range(count)]
     return [size] * len(labels), labels
@@ -25,7 +31,7 @@ def _data(size: tuple[int, int], counts: tuple[int, ...]) -> tuple[list[tuple[in
 def test_a_250_px_data_set_trained_at_128_px_gets_the_input_size_hint() -> None:
     summary = summarise(*_data((250, 250), (700, 300, 300)), CLASSES)
     assert summary.short_side == (250, 250, 250)
-    found = {h.key: h.message for h in hints(_spec(model={"input_size_px": 128}), summary)}
+    found = {h.key: h.message for h in _hints(_spec(model={"input_size_px": 128}), summary)}
     assert set(found) == {"model.input_size_px"}
     assert found["model.input_size_px"].startswith(
         "the typical image's shorter side is 250 px: input_size_px 128 shrinks it 2.0x, so details under about 2 px "
@@ -37,7 +43,7 @@ def test_a_250_px_data_set_trained_at_128_px_gets_the_input_size_hint() -> None:
 def test_a_shrink_within_one_and_a_half_times_or_an_enlargement_is_no_hint() -> None:
     for size in ((180, 190), (8, 8)):
         summary = summarise(*_data(size, (500, 400, 300)), CLASSES)
-        assert hints(_spec(model={"input_size_px": 128}), summary) == []
+        assert _hints(_spec(model={"input_size_px": 128}), summary) == []
 
 
 def test_the_typical_image_is_the_median_not_the_largest() -> None:
@@ -45,23 +51,25 @@ def test_the_typical_image_is_the_median_not_the_largest() -> None:
     summary = summarise(sizes, ["nominal"] * 40 + ["local_defect"] * 30 + ["texture"] * 30, CLASSES)
     assert summary.short_side[1] == 100
     assert summary.short_side[2] == 3000
-    assert not [h for h in hints(_spec(model={"input_size_px": 96}), summary) if h.key == "model.input_size_px"]
+    assert not [h for h in _hints(_spec(model={"input_size_px": 96}), summary) if h.key == "model.input_size_px"]
 
 
 def test_a_rare_class_gets_the_balance_hint_unless_already_balanced() -> None:
     summary = summarise(*_data((64, 64), (1000, 120, 600)), CLASSES)
-    [hint] = hints(_spec(model={"input_size_px": 64}), summary)
+    [hint] = _hints(_spec(model={"input_size_px": 64}), summary)
     assert hint.key == "train.balance"
     assert hint.message.startswith("rare class(es): 'local_defect' 120 against 'nominal' 1,000: set train.balance")
-    assert hints(_spec(model={"input_size_px": 64}, train={"balance": "sampler"}), summary) == []
+    assert _hints(_spec(model={"input_size_px": 64}, train={"balance": "sampler"}), summary) == []
 
 
 def test_few_images_and_no_pretrained_weights_get_the_pretrained_hint() -> None:
     summary = summarise(*_data((32, 32), (60, 50, 55)), CLASSES)
-    assert [h.key for h in hints(_spec(), summary)] == ["model.pretrained"]
+    scratch = _spec(model={"backbone": "resnet10t", "input_size_px": 32})  # pretrained: auto, none ship for it
+    assert [h.key for h in _hints(scratch, summary)] == ["model.pretrained"]
+    assert _hints(_spec(), summary) == []  # model: auto starts from the offline weights
     pretrained = _spec(model={"backbone": "tf_efficientnet_lite0", "pretrained": "efficientnet_lite0_imagenet",
                               "input_size_px": 32})
-    assert hints(pretrained, summary) == []
+    assert _hints(pretrained, summary) == []
 
 
 def test_the_cli_prints_the_summary_and_hints_or_says_to_ingest_first(repo: Path, write_spec, run_autodl) -> None:
@@ -97,3 +105,17 @@ def test_small_boxes_in_large_images_get_the_tiling_hint_with_the_shrunk_size() 
     assert box_hints(_detector({"overlap": 0.2}).detection, sizes, boxes) == [], "already tiled"
     large = [{**b, "x2": "400", "y2": "400"} for b in boxes]
     assert box_hints(_detector().detection, sizes, large) == [], "300 px boxes stay 40 px: no tiling needed"
+
+
+def test_the_cli_shows_what_model_auto_will_train_and_how_to_pin_it(repo: Path, write_spec, run_autodl) -> None:
+    write_spec("beta", MINIMAL_SPEC.format(name="beta"))  # no model section: model: auto
+    rows = [{"path": f"images/{i}.png", "label": str(i % 3), "source": "s", "origin": "o", "group": "g",
+             "sha256": "0", "width": 250, "height": 250, "mode": "L"} for i in range(300)]
+    write_csv(repo / "data/beta/ingest/manifest.csv", rows)
+    code, out, _ = run_autodl("doctor", "specs/beta.yaml")
+    assert code == 0
+    assert "  model: auto chooses backbone: tf_efficientnet_lite0" in out
+    assert "  model: auto chooses input_size_px: 256: the median shorter side is 250 px" in out
+    assert ("  to pin it: model: {backbone: tf_efficientnet_lite0, pretrained: efficientnet_lite0_imagenet, "
+            "input_size_px: 256}") in out
+    assert "hint [model.input_size_px]" not in out

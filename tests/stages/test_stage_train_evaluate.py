@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from core.spec.training import Hpo, SearchDimension, TrainSection
 from stages.evaluate import evaluate, mistakes_gallery, top_confusions
 from stages.train import TrainInputs, train_model, with_params
 from stages.training import search_hyperparameters
-from tests.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, train_stage_repo
+from tests.stage_runs import run_stage_as_dvc
 from vision.data.dataset import load_split, to_tensor
 from vision.training.metrics import classification_metrics
 from vision.training.model import ModelConfig, load_model, save_model
@@ -165,3 +167,23 @@ def test_a_search_over_input_sizes_always_tries_the_native_one(tmp_path: Path) -
     assert widened.hpo.space["input_size_px"].choices == [128, 256]
     assert with_native_size(widened, manifest) == widened  # already there
     assert with_native_size(TrainSection(hpo=Hpo()), manifest) == TrainSection(hpo=Hpo())  # size not searched
+
+
+@pytest.mark.slow
+def test_model_auto_trains_what_it_chose_and_the_report_says_why(tiny_digits: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import stages.train
+
+    root = train_stage_repo(tmp_path / "repo", tiny_digits, epochs=1, model="")  # no model section
+    run_stage_as_dvc("train", stages.train.main, "tiny", root)
+    record = json.loads((root / "reports/tiny/train/metrics.json").read_text())["model"]
+    # 8 x 8 digits: the cheapest pretrained backbone, enlarged to the least size its weights see objects at
+    assert {k: record[k] for k in ("backbone", "pretrained", "input_size_px", "chosen")} == {
+        "backbone": "tf_efficientnet_lite0", "pretrained": "efficientnet_lite0_imagenet", "input_size_px": 64,
+        "chosen": ["backbone", "pretrained", "input_size_px"]}
+    assert record["reasons"][2].startswith("input_size_px: 64: the median shorter side is 8 px, enlarged to 64 px")
+    _, config = load_model(root / "models/tiny/train")
+    assert (config.backbone, config.pretrained, config.input_size_px) == (
+        "tf_efficientnet_lite0", "efficientnet_lite0_imagenet", 64)
+    assert ("train: to keep this choice, pin it in the spec: model: {backbone: tf_efficientnet_lite0, "
+            "pretrained: efficientnet_lite0_imagenet, input_size_px: 64}") in capsys.readouterr().out

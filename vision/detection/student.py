@@ -13,9 +13,8 @@ import copy
 from dataclasses import dataclass, replace
 
 from core.spec.deployment import CompressSection, StudentHead
-from core.spec.training import TrainSection
+from core.spec.training import TrainSection, offline_weights
 from vision.detection.model import Detector, DetectorConfig, build_detector
-from vision.training.pretrained import offline_weights_for
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def student_plan(compression: CompressSection, trained: Detector, training: Trai
     head = compression.student_head or StudentHead()
     backbone = compression.student or trained.config.backbone
     config = replace(trained.config, backbone=backbone, fpn_channels=head.fpn_channels, head_convs=head.head_convs)
-    return StudentPlan(config, offline_weights_for(backbone), training.model_copy(update={"hpo": None}))
+    return StudentPlan(config, offline_weights(backbone), training.model_copy(update={"hpo": None}))
 
 
 def initial_student(plan: StudentPlan, trained: Detector) -> Detector:

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,49 @@ class SearchResult:
     best_value: float
     new_trials: int
     """Trials run by this call (the rest were loaded from an earlier, interrupted run)."""
+    seconds: dict[int, float] = field(default_factory=dict)
+    """Wall-clock seconds of each trial this call ran, by trial number (earlier runs' are not kept: the study file
+    stays the same bytes whatever the machine's speed)."""
+    skipped: int = 0
+    """Trials the budget left unrun."""
+    budget: str | None = None
+    """What the budget did, in a sentence (None: no budget)."""
+
+
+@dataclass
+class Budget:
+    """`train.hpo.budget_minutes`: the clock the search and the final training share.
+
+    Projected from what the trials themselves measured (no benchmark is run first): the next trial costs at most
+    the longest one so far, and the final training `final_epochs` epochs at the slowest pace per epoch any trial
+    ran (a pruned trial's epochs cost what a finished one's do)."""
+
+    minutes: float
+    final_epochs: int
+    started: float = field(default_factory=time.perf_counter)
+
+    def remaining(self) -> float:
+        return self.minutes * 60 - (time.perf_counter() - self.started)
+
+    def final_seconds(self, study: optuna.Study, seconds: dict[int, float]) -> float:
+        """The final training's expected length: its epochs at the slowest per-epoch pace of the trials timed."""
+        epochs = {t.number: max(1, len(t.intermediate_values)) for t in study.get_trials(deepcopy=False)}
+        pace = max((s / epochs.get(n, 1) for n, s in seconds.items()), default=0.0)
+        return pace * self.final_epochs
+
+    def allows_another(self, study: optuna.Study, seconds: dict[int, float]) -> bool:
+        return max(seconds.values(), default=0.0) + self.final_seconds(study, seconds) <= self.remaining()
+
+    def summary(self, study: optuna.Study, seconds: dict[int, float], ran: int, missing: int) -> str:
+        """What the budget did: trials run and skipped, and the time the final training is expected to take."""
+        spent, final = self.minutes - self.remaining() / 60, self.final_seconds(study, seconds) / 60
+        text = (f"budget {self.minutes:g} min: the search ran {ran} of the {missing} trial(s) it had left in "
+                f"{spent:.1f} min")
+        if ran < missing:
+            text += f" and skipped {missing - ran}: they would not have left the final training its time"
+        if seconds:
+            text += f"; the final training should take about {final:.1f} min of the {self.remaining() / 60:.1f} left"
+        return text
 
 
 def fingerprint(*parts: Any) -> str:
@@ -197,17 +240,32 @@ def _retry_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage
             covered.add(key(trial))
 
 
-def search(study: optuna.Study, hpo: Hpo, objective: Objective) -> SearchResult:
-    """Run the trials still missing from `study` (finished and pruned ones count), return the best."""
-    missing = missing_trials(study, hpo)
-    if missing > 0:
-        study.optimize(lambda trial: objective(trial, sample(trial, hpo.space)), n_trials=missing,
-                       catch=())
+def search(study: optuna.Study, hpo: Hpo, objective: Objective, budget: Budget | None = None) -> SearchResult:
+    """Run the trials still missing from `study` (finished and pruned ones count), return the best. With a
+    budget, a trial starts only while it and the final training are projected to fit (the first always runs)."""
+    missing = max(missing_trials(study, hpo), 0)
+    seconds: dict[int, float] = {}
+
+    def timed(trial: optuna.Trial) -> float:
+        started = time.perf_counter()
+        try:
+            return objective(trial, sample(trial, hpo.space))
+        finally:
+            seconds[trial.number] = time.perf_counter() - started
+
+    ran = 0
+    while ran < missing:
+        if budget is not None and (ran or study.get_trials(deepcopy=False, states=DONE)) and \
+                not budget.allows_another(study, seconds):
+            break
+        study.optimize(timed, n_trials=1, catch=())
+        ran += 1
     best = study.best_trial
     params = {**best.params}
     if "batch_size" in params:
         params["batch_size"] = int(params["batch_size"])
-    return SearchResult(study, params, float(best.value), max(missing, 0))
+    note = None if budget is None else budget.summary(study, seconds, ran, missing)
+    return SearchResult(study, params, float(best.value), ran, seconds, missing - ran, note)
 
 
 FIXED_TIME = "2000-01-01 00:00:00.000000"
@@ -251,3 +309,13 @@ def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
                      "epochs": len(trial.intermediate_values),
                      **{k: v for k, v in sorted(trial.params.items())}})
     return rows
+
+
+def leaderboard(study: optuna.Study, seconds: dict[int, float], figure: str) -> list[dict[str, Any]]:
+    """The trials best first: their setting, score (`figure`), epochs trained and minutes (blank for trials an
+    earlier run timed: the study keeps no clock times). Unscored (failed) trials come last."""
+    rows = [row | {"minutes": round(seconds[row["number"]] / 60, 2) if row["number"] in seconds else None}
+            for row in trials_table(study)]
+    rows.sort(key=lambda row: (row["val_accuracy"] is None, -(row["val_accuracy"] or 0.0), row["number"]))
+    return [{"rank": rank, **{figure if k == "val_accuracy" else k: v for k, v in row.items()}}
+            for rank, row in enumerate(rows, 1)]

@@ -42,11 +42,6 @@ WEIGHTS: dict[str, PretrainedWeights] = {
     )
 }
 
-def offline_weights_for(backbone: str) -> str | None:
-    """The spec name of the offline ImageNet weights made for `backbone`, if any ship here."""
-    return next((w.spec_name for w in WEIGHTS.values() if w.backbone == backbone), None)
-
-
 _TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 # Depthwise-separable block (no expansion) and inverted-residual block, lukemelas name -> timm name.
 _SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}

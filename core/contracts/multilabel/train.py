@@ -11,7 +11,7 @@ CONTRACT = replace(
     BASE,
     summary=("Train the spec's timm backbone as a tagger (one sigmoid per tag, binary cross-entropy) with Lightning "
              "on the pruned training split (optuna search first when train.hpo is set)"),
-    params=("seed", "classes", "augment", "model", "train"),
+    params=("seed", "classes", "augment", "model", "train", "target.hardware", "compress.budget.max_latency_ms"),
     inputs={"images": "ingest.images", "manifest": "ingest.manifest", "tags": "ingest.tags", "split": "prune.split"},
     plots=(PlotInfo("map", "reports/{project}/train/history.csv", x="epoch", y=("val_map", "val_macro_f1"),
                     title="Validation mAP and macro-F1 over tags per epoch"),

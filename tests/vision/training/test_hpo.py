@@ -103,3 +103,48 @@ def test_importance_plot_explains_itself_when_every_trial_ties(tmp_path: Path) -
     hpo_plots(study, tmp_path / "history.png", tmp_path / "importance.png", seed=0)  # fANOVA alone would raise
     assert (tmp_path / "history.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "importance.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _slow_trials(seconds: float, epochs: int = 2):
+    """An objective whose trials each take `seconds` over `epochs` reported epochs."""
+    import time
+
+    def run(trial: optuna.Trial, params: dict) -> float:
+        for epoch in range(epochs):
+            time.sleep(seconds / epochs)
+            trial.report(_score(params), epoch)
+        return _score(params)
+
+    return run
+
+
+def test_a_budget_stops_the_search_where_the_final_training_would_no_longer_fit(tmp_path: Path) -> None:
+    hpo = Hpo(trials=20, sampler="random", pruner="none", space={"lr": SearchDimension(low=1e-4, high=1e-1)})
+    # trials of 0.2 s over 2 epochs: a final training of 4 epochs is projected at 0.4 s; 1.5 s leave 1.1 s for
+    # the search, so it may start a trial only while 0.2 s + 0.4 s fit in what is left: 4 or 5 trials, not 20
+    budget = _hpo.Budget(minutes=1.5 / 60, final_epochs=4)
+    result = _hpo.search(_hpo.open_study(tmp_path, "s", hpo, epochs=2, seed=0), hpo, _slow_trials(0.2), budget)
+    assert 2 <= result.new_trials <= 5, result.budget
+    assert result.skipped == 20 - result.new_trials
+    final = budget.final_seconds(result.study, result.seconds)
+    assert final == pytest.approx(0.4, rel=0.5)
+    assert budget.remaining() >= final - 0.1  # the final training still fits
+    assert budget.remaining() < max(result.seconds.values()) + final  # and another trial would not have
+    assert result.budget.startswith(f"budget 0.025 min: the search ran {result.new_trials} of the 20 trial(s)")
+    assert f"skipped {result.skipped}: they would not have left the final training its time" in result.budget
+    board = _hpo.leaderboard(result.study, result.seconds, "val_map")
+    assert [row["rank"] for row in board] == list(range(1, result.new_trials + 1))
+    assert [row["val_map"] for row in board] == sorted((row["val_map"] for row in board), reverse=True)
+    assert all(row["minutes"] == pytest.approx(0.2 / 60, abs=0.01) for row in board)
+
+
+def test_the_first_trial_always_runs_and_a_generous_budget_runs_every_trial(tmp_path: Path) -> None:
+    hpo = Hpo(trials=3, sampler="random", pruner="none", space={"lr": SearchDimension(low=1e-4, high=1e-1)})
+    none_left = _hpo.Budget(minutes=1e-6, final_epochs=10)
+    first = _hpo.search(_hpo.open_study(tmp_path / "a", "s", hpo, epochs=2, seed=0), hpo, _slow_trials(0.02),
+                        none_left)
+    assert (first.new_trials, first.skipped) == (1, 2)  # a search needs one result to give the final fit values
+    plenty = _hpo.search(_hpo.open_study(tmp_path / "b", "s", hpo, epochs=2, seed=0), hpo, _slow_trials(0.02),
+                         _hpo.Budget(minutes=10, final_epochs=10))
+    assert (plenty.new_trials, plenty.skipped) == (3, 0)
+    assert "skipped" not in plenty.budget
