@@ -111,7 +111,7 @@ class TrainInputs(SearchFromTrainSection):
             train, val = self.splits_at(run_config.input_size_px)
             return train_model(train, val, run_config, run_training, self.seed, self.augment,
                                callbacks=(pruning,), task=self.task,
-                               label=f"train: search trial {trial.number}").score
+                               label=f"train: search trial {trial.number}").kept[self.trial_figure]
 
         return run
 
@@ -130,7 +130,10 @@ class TrainInputs(SearchFromTrainSection):
 
     @property
     def trial_figure(self) -> str:
-        return self.task.primary_figure
+        """What `train.select_by` keeps epochs by, when higher is better; else the task's primary figure."""
+        selected = self.training.selection(self.task.name)
+        chosen = self.task.selection.get(selected)
+        return selected if chosen is not None and chosen.mode == "max" else self.task.primary_figure
 
     def searched(self, params: dict[str, Any]) -> TrainInputs:
         training, config = with_params(self.training, self.config, params)

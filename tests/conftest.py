@@ -170,7 +170,8 @@ classes: ["0", "1", "7"]
 data:
   sources:
     - kind: sklearn_digits
-{model}train:
+{model}augment: {{}}  # no augmentation: training and search, not robustness, are tested with it
+train:
   epochs: {epochs}
   batch_size: 16
 {extra}"""

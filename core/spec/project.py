@@ -10,10 +10,10 @@ from core.spec._base import NonNegativeInt, SpecModel
 from core.spec.cascade import CascadeSection
 from core.spec.cluster import ClusterSection
 from core.spec.data import DataSection
-from core.spec.deployment import CompressSection, DependabilitySection, ServingSection, TargetSection
+from core.spec.deployment import CompressSection, DependabilitySection, Robustness, ServingSection, TargetSection
 from core.spec.detection import DetectionSection
 from core.spec.loop import ActiveLearningSection
-from core.spec.training import AugmentSection, ModelSection, TrainSection
+from core.spec.training import AugmentSection, ModelSection, TrainSection, auto_augment
 
 ClassName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
@@ -55,7 +55,8 @@ class ProjectSpec(SpecModel):
     data: DataSection
     """Where images come from and how they are checked, cleaned, split and pruned."""
     augment: AugmentSection = AugmentSection()
-    """Training-time augmentations (weather, night, blur, pixelation, occlusion)."""
+    """Training-time augmentations (weather, night, blur, pixelation, occlusion); `augment: auto`, what a spec
+    without this section gets, trains on what the gate tests (see `augment`)."""
     model: ModelSection = ModelSection()
     """The network to train; `model: auto` (what a spec without this section gets) lets the train stage choose
     the backbone, its weights and the input size from the data and the target (see `model.backbone`)."""
@@ -85,6 +86,10 @@ class ProjectSpec(SpecModel):
         limits, so every stage reads typed values (params.yaml shows them) without the spec spelling them out."""
         if isinstance(raw, dict) and raw.get("model") == "auto":
             raw = {**raw, "model": {}}  # every key of the section at its default, `auto`
+        if isinstance(raw, dict) and raw.get("augment", "auto") == "auto" and raw.get("task") != "cascade":
+            raw = {**raw, "augment": _auto_augment(raw)}
+        if isinstance(raw, dict) and raw.get("task", "classification") == "classification":
+            raw = _selection_for_recall_gate(raw)
         if not isinstance(raw, dict) or not isinstance(raw.get("task"), str):
             return raw
         filled = dict(raw)
@@ -105,3 +110,28 @@ class ProjectSpec(SpecModel):
         if limits and isinstance(dependability, dict):
             filled["dependability"] = {**limits, **dependability}
         return filled
+
+
+def _auto_augment(raw: dict) -> dict[str, float | int]:
+    """`augment: auto` from the raw spec's robustness checks (their defaults where it states none); a malformed
+    robustness section is left for validation to report, with no augmentation meanwhile."""
+    robustness = raw.get("dependability", {}).get("robustness", {}) if isinstance(raw.get("dependability"), dict) \
+        else {}
+    robustness = robustness if isinstance(robustness, dict) else {}
+    defaults = Robustness()
+    corruptions = robustness.get("corruptions", defaults.corruptions)
+    severities = robustness.get("severities", defaults.severities)
+    if not (isinstance(corruptions, list) and all(isinstance(c, str) for c in corruptions)
+            and isinstance(severities, list) and all(isinstance(v, int) for v in severities)):
+        return {}
+    return auto_augment(corruptions, severities)
+
+
+def _selection_for_recall_gate(raw: dict) -> dict:
+    """`train.select_by: auto` of a classifier gated on every class's recall (`dependability.min_class_recall`):
+    the epoch, and the search's trials, are chosen by the recall of the class found least often."""
+    dependability, train = raw.get("dependability"), raw.get("train", {})
+    if not isinstance(dependability, dict) or dependability.get("min_class_recall") is None \
+            or not isinstance(train, dict) or train.get("select_by", "auto") != "auto":
+        return raw
+    return {**raw, "train": {**train, "select_by": "val_min_recall"}}

@@ -12,7 +12,10 @@ PretrainedWeights = Literal["efficientnet_lite0_imagenet", "efficientnet_lite1_i
 
 
 class AugmentSection(SpecModel):
-    """Training-time augmentations: each value is the probability of applying it to an image."""
+    """Training-time augmentations: each value is the probability of applying it to an image. `augment: auto` (what
+    a spec without this section gets) trains on the corruption families the gate tests the model against
+    (`dependability.robustness.corruptions`), at the harshest severity it tests, each family with the probability
+    that leaves half the training images clean; `params.yaml` shows the values, to pin or change."""
 
     severity: Annotated[int, Interval(1, 5)] = 2
     """Strength of every corruption-style augmentation, 1 (mild) to 5 (harsh)."""
@@ -30,12 +33,32 @@ class AugmentSection(SpecModel):
     """Snowflakes and snow cover."""
     occlusion: Fraction = 0.0
     """Coarse dropout of rectangular patches."""
+    gaussian_noise: Fraction = 0.0
+    """Sensor noise (ImageNet-C's gaussian_noise)."""
+    frost: Fraction = 0.0
+    """Ice on the lens (ImageNet-C's frost textures)."""
+    elastic: Fraction = 0.0
+    """Local rubber-sheet warping."""
+    perspective: Fraction = 0.0
+    """A camera that is not square-on to the scene."""
+    rotation: Fraction = 0.0
+    """In-plane rotation (8 degrees per severity step)."""
     horizontal_flip: Fraction = 0.0
     """Leave at 0 where mirrored images change meaning (digits, text, traffic signs)."""
     random_crop: Fraction = 0.0
     """Random resized crops."""
     color_jitter: Fraction = 0.0
     """Brightness, contrast and saturation jitter."""
+
+
+def auto_augment(corruptions: list[str], severities: list[int]) -> dict[str, float | int]:
+    """`augment: auto`: every family the gate tests, at the harshest tested severity, each with probability
+    1 - 0.5 ** (1 / families), so that half the training images meet no corruption at all."""
+    families = sorted(set(corruptions))
+    if not families:
+        return {}
+    share = round(1 - 0.5 ** (1 / len(families)), 3)
+    return {"severity": max(severities, default=2), **dict.fromkeys(families, share)}
 
 
 class ModelSection(SpecModel):
@@ -160,13 +183,16 @@ class TrainSection(SpecModel):
     balance: Literal["none", "sampler", "loss"] = "none"
     """How rare classes get their share: `sampler` draws every class equally often (with replacement, seeded),
     `loss` weighs each class's cross-entropy by the inverse of its share; `none` trains on the data as it is."""
-    select_by: Literal["auto", "val_loss", "val_accuracy", "val_macro_f1", "val_map"] = "auto"
+    select_by: Literal["auto", "val_loss", "val_accuracy", "val_macro_f1", "val_min_recall", "val_map"] = "auto"
     """Which epoch's weights are kept. `auto`: the lowest validation loss for classification (steadier on a few
     hundred validation images, where accuracy moves one image at a time), the highest validation mAP50-95 for
-    detection and the highest validation mAP over tags for multi-label tagging. Classification may also choose
-    the highest validation accuracy or macro-F1 (the mean of per-class F1, so a rare class counts as much as a
-    common one); detection `val_map` or `val_loss`; multi-label `val_map`, `val_macro_f1` or `val_loss`. The
-    first epoch reaching the best value wins; the train log says which epoch was kept and why."""
+    detection and the highest validation mAP over tags for multi-label tagging; a classifier whose gate checks
+    every class (`dependability.min_class_recall`) gets `val_min_recall`. Classification may also choose
+    the highest validation accuracy, macro-F1 (the mean of per-class F1, so a rare class counts as much as a
+    common one) or `val_min_recall` (the recall of the class found least often, what min_class_recall gates);
+    detection `val_map` or `val_loss`; multi-label `val_map`, `val_macro_f1` or `val_loss`. The first epoch
+    reaching the best value wins; the train log says which epoch was kept and why. A search scores its trials by
+    the same figure when it is one to maximise (by the task's own, accuracy or mAP, for `val_loss`)."""
 
     def selection(self, task: str = "classification") -> str:
         """The figure `select_by` names for `task` (`auto` resolved)."""

@@ -34,6 +34,7 @@ data:
   quality: {{min_images_per_class: 10}}
   embedding: {{input_size_px: 64}}
 model: {{backbone: resnet10t, input_size_px: 16}}
+augment: {{}}  # no augmentation: the loop, not robustness, is tested here
 train: {{epochs: 4, batch_size: 16}}
 compress: {{methods: [quantize], budget: {{max_accuracy_drop: 0.5}}}}
 dependability: {{min_accuracy: 0.3, ood: {{detector: mahalanobis, min_auroc: 0.0, max_accepted_fraction: 1.0}},

@@ -46,6 +46,7 @@ data:
   quality: {min_images_per_class: 10}
   embedding: {input_size_px: 32}
 model: {backbone: resnet10t, input_size_px: 32}
+augment: {}  # no augmentation: the figures below were measured without
 train: {epochs: 4, batch_size: 16, select_by: val_map, balance: loss}
 compress: {methods: [structured_prune, quantize], prune_steps: 1, max_prune_ratio: 0.3, finetune_epochs: 1,
            quantization: {qat_epochs: 0}, budget: {max_accuracy_drop: 0.1}}

@@ -89,7 +89,8 @@ def test_each_failure_names_the_spec_key_the_shortfall_and_what_to_change() -> N
     assert failed["accuracy"].line().startswith("accuracy: measured 0.4, dependability.min_accuracy needs at least "
                                                 "0.95 (short by 0.55); train longer")
     assert "set dependability.ood.detector: knn" in failed["ood_auroc"].line()  # the detector that does reach it
-    assert "is not a training augmentation" in failed["robustness.gaussian_noise"].hint  # evaluation-only
+    assert failed["robustness.gaussian_noise"].hint.startswith(
+        "add gaussian_noise to the training augmentations (augment.gaussian_noise)")  # never trained on
     assert "needs at most 0.1" in failed["robustness.gaussian_noise"].line()
     assert _by_name(checks)["robustness.fog"].passed  # a drop of 0.07 is within 0.1
 

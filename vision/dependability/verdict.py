@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from core.spec.deployment import Calibration, CompressionBudget
-from core.spec.training import AugmentSection
 
 
 def figure(value: float) -> str:
@@ -110,9 +109,7 @@ def _robustness_hint(name: str, family: dict[str, Any]) -> str:
         head = (f"the model collapses to one class: at severity {worst['severity']} it answers '{worst['class']}' "
                 f"for {worst['share']:.0%} of the images; ")
     advice = (f"raise augment.{name} or augment.severity" if family["seen_in_training"]
-              else f"add {name} to the training augmentations (augment.{name})"
-              if name in AugmentSection.model_fields else f"{name} is not a training augmentation yet: "
-              "add related ones (augment.*) or relax the limit")
+              else f"add {name} to the training augmentations (augment.{name})")  # every family is one
     return f"{head}{advice}; {LABEL_PRESERVING.format(name=name)}"
 
 

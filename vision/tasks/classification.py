@@ -46,10 +46,23 @@ def _validation_figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str,
 
 
 def _epoch_figures(num_classes: int) -> dict[str, Metric]:
-    # imported here: only training builds the metric, and torchmetrics' import costs every other stage 2-3 s
-    from torchmetrics.classification import MulticlassF1Score
+    # imported here: only training builds the metrics, and torchmetrics' import costs every other stage 2-3 s
+    from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1Score
 
-    return {"val_macro_f1": MulticlassF1Score(num_classes=num_classes, average="macro")}
+    class LowestClassRecall(MulticlassConfusionMatrix):
+        """The recall of the class the model finds least often, over the classes the validation split holds: what
+        `dependability.min_class_recall` gates on. torchmetrics gives per-class recall, not its minimum, and
+        counts a class with no validation image as recall 0; its confusion matrix gives both answers."""
+
+        def compute(self) -> torch.Tensor:
+            matrix = super().compute().double()
+            support = matrix.sum(1)
+            present = support > 0
+            return (matrix.diagonal()[present] / support[present]).min().float() if present.any() \
+                else torch.tensor(0.0)
+
+    return {"val_macro_f1": MulticlassF1Score(num_classes=num_classes, average="macro"),
+            "val_min_recall": LowestClassRecall(num_classes=num_classes)}
 
 
 def _metrics(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -79,10 +92,11 @@ is read on validation accuracy."""
 TASK = Task(
     name="classification", label_fields=("label",), loss=_loss, distillation=distillation_loss,
     class_weights=class_weights, validation_figures=_validation_figures, epoch_figures=_epoch_figures,
-    history_figures=("val_accuracy", "val_macro_f1"), primary_figure="val_accuracy",
+    history_figures=("val_accuracy", "val_macro_f1", "val_min_recall"), primary_figure="val_accuracy",
     selection={"val_loss": Selection("min", "lowest validation loss"),
                "val_accuracy": Selection("max", "highest validation accuracy"),
-               "val_macro_f1": Selection("max", "highest validation macro-F1")},
-    figure_words={"val_accuracy": "accuracy", "val_macro_f1": "macro-F1"},
+               "val_macro_f1": Selection("max", "highest validation macro-F1"),
+               "val_min_recall": Selection("max", "highest validation recall of the class found least often")},
+    figure_words={"val_accuracy": "accuracy", "val_macro_f1": "macro-F1", "val_min_recall": "lowest class recall"},
     metrics=_metrics, score=top1_accuracy, divergence=softmax_divergence, scoring=SCORING,
     caption=lambda label, classes: classes[int(label)], onnx_outputs=("logits", "features"))
