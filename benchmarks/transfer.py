@@ -14,7 +14,13 @@
    automatic search over input size (the native 256 px added by the stage),
    frozen levels and class balance, with test macro-F1 and wall time side by
    side.
-Usage: python benchmarks/transfer.py [--skip-throughput] [--skip-search] [--images N]
+3. The minimal spec: only name, classes, the image folder and
+   `train.hpo.budget_minutes`, run by `dvc repro` in a fresh repository
+   (ingest to evaluate, or to the gate with --gate): what `model: auto`,
+   `augment: auto` and the budget plan chose, the train stage's wall time, and
+   test accuracy and every class's recall.
+Usage: python benchmarks/transfer.py [--skip-throughput] [--skip-search] [--minimal] [--gate] [--images N]
+       [--budget MINUTES]
 """
 
 from __future__ import annotations
@@ -155,10 +161,92 @@ def search_table(images, labels, work: Path) -> None:
         print(f"{label:<58} {_macro_f1(result.model, test):>13.3f} {minutes:>8.1f}   best {found.best_params}")
 
 
+MINIMAL_SPEC = """\
+name: fabric
+classes: [nominal, local_defect, global_defect]
+data:
+  sources:
+    - {{kind: image_folder, path: raw}}
+train:
+  hpo: {{budget_minutes: {budget:g}}}
+"""
+
+
+def _fresh_repository(folder: Path, spec: str) -> Path:
+    """A new repository with this project's code, one spec, compiled: what a user's clone holds."""
+    import shutil
+    import subprocess
+    import sys
+
+    from core.imports import CODE_PACKAGES
+
+    root = Path(__file__).resolve().parents[1]
+    for package in CODE_PACKAGES:
+        shutil.copytree(root / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(root / ".dvcignore", folder / ".dvcignore")
+    (folder / "specs").mkdir()
+    (folder / "specs" / "fabric.yaml").write_text(spec)
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
+                    [sys.executable, "-m", "cli.main", "compile"]):
+        subprocess.run(command, cwd=folder, check=True, capture_output=True)
+    return folder
+
+
+def _stage_minutes(log: list[tuple[float, str]], stage: str) -> float:
+    """Minutes from the line DVC starts `stage` with to the next stage's start (or the end)."""
+    starts = [(t, line) for t, line in log if line.startswith("Running stage")]
+    for index, (started, line) in enumerate(starts):
+        if f"'{stage}'" in line:
+            ended = starts[index + 1][0] if index + 1 < len(starts) else log[-1][0]
+            return (ended - started) / 60
+    return float("nan")
+
+
+def minimal_spec_row(images, labels, work: Path, budget: float, gate: bool) -> None:
+    """The minimal spec through `dvc repro` in a fresh repository, timed line by line."""
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    print(f"\n3. Minimal spec (name, classes, sources, train.hpo.budget_minutes: {budget:g}) through dvc repro, "
+          f"{len(labels)} fabric images, {torch.get_num_threads()} threads")
+    repo = _fresh_repository(work / "minimal", MINIMAL_SPEC.format(budget=budget))
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        (repo / "raw" / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(repo / "raw" / label / f"{index:05d}.png")
+    target = "fabric-gate" if gate else "fabric-evaluate"
+    started, log = time.perf_counter(), []
+    with subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=repo, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append((time.perf_counter() - started, line.rstrip()))
+            if line.startswith(("train:", "gate:", "Running stage")):
+                print(f"   {log[-1][0] / 60:5.1f} min  {line.rstrip()}", flush=True)
+    metrics = json.loads((repo / "reports/fabric/evaluate/metrics.json").read_text())
+    per_class = json.loads((repo / "reports/fabric/evaluate/per_class.json").read_text())
+    recalls = ", ".join(f"{name} {row['recall']:.3f}" for name, row in per_class.items())
+    chosen = json.loads((repo / "reports/fabric/train/metrics.json").read_text())
+    print(f"{'setting':<58} {'test acc':>8} {'min recall':>10} {'train min':>9}")
+    print(f"{'minimal spec, budget ' + format(budget, 'g') + ' min':<58} {metrics['accuracy']:>8.3f} "
+          f"{min(row['recall'] for row in per_class.values()):>10.3f} {_stage_minutes(log, 'fabric-train'):>9.1f}")
+    print(f"   recall per class: {recalls}; model {chosen['model']['backbone']} at "
+          f"{chosen['model']['input_size_px']} px; plan {chosen['hpo'].get('plan')}; exit {process.returncode}")
+    if gate:
+        verdict = json.loads((repo / "reports/fabric/gate/verdict.json").read_text())
+        failed = [c["name"] for c in verdict["checks"] if not c["passed"]]
+        print(f"   gate: {'passed' if verdict['passed'] else 'refused: ' + ', '.join(failed)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--minimal", action="store_true", help="also run the minimal spec through dvc repro")
+    parser.add_argument("--gate", action="store_true", help="the minimal spec's run goes on to the gate")
+    parser.add_argument("--budget", type=float, default=20.0, help="the minimal spec's budget_minutes")
     parser.add_argument("--images", type=int, default=600, help="fabric images in all (half nominal)")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -173,6 +261,9 @@ def main() -> None:
     if not args.skip_search:
         with tempfile.TemporaryDirectory(prefix="autodl-transfer-") as folder:
             search_table(images, labels, Path(folder))
+    if args.minimal:
+        with tempfile.TemporaryDirectory(prefix="autodl-minimal-") as folder:
+            minimal_spec_row(images, labels, Path(folder), args.budget, args.gate)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ PyTorchJob) it trains with DDP and only rank 0 writes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import cache
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from vision.tasks import task as task_named
 from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training import hpo as _hpo
+from vision.training.augment import enabled
+from vision.training.budget import AUTO_FREEZE, epoch_seconds, frozen_levels, image_cost, plan, planned
 from vision.training.engine import FitResult
 from vision.training.fit import TrainResult, history_fields
 from vision.training.model import ModelConfig, build_model, save_model
@@ -154,6 +158,37 @@ class TrainInputs(SearchFromTrainSection):
 
     def model_record(self) -> dict[str, Any]:
         return model_record(self.config.backbone, self.config.pretrained, self.config.input_size_px, self.choice)
+
+    def within_budget(self) -> tuple[TrainInputs, dict[str, Any]]:
+        """The search and final training sized to the budget by the cost model: the final setting as the spec
+        has it, the search's epochs at the costliest setting its space holds."""
+        training = self.training
+        assert training.hpo is not None
+        augmenting = bool(self.augment and enabled(self.augment))
+        counts = len(self.train.labels), len(self.val.labels)
+
+        @cache
+        def epoch(backbone: str, size: int, freeze: int | str) -> float:
+            network = build_model(replace(self.config, backbone=backbone, pretrained=None),
+                                  with_pretrained_weights=False)
+            return epoch_seconds(image_cost(network, size, freeze), training, *counts, augmenting)
+
+        if training.freeze == "auto":
+            levels, why = (frozen_levels(training, {n: epoch(self.config.backbone, self.config.input_size_px, n)
+                                                    for n in AUTO_FREEZE}) if self.config.pretrained else
+                           (0, "freeze: auto trains every level: the backbone starts from scratch"))
+            print(f"train: {why}", flush=True)
+            training = training.model_copy(update={"freeze": levels})
+        space = training.hpo.space
+        options = [space[key].choices if key in space and space[key].choices else [default] for key, default in
+                   (("backbone", self.config.backbone), ("input_size_px", self.config.input_size_px),
+                    ("freeze", training.freeze))]
+        final = epoch(self.config.backbone, self.config.input_size_px, training.freeze)
+        costliest = max(epoch(str(b), int(z), f if f == "all" else int(f)) for b, z, f in product(*options))
+        budget = plan(training, final, costliest)
+        for line in budget.lines(training):
+            print(f"train: {line}", flush=True)
+        return replace(self, training=planned(training, budget)), {**asdict(budget), "freeze": training.freeze}
 
 
 def model_config(ctx: StageContext) -> tuple[ModelConfig, ModelChoice]:

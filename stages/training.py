@@ -79,6 +79,10 @@ class TrainTask(Protocol):
     def model_record(self) -> dict[str, Any]:
         """The model that trains (after the search), and which of its keys `model: auto` chose and why."""
 
+    def within_budget(self) -> tuple[TrainTask, dict[str, Any]]:
+        """The task with `train.hpo.budget_minutes` planned into its epochs and trials (vision.training.budget),
+        and the plan as metrics; a task without a cost model returns itself and says so."""
+
 
 class SearchFromTrainSection:
     """The search's settings read from the task's `training` (the spec's train section), as every task has it."""
@@ -179,8 +183,12 @@ def train(ctx: StageContext, task: TrainTask) -> None:
     if primary:
         task.preview(ctx.output("augmentations"))
     searched: dict[str, Any] = {}
+    plan: dict[str, Any] = {}
+    if task.hpo and task.hpo.budget_minutes:
+        task, plan = task.within_budget()
     if task.hpo:
         task, searched = searched_task(ctx, task, primary)
+        searched |= {"plan": plan} if plan else {}
     started = time.perf_counter()
     result = task.final_fit()
     seconds = time.perf_counter() - started

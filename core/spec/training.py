@@ -143,12 +143,15 @@ class Hpo(SpecModel):
     epochs_per_trial: PositiveInt | None = None
     """Epochs each trial trains; null uses `train.epochs`."""
     budget_minutes: Annotated[float, Interval(0.0, 100_000.0, lo_open=True)] | None = None
-    """Wall-clock minutes for the search and the final training together, on the machine that runs them. A trial
-    starts only while the time spent, the longest trial so far and the final training (`train.epochs` at the pace
-    the trials measured) still fit; the search stops there, and the train log, `metrics.json` and the search's
-    leaderboard say how many trials it skipped. The first trial always runs and the final training is never cut,
-    so the model always comes. A search the budget cut short depends on the machine's speed: its study keeps the
-    trials that ran, and a rerun continues it with a fresh budget. null: every trial runs."""
+    """Wall-clock minutes for the search and the final training together. Planned before anything trains, from a
+    cost model (each epoch's multiply-accumulates, counted on the network, at the pace of the reference machine:
+    2 x86 cores), so every machine plans the same: half for the final training (`train.epochs`, fewer if they do
+    not fit), the rest for `trials` of a third as many epochs (or `epochs_per_trial`), fewer trials if they do not
+    fit; `train.freeze: auto` freezes 2 or 4 pretrained levels when that is what gives the final training 6
+    epochs. While searching, a trial starts only while it and the final training still fit the clock, so a
+    machine slower than the reference stops early (and then the result depends on its speed). The log,
+    `metrics.json` (`hpo.plan`, `hpo.skipped_trials`) and the leaderboard say what was planned, run and skipped.
+    The first trial always runs and the final training is never cut. null: no plan, every trial runs."""
     space: Annotated[dict[Tunable, SearchDimension], Field(min_length=1)] = {
         "lr": SearchDimension(low=1.0e-4, high=1.0e-2, log=True)
     }
@@ -172,11 +175,13 @@ class TrainSection(SpecModel):
     """Learning-rate schedule."""
     label_smoothing: Annotated[float, Interval(0.0, 1.0, hi_open=True)] = 0.0
     """Share of probability mass spread over the other classes in the training loss."""
-    freeze: Annotated[int, Interval(0, 8)] | Literal["all"] = 0
+    freeze: Annotated[int, Interval(0, 8)] | Literal["all", "auto"] = "auto"
     """How much of the backbone stays as it was: 0 fine-tunes everything; N keeps its first N levels frozen (timm's
     feature_info: the stem, then each stage that halves the resolution; no gradient flows through them and their
     BatchNorm statistics stay fixed, so each step costs far less on CPU); `all` is a linear probe: the classifier
-    alone, trained on features computed once per image (seconds; augmentations do not apply)."""
+    alone, trained on features computed once per image (seconds; augmentations do not apply). `auto` (the
+    default): 0, unless `hpo.budget_minutes` plans the training and the backbone starts from pretrained weights:
+    then the fewest frozen levels (0, 2 or 4) that still give the final training its epochs within the budget."""
     warm_start: bool = False
     """Train the classifier alone on cached features first (a linear probe), then fine-tune as `freeze` says from
     there: the new head does not push random gradients into pretrained weights in the first epochs."""

@@ -300,16 +300,21 @@ def test_a_new_project_whose_first_run_fails_at_the_gate_leaves_git_status_clean
 
 
 def test_a_search_budget_stops_the_search_and_the_model_still_trains_and_is_promoted(tmp_path: Path) -> None:
-    """40 trials cannot fit in 15 seconds: the search stops where the final training would no longer fit, says
-    so, and the pipeline trains, gates and promotes the best setting found."""
+    """40 trials cannot fit in 15 seconds: the plan keeps the trials that fit, the clock stops the search if the
+    machine is slower than planned, the log says what was cut, and the pipeline trains, gates and promotes the
+    best setting found."""
     repo = tmp_path / "budget"
     repo.mkdir()
     _new_project(repo, SPEC.replace("hpo: {trials: 2,", "hpo: {trials: 40, budget_minutes: 0.25,"))
     log = _dvc(repo, "repro").stdout
-    ran = int(log.split("the search ran ")[1].split(" of the 40 trial(s)")[0])
-    assert 1 <= ran < 40, log
-    assert f"and skipped {40 - ran}: they would not have left the final training its time" in log
-    assert json.loads((repo / "reports/e2e/train/metrics.json").read_text())["hpo"]["skipped_trials"] == 40 - ran
+    planned = int(log.split("train: search ")[1].split(" trial(s) of 2 epoch(s) (of the 40 x 2 asked for)")[0])
+    assert 1 <= planned < 40, log
+    ran = int(log.split("the search ran ")[1].split(f" of the {planned} trial(s)")[0])
+    assert 1 <= ran <= planned, log
+    if ran < planned:
+        assert f"and skipped {planned - ran}: they would not have left the final training its time" in log
+    searched = json.loads((repo / "reports/e2e/train/metrics.json").read_text())["hpo"]
+    assert (searched["plan"]["trials"], searched["skipped_trials"]) == (planned, planned - ran)
     board = (repo / "reports/e2e/train/hpo/leaderboard.csv").read_text().splitlines()
     assert board[0].startswith("rank,number,state,val_accuracy,epochs,lr,minutes")
     assert len(board) == 1 + ran

@@ -29,7 +29,7 @@ def fit_with_mode(model: torch.nn.Module, train: SplitData, val: SplitData, trai
         if training.freeze == "all":
             return TrainResult(model.eval(), probed.history, probed.kept_epoch, training.selection(),
                                primary=world()[0] == 0)
-    frozen = freeze_levels(model, int(training.freeze))
+    frozen = freeze_levels(model, 0 if training.freeze == "auto" else int(training.freeze))  # auto: no plan
     result = fit(model, train, val, training, seed, augment, callbacks=callbacks, progress=progress, task=task,
                  label=label, frozen=tuple(frozen))
     thaw(result.model, frozen)

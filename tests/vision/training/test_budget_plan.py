@@ -1,0 +1,62 @@
+"""`train.hpo.budget_minutes` planned from a cost model: the same plan on every machine, sized to the minutes."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+from core.model_choice import GMACS_AT_224
+from core.spec.training import Hpo, TrainSection
+from vision.training import budget as planning
+from vision.training.budget import epoch_seconds, frozen_levels, image_cost, plan, planned
+
+
+def _training(minutes: float, **keys) -> TrainSection:
+    return TrainSection(hpo=Hpo(budget_minutes=minutes, trials=8, epochs_per_trial=4), **keys)
+
+
+def test_the_cost_is_counted_on_the_real_network_with_the_frozen_levels_apart() -> None:
+    lite0 = timm.create_model("tf_efficientnet_lite0", num_classes=3)
+    whole = image_cost(lite0, 224, 0)
+    assert whole.forward_gmacs == pytest.approx(GMACS_AT_224["tf_efficientnet_lite0"], rel=0.01)
+    assert whole.frozen_gmacs == 0.0
+    two, four = image_cost(lite0, 224, 2), image_cost(lite0, 224, 4)
+    assert 0 < two.frozen_gmacs < four.frozen_gmacs < four.forward_gmacs == pytest.approx(whole.forward_gmacs)
+    probe = image_cost(lite0, 224, "all")
+    assert probe.frozen_gmacs == probe.forward_gmacs
+    assert lite0(torch.zeros(1, 3, 64, 64)).shape == (1, 3)  # counting left the network as it was
+
+
+def test_an_epoch_costs_less_with_levels_frozen_and_least_for_a_probe() -> None:
+    lite0 = timm.create_model("tf_efficientnet_lite0", num_classes=3)
+    training = TrainSection(batch_size=64)
+    seconds = {f: epoch_seconds(image_cost(lite0, 256, f), training, 1400, 300, True) for f in (0, 2, 4)}
+    assert seconds[0] > seconds[2] > seconds[4]
+    assert epoch_seconds(image_cost(lite0, 256, 4), training, 1400, 300, False) < seconds[4]  # cached levels
+    assert epoch_seconds(image_cost(lite0, 256, "all"), training, 1400, 300, False) < seconds[4] / 10
+
+
+def test_the_plan_gives_the_final_training_half_and_the_search_the_rest() -> None:
+    training = _training(20, epochs=15)
+    budget = plan(training, final_epoch_seconds=90.0, trial_epoch_seconds=120.0)
+    # final: (600 - 3) / 90 = 6 epochs; trials of ceil(6 / 3) = 2 epochs at 123 s... (1200 - 3 - 540) / 243 = 2
+    assert (budget.final_epochs, budget.trial_epochs, budget.trials) == (6, 2, 2)
+    used = planning.FIT_SECONDS * (1 + budget.trials) + 6 * 90.0 + budget.trials * 2 * 120.0
+    assert used <= 20 * 60
+    scaled = planned(training, budget)
+    assert (scaled.epochs, scaled.hpo.trials, scaled.hpo.epochs_per_trial) == (6, 2, 2)
+    generous = plan(_training(10_000, epochs=15), 90.0, 120.0)
+    assert (generous.final_epochs, generous.trial_epochs, generous.trials) == (15, 4, 8)  # what the spec asked
+    hopeless = plan(_training(1, epochs=15), 900.0, 900.0)
+    assert (hopeless.final_epochs, hopeless.trials) == (1, 1)  # always a model, and one trial for its values
+    assert "final training 1 epoch(s) (train.epochs 15 would not fit)" in hopeless.lines(_training(1, epochs=15))
+
+
+def test_freeze_auto_freezes_only_as_much_as_the_budget_needs() -> None:
+    per_epoch = {0: 180.0, 2: 150.0, 4: 90.0}
+    assert frozen_levels(_training(60), per_epoch)[0] == 0  # 30 min for the final: 9 full epochs
+    levels, why = frozen_levels(_training(20), per_epoch)  # 10 min: only 4 levels frozen give 6 epochs
+    assert levels == 4
+    assert why.startswith("freeze: auto keeps 4 level(s) frozen: the fewest with which the final training gets 6")
+    assert frozen_levels(_training(5), per_epoch)[1].startswith("freeze: auto keeps 4 levels frozen, the most")
