@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -172,8 +174,9 @@ train:
 """
 
 
-def _fresh_repository(folder: Path, spec: str) -> Path:
-    """A new repository with this project's code, one spec, compiled: what a user's clone holds."""
+def _fresh_repository(folder: Path, spec: str, data: Callable[[Path], None]) -> Path:
+    """A new repository with this project's code, one spec and its data (`data` writes them), compiled: what a
+    user's clone holds."""
     import shutil
     import subprocess
     import sys
@@ -186,6 +189,7 @@ def _fresh_repository(folder: Path, spec: str) -> Path:
     shutil.copy2(root / ".dvcignore", folder / ".dvcignore")
     (folder / "specs").mkdir()
     (folder / "specs" / "fabric.yaml").write_text(spec)
+    data(folder)
     for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
                     [sys.executable, "-m", "cli.main", "compile"]):
         subprocess.run(command, cwd=folder, check=True, capture_output=True)
@@ -212,19 +216,26 @@ def minimal_spec_row(images, labels, work: Path, budget: float, gate: bool) -> N
 
     print(f"\n3. Minimal spec (name, classes, sources, train.hpo.budget_minutes: {budget:g}) through dvc repro, "
           f"{len(labels)} fabric images, {torch.get_num_threads()} threads")
-    repo = _fresh_repository(work / "minimal", MINIMAL_SPEC.format(budget=budget))
-    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-        (repo / "raw" / label).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(repo / "raw" / label / f"{index:05d}.png")
+
+    def image_folder(repo: Path) -> None:
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            (repo / "raw" / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(repo / "raw" / label / f"{index:05d}.png")
+
+    repo = _fresh_repository(work / "minimal", MINIMAL_SPEC.format(budget=budget), image_folder)
     target = "fabric-gate" if gate else "fabric-evaluate"
     started, log = time.perf_counter(), []
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # stage commands call `python`
     with subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=repo, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as process:
+                          stderr=subprocess.STDOUT, text=True, env=env) as process:
         assert process.stdout is not None
         for line in process.stdout:
             log.append((time.perf_counter() - started, line.rstrip()))
             if line.startswith(("train:", "gate:", "Running stage")):
                 print(f"   {log[-1][0] / 60:5.1f} min  {line.rstrip()}", flush=True)
+    if process.returncode != 0 and not (repo / "reports/fabric/evaluate/metrics.json").is_file():
+        raise SystemExit("dvc repro failed:\n" + "\n".join(line for _, line in log[-40:]))
     metrics = json.loads((repo / "reports/fabric/evaluate/metrics.json").read_text())
     per_class = json.loads((repo / "reports/fabric/evaluate/per_class.json").read_text())
     recalls = ", ".join(f"{name} {row['recall']:.3f}" for name, row in per_class.items())

@@ -32,7 +32,7 @@ from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training import hpo as _hpo
 from vision.training.augment import enabled
-from vision.training.budget import AUTO_FREEZE, epoch_seconds, frozen_levels, image_cost, plan, planned
+from vision.training.budget import AUTO_FREEZE, FitCost, fit_cost, frozen_levels, image_cost, plan, planned
 from vision.training.engine import FitResult
 from vision.training.fit import TrainResult, history_fields
 from vision.training.model import ModelConfig, build_model, save_model
@@ -168,13 +168,13 @@ class TrainInputs(SearchFromTrainSection):
         counts = len(self.train.labels), len(self.val.labels)
 
         @cache
-        def epoch(backbone: str, size: int, freeze: int | str) -> float:
+        def fit_of(backbone: str, size: int, freeze: int | str) -> FitCost:
             network = build_model(replace(self.config, backbone=backbone, pretrained=None),
                                   with_pretrained_weights=False)
-            return epoch_seconds(image_cost(network, size, freeze), training, *counts, augmenting)
+            return fit_cost(image_cost(network, size, freeze), training, *counts, augmenting)
 
         if training.freeze == "auto":
-            levels, why = (frozen_levels(training, {n: epoch(self.config.backbone, self.config.input_size_px, n)
+            levels, why = (frozen_levels(training, {n: fit_of(self.config.backbone, self.config.input_size_px, n)
                                                     for n in AUTO_FREEZE}) if self.config.pretrained else
                            (0, "freeze: auto trains every level: the backbone starts from scratch"))
             print(f"train: {why}", flush=True)
@@ -183,8 +183,9 @@ class TrainInputs(SearchFromTrainSection):
         options = [space[key].choices if key in space and space[key].choices else [default] for key, default in
                    (("backbone", self.config.backbone), ("input_size_px", self.config.input_size_px),
                     ("freeze", training.freeze))]
-        final = epoch(self.config.backbone, self.config.input_size_px, training.freeze)
-        costliest = max(epoch(str(b), int(z), f if f == "all" else int(f)) for b, z, f in product(*options))
+        final = fit_of(self.config.backbone, self.config.input_size_px, training.freeze)
+        costliest = max((fit_of(str(b), int(z), f if f == "all" else int(f)) for b, z, f in product(*options)),
+                        key=lambda fit: fit.seconds(training.hpo.epochs_per_trial or 1))
         budget = plan(training, final, costliest)
         for line in budget.lines(training):
             print(f"train: {line}", flush=True)

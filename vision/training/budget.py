@@ -27,13 +27,19 @@ INFER_SECONDS_PER_GMAC = 0.01
 """Seconds per GMAC of a forward pass without autograd (validation, BatchNorm refresh, frozen levels), batched."""
 AUGMENT_SECONDS = 0.015
 """Seconds the loader spends augmenting one image (albumentations, the six families of `augment: auto`, 256 px)."""
-# Measured in one process through the train stage's fit (192 training and 64 validation fabric images at 256 px,
-# batch 32; seconds per epoch, measured / this model): full fine-tuning 22.0 / 21.5, with augmentation
-# 24.8 / 24.4; 2 levels frozen 12.6 / 17.5, 15.5 / 20.6; 4 frozen 7.7 / 8.7, 11.0 / 12.2. The model errs on the
-# long side (backward through the first, high-resolution levels costs more per MAC than through the later ones),
-# so a plan finishes early rather than late.
+# Measured through the train stage, seconds of one fit of one epoch, measured / modelled. On 192 training and 64
+# validation fabric images at 256 px, batch 32: full fine-tuning 22.0 / 24.5, with augmentation 24.8 / 27.4;
+# 2 levels frozen 12.6 / 22.9 and 15.5 / 26.0; 4 frozen 7.7 / 19.4 and 11.0 / 22.9 (the model errs long, most on
+# small sets). In the minimal fabric spec's run (1,398 training and 300 validation images, 4 levels frozen,
+# `augment: auto`, batch 64): 82 and 86 s per epoch against 82.5 modelled, and 47-57 s per fit storing the frozen
+# levels' activations against 59.6.
 FIT_SECONDS = 3.0
-"""What one fit costs besides its epochs: Lightning's set-up and tear-down, the split decoded once."""
+"""What one fit costs besides its epochs and stored activations: Lightning's set-up and tear-down, the split
+decoded once."""
+STORE_SECONDS_PER_GMAC = 0.105
+"""Seconds per GMAC of the frozen levels computing and storing the activations of every training and validation
+image once per fit (the first levels run at the highest resolution: slow per MAC; 57 s for 1,698 fabric images at
+256 px with 4 levels of Lite0 frozen)."""
 FINAL_SHARE = 0.5
 """Share of the budget the final training gets; the search has the rest."""
 AUTO_FREEZE = (0, 2, 4)
@@ -70,19 +76,33 @@ def image_cost(model: torch.nn.Module, size_px: int, freeze: int | str) -> Image
     return ImageCost(total, seen.get("frozen", 0.0) / 2e9 if freeze != "all" else total)
 
 
-def epoch_seconds(cost: ImageCost, training: TrainSection, train_images: int, val_images: int,
-                  augmenting: bool) -> float:
-    """One epoch of the train stage on the reference machine: the steps through the trained levels, the frozen
-    levels' forward (per batch where augmentation changes the images, else once: counted here per epoch, to err
-    long), validation, the BatchNorm refresh of short epochs and the augmentation itself."""
+@dataclass(frozen=True)
+class FitCost:
+    """What one fit of a setting takes on the reference machine."""
+
+    epoch_seconds: float
+    once_seconds: float
+    """Per fit whatever its epochs: set-up, and the frozen levels' activations computed and stored once."""
+
+    def seconds(self, epochs: int) -> float:
+        return self.once_seconds + epochs * self.epoch_seconds
+
+
+def fit_cost(cost: ImageCost, training: TrainSection, train_images: int, val_images: int,
+             augmenting: bool) -> FitCost:
+    """A fit on the reference machine: per epoch the steps through the trained levels, the frozen levels' forward
+    where augmentation changes the images (per batch, without autograd), validation, the BatchNorm refresh of
+    short epochs and the augmentation itself; once, the frozen levels' activations of the unaugmented images."""
     trained = cost.forward_gmacs - cost.frozen_gmacs
+    stored = (train_images + val_images) * cost.frozen_gmacs * STORE_SECONDS_PER_GMAC
     if trained <= 0:  # a linear probe: features once per image, then seconds of the head
-        return (train_images + val_images) * cost.forward_gmacs * INFER_SECONDS_PER_GMAC
+        return FitCost(0.0, FIT_SECONDS + stored)
     refresh = math.ceil(train_images / training.batch_size) < BN_REFRESH_MAX_STEPS
-    frozen_runs = (train_images if augmenting else 0) + train_images + val_images
-    forward = (val_images + (train_images if refresh else 0)) * trained + frozen_runs * cost.frozen_gmacs
-    return (train_images * trained * TRAIN_SECONDS_PER_GMAC + forward * INFER_SECONDS_PER_GMAC
-            + (train_images * AUGMENT_SECONDS if augmenting else 0.0))
+    forward = ((val_images + (train_images if refresh else 0)) * trained
+               + (train_images * cost.frozen_gmacs if augmenting else 0.0))
+    epoch = (train_images * trained * TRAIN_SECONDS_PER_GMAC + forward * INFER_SECONDS_PER_GMAC
+             + (train_images * AUGMENT_SECONDS if augmenting else 0.0))
+    return FitCost(epoch, FIT_SECONDS + stored)
 
 
 @dataclass(frozen=True)
@@ -95,13 +115,16 @@ class BudgetPlan:
     """An epoch of the final training's setting, as the cost model estimates it."""
     trial_epoch_minutes: float
     """An epoch of the costliest setting the search may try."""
+    fit_minutes: float
+    """What the final fit costs once, besides its epochs (set-up, stored activations)."""
 
     def lines(self, training: TrainSection) -> list[str]:
         hpo = training.hpo
         assert hpo is not None
         asked_trial_epochs = hpo.epochs_per_trial or training.epochs
         return [f"budget {self.minutes:g} min planned on the reference machine (2 x86 cores): an epoch is about "
-                f"{self.epoch_minutes:.2f} min ({self.trial_epoch_minutes:.2f} for the costliest searched setting)",
+                f"{self.epoch_minutes:.2f} min ({self.trial_epoch_minutes:.2f} for the costliest searched setting), "
+                f"plus {self.fit_minutes:.2f} min per fit",
                 f"final training {self.final_epochs} epoch(s)" + (f" (train.epochs {training.epochs} would not fit)"
                                                                  if self.final_epochs < training.epochs else ""),
                 f"search {self.trials} trial(s) of {self.trial_epochs} epoch(s)"
@@ -109,36 +132,37 @@ class BudgetPlan:
                    if (self.trials, self.trial_epochs) != (hpo.trials, asked_trial_epochs) else "")]
 
 
-def frozen_levels(training: TrainSection, epoch_seconds_by_levels: dict[int, float]) -> tuple[int, str]:
+def frozen_levels(training: TrainSection, fits: dict[int, FitCost]) -> tuple[int, str]:
     """`freeze: auto` under a budget: the fewest frozen levels of AUTO_FREEZE whose final training still gets
     MIN_FINAL_EPOCHS epochs (or `train.epochs`) in its share; the most of them when none does. Why, in words."""
     assert training.hpo is not None
     assert training.hpo.budget_minutes is not None
-    share = FINAL_SHARE * training.hpo.budget_minutes * 60 - FIT_SECONDS
+    share = FINAL_SHARE * training.hpo.budget_minutes * 60
     wanted = min(MIN_FINAL_EPOCHS, training.epochs)
     for levels in AUTO_FREEZE:
-        if share / epoch_seconds_by_levels[levels] >= wanted:
+        if fits[levels].seconds(wanted) <= share:
             return levels, (f"freeze: auto keeps {levels} level(s) frozen: the fewest with which the final training "
-                            f"gets {wanted} epochs (about {epoch_seconds_by_levels[levels] / 60:.2f} min each)")
+                            f"gets {wanted} epochs (about {fits[levels].epoch_seconds / 60:.2f} min each)")
     most = AUTO_FREEZE[-1]
     return most, (f"freeze: auto keeps {most} levels frozen, the most it tries: even so an epoch takes about "
-                  f"{epoch_seconds_by_levels[most] / 60:.2f} min, short of {wanted} final epochs")
+                  f"{fits[most].epoch_seconds / 60:.2f} min, short of {wanted} final epochs")
 
 
-def plan(training: TrainSection, final_epoch_seconds: float, trial_epoch_seconds: float) -> BudgetPlan:
+def plan(training: TrainSection, final: FitCost, trial: FitCost) -> BudgetPlan:
     """Final epochs in FINAL_SHARE of the budget (at most `train.epochs`, at least one); trials of a third of them
-    (or `epochs_per_trial`, if fewer) in what is left (at most `hpo.trials`, at least one). Every fit also pays
-    FIT_SECONDS."""
+    (or `epochs_per_trial`, if fewer) in what is left (at most `hpo.trials`, at least one)."""
     hpo: Hpo | None = training.hpo
     assert hpo is not None
     assert hpo.budget_minutes is not None
     budget = hpo.budget_minutes * 60
-    final = max(1, min(training.epochs, math.floor((FINAL_SHARE * budget - FIT_SECONDS) / final_epoch_seconds)))
-    per_trial = max(1, min(hpo.epochs_per_trial or final, math.ceil(final / 3)))
-    left = budget - FIT_SECONDS - final * final_epoch_seconds
-    trials = max(1, min(hpo.trials, math.floor(left / (FIT_SECONDS + per_trial * trial_epoch_seconds))))
-    return BudgetPlan(hpo.budget_minutes, trials, per_trial, final, final_epoch_seconds / 60,
-                      trial_epoch_seconds / 60)
+    room = FINAL_SHARE * budget - final.once_seconds
+    final_epochs = max(1, min(training.epochs, math.floor(room / final.epoch_seconds) if final.epoch_seconds else
+                              training.epochs))
+    per_trial = max(1, min(hpo.epochs_per_trial or final_epochs, math.ceil(final_epochs / 3)))
+    left = budget - final.seconds(final_epochs)
+    trials = max(1, min(hpo.trials, math.floor(left / trial.seconds(per_trial))))
+    return BudgetPlan(hpo.budget_minutes, trials, per_trial, final_epochs, final.epoch_seconds / 60,
+                      trial.epoch_seconds / 60, final.once_seconds / 60)
 
 
 def planned(training: TrainSection, budget: BudgetPlan) -> TrainSection:

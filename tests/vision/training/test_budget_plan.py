@@ -8,8 +8,7 @@ import torch
 
 from core.model_choice import GMACS_AT_224
 from core.spec.training import Hpo, TrainSection
-from vision.training import budget as planning
-from vision.training.budget import epoch_seconds, frozen_levels, image_cost, plan, planned
+from vision.training.budget import FitCost, fit_cost, frozen_levels, image_cost, plan, planned
 
 
 def _training(minutes: float, **keys) -> TrainSection:
@@ -31,32 +30,36 @@ def test_the_cost_is_counted_on_the_real_network_with_the_frozen_levels_apart() 
 def test_an_epoch_costs_less_with_levels_frozen_and_least_for_a_probe() -> None:
     lite0 = timm.create_model("tf_efficientnet_lite0", num_classes=3)
     training = TrainSection(batch_size=64)
-    seconds = {f: epoch_seconds(image_cost(lite0, 256, f), training, 1400, 300, True) for f in (0, 2, 4)}
-    assert seconds[0] > seconds[2] > seconds[4]
-    assert epoch_seconds(image_cost(lite0, 256, 4), training, 1400, 300, False) < seconds[4]  # cached levels
-    assert epoch_seconds(image_cost(lite0, 256, "all"), training, 1400, 300, False) < seconds[4] / 10
+    fits = {f: fit_cost(image_cost(lite0, 256, f), training, 1400, 300, True) for f in (0, 2, 4)}
+    assert fits[0].epoch_seconds > fits[2].epoch_seconds > fits[4].epoch_seconds
+    assert fits[0].once_seconds < fits[2].once_seconds < fits[4].once_seconds  # more levels stored once
+    cached = fit_cost(image_cost(lite0, 256, 4), training, 1400, 300, False)
+    assert cached.epoch_seconds < fits[4].epoch_seconds  # no augmentation: the frozen levels run once
+    probe = fit_cost(image_cost(lite0, 256, "all"), training, 1400, 300, False)
+    assert probe.epoch_seconds == 0
+    assert probe.seconds(20) < fits[4].seconds(1)
 
 
 def test_the_plan_gives_the_final_training_half_and_the_search_the_rest() -> None:
     training = _training(20, epochs=15)
-    budget = plan(training, final_epoch_seconds=90.0, trial_epoch_seconds=120.0)
-    # final: (600 - 3) / 90 = 6 epochs; trials of ceil(6 / 3) = 2 epochs at 123 s... (1200 - 3 - 540) / 243 = 2
+    final, trial = FitCost(90.0, 30.0), FitCost(120.0, 30.0)
+    budget = plan(training, final, trial)
+    # final: (600 - 30) / 90 = 6 epochs; trials of ceil(6 / 3) = 2 epochs, 270 s each, in 1200 - 570 s: 2
     assert (budget.final_epochs, budget.trial_epochs, budget.trials) == (6, 2, 2)
-    used = planning.FIT_SECONDS * (1 + budget.trials) + 6 * 90.0 + budget.trials * 2 * 120.0
-    assert used <= 20 * 60
+    assert final.seconds(6) + 2 * trial.seconds(2) <= 20 * 60
     scaled = planned(training, budget)
     assert (scaled.epochs, scaled.hpo.trials, scaled.hpo.epochs_per_trial) == (6, 2, 2)
-    generous = plan(_training(10_000, epochs=15), 90.0, 120.0)
+    generous = plan(_training(10_000, epochs=15), final, trial)
     assert (generous.final_epochs, generous.trial_epochs, generous.trials) == (15, 4, 8)  # what the spec asked
-    hopeless = plan(_training(1, epochs=15), 900.0, 900.0)
+    hopeless = plan(_training(1, epochs=15), FitCost(900.0, 30.0), FitCost(900.0, 30.0))
     assert (hopeless.final_epochs, hopeless.trials) == (1, 1)  # always a model, and one trial for its values
     assert "final training 1 epoch(s) (train.epochs 15 would not fit)" in hopeless.lines(_training(1, epochs=15))
 
 
 def test_freeze_auto_freezes_only_as_much_as_the_budget_needs() -> None:
-    per_epoch = {0: 180.0, 2: 150.0, 4: 90.0}
-    assert frozen_levels(_training(60), per_epoch)[0] == 0  # 30 min for the final: 9 full epochs
-    levels, why = frozen_levels(_training(20), per_epoch)  # 10 min: only 4 levels frozen give 6 epochs
+    fits = {0: FitCost(180.0, 3.0), 2: FitCost(150.0, 20.0), 4: FitCost(90.0, 60.0)}
+    assert frozen_levels(_training(60), fits)[0] == 0  # 30 min for the final: 6 full epochs take 18
+    levels, why = frozen_levels(_training(20), fits)  # 10 min: only 4 levels frozen give 6 epochs (9 + 1 min)
     assert levels == 4
     assert why.startswith("freeze: auto keeps 4 level(s) frozen: the fewest with which the final training gets 6")
-    assert frozen_levels(_training(5), per_epoch)[1].startswith("freeze: auto keeps 4 levels frozen, the most")
+    assert frozen_levels(_training(5), fits)[1].startswith("freeze: auto keeps 4 levels frozen, the most")
