@@ -27,6 +27,8 @@ def main(ctx: StageContext) -> None:
         raise StageFailure(f"{STUDY_URL_ENV} is not set: HPO workers share a study in a database "
                            "(e.g. postgresql+psycopg2://user@host/db); on one machine `dvc repro` runs the search")
     inputs = load_inputs(ctx)
+    if inputs.training.hpo and inputs.training.hpo.budget_minutes:  # the train stage's plan: its study's name
+        inputs, _ = inputs.within_budget()
     hpo = inputs.training.hpo
     if hpo is None:
         raise StageFailure(f"{ctx.project} has no train.hpo: there is nothing to search")

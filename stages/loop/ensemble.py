@@ -21,6 +21,8 @@ from vision.training.model import save_model
 def main(ctx: StageContext) -> None:
     ensemble: Ensemble = ctx.spec("active_learning.ensemble")
     inputs = load_inputs(ctx)
+    if inputs.training.hpo and inputs.training.hpo.budget_minutes:  # the model's planned epochs, frozen levels
+        inputs, _ = inputs.within_budget()
     training, config = with_params(inputs.training, inputs.config, searched(read_json(ctx.input("train_metrics"))))
     training = training.model_copy(update={"hpo": None, **({"epochs": ensemble.epochs} if ensemble.epochs else {})})
     figures = []
