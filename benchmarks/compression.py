@@ -306,10 +306,12 @@ def fabric_section(images_in_all: int) -> None:
                                  Path(folder))
     print_table(f"2c. fabric ({', '.join(CLASSES)}): tf_efficientnet_lite0 at 256 px, {len(train.labels)} training "
                 "images", rows, rows[0].macs)
-    fp32, best_int8 = rows[0], max(rows[1:], key=lambda r: r.val_accuracy)
-    print(f"\nfabric int8 target (within 1 point of fp32 test accuracy): best int8 {best_int8.variant} "
-          f"{best_int8.test_accuracy:.4f} vs fp32 {fp32.test_accuracy:.4f}: "
-          f"{'met' if fp32.test_accuracy - best_int8.test_accuracy <= 0.01 else 'MISSED'}")
+    fp32, qat = rows[0], rows[-1]
+    best_ptq = max(rows[1:-1], key=lambda r: r.val_accuracy)  # int8 of the trained weights, as chosen on validation
+    print(f"\nfabric int8 target (within 1 point of fp32 test accuracy): {best_ptq.variant} "
+          f"{best_ptq.test_accuracy:.4f} vs fp32 {fp32.test_accuracy:.4f}: "
+          f"{'met' if fp32.test_accuracy - best_ptq.test_accuracy <= 0.01 else 'MISSED'}; the quantization-aware "
+          f"candidate's int8 {qat.test_accuracy:.4f} (its two epochs fine-tune every layer, so it may beat fp32)")
 
 
 def main() -> None:
