@@ -57,7 +57,8 @@ def _stage(info: StageInfo, spec: ProjectSpec) -> Stage:
         reports=tuple(fill(r) for r in (*info.reports.values(),
                                         *(r for when in enabled for r in when.reports.values()))),
         metrics=tuple(fill(m) for m in info.metrics.values()),
-        plots=tuple(replace(p, path=fill(p.path), y=_per_class(p.y, spec)) for p in info.plots),
+        plots=tuple(replace(p, path=fill(p.path), y=_per_class(p.y, spec))
+                    for p in (*info.plots, *(p for when in enabled for p in when.plots))),
     )
 
 

@@ -37,6 +37,7 @@ class WhenSet:
     persist: Mapping[str, str] = field(default_factory=dict)
     """DVC outputs kept in place between runs (`persist: true`): state a rerun resumes from."""
     reports: Mapping[str, str] = field(default_factory=dict)
+    plots: tuple[PlotInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class StageInfo:
         named = {**self.outs, **self.files, **self.reports, **self.metrics,
                  **{p.name: p.path for p in self.plots}}
         for when in self.optional:
-            named.update({**when.persist, **when.reports})
+            named.update({**when.persist, **when.reports, **{p.name: p.path for p in when.plots}})
         return named
 
     def dvc_outputs(self) -> set[str]:

@@ -32,7 +32,16 @@ from vision.tasks.base import Task
 from vision.tasks.classification import TASK as CLASSIFICATION
 from vision.training import hpo as _hpo
 from vision.training.augment import enabled
-from vision.training.budget import AUTO_FREEZE, FitCost, fit_cost, frozen_levels, image_cost, plan, planned
+from vision.training.budget import (
+    AUTO_FREEZE,
+    BudgetPlan,
+    FitCost,
+    fit_cost,
+    frozen_levels,
+    image_cost,
+    plan,
+    planned,
+)
 from vision.training.engine import FitResult
 from vision.training.fit import TrainResult, history_fields
 from vision.training.model import ModelConfig, build_model, save_model
@@ -159,7 +168,7 @@ class TrainInputs(SearchFromTrainSection):
     def model_record(self) -> dict[str, Any]:
         return model_record(self.config.backbone, self.config.pretrained, self.config.input_size_px, self.choice)
 
-    def within_budget(self) -> tuple[TrainInputs, dict[str, Any]]:
+    def within_budget(self) -> tuple[TrainInputs, BudgetPlan | None]:
         """The search and final training sized to the budget by the cost model: the final setting as the spec
         has it, the search's epochs at the costliest setting its space holds."""
         training = self.training
@@ -189,7 +198,7 @@ class TrainInputs(SearchFromTrainSection):
         budget = plan(training, final, costliest)
         for line in budget.lines(training):
             print(f"train: {line}", flush=True)
-        return replace(self, training=planned(training, budget)), {**asdict(budget), "freeze": training.freeze}
+        return replace(self, training=planned(training, budget)), budget
 
 
 def model_config(ctx: StageContext) -> tuple[ModelConfig, ModelChoice]:

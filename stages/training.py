@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from core.model_choice import ModelChoice, choose_model
 from core.spec.training import Hpo, TrainSection
 from stages.runtime import StageContext, StageFailure
 from vision.training import hpo as _hpo
+from vision.training.budget import BudgetPlan
 from vision.training.engine import FitResult, world
 from vision.training.reports import hpo_plots
 
@@ -79,9 +81,9 @@ class TrainTask(Protocol):
     def model_record(self) -> dict[str, Any]:
         """The model that trains (after the search), and which of its keys `model: auto` chose and why."""
 
-    def within_budget(self) -> tuple[TrainTask, dict[str, Any]]:
+    def within_budget(self) -> tuple[TrainTask, BudgetPlan | None]:
         """The task with `train.hpo.budget_minutes` planned into its epochs and trials (vision.training.budget),
-        and the plan as metrics; a task without a cost model returns itself and says so."""
+        and the plan; a task without a cost model returns itself and no plan, and says so."""
 
 
 class SearchFromTrainSection:
@@ -156,9 +158,10 @@ def search_hyperparameters(task: TrainTask, study_dir: Path, budget: _hpo.Budget
     return result
 
 
-def searched_task(ctx: StageContext, task: TrainTask, primary: bool) -> tuple[TrainTask, dict[str, Any]]:
-    """The task with the search's best values in place, and the search's figures; the trials table and plots
-    written by rank 0."""
+def searched_task(ctx: StageContext, task: TrainTask, primary: bool, plan: BudgetPlan | None
+                  ) -> tuple[TrainTask, dict[str, Any]]:
+    """The task with the search's best values in place, and the search's figures; the trials table, leaderboard
+    and plots written by rank 0."""
     started = time.perf_counter()
     hpo = task.hpo
     assert hpo is not None
@@ -166,7 +169,10 @@ def searched_task(ctx: StageContext, task: TrainTask, primary: bool) -> tuple[Tr
     found = search_hyperparameters(task, ctx.output("study"), budget)
     if primary:
         write_csv(ctx.output("trials"), _hpo.trials_table(found.study))
-        write_csv(ctx.output("leaderboard"), _hpo.leaderboard(found.study, found.seconds, task.trial_figure))
+        write_csv(ctx.output("leaderboard"), _hpo.leaderboard(found.study, task.trial_figure,
+                                                              plan.trial_minutes if plan else None))
+    for number, seconds in sorted(found.seconds.items()):
+        print(f"train: trial {number} took {seconds / 60:.2f} min", flush=True)
         hpo_plots(found.study, ctx.output("optimization_history"), ctx.output("param_importances"), task.seed)
     print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in {time.perf_counter() - started:.1f} "
           f"s; best {found.best_params} ({task.trial_figure} {found.best_value:.4f})")
@@ -183,12 +189,12 @@ def train(ctx: StageContext, task: TrainTask) -> None:
     if primary:
         task.preview(ctx.output("augmentations"))
     searched: dict[str, Any] = {}
-    plan: dict[str, Any] = {}
+    plan: BudgetPlan | None = None
     if task.hpo and task.hpo.budget_minutes:
         task, plan = task.within_budget()
     if task.hpo:
-        task, searched = searched_task(ctx, task, primary)
-        searched |= {"plan": plan} if plan else {}
+        task, searched = searched_task(ctx, task, primary, plan)
+        searched |= {"plan": asdict(plan)} if plan else {}
     started = time.perf_counter()
     result = task.final_fit()
     seconds = time.perf_counter() - started

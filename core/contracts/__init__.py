@@ -9,7 +9,7 @@ passes every stage the paths of its inputs (`--input name=path`), so no stage re
 
 from __future__ import annotations
 
-from core.contract import WhenSet
+from core.contract import PlotInfo, WhenSet
 
 WEB_ASSETS = ("core/webassets/manifest.json", "core/webassets/vendor")
 """The vendored scripts and styles the Data Docs copy: a new version re-runs the stages that ship them."""
@@ -19,9 +19,10 @@ SEARCH_OUTPUTS = WhenSet(
     persist={"study": "models/{project}/hpo"},
     reports={
         "trials": "reports/{project}/train/hpo/trials.csv",
-        "leaderboard": "reports/{project}/train/hpo/leaderboard.csv",
         "optimization_history": "reports/{project}/train/hpo/optimization_history.png",
         "param_importances": "reports/{project}/train/hpo/param_importances.png",
     },
+    plots=(PlotInfo("leaderboard", "reports/{project}/train/hpo/leaderboard.csv", "score", ("trial",),
+                    "bar_horizontal_sorted", "Search leaderboard: each trial's validation score (train.select_by)"),),
 )
 """What the train stage of any task keeps when it searches: the resumable study and its reports."""

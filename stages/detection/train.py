@@ -30,6 +30,7 @@ from vision.detection.settings import spec_decoding, spec_sampling
 from vision.detection.store import save_detector
 from vision.detection.tiles import plan_tiles
 from vision.training import hpo as _hpo
+from vision.training.budget import BudgetPlan
 from vision.training.engine import FitResult
 
 
@@ -106,10 +107,10 @@ class DetectionInputs(SearchFromTrainSection):
     def model_record(self) -> dict[str, Any]:
         return model_record(self.config.backbone, self.pretrained, self.config.input_wh, self.choice)
 
-    def within_budget(self) -> tuple[DetectionInputs, dict[str, Any]]:
+    def within_budget(self) -> tuple[DetectionInputs, BudgetPlan | None]:
         print("train: a detector's training has no cost model yet: train.hpo.budget_minutes stops its search "
               "when the next trial and the final training would not fit, and trains train.epochs", flush=True)
-        return self, {}
+        return self, None
 
     def data_figures(self) -> dict[str, int]:
         figures = {"train_images": len(self.train), "train_boxes": self.train.instances()}

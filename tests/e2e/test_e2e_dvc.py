@@ -21,6 +21,7 @@ from PIL import Image
 from ruamel.yaml import YAML
 from skimage import data as skimage_data
 
+from core.fsutil import read_csv
 from core.registry import STAGES
 from tests.browser import assert_project_reports_render_offline
 from tests.conftest import copy_project_code, git
@@ -315,9 +316,14 @@ def test_a_search_budget_stops_the_search_and_the_model_still_trains_and_is_prom
         assert f"and skipped {planned - ran}: they would not have left the final training its time" in log
     searched = json.loads((repo / "reports/e2e/train/metrics.json").read_text())["hpo"]
     assert (searched["plan"]["trials"], searched["skipped_trials"]) == (planned, planned - ran)
-    board = (repo / "reports/e2e/train/hpo/leaderboard.csv").read_text().splitlines()
-    assert board[0].startswith("rank,number,state,val_accuracy,epochs,lr,minutes")
-    assert len(board) == 1 + ran
+    board = read_csv(repo / "reports/e2e/train/hpo/leaderboard.csv")
+    assert list(board[0]) == ["rank", "trial", "state", "score", "scored_by", "epochs", "lr", "planned_minutes"]
+    assert len(board) == ran
+    plan = searched["plan"]
+    for row in board:  # the plan's minutes (the same file on every run), while the log has the clock's
+        assert float(row["planned_minutes"]) == pytest.approx(
+            plan["trial_fit_minutes"] + int(row["epochs"]) * plan["trial_epoch_minutes"], abs=0.006)
+        assert f"train: trial {row['trial'].split(':')[0]} took " in log
     assert json.loads((repo / "reports/e2e/gate/verdict.json").read_text())["passed"] is True
     promoted = YAML(typ="safe").load((repo / "k8s/e2e/promoted.yaml").read_text())
     service = YAML(typ="safe").load((repo / "k8s/e2e/base/inferenceservice.yaml").read_text())

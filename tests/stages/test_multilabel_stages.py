@@ -40,6 +40,7 @@ def test_the_tagger_runs_from_ingest_to_a_bundle_with_per_tag_thresholds(tmp_pat
                  "quality": {"min_images_per_class": 20}},
         "model": {"backbone": "resnet10t", "input_size_px": 32},
         "train": {"epochs": 4, "batch_size": 16, "select_by": "val_map"},
+        "augment": {},  # a chain of the stages, not a test of augmentation: 22 validation images fit the temperature
         "compress": {"methods": ["quantize"], "quantization": {"qat_epochs": 0}},
         "dependability": {"robustness": {"corruptions": ["fog", "gaussian_noise"], "severities": [3]}},
     }, strict=False)

@@ -117,6 +117,14 @@ class BudgetPlan:
     """An epoch of the costliest setting the search may try."""
     fit_minutes: float
     """What the final fit costs once, besides its epochs (set-up, stored activations)."""
+    trial_fit_minutes: float
+    """What a fit of the costliest searched setting costs once."""
+    freeze: int | str
+    """The frozen levels the plan trains with (`freeze: auto` decided)."""
+
+    def trial_minutes(self, epochs: int) -> float:
+        """A trial of `epochs` at the costliest searched setting, as planned (pruned trials train fewer)."""
+        return self.trial_fit_minutes + epochs * self.trial_epoch_minutes
 
     def lines(self, training: TrainSection) -> list[str]:
         hpo = training.hpo
@@ -162,7 +170,7 @@ def plan(training: TrainSection, final: FitCost, trial: FitCost) -> BudgetPlan:
     left = budget - final.seconds(final_epochs)
     trials = max(1, min(hpo.trials, math.floor(left / trial.seconds(per_trial))))
     return BudgetPlan(hpo.budget_minutes, trials, per_trial, final_epochs, final.epoch_seconds / 60,
-                      trial.epoch_seconds / 60, final.once_seconds / 60)
+                      trial.epoch_seconds / 60, final.once_seconds / 60, trial.once_seconds / 60, training.freeze)
 
 
 def planned(training: TrainSection, budget: BudgetPlan) -> TrainSection:

@@ -311,11 +311,20 @@ def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def leaderboard(study: optuna.Study, seconds: dict[int, float], figure: str) -> list[dict[str, Any]]:
-    """The trials best first: their setting, score (`figure`), epochs trained and minutes (blank for trials an
-    earlier run timed: the study keeps no clock times). Unscored (failed) trials come last."""
-    rows = [row | {"minutes": round(seconds[row["number"]] / 60, 2) if row["number"] in seconds else None}
-            for row in trials_table(study)]
-    rows.sort(key=lambda row: (row["val_accuracy"] is None, -(row["val_accuracy"] or 0.0), row["number"]))
-    return [{"rank": rank, **{figure if k == "val_accuracy" else k: v for k, v in row.items()}}
-            for rank, row in enumerate(rows, 1)]
+def leaderboard(study: optuna.Study, figure: str,
+                trial_minutes: Callable[[int], float] | None = None) -> list[dict[str, Any]]:
+    """The trials best first: a label with its setting (the chart's bars), its score by `figure`, epochs trained,
+    its values and, under a budget, the minutes the plan's cost model gives a trial of those epochs
+    (`trial_minutes`). Not the clock's minutes: the board is a DVC output, the same file whenever the search is;
+    the train log prints what each trial took. Unscored (failed) trials come last."""
+    rows = sorted(trials_table(study), key=lambda row: (row["val_accuracy"] is None, -(row["val_accuracy"] or 0.0),
+                                                        row["number"]))
+    board = []
+    for rank, row in enumerate(rows, 1):
+        values = {k: v for k, v in row.items() if k not in ("number", "state", "val_accuracy", "epochs")}
+        setting = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        board.append({"rank": rank, "trial": f"{row['number']}: {setting}" if setting else str(row["number"]),
+                      "state": row["state"], "score": row["val_accuracy"], "scored_by": figure,
+                      "epochs": row["epochs"], **values,
+                      **({"planned_minutes": round(trial_minutes(row["epochs"]), 2)} if trial_minutes else {})})
+    return board

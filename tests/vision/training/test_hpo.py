@@ -132,10 +132,14 @@ def test_a_budget_stops_the_search_where_the_final_training_would_no_longer_fit(
     assert budget.remaining() < max(result.seconds.values()) + final  # and another trial would not have
     assert result.budget.startswith(f"budget 0.025 min: the search ran {result.new_trials} of the 20 trial(s)")
     assert f"skipped {result.skipped}: they would not have left the final training its time" in result.budget
-    board = _hpo.leaderboard(result.study, result.seconds, "val_map")
+    board = _hpo.leaderboard(result.study, "val_map", lambda epochs: 0.5 + 0.25 * epochs)
     assert [row["rank"] for row in board] == list(range(1, result.new_trials + 1))
-    assert [row["val_map"] for row in board] == sorted((row["val_map"] for row in board), reverse=True)
-    assert all(row["minutes"] == pytest.approx(0.2 / 60, abs=0.01) for row in board)
+    assert [row["score"] for row in board] == sorted((row["score"] for row in board), reverse=True)
+    assert {row["scored_by"] for row in board} == {"val_map"}
+    assert all(row["trial"].endswith(f": lr {row['lr']:.3g}") for row in board)  # the chart's bar labels
+    assert all(row["planned_minutes"] == 1.0 for row in board)  # the plan's minutes for 2 epochs, not the clock's
+    assert _hpo.leaderboard(result.study, "val_map") == [{k: v for k, v in row.items() if k != "planned_minutes"}
+                                                         for row in board]
 
 
 def test_the_first_trial_always_runs_and_a_generous_budget_runs_every_trial(tmp_path: Path) -> None:
