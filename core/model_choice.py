@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.profiles import PROFILES
-from core.sizes import native_input_size
+from core.sizes import median_shorter_side, native_input_size
 from core.spec.training import ModelSection, offline_weights, weights_backbone
 
 AUTO_BACKBONE = "tf_efficientnet_lite0"
@@ -44,11 +44,6 @@ class ModelChoice:
     """The keys that were `auto` (the rest are the spec's)."""
     reasons: tuple[str, ...]
     """One sentence per choice: what it rests on, and how to pin it."""
-
-    def record(self) -> dict[str, object]:
-        """What the train report keeps: the values, which were chosen, and why."""
-        return {"backbone": self.backbone, "pretrained": self.pretrained, "input_size_px": self.input_size_px,
-                "chosen": list(self.chosen), "reasons": list(self.reasons)}
 
     def pinned(self) -> str:
         """The spec line that makes this choice explicit."""
@@ -102,7 +97,7 @@ def _native(sizes: list[tuple[int, int]], pretrained: bool) -> tuple[int, str]:
     floor = PRETRAINED_MIN_PX if pretrained else SCRATCH_MIN_PX
     if native is None:
         return max(floor, 224 if pretrained else SCRATCH_MIN_PX), "no image sizes recorded"
-    short = sorted(min(w, h) for w, h in sizes)[len(sizes) // 2]
+    short = f"{median_shorter_side(sizes):g}"
     if native > AUTO_MAX_PX:
         return AUTO_MAX_PX, (f"the median shorter side is {short} px; capped at {AUTO_MAX_PX} px, beyond which "
                              "training on CPU gets slow (pin model.input_size_px for more)")

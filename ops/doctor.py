@@ -19,7 +19,7 @@ from statistics import median, median_low, quantiles
 from core.fsutil import read_csv
 from core.model_choice import ModelChoice, choose_model
 from core.registry import resolve
-from core.sizes import native_input_size
+from core.sizes import median_shorter_side, native_input_size
 from core.spec import ProjectSpec
 from core.spec.detection import DetectionSection
 
@@ -61,8 +61,9 @@ def summarise(sizes: list[tuple[int, int]], labels: list[str], classes: list[str
     short = [min(width, height) for width, height in sizes]
     deciles = quantiles(short, n=10, method="inclusive") if len(short) > 1 else [short[0]] * 9
     low, high = round(deciles[0]), round(deciles[-1])
-    return DataSummary(len(sizes), (int(median_low(w for w, _ in sizes)), int(median_low(h for _, h in sizes))),
-                       (low, round(median(short)), high), {name: labels.count(name) for name in classes})
+    typical = (int(median_low(w for w, _ in sizes)), int(median_low(h for _, h in sizes)))
+    return DataSummary(len(sizes), typical, (low, round(median_shorter_side(sizes) or 0), high),
+                       {name: labels.count(name) for name in classes})
 
 
 def model_choice(spec: ProjectSpec, sizes: list[tuple[int, int]]) -> ModelChoice:

@@ -14,7 +14,7 @@ import time
 
 from stages.runtime import StageContext, StageFailure, run_stage
 from stages.train import load_inputs
-from stages.training import STUDY_URL_ENV
+from stages.training import STUDY_URL_ENV, budgeted
 from vision.training import hpo as _hpo
 
 WORKER_INDEX_ENV = "JOB_COMPLETION_INDEX"
@@ -27,8 +27,7 @@ def main(ctx: StageContext) -> None:
         raise StageFailure(f"{STUDY_URL_ENV} is not set: HPO workers share a study in a database "
                            "(e.g. postgresql+psycopg2://user@host/db); on one machine `dvc repro` runs the search")
     inputs = load_inputs(ctx)
-    if inputs.training.hpo and inputs.training.hpo.budget_minutes:  # the train stage's plan: its study's name
-        inputs, _ = inputs.within_budget()
+    inputs, _ = budgeted(inputs)  # the train stage's plan: its study's name
     hpo = inputs.training.hpo
     if hpo is None:
         raise StageFailure(f"{ctx.project} has no train.hpo: there is nothing to search")

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.fsutil import atomic_directory, read_csv, write_csv, write_json
 from core.model_choice import ModelChoice, choose_model
@@ -29,6 +29,9 @@ from vision.training.reports import hpo_plots
 
 STUDY_URL_ENV = "AUTODL_OPTUNA_STORAGE"
 """A database URL (postgresql+psycopg2://...) for a study shared by several machines; unset: the stage's file."""
+
+
+Task = TypeVar("Task", bound="TrainTask")
 
 
 class TrainTask(Protocol):
@@ -81,7 +84,7 @@ class TrainTask(Protocol):
     def model_record(self) -> dict[str, Any]:
         """The model that trains (after the search), and which of its keys `model: auto` chose and why."""
 
-    def within_budget(self) -> tuple[TrainTask, BudgetPlan | None]:
+    def within_budget(self: Task) -> tuple[Task, BudgetPlan | None]:
         """The task with `train.hpo.budget_minutes` planned into its epochs and trials (vision.training.budget),
         and the plan; a task without a cost model returns itself and no plan, and says so."""
 
@@ -183,15 +186,21 @@ def searched_task(ctx: StageContext, task: TrainTask, primary: bool, plan: Budge
                                               **{f"best_{k}": v for k, v in found.best_params.items()}}
 
 
+def budgeted(task: Task) -> tuple[Task, BudgetPlan | None]:
+    """The task as `train.hpo.budget_minutes` plans it (its epochs, trials and frozen levels), and the plan; the
+    task as it is without a budget. The train stage, the HPO workers and the loop's ensemble all train this."""
+    if task.hpo and task.hpo.budget_minutes:
+        return task.within_budget()
+    return task, None
+
+
 def train(ctx: StageContext, task: TrainTask) -> None:
     """The train stage for `task`: search (when the spec asks), fit, and write the model and its record."""
     primary = world()[0] == 0
     if primary:
         task.preview(ctx.output("augmentations"))
     searched: dict[str, Any] = {}
-    plan: BudgetPlan | None = None
-    if task.hpo and task.hpo.budget_minutes:
-        task, plan = task.within_budget()
+    task, plan = budgeted(task)
     if task.hpo:
         task, searched = searched_task(ctx, task, primary, plan)
         searched |= {"plan": asdict(plan)} if plan else {}

@@ -13,6 +13,7 @@ from core.fsutil import atomic_directory, read_json, write_json
 from core.spec.loop import Ensemble
 from stages.runtime import StageContext, run_stage
 from stages.train import load_inputs, train_model, with_params
+from stages.training import budgeted
 from vision.compression.onnx import export_onnx
 from vision.loop.members import member_seeds, searched
 from vision.training.model import save_model
@@ -21,8 +22,7 @@ from vision.training.model import save_model
 def main(ctx: StageContext) -> None:
     ensemble: Ensemble = ctx.spec("active_learning.ensemble")
     inputs = load_inputs(ctx)
-    if inputs.training.hpo and inputs.training.hpo.budget_minutes:  # the model's planned epochs, frozen levels
-        inputs, _ = inputs.within_budget()
+    inputs, _ = budgeted(inputs)  # the model's planned epochs and frozen levels
     training, config = with_params(inputs.training, inputs.config, searched(read_json(ctx.input("train_metrics"))))
     training = training.model_copy(update={"hpo": None, **({"epochs": ensemble.epochs} if ensemble.epochs else {})})
     figures = []
