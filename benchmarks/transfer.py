@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -177,16 +176,12 @@ train:
 def _fresh_repository(folder: Path, spec: str, data: Callable[[Path], None]) -> Path:
     """A new repository with this project's code, one spec and its data (`data` writes them), compiled: what a
     user's clone holds."""
-    import shutil
     import subprocess
     import sys
 
-    from core.imports import CODE_PACKAGES
+    from ops.workspace import copy_project_code
 
-    root = Path(__file__).resolve().parents[1]
-    for package in CODE_PACKAGES:
-        shutil.copytree(root / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(root / ".dvcignore", folder / ".dvcignore")
+    copy_project_code(folder)
     (folder / "specs").mkdir()
     (folder / "specs" / "fabric.yaml").write_text(spec)
     data(folder)
@@ -214,6 +209,8 @@ def minimal_spec_row(images, labels, work: Path, budget: float, gate: bool) -> N
 
     from PIL import Image
 
+    from ops.workspace import command_environment
+
     print(f"\n3. Minimal spec (name, classes, sources, train.hpo.budget_minutes: {budget:g}) through dvc repro, "
           f"{len(labels)} fabric images, {torch.get_num_threads()} threads")
 
@@ -225,10 +222,8 @@ def minimal_spec_row(images, labels, work: Path, budget: float, gate: bool) -> N
     repo = _fresh_repository(work / "minimal", MINIMAL_SPEC.format(budget=budget), image_folder)
     target = "fabric-gate" if gate else "fabric-evaluate"
     started, log = time.perf_counter(), []
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # stage commands call `python`
     with subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=repo, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env) as process:
+                          stderr=subprocess.STDOUT, text=True, env=command_environment()) as process:
         assert process.stdout is not None
         for line in process.stdout:
             log.append((time.perf_counter() - started, line.rstrip()))

@@ -60,16 +60,6 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def copy_project_code(target: Path) -> None:
-    """What a clone of this repository holds besides specs and generated files."""
-    from core.imports import CODE_PACKAGES
-
-    for folder in CODE_PACKAGES:
-        shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    # stages depend on whole code directories: byte code Python writes into them must stay invisible to DVC
-    shutil.copy2(REPO_ROOT / ".dvcignore", target / ".dvcignore")
-
-
 TINY_CLASSES = ["0", "1", "7"]
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MINIMAL_SPEC, copy_project_code, git
+from ops.workspace import copy_project_code
+from tests.conftest import MINIMAL_SPEC, git
 
 SPEC = MINIMAL_SPEC.format(name="alpha")
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ops.workspace import command_environment
+
 
 def env() -> dict[str, str]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # stage cmds call `python`
-    return env
+    return command_environment()
 
 
 def run(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,7 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def project_repo(folder: Path, specs: dict[str, str]) -> Path:
     """`folder` holding the project's code and the given specs (name -> YAML text, written as specs/<name>.yaml),
     before git, DVC or `autodl compile` touch it."""
-    from tests.conftest import copy_project_code
+    from ops.workspace import copy_project_code
 
     copy_project_code(folder)
     (folder / "specs").mkdir()

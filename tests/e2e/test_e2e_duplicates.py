@@ -22,7 +22,8 @@ from PIL import Image
 from ruamel.yaml import YAML
 from scipy.ndimage import gaussian_filter
 
-from tests.conftest import copy_project_code, git
+from ops.workspace import copy_project_code
+from tests.conftest import git
 from tests.e2e.helpers import autodl, dvc, run
 
 pytestmark = pytest.mark.slow

@@ -23,8 +23,9 @@ from skimage import data as skimage_data
 
 from core.fsutil import read_csv
 from core.registry import STAGES
+from ops.workspace import copy_project_code
 from tests.browser import assert_project_reports_render_offline
-from tests.conftest import copy_project_code, git
+from tests.conftest import git
 from tests.e2e.helpers import autodl as _autodl
 from tests.e2e.helpers import changed_stages
 from tests.e2e.helpers import dvc as _dvc

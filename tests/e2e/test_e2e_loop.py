@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from tests.conftest import copy_project_code, git
+from ops.workspace import copy_project_code
+from tests.conftest import git
 from tests.e2e.helpers import autodl, changed_stages, dvc
 
 pytestmark = pytest.mark.slow
