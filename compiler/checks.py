@@ -80,6 +80,15 @@ def pretrained_matches_backbone(spec: ProjectSpec, ctx: CheckContext) -> Iterato
                           f"not '{spec.model.backbone}'", f"set model.backbone: {expected} or pretrained: null")
 
 
+def thaw_follows_frozen_levels(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
+    """`thaw_epochs` trains the frozen levels after the frozen epochs: with nothing frozen it would do nothing."""
+    train = spec.train
+    if isinstance(train.thaw_epochs, int) and train.thaw_epochs and train.freeze in (0, "all"):
+        yield Problem(("train", "thaw_epochs"), f"thaws frozen levels, but train.freeze is {train.freeze!r}"
+                      + (" (a linear probe: use warm_start to fine-tune after it)" if train.freeze == "all" else ""),
+                      "set train.freeze to a number of levels (or auto), or remove thaw_epochs")
+
+
 def hpo_space_well_formed(spec: ProjectSpec, ctx: CheckContext) -> Iterator[Problem]:
     hpo = spec.train.hpo
     if hpo is None:
@@ -344,6 +353,7 @@ CHECKS: tuple[Check, ...] = (
     backbones_known,
     pretrained_matches_backbone,
     hpo_space_well_formed,
+    thaw_follows_frozen_levels,
     video_labels_defined,
     digits_source_has_classes,
     source_paths_stay_in_repo,

@@ -30,6 +30,7 @@ NOT_FOR_DETECTION: dict[tuple[str, ...], str] = {
     ("data", "quality", "max_class_imbalance"): "detection bounds the imbalance of boxes: "
                                                 "data.boxes.max_instance_imbalance",
     ("train", "freeze"): "detectors train every level (freezing backbone levels is built for classifiers only)",
+    ("train", "thaw_epochs"): "detectors train every level from the start: there are no frozen levels to thaw",
     ("compress", "sparse_training"): "sparse training is built for classifiers only: use structured_prune",
     ("compress", "quantization", "max_fp32_layers"): "a detector's int8 file keeps at most 8 convolutions in fp32, "
                                                      "ranked on 32 validation images (vision.detection.quantize); "

@@ -116,7 +116,8 @@ class TrainInputs(SearchFromTrainSection):
         """One trial: `epochs_per_trial` epochs with the sampled values, pruned per epoch by optuna."""
         from optuna_integration import PyTorchLightningPruningCallback
 
-        trial_training = self.training.model_copy(update={"epochs": self.trial_epochs, "hpo": None})
+        # trials compare settings on the frozen epochs alone: the final training's thawed ones come after the search
+        trial_training = self.training.model_copy(update={"epochs": self.trial_epochs, "thaw_epochs": 0, "hpo": None})
 
         def run(trial: Any, params: dict[str, Any]) -> float:
             run_training, run_config = with_params(trial_training, self.config, params)
@@ -195,7 +196,7 @@ class TrainInputs(SearchFromTrainSection):
         final = fit_of(self.config.backbone, self.config.input_size_px, training.freeze)
         costliest = max((fit_of(str(b), int(z), f if f == "all" else int(f)) for b, z, f in product(*options)),
                         key=lambda fit: fit.seconds(training.hpo.epochs_per_trial or 1))
-        budget = plan(training, final, costliest)
+        budget = plan(training, final, costliest, fit_of(self.config.backbone, self.config.input_size_px, 0))
         for line in budget.lines(training):
             print(f"train: {line}", flush=True)
         return replace(self, training=planned(training, budget)), budget

@@ -146,10 +146,12 @@ class Hpo(SpecModel):
     """Wall-clock minutes for the search and the final training together. Planned before anything trains, from a
     cost model (each epoch's multiply-accumulates, counted on the network, at the pace of the reference machine:
     2 x86 cores), so every machine plans the same: half for the final training (`train.epochs`, fewer if they do
-    not fit), the rest for `trials` of a third as many epochs (or `epochs_per_trial`), fewer trials if they do not
-    fit; `train.freeze: auto` freezes 2 or 4 pretrained levels when that is what gives the final training 6
-    epochs. While searching, a trial starts only while it and the final training still fit the clock, so a
-    machine slower than the reference stops early (and then the result depends on its speed). The log,
+    not fit beside its `thaw_epochs`), the rest for `trials` of a third as many epochs (or `epochs_per_trial`),
+    fewer trials if they do not fit; `train.freeze: auto` freezes 2 or 4 pretrained levels when that is what
+    gives the final training 6 epochs, and `train.thaw_epochs: auto` then ends it with 2 that train every level.
+    While searching, a trial starts only while it and the final training still fit the clock (the plan's seconds
+    at the pace the trials measured against it), so a machine slower than the reference stops early (and then
+    the result depends on its speed). The log,
     `metrics.json` (`hpo.plan`, `hpo.skipped_trials`) and the leaderboard say what was planned, run and skipped.
     The first trial always runs and the final training is never cut. null: no plan, every trial runs."""
     space: Annotated[dict[Tunable, SearchDimension], Field(min_length=1)] = {
@@ -182,6 +184,13 @@ class TrainSection(SpecModel):
     alone, trained on features computed once per image (seconds; augmentations do not apply). `auto` (the
     default): 0, unless `hpo.budget_minutes` plans the training and the backbone starts from pretrained weights:
     then the fewest frozen levels (0, 2 or 4) that still give the final training its epochs within the budget."""
+    thaw_epochs: NonNegativeInt | Literal["auto"] = "auto"
+    """Epochs that train every level after the epochs with `freeze` levels frozen: from the kept epoch's weights,
+    at a tenth of the learning rate, whichever phase's best epoch by `select_by` is better is kept. The frozen
+    epochs fit the new head on fixed features cheaply; a short pass through every level then adapts the features
+    themselves to the data, which frozen features alone cannot (fast.ai's `fine_tune` does the same). Applies
+    when `freeze` is a number above 0. `auto` (the default): 0, unless `hpo.budget_minutes` plans the training
+    and freezes levels; then the plan gives these epochs their share of the final training's time."""
     warm_start: bool = False
     """Train the classifier alone on cached features first (a linear probe), then fine-tune as `freeze` says from
     there: the new head does not push random gradients into pretrained weights in the first epochs."""

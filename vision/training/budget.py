@@ -45,7 +45,12 @@ FINAL_SHARE = 0.5
 AUTO_FREEZE = (0, 2, 4)
 """What `train.freeze: auto` picks from under a budget: everything trained, or the first 2 or 4 levels kept."""
 MIN_FINAL_EPOCHS = 6
-"""Final epochs `freeze: auto` wants before it freezes fewer levels (or `train.epochs`, if fewer)."""
+"""Final epochs `freeze: auto` wants before it freezes fewer levels (or `train.epochs`, if fewer), those that train
+every level (`thaw_epochs`) included."""
+THAW_EPOCHS = 2
+"""Epochs with every level trained that `thaw_epochs: auto` gives a final training with frozen levels."""
+MIN_FROZEN_EPOCHS = 2
+"""Frozen epochs the final training keeps: the epochs with every level trained give way first."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,19 @@ class BudgetPlan:
     """An epoch of the costliest setting the search may try."""
     fit_minutes: float
     """What the final fit costs once, besides its epochs (set-up, stored activations)."""
+    thaw_epochs: int
+    """Epochs after the frozen ones that train every level (vision.training.modes)."""
+    thaw_epoch_minutes: float
+    """One of them, every level trained."""
     trial_fit_minutes: float
     """What a fit of the costliest searched setting costs once."""
     freeze: int | str
     """The frozen levels the plan trains with (`freeze: auto` decided)."""
+
+    @property
+    def final_minutes(self) -> float:
+        """The final training as planned: its fit, frozen epochs and epochs that train every level."""
+        return self.fit_minutes + self.final_epochs * self.epoch_minutes + self.thaw_epochs * self.thaw_epoch_minutes
 
     def trial_minutes(self, epochs: int) -> float:
         """A trial of `epochs` at the costliest searched setting, as planned (pruned trials train fewer)."""
@@ -134,47 +148,66 @@ class BudgetPlan:
                 f"{self.epoch_minutes:.2f} min ({self.trial_epoch_minutes:.2f} for the costliest searched setting), "
                 f"plus {self.fit_minutes:.2f} min per fit",
                 f"final training {self.final_epochs} epoch(s)" + (f" (train.epochs {training.epochs} would not fit)"
-                                                                 if self.final_epochs < training.epochs else ""),
+                                                                 if self.final_epochs < training.epochs else "")
+                + (f", then {self.thaw_epochs} with every level trained (about {self.thaw_epoch_minutes:.2f} min "
+                   "each)" if self.thaw_epochs else ""),
                 f"search {self.trials} trial(s) of {self.trial_epochs} epoch(s)"
                 + (f" (of the {hpo.trials} x {asked_trial_epochs} asked for)"
                    if (self.trials, self.trial_epochs) != (hpo.trials, asked_trial_epochs) else "")]
 
 
+def asked_thaw(training: TrainSection, levels: int | str) -> int:
+    """The epochs with every level trained that a final training with `levels` frozen asks for: `thaw_epochs` as
+    set, THAW_EPOCHS for `auto`; none without frozen levels (or with a linear probe)."""
+    if not isinstance(levels, int) or not levels:  # a probe, or `auto` undecided (no plan)
+        return 0
+    return THAW_EPOCHS if training.thaw_epochs == "auto" else int(training.thaw_epochs)
+
+
 def frozen_levels(training: TrainSection, fits: dict[int, FitCost]) -> tuple[int, str]:
     """`freeze: auto` under a budget: the fewest frozen levels of AUTO_FREEZE whose final training still gets
-    MIN_FINAL_EPOCHS epochs (or `train.epochs`) in its share; the most of them when none does. Why, in words."""
+    MIN_FINAL_EPOCHS epochs (or `train.epochs`; those with every level trained among them) in its share; the most
+    of them when none does. Why, in words."""
     assert training.hpo is not None
     assert training.hpo.budget_minutes is not None
     share = FINAL_SHARE * training.hpo.budget_minutes * 60
     wanted = min(MIN_FINAL_EPOCHS, training.epochs)
     for levels in AUTO_FREEZE:
-        if fits[levels].seconds(wanted) <= share:
+        thaw = min(asked_thaw(training, levels), max(0, wanted - MIN_FROZEN_EPOCHS))
+        if fits[levels].seconds(wanted - thaw) + thaw * fits[0].epoch_seconds <= share:
             return levels, (f"freeze: auto keeps {levels} level(s) frozen: the fewest with which the final training "
-                            f"gets {wanted} epochs (about {fits[levels].epoch_seconds / 60:.2f} min each)")
+                            f"gets {wanted} epochs (about {fits[levels].epoch_seconds / 60:.2f} min each"
+                            + (f", {thaw} of them with every level trained" if thaw else "") + ")")
     most = AUTO_FREEZE[-1]
     return most, (f"freeze: auto keeps {most} levels frozen, the most it tries: even so an epoch takes about "
                   f"{fits[most].epoch_seconds / 60:.2f} min, short of {wanted} final epochs")
 
 
-def plan(training: TrainSection, final: FitCost, trial: FitCost) -> BudgetPlan:
-    """Final epochs in FINAL_SHARE of the budget (at most `train.epochs`, at least one); trials of a third of them
-    (or `epochs_per_trial`, if fewer) in what is left (at most `hpo.trials`, at least one)."""
+def plan(training: TrainSection, final: FitCost, trial: FitCost, thawed: FitCost) -> BudgetPlan:
+    """Final epochs in FINAL_SHARE of the budget (at most `train.epochs`, at least one), after the epochs with
+    every level trained (`thawed`) that fit beside MIN_FROZEN_EPOCHS of them; trials of a third of the frozen
+    epochs (or `epochs_per_trial`, if fewer) in what is left (at most `hpo.trials`, at least one)."""
     hpo: Hpo | None = training.hpo
     assert hpo is not None
     assert hpo.budget_minutes is not None
     budget = hpo.budget_minutes * 60
     room = FINAL_SHARE * budget - final.once_seconds
+    thaw = asked_thaw(training, training.freeze)
+    while thaw and room - thaw * thawed.epoch_seconds < MIN_FROZEN_EPOCHS * final.epoch_seconds:
+        thaw -= 1
+    room -= thaw * thawed.epoch_seconds
     final_epochs = max(1, min(training.epochs, math.floor(room / final.epoch_seconds) if final.epoch_seconds else
                               training.epochs))
     per_trial = max(1, min(hpo.epochs_per_trial or final_epochs, math.ceil(final_epochs / 3)))
-    left = budget - final.seconds(final_epochs)
+    left = budget - final.seconds(final_epochs) - thaw * thawed.epoch_seconds
     trials = max(1, min(hpo.trials, math.floor(left / trial.seconds(per_trial))))
     return BudgetPlan(hpo.budget_minutes, trials, per_trial, final_epochs, final.epoch_seconds / 60,
-                      trial.epoch_seconds / 60, final.once_seconds / 60, trial.once_seconds / 60, training.freeze)
+                      trial.epoch_seconds / 60, final.once_seconds / 60, thaw, thawed.epoch_seconds / 60,
+                      trial.once_seconds / 60, training.freeze)
 
 
 def planned(training: TrainSection, budget: BudgetPlan) -> TrainSection:
     """The training settings the plan trains: its final epochs, and its trials of its epochs."""
     assert training.hpo is not None
     hpo = training.hpo.model_copy(update={"trials": budget.trials, "epochs_per_trial": budget.trial_epochs})
-    return training.model_copy(update={"epochs": budget.final_epochs, "hpo": hpo})
+    return training.model_copy(update={"epochs": budget.final_epochs, "thaw_epochs": budget.thaw_epochs, "hpo": hpo})

@@ -52,19 +52,29 @@ class Budget:
     """`train.hpo.budget_minutes`: the clock the search and the final training share.
 
     Projected from what the trials themselves measured (no benchmark is run first): the next trial costs at most
-    the longest one so far, and the final training `final_epochs` epochs at the slowest pace per epoch any trial
-    ran (a pruned trial's epochs cost what a finished one's do)."""
+    the longest one so far. With a plan (vision.training.budget), the final training costs its planned seconds
+    times the slowest ratio of a trial's measured to planned seconds (this machine's pace against the reference:
+    a fit's one-off costs and its epochs that train every level are where the plan puts them); without one,
+    `final_epochs` epochs at the slowest pace per epoch any trial ran (a pruned trial's epochs cost what a
+    finished one's do)."""
 
     minutes: float
     final_epochs: int
     started: float = field(default_factory=time.perf_counter)
+    planned_trial: Callable[[int], float] | None = None
+    """Seconds the plan gives a trial of so many epochs on the reference machine."""
+    planned_final: float = 0.0
+    """Seconds the plan gives the final training on the reference machine."""
 
     def remaining(self) -> float:
         return self.minutes * 60 - (time.perf_counter() - self.started)
 
     def final_seconds(self, study: optuna.Study, seconds: dict[int, float]) -> float:
-        """The final training's expected length: its epochs at the slowest per-epoch pace of the trials timed."""
+        """The final training's expected length at the slowest pace of the trials timed."""
         epochs = {t.number: max(1, len(t.intermediate_values)) for t in study.get_trials(deepcopy=False)}
+        if self.planned_trial is not None:
+            pace = max((s / self.planned_trial(epochs.get(n, 1)) for n, s in seconds.items()), default=0.0)
+            return pace * self.planned_final
         pace = max((s / epochs.get(n, 1) for n, s in seconds.items()), default=0.0)
         return pace * self.final_epochs
 

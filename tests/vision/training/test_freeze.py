@@ -12,10 +12,11 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from core.spec.training import TrainSection
 from tests.conftest import TINY_CLASSES, tiny_split_data
+from vision.training import modes
 from vision.training.fit import fit
 from vision.training.freeze import cached, freeze_levels, frozen_modules, live, pooled_features, probe, thaw
 from vision.training.model import ModelConfig, build_model, load_model, save_model
-from vision.training.modes import fit_with_mode
+from vision.training.modes import THAW_LR_SHARE, fit_with_mode
 
 SIZE = 16
 CONFIG = ModelConfig("resnet10t", TINY_CLASSES, SIZE)
@@ -110,3 +111,37 @@ def test_partial_fine_tuning_after_a_warm_start_saves_an_ordinary_model(splits, 
     loaded, _ = load_model(tmp_path / "m")
     assert set(loaded.state_dict()) == set(result.model.state_dict())
     assert np.isfinite(result.history[-1]["val_loss"])
+
+
+@pytest.mark.slow
+def test_thawed_epochs_train_every_level_after_the_frozen_ones_and_keep_the_better_phase(splits) -> None:
+    train, val = splits
+    torch.manual_seed(0)
+    model = build_model(CONFIG)
+    stem = model.conv1[0].weight.detach().clone()
+    training = TrainSection(epochs=2, batch_size=16, freeze=3, thaw_epochs=2, select_by="val_accuracy")
+    result = fit_with_mode(model, train, val, training, 0, progress=False)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]  # one history: 2 frozen, then 2 thawed
+    assert result.history[2]["lr"] == pytest.approx(training.optimizer.lr * THAW_LR_SHARE)
+    best = max(result.history, key=lambda row: row["val_accuracy"])
+    assert result.kept_epoch == best["epoch"]  # the better phase's best epoch, the earlier one on a tie
+    if result.kept_epoch > 2:  # the thawed epochs improved on the frozen ones: the stem moved
+        assert not torch.equal(stem, result.model.conv1[0].weight)
+    else:  # they did not: the model holds the frozen phase's weights, its stem as loaded
+        assert torch.equal(stem, result.model.conv1[0].weight)
+    assert all(p.requires_grad for p in result.model.parameters())
+
+
+@pytest.mark.slow
+def test_the_frozen_phase_is_kept_when_training_every_level_does_not_improve_on_it(splits, monkeypatch) -> None:
+    train, val = splits
+    torch.manual_seed(0)
+    model = build_model(CONFIG)
+    stem = model.conv1[0].weight.detach().clone()
+    monkeypatch.setattr(modes, "THAW_LR_SHARE", 1e4)  # the thawed epoch at a learning rate of 10 wrecks the model
+    training = TrainSection(epochs=2, batch_size=16, freeze=3, thaw_epochs=1, select_by="val_loss")
+    result = fit_with_mode(model, train, val, training, 0, progress=False)
+    assert len(result.history) == 3
+    assert result.kept_epoch <= 2
+    assert torch.equal(stem, result.model.conv1[0].weight)
+    assert np.isfinite(result.history[result.kept_epoch - 1]["val_loss"])
