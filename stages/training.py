@@ -178,9 +178,9 @@ def searched_task(ctx: StageContext, task: TrainTask, primary: bool, plan: Budge
         write_csv(ctx.output("trials"), _hpo.trials_table(found.study))
         write_csv(ctx.output("leaderboard"), _hpo.leaderboard(found.study, task.trial_figure,
                                                               plan.trial_minutes if plan else None))
+        hpo_plots(found.study, ctx.output("optimization_history"), ctx.output("param_importances"), task.seed)
     for number, seconds in sorted(found.seconds.items()):
         print(f"train: trial {number} took {seconds / 60:.2f} min", flush=True)
-        hpo_plots(found.study, ctx.output("optimization_history"), ctx.output("param_importances"), task.seed)
     print(f"train: hyperparameter search ran {found.new_trials} new trial(s) in {time.perf_counter() - started:.1f} "
           f"s; best {found.best_params} ({task.trial_figure} {found.best_value:.4f})")
     if found.budget:
