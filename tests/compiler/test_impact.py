@@ -4,14 +4,13 @@ last run as real DVC sees it (dvc.lock and `dvc status`)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ops.workspace import copy_project_code
+from ops.workspace import command_environment, copy_project_code
 from tests.conftest import MINIMAL_SPEC, git
 
 SPEC = MINIMAL_SPEC.format(name="alpha")
@@ -109,7 +108,7 @@ def test_invalid_spec_is_reported_not_analysed(committed: Path, run_autodl) -> N
 
 def _dvc_status(repo: Path) -> set[str]:
     done = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=repo, capture_output=True, text=True,
-                          check=True, env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+                          check=True, env=command_environment())
     return set(json.loads(done.stdout or "{}"))
 
 
