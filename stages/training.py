@@ -168,11 +168,7 @@ def searched_task(ctx: StageContext, task: TrainTask, primary: bool, plan: Budge
     started = time.perf_counter()
     hpo = task.hpo
     assert hpo is not None
-    budget = None
-    if hpo.budget_minutes:
-        budget = _hpo.Budget(hpo.budget_minutes, task.final_epochs) if plan is None else _hpo.Budget(
-            hpo.budget_minutes, task.final_epochs, planned_trial=lambda epochs: plan.trial_minutes(epochs) * 60,
-            planned_final=plan.final_minutes * 60)
+    budget = _hpo.Budget(hpo.budget_minutes, task.final_epochs, plan=plan) if hpo.budget_minutes else None
     found = search_hyperparameters(task, ctx.output("study"), budget)
     if primary:
         write_csv(ctx.output("trials"), _hpo.trials_table(found.study))

@@ -25,6 +25,11 @@ class Selection:
     words: str
     """`lowest validation loss`..."""
 
+    def improves(self, candidate: float, best: float | None) -> bool:
+        """Whether `candidate` is strictly better than `best` (None: nothing kept yet); ties keep what was kept
+        first, as a fit keeps its earlier epoch."""
+        return best is None or (candidate < best if self.mode == "min" else candidate > best)
+
 
 # Sixteen fields: one per concern of the pipeline that differs between tasks; grouping them further would only
 # hide which concern each serves.

@@ -164,17 +164,30 @@ def asked_thaw(training: TrainSection, levels: int | str) -> int:
     return THAW_EPOCHS if training.thaw_epochs == "auto" else int(training.thaw_epochs)
 
 
-def frozen_levels(training: TrainSection, fits: dict[int, FitCost]) -> tuple[int, str]:
-    """`freeze: auto` under a budget: the fewest frozen levels of AUTO_FREEZE whose final training still gets
-    MIN_FINAL_EPOCHS epochs (or `train.epochs`; those with every level trained among them) in its share; the most
-    of them when none does. Why, in words."""
+def final_epochs_within(training: TrainSection, levels: int | str, final: FitCost, thawed: FitCost
+                        ) -> tuple[int, int]:
+    """The final training in its FINAL_SHARE of the budget with `levels` frozen: (frozen epochs, epochs with every
+    level trained). Those that train every level (`thawed` costs one) fit first, as many as leave room for
+    MIN_FROZEN_EPOCHS frozen ones; the frozen epochs fill the rest, at most `train.epochs` and at least one."""
     assert training.hpo is not None
     assert training.hpo.budget_minutes is not None
-    share = FINAL_SHARE * training.hpo.budget_minutes * 60
+    room = FINAL_SHARE * training.hpo.budget_minutes * 60 - final.once_seconds
+    thaw = asked_thaw(training, levels)
+    while thaw and room - thaw * thawed.epoch_seconds < MIN_FROZEN_EPOCHS * final.epoch_seconds:
+        thaw -= 1
+    room -= thaw * thawed.epoch_seconds
+    frozen = math.floor(room / final.epoch_seconds) if final.epoch_seconds else training.epochs
+    return max(1, min(training.epochs, frozen)), thaw
+
+
+def frozen_levels(training: TrainSection, fits: dict[int, FitCost]) -> tuple[int, str]:
+    """`freeze: auto` under a budget: the fewest frozen levels of AUTO_FREEZE whose final training, as the plan
+    sizes it (final_epochs_within), gets MIN_FINAL_EPOCHS epochs (or `train.epochs`), those with every level
+    trained among them; the most of them when none does. Why, in words."""
     wanted = min(MIN_FINAL_EPOCHS, training.epochs)
     for levels in AUTO_FREEZE:
-        thaw = min(asked_thaw(training, levels), max(0, wanted - MIN_FROZEN_EPOCHS))
-        if fits[levels].seconds(wanted - thaw) + thaw * fits[0].epoch_seconds <= share:
+        frozen, thaw = final_epochs_within(training, levels, fits[levels], fits[0])
+        if frozen + thaw >= wanted:
             return levels, (f"freeze: auto keeps {levels} level(s) frozen: the fewest with which the final training "
                             f"gets {wanted} epochs (about {fits[levels].epoch_seconds / 60:.2f} min each"
                             + (f", {thaw} of them with every level trained" if thaw else "") + ")")
@@ -184,20 +197,13 @@ def frozen_levels(training: TrainSection, fits: dict[int, FitCost]) -> tuple[int
 
 
 def plan(training: TrainSection, final: FitCost, trial: FitCost, thawed: FitCost) -> BudgetPlan:
-    """Final epochs in FINAL_SHARE of the budget (at most `train.epochs`, at least one), after the epochs with
-    every level trained (`thawed`) that fit beside MIN_FROZEN_EPOCHS of them; trials of a third of the frozen
-    epochs (or `epochs_per_trial`, if fewer) in what is left (at most `hpo.trials`, at least one)."""
+    """The final training as final_epochs_within sizes it; trials of a third of its frozen epochs (or
+    `epochs_per_trial`, if fewer) in what is left (at most `hpo.trials`, at least one)."""
     hpo: Hpo | None = training.hpo
     assert hpo is not None
     assert hpo.budget_minutes is not None
     budget = hpo.budget_minutes * 60
-    room = FINAL_SHARE * budget - final.once_seconds
-    thaw = asked_thaw(training, training.freeze)
-    while thaw and room - thaw * thawed.epoch_seconds < MIN_FROZEN_EPOCHS * final.epoch_seconds:
-        thaw -= 1
-    room -= thaw * thawed.epoch_seconds
-    final_epochs = max(1, min(training.epochs, math.floor(room / final.epoch_seconds) if final.epoch_seconds else
-                              training.epochs))
+    final_epochs, thaw = final_epochs_within(training, training.freeze, final, thawed)
     per_trial = max(1, min(hpo.epochs_per_trial or final_epochs, math.ceil(final_epochs / 3)))
     left = budget - final.seconds(final_epochs) - thaw * thawed.epoch_seconds
     trials = max(1, min(hpo.trials, math.floor(left / trial.seconds(per_trial))))

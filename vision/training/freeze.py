@@ -115,8 +115,7 @@ def probe(model: torch.nn.Module, train: SplitData, val: SplitData, training: Tr
     history: list[dict[str, float]] = []
     best, best_state = None, copy.deepcopy(head.state_dict())
     figure = training.selection()
-    lower = CLASSIFICATION.selection[figure].mode == "min"
-    better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
+    selection = CLASSIFICATION.selection[figure]
     for epoch in range(1, training.epochs + 1):
         head.train()
         order = torch.randperm(len(labels), generator=generator)
@@ -131,7 +130,7 @@ def probe(model: torch.nn.Module, train: SplitData, val: SplitData, training: Tr
         row = {"epoch": epoch, "train_loss": round(total / max(len(order), 1), 6),
                **_validate(head, val_features, val_labels), "lr": training.optimizer.lr}
         history.append(row)
-        if best is None or better(row[figure], best):
+        if selection.improves(row[figure], best):
             best, best_state = row[figure], copy.deepcopy(head.state_dict())
     head.load_state_dict(best_state)
     kept = next(r["epoch"] for r in history if r[figure] == best)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
@@ -47,6 +47,15 @@ class SearchResult:
     """What the budget did, in a sentence (None: no budget)."""
 
 
+class Plan(Protocol):
+    """What the clock reads of a budget plan (vision.training.budget.BudgetPlan): minutes on the reference machine."""
+
+    @property
+    def final_minutes(self) -> float: ...
+
+    def trial_minutes(self, epochs: int) -> float: ...
+
+
 @dataclass
 class Budget:
     """`train.hpo.budget_minutes`: the clock the search and the final training share.
@@ -61,10 +70,8 @@ class Budget:
     minutes: float
     final_epochs: int
     started: float = field(default_factory=time.perf_counter)
-    planned_trial: Callable[[int], float] | None = None
-    """Seconds the plan gives a trial of so many epochs on the reference machine."""
-    planned_final: float = 0.0
-    """Seconds the plan gives the final training on the reference machine."""
+    plan: Plan | None = None
+    """The plan's minutes for a trial and for the final training (None: no plan, the pace per epoch)."""
 
     def remaining(self) -> float:
         return self.minutes * 60 - (time.perf_counter() - self.started)
@@ -72,9 +79,10 @@ class Budget:
     def final_seconds(self, study: optuna.Study, seconds: dict[int, float]) -> float:
         """The final training's expected length at the slowest pace of the trials timed."""
         epochs = {t.number: max(1, len(t.intermediate_values)) for t in study.get_trials(deepcopy=False)}
-        if self.planned_trial is not None:
-            pace = max((s / self.planned_trial(epochs.get(n, 1)) for n, s in seconds.items()), default=0.0)
-            return pace * self.planned_final
+        if self.plan is not None:
+            pace = max((s / (60 * self.plan.trial_minutes(epochs.get(n, 1))) for n, s in seconds.items()),
+                       default=0.0)
+            return pace * 60 * self.plan.final_minutes
         pace = max((s / epochs.get(n, 1) for n, s in seconds.items()), default=0.0)
         return pace * self.final_epochs
 

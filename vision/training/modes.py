@@ -72,9 +72,8 @@ def every_level(frozen: TrainResult, names: list[str], train: SplitData, val: Sp
     if not second.primary:
         return TrainResult(second.model, history, offset + second.kept_epoch, second.selected_by, primary=False,
                            task=task)
-    better = (max if task.selection[second.selected_by].mode == "max" else min)(
-        (frozen.kept[second.selected_by], 0), (second.kept[second.selected_by], 1),
-        key=lambda scored: scored[0])[1] == 1  # ties keep the frozen phase: the earlier epoch wins, as in a fit
+    better = task.selection[second.selected_by].improves(second.kept[second.selected_by],
+                                                         frozen.kept[second.selected_by])
     if not better:
         second.model.load_state_dict(before)
     if progress and world()[0] == 0:

@@ -47,3 +47,15 @@ def test_a_gate_on_every_class_s_recall_keeps_epochs_and_scores_trials_by_it() -
     assert trial_figure(gated.train) == "val_min_recall"
     assert trial_figure(TrainSection(select_by="val_macro_f1")) == "val_macro_f1"
     assert trial_figure(TrainSection()) == "val_accuracy"  # lowest val loss keeps epochs; trials need a score
+
+
+def test_a_later_epoch_is_kept_only_when_it_is_strictly_better_by_the_selected_figure() -> None:
+    loss, accuracy = TASK.selection["val_loss"], TASK.selection["val_accuracy"]
+    assert loss.improves(0.3, None)
+    assert accuracy.improves(0.1, None)  # nothing kept yet: anything is kept
+    assert loss.improves(0.3, 0.4)
+    assert not loss.improves(0.5, 0.4)
+    assert accuracy.improves(0.95, 0.94)
+    assert not accuracy.improves(0.93, 0.94)
+    assert not loss.improves(0.4, 0.4)  # a tie keeps the earlier epoch
+    assert not accuracy.improves(0.94, 0.94)

@@ -154,11 +154,19 @@ def test_the_first_trial_always_runs_and_a_generous_budget_runs_every_trial(tmp_
     assert "skipped" not in plenty.budget
 
 
+class _Plan:
+    """On the reference machine a trial takes 0.06 s once and 0.02 s per epoch, the final training 0.5 s."""
+
+    final_minutes = 0.5 / 60
+
+    def trial_minutes(self, epochs: int) -> float:
+        return (0.06 + 0.02 * epochs) / 60
+
+
 def test_with_a_plan_the_final_training_is_projected_at_the_pace_the_trials_measured_against_it(tmp_path: Path) -> None:
     hpo = Hpo(trials=2, sampler="random", pruner="none", space={"lr": SearchDimension(low=1e-4, high=1e-1)})
     # a trial of 2 epochs planned at 0.1 s (0.06 once, 0.02 per epoch) runs 0.2 s: this machine is 2x slower than
     # the reference, so a final training planned at 0.5 s should take 1 s, whatever its epochs
-    budget = _hpo.Budget(minutes=10, final_epochs=1, planned_trial=lambda epochs: 0.06 + 0.02 * epochs,
-                         planned_final=0.5)
+    budget = _hpo.Budget(minutes=10, final_epochs=1, plan=_Plan())
     result = _hpo.search(_hpo.open_study(tmp_path, "s", hpo, epochs=2, seed=0), hpo, _slow_trials(0.2), budget)
     assert 1.0 <= budget.final_seconds(result.study, result.seconds) < 1.6  # a sleep lasts at least its time
