@@ -88,7 +88,7 @@ def torch_row(name: str, model: torch.nn.Module, size: int, val: SplitData, test
 def quantization_rows(trained: torch.nn.Module, train: SplitData, val: SplitData, test: SplitData,
                       training: TrainSection, seed: int, qat_epochs: int, work: Path) -> list[Row]:
     size, macs = int(train.images.shape[1]), measure_size(trained, int(train.images.shape[1])).macs
-    calibration = train.take(range(min(200, len(train.labels)))).images
+    calibration = train.sample(200).images
     fp32 = work / "fp32.onnx"
     export_onnx(trained, size, fp32)
     rows = [onnx_row("fp32", fp32, macs, val, test, size)]
@@ -195,7 +195,7 @@ def stage_section(spec_path: Path) -> None:
         baseline = float(described["trained"]["torch_val_accuracy"])
         plan = Int8Plan.from_spec(spec.compress.quantization, profile.int8_weight_bits,
                                   baseline - spec.compress.budget.max_accuracy_drop)
-        calibration = train.take(range(min(spec.compress.calibration_images, len(train.labels))))
+        calibration = train.sample(spec.compress.calibration_images)
         measuring = ClassifierExport(trained, model_dir, described["trained"], asdict(config), val, test,
                                      calibration, plan)
         rows = build_variants(work, described, measuring, work,

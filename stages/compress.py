@@ -96,7 +96,7 @@ def _int8_misses(trained: torch.nn.Module, splits: Splits, compression: Compress
     them, stays below the accuracy floor (then quantization-aware fine-tuning is worth its time)."""
     size_px = int(splits.train.images.shape[1])
     export_onnx(trained, size_px, work / "probe.onnx")
-    calibration = splits.train.take(range(min(compression.calibration_images, len(splits.train.labels))))
+    calibration = splits.train.sample(compression.calibration_images)
     result = quantize_within_floor(work / "probe.onnx", work / "probe-int8.onnx", calibration.images, splits.val,
                                    plan, task)
     (work / "probe-int8.onnx").unlink(missing_ok=True)

@@ -100,7 +100,7 @@ def classifier_export(ctx: StageContext, splits: Splits | None = None, task: Tas
     if splits is None:
         splits = load_splits(ctx.input("images"), ctx.input("split"), config["classes"],
                              int(config["input_size_px"]))
-    calibration = splits.train.take(range(min(ctx.spec("compress.calibration_images"), len(splits.train.labels))))
+    calibration = splits.train.sample(ctx.spec("compress.calibration_images"))
     floor = baseline_score(described, task.scoring) - ctx.spec("compress.budget").max_accuracy_drop
     int8 = Int8Plan.from_spec(ctx.spec("compress.quantization"),
                               PROFILES[ctx.spec("target").hardware].int8_weight_bits, floor)

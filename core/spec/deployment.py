@@ -119,7 +119,8 @@ class CompressSection(SpecModel):
     """Detection only: the student detector's feature pyramid and head (with `student`, or the trained
     backbone when `student` is null), distilled from the trained detector and offered beside the pruned ones."""
     calibration_images: Annotated[int, Interval(100, 100_000)] = 200
-    """Training images that calibrate int8 quantization."""
+    """Training images that calibrate int8 quantization, spread over the whole split (its first images are often
+    one class: a split file lists the data class folder by class folder)."""
     quantization: Quantization = Quantization()
     """What int8 does to keep accuracy: weight bits, layers kept in fp32, quantization-aware fine-tuning."""
     sparse_training: SparseTraining = SparseTraining()

@@ -175,7 +175,7 @@ def quantize_within_floor(fp32: Path, out: Path, calibration_images: Images, val
         calibrated = Calibrated(fp32, calibration_images, work)
 
         def ranking() -> list[tuple[str, ...]]:
-            probe = val.take(range(min(plan.sensitivity_images, len(val.labels))))
+            probe = val.sample(plan.sensitivity_images)
             return [(cost.node,) for cost in layer_sensitivity(calibrated, probe.images, plan.weight_bits, work,
                                                                task.divergence)]
 

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.fsutil import read_csv
-from vision.data.streams import ImageFiles, Images, RawImages, positions
+from vision.data.streams import ImageFiles, Images, RawImages, positions, spread
 from vision.data.tags import multi_hot
 
 MEAN = (0.5, 0.5, 0.5)
@@ -37,6 +37,10 @@ class SplitData:
         chosen = positions(indices)
         images = self.images.subset(chosen) if isinstance(self.images, ImageFiles) else self.images[chosen]
         return SplitData(images, self.labels[chosen], [self.paths[int(i)] for i in chosen])
+
+    def sample(self, count: int) -> SplitData:
+        """At most `count` images spread over the whole split (streams.spread), never the first few classes."""
+        return self.take(spread(len(self.labels), count))
 
     def decoded_once(self, folder: Path) -> SplitData:
         """The same split with its image files decoded once into raw pixels under `folder` (vision.data.streams

@@ -86,6 +86,16 @@ def positions(key: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.flatnonzero(key) if key.dtype == bool else key.astype(np.int64)
 
 
+def spread(total: int, count: int) -> np.ndarray:
+    """`count` positions (all of them when there are fewer) evenly spread over `total`: a sample that holds every
+    part of a split. Split files list images class folder by class folder, so a split's first 200 images can be
+    one class: int8 ranges calibrated on them are another data set's (on the three-class fabric proxy at 256 px,
+    int8 with 7-bit weights scored 0.863 test accuracy calibrated on one class's images, 0.887 on a spread
+    sample; 8-bit 0.897 and 0.900)."""
+    count = max(0, min(count, total))
+    return (np.arange(count, dtype=np.int64) * total) // max(count, 1)
+
+
 def _empty(size_px: int) -> np.ndarray:
     return np.zeros((0, size_px, size_px, 3), np.uint8)
 

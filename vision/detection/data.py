@@ -18,6 +18,7 @@ from core.fsutil import read_csv
 from runtime.detections import Letterbox
 from runtime.tiling import fitted
 from vision.data.dataset import to_tensor
+from vision.data.streams import spread
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class DetectionSplit:
     def take(self, indices: Sequence[int]) -> DetectionSplit:
         return DetectionSplit(self.root, [self.paths[i] for i in indices], [self.boxes[i] for i in indices],
                               [self.labels[i] for i in indices])
+
+    def sample(self, count: int) -> DetectionSplit:
+        """At most `count` images spread over the whole split (streams.spread)."""
+        return self.take([int(i) for i in spread(len(self), count)])
 
     def instances(self) -> int:
         return int(sum(len(b) for b in self.labels))

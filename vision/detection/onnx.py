@@ -59,8 +59,9 @@ def letterboxed(split: DetectionSplit, input_wh: tuple[int, int], batch: int = B
 
 
 def calibration_images(split: DetectionSplit, input_wh: tuple[int, int], count: int) -> np.ndarray:
-    """The first `count` images of `split`, letterboxed: what int8 calibration ranges are measured on."""
-    chosen = split.take(range(min(count, len(split))))
+    """`count` images spread over `split` (not its first few), letterboxed: what int8 calibration ranges are
+    measured on."""
+    chosen = split.sample(count)
     return np.concatenate([images for images, _ in letterboxed(chosen, input_wh)])
 
 

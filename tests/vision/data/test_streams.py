@@ -10,7 +10,7 @@ from PIL import Image
 
 from vision.data.dataset import SplitData
 from vision.data.imageio import load_rgb
-from vision.data.streams import Generated, ImageFiles, Mapped, RawImages, batches, image_bytes, materialise
+from vision.data.streams import Generated, ImageFiles, Mapped, RawImages, batches, image_bytes, materialise, spread
 from vision.dependability.ood_sets import heavy_occlusion, noise_stream, occluder, photo_crop_stream
 from vision.training.hpo import fingerprint
 
@@ -100,3 +100,22 @@ def test_raw_images_decoded_once_read_back_exactly(files: list[Path], tmp_path: 
         raw[7]
     in_memory = SplitData(whole, np.arange(7), [p.name for p in files])
     assert in_memory.decoded_once(tmp_path) is in_memory
+
+
+@pytest.mark.parametrize(("total", "count"), [(1398, 200), (10, 10), (10, 3), (5, 200), (0, 4), (7, 0)])
+def test_a_sample_spreads_over_the_split_without_repeats(total: int, count: int) -> None:
+    chosen = spread(total, count)
+    assert len(chosen) == min(total, count)
+    assert len(set(chosen.tolist())) == len(chosen)
+    assert all(0 <= i < total for i in chosen)
+    if len(chosen) > 1:  # evenly spaced: no gap longer than the split over the sample, rounded up
+        assert int(np.diff(np.r_[chosen, total]).max()) <= -(-total // len(chosen))
+
+
+def test_a_calibration_sample_of_a_split_listed_class_by_class_holds_every_class() -> None:
+    """Split files list images class folder by class folder: the first 200 of 1,398 training images were all one
+    class, and int8 ranges measured on them clipped the others'."""
+    labels = np.repeat(np.arange(3), [350, 350, 698])
+    split = SplitData(np.zeros((len(labels), 2, 2, 3), np.uint8), labels, [str(i) for i in range(len(labels))])
+    counts = np.bincount(split.sample(200).labels, minlength=3)
+    assert counts.tolist() == pytest.approx([50, 50, 100], abs=1)
