@@ -183,7 +183,7 @@ def quantization_aware_finetune(trained: nn.Module, train: SplitData, val: Split
     returned as a plain fp32 model ready for export and static quantization."""
     model = copy.deepcopy(trained).eval()
     fold_batchnorm(model, int(train.images.shape[1]))
-    probe = to_tensor(train.images[: min(len(train.labels), 16)])
+    probe = to_tensor(train.sample(16).images[:])
     with torch.no_grad():
         before, after = trained.eval()(probe), model(probe)
     if not torch.allclose(before, after, atol=1e-3 * float(before.abs().max()) + 1e-4):
@@ -192,7 +192,9 @@ def quantization_aware_finetune(trained: nn.Module, train: SplitData, val: Split
                          "quantization-aware fine-tuning cannot mirror the int8 file; set "
                          "compress.quantization.qat_epochs: 0 for it")
     add_fake_quant(model, weight_bits)
-    calibrate(model, train.images[: min(len(train.labels), 256)])  # ranges start where the export's would be
+    # ranges start where the export's would be: on images spread over the split (its first are one class, and
+    # their ranges would still weigh 40% in the moving average after two epochs)
+    calibrate(model, train.sample(256).images)
     slower = training.optimizer.model_copy(update={"lr": training.optimizer.lr * QAT_LR_SHARE})
     settings = training.model_copy(update={"optimizer": slower, "hpo": None, "early_stopping_patience": 0})
     from vision.training.fit import fit  # here: a stage that only loads a QAT candidate needs no Lightning
