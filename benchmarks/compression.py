@@ -25,9 +25,13 @@
 2c. The small-defect fabric task of benchmarks/_fabric.py at 256 px (1,400 / 300 / 300 images), Lite0 with the
    first 4 levels frozen, 8 epochs: fp32 beside int8 with 8- and 7-bit weights, with sensitive layers fp32, and
    after quantization-aware fine-tuning (where int8 lost points on a VNNI CPU).
+2d. (with --trained-repo DIR) A model the pipeline trained, read from its repository (the minimal fabric spec's
+   from `benchmarks/transfer.py --minimal --keep DIR`): int8 calibrated on the split's first 200 images and on
+   200 spread over it, 16-bit activations or weights (which part loses), and the quantization-aware candidate.
 Targets: Lite0 int8 within 1 point of fp32 (textures and fabric); Lite0 >= 2x fewer MACs within 1 point.
 Usage: python benchmarks/compression.py [--skip-stages] [--skip-digits] [--skip-lite0] [--skip-fabric]
        [--skip-detector] [--skip-students] [--students 64x1,64x1@40,32x2] [--images N] [--fabric-images N]
+       [--trained-repo DIR [--trained-project NAME]]
 """
 
 from __future__ import annotations
@@ -314,6 +318,72 @@ def fabric_section(images_in_all: int) -> None:
           f"candidate's int8 {qat.test_accuracy:.4f} (its two epochs fine-tune every layer, so it may beat fp32)")
 
 
+def trained_section(repo: Path, project: str) -> None:
+    """Section 2d: int8 of a model the pipeline trained, read from its repository (the minimal fabric spec's, kept
+    by `python benchmarks/transfer.py --minimal --keep DIR`), where int8 lost points: calibrated on the training
+    split's first 200 images (as the stages did: one class, for a split listed class by class) and on 200 spread
+    over it; 16-bit activations or weights, to tell which part loses; and the quantization-aware candidate as the
+    compress stage trains it (the spec's train settings, `qat_epochs`, the target's weight bits)."""
+    import numpy as np
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from compiler.load import load_spec
+    from core.profiles import PROFILES
+    from vision.compression.quantize import _Calibration
+    from vision.data.dataset import load_splits
+    from vision.training.model import load_model
+
+    spec = load_spec(repo / "specs" / f"{project}.yaml", repo).spec
+    trained, config = load_model(repo / "models" / project / "train")
+    size = int(config.input_size_px)
+    splits = load_splits(repo / "data" / project / "ingest", repo / "data" / project / "prune" / "split.csv",
+                         list(config.classes), size)
+    train, val, test = splits.train, splits.val, splits.test
+    bits = PROFILES[spec.target.hardware].int8_weight_bits
+    macs = measure_size(trained, size).macs
+    first, spread = train.take(range(min(200, len(train.labels)))), train.sample(200)
+
+    def classes_in(sample: SplitData) -> str:
+        return "/".join(str(n) for n in np.bincount(sample.labels, minlength=len(config.classes)))
+
+    with tempfile.TemporaryDirectory(prefix="autodl-compress-trained-") as folder:
+        work = Path(folder)
+        export_onnx(trained, size, work / "fp32.onnx")
+        rows = [onnx_row("fp32", work / "fp32.onnx", macs, val, test, size)]
+        for weight_bits in (8, bits) if bits != 8 else (8,):
+            for label, sample in (("first 200", first), ("200 spread", spread)):
+                out = work / f"int8-{weight_bits}-{label.replace(' ', '-')}.onnx"
+                quantize_int8(work / "fp32.onnx", out, sample.images, weight_bits=weight_bits)
+                rows.append(onnx_row(f"int8 PTQ, {weight_bits}-bit, {label}", out, macs, val, test, size,
+                                     f"calibration images per class {classes_in(sample)}"))
+        quant_pre_process(str(work / "fp32.onnx"), str(work / "prepared.onnx"), skip_symbolic_shape=True)
+        for label, activations, weights in (("16-bit activations", QuantType.QUInt16, QuantType.QInt8),
+                                            ("16-bit weights", QuantType.QUInt8, QuantType.QInt16)):
+            out = work / f"{label.replace(' ', '-')}.onnx"
+            quantize_static(str(work / "prepared.onnx"), str(out), _Calibration(spread.images),
+                            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=activations,
+                            weight_type=weights)  # no int16 kernels here: a diagnosis, not a deployable file
+            rows.append(onnx_row(f"PTQ, {label}", out, macs, val, test, size, "the other part 8-bit"))
+        started = time.perf_counter()
+        epochs = spec.compress.quantization.qat_epochs
+        qat = quantization_aware_finetune(trained, train, val, spec.train.model_copy(update={"epochs": epochs}),
+                                          spec.seed, bits, spec.augment)
+        export_onnx(qat, size, work / "qat-fp32.onnx")
+        quantize_int8(work / "qat-fp32.onnx", work / "qat-int8.onnx", spread.images, weight_bits=bits)
+        qat_fp32 = onnx_row("QAT, fp32", work / "qat-fp32.onnx", macs, val, test, size)
+        rows += [qat_fp32, onnx_row(f"int8 QAT, {bits}-bit, 200 spread", work / "qat-int8.onnx", macs, val, test,
+                                    size, f"{epochs} epoch(s) in {time.perf_counter() - started:.0f} s")]
+    print_table(f"2d. {project} as the pipeline trained it ({repo}): {config.backbone} at {size} px, "
+                f"{len(train.labels)} training images", rows, macs)
+    fp32, int8 = rows[0], [r for r in rows if r.variant.startswith("int8")]
+    best = max(int8, key=lambda r: r.val_accuracy)  # chosen on validation, as the export stage chooses
+    print(f"\n{project} int8 target (within 1 point of the trained fp32's test accuracy): {best.variant} "
+          f"{best.test_accuracy:.4f} vs fp32 {fp32.test_accuracy:.4f}: "
+          f"{'met' if fp32.test_accuracy - best.test_accuracy <= 0.01 else 'MISSED'}; PTQ alone: "
+          f"{max((r for r in int8 if 'PTQ' in r.variant), key=lambda r: r.val_accuracy).test_accuracy:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=REPO / "specs" / "digits.yaml")
@@ -322,6 +392,9 @@ def main() -> None:
     parser.add_argument("--skip-lite0", action="store_true")
     parser.add_argument("--skip-fabric", action="store_true")
     parser.add_argument("--fabric-images", type=int, default=2000, help="fabric images in all (half nominal)")
+    parser.add_argument("--trained-repo", type=Path, help="section 2d: a repository whose pipeline trained a model "
+                        "(benchmarks/transfer.py --minimal --keep DIR)")
+    parser.add_argument("--trained-project", default="fabric", help="section 2d: the project in --trained-repo")
     parser.add_argument("--images", type=int, default=900, help="texture images in all (a third per class)")
     parser.add_argument("--detection-spec", type=Path, default=REPO / "specs" / "digits-on-photos.yaml")
     parser.add_argument("--skip-detector", action="store_true")
@@ -339,6 +412,8 @@ def main() -> None:
         lite0_section(args.images)
     if not args.skip_fabric:
         fabric_section(args.fabric_images)
+    if args.trained_repo:
+        trained_section(args.trained_repo.resolve(), args.trained_project)
     if not args.skip_detector:
         detector_section(args.detection_spec)
     if not args.skip_students:

@@ -19,8 +19,8 @@
    (ingest to evaluate, or to the gate with --gate): what `model: auto`,
    `augment: auto` and the budget plan chose, the train stage's wall time, and
    test accuracy and every class's recall.
-Usage: python benchmarks/transfer.py [--skip-throughput] [--skip-search] [--minimal] [--gate] [--images N]
-       [--budget MINUTES]
+Usage: python benchmarks/transfer.py [--skip-throughput] [--skip-search] [--minimal] [--gate] [--keep DIR]
+       [--images N] [--budget MINUTES]
 """
 
 from __future__ import annotations
@@ -253,6 +253,8 @@ def main() -> None:
     parser.add_argument("--minimal", action="store_true", help="also run the minimal spec through dvc repro")
     parser.add_argument("--gate", action="store_true", help="the minimal spec's run goes on to the gate")
     parser.add_argument("--budget", type=float, default=20.0, help="the minimal spec's budget_minutes")
+    parser.add_argument("--keep", type=Path, help="keep the minimal spec's repository in this folder (its trained "
+                        "model then feeds benchmarks/compression.py --trained-repo DIR/minimal)")
     parser.add_argument("--images", type=int, default=600, help="fabric images in all (half nominal)")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -267,7 +269,9 @@ def main() -> None:
     if not args.skip_search:
         with tempfile.TemporaryDirectory(prefix="autodl-transfer-") as folder:
             search_table(images, labels, Path(folder))
-    if args.minimal:
+    if args.minimal and args.keep:
+        minimal_spec_row(images, labels, args.keep.resolve(), args.budget, args.gate)
+    elif args.minimal:
         with tempfile.TemporaryDirectory(prefix="autodl-minimal-") as folder:
             minimal_spec_row(images, labels, Path(folder), args.budget, args.gate)
 
